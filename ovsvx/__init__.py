@@ -1,0 +1,1 @@
+"""ovsvx: stand up, explain and measure a VXLAN overlay between Linux hosts."""

@@ -1,0 +1,3 @@
+from ovsvx.cli import main
+
+main()

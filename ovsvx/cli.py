@@ -1,0 +1,255 @@
+"""The `ovsvx` command line: a thin layer over topology, deploy, verify and the lab.
+
+Each command parses its options, calls one library function and presents the
+result (rich tables for people, --json for machines).  This is the only place
+that turns an `OvsvxError` into a one-line message and an exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ovsvx import deploy as deployment_ops
+from ovsvx import lab, netstack, plan, preflight, record, topology, verify
+from ovsvx.backends import BACKENDS
+from ovsvx.errors import OvsvxError, UsageError
+
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, highlight=False)
+
+topology_option = click.option(
+    "-t", "--topology", "topology_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Topology TOML file (default: the tutorial's two hosts).",
+)
+prefix_option = click.option(
+    "--prefix", default=None, metavar="P",
+    help="Lab name prefix for every namespace, so several labs never collide (default: none).",
+)
+host_option = click.option(
+    "--host", default=None, metavar="HOST", help="Act on this machine as that topology host (a real host).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn ovsvx's own errors into one line on stderr and their exit status."""
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OvsvxError as err:
+            err_console.print(f"ovsvx: error: {err}", markup=False, soft_wrap=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("ovsvx: interrupted")
+            sys.exit(130)
+    return wrapper
+
+
+def parse_modes(text: str | None) -> dict[str, str]:
+    """`--mode kernel` (every host) or `--mode host1=kernel,host2=ovs`."""
+    if not text:
+        return {}
+    if "=" not in text:
+        return {"*": text}
+    modes = {}
+    for part in text.split(","):
+        name, sep, mode = part.partition("=")
+        if not sep or not name or not mode:
+            raise UsageError(f"--mode {text!r} is not allowed: MODE or HOST=MODE,HOST=MODE")
+        modes[name.strip()] = mode.strip()
+    return modes
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Stand up, explain and measure a point-to-point VXLAN overlay between Linux hosts.
+
+    With no --host, commands act on a lab: every host of the topology simulated
+    in network namespaces on this machine.
+    """
+
+
+# --- topology ----------------------------------------------------------------
+
+
+@main.group("topology")
+def topology_group() -> None:
+    """Show or start a topology file."""
+
+
+@topology_group.command("show")
+@topology_option
+@json_option
+@reported
+def topology_show(topology_file: Path | None, as_json: bool) -> None:
+    """Print the resolved topology."""
+    topo = topology.load(topology_file)
+    if as_json:
+        click.echo(json.dumps(topology.to_data(topo), indent=2))
+        return
+    out.print(f"VNI {topo.vni}, UDP port {topo.port}, underlay {topo.underlay} "
+              f"(MTU {topo.underlay_mtu}, overlay MTU {topo.overlay_mtu})")
+    table = Table("host", "NIC / VTEP", "subnet", "gateway (bridge)", "vxlan (address)", "namespaces")
+    for h in topo.hosts:
+        spaces = "\n".join(f"{n.name} {n.address} ({n.veth}<->{n.peer})" for n in h.namespaces)
+        table.add_row(h.name + (f" [{h.mode}]" if h.mode else ""), f"{h.nic} {h.vtep}", str(h.subnet),
+                      f"{h.gateway} ({h.bridge})", f"{h.vxlan} ({h.vxlan_address}/32)", spaces)
+    out.print(table)
+
+
+@topology_group.command("init")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default="ovsvx.toml")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@reported
+def topology_init(path: Path, force: bool) -> None:
+    """Write the tutorial's topology as a commented file to start from (default: ./ovsvx.toml)."""
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists: pass --force to overwrite it")
+    path.write_text(topology.default_text())
+    out.print(f"wrote {path}: edit it, then `ovsvx deploy -t {path}`")
+
+
+# --- plan / deploy / destroy ---------------------------------------------------------
+
+
+@main.command("plan")
+@topology_option
+@host_option
+@reported
+def plan_cmd(topology_file: Path | None, host: str | None) -> None:
+    """Print the ip/sysctl commands equivalent to a kernel-mode deployment, in the tutorial's order."""
+    topo = topology.load(topology_file)
+    hosts = [topo.host(host)] if host else list(topo.hosts)
+    click.echo(f"# ovsvx tags each link it makes with alias '{plan.LINK_ALIAS}' and each route with "
+               f"proto {plan.RTPROT_OVSVX}, so destroy removes only its own.")
+    for h in hosts:
+        click.echo(f"\n# --- on {h.name} ---")
+        for resource in plan.kernel_plan(topo, h):
+            for line in plan.render(resource):
+                click.echo(line)
+
+
+@main.command("deploy")
+@topology_option
+@host_option
+@prefix_option
+@click.option("--mode", "mode_text", default=None, metavar="MODE",
+              help=f"{' or '.join(BACKENDS)} for every host, or HOST=MODE,... per host "
+                   "(default: each host's `mode` in the topology, else kernel).")
+@reported
+def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None, mode_text: str | None) -> None:
+    """Build the overlay: the whole lab, or this machine as --host HOST."""
+    topo = topology.load(topology_file)
+    scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
+    modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text))
+    report = deployment_ops.deploy(scope, topo, modes)
+    for warning in report.warnings:
+        err_console.print(f"ovsvx: warning: {warning}", markup=False, soft_wrap=True)
+    for change in report.changes:
+        out.print(change, markup=False)
+    summary = ", ".join(f"{h}={m}" for h, m in report.deployment.modes.items())
+    if report.changes:
+        out.print(f"deployed {scope.describe()} ({summary}): {len(report.changes)} change(s)")
+    else:
+        out.print(f"{scope.describe()} already deployed as wanted ({summary}): nothing changed")
+
+
+@main.command("destroy")
+@host_option
+@prefix_option
+@reported
+def destroy_cmd(host: str | None, prefix: str | None) -> None:
+    """Remove exactly what ovsvx made (the lab, or this host's deployment)."""
+    scope = deployment_ops.find_scope(host, prefix)
+    removed = deployment_ops.destroy(scope)
+    for line in removed:
+        out.print(line, markup=False)
+    out.print(f"destroyed {scope.describe()}" if removed else f"nothing deployed in {scope.describe()}")
+
+
+# --- status / verify / exec ------------------------------------------------------------
+
+
+@main.command("status")
+@host_option
+@prefix_option
+@json_option
+@reported
+def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
+    """What is deployed, per host, and whether each piece is as wanted."""
+    scope = deployment_ops.find_scope(host, prefix)
+    deployment, findings = deployment_ops.status(scope)
+    if as_json:
+        click.echo(json.dumps({
+            "scope": scope.kind, "prefix": deployment.prefix,
+            "ok": all(f.state == "ok" for fs in findings.values() for f in fs),
+            "hosts": {
+                name: {"mode": deployment.modes[name],
+                       "resources": [{"what": plan.describe(f.resource), "state": f.state, "detail": f.detail}
+                                     for f in fs]}
+                for name, fs in findings.items()
+            },
+        }, indent=2))
+        return
+    for name, fs in findings.items():
+        bad = [f for f in fs if f.state != "ok"]
+        state = "[green]ok[/]" if not bad else f"[red]{len(bad)} not as wanted[/]"
+        out.print(f"[bold]{name}[/] ({deployment.modes[name]} mode, {scope.describe()}): {state}")
+        table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
+        for f in fs:
+            colour = "green" if f.state == "ok" else "red"
+            table.add_row(plan.describe(f.resource), f"[{colour}]{f.state}[/] {f.detail}".rstrip())
+        out.print(table)
+
+
+@main.command("verify")
+@host_option
+@prefix_option
+@json_option
+@reported
+def verify_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
+    """Ping every pair of overlay nodes, check the TTLs, a DF full-size ping and TCP."""
+    preflight.require_root()
+    preflight.require_tools("ping", "iperf3")
+    scope = deployment_ops.find_scope(host, prefix)
+    deployment = record.require(scope.kind, scope.prefix)
+    sources = None if deployment.is_lab else set(deployment.modes)
+    results = verify.run(deployment, verify.probes(deployment.topology, sources))
+    ok = all(r.ok for r in results)
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "checks": [r.to_json() for r in results]}, indent=2))
+    else:
+        table = Table("check", "src", "dst", "address", "TTL (want)", "result", "detail")
+        for r in results:
+            p = r.probe
+            want = f"{r.ttl if r.ttl is not None else '-'} ({p.expected_ttl if p.expected_ttl else '-'})"
+            extra = f"{r.gbps} Gbit/s, " if r.gbps is not None else (f"{r.rtt_ms} ms, " if r.rtt_ms else "")
+            table.add_row(p.kind + (f" {p.size}B" if p.size else ""), p.src, p.dst, str(p.address), want,
+                          "[green]PASS[/]" if r.ok else "[red]FAIL[/]", extra + r.detail)
+        out.print(table)
+        out.print(f"{sum(r.ok for r in results)}/{len(results)} checks passed")
+    if not ok:
+        sys.exit(1)
+
+
+@main.command("exec", context_settings={"ignore_unknown_options": True})
+@prefix_option
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@reported
+def exec_cmd(prefix: str | None, node: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in a lab node (host1, ns1, ...): ovsvx exec host1 -- ip -d link show vxlan1"""
+    preflight.require_root()
+    scope = deployment_ops.find_scope(None, prefix)
+    deployment = record.require(scope.kind, scope.prefix)
+    netstack.exec_in(lab.node_netns(deployment, node), command)

@@ -1,0 +1,143 @@
+"""Deploy, destroy and inspect a whole deployment: a lab on this machine, or this machine as one host.
+
+A `Scope` says which: ``Scope.lab(prefix)`` simulates every host of the
+topology in namespaces; ``Scope.real(host)`` deploys the named host on this
+machine.  Both write the deployment record before the first change and hold
+its lock for the whole operation, then hand each host's `Site` to the backend
+of its mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ovsvx import lab, preflight, record
+from ovsvx.backends import DEFAULT_MODE, backend, check_mode
+from ovsvx.errors import ConflictError, OvsvxError, UsageError
+from ovsvx.kernel import Finding
+from ovsvx.record import Deployment
+from ovsvx.site import Site
+from ovsvx.topology import Topology
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # "lab" or "host"
+    prefix: str = ""
+    host: str | None = None
+
+    @classmethod
+    def lab(cls, prefix: str) -> Scope:
+        return cls("lab", record.check_prefix(prefix))
+
+    @classmethod
+    def real(cls, host: str) -> Scope:
+        return cls("host", "", host)
+
+    def describe(self) -> str:
+        if self.kind == "host":
+            return f"host {self.host}"
+        return f"lab {self.prefix!r}" if self.prefix else "lab"
+
+
+@dataclass(frozen=True)
+class Report:
+    deployment: Deployment
+    changes: list[str]
+    warnings: list[str]
+
+
+def resolve_modes(topology: Topology, requested: dict[str, str], default: str = DEFAULT_MODE) -> dict[str, str]:
+    """The mode of each host: the command line wins, then the topology's `mode`, then the default."""
+    names = {h.name for h in topology.hosts}
+    for name in requested:
+        if name not in names and name != "*":
+            raise UsageError(f"--mode names unknown host {name!r}: the topology has {', '.join(sorted(names))}")
+    fallback = requested.get("*")
+    return {h.name: check_mode(requested.get(h.name) or fallback or h.mode or default) for h in topology.hosts}
+
+
+def sites(deployment: Deployment) -> list[Site]:
+    if deployment.is_lab:
+        return lab.sites(deployment)
+    return [Site(deployment.topology.host(name), None) for name in deployment.modes]
+
+
+def _open(scope: Scope, topology: Topology) -> Deployment:
+    existing = record.load(scope.kind, scope.prefix)
+    if existing is None:
+        return Deployment(scope.kind, scope.prefix, topology)
+    if existing.topology != topology:
+        raise ConflictError(
+            f"the {scope.describe()} was deployed from a different topology; run `ovsvx destroy` first"
+        )
+    if scope.kind == "host" and scope.host not in existing.modes:
+        raise ConflictError(
+            f"this machine is deployed as {', '.join(existing.modes)}, not {scope.host}; run `ovsvx destroy` first"
+        )
+    return existing
+
+
+def deploy(scope: Scope, topology: Topology, modes: dict[str, str]) -> Report:
+    """Build or repair the deployment; a second run reports no changes."""
+    preflight.require_root()
+    warnings: list[str] = []
+    if scope.kind == "host":
+        host = topology.host(scope.host or "")
+        warnings += preflight.check_real_host(topology, host)
+        modes = {host.name: modes[host.name]}
+    with record.locked(scope.kind, scope.prefix):
+        deployment = _open(scope, topology)
+        fresh = not deployment.path.exists()
+        deployment.modes = modes
+        deployment.save()  # the record exists before the first change
+        try:
+            changes = lab.build(deployment) if deployment.is_lab else []
+            for site in sites(deployment):
+                changes += backend(modes[site.host.name], site, deployment).apply()
+        except (OvsvxError, KeyboardInterrupt):
+            if fresh:  # a first deploy that fails leaves the machine as it was
+                _remove(deployment)
+            raise
+        return Report(deployment, changes, warnings)
+
+
+def _remove(deployment: Deployment) -> list[str]:
+    removed: list[str] = []
+    for site in sites(deployment):
+        removed += backend(deployment.modes[site.host.name], site, deployment).destroy()
+    if deployment.is_lab:
+        removed += lab.teardown(deployment)
+    deployment.forget()
+    return removed
+
+
+def destroy(scope: Scope) -> list[str]:
+    """Remove everything the deployment made; nothing deployed is not an error."""
+    preflight.require_root()
+    with record.locked(scope.kind, scope.prefix):
+        deployment = record.load(scope.kind, scope.prefix)
+        return [] if deployment is None else _remove(deployment)
+
+
+def status(scope: Scope) -> tuple[Deployment, dict[str, list[Finding]]]:
+    """The deployment and, per host, how each desired resource compares with the machine."""
+    preflight.require_root()
+    deployment = record.require(scope.kind, scope.prefix)
+    return deployment, {
+        site.host.name: backend(deployment.modes[site.host.name], site, deployment).inspect()
+        for site in sites(deployment)
+    }
+
+
+def find_scope(host: str | None, prefix: str | None) -> Scope:
+    """The deployment a command means: --host, --prefix, else the default lab, else this host's."""
+    if host is not None:
+        return Scope.real(host)
+    if prefix is not None:
+        return Scope.lab(prefix)
+    if record.load("lab", "") is None:
+        here = record.load("host", "")
+        if here is not None:
+            return Scope.real(next(iter(here.modes)))
+    return Scope.lab("")

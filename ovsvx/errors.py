@@ -1,0 +1,48 @@
+"""One exception family for everything ovsvx reports to a user.
+
+Library code raises these and never exits; only the CLI turns them into a
+one-line message and an exit status.  Each message says what is wrong and,
+where there is one, what to do next.
+"""
+
+
+class OvsvxError(Exception):
+    """Base of every error ovsvx expects and explains; the CLI prints str(err)."""
+
+    exit_code = 1
+
+
+class TopologyError(OvsvxError):
+    """The topology file (or a value given for it) is malformed or inconsistent."""
+
+    exit_code = 2
+
+
+class UsageError(OvsvxError):
+    """A command-line value that is not part of the topology is wrong (unknown node, bad mode)."""
+
+    exit_code = 2
+
+
+class PreconditionError(OvsvxError):
+    """The machine lacks something ovsvx needs: root, a system tool, the VTEP address, a free port."""
+
+    exit_code = 3
+
+
+class ConflictError(OvsvxError):
+    """Something ovsvx would create already exists and was not made by ovsvx."""
+
+    exit_code = 4
+
+
+class NotDeployedError(OvsvxError):
+    """The command needs a deployment (lab or host) and there is none."""
+
+    exit_code = 5
+
+
+class ApplyError(OvsvxError):
+    """The kernel, OVSDB or a daemon refused a change ovsvx asked for."""
+
+    exit_code = 6

@@ -1,0 +1,121 @@
+"""The lab: every host of a topology simulated on this machine, one network namespace each.
+
+A lab host is a namespace named ``<prefix><host>`` holding the host's underlay
+NIC with its VTEP address; the NICs are joined as the topology's underlay (a
+veth pair for two hosts, as the tutorial's two servers on one segment; a
+bridge in a ``<prefix>underlay`` namespace for more).  This module builds only
+that "hardware"; what a real host would get is then deployed into each host
+namespace by the same backends that deploy a real host.
+
+All names derive from the prefix, so a crashed lab is still found and removed
+by name, and test labs never touch a user's.
+"""
+
+from __future__ import annotations
+
+from ovsvx import netstack
+from ovsvx.errors import ConflictError, UsageError
+from ovsvx.plan import LINK_ALIAS
+from ovsvx.record import Deployment
+from ovsvx.site import Site
+from ovsvx.topology import Topology
+
+UNDERLAY_SWITCH = "underlay"
+SWITCH_BRIDGE = "sw0"
+
+
+def sites(deployment: Deployment) -> list[Site]:
+    prefix = deployment.prefix
+    return [Site(h, prefix + h.name, prefix) for h in deployment.topology.hosts]
+
+
+def node_netns(deployment: Deployment, node: str) -> str | None:
+    """The namespace of a node by its topology name (host or workload namespace)."""
+    topology = deployment.topology
+    names = [h.name for h in topology.hosts] + [n.name for h in topology.hosts for n in h.namespaces]
+    if node not in names:
+        raise UsageError(f"unknown node {node!r}: one of {', '.join(names)}")
+    if not deployment.is_lab and node in (h.name for h in topology.hosts):
+        return None
+    return deployment.prefix + node
+
+
+def _switch_netns(deployment: Deployment) -> str:
+    return deployment.prefix + UNDERLAY_SWITCH
+
+
+def build(deployment: Deployment) -> list[str]:
+    """Create the lab's host namespaces and underlay; returns what changed (nothing when present)."""
+    topology = deployment.topology
+    changes: list[str] = []
+    wanted = [deployment.prefix + h.name for h in topology.hosts]
+    if len(topology.hosts) > 2:
+        wanted.append(_switch_netns(deployment))
+    for name in wanted:
+        if netstack.netns_exists(name):
+            if name not in deployment.netns:
+                raise ConflictError(
+                    f"network namespace {name!r} exists and was not made by this lab; "
+                    "remove it or pick another --prefix"
+                )
+            continue
+        deployment.own_netns(name)  # recorded before it exists, so cleanup finds it
+        netstack.create_netns(name)
+        with netstack.stack(name) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+        changes.append(f"lab: netns {name}")
+    changes += _wire_underlay(deployment, topology)
+    return changes
+
+
+def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
+    changes: list[str] = []
+    hosts = topology.hosts
+    first = deployment.prefix + hosts[0].name
+    with netstack.stack(first) as ns:
+        present = bool(ns.link_lookup(ifname=hosts[0].nic))
+    if not present:
+        if len(hosts) == 2:
+            with netstack.stack(first) as ns:
+                ns.link("add", ifname=hosts[0].nic, kind="veth",
+                        peer={"ifname": hosts[1].nic, "net_ns_fd": deployment.prefix + hosts[1].name})
+            changes.append(f"lab: underlay {hosts[0].name}:{hosts[0].nic} <-> {hosts[1].name}:{hosts[1].nic}")
+        else:
+            changes += _wire_switch(deployment, topology)
+    for host in hosts:
+        with netstack.stack(deployment.prefix + host.name) as ns:
+            index = ns.link_lookup(ifname=host.nic)[0]
+            ns.link("set", index=index, mtu=topology.underlay_mtu, ifalias=LINK_ALIAS, state="up")
+            cidr = (str(host.vtep), topology.underlay.prefixlen)
+            have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ns.get_addr(index=index)}
+            if cidr not in have:
+                ns.addr("add", index=index, address=cidr[0], prefixlen=cidr[1])
+                changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
+    return changes
+
+
+def _wire_switch(deployment: Deployment, topology: Topology) -> list[str]:
+    """More than two hosts: each host's NIC is a veth into one bridge in the switch namespace."""
+    switch = _switch_netns(deployment)
+    with netstack.stack(switch) as sw:
+        if not sw.link_lookup(ifname=SWITCH_BRIDGE):
+            sw.link("add", ifname=SWITCH_BRIDGE, kind="bridge")
+        bridge = sw.link_lookup(ifname=SWITCH_BRIDGE)[0]
+        sw.link("set", index=bridge, state="up")
+        for i, host in enumerate(topology.hosts):
+            port = f"p{i}"
+            sw.link("add", ifname=port, kind="veth",
+                    peer={"ifname": host.nic, "net_ns_fd": deployment.prefix + host.name})
+            sw.link("set", index=sw.link_lookup(ifname=port)[0], master=bridge, state="up")
+    return [f"lab: underlay switch {switch} with {len(topology.hosts)} ports"]
+
+
+def teardown(deployment: Deployment) -> list[str]:
+    """Remove every namespace the lab recorded (workload namespaces first); gone ones are fine."""
+    removed = []
+    hosts = {deployment.prefix + h.name for h in deployment.topology.hosts}
+    for name in sorted(deployment.netns, key=lambda n: n in hosts):
+        if netstack.netns_exists(name):
+            netstack.remove_netns(name)
+            removed.append(f"netns {name}")
+    return removed

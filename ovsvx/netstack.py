@@ -1,0 +1,166 @@
+"""Handles to a network stack: this machine's own, or a named network namespace.
+
+The code that deploys a host on a real machine is the code that deploys it
+into a lab namespace; only the handle differs.  A handle is `None` for the
+machine's own stack or a namespace name.  Netlink goes through pyroute2
+(`IPRoute` or `NetNS`); what netlink does not cover (sysctls, running a
+program) is done from a thread or child that has entered the namespace with
+setns(2).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute, NetNS, netns
+
+from ovsvx.errors import ApplyError, NotDeployedError
+
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def netns_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+def list_netns() -> list[str]:
+    return sorted(netns.listnetns())
+
+
+def create_netns(name: str) -> None:
+    netns.create(name)
+
+
+def remove_netns(name: str) -> None:
+    """Remove a named namespace; one that is already gone is fine."""
+    if netns_exists(name):
+        netns.remove(name)
+
+
+def enter(name: str | None) -> None:
+    """Move the calling thread (or freshly forked child) into namespace `name`."""
+    if name is None:
+        return
+    try:
+        fd = os.open(NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotDeployedError(f"network namespace {name!r} does not exist") from None
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise ApplyError(f"cannot enter network namespace {name!r}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def call_in(name: str | None, fn: Callable[..., T], *args: Any) -> T:
+    """Run fn(*args) with the network namespace `name` as the current one.
+
+    setns(CLONE_NEWNET) only affects the calling thread, so a short-lived thread
+    enters the namespace and does the work; /proc/sys/net then resolves to that
+    namespace's settings.
+    """
+    if name is None:
+        return fn(*args)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            enter(name)
+            box["value"] = fn(*args)
+        except BaseException as err:  # handed back to the caller's thread
+            box["error"] = err
+
+    thread = threading.Thread(target=run, name=f"netns-{name}")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@contextmanager
+def stack(name: str | None) -> Iterator[IPRoute | NetNS]:
+    """A pyroute2 handle on the stack of namespace `name` (None: this machine's)."""
+    if name is not None and not netns_exists(name):
+        raise NotDeployedError(f"network namespace {name!r} does not exist")
+    handle = IPRoute() if name is None else NetNS(name, flags=0)
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+# --- sysctls -------------------------------------------------------------------
+
+
+def _sysctl_path(key: str) -> Path:
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+def read_sysctl(name: str | None, key: str) -> str:
+    return call_in(name, lambda: _sysctl_path(key).read_text().strip())
+
+
+def write_sysctl(name: str | None, key: str, value: str) -> None:
+    def write() -> None:
+        try:
+            _sysctl_path(key).write_text(f"{value}\n")
+        except OSError as err:
+            raise ApplyError(f"sysctl {key}={value}: {err.strerror}") from None
+
+    call_in(name, write)
+
+
+# --- programs ----------------------------------------------------------------
+
+
+def _preexec(name: str | None) -> Callable[[], None] | None:
+    return None if name is None else (lambda: enter(name))
+
+
+def run(name: str | None, argv: Sequence[str], timeout: float | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a program inside namespace `name` and capture its output."""
+    return subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=timeout,
+        preexec_fn=_preexec(name), env=env, check=False,
+    )
+
+
+def popen(name: str | None, argv: Sequence[str], env: dict[str, str] | None = None,
+          **kwargs: Any) -> subprocess.Popen[str]:
+    """Start a program inside namespace `name`; the caller owns the process."""
+    return subprocess.Popen(list(argv), text=True, preexec_fn=_preexec(name), env=env, **kwargs)
+
+
+def exec_in(name: str | None, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+    """Replace this process with `argv` running inside namespace `name` (for `ovsvx exec`)."""
+    enter(name)
+    try:
+        if env is None:
+            os.execvp(argv[0], list(argv))
+        os.execvpe(argv[0], list(argv), env)
+    except FileNotFoundError:
+        raise NotDeployedError(f"{argv[0]}: command not found") from None
+
+
+def is_errno(err: BaseException, *codes: int) -> bool:
+    """True when a pyroute2 NetlinkError (or OSError) carries one of the errno `codes`."""
+    code = getattr(err, "code", None)
+    if code is None:
+        code = getattr(err, "errno", None)
+    return code in codes
+
+

@@ -1,0 +1,109 @@
+"""Checks made before ovsvx changes anything: root, system tools, and a real host's underlay.
+
+Hard failures raise `PreconditionError` with the fix in the message.  The
+firewall check never changes a firewall (the tutorial's first step turns it
+off; ovsvx does not): it reports which firewall would drop the tunnel and
+prints the rule that lets exactly the peer VTEPs in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from ipaddress import IPv4Address
+
+from ovsvx import netstack
+from ovsvx.errors import PreconditionError
+from ovsvx.topology import Host, Topology
+
+#: The Debian package that provides each program ovsvx runs.
+PACKAGES = {
+    "ping": "iputils-ping", "iperf3": "iperf3", "tcpdump": "tcpdump", "ethtool": "ethtool",
+    "nft": "nftables", "ovs-vsctl": "openvswitch-switch", "ovs-vswitchd": "openvswitch-switch",
+    "ovsdb-server": "openvswitch-switch", "ovs-ofctl": "openvswitch-switch",
+    "ovs-appctl": "openvswitch-switch", "ovsdb-tool": "openvswitch-switch",
+}
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise PreconditionError("ovsvx must run as root to change the network (try: sudo ovsvx ...)")
+
+
+def require_tools(*tools: str) -> None:
+    for tool in tools:
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            package = PACKAGES.get(tool, tool)
+            raise PreconditionError(
+                f"{tool} is not installed: install the Debian package {package} (scripts/setup does)"
+            )
+
+
+def check_real_host(topology: Topology, host: Host) -> list[str]:
+    """A real host must already have its underlay NIC with the VTEP address; returns warnings."""
+    with netstack.stack(None) as ipr:
+        index = ipr.link_lookup(ifname=host.nic)
+        if not index:
+            raise PreconditionError(
+                f"{host.name}: underlay NIC {host.nic} does not exist here; is this machine {host.name}? "
+                "(fix hosts[].nic in the topology)"
+            )
+        addresses = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=index[0], family=2)}
+        if str(host.vtep) not in addresses:
+            raise PreconditionError(
+                f"{host.name}: VTEP address {host.vtep} is not on {host.nic} "
+                f"(it has {', '.join(sorted(addresses)) or 'none'}); fix hosts[].vtep or the NIC's address"
+            )
+        link = ipr.get_links(index[0])[0]
+    warnings = []
+    if link.get("IFLA_MTU", 0) < topology.underlay_mtu:
+        warnings.append(
+            f"{host.nic} has MTU {link.get('IFLA_MTU')}, less than underlay_mtu {topology.underlay_mtu}: "
+            "the overlay MTU will be smaller than planned"
+        )
+    peers = [p.vtep for p in topology.peers(host)]
+    warnings += firewall_warnings(None, topology.port, peers)
+    return warnings
+
+
+def firewall_warnings(netns: str | None, port: int, peers: list[IPv4Address]) -> list[str]:
+    """Which active firewall would drop UDP `port` from the peers, each with the rule to allow it."""
+    found = []
+    sources = ", ".join(str(p) for p in peers)
+    if _nft_input_drops(netns, port):
+        found.append(
+            f"nftables drops input by default and has no rule for udp port {port}; allow the peers with: "
+            f"nft insert rule inet filter input ip saddr {{ {sources} }} udp dport {port} accept"
+        )
+    if shutil.which("firewall-cmd") and netstack.run(netns, ["firewall-cmd", "--state"]).returncode == 0:
+        rules = " && ".join(
+            f"firewall-cmd --permanent --add-rich-rule='rule family=ipv4 source address={p} "
+            f"port port={port} protocol=udp accept'" for p in peers
+        )
+        found.append(f"firewalld is running; allow the peers with: {rules} && firewall-cmd --reload")
+    if shutil.which("ufw"):
+        status = netstack.run(netns, ["ufw", "status"])
+        if status.returncode == 0 and "Status: active" in status.stdout:
+            rules = " && ".join(f"ufw allow proto udp from {p} to any port {port}" for p in peers)
+            found.append(f"ufw is active; allow the peers with: {rules}")
+    return found
+
+
+def _nft_input_drops(netns: str | None, port: int) -> bool:
+    """True when an nftables input chain drops by policy and nothing mentions the port."""
+    if shutil.which("nft") is None:
+        return False
+    listing = netstack.run(netns, ["nft", "-j", "list", "ruleset"], timeout=10)
+    if listing.returncode != 0:
+        return False
+    try:
+        items = json.loads(listing.stdout).get("nftables", [])
+    except ValueError:
+        return False
+    dropping = any(
+        "chain" in item and item["chain"].get("hook") == "input" and item["chain"].get("policy") == "drop"
+        for item in items
+    )
+    mentions_port = any("rule" in item and f'"right": {port}' in json.dumps(item["rule"]) for item in items)
+    return dropping and not mentions_port

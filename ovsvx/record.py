@@ -1,0 +1,137 @@
+"""The deployment record: what ovsvx built, kept under /run/ovsvx.
+
+A record is written *before* the first change, so that `destroy` can find
+everything even after a crash, and it is the proof of ownership for what
+cannot carry a mark of its own (network namespaces, the original values of
+sysctls).  It also keeps the topology a deployment was made from, so status,
+verify, exec and destroy need no `-t` again.
+
+There is one record per lab (by prefix) and one for this machine as a real
+host.  Everything built is volatile (netlink state, namespaces), so the record
+lives on /run, which goes away with it at reboot.
+
+A lock per record keeps two deploys, or a deploy and a destroy, from
+interleaving.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ovsvx import topology as topo
+from ovsvx.errors import NotDeployedError, PreconditionError, UsageError
+
+STATE_DIR = Path(os.environ.get("OVSVX_STATE_DIR", "/run/ovsvx"))
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,11}$")
+LOCK_WAIT_S = 60.0
+
+
+def check_prefix(prefix: str) -> str:
+    if prefix and not PREFIX_RE.match(prefix):
+        raise UsageError(
+            f"--prefix {prefix!r} is not allowed: up to 12 characters from a-z 0-9 -, starting with a letter or digit"
+        )
+    return prefix
+
+
+@dataclass
+class Deployment:
+    """What one `ovsvx deploy` made: a lab (kind 'lab') or this machine as one host (kind 'host')."""
+
+    kind: str
+    prefix: str
+    topology: topo.Topology
+    modes: dict[str, str] = field(default_factory=dict)  # host name -> mode deployed
+    netns: list[str] = field(default_factory=list)  # namespaces ovsvx created, real names
+    sysctls: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> key -> value before ovsvx
+
+    @property
+    def path(self) -> Path:
+        return record_path(self.kind, self.prefix)
+
+    @property
+    def is_lab(self) -> bool:
+        return self.kind == "lab"
+
+    def own_netns(self, name: str) -> None:
+        if name not in self.netns:
+            self.netns.append(name)
+            self.save()
+
+    def remember_sysctl(self, host: str, key: str, value: str) -> None:
+        """Keep the value a sysctl had before ovsvx first changed it, to restore on destroy."""
+        per_host = self.sysctls.setdefault(host, {})
+        if key not in per_host:
+            per_host[key] = value
+            self.save()
+
+    def save(self) -> None:
+        data: dict[str, Any] = {
+            "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
+            "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(self.path)
+
+    def forget(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def record_path(kind: str, prefix: str) -> Path:
+    return STATE_DIR / (f"lab-{prefix or 'default'}.json" if kind == "lab" else "host.json")
+
+
+def load(kind: str, prefix: str) -> Deployment | None:
+    path = record_path(kind, prefix)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise NotDeployedError(f"{path}: unreadable deployment record ({err}); remove it by hand") from None
+    return Deployment(
+        kind=data["kind"], prefix=data["prefix"], topology=topo.parse(data["topology"]),
+        modes=data.get("modes", {}), netns=data.get("netns", []), sysctls=data.get("sysctls", {}),
+    )
+
+
+def require(kind: str, prefix: str) -> Deployment:
+    found = load(kind, prefix)
+    if found is None:
+        where = f"lab (prefix {prefix!r})" if kind == "lab" and prefix else "lab" if kind == "lab" else "host"
+        raise NotDeployedError(f"nothing is deployed in this {where}: run `ovsvx deploy` first")
+    return found
+
+
+@contextmanager
+def locked(kind: str, prefix: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the deployment's lock; wait up to `wait_s` for another ovsvx to finish, then refuse."""
+    path = record_path(kind, prefix).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise PreconditionError(
+                        f"another ovsvx is deploying or destroying this {kind} (lock {path}); try again when it ends"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,347 @@
+"""The topology: hosts, their underlay and overlay addressing, and the names of what is built.
+
+Everything else in ovsvx derives from a `Topology`.  It is loaded from TOML,
+validated once and strictly (unknown keys, types, ranges, addressing,
+interface-name limits), and is immutable afterwards.  Every error is a single
+`TopologyError` naming the field as a path (``hosts[1].vtep``) and what is
+allowed there.
+
+The built-in default is the tutorial's two-host layout; it is kept as a
+commented TOML file (``default.toml``) so that ``ovsvx topology init`` writes
+exactly what the default parses from.  Nothing here assumes two hosts.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from ovsvx.errors import TopologyError, UsageError
+
+#: Bytes VXLAN adds to every frame on an IPv4 underlay: outer Ethernet 14, IP 20, UDP 8, VXLAN 8.
+VXLAN_OVERHEAD = 50
+IFNAMSIZ = 15  # the kernel's interface-name limit, not counting the terminating NUL
+MODES = ("kernel", "ovs")
+
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A workload namespace hanging off its host's bridge by a veth pair."""
+
+    name: str
+    address: IPv4Address
+    veth: str  # the end inside the namespace (tutorial: tap1)
+    peer: str  # the end on the host, enslaved to the bridge (tutorial: tap2)
+
+
+@dataclass(frozen=True)
+class Host:
+    """One VTEP: its underlay NIC and address, and the overlay subnet behind it."""
+
+    name: str
+    nic: str
+    vtep: IPv4Address
+    subnet: IPv4Network
+    gateway: IPv4Address
+    bridge: str
+    vxlan: str
+    vxlan_address: IPv4Address
+    namespaces: tuple[Namespace, ...]
+    mode: str | None = None  # None: whatever the command line says
+
+    @property
+    def prefixlen(self) -> int:
+        return self.subnet.prefixlen
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A VXLAN overlay: one VNI and UDP port, and the hosts that take part."""
+
+    vni: int
+    port: int
+    underlay: IPv4Network
+    underlay_mtu: int
+    hosts: tuple[Host, ...]
+
+    @property
+    def overlay_mtu(self) -> int:
+        """The largest inner frame payload that fits the underlay after encapsulation."""
+        return self.underlay_mtu - VXLAN_OVERHEAD
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise UsageError(f"unknown host {name!r}: the topology has {', '.join(h.name for h in self.hosts)}")
+
+    def peers(self, host: Host) -> tuple[Host, ...]:
+        """The other hosts, whose subnets this host reaches through the tunnel."""
+        return tuple(h for h in self.hosts if h.name != host.name)
+
+    def namespace(self, name: str) -> tuple[Host, Namespace]:
+        for host in self.hosts:
+            for ns in host.namespaces:
+                if ns.name == name:
+                    return host, ns
+        raise UsageError(f"unknown namespace {name!r}")
+
+
+# --- loading ---------------------------------------------------------------
+
+
+def default_text() -> str:
+    """The tutorial's topology as commented TOML, the starting point for `topology init`."""
+    return resources.files("ovsvx").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def default() -> Topology:
+    return parse_text(default_text(), "built-in default")
+
+
+def load(path: Path | None) -> Topology:
+    """The topology in `path`, or the built-in default when no path is given."""
+    if path is None:
+        return default()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise TopologyError(f"{path}: cannot read: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise TopologyError(f"{path}: not UTF-8 text") from None
+    return parse_text(text, str(path))
+
+
+def parse_text(text: str, source: str) -> Topology:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise TopologyError(f"{source}: malformed TOML: {err}") from None
+    try:
+        return parse(data)
+    except TopologyError as err:
+        raise TopologyError(f"{source}: {err}") from None
+
+
+def parse(data: dict[str, Any]) -> Topology:
+    """Build and validate a Topology from plain data (as TOML gives it)."""
+    top = _Table(data, "")
+    topology = Topology(
+        vni=top.integer("vni", 1, 2**24 - 1),
+        port=top.integer("port", 1, 65535),
+        underlay=top.network("underlay"),
+        underlay_mtu=top.integer("underlay_mtu", 1280, 9216, default=1500),
+        hosts=tuple(_host(t) for t in top.tables("hosts", minimum=2)),
+    )
+    top.done()
+    _check(topology)
+    return topology
+
+
+def _host(t: _Table) -> Host:
+    host = Host(
+        name=t.node_name("name"),
+        nic=t.ifname("nic"),
+        vtep=t.address("vtep"),
+        subnet=t.network("subnet"),
+        gateway=t.address("gateway"),
+        bridge=t.ifname("bridge"),
+        vxlan=t.ifname("vxlan"),
+        vxlan_address=t.address("vxlan_address"),
+        namespaces=tuple(_namespace(n) for n in t.tables("namespaces", minimum=1)),
+        mode=t.choice("mode", MODES, default=None),
+    )
+    t.done()
+    _check_host(host, t.path)
+    return host
+
+
+def _namespace(t: _Table) -> Namespace:
+    ns = Namespace(
+        name=t.node_name("name"),
+        address=t.address("address"),
+        veth=t.ifname("veth"),
+        peer=t.ifname("peer"),
+    )
+    t.done()
+    return ns
+
+
+class _Table:
+    """Reads one TOML table, remembering which keys were used so the rest can be refused."""
+
+    def __init__(self, data: Any, path: str):
+        if not isinstance(data, dict):
+            raise TopologyError(f"{path or 'topology'}: expected a table")
+        self.data = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _get(self, key: str, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key in self.data:
+            return self.data[key]
+        if default is ...:
+            raise TopologyError(f"{self.field(key)}: missing")
+        return default
+
+    def integer(self, key: str, lo: int, hi: int, default: Any = ...) -> int:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: an integer in {lo}..{hi}")
+        return value
+
+    def string(self, key: str, default: Any = ...) -> Any:
+        value = self._get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: a string")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: Any = ...) -> Any:
+        value = self.string(key, default)
+        if value is not None and value not in allowed:
+            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: one of {', '.join(allowed)}")
+        return value
+
+    def ifname(self, key: str) -> str:
+        value = self.string(key)
+        if not 1 <= len(value) <= IFNAMSIZ or not _IFNAME_RE.match(value) or value in (".", ".."):
+            raise TopologyError(
+                f"{self.field(key)}: {value!r} is not allowed: an interface name of 1..{IFNAMSIZ} "
+                "characters from A-Z a-z 0-9 _ . -"
+            )
+        return value
+
+    def node_name(self, key: str) -> str:
+        value = self.string(key)
+        if not _NODE_NAME_RE.match(value):
+            raise TopologyError(
+                f"{self.field(key)}: {value!r} is not allowed: 1..32 characters from A-Z a-z 0-9 _ . -, "
+                "starting with a letter or digit"
+            )
+        return value
+
+    def address(self, key: str) -> IPv4Address:
+        value = self.string(key)
+        try:
+            return IPv4Address(value)
+        except ValueError:
+            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: an IPv4 address") from None
+
+    def network(self, key: str) -> IPv4Network:
+        value = self.string(key)
+        try:
+            net = IPv4Network(value, strict=True)
+        except ValueError:
+            raise TopologyError(
+                f"{self.field(key)}: {value!r} is not allowed: an IPv4 network such as 192.168.1.0/24 "
+                "(no host bits set)"
+            ) from None
+        if net.prefixlen > 30:
+            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: a prefix of /30 or shorter")
+        return net
+
+    def tables(self, key: str, minimum: int) -> list[_Table]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value) or len(value) < minimum:
+            raise TopologyError(f"{self.field(key)}: expected at least {minimum} [[{key}]] table(s)")
+        return [_Table(v, f"{self.field(key)}[{i}]") for i, v in enumerate(value)]
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise TopologyError(
+                f"{self.field(unknown[0])}: unknown key; allowed here: {', '.join(sorted(self.used))}"
+            )
+
+
+# --- validation across fields ------------------------------------------------
+
+
+def _usable(addr: IPv4Address, net: IPv4Network) -> bool:
+    return addr in net and addr not in (net.network_address, net.broadcast_address)
+
+
+def _check_host(host: Host, path: str) -> None:
+    """Addresses inside their subnet and distinct; interface names distinct on the host."""
+    own = [("gateway", host.gateway), ("vxlan_address", host.vxlan_address)]
+    own += [(f"namespaces[{i}].address", ns.address) for i, ns in enumerate(host.namespaces)]
+    seen: dict[IPv4Address, str] = {}
+    for field, addr in own:
+        if not _usable(addr, host.subnet):
+            raise TopologyError(
+                f"{path}.{field}: {addr} is not allowed: a host address inside subnet {host.subnet}"
+            )
+        if addr in seen:
+            raise TopologyError(f"{path}.{field}: {addr} is already used by {path}.{seen[addr]}")
+        seen[addr] = field
+    names = [("nic", host.nic), ("bridge", host.bridge), ("vxlan", host.vxlan)]
+    names += [(f"namespaces[{i}].peer", ns.peer) for i, ns in enumerate(host.namespaces)]
+    taken: dict[str, str] = {}
+    for field, name in names:
+        if name in taken:
+            raise TopologyError(f"{path}.{field}: interface {name!r} is already used by {path}.{taken[name]}")
+        taken[name] = field
+
+
+def _check(topology: Topology) -> None:
+    """Names and addresses unique across hosts; subnets apart from each other and from the underlay."""
+    names: dict[str, str] = {}
+    vteps: dict[IPv4Address, str] = {}
+    nets: list[tuple[IPv4Network, str]] = [(topology.underlay, "underlay")]
+    for i, host in enumerate(topology.hosts):
+        path = f"hosts[{i}]"
+        for field, name in [("name", host.name)] + [
+            (f"namespaces[{j}].name", ns.name) for j, ns in enumerate(host.namespaces)
+        ]:
+            if name in names:
+                raise TopologyError(f"{path}.{field}: name {name!r} is already used by {names[name]}")
+            names[name] = f"{path}.{field}"
+        if not _usable(host.vtep, topology.underlay):
+            raise TopologyError(
+                f"{path}.vtep: {host.vtep} is not allowed: a host address inside underlay {topology.underlay}"
+            )
+        if host.vtep in vteps:
+            raise TopologyError(f"{path}.vtep: {host.vtep} is already used by {vteps[host.vtep]}")
+        vteps[host.vtep] = f"{path}.vtep"
+        for other, where in nets:
+            if host.subnet.overlaps(other):
+                raise TopologyError(f"{path}.subnet: {host.subnet} overlaps {where} ({other})")
+        nets.append((host.subnet, f"{path}.subnet"))
+
+
+# --- presentation -------------------------------------------------------------
+
+
+def to_data(topology: Topology) -> dict[str, Any]:
+    """Plain data for JSON output and for the deployment record (round-trips through `parse`)."""
+    def host(h: Host) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": h.name, "nic": h.nic, "vtep": str(h.vtep), "subnet": str(h.subnet),
+            "gateway": str(h.gateway), "bridge": h.bridge, "vxlan": h.vxlan,
+            "vxlan_address": str(h.vxlan_address),
+            "namespaces": [
+                {"name": n.name, "address": str(n.address), "veth": n.veth, "peer": n.peer}
+                for n in h.namespaces
+            ],
+        }
+        if h.mode is not None:
+            data["mode"] = h.mode
+        return data
+
+    return {
+        "vni": topology.vni, "port": topology.port, "underlay": str(topology.underlay),
+        "underlay_mtu": topology.underlay_mtu, "hosts": [host(h) for h in topology.hosts],
+    }
+

@@ -1,0 +1,167 @@
+"""The probes that say whether an overlay works as the tutorial's does.
+
+`probes(topology, sources)` is pure: every ordered pair of overlay nodes
+(hosts, by their gateway address, and workload namespaces), each with the TTL
+its reply must show, plus the underlay between VTEPs, a full-size ping with
+DF set between namespaces on different hosts, and a TCP transfer.  The TTL is
+the tutorial's routing made checkable: each host that forwards the reply takes
+one off 64, so ns1 -> ns2 sees 62.  Both modes must give the same answers.
+
+`run(deployment, probes)` executes them in the deployment's namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from ipaddress import IPv4Address
+
+from ovsvx import lab, netstack
+from ovsvx.record import Deployment
+from ovsvx.topology import Topology
+
+INITIAL_TTL = 64
+IPV4_ICMP_HEADERS = 28  # IP 20 + ICMP 8: ping -s takes the payload size
+IPERF_PORT = 5201
+TCP_BYTES = "20M"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    host: str  # the host it lives on (a host is on itself)
+    address: IPv4Address
+    is_host: bool
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str  # "ping", "underlay", "ping-df" or "tcp"
+    src: str
+    dst: str
+    address: IPv4Address
+    expected_ttl: int | None
+    size: int | None = None  # ping payload bytes, for ping-df
+
+
+@dataclass(frozen=True)
+class Result:
+    probe: Probe
+    ok: bool
+    ttl: int | None
+    detail: str
+    rtt_ms: float | None = None
+    gbps: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self.probe)
+        data["address"] = str(self.probe.address)
+        data.update(ok=self.ok, ttl=self.ttl, detail=self.detail, rtt_ms=self.rtt_ms, gbps=self.gbps)
+        return data
+
+
+def nodes(topology: Topology) -> list[Node]:
+    found = []
+    for host in topology.hosts:
+        found.append(Node(host.name, host.name, host.gateway, True))
+        found += [Node(ns.name, host.name, ns.address, False) for ns in host.namespaces]
+    return found
+
+
+def routers_between(a: Node, b: Node) -> int:
+    """Hosts that route a packet between two nodes: none on the same host (bridge or local),
+    otherwise each namespace's host forwards once."""
+    if a.host == b.host:
+        return 0
+    return (0 if a.is_host else 1) + (0 if b.is_host else 1)
+
+
+def probes(topology: Topology, sources: set[str] | None = None) -> list[Probe]:
+    """Every probe whose source is on one of `sources` hosts (all hosts when None)."""
+    every = nodes(topology)
+    local = [n for n in every if sources is None or n.host in sources]
+    found = [
+        Probe("ping", a.name, b.name, b.address, INITIAL_TTL - routers_between(a, b))
+        for a in local for b in every if a != b
+    ]
+    found += [
+        Probe("underlay", a.name, b.name, b.vtep, INITIAL_TTL)
+        for a in topology.hosts if sources is None or a.name in sources
+        for b in topology.hosts if a != b
+    ]
+    remote_pairs = [(a, b) for a in local for b in every if not a.is_host and not b.is_host and a.host != b.host]
+    size = topology.overlay_mtu - IPV4_ICMP_HEADERS
+    found += [Probe("ping-df", a.name, b.name, b.address, INITIAL_TTL - 2, size) for a, b in remote_pairs]
+    if sources is None:  # both ends local (a lab): a real host cannot start the peer's iperf3 server
+        found += [Probe("tcp", a.name, b.name, b.address, None) for a, b in remote_pairs[:1]]
+    return found
+
+
+# --- running ---------------------------------------------------------------------
+
+_TTL_RE = re.compile(r"ttl=(\d+) time=([\d.]+)")
+
+
+def _ping(netns: str | None, probe: Probe) -> Result:
+    argv = ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", str(probe.address)]
+    if probe.size is not None:
+        argv[1:1] = ["-M", "do", "-s", str(probe.size)]
+    done = netstack.run(netns, argv, timeout=15)
+    replies = _TTL_RE.findall(done.stdout)
+    if not replies:
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        return Result(probe, False, None, lines[-1] if lines else f"ping exited {done.returncode}")
+    ttl = int(replies[-1][0])
+    rtt = min(float(r[1]) for r in replies)
+    ok = probe.expected_ttl is None or ttl == probe.expected_ttl
+    detail = f"{len(replies)}/3 replies" + ("" if ok else f", TTL {ttl} but the tutorial's routing gives "
+                                                      f"{probe.expected_ttl}")
+    return Result(probe, ok, ttl, detail, rtt_ms=rtt)
+
+
+def _tcp(src_ns: str | None, dst_ns: str | None, probe: Probe) -> Result:
+    server = netstack.popen(dst_ns, ["iperf3", "-s", "-1", "-B", str(probe.address), "-p", str(IPERF_PORT)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_listening(dst_ns, IPERF_PORT)
+        done = netstack.run(src_ns, ["iperf3", "-c", str(probe.address), "-p", str(IPERF_PORT), "-n", TCP_BYTES,
+                                     "-J", "--connect-timeout", "3000"], timeout=60)
+        try:
+            report = json.loads(done.stdout)
+        except ValueError:
+            return Result(probe, False, None, (done.stderr or "iperf3 gave no report").strip().splitlines()[-1])
+        if "error" in report:
+            return Result(probe, False, None, f"iperf3: {report['error']}")
+        received = report["end"]["sum_received"]
+        gbps = received["bits_per_second"] / 1e9
+        return Result(probe, received["bytes"] > 0, None, f"{received['bytes']} bytes", gbps=round(gbps, 3))
+    except subprocess.TimeoutExpired:
+        return Result(probe, False, None, "iperf3 timed out")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _wait_listening(netns: str | None, port: int, timeout_s: float = 5.0) -> None:
+    """Wait until something listens on TCP `port` in the namespace (iperf3 takes a moment)."""
+    deadline = time.monotonic() + timeout_s
+    needle = f":{port:04X} "
+    while time.monotonic() < deadline:
+        table = netstack.call_in(netns, lambda: open("/proc/net/tcp").read())
+        if any(needle in line and line.split()[3] == "0A" for line in table.splitlines()[1:]):
+            return
+        time.sleep(0.05)
+
+
+def run(deployment: Deployment, selected: list[Probe]) -> list[Result]:
+    """Run the probes (pings in parallel, then TCP) in the deployment's namespaces."""
+    where = {n.name: lab.node_netns(deployment, n.name) for n in nodes(deployment.topology)}
+    pings = [p for p in selected if p.kind != "tcp"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda p: _ping(where[p.src], p), pings))
+    results += [_tcp(where[p.src], where[p.dst], p) for p in selected if p.kind == "tcp"]
+    return results

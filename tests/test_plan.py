@@ -1,0 +1,65 @@
+"""The kernel-mode plan: pure, and rendered as the tutorial's own commands (no root needed)."""
+
+from __future__ import annotations
+
+from ovsvx import plan, topology
+from tests.test_topology import three_hosts
+
+TUTORIAL_HOST1 = """\
+ip link add vxlan1 type vxlan id 100 dstport 4789 remote 10.33.30.151 local 10.33.30.150 dev ens160
+ip link set dev vxlan1 up
+ip addr add 192.168.1.254/32 dev vxlan1
+ip link add br1 type bridge
+ip link set dev br1 up
+ip addr add 192.168.1.1/24 dev br1
+ip netns add ns1
+ip link add tap1 type veth peer name tap2
+ip link set dev tap2 up
+ip link set tap1 netns ns1
+ip netns exec ns1 ip link set dev tap1 up
+ip link set dev tap2 master br1
+ip netns exec ns1 ip addr add 192.168.1.100/24 dev tap1
+sysctl -w net.ipv4.conf.all.rp_filter=0
+sysctl -w net.ipv4.conf.br1.rp_filter=0
+sysctl -w net.ipv4.ip_forward=1
+ip netns exec ns1 ip route add default via 192.168.1.1 dev tap1
+ip route add 192.168.2.0/24 via 192.168.2.254 dev vxlan1 onlink"""
+
+
+def rendered(topo: topology.Topology, host: str) -> str:
+    return "\n".join(line for r in plan.kernel_plan(topo, topo.host(host)) for line in plan.render(r))
+
+
+def test_host1_renders_as_the_tutorial() -> None:
+    assert rendered(topology.default(), "host1") == TUTORIAL_HOST1
+
+
+def test_host2_is_the_mirror_image() -> None:
+    text = rendered(topology.default(), "host2")
+    assert "ip link add vxlan2 type vxlan id 100 dstport 4789 remote 10.33.30.150 local 10.33.30.151 dev ens160" in text
+    assert "ip addr add 192.168.2.254/32 dev vxlan2" in text
+    assert text.endswith("ip route add 192.168.1.0/24 via 192.168.1.254 dev vxlan2 onlink")
+
+
+def test_vxlan_address_is_a_host_route() -> None:
+    """The tutorial's question 1: a /24 on vxlan1 would compete with br1's connected route."""
+    topo = topology.default()
+    addresses = [r for r in plan.kernel_plan(topo, topo.hosts[0]) if isinstance(r, plan.Address)]
+    assert [(a.dev, a.prefixlen) for a in addresses] == [("vxlan1", 32), ("br1", 24), ("tap1", 24)]
+
+
+def test_three_hosts_flood_to_each_peer_and_route_each_subnet() -> None:
+    topo = topology.parse(three_hosts())
+    steps = plan.kernel_plan(topo, topo.hosts[0])
+    vxlan = next(r for r in steps if isinstance(r, plan.Vxlan))
+    assert vxlan.remote is None
+    assert [str(r.dst) for r in steps if isinstance(r, plan.FloodEntry)] == ["10.33.30.151", "10.33.30.152"]
+    routes = [plan.render(r)[0] for r in steps if isinstance(r, plan.Route) and r.netns is None]
+    assert routes == ["ip route add 192.168.2.0/24 via 192.168.2.254 dev vxlan1 onlink",
+                      "ip route add 192.168.3.0/24 via 192.168.3.254 dev vxlan1 onlink"]
+
+
+def test_every_resource_describes_itself() -> None:
+    topo = topology.parse(three_hosts())
+    for r in plan.kernel_plan(topo, topo.hosts[0]):
+        assert plan.describe(r) and plan.render(r)
