@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from ovsvx.errors import UsageError
-from ovsvx.kernel import Finding, KernelBackend
+from ovsvx.kernel import KernelBackend
+from ovsvx.netlink import Finding
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 

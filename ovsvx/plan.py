@@ -1,9 +1,13 @@
-"""Desired state of one host in kernel mode, as plain values, and its `ip` rendering.
+"""Desired netlink state of one host, as plain values, and its `ip` rendering.
 
 `kernel_plan(topology, host)` is a pure function: it lists, in the tutorial's
-order, every object the host must have (links, addresses, routes, sysctls,
-namespaces).  The kernel backend compares each with the machine and applies
-the difference; `render` prints the same list as the `ip`/`sysctl` commands a
+order, every object the host must have in kernel mode (links, addresses,
+routes, sysctls, namespaces).  `ovs_plan` is the same layout for ovs mode,
+where an Open vSwitch bridge takes the Linux bridge's and the vxlan device's
+place: it is split in what must exist before the switch (namespaces, veths)
+and what needs the switch's internal port (the gateway address, the routes).
+The netlink reconciler compares each value with the machine and applies the
+difference; `render` prints the same list as the `ip`/`sysctl` commands a
 person would type, so `ovsvx plan` reads like the tutorial.
 
 Names of workload namespaces are logical here (``ns1``); where they live on
@@ -15,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from ovsvx.topology import Host, Topology
+from ovsvx.topology import Host, Topology, mac_for
 
 #: Routes ovsvx adds carry this protocol number (`ip route show proto 211`), so
 #: destroy can tell them from the routes a person or another daemon added.
@@ -23,6 +27,8 @@ RTPROT_OVSVX = 211
 #: Links ovsvx creates carry this alias (`ip link show` prints it), for the same reason.
 LINK_ALIAS = "ovsvx"
 ZERO_MAC = "00:00:00:00:00:00"
+#: The userspace datapath's bridge for the underlay NIC; the VTEP address moves onto it.
+PHYS_BRIDGE = "br-phy"
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class Vxlan:
     local: IPv4Address
     remote: IPv4Address | None
     dev: str
+    mac: str  # fixed, so an OVS peer knows this host's router MAC (mixed modes)
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,28 @@ class Bridge:
 
 @dataclass(frozen=True)
 class Veth:
-    """A veth pair: `name` on the host in `master`, `peer` inside namespace `netns`."""
+    """A veth pair: `name` on the host (in `master`, or left for OVS when None), `peer` inside `netns`.
+
+    The namespace end gets a fixed MAC so flows can address it; ovs mode also
+    lowers its MTU to the overlay's and turns TX checksum offload off, because
+    the userspace datapath neither fragments nor completes partial checksums.
+    """
 
     name: str
     peer: str
     netns: str
-    master: str
+    master: str | None
+    mac: str
+    mtu: int | None = None
+    tx_offload: bool = True
+
+
+@dataclass(frozen=True)
+class Up:
+    """A link someone else creates (an OVS internal port) that must be administratively up."""
+
+    dev: str
+    mtu: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,20 @@ class Address:
     address: IPv4Address
     prefixlen: int
     netns: str | None = None
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+
+@dataclass(frozen=True)
+class MovedAddress:
+    """An address that must sit on `dev` instead of `origin` (the VTEP, onto br-phy)."""
+
+    address: IPv4Address
+    prefixlen: int
+    origin: str
+    dev: str
 
     @property
     def cidr(self) -> str:
@@ -100,7 +137,7 @@ class Sysctl:
     value: str
 
 
-Resource = Netns | Vxlan | FloodEntry | Bridge | Veth | Address | Route | Sysctl
+Resource = Netns | Vxlan | FloodEntry | Bridge | Veth | Up | Address | MovedAddress | Route | Sysctl
 
 
 def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
@@ -108,26 +145,73 @@ def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
     peers = topology.peers(host)
     single = peers[0].vtep if len(peers) == 1 else None
     steps: list[Resource] = [
-        Vxlan(host.vxlan, topology.vni, topology.port, host.vtep, single, host.nic),
+        Vxlan(host.vxlan, topology.vni, topology.port, host.vtep, single, host.nic, mac_for(host.vxlan_address)),
         *(FloodEntry(host.vxlan, p.vtep) for p in peers if single is None),
         Address(host.vxlan, host.vxlan_address, 32),
         Bridge(host.bridge),
         Address(host.bridge, host.gateway, host.prefixlen),
+        *_workloads(host, master=host.bridge, mtu=None),
+        RP_FILTER_ALL, _bridge_rp_filter(host), FORWARDING,
+        *_routes(topology, host, via_dev=host.vxlan),
     ]
+    return tuple(steps)
+
+
+def ovs_plan(topology: Topology, host: Host, datapath: str) -> tuple[tuple[Resource, ...], tuple[Resource, ...]]:
+    """Ovs mode's netlink state: (before the switch exists, after it has its internal ports).
+
+    The bridge's internal port carries the gateway address and the tutorial's
+    vxlan address (there is no vxlan device: the tunnel is an OVS port), and
+    the peers' subnets are routed onto it, so the host itself reaches every
+    node as it does in kernel mode.  The userspace (netdev) datapath sends
+    tunnel packets from its own stack, so the VTEP address moves from the NIC
+    onto br-phy, the bridge that holds the NIC.
+    """
+    before = (*_workloads(host, master=None, mtu=topology.overlay_mtu), RP_FILTER_ALL, FORWARDING)
+    underlay: tuple[Resource, ...] = ()
+    if datapath == "netdev":
+        underlay = (Up(PHYS_BRIDGE), MovedAddress(host.vtep, topology.underlay.prefixlen, host.nic, PHYS_BRIDGE))
+    after = (
+        *underlay,
+        Up(host.bridge, topology.overlay_mtu),
+        Address(host.bridge, host.gateway, host.prefixlen),
+        Address(host.bridge, host.vxlan_address, 32),
+        _bridge_rp_filter(host),
+        *_routes(topology, host, via_dev=host.bridge),
+    )
+    return before, after
+
+
+def _workloads(host: Host, master: str | None, mtu: int | None) -> list[Resource]:
+    steps: list[Resource] = []
     for ns in host.namespaces:
         steps += [
             Netns(ns.name),
-            Veth(ns.peer, ns.veth, ns.name, host.bridge),
+            Veth(ns.peer, ns.veth, ns.name, master, mac_for(ns.address), mtu, tx_offload=mtu is None),
             Address(ns.veth, ns.address, host.prefixlen, netns=ns.name),
         ]
-    steps += [
-        Sysctl("net.ipv4.conf.all.rp_filter", "0"),
-        Sysctl(f"net.ipv4.conf.{host.bridge}.rp_filter", "0"),
-        Sysctl("net.ipv4.ip_forward", "1"),
-    ]
-    steps += [Route(None, host.gateway, ns.veth, netns=ns.name) for ns in host.namespaces]
-    steps += [Route(p.subnet, p.vxlan_address, host.vxlan, onlink=True) for p in peers]
-    return tuple(steps)
+    return steps
+
+
+# The tutorial's sysctls: reverse-path filtering off (all, and the bridge), forwarding on.
+RP_FILTER_ALL = Sysctl("net.ipv4.conf.all.rp_filter", "0")
+FORWARDING = Sysctl("net.ipv4.ip_forward", "1")
+
+
+def _bridge_rp_filter(host: Host) -> Sysctl:
+    return Sysctl(f"net.ipv4.conf.{host.bridge}.rp_filter", "0")
+
+
+def sysctls(host: Host) -> tuple[Sysctl, ...]:
+    """Every sysctl either mode sets on `host` (destroy restores them)."""
+    return RP_FILTER_ALL, _bridge_rp_filter(host), FORWARDING
+
+
+def _routes(topology: Topology, host: Host, via_dev: str) -> list[Route]:
+    """Each namespace's default route via the gateway; each peer's subnet via its vxlan address, onlink."""
+    routes = [Route(None, host.gateway, ns.veth, netns=ns.name) for ns in host.namespaces]
+    routes += [Route(p.subnet, p.vxlan_address, via_dev, onlink=True) for p in topology.peers(host)]
+    return routes
 
 
 # --- rendering as the tutorial's commands ---------------------------------------
@@ -142,26 +226,32 @@ def render(resource: Resource) -> list[str]:
     match resource:
         case Netns(name):
             return [f"ip netns add {name}"]
-        case Vxlan(name, vni, port, local, remote, dev):
+        case Vxlan(name, vni, port, local, remote, dev, mac):
             target = f" remote {remote}" if remote is not None else ""
             return [
                 f"ip link add {name} type vxlan id {vni} dstport {port}{target} local {local} dev {dev}",
-                f"ip link set dev {name} up",
+                f"ip link set dev {name} address {mac} up",
             ]
         case FloodEntry(dev, dst):
             return [f"bridge fdb append {ZERO_MAC} dev {dev} dst {dst}"]
         case Bridge(name):
             return [f"ip link add {name} type bridge", f"ip link set dev {name} up"]
-        case Veth(name, peer, netns, master):
+        case Veth(name, peer, netns, master, mac, mtu, tx_offload):
+            mtu_text = f" mtu {mtu}" if mtu else ""
             return [
                 f"ip link add {peer} type veth peer name {name}",
-                f"ip link set dev {name} up",
+                f"ip link set dev {name}{mtu_text} up",
                 f"ip link set {peer} netns {netns}",
-                _in(netns, f"ip link set dev {peer} up"),
-                f"ip link set dev {name} master {master}",
+                _in(netns, f"ip link set dev {peer} address {mac}{mtu_text} up"),
+                *([] if tx_offload else [_in(netns, f"ethtool -K {peer} tx off")]),
+                *([f"ip link set dev {name} master {master}"] if master else []),
             ]
+        case Up(dev, mtu):
+            return [f"ip link set dev {dev}" + (f" mtu {mtu}" if mtu else "") + " up"]
         case Address(dev, _, _, netns):
             return [_in(netns, f"ip addr add {resource.cidr} dev {dev}")]
+        case MovedAddress(_, _, origin, dev):
+            return [f"ip addr del {resource.cidr} dev {origin}", f"ip addr add {resource.cidr} dev {dev}"]
         case Sysctl(key, value):
             return [f"sysctl -w {key}={value}"]
         case Route(_, gateway, dev, onlink, netns):
@@ -175,17 +265,21 @@ def describe(resource: Resource) -> str:
     match resource:
         case Netns(name):
             return f"netns {name}"
-        case Vxlan(name, vni, port, local, remote, dev):
+        case Vxlan(name, vni, port, local, remote, dev, mac):
             return f"vxlan {name} (id {vni}, dstport {port}, local {local}" + (
                 f", remote {remote})" if remote else ")")
         case FloodEntry(dev, dst):
             return f"fdb {ZERO_MAC} dev {dev} dst {dst}"
         case Bridge(name):
             return f"bridge {name}"
-        case Veth(name, peer, netns, master):
-            return f"veth {name} (in {master}) <-> {netns}:{peer}"
+        case Veth(name, peer, netns, master, mac):
+            return f"veth {name}" + (f" (in {master})" if master else "") + f" <-> {netns}:{peer} {mac}"
+        case Up(dev):
+            return f"link {dev} up"
         case Address(dev, _, _, netns):
             return f"address {resource.cidr} on {netns + ':' if netns else ''}{dev}"
+        case MovedAddress(_, _, origin, dev):
+            return f"address {resource.cidr} on {dev} (moved from {origin})"
         case Sysctl(key, value):
             return f"sysctl {key}={value}"
         case Route(_, gateway, dev, onlink, netns):

@@ -95,6 +95,17 @@ class Topology:
         raise UsageError(f"unknown namespace {name!r}")
 
 
+def mac_for(address: IPv4Address) -> str:
+    """The MAC ovsvx gives the interface holding `address`: 02:00 and the address's four bytes.
+
+    Locally administered and deterministic, so flows can be computed before a
+    switch exists, a kernel-mode peer and an OVS peer agree on each other's
+    router MACs, and every capture shows which address a MAC belongs to
+    (02:00:c0:a8:01:fe is 192.168.1.254).
+    """
+    return "02:00:" + ":".join(f"{b:02x}" for b in address.packed)
+
+
 # --- loading ---------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from tests.test_topology import three_hosts
 
 TUTORIAL_HOST1 = """\
 ip link add vxlan1 type vxlan id 100 dstport 4789 remote 10.33.30.151 local 10.33.30.150 dev ens160
-ip link set dev vxlan1 up
+ip link set dev vxlan1 address 02:00:c0:a8:01:fe up
 ip addr add 192.168.1.254/32 dev vxlan1
 ip link add br1 type bridge
 ip link set dev br1 up
@@ -16,7 +16,7 @@ ip netns add ns1
 ip link add tap1 type veth peer name tap2
 ip link set dev tap2 up
 ip link set tap1 netns ns1
-ip netns exec ns1 ip link set dev tap1 up
+ip netns exec ns1 ip link set dev tap1 address 02:00:c0:a8:01:64 up
 ip link set dev tap2 master br1
 ip netns exec ns1 ip addr add 192.168.1.100/24 dev tap1
 sysctl -w net.ipv4.conf.all.rp_filter=0
@@ -32,6 +32,22 @@ def rendered(topo: topology.Topology, host: str) -> str:
 
 def test_host1_renders_as_the_tutorial() -> None:
     assert rendered(topology.default(), "host1") == TUTORIAL_HOST1
+
+
+def test_ovs_mode_keeps_the_layout_on_the_switchs_internal_port() -> None:
+    topo = topology.default()
+    before, after = plan.ovs_plan(topo, topo.hosts[0], "netdev")
+    text = "\n".join(line for r in before + after for line in plan.render(r))
+    assert "ip netns exec ns1 ip link set dev tap1 address 02:00:c0:a8:01:64 mtu 1450 up" in text
+    assert "ip netns exec ns1 ethtool -K tap1 tx off" in text
+    assert "master" not in text and "vxlan" not in text.replace("192.168.1.254", "")
+    assert "ip addr del 10.33.30.150/24 dev ens160\nip addr add 10.33.30.150/24 dev br-phy" in text
+    assert text.endswith("ip addr add 192.168.1.1/24 dev br1\nip addr add 192.168.1.254/32 dev br1\n"
+                         "sysctl -w net.ipv4.conf.br1.rp_filter=0\n"
+                         "ip netns exec ns1 ip route add default via 192.168.1.1 dev tap1\n"
+                         "ip route add 192.168.2.0/24 via 192.168.2.254 dev br1 onlink")
+    _, system_after = plan.ovs_plan(topo, topo.hosts[0], "system")
+    assert not [r for r in system_after if isinstance(r, plan.MovedAddress)]  # the kernel routes the tunnel
 
 
 def test_host2_is_the_mirror_image() -> None:

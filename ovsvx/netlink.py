@@ -1,0 +1,478 @@
+"""Compare netlink plan resources with a machine and apply the difference (both modes use it).
+
+For each resource of a plan (`plan.py`) the reconciler inspects the site:
+``ok``, ``missing``, ``differs`` (ours, but not as wanted) or ``foreign`` (in
+the way, and not made by ovsvx).  `apply` refuses before touching anything if
+a resource is foreign, then fixes the rest in order, inspecting each again
+just before fixing it (recreating the vxlan device takes its address and
+routes with it).  A second apply finds everything ``ok`` and changes nothing.
+
+Ownership: links carry the alias ``ovsvx``, routes the protocol number 211,
+namespaces and original sysctl values are in the deployment record.  `remove`
+takes away exactly those.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ovsvx import netstack
+from ovsvx.errors import ApplyError, ConflictError
+from ovsvx.plan import (
+    LINK_ALIAS, RTPROT_OVSVX, ZERO_MAC, Address, Bridge, FloodEntry, MovedAddress, Netns, Resource, Route, Sysctl,
+    Up, Veth, Vxlan, describe, sysctls,
+)
+from ovsvx.record import Deployment
+from ovsvx.site import Site
+
+RTNH_F_ONLINK = 4
+MAIN_TABLE = 254
+AF_INET = 2
+IFF_UP = 1
+
+OK, MISSING, DIFFERS, FOREIGN = "ok", "missing", "differs", "foreign"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """How one desired resource compares with the machine."""
+
+    resource: Resource
+    state: str
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        return describe(self.resource) + (f": {self.detail}" if self.detail else "")
+
+
+class _Stacks:
+    """pyroute2 handles for a site's host stack and its workload namespaces, opened on demand."""
+
+    def __init__(self, site: Site):
+        self.site = site
+        self.handles: dict[str | None, Any] = {}
+        self.exits = ExitStack()
+
+    def get(self, netns: str | None) -> Any:
+        """The handle for logical namespace `netns` (None: the host itself)."""
+        real = self.site.netns if netns is None else self.site.ns(netns)
+        if real not in self.handles:
+            self.handles[real] = self.exits.enter_context(netstack.stack(real))
+        return self.handles[real]
+
+    def exists(self, netns: str | None) -> bool:
+        return netns is None or netstack.netns_exists(self.site.ns(netns))
+
+    def close(self) -> None:
+        self.exits.close()
+        self.handles.clear()
+
+
+class Reconciler:
+    """Brings one site's netlink state to a list of plan resources, and takes it away again."""
+
+    def __init__(self, site: Site, deployment: Deployment):
+        self.site = site
+        self.deployment = deployment
+
+    # --- the verbs -------------------------------------------------------------
+
+    def inspect(self, resources: tuple[Resource, ...]) -> list[Finding]:
+        stacks = _Stacks(self.site)
+        try:
+            return [self._inspect(stacks, r) for r in resources]
+        finally:
+            stacks.close()
+
+    def refuse_foreign(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            if finding.state == FOREIGN:
+                raise ConflictError(f"{self.site.host.name}: {finding.detail}")
+
+    def apply(self, resources: tuple[Resource, ...]) -> list[str]:
+        """Bring the site to `resources`; returns one line per change (none when already there)."""
+        self.refuse_foreign(self.inspect(resources))
+        stacks = _Stacks(self.site)
+        changes = []
+        try:
+            for resource in resources:
+                finding = self._inspect(stacks, resource)
+                if finding.state != OK:
+                    try:
+                        self._fix(stacks, finding)
+                    except NetlinkError as err:
+                        raise ApplyError(f"{self.site.host.name}: {describe(resource)}: {err}") from None
+                    mark = "+" if finding.state == MISSING else "~"
+                    changes.append(f"{self.site.host.name}: {mark} {finding.text}")
+        finally:
+            stacks.close()
+        return changes
+
+    def remove(self, links: list[str], moved: tuple[MovedAddress, ...] = ()) -> list[str]:
+        """Remove ovsvx's routes, those of the named links that are ovsvx's, the workload namespaces
+        it recorded; restore the sysctls and move addresses back.  What is already gone is fine."""
+        removed: list[str] = []
+        host = self.site.host
+        if self.site.netns is None or netstack.netns_exists(self.site.netns):
+            with netstack.stack(self.site.netns) as ipr:
+                removed += self._remove_routes(ipr)
+                for name in links:
+                    link = _link(ipr, name)
+                    if link is not None and _ours(link):
+                        ipr.link("del", index=link["index"])
+                        removed.append(f"{host.name}: - link {name}")
+                for m in moved:
+                    if _has_address(ipr, m.dev, m.address, m.prefixlen) and ipr.link_lookup(ifname=m.origin):
+                        _move(ipr, m.address, m.prefixlen, m.dev, m.origin)
+                        removed.append(f"{host.name}: address {m.cidr} back on {m.origin}")
+            removed += self._restore_sysctls()
+        for ns in host.namespaces:
+            real = self.site.ns(ns.name)
+            if real in self.deployment.netns and netstack.netns_exists(real):
+                netstack.remove_netns(real)
+                removed.append(f"{host.name}: - netns {real}")
+        return removed
+
+    # --- inspection ------------------------------------------------------------
+
+    def _inspect(self, stacks: _Stacks, r: Resource) -> Finding:
+        match r:
+            case Netns(name):
+                return self._inspect_netns(r, self.site.ns(name))
+            case Vxlan():
+                return _inspect_vxlan(stacks.get(None), r)
+            case FloodEntry(dev, dst):
+                ipr = stacks.get(None)
+                link = _link(ipr, dev)
+                return Finding(r, OK if link and _flood_entry(ipr, link["index"], str(dst)) else MISSING)
+            case Bridge(name):
+                return _inspect_link(stacks.get(None), r, name, "bridge")
+            case Veth():
+                return self._inspect_veth(stacks, r)
+            case Up():
+                return _inspect_up(stacks.get(None), r)
+            case MovedAddress(address, prefixlen, origin, dev):
+                ipr = stacks.get(None)
+                moved = _has_address(ipr, dev, address, prefixlen) and not _has_address(ipr, origin, address,
+                                                                                        prefixlen)
+                return Finding(r, OK if moved else MISSING)
+            case Address():
+                return _inspect_address(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
+            case Route():
+                return _inspect_route(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
+            case Sysctl(key, value):
+                current = self._read_sysctl(key)
+                return Finding(r, OK if current == value else DIFFERS, "" if current == value else f"is {current}")
+        raise TypeError(r)
+
+    def _read_sysctl(self, key: str) -> str | None:
+        try:
+            return netstack.read_sysctl(self.site.netns, key)
+        except FileNotFoundError:
+            return None  # e.g. the bridge's conf does not exist yet
+
+    def _inspect_netns(self, r: Netns, real: str) -> Finding:
+        if not netstack.netns_exists(real):
+            return Finding(r, MISSING)
+        if real not in self.deployment.netns:
+            return Finding(r, FOREIGN, _foreign(f"network namespace {real}", "not in ovsvx's record"))
+        return Finding(r, OK)
+
+    def _inspect_veth(self, stacks: _Stacks, r: Veth) -> Finding:
+        ipr = stacks.get(None)
+        base = _inspect_link(ipr, r, r.name, "veth")
+        if base.state != OK:
+            return base
+        host_end = _link(ipr, r.name)
+        if r.master is not None:
+            bridge = ipr.link_lookup(ifname=r.master)
+            if not bridge or host_end.get("IFLA_MASTER") != bridge[0]:
+                return Finding(r, DIFFERS, f"not in {r.master}")
+        if not stacks.exists(r.netns):
+            return Finding(r, DIFFERS, "namespace end missing")
+        peer = _link(stacks.get(r.netns), r.peer)
+        if peer is None or not _is_up(peer):
+            return Finding(r, DIFFERS, f"{r.peer} missing or down in {r.netns}")
+        wrong = [f"mac {peer.get('IFLA_ADDRESS')}"] if peer.get("IFLA_ADDRESS") != r.mac else []
+        if r.mtu is not None:
+            wrong += [f"mtu {link.get('IFLA_MTU')}" for link in (peer, host_end) if link.get("IFLA_MTU") != r.mtu]
+        if not r.tx_offload and _tx_offload(self.site.ns(r.netns), r.peer):
+            wrong.append("tx checksum offload on")
+        return Finding(r, DIFFERS, "recreate: " + ", ".join(wrong)) if wrong else base
+
+    # --- fixing ----------------------------------------------------------------
+
+    def _fix(self, stacks: _Stacks, finding: Finding) -> None:
+        fixers: dict[type, Callable[[_Stacks, Any, Finding], None]] = {
+            Netns: self._fix_netns, Vxlan: _fix_vxlan, FloodEntry: _fix_flood, Bridge: _fix_bridge,
+            Veth: self._fix_veth, Up: _fix_up, Address: _fix_address, MovedAddress: _fix_moved,
+            Route: _fix_route, Sysctl: self._fix_sysctl,
+        }
+        fixers[type(finding.resource)](stacks, finding.resource, finding)
+
+    def _fix_netns(self, stacks: _Stacks, r: Netns, _: Finding) -> None:
+        real = self.site.ns(r.name)
+        self.deployment.own_netns(real)  # recorded first, so a crash here still gets cleaned up
+        netstack.create_netns(real)
+
+    def _fix_veth(self, stacks: _Stacks, r: Veth, _: Finding) -> None:
+        ipr = stacks.get(None)
+        link = _link(ipr, r.name)
+        if link is not None:
+            ipr.link("del", index=link["index"])  # takes the namespace end with it
+        ipr.link("add", ifname=r.name, kind="veth", peer={"ifname": r.peer, "net_ns_fd": self.site.ns(r.netns)})
+        mtu = {"mtu": r.mtu} if r.mtu else {}
+        inner = stacks.get(r.netns)
+        inner.link("set", index=inner.link_lookup(ifname=r.peer)[0], ifalias=LINK_ALIAS, address=r.mac,
+                   state="up", **mtu)
+        if not r.tx_offload:
+            _set_tx_offload(self.site.ns(r.netns), r.peer, on=False)
+        master = {"master": ipr.link_lookup(ifname=r.master)[0]} if r.master else {}
+        ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, state="up", **mtu, **master)
+
+    def _fix_sysctl(self, stacks: _Stacks, r: Sysctl, _: Finding) -> None:
+        current = self._read_sysctl(r.key)
+        if current is not None:
+            self.deployment.remember_sysctl(self.site.host.name, r.key, current)
+        netstack.write_sysctl(self.site.netns, r.key, r.value)
+
+    # --- removal ---------------------------------------------------------------
+
+    def _remove_routes(self, ipr: Any) -> list[str]:
+        removed = []
+        for route in ipr.get_routes(family=AF_INET, table=MAIN_TABLE):
+            if route["proto"] == RTPROT_OVSVX:
+                dst = f"{route.get('RTA_DST') or '0.0.0.0'}/{route['dst_len']}"
+                try:
+                    ipr.route("del", dst=dst, table=MAIN_TABLE, proto=RTPROT_OVSVX)
+                    removed.append(f"{self.site.host.name}: - route {dst}")
+                except NetlinkError as err:
+                    if err.code != errno.ESRCH:
+                        raise
+        return removed
+
+    def _restore_sysctls(self) -> list[str]:
+        """Put back what a sysctl held before ovsvx, unless someone changed it since."""
+        restored = []
+        ours = {s.key: s.value for s in sysctls(self.site.host)}
+        for key, original in self.deployment.sysctls.get(self.site.host.name, {}).items():
+            if key in ours and self._read_sysctl(key) == ours[key] and original != ours[key]:
+                netstack.write_sysctl(self.site.netns, key, original)
+                restored.append(f"{self.site.host.name}: sysctl {key}={original} (restored)")
+        return restored
+
+
+# --- links -----------------------------------------------------------------------
+
+
+def _link(ipr: Any, name: str) -> Any | None:
+    found = ipr.link_lookup(ifname=name)
+    return ipr.get_links(found[0])[0] if found else None
+
+
+def _kind(link: Any) -> str | None:
+    return link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+
+
+def _is_up(link: Any) -> bool:
+    return bool(link["flags"] & IFF_UP)
+
+
+def _ours(link: Any) -> bool:
+    return link.get("IFLA_IFALIAS") == LINK_ALIAS
+
+
+def _foreign(name: str, what: str) -> str:
+    return f"{name} exists and was not made by ovsvx ({what}); remove it or rename it in the topology"
+
+
+def _inspect_link(ipr: Any, r: Resource, name: str, kind: str) -> Finding:
+    link = _link(ipr, name)
+    if link is None:
+        return Finding(r, MISSING)
+    if not _ours(link):
+        return Finding(r, FOREIGN, _foreign(f"link {name}", "no 'ovsvx' alias"))
+    if _kind(link) != kind:
+        return Finding(r, DIFFERS, f"is a {_kind(link)}, not a {kind}")
+    if not _is_up(link):
+        return Finding(r, DIFFERS, "down")
+    return Finding(r, OK)
+
+
+def _inspect_vxlan(ipr: Any, r: Vxlan) -> Finding:
+    base = _inspect_link(ipr, r, r.name, "vxlan")
+    if base.state in (MISSING, FOREIGN) or base.detail.startswith("is a"):
+        return base
+    link = _link(ipr, r.name)
+    data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA")
+    dev = ipr.link_lookup(ifname=r.dev)
+    want = {
+        "id": r.vni, "dstport": r.port, "local": str(r.local),
+        "remote": str(r.remote) if r.remote else None, "dev": dev[0] if dev else None, "mac": r.mac,
+    }
+    have = {
+        "id": data.get("IFLA_VXLAN_ID"), "dstport": data.get("IFLA_VXLAN_PORT"),
+        "local": data.get("IFLA_VXLAN_LOCAL"), "remote": data.get("IFLA_VXLAN_GROUP"),
+        "dev": data.get("IFLA_VXLAN_LINK"), "mac": link.get("IFLA_ADDRESS"),
+    }
+    wrong = [f"{k} {have[k]} (want {want[k]})" for k in want if have[k] != want[k]]
+    if wrong:
+        return Finding(r, DIFFERS, "recreate: " + ", ".join(wrong))
+    return base
+
+
+def _inspect_up(ipr: Any, r: Up) -> Finding:
+    link = _link(ipr, r.dev)
+    if link is None:
+        return Finding(r, MISSING, "the switch has not created it")
+    wrong = [] if _is_up(link) else ["down"]
+    if r.mtu and link.get("IFLA_MTU") != r.mtu:
+        wrong.append(f"mtu {link.get('IFLA_MTU')}")
+    return Finding(r, DIFFERS if wrong else OK, ", ".join(wrong))
+
+
+def _recreate(ipr: Any, name: str, finding: Finding) -> bool:
+    """Delete a link of ours that differs in more than its up/down state; True when it is gone now."""
+    link = _link(ipr, name)
+    if link is not None and finding.detail != "down":
+        ipr.link("del", index=link["index"])
+        return True
+    return link is None
+
+
+def _fix_vxlan(stacks: _Stacks, r: Vxlan, finding: Finding) -> None:
+    ipr = stacks.get(None)
+    if _recreate(ipr, r.name, finding):
+        spec: dict[str, Any] = {
+            "ifname": r.name, "kind": "vxlan", "vxlan_id": r.vni, "vxlan_port": r.port,
+            "vxlan_local": str(r.local), "vxlan_link": ipr.link_lookup(ifname=r.dev)[0],
+        }
+        if r.remote is not None:
+            spec["vxlan_group"] = str(r.remote)
+        ipr.link("add", **spec)
+    ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, address=r.mac, state="up")
+
+
+def _fix_bridge(stacks: _Stacks, r: Bridge, finding: Finding) -> None:
+    ipr = stacks.get(None)
+    if _recreate(ipr, r.name, finding):
+        ipr.link("add", ifname=r.name, kind="bridge")
+    ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, state="up")
+
+
+def _fix_flood(stacks: _Stacks, r: FloodEntry, _: Finding) -> None:
+    ipr = stacks.get(None)
+    ipr.fdb("append", ifindex=ipr.link_lookup(ifname=r.dev)[0], lladdr=ZERO_MAC, dst=str(r.dst))
+
+
+def _fix_up(stacks: _Stacks, r: Up, _: Finding) -> None:
+    ipr = stacks.get(None)
+    found = ipr.link_lookup(ifname=r.dev)
+    if not found:
+        raise ApplyError(f"{stacks.site.host.name}: {r.dev} does not exist: the switch did not create it")
+    ipr.link("set", index=found[0], state="up", **({"mtu": r.mtu} if r.mtu else {}))
+
+
+def _fix_moved(stacks: _Stacks, r: MovedAddress, _: Finding) -> None:
+    _move(stacks.get(None), r.address, r.prefixlen, r.origin, r.dev)
+
+
+# --- addresses ---------------------------------------------------------------------
+
+
+def _has_address(ipr: Any, dev: str, address: Any, prefixlen: int) -> bool:
+    found = ipr.link_lookup(ifname=dev)
+    return bool(found) and any(
+        a.get("IFA_ADDRESS") == str(address) and a["prefixlen"] == prefixlen
+        for a in ipr.get_addr(index=found[0], family=AF_INET))
+
+
+def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> None:
+    """Move an address between links (the kernel moves the connected route with it)."""
+    source = ipr.link_lookup(ifname=origin)
+    if source and _has_address(ipr, origin, address, prefixlen):
+        ipr.addr("del", index=source[0], address=str(address), prefixlen=prefixlen)
+    target = ipr.link_lookup(ifname=dev)
+    if not target:
+        raise ApplyError(f"cannot move {address}/{prefixlen} to {dev}: no such link")
+    if not _has_address(ipr, dev, address, prefixlen):
+        ipr.addr("add", index=target[0], address=str(address), prefixlen=prefixlen)
+    ipr.link("set", index=target[0], state="up")
+
+
+def _inspect_address(ipr: Any | None, r: Address) -> Finding:
+    if ipr is None or not ipr.link_lookup(ifname=r.dev):
+        return Finding(r, MISSING)
+    index = ipr.link_lookup(ifname=r.dev)[0]
+    for addr in ipr.get_addr(index=index, family=AF_INET):
+        if addr.get("IFA_ADDRESS") == str(r.address):
+            if addr["prefixlen"] == r.prefixlen:
+                return Finding(r, OK)
+            return Finding(r, DIFFERS, f"has /{addr['prefixlen']}, want /{r.prefixlen}")
+    return Finding(r, MISSING)
+
+
+def _fix_address(stacks: _Stacks, r: Address, _: Finding) -> None:
+    ipr = stacks.get(r.netns)
+    index = ipr.link_lookup(ifname=r.dev)[0]
+    for addr in ipr.get_addr(index=index, family=AF_INET):
+        if addr.get("IFA_ADDRESS") == str(r.address):  # same address, wrong prefix length
+            ipr.addr("del", index=index, address=str(r.address), prefixlen=addr["prefixlen"])
+    ipr.addr("add", index=index, address=str(r.address), prefixlen=r.prefixlen)
+
+
+# --- routes, FDB, offloads ----------------------------------------------------------------
+
+
+def _inspect_route(ipr: Any | None, r: Route) -> Finding:
+    if ipr is None:
+        return Finding(r, MISSING)
+    dst = None if r.dst is None else str(r.dst.network_address)
+    dst_len = 0 if r.dst is None else r.dst.prefixlen
+    for route in ipr.get_routes(family=AF_INET, table=MAIN_TABLE):
+        if route.get("RTA_DST") != dst or route["dst_len"] != dst_len:
+            continue
+        if route["proto"] != RTPROT_OVSVX:
+            return Finding(r, FOREIGN, _foreign(f"route {r.dst_text}", f"proto {route['proto']}"))
+        dev = ipr.link_lookup(ifname=r.dev)
+        onlink = bool(route["flags"] & RTNH_F_ONLINK)
+        if route.get("RTA_GATEWAY") != str(r.gateway) or not dev or route.get("RTA_OIF") != dev[0] \
+                or onlink != r.onlink:
+            return Finding(r, DIFFERS, "replace")
+        return Finding(r, OK)
+    return Finding(r, MISSING)
+
+
+def _fix_route(stacks: _Stacks, r: Route, _: Finding) -> None:
+    ipr = stacks.get(r.netns)
+    ipr.route(
+        "replace", dst=r.dst_text if r.dst else "0.0.0.0/0", gateway=str(r.gateway),
+        oif=ipr.link_lookup(ifname=r.dev)[0], flags=RTNH_F_ONLINK if r.onlink else 0,
+        proto=RTPROT_OVSVX, table=MAIN_TABLE,
+    )
+
+
+def _flood_entry(ipr: Any, index: int, dst: str) -> bool:
+    for entry in ipr.fdb("dump", ifindex=index):
+        if entry.get("NDA_LLADDR") == ZERO_MAC and entry.get("NDA_DST") == dst:
+            return True
+    return False
+
+
+def _tx_offload(netns: str, dev: str) -> bool:
+    shown = netstack.run(netns, ["ethtool", "-k", dev], timeout=10)
+    return "tx-checksumming: on" in shown.stdout
+
+
+def _set_tx_offload(netns: str, dev: str, on: bool) -> None:
+    setting = "on" if on else "off"
+    done = netstack.run(netns, ["ethtool", "-K", dev, "tx", setting], timeout=10)
+    if done.returncode != 0:
+        raise ApplyError(f"ethtool -K {dev} tx {setting}: {done.stderr.strip()}")
