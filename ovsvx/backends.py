@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ovsvx.errors import UsageError
 from ovsvx.kernel import KernelBackend
-from ovsvx.netlink import Finding
+from ovsvx.findings import Finding
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 

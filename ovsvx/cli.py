@@ -195,7 +195,7 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
             "ok": all(f.state == "ok" for fs in findings.values() for f in fs),
             "hosts": {
                 name: {"mode": deployment.modes[name],
-                       "resources": [{"what": plan.describe(f.resource), "state": f.state, "detail": f.detail}
+                       "resources": [{"what": f.what, "state": f.state, "detail": f.detail}
                                      for f in fs]}
                 for name, fs in findings.items()
             },
@@ -208,7 +208,7 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
         table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
         for f in fs:
             colour = "green" if f.state == "ok" else "red"
-            table.add_row(plan.describe(f.resource), f"[{colour}]{f.state}[/] {f.detail}".rstrip())
+            table.add_row(f.what, f"[{colour}]{f.state}[/] {f.detail}".rstrip())
         out.print(table)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ovsvx import lab, preflight, record
 from ovsvx.backends import DEFAULT_MODE, backend, check_mode
 from ovsvx.errors import ConflictError, OvsvxError, UsageError
-from ovsvx.netlink import Finding
+from ovsvx.findings import Finding
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.topology import Topology

@@ -6,7 +6,8 @@ reconciler does the comparing and applying.
 
 from __future__ import annotations
 
-from ovsvx.netlink import Finding, Reconciler
+from ovsvx.findings import Finding
+from ovsvx.netlink import Reconciler
 from ovsvx.plan import kernel_plan
 from ovsvx.record import Deployment
 from ovsvx.site import Site

@@ -17,13 +17,13 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx import netstack
 from ovsvx.errors import ApplyError, ConflictError
+from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, Finding
 from ovsvx.plan import (
     LINK_ALIAS, RTPROT_OVSVX, ZERO_MAC, Address, Bridge, FloodEntry, MovedAddress, Netns, Resource, Route, Sysctl,
     Up, Veth, Vxlan, describe, sysctls,
@@ -36,20 +36,10 @@ MAIN_TABLE = 254
 AF_INET = 2
 IFF_UP = 1
 
-OK, MISSING, DIFFERS, FOREIGN = "ok", "missing", "differs", "foreign"
 
 
-@dataclass(frozen=True)
-class Finding:
-    """How one desired resource compares with the machine."""
-
-    resource: Resource
-    state: str
-    detail: str = ""
-
-    @property
-    def text(self) -> str:
-        return describe(self.resource) + (f": {self.detail}" if self.detail else "")
+def _found(resource: Resource, state: str, detail: str = "") -> Finding:
+    return Finding(describe(resource), state, detail, resource)
 
 
 class _Stacks:
@@ -151,7 +141,7 @@ class Reconciler:
             case FloodEntry(dev, dst):
                 ipr = stacks.get(None)
                 link = _link(ipr, dev)
-                return Finding(r, OK if link and _flood_entry(ipr, link["index"], str(dst)) else MISSING)
+                return _found(r, OK if link and _flood_entry(ipr, link["index"], str(dst)) else MISSING)
             case Bridge(name):
                 return _inspect_link(stacks.get(None), r, name, "bridge")
             case Veth():
@@ -162,14 +152,14 @@ class Reconciler:
                 ipr = stacks.get(None)
                 moved = _has_address(ipr, dev, address, prefixlen) and not _has_address(ipr, origin, address,
                                                                                         prefixlen)
-                return Finding(r, OK if moved else MISSING)
+                return _found(r, OK if moved else MISSING)
             case Address():
                 return _inspect_address(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
             case Route():
                 return _inspect_route(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
             case Sysctl(key, value):
                 current = self._read_sysctl(key)
-                return Finding(r, OK if current == value else DIFFERS, "" if current == value else f"is {current}")
+                return _found(r, OK if current == value else DIFFERS, "" if current == value else f"is {current}")
         raise TypeError(r)
 
     def _read_sysctl(self, key: str) -> str | None:
@@ -180,10 +170,10 @@ class Reconciler:
 
     def _inspect_netns(self, r: Netns, real: str) -> Finding:
         if not netstack.netns_exists(real):
-            return Finding(r, MISSING)
+            return _found(r, MISSING)
         if real not in self.deployment.netns:
-            return Finding(r, FOREIGN, _foreign(f"network namespace {real}", "not in ovsvx's record"))
-        return Finding(r, OK)
+            return _found(r, FOREIGN, _foreign(f"network namespace {real}", "not in ovsvx's record"))
+        return _found(r, OK)
 
     def _inspect_veth(self, stacks: _Stacks, r: Veth) -> Finding:
         ipr = stacks.get(None)
@@ -194,18 +184,18 @@ class Reconciler:
         if r.master is not None:
             bridge = ipr.link_lookup(ifname=r.master)
             if not bridge or host_end.get("IFLA_MASTER") != bridge[0]:
-                return Finding(r, DIFFERS, f"not in {r.master}")
+                return _found(r, DIFFERS, f"not in {r.master}")
         if not stacks.exists(r.netns):
-            return Finding(r, DIFFERS, "namespace end missing")
+            return _found(r, DIFFERS, "namespace end missing")
         peer = _link(stacks.get(r.netns), r.peer)
         if peer is None or not _is_up(peer):
-            return Finding(r, DIFFERS, f"{r.peer} missing or down in {r.netns}")
+            return _found(r, DIFFERS, f"{r.peer} missing or down in {r.netns}")
         wrong = [f"mac {peer.get('IFLA_ADDRESS')}"] if peer.get("IFLA_ADDRESS") != r.mac else []
         if r.mtu is not None:
             wrong += [f"mtu {link.get('IFLA_MTU')}" for link in (peer, host_end) if link.get("IFLA_MTU") != r.mtu]
         if not r.tx_offload and _tx_offload(self.site.ns(r.netns), r.peer):
             wrong.append("tx checksum offload on")
-        return Finding(r, DIFFERS, "recreate: " + ", ".join(wrong)) if wrong else base
+        return _found(r, DIFFERS, "recreate: " + ", ".join(wrong)) if wrong else base
 
     # --- fixing ----------------------------------------------------------------
 
@@ -296,14 +286,14 @@ def _foreign(name: str, what: str) -> str:
 def _inspect_link(ipr: Any, r: Resource, name: str, kind: str) -> Finding:
     link = _link(ipr, name)
     if link is None:
-        return Finding(r, MISSING)
+        return _found(r, MISSING)
     if not _ours(link):
-        return Finding(r, FOREIGN, _foreign(f"link {name}", "no 'ovsvx' alias"))
+        return _found(r, FOREIGN, _foreign(f"link {name}", "no 'ovsvx' alias"))
     if _kind(link) != kind:
-        return Finding(r, DIFFERS, f"is a {_kind(link)}, not a {kind}")
+        return _found(r, DIFFERS, f"is a {_kind(link)}, not a {kind}")
     if not _is_up(link):
-        return Finding(r, DIFFERS, "down")
-    return Finding(r, OK)
+        return _found(r, DIFFERS, "down")
+    return _found(r, OK)
 
 
 def _inspect_vxlan(ipr: Any, r: Vxlan) -> Finding:
@@ -324,18 +314,18 @@ def _inspect_vxlan(ipr: Any, r: Vxlan) -> Finding:
     }
     wrong = [f"{k} {have[k]} (want {want[k]})" for k in want if have[k] != want[k]]
     if wrong:
-        return Finding(r, DIFFERS, "recreate: " + ", ".join(wrong))
+        return _found(r, DIFFERS, "recreate: " + ", ".join(wrong))
     return base
 
 
 def _inspect_up(ipr: Any, r: Up) -> Finding:
     link = _link(ipr, r.dev)
     if link is None:
-        return Finding(r, MISSING, "the switch has not created it")
+        return _found(r, MISSING, "the switch has not created it")
     wrong = [] if _is_up(link) else ["down"]
     if r.mtu and link.get("IFLA_MTU") != r.mtu:
         wrong.append(f"mtu {link.get('IFLA_MTU')}")
-    return Finding(r, DIFFERS if wrong else OK, ", ".join(wrong))
+    return _found(r, DIFFERS if wrong else OK, ", ".join(wrong))
 
 
 def _recreate(ipr: Any, name: str, finding: Finding) -> bool:
@@ -409,14 +399,14 @@ def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> None
 
 def _inspect_address(ipr: Any | None, r: Address) -> Finding:
     if ipr is None or not ipr.link_lookup(ifname=r.dev):
-        return Finding(r, MISSING)
+        return _found(r, MISSING)
     index = ipr.link_lookup(ifname=r.dev)[0]
     for addr in ipr.get_addr(index=index, family=AF_INET):
         if addr.get("IFA_ADDRESS") == str(r.address):
             if addr["prefixlen"] == r.prefixlen:
-                return Finding(r, OK)
-            return Finding(r, DIFFERS, f"has /{addr['prefixlen']}, want /{r.prefixlen}")
-    return Finding(r, MISSING)
+                return _found(r, OK)
+            return _found(r, DIFFERS, f"has /{addr['prefixlen']}, want /{r.prefixlen}")
+    return _found(r, MISSING)
 
 
 def _fix_address(stacks: _Stacks, r: Address, _: Finding) -> None:
@@ -433,21 +423,21 @@ def _fix_address(stacks: _Stacks, r: Address, _: Finding) -> None:
 
 def _inspect_route(ipr: Any | None, r: Route) -> Finding:
     if ipr is None:
-        return Finding(r, MISSING)
+        return _found(r, MISSING)
     dst = None if r.dst is None else str(r.dst.network_address)
     dst_len = 0 if r.dst is None else r.dst.prefixlen
     for route in ipr.get_routes(family=AF_INET, table=MAIN_TABLE):
         if route.get("RTA_DST") != dst or route["dst_len"] != dst_len:
             continue
         if route["proto"] != RTPROT_OVSVX:
-            return Finding(r, FOREIGN, _foreign(f"route {r.dst_text}", f"proto {route['proto']}"))
+            return _found(r, FOREIGN, _foreign(f"route {r.dst_text}", f"proto {route['proto']}"))
         dev = ipr.link_lookup(ifname=r.dev)
         onlink = bool(route["flags"] & RTNH_F_ONLINK)
         if route.get("RTA_GATEWAY") != str(r.gateway) or not dev or route.get("RTA_OIF") != dev[0] \
                 or onlink != r.onlink:
-            return Finding(r, DIFFERS, "replace")
-        return Finding(r, OK)
-    return Finding(r, MISSING)
+            return _found(r, DIFFERS, "replace")
+        return _found(r, OK)
+    return _found(r, MISSING)
 
 
 def _fix_route(stacks: _Stacks, r: Route, _: Finding) -> None:

@@ -1,0 +1,288 @@
+"""OpenFlow 1.3 flows for ovs mode: plain values, generated from the topology, rendered as text.
+
+The flows reproduce the tutorial's kernel routing hop for hop, with no
+packet-in on the way:
+
+* ARP is answered in the datapath (the gateway, this host's vxlan address, the
+  namespaces, and the peers' vxlan addresses for the host's own onlink route);
+  ARP that arrives from the tunnel is answered only for this host's vxlan
+  address, as a kernel-mode peer asks for it.
+* What a namespace sends to a peer's subnet is routed: TTL - 1, source MAC =
+  this host's vxlan MAC, destination MAC = the peer's vxlan MAC, into the
+  tunnel, exactly as the kernel's vxlan1 sends it.
+* What arrives from the tunnel for a namespace is routed again: TTL - 1,
+  source MAC = the gateway's, destination MAC = the namespace's.
+* The host's own traffic (the bridge's internal port, LOCAL) reaches the
+  namespaces and the peers as it does in kernel mode, without a TTL change.
+* Everything else is dropped by a priority-0 flow in each table, whose packet
+  counter shows what was dropped where.
+
+A flow's cookie is its purpose code in bits 32..39 and a CRC-32 of the flow's
+text below: `ovs-ofctl dump-flows` tells each flow's purpose by its first hex
+digit, and identical cookies mean identical flows, which is how the
+controller compares a switch with the generated set.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum
+from ipaddress import IPv4Address, IPv4Network
+
+from ovsvx.switch import tunnel_ports, workload_ports
+from ovsvx.topology import Host, Topology, mac_for
+
+ETH_ARP = 0x0806
+ETH_IP = 0x0800
+ARP_REQUEST = 1
+ARP_REPLY = 2
+LOCAL = "LOCAL"  # the bridge's internal port: the host itself
+IN_PORT = "IN_PORT"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    id: int
+    name: str
+    does: str
+    next: tuple[int, ...] = ()
+
+
+CLASSIFY, ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL = 0, 10, 20, 30, 40
+
+#: The pipeline, declared once: README's table comes from here, and `check` holds every flow to it.
+TABLES: dict[int, TableInfo] = {t.id: t for t in (
+    TableInfo(CLASSIFY, "classify", "sorts by ingress port: a namespace, the host (LOCAL) or the tunnel; "
+              "ARP to table 10, IPv4 to 20/30/40", (ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL)),
+    TableInfo(ARP, "arp", "answers ARP requests in the datapath"),
+    TableInfo(FROM_WORKLOAD, "from-workload", "routes what a namespace sends (to the host, "
+              "another namespace here, or through the tunnel with TTL-1)"),
+    TableInfo(FROM_HOST, "from-host", "forwards what the host itself sends (to a namespace, or through the tunnel)"),
+    TableInfo(FROM_TUNNEL, "from-tunnel", "routes what arrives from the tunnel (to a namespace with TTL-1, "
+              "or to the host)"),
+)}
+
+
+class Purpose(IntEnum):
+    """What a flow is for; the value is the cookie's purpose code (cookie >> 32)."""
+
+    CLASSIFY = 0x1
+    ARP_RESPONDER = 0x2
+    ROUTE_OUT = 0x3  # routed by this host into the tunnel (TTL - 1)
+    HOST_OUT = 0x4  # the host's own traffic into the tunnel
+    ROUTE_IN = 0x5  # routed by this host from the tunnel to a namespace (TTL - 1)
+    TO_HOST = 0x6  # delivered to the host's own addresses (LOCAL)
+    LOCAL_L2 = 0x7  # between the host and its namespaces, as the Linux bridge does
+    DROP = 0xF  # the end of every table: counted, dropped
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+# --- actions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    port: str  # a port name, LOCAL or IN_PORT
+
+
+@dataclass(frozen=True)
+class Goto:
+    table: int
+
+
+@dataclass(frozen=True)
+class SetField:
+    field: str  # OXM name as os-ken and ovs-ofctl spell it: eth_src, arp_op, ...
+    value: str | int
+
+
+@dataclass(frozen=True)
+class Move:
+    """Copy one field to another (Nicira reg_move): how an ARP reply swaps sender and target."""
+
+    src: str
+    dst: str
+    bits: int
+
+
+@dataclass(frozen=True)
+class DecTtl:
+    pass
+
+
+Action = Output | Goto | SetField | Move | DecTtl
+
+#: Where ovs-ofctl spells a match field differently from OXM.
+OFCTL_FIELDS = {"ipv4_dst": "nw_dst"}
+
+#: Nicira names of the fields `Move` copies, as ovs-ofctl writes them.
+NXM_NAMES = {
+    "eth_src": "NXM_OF_ETH_SRC", "eth_dst": "NXM_OF_ETH_DST", "arp_sha": "NXM_NX_ARP_SHA",
+    "arp_tha": "NXM_NX_ARP_THA", "arp_spa": "NXM_OF_ARP_SPA", "arp_tpa": "NXM_OF_ARP_TPA",
+}
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow: where it sits, what it matches, what it does, and why."""
+
+    table: int
+    priority: int
+    match: tuple[tuple[str, str | int], ...]  # OXM names: in_port (a port name), eth_type, arp_op, arp_tpa, ipv4_dst
+    actions: tuple[Action, ...]
+    purpose: Purpose
+    note: str = ""  # a person's reading of it, for the flows/ files and `ovsvx flows`
+
+    @property
+    def text(self) -> str:
+        """The flow in `ovs-ofctl add-flow` syntax, without its cookie."""
+        parts = [f"table={self.table}", f"priority={self.priority}", *(_match_text(k, v) for k, v in self.match)]
+        return ",".join(parts) + ",actions=" + (",".join(_action_text(a) for a in self.actions) or "drop")
+
+    @property
+    def cookie(self) -> int:
+        return (int(self.purpose) << 32) | zlib.crc32(self.text.encode())
+
+    @property
+    def line(self) -> str:
+        return f"cookie={self.cookie:#x},{self.text}"
+
+
+def _match_text(field: str, value: str | int) -> str:
+    if field == "eth_type":
+        return {ETH_ARP: "arp", ETH_IP: "ip"}[int(value)]
+    return f"{OFCTL_FIELDS.get(field, field)}={value}"
+
+
+def _action_text(action: Action) -> str:
+    match action:
+        case Output(port):
+            return {LOCAL: "LOCAL", IN_PORT: "in_port"}.get(port, f"output:{port}")
+        case Goto(table):
+            return f"goto_table:{table}"
+        case SetField(field, value):
+            return f"set_field:{value}->{field}"
+        case Move(src, dst, _):
+            return f"move:{NXM_NAMES[src]}[]->{NXM_NAMES[dst]}[]"
+        case DecTtl():
+            return "dec_ttl"
+    raise TypeError(action)
+
+
+# --- generation -------------------------------------------------------------------
+
+
+def _arp_reply(address: IPv4Address, mac: str) -> tuple[Action, ...]:
+    """Turn an ARP request into the reply for `address` and send it back where it came from."""
+    return (
+        Move("eth_src", "eth_dst", 48), SetField("eth_src", mac), SetField("arp_op", ARP_REPLY),
+        Move("arp_sha", "arp_tha", 48), Move("arp_spa", "arp_tpa", 32),
+        SetField("arp_sha", mac), SetField("arp_spa", str(address)), Output(IN_PORT),
+    )
+
+
+def _arp(address: IPv4Address, mac: str, note: str, in_port: str | None = None, priority: int = 100) -> Flow:
+    match: list[tuple[str, str | int]] = [("in_port", in_port)] if in_port else []
+    match += [("eth_type", ETH_ARP), ("arp_op", ARP_REQUEST), ("arp_tpa", str(address))]
+    return Flow(ARP, priority, tuple(match), _arp_reply(address, mac), Purpose.ARP_RESPONDER, note)
+
+
+def _ip_to(table: int, dst: IPv4Address | IPv4Network, actions: tuple[Action, ...], purpose: Purpose,
+           note: str) -> Flow:
+    priority = 200 if isinstance(dst, IPv4Address) else 100
+    return Flow(table, priority, (("eth_type", ETH_IP), ("ipv4_dst", str(dst))), actions, purpose, note)
+
+
+def _classify(port: str, ip_table: int, what: str) -> list[Flow]:
+    return [
+        Flow(CLASSIFY, 100, (("in_port", port), ("eth_type", ETH_ARP)), (Goto(ARP),), Purpose.CLASSIFY,
+             f"ARP from {what}"),
+        Flow(CLASSIFY, 100, (("in_port", port), ("eth_type", ETH_IP)), (Goto(ip_table),), Purpose.CLASSIFY,
+             f"IPv4 from {what}"),
+    ]
+
+
+def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
+    """Every flow `host`'s bridge needs in ovs mode, in canonical order."""
+    gateway_mac = mac_for(host.gateway)
+    own_mac = mac_for(host.vxlan_address)
+    workloads = [(ns, port.name) for ns, port in zip(host.namespaces, workload_ports(host).values())]
+    tunnels = [(peer, tunnel_ports(topology, host)[peer.name].name) for peer in topology.peers(host)]
+    to_host = (SetField("eth_dst", gateway_mac), Output(LOCAL))
+
+    flows: list[Flow] = []
+    for ns, port in workloads:
+        flows += _classify(port, FROM_WORKLOAD, f"namespace {ns.name}")
+    flows += _classify(LOCAL, FROM_HOST, f"the host {host.name}")
+    for peer, port in tunnels:
+        flows += _classify(port, FROM_TUNNEL, f"the tunnel from {peer.name}")
+
+    flows.append(_arp(host.gateway, gateway_mac, "the gateway"))
+    flows.append(_arp(host.vxlan_address, own_mac, f"{host.name}'s vxlan address"))
+    flows += [_arp(ns.address, mac_for(ns.address), f"namespace {ns.name}") for ns, _ in workloads]
+    for peer, port in tunnels:
+        flows.append(_arp(peer.vxlan_address, mac_for(peer.vxlan_address), f"{peer.name}'s vxlan address "
+                                                                            "(the host's onlink next hop)"))
+        flows.append(_arp(host.vxlan_address, own_mac, f"{peer.name} asks for {host.name}'s vxlan address",
+                          in_port=port, priority=110))
+        flows.append(Flow(ARP, 105, (("in_port", port), ("eth_type", ETH_ARP)), (), Purpose.DROP,
+                          f"any other ARP from the tunnel from {peer.name}"))
+
+    flows.append(_ip_to(FROM_WORKLOAD, host.gateway, (Output(LOCAL),), Purpose.TO_HOST, "to the gateway"))
+    flows.append(_ip_to(FROM_WORKLOAD, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
+    for ns, port in workloads:
+        flows.append(_ip_to(FROM_WORKLOAD, ns.address, (Output(port),), Purpose.LOCAL_L2,
+                            f"to namespace {ns.name} on the same bridge"))
+        flows.append(_ip_to(FROM_HOST, ns.address, (Output(port),), Purpose.LOCAL_L2, f"to namespace {ns.name}"))
+        flows.append(_ip_to(FROM_TUNNEL, ns.address, (
+            DecTtl(), SetField("eth_src", gateway_mac), SetField("eth_dst", mac_for(ns.address)), Output(port),
+        ), Purpose.ROUTE_IN, f"routed to namespace {ns.name}"))
+    for peer, port in tunnels:
+        rewrite = (SetField("eth_src", own_mac), SetField("eth_dst", mac_for(peer.vxlan_address)), Output(port))
+        flows.append(_ip_to(FROM_WORKLOAD, peer.subnet, (DecTtl(), *rewrite), Purpose.ROUTE_OUT,
+                            f"routed to {peer.name} through the tunnel"))
+        flows.append(_ip_to(FROM_HOST, peer.subnet, rewrite, Purpose.HOST_OUT, f"to {peer.name} through the tunnel"))
+    flows.append(_ip_to(FROM_TUNNEL, host.gateway, to_host, Purpose.TO_HOST, "to the gateway"))
+    flows.append(_ip_to(FROM_TUNNEL, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
+
+    flows += [Flow(t, 0, (), (), Purpose.DROP, f"anything else in {TABLES[t].name}") for t in TABLES]
+    check(flows)
+    return tuple(sorted(flows, key=lambda f: (f.table, -f.priority, f.text)))
+
+
+def check(flows: list[Flow]) -> None:
+    """Every flow sits in a declared table and goes only where that table may go; no two collide."""
+    seen: dict[tuple[int, int, tuple[tuple[str, str | int], ...]], Flow] = {}
+    for flow in flows:
+        table = TABLES.get(flow.table)
+        if table is None:
+            raise ValueError(f"flow in undeclared table {flow.table}: {flow.text}")
+        for action in flow.actions:
+            if isinstance(action, Goto) and action.table not in table.next:
+                raise ValueError(f"table {table.name} may not go to table {action.table}: {flow.text}")
+        key = (flow.table, flow.priority, flow.match)
+        if key in seen and seen[key] != flow:
+            raise ValueError(f"two flows with one match: {flow.text} / {seen[key].text}")
+        seen[key] = flow
+
+
+def render_file(topology: Topology, host: Host) -> str:
+    """The host's flows as an `ovs-ofctl add-flows` file, grouped by table with a comment per flow."""
+    lines = [
+        f"# ovsvx flows for {host.name}'s bridge {host.bridge} (OpenFlow 1.3), generated from the topology.",
+        f"# Load with: ovs-ofctl -O OpenFlow13 replace-flows {host.bridge} {host.name}.flows",
+        "# Regenerate with: ovsvx flows --render (never edit by hand).",
+    ]
+    table = None
+    for flow in host_flows(topology, host):
+        if flow.table != table:
+            table = flow.table
+            info = TABLES[table]
+            lines += ["", f"# table {info.id} ({info.name}): {info.does}"]
+        lines.append(f"# {flow.purpose.label}: {flow.note}")
+        lines.append(flow.line)
+    return "\n".join(lines) + "\n"

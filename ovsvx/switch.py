@@ -1,0 +1,99 @@
+"""Desired Open vSwitch state of one host in ovs mode, as plain values, and its `ovs-vsctl` rendering.
+
+Ovs mode replaces the tutorial's Linux bridge by an OVS bridge of the same
+name (br1) holding the namespace's veth (tap2) and one vxlan port per peer
+(for the tutorial's two hosts, a single port named as the tutorial's vxlan
+device, vxlan1).  The bridge runs `fail_mode=secure` under an OpenFlow
+controller on loopback, so only the flows of `flows.py` forward, and flows
+stay installed while the controller is away.
+
+On the userspace (netdev) datapath the underlay NIC joins a second bridge,
+br-phy, which takes the VTEP address: OVS then sends and receives tunnel
+packets through its own stack.  With the kernel module (system datapath) the
+kernel's routing carries the tunnel and br-phy is not needed.
+
+Every port gets a fixed OpenFlow port number (`ofport_request`) so the flows'
+port numbers never change across restarts; every bridge carries
+``external_ids:ovsvx`` so destroy removes only ovsvx's bridges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ovsvx.plan import PHYS_BRIDGE
+from ovsvx.topology import Host, Topology, mac_for
+
+OWNER_KEY = "ovsvx"
+CONTROLLER_PORT = 6653
+FIRST_TUNNEL_OFPORT = 100
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    type: str  # "" for an existing kernel device, "vxlan" for a tunnel
+    ofport: int
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Bridge:
+    name: str
+    datapath_type: str
+    ports: tuple[Port, ...]
+    hwaddr: str | None = None  # the internal port's MAC; flows address the gateway by it
+    controller: str | None = None  # "tcp:127.0.0.1:6653"; None: standalone (NORMAL switching)
+    mtu: int | None = None  # of the internal port
+
+    @property
+    def fail_mode(self) -> str | None:
+        return "secure" if self.controller else None
+
+
+def tunnel_ports(topology: Topology, host: Host) -> dict[str, Port]:
+    """The vxlan port towards each peer, by peer name (the tutorial's two hosts: one port, vxlan1)."""
+    peers = topology.peers(host)
+    ports = {}
+    for i, peer in enumerate(peers):
+        name = host.vxlan if len(peers) == 1 else f"{host.vxlan[:11]}-{i + 1}"
+        options = (("remote_ip", str(peer.vtep)), ("key", str(topology.vni)), ("dst_port", str(topology.port)))
+        ports[peer.name] = Port(name, "vxlan", FIRST_TUNNEL_OFPORT + i, options)
+    return ports
+
+
+def workload_ports(host: Host) -> dict[str, Port]:
+    """The host end of each namespace's veth, by namespace name."""
+    return {ns.name: Port(ns.peer, "", i + 1) for i, ns in enumerate(host.namespaces)}
+
+
+def switch_plan(topology: Topology, host: Host, datapath: str, controller: str | None) -> tuple[Bridge, ...]:
+    """The bridges `host` needs in ovs mode (br-phy first, on the userspace datapath)."""
+    bridges = []
+    if datapath == "netdev":
+        bridges.append(Bridge(PHYS_BRIDGE, datapath, (Port(host.nic, "", 1),)))
+    ports = (*workload_ports(host).values(), *tunnel_ports(topology, host).values())
+    bridges.append(Bridge(host.bridge, datapath, ports, hwaddr=mac_for(host.gateway), controller=controller,
+                          mtu=topology.overlay_mtu))
+    return tuple(bridges)
+
+
+def render(bridge: Bridge) -> list[str]:
+    """The `ovs-vsctl` commands that create `bridge` by hand."""
+    settings = [f"datapath_type={bridge.datapath_type}", f"external_ids:{OWNER_KEY}=true"]
+    if bridge.hwaddr:
+        settings.append(f"other_config:hwaddr={bridge.hwaddr}")
+    if bridge.fail_mode:
+        settings.append(f"fail_mode={bridge.fail_mode}")
+    lines = [f"ovs-vsctl add-br {bridge.name} -- set bridge {bridge.name} {' '.join(settings)}"]
+    if bridge.controller:
+        lines.append(f"ovs-vsctl set-controller {bridge.name} {bridge.controller}")
+    if bridge.mtu:
+        lines.append(f"ovs-vsctl set interface {bridge.name} mtu_request={bridge.mtu}")
+    for port in bridge.ports:
+        spec = [f"ofport_request={port.ofport}"]
+        if port.type:
+            spec.insert(0, f"type={port.type}")
+        spec += [f"options:{k}={v}" for k, v in port.options]
+        lines.append(f"ovs-vsctl add-port {bridge.name} {port.name} -- set interface {port.name} {' '.join(spec)}")
+    return lines
