@@ -1,34 +1,52 @@
 """The modes ovsvx can deploy a host in, by name.
 
 Each backend deploys one host of the topology at a `Site` and offers the same
-verbs: `inspect()` (findings, no change), `apply()` (changes made), and
-`destroy()` (what it removed).  The CLI's `--mode` choices come from here.
+verbs: `configure` (decide, once per deploy, what the mode needs recorded),
+`inspect()` (findings, no change), `apply()` (changes made), `destroy()`
+(what it removed) and `details()` (what status shows beyond findings).  The
+CLI's `--mode` choices come from here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from ovsvx.errors import UsageError
-from ovsvx.kernel import KernelBackend
 from ovsvx.findings import Finding
+from ovsvx.kernel import KernelBackend
+from ovsvx.ovs import OvsBackend
 from ovsvx.record import Deployment
 from ovsvx.site import Site
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Command-line choices that shape a deployment beyond the topology."""
+
+    controller: bool = True  # ovs mode: flows from the os-ken controller, else from flows_dir
+    flows_dir: Path = Path("flows")
+    datapath: str = "auto"  # ovs mode: auto, system or netdev
 
 
 class Backend(Protocol):
     name: str
 
     def __init__(self, site: Site, deployment: Deployment) -> None: ...
+    @staticmethod
+    def configure(deployment: Deployment, host: str, options: DeployOptions) -> None: ...
     def inspect(self) -> list[Finding]: ...
     def apply(self) -> list[str]: ...
     def destroy(self) -> list[str]: ...
+    def details(self) -> dict[str, str]: ...
 
 
 BACKENDS: dict[str, type[Backend]] = {
+    OvsBackend.name: OvsBackend,
     KernelBackend.name: KernelBackend,
 }
-DEFAULT_MODE = "kernel"
+DEFAULT_MODE = OvsBackend.name
 
 
 def check_mode(mode: str) -> str:

@@ -8,6 +8,7 @@ that turns an `OvsvxError` into a one-line message and an exit status.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -19,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ovsvx import deploy as deployment_ops
-from ovsvx import lab, netstack, plan, preflight, record, topology, verify
-from ovsvx.backends import BACKENDS
+from ovsvx import controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, verify
+from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -145,14 +146,23 @@ def plan_cmd(topology_file: Path | None, host: str | None) -> None:
 @prefix_option
 @click.option("--mode", "mode_text", default=None, metavar="MODE",
               help=f"{' or '.join(BACKENDS)} for every host, or HOST=MODE,... per host "
-                   "(default: each host's `mode` in the topology, else kernel).")
+                   f"(default: each host's `mode` in the topology, else {DEFAULT_MODE}).")
+@click.option("--no-controller", is_flag=True,
+              help="ovs mode: load the flows from FLOWS/<host>.flows with ovs-ofctl instead of running os-ken.")
+@click.option("--flows", "flows_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("flows"),
+              show_default=True, help="Folder of the flow files for --no-controller.")
+@click.option("--datapath", default="auto", show_default=True, type=click.Choice(["auto", "system", "netdev"]),
+              help="ovs mode: the kernel's datapath (system) or the userspace one (netdev); auto picks "
+                   "system where the openvswitch module loads.")
 @reported
-def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None, mode_text: str | None) -> None:
+def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None, mode_text: str | None,
+               no_controller: bool, flows_dir: Path, datapath: str) -> None:
     """Build the overlay: the whole lab, or this machine as --host HOST."""
     topo = topology.load(topology_file)
     scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
     modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text))
-    report = deployment_ops.deploy(scope, topo, modes)
+    options = DeployOptions(controller=not no_controller, flows_dir=flows_dir, datapath=datapath)
+    report = deployment_ops.deploy(scope, topo, modes, options)
     for warning in report.warnings:
         err_console.print(f"ovsvx: warning: {warning}", markup=False, soft_wrap=True)
     for change in report.changes:
@@ -186,30 +196,33 @@ def destroy_cmd(host: str | None, prefix: str | None) -> None:
 @json_option
 @reported
 def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
-    """What is deployed, per host, and whether each piece is as wanted."""
+    """What is deployed, per host, and whether each piece is as wanted (exit 1 if not)."""
     scope = deployment_ops.find_scope(host, prefix)
-    deployment, findings = deployment_ops.status(scope)
+    deployment, hosts = deployment_ops.status(scope)
+    ok = all(h.ok for h in hosts.values())
     if as_json:
         click.echo(json.dumps({
-            "scope": scope.kind, "prefix": deployment.prefix,
-            "ok": all(f.state == "ok" for fs in findings.values() for f in fs),
+            "scope": scope.kind, "prefix": deployment.prefix, "ok": ok,
             "hosts": {
-                name: {"mode": deployment.modes[name],
-                       "resources": [{"what": f.what, "state": f.state, "detail": f.detail}
-                                     for f in fs]}
-                for name, fs in findings.items()
+                name: {"mode": h.mode, "ok": h.ok, "details": h.details,
+                       "resources": [{"what": f.what, "state": f.state, "detail": f.detail} for f in h.findings]}
+                for name, h in hosts.items()
             },
         }, indent=2))
-        return
-    for name, fs in findings.items():
-        bad = [f for f in fs if f.state != "ok"]
-        state = "[green]ok[/]" if not bad else f"[red]{len(bad)} not as wanted[/]"
-        out.print(f"[bold]{name}[/] ({deployment.modes[name]} mode, {scope.describe()}): {state}")
-        table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
-        for f in fs:
-            colour = "green" if f.state == "ok" else "red"
-            table.add_row(f.what, f"[{colour}]{f.state}[/] {f.detail}".rstrip())
-        out.print(table)
+    else:
+        for name, h in hosts.items():
+            bad = sum(f.state != "ok" for f in h.findings)
+            state = "[green]ok[/]" if not bad else f"[red]{bad} not as wanted[/]"
+            out.print(f"[bold]{name}[/] ({h.mode} mode, {scope.describe()}): {state}")
+            for key, value in h.details.items():
+                out.print(f"  {key}: {value}", markup=False)
+            table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
+            for f in h.findings:
+                colour = "green" if f.state == "ok" else "red"
+                table.add_row(f.what, f"[{colour}]{f.state}[/] {f.detail}".rstrip())
+            out.print(table)
+    if not ok:
+        sys.exit(1)
 
 
 @main.command("verify")
@@ -245,11 +258,89 @@ def verify_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
 @main.command("exec", context_settings={"ignore_unknown_options": True})
 @prefix_option
 @click.argument("node")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @reported
 def exec_cmd(prefix: str | None, node: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND in a lab node (host1, ns1, ...): ovsvx exec host1 -- ip -d link show vxlan1"""
+    """Run COMMAND (default: a shell) in a lab node (host1, ns1, ...): ovsvx exec host1 -- ip -d link show vxlan1
+
+    On a host in ovs mode, ovs-vsctl, ovs-ofctl and ovs-appctl reach that host's OVS with no flags.
+    """
     preflight.require_root()
     scope = deployment_ops.find_scope(None, prefix)
     deployment = record.require(scope.kind, scope.prefix)
-    netstack.exec_in(lab.node_netns(deployment, node), command)
+    netns = lab.node_netns(deployment, node)
+    argv = command or (os.environ.get("SHELL", "/bin/sh"),)
+    netstack.exec_in(netns, argv, env=deployment_ops.node_env(deployment, node))
+
+
+# --- ovs mode: controller and flows ----------------------------------------------------
+
+
+@main.command("controller")
+@topology_option
+@click.option("--host", "host_name", default=None, metavar="HOST", help="The topology host this controller serves.")
+@prefix_option
+@click.option("--listen", default="127.0.0.1:6653", show_default=True, metavar="ADDR:PORT",
+              help="Where OVS connects (keep it on loopback: OpenFlow has no authentication here).")
+@reported
+def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: str | None, listen: str) -> None:
+    """Run the os-ken controller for one host's bridge in the foreground (alongside its OVS)."""
+    if prefix is not None:
+        topo = record.require("lab", record.check_prefix(prefix)).topology
+    elif topology_file is not None:
+        topo = topology.load(topology_file)
+    else:
+        here = record.load("host", "")
+        topo = here.topology if here else topology.default()
+        host_name = host_name or (next(iter(here.modes)) if here else None)
+    if host_name is None:
+        raise UsageError(f"--host is needed: one of {', '.join(h.name for h in topo.hosts)}")
+    host = topo.host(host_name)
+    address = controller.parse_listen(listen)
+    daemons.check_port_free(None, *address)
+    controller.run(topo, host, address)
+
+
+@main.command("flows")
+@topology_option
+@host_option
+@prefix_option
+@click.option("--raw", is_flag=True, help="Print ovs-ofctl dump-flows as it is.")
+@click.option("--render", is_flag=True, help="Write the topology's flows as ovs-ofctl files instead.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("flows"),
+              show_default=True, help="Folder for --render.")
+@reported
+def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, raw: bool, render: bool,
+              out_dir: Path) -> None:
+    """The installed flows of each ovs-mode host, grouped by purpose with packet counters."""
+    if render:
+        topo = topology.load(topology_file)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for h in [topo.host(host)] if host else topo.hosts:
+            path = out_dir / f"{h.name}.flows"
+            path.write_text(flows.render_file(topo, h))
+            out.print(f"wrote {path}", markup=False)
+        return
+    preflight.require_root()
+    scope = deployment_ops.find_scope(None, prefix) if host is None else deployment_ops.find_scope(host, None)
+    deployment = record.require(scope.kind, scope.prefix)
+    shown = 0
+    for site in deployment_ops.sites(deployment):
+        if deployment.modes[site.host.name] != "ovs" or (host and site.host.name != host):
+            continue
+        shown += 1
+        home = daemons.ovs_home(deployment, site)
+        if raw:
+            click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
+            continue
+        generated = {f.cookie: f for f in flows.host_flows(deployment.topology, site.host)}
+        table = Table("table", "purpose", "why", "rule", "packets", "bytes",
+                      title=f"{site.host.name}: {site.host.bridge}", title_justify="left")
+        for installed in ofctl.dump_flows(home, site.host.bridge):
+            flow = generated.get(installed.cookie)
+            name = flows.TABLES[installed.table].name if installed.table in flows.TABLES else "?"
+            table.add_row(f"{installed.table} {name}", flow.purpose.label if flow else "[red]not generated[/]",
+                          flow.note if flow else "", installed.rule, str(installed.n_packets), str(installed.n_bytes))
+        out.print(table)
+    if not shown:
+        raise UsageError("no host of this deployment runs in ovs mode")

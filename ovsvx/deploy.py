@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ovsvx import lab, preflight, record
-from ovsvx.backends import DEFAULT_MODE, backend, check_mode
+from ovsvx import daemons, lab, preflight, record
+from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions, backend, check_mode
 from ovsvx.errors import ConflictError, OvsvxError, UsageError
 from ovsvx.findings import Finding
 from ovsvx.record import Deployment
@@ -78,8 +78,13 @@ def _open(scope: Scope, topology: Topology) -> Deployment:
     return existing
 
 
-def deploy(scope: Scope, topology: Topology, modes: dict[str, str]) -> Report:
-    """Build or repair the deployment; a second run reports no changes."""
+def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
+           options: DeployOptions = DeployOptions()) -> Report:
+    """Build or repair the deployment; a second run reports no changes.
+
+    A host deployed in another mode before is switched: the old mode's pieces
+    are removed, then the new mode's built.
+    """
     preflight.require_root()
     warnings: list[str] = []
     if scope.kind == "host":
@@ -89,11 +94,20 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str]) -> Report:
     with record.locked(scope.kind, scope.prefix):
         deployment = _open(scope, topology)
         fresh = not deployment.path.exists()
+        switching = {site.host.name: backend(deployment.modes[site.host.name], site, deployment)
+                     for site in sites(deployment)
+                     if deployment.modes.get(site.host.name) not in (None, modes.get(site.host.name))}
         deployment.modes = modes
+        for name, mode in modes.items():
+            BACKENDS[mode].configure(deployment, name, options)
         deployment.save()  # the record exists before the first change
         try:
             changes = lab.build(deployment) if deployment.is_lab else []
             for site in sites(deployment):
+                old = switching.get(site.host.name)
+                if old is not None:
+                    changes.append(f"{site.host.name}: switching from {old.name} to {modes[site.host.name]} mode")
+                    changes += old.destroy()
                 changes += backend(modes[site.host.name], site, deployment).apply()
         except (OvsvxError, KeyboardInterrupt):
             if fresh:  # a first deploy that fails leaves the machine as it was
@@ -120,14 +134,35 @@ def destroy(scope: Scope) -> list[str]:
         return [] if deployment is None else _remove(deployment)
 
 
-def status(scope: Scope) -> tuple[Deployment, dict[str, list[Finding]]]:
-    """The deployment and, per host, how each desired resource compares with the machine."""
+@dataclass(frozen=True)
+class HostStatus:
+    mode: str
+    findings: list[Finding]
+    details: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return all(f.state == "ok" for f in self.findings)
+
+
+def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
+    """The deployment and, per host, how each desired piece compares with the machine."""
     preflight.require_root()
     deployment = record.require(scope.kind, scope.prefix)
-    return deployment, {
-        site.host.name: backend(deployment.modes[site.host.name], site, deployment).inspect()
-        for site in sites(deployment)
-    }
+    found = {}
+    for site in sites(deployment):
+        mode = deployment.modes[site.host.name]
+        chosen = backend(mode, site, deployment)
+        found[site.host.name] = HostStatus(mode, chosen.inspect(), chosen.details())
+    return deployment, found
+
+
+def node_env(deployment: Deployment, node: str) -> dict[str, str] | None:
+    """The environment for a command on `node`: a lab host in ovs mode points OVS's tools at its own OVS."""
+    if deployment.modes.get(node) != "ovs":
+        return None
+    site = next(s for s in sites(deployment) if s.host.name == node)
+    return daemons.ovs_home(deployment, site).env()
 
 
 def find_scope(host: str | None, prefix: str | None) -> Scope:

@@ -23,6 +23,14 @@ class KernelBackend:
         self.plan = kernel_plan(deployment.topology, site.host)
         self.netlink = Reconciler(site, deployment)
 
+    @staticmethod
+    def configure(deployment: Deployment, host: str, options: object) -> None:
+        """Kernel mode has nothing to decide beyond the topology."""
+        deployment.settings.pop(host, None)
+
+    def details(self) -> dict[str, str]:
+        return {}
+
     def inspect(self) -> list[Finding]:
         return self.netlink.inspect(self.plan)
 

@@ -69,28 +69,28 @@ def build(deployment: Deployment) -> list[str]:
 
 
 def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
-    changes: list[str] = []
+    """The lab's "hardware", made once: each host's NIC with its VTEP address, joined to the others.
+
+    Once made it is left alone, because ovs mode on the userspace datapath
+    moves the VTEP address from the NIC onto br-phy.
+    """
     hosts = topology.hosts
     first = deployment.prefix + hosts[0].name
     with netstack.stack(first) as ns:
-        present = bool(ns.link_lookup(ifname=hosts[0].nic))
-    if not present:
+        if ns.link_lookup(ifname=hosts[0].nic):
+            return []
         if len(hosts) == 2:
-            with netstack.stack(first) as ns:
-                ns.link("add", ifname=hosts[0].nic, kind="veth",
-                        peer={"ifname": hosts[1].nic, "net_ns_fd": deployment.prefix + hosts[1].name})
-            changes.append(f"lab: underlay {hosts[0].name}:{hosts[0].nic} <-> {hosts[1].name}:{hosts[1].nic}")
-        else:
-            changes += _wire_switch(deployment, topology)
+            ns.link("add", ifname=hosts[0].nic, kind="veth",
+                    peer={"ifname": hosts[1].nic, "net_ns_fd": deployment.prefix + hosts[1].name})
+    changes = [f"lab: underlay {hosts[0].name}:{hosts[0].nic} <-> {hosts[1].name}:{hosts[1].nic}"]
+    if len(hosts) > 2:
+        changes = _wire_switch(deployment, topology)
     for host in hosts:
         with netstack.stack(deployment.prefix + host.name) as ns:
             index = ns.link_lookup(ifname=host.nic)[0]
             ns.link("set", index=index, mtu=topology.underlay_mtu, ifalias=LINK_ALIAS, state="up")
-            cidr = (str(host.vtep), topology.underlay.prefixlen)
-            have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ns.get_addr(index=index)}
-            if cidr not in have:
-                ns.addr("add", index=index, address=cidr[0], prefixlen=cidr[1])
-                changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
+            ns.addr("add", index=index, address=str(host.vtep), prefixlen=topology.underlay.prefixlen)
+            changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
     return changes
 
 

@@ -119,7 +119,7 @@ class Reconciler:
                         ipr.link("del", index=link["index"])
                         removed.append(f"{host.name}: - link {name}")
                 for m in moved:
-                    if _has_address(ipr, m.dev, m.address, m.prefixlen) and ipr.link_lookup(ifname=m.origin):
+                    if ipr.link_lookup(ifname=m.origin) and not _has_address(ipr, m.origin, m.address, m.prefixlen):
                         _move(ipr, m.address, m.prefixlen, m.dev, m.origin)
                         removed.append(f"{host.name}: address {m.cidr} back on {m.origin}")
             removed += self._restore_sysctls()
@@ -385,7 +385,8 @@ def _has_address(ipr: Any, dev: str, address: Any, prefixlen: int) -> bool:
 
 
 def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> None:
-    """Move an address between links (the kernel moves the connected route with it)."""
+    """Move an address between links (the kernel moves the connected route with it); a source that
+    is already gone (br-phy, after OVS stopped) is fine."""
     source = ipr.link_lookup(ifname=origin)
     if source and _has_address(ipr, origin, address, prefixlen):
         ipr.addr("del", index=source[0], address=str(address), prefixlen=prefixlen)

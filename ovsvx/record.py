@@ -53,6 +53,7 @@ class Deployment:
     modes: dict[str, str] = field(default_factory=dict)  # host name -> mode deployed
     netns: list[str] = field(default_factory=list)  # namespaces ovsvx created, real names
     sysctls: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> key -> value before ovsvx
+    settings: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> what its mode decided (datapath...)
 
     @property
     def path(self) -> Path:
@@ -77,7 +78,7 @@ class Deployment:
     def save(self) -> None:
         data: dict[str, Any] = {
             "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
-            "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls,
+            "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls, "settings": self.settings,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
@@ -103,6 +104,7 @@ def load(kind: str, prefix: str) -> Deployment | None:
     return Deployment(
         kind=data["kind"], prefix=data["prefix"], topology=topo.parse(data["topology"]),
         modes=data.get("modes", {}), netns=data.get("netns", []), sysctls=data.get("sysctls", {}),
+        settings=data.get("settings", {}),
     )
 
 

@@ -3,9 +3,9 @@
 Ovs mode replaces the tutorial's Linux bridge by an OVS bridge of the same
 name (br1) holding the namespace's veth (tap2) and one vxlan port per peer
 (for the tutorial's two hosts, a single port named as the tutorial's vxlan
-device, vxlan1).  The bridge runs `fail_mode=secure` under an OpenFlow
-controller on loopback, so only the flows of `flows.py` forward, and flows
-stay installed while the controller is away.
+device, vxlan1).  The bridge runs `fail_mode=secure`, so only the flows of
+`flows.py` forward (installed by an OpenFlow controller on loopback, or loaded
+from a file), and they stay installed while the controller is away.
 
 On the userspace (netdev) datapath the underlay NIC joins a second bridge,
 br-phy, which takes the VTEP address: OVS then sends and receives tunnel
@@ -43,12 +43,9 @@ class Bridge:
     datapath_type: str
     ports: tuple[Port, ...]
     hwaddr: str | None = None  # the internal port's MAC; flows address the gateway by it
-    controller: str | None = None  # "tcp:127.0.0.1:6653"; None: standalone (NORMAL switching)
+    controller: str | None = None  # "tcp:127.0.0.1:6653"; None: flows are loaded with ovs-ofctl
+    fail_mode: str | None = None  # "secure": only our flows forward; None: OVS's default (NORMAL switching)
     mtu: int | None = None  # of the internal port
-
-    @property
-    def fail_mode(self) -> str | None:
-        return "secure" if self.controller else None
 
 
 def tunnel_ports(topology: Topology, host: Host) -> dict[str, Port]:
@@ -74,7 +71,7 @@ def switch_plan(topology: Topology, host: Host, datapath: str, controller: str |
         bridges.append(Bridge(PHYS_BRIDGE, datapath, (Port(host.nic, "", 1),)))
     ports = (*workload_ports(host).values(), *tunnel_ports(topology, host).values())
     bridges.append(Bridge(host.bridge, datapath, ports, hwaddr=mac_for(host.gateway), controller=controller,
-                          mtu=topology.overlay_mtu))
+                          fail_mode="secure", mtu=topology.overlay_mtu))
     return tuple(bridges)
 
 

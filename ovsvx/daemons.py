@@ -1,0 +1,209 @@
+"""The processes behind ovs mode: a host's OVS daemons and its OpenFlow controller.
+
+On a real host, OVS is the system's (Debian's openvswitch-switch service);
+ovsvx only checks that it runs.  A lab host runs its own ovsdb-server and
+ovs-vswitchd inside its namespace, with their own database, sockets, pid and
+log files in the lab's folder, so `ovs-vsctl`, `ovs-ofctl` and `ovs-appctl`
+reach them through nothing but OVS_RUNDIR (which `ovsvx exec` sets).
+
+The controller runs alongside OVS, in the host's namespace, listening on
+loopback; in both cases deploy starts it in the background and destroy stops
+it (`ovsvx controller` runs it in the foreground instead, e.g. from systemd).
+
+Processes are only ever touched by the pid in their own pidfile, and only
+when /proc confirms the pid is still the program that wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ovsvx import netstack, record
+from ovsvx.errors import ApplyError, PreconditionError
+from ovsvx.record import Deployment
+from ovsvx.site import Site
+
+SYSTEM_RUNDIR = Path("/var/run/openvswitch")
+SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+START_WAIT_S = 15.0
+CONTROLLER_MARKER = "ovsvx controller"
+
+
+@dataclass(frozen=True)
+class OvsHome:
+    """Where one host's OVS keeps its database, sockets, pids and logs."""
+
+    rundir: Path
+    netns: str | None
+    own: bool  # True: ovsvx runs these daemons (a lab host); False: the system's service
+
+    @property
+    def db(self) -> str:
+        return f"unix:{self.rundir}/db.sock"
+
+    def env(self) -> dict[str, str]:
+        """The environment under which OVS's own tools find this OVS with no flags."""
+        where = str(self.rundir)
+        return {**os.environ, "OVS_RUNDIR": where, "OVS_DBDIR": where, "OVS_LOGDIR": where,
+                "OVS_SYSCONFDIR": where}
+
+    def pidfile(self, program: str) -> Path:
+        return self.rundir / f"{program}.pid"
+
+    def log(self, program: str) -> Path:
+        return self.rundir / f"{program}.log"
+
+
+def site_dir(deployment: Deployment, site: Site) -> Path:
+    """ovsvx's own folder for one host of a deployment (controller pid and log, a lab host's OVS)."""
+    top = f"lab-{deployment.prefix or 'default'}" if deployment.is_lab else "host"
+    return record.STATE_DIR / top / site.host.name
+
+
+def ovs_home(deployment: Deployment, site: Site) -> OvsHome:
+    if site.is_lab:
+        return OvsHome(site_dir(deployment, site) / "ovs", site.netns, own=True)
+    return OvsHome(SYSTEM_RUNDIR, None, own=False)
+
+
+# --- processes by pidfile ---------------------------------------------------------------
+
+
+def running_pid(pidfile: Path, marker: str) -> int | None:
+    """The pid in `pidfile` if that process is alive and its command line still contains `marker`."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if marker in cmdline else None  # a zombie's or a reused pid's command line does not match
+
+
+def stop_pid(pidfile: Path, marker: str, wait_s: float = 5.0) -> bool:
+    """SIGTERM the process of `pidfile` (SIGKILL after `wait_s`); True if there was one."""
+    pid = running_pid(pidfile, marker)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while running_pid(pidfile, marker) == pid and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if running_pid(pidfile, marker) == pid:
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+def _wait_for(path: Path, what: str, log: Path) -> None:
+    deadline = time.monotonic() + START_WAIT_S
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise ApplyError(f"{what} did not start (no {path}); see {log}")
+        time.sleep(0.05)
+
+
+# --- OVS --------------------------------------------------------------------------------
+
+
+def start_ovs(home: OvsHome) -> list[str]:
+    """Start a lab host's ovsdb-server and ovs-vswitchd if they are not running; returns what started."""
+    if not home.own:
+        if not (home.rundir / "db.sock").exists():
+            raise PreconditionError(
+                f"Open vSwitch is not running here (no {home.rundir}/db.sock): "
+                "start it with `systemctl start openvswitch-switch`"
+            )
+        return []
+    started = []
+    home.rundir.mkdir(parents=True, exist_ok=True)
+    env = home.env()
+    database = home.rundir / "conf.db"
+    if not database.exists():
+        _run(["ovsdb-tool", "create", str(database), str(SCHEMA)], env, None)
+    if running_pid(home.pidfile("ovsdb-server"), "ovsdb-server") is None:
+        (home.rundir / "db.sock").unlink(missing_ok=True)
+        _run(["ovsdb-server", str(database), f"--remote=punix:{home.rundir}/db.sock", "--pidfile", "--detach",
+              "--no-chdir", "--log-file", "-vconsole:off"], env, home.netns)
+        _wait_for(home.rundir / "db.sock", "ovsdb-server", home.log("ovsdb-server"))
+        _run(["ovs-vsctl", "--no-wait", "init"], env, home.netns)
+        started.append("ovsdb-server")
+    if running_pid(home.pidfile("ovs-vswitchd"), "ovs-vswitchd") is None:
+        _run(["ovs-vswitchd", "--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"],
+             env, home.netns)
+        started.append("ovs-vswitchd")
+    return started
+
+
+def stop_ovs(home: OvsHome) -> list[str]:
+    """Stop a lab host's OVS daemons (never the system's); returns what stopped."""
+    if not home.own:
+        return []
+    return [f"- {program}" for program in ("ovs-vswitchd", "ovsdb-server")
+            if stop_pid(home.pidfile(program), program)]
+
+
+def _run(argv: list[str], env: dict[str, str], netns: str | None) -> None:
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30,
+                          preexec_fn=(lambda: netstack.enter(netns)) if netns else None)
+    if done.returncode != 0:
+        raise ApplyError(f"{' '.join(argv[:2])} failed: {(done.stderr or done.stdout).strip()}")
+
+
+# --- the controller -----------------------------------------------------------------------
+
+
+def controller_files(deployment: Deployment, site: Site) -> tuple[Path, Path]:
+    folder = site_dir(deployment, site)
+    return folder / "controller.pid", folder / "controller.log"
+
+
+def controller_pid(deployment: Deployment, site: Site) -> int | None:
+    return running_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
+
+
+def check_port_free(netns: str | None, host: str, port: int) -> None:
+    """Refuse to start a controller whose listening port is taken."""
+    def probe() -> None:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as err:
+                raise PreconditionError(
+                    f"controller port {host}:{port} is in use ({err.strerror}): stop what listens there "
+                    "or choose another port with --listen"
+                ) from None
+
+    netstack.call_in(netns, probe)
+
+
+def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]) -> bool:
+    """Start `ovsvx controller` for the site in the background, in its namespace; False if already running."""
+    if controller_pid(deployment, site) is not None:
+        return False
+    check_port_free(site.netns, *listen)
+    pidfile, log = controller_files(deployment, site)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "ovsvx", "controller", "--listen", f"{listen[0]}:{listen[1]}",
+            "--host", site.host.name]
+    if deployment.is_lab:
+        argv += ["--prefix", deployment.prefix]
+    with open(log, "a") as out:
+        process = netstack.popen(site.netns, argv, stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True,
+                                 env={**os.environ, "OVSVX_STATE_DIR": str(record.STATE_DIR)})
+    pidfile.write_text(f"{process.pid}\n")
+    return True
+
+
+def stop_controller(deployment: Deployment, site: Site) -> bool:
+    return stop_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
+

@@ -1,0 +1,177 @@
+"""The os-ken OpenFlow 1.3 app: keeps each connected bridge at exactly its generated flows.
+
+A thin adapter.  The flows come from `flows.host_flows` (set on the class by
+`controller.run` before os-ken starts it); this app only turns them into
+OpenFlow messages and sends them from one place, `_sync`.  On every
+connection (first start, controller restart, ovs-vswitchd restart) it asks
+the switch for its ports and flows, then adds the flows that are missing and
+deletes every flow whose cookie is not in the generated set: equal cookies
+mean equal flows (see flows.py), so the switch ends with exactly the
+generated set, no duplicates, and untouched counters on flows that were
+already right.  Errors from the switch are logged with their OpenFlow names.
+"""
+
+from __future__ import annotations
+
+import logging
+from ipaddress import IPv4Network
+from typing import Any, ClassVar
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from ovsvx.flows import IN_PORT, LOCAL, DecTtl, Flow, Goto, Move, Output, SetField
+
+LOG = logging.getLogger("ovsvx.controller")
+ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
+
+#: OpenFlow 1.3 error types and the prefix of their codes' names, for readable error logs.
+_ERROR_CODE_PREFIX = {
+    "OFPET_HELLO_FAILED": "OFPHFC_", "OFPET_BAD_REQUEST": "OFPBRC_", "OFPET_BAD_ACTION": "OFPBAC_",
+    "OFPET_BAD_INSTRUCTION": "OFPBIC_", "OFPET_BAD_MATCH": "OFPBMC_", "OFPET_FLOW_MOD_FAILED": "OFPFMFC_",
+    "OFPET_GROUP_MOD_FAILED": "OFPGMFC_", "OFPET_PORT_MOD_FAILED": "OFPPMFC_",
+    "OFPET_TABLE_MOD_FAILED": "OFPTMFC_", "OFPET_QUEUE_OP_FAILED": "OFPQOFC_",
+    "OFPET_SWITCH_CONFIG_FAILED": "OFPSCFC_", "OFPET_ROLE_REQUEST_FAILED": "OFPRRFC_",
+    "OFPET_METER_MOD_FAILED": "OFPMMFC_", "OFPET_TABLE_FEATURES_FAILED": "OFPTFFC_",
+}
+
+
+def error_name(err_type: int, code: int) -> str:
+    """'OFPET_BAD_ACTION/OFPBAC_BAD_OUT_PORT' for type 2, code 4."""
+    type_name = next((n for n in _ERROR_CODE_PREFIX if getattr(ofp, n, None) == err_type), f"type {err_type}")
+    prefix = _ERROR_CODE_PREFIX.get(type_name, "?")
+    code_name = next((n for n in dir(ofp) if n.startswith(prefix) and getattr(ofp, n) == code), f"code {code}")
+    return f"{type_name}/{code_name}"
+
+
+def _port_number(name: str, ports: dict[str, int]) -> int:
+    return {LOCAL: ofp.OFPP_LOCAL, IN_PORT: ofp.OFPP_IN_PORT}.get(name) or ports[name]
+
+
+def _match(parser: Any, flow: Flow, ports: dict[str, int]) -> Any:
+    fields: dict[str, Any] = {}
+    for name, value in flow.match:
+        if name == "in_port":
+            fields[name] = _port_number(str(value), ports)
+        elif name == "ipv4_dst" and "/" in str(value):
+            net = IPv4Network(str(value))
+            fields[name] = (str(net.network_address), str(net.netmask))
+        else:
+            fields[name] = value
+    return parser.OFPMatch(**fields)
+
+
+def _instructions(parser: Any, flow: Flow, ports: dict[str, int]) -> list[Any]:
+    actions: list[Any] = []
+    instructions: list[Any] = []
+    for action in flow.actions:
+        match action:
+            case Output(port):
+                actions.append(parser.OFPActionOutput(_port_number(port, ports)))
+            case SetField(field, value):
+                actions.append(parser.OFPActionSetField(**{field: value}))
+            case Move(src, dst, bits):
+                actions.append(parser.NXActionRegMove(src_field=src, dst_field=dst, n_bits=bits))
+            case DecTtl():
+                actions.append(parser.OFPActionDecNwTtl())
+            case Goto(table):
+                instructions.append(parser.OFPInstructionGotoTable(table))
+    if actions:
+        instructions.insert(0, parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions))
+    return instructions
+
+
+def flow_mod(datapath: Any, flow: Flow, ports: dict[str, int]) -> Any:
+    """The OFPFlowMod that adds `flow`, with port names resolved to the switch's numbers."""
+    parser = datapath.ofproto_parser
+    return parser.OFPFlowMod(
+        datapath, cookie=flow.cookie, table_id=flow.table, priority=flow.priority, command=ofp.OFPFC_ADD,
+        match=_match(parser, flow, ports), instructions=_instructions(parser, flow, ports),
+    )
+
+
+class FlowInstaller(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofp.OFP_VERSION]
+    #: bridge name -> its generated flows; set by controller.run before os-ken instantiates the app.
+    flows_by_bridge: ClassVar[dict[str, tuple[Flow, ...]]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.ports: dict[int, dict[str, int]] = {}  # datapath id -> port name -> number
+        self.cookies: dict[int, set[int]] = {}  # datapath id -> cookies seen in this flow dump
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _connected(self, ev: Any) -> None:
+        datapath = ev.msg.datapath
+        LOG.info("switch %016x connected", datapath.id)
+        self._ask_ports(datapath)
+
+    def _ask_ports(self, datapath: Any) -> None:
+        self.ports[datapath.id] = {}
+        datapath.send_msg(datapath.ofproto_parser.OFPPortDescStatsRequest(datapath, 0))
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def _port_desc(self, ev: Any) -> None:
+        datapath = ev.msg.datapath
+        ports = self.ports.setdefault(datapath.id, {})
+        for port in ev.msg.body:
+            ports[port.name.decode()] = port.port_no
+        if ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            return
+        self.cookies[datapath.id] = set()
+        parser = datapath.ofproto_parser
+        datapath.send_msg(parser.OFPFlowStatsRequest(datapath, table_id=ofp.OFPTT_ALL))
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev: Any) -> None:
+        datapath = ev.msg.datapath
+        self.cookies.setdefault(datapath.id, set()).update(stat.cookie for stat in ev.msg.body)
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            self._sync(datapath)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_changed(self, ev: Any) -> None:
+        """A port came, went or was renumbered: compare the whole switch again."""
+        port = ev.msg.desc
+        LOG.info("switch %016x: port %s (%d) %s", ev.msg.datapath.id, port.name.decode(), port.port_no,
+                 {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}.get(ev.msg.reason, "modified"))
+        if ev.msg.reason != ofp.OFPPR_MODIFY:
+            self._ask_ports(ev.msg.datapath)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _error(self, ev: Any) -> None:
+        msg = ev.msg
+        LOG.error("switch %016x refused a message: %s (xid %s)", msg.datapath.id, error_name(msg.type, msg.code),
+                  msg.xid)
+
+    def _sync(self, datapath: Any) -> None:
+        """The one place flows are sent: add what is missing, delete what is not generated."""
+        ports = self.ports.get(datapath.id, {})
+        bridge = next((name for name, number in ports.items() if number == ofp.OFPP_LOCAL), None)
+        wanted = self.flows_by_bridge.get(bridge or "")
+        if wanted is None:
+            LOG.error("switch %016x is bridge %r, which this controller has no flows for (it knows %s)",
+                      datapath.id, bridge, ", ".join(self.flows_by_bridge) or "none")
+            return
+        used = {str(v) for f in wanted for k, v in f.match if k == "in_port"}
+        used |= {a.port for f in wanted for a in f.actions if isinstance(a, Output)}
+        unknown = sorted(used - set(ports) - {LOCAL, IN_PORT})
+        if unknown:
+            LOG.error("bridge %s lacks port(s) %s: not installing its flows until they exist (redeploy)",
+                      bridge, ", ".join(unknown))
+            return
+        have = self.cookies.pop(datapath.id, set())
+        want = {flow.cookie: flow for flow in wanted}
+        parser = datapath.ofproto_parser
+        for cookie in sorted(have - set(want)):
+            datapath.send_msg(parser.OFPFlowMod(
+                datapath, cookie=cookie, cookie_mask=ALL_COOKIES, table_id=ofp.OFPTT_ALL,
+                command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY))
+        for cookie, flow in want.items():
+            if cookie not in have:
+                datapath.send_msg(flow_mod(datapath, flow, ports))
+        datapath.send_msg(parser.OFPBarrierRequest(datapath))
+        LOG.info("bridge %s: %d flow(s) added, %d stale removed, %d kept", bridge, len(set(want) - have),
+                 len(have - set(want)), len(have & set(want)))

@@ -1,0 +1,212 @@
+"""Ovs mode: an Open vSwitch bridge with a vxlan port, and flows that route as the tutorial's kernel does.
+
+One host's deployment, in order: its OVS (a lab host's own daemons, or the
+system's), the namespaces and veths (`plan.ovs_plan`, first half), the
+bridges (`switch.switch_plan`, one OVSDB transaction each), the addresses and
+routes on the bridge's internal port (second half), then the flows: from the
+os-ken controller this backend starts alongside OVS, or, with
+`--no-controller`, from the host's checked-in file under flows/.  Deploy ends
+only when the bridge holds exactly the generated flows.
+
+The datapath is picked by what the machine has: the kernel's (`system`)
+where the openvswitch module loads, else the userspace one (`netdev`), and
+the record keeps which and why, for `status`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ovsvx import daemons, ofctl, ovsdb, preflight
+from ovsvx.errors import ApplyError, OvsvxError, UsageError
+from ovsvx.findings import DIFFERS, MISSING, OK, Finding
+from ovsvx.flows import host_flows, render_file
+from ovsvx.netlink import Reconciler
+from ovsvx.plan import MovedAddress, ovs_plan
+from ovsvx.record import Deployment
+from ovsvx.site import Site
+from ovsvx.switch import CONTROLLER_PORT, switch_plan
+
+if TYPE_CHECKING:
+    from ovsvx.backends import DeployOptions
+
+LISTEN = ("127.0.0.1", CONTROLLER_PORT)
+FLOWS_WAIT_S = 20.0
+DATAPATHS = ("auto", "system", "netdev")
+
+
+def choose_datapath(wanted: str = "auto") -> tuple[str, str]:
+    """The datapath to use and why: the kernel's where the openvswitch module is there, else userspace."""
+    if wanted == "system":
+        return "system", "asked for (--datapath system)"
+    if wanted == "netdev":
+        return "netdev", "asked for (--datapath netdev)"
+    if Path("/sys/module/openvswitch").exists():
+        return "system", "the openvswitch kernel module is loaded"
+    if shutil.which("modprobe") and subprocess.run(["modprobe", "-q", "openvswitch"],
+                                                   capture_output=True).returncode == 0:
+        return "system", "loaded the openvswitch kernel module"
+    return "netdev", "no openvswitch kernel module on this machine, so the userspace datapath"
+
+
+def flows_file(folder: Path, host: str) -> Path:
+    return folder / f"{host}.flows"
+
+
+class OvsBackend:
+    """Deploys one host of the topology in ovs mode at a site."""
+
+    name = "ovs"
+
+    def __init__(self, site: Site, deployment: Deployment):
+        self.site = site
+        self.deployment = deployment
+        self.settings = deployment.settings.get(site.host.name, {})
+        self.datapath = self.settings.get("datapath", "netdev")
+        self.flows_from = self.settings.get("flows", "controller")  # "controller" or a flows file
+        topology, host = deployment.topology, site.host
+        self.home = daemons.ovs_home(deployment, site)
+        controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}" if self.flows_from == "controller" else None
+        self.before, self.after = ovs_plan(topology, host, self.datapath)
+        self.bridges = switch_plan(topology, host, self.datapath, controller)
+        self.flows = host_flows(topology, host)
+        self.netlink = Reconciler(site, deployment)
+
+    @staticmethod
+    def configure(deployment: Deployment, host: str, options: DeployOptions) -> None:
+        """Decide, once per deploy, the datapath and where the flows come from; kept in the record."""
+        preflight.require_tools("ovs-vsctl", "ovs-ofctl", "ovs-vswitchd", "ovsdb-server", "ethtool")
+        if options.datapath not in DATAPATHS:
+            raise UsageError(f"--datapath {options.datapath!r} is not allowed: one of {', '.join(DATAPATHS)}")
+        chosen, why = choose_datapath(options.datapath)
+        flows = "controller"
+        if not options.controller:
+            path = flows_file(options.flows_dir, host).resolve()
+            want = render_file(deployment.topology, deployment.topology.host(host))
+            try:
+                text = path.read_text()
+            except OSError as err:
+                raise UsageError(f"--no-controller needs {path}: {err.strerror} "
+                                 "(write it with `ovsvx flows --render`)") from None
+            if text != want:
+                raise UsageError(f"{path} does not match the topology: regenerate it with "
+                                 "`ovsvx flows --render` (with the same -t)")
+            flows = str(path)
+        deployment.settings[host] = {"datapath": chosen, "why": why, "flows": flows}
+
+    # --- the verbs -------------------------------------------------------------
+
+    def inspect(self) -> list[Finding]:
+        findings = self._daemon_findings()
+        findings += self.netlink.inspect(self.before)
+        if self._ovs_reachable():
+            with ovsdb.connect(self.home.db) as api:
+                for bridge in self.bridges:
+                    findings += ovsdb.inspect(api, bridge)
+        else:
+            findings.append(Finding("ovsdb", MISSING, f"no OVSDB at {self.home.db}"))
+        findings += self.netlink.inspect(self.after)
+        findings.append(self._flows_finding())
+        return findings
+
+    def apply(self) -> list[str]:
+        self.netlink.refuse_foreign(self.netlink.inspect(self.before + self.after))
+        host = self.site.host.name
+        changes = [f"{host}: started {program}" for program in daemons.start_ovs(self.home)]
+        changes += self.netlink.apply(self.before)
+        with ovsdb.connect(self.home.db) as api:
+            for bridge in self.bridges:
+                changes += [f"{host}: {line}" for line in ovsdb.apply(api, bridge)]
+        changes += self.netlink.apply(self.after)
+        if self.flows_from == "controller":
+            if daemons.start_controller(self.deployment, self.site, LISTEN):
+                changes.append(f"{host}: started controller on {LISTEN[0]}:{LISTEN[1]}")
+        elif self._flow_difference() != (0, 0):
+            ofctl.tool(self.home, "ovs-ofctl", "replace-flows", self.site.host.bridge, self.flows_from)
+            changes.append(f"{host}: loaded {self.flows_from}")
+        self._wait_for_flows()
+        return changes
+
+    def destroy(self) -> list[str]:
+        host = self.site.host
+        removed = []
+        if daemons.stop_controller(self.deployment, self.site):
+            removed.append(f"{host.name}: - controller")
+        moved = tuple(r for r in self.after if isinstance(r, MovedAddress))
+        removed += self.netlink.remove([ns.peer for ns in host.namespaces], moved)
+        if self._ovs_reachable():
+            try:
+                with ovsdb.connect(self.home.db) as api:
+                    removed += [f"{host.name}: {line}" for line in ovsdb.remove(api, [b.name for b in self.bridges])]
+            except OvsvxError:
+                pass  # a lab's OVS that is going away anyway; a real host's is checked by deploy
+        removed += [f"{host.name}: {line}" for line in daemons.stop_ovs(self.home)]
+        if self.home.own:
+            shutil.rmtree(daemons.site_dir(self.deployment, self.site), ignore_errors=True)
+        return removed
+
+    def details(self) -> dict[str, str]:
+        """What status shows beyond findings: datapath, processes, logs."""
+        info = {"datapath": f"{self.datapath} ({self.settings.get('why', 'unknown')})"}
+        if self.home.own:
+            for program in ("ovsdb-server", "ovs-vswitchd"):
+                pid = daemons.running_pid(self.home.pidfile(program), program)
+                info[program] = f"pid {pid}, log {self.home.log(program)}" if pid else "not running"
+        info["ovs rundir"] = str(self.home.rundir)
+        if self.flows_from == "controller":
+            pid = daemons.controller_pid(self.deployment, self.site)
+            log = daemons.controller_files(self.deployment, self.site)[1]
+            info["controller"] = (f"pid {pid}, listening on {LISTEN[0]}:{LISTEN[1]}, log {log}" if pid
+                                  else "not running")
+        else:
+            info["flows"] = f"from {self.flows_from} (no controller)"
+        return info
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _ovs_reachable(self) -> bool:
+        if self.home.own and daemons.running_pid(self.home.pidfile("ovsdb-server"), "ovsdb-server") is None:
+            return False
+        return (self.home.rundir / "db.sock").exists()
+
+    def _daemon_findings(self) -> list[Finding]:
+        findings = []
+        if self.home.own:
+            for program in ("ovsdb-server", "ovs-vswitchd"):
+                pid = daemons.running_pid(self.home.pidfile(program), program)
+                findings.append(Finding(program, OK if pid else MISSING, f"pid {pid}" if pid else "not running"))
+        if self.flows_from == "controller":
+            pid = daemons.controller_pid(self.deployment, self.site)
+            findings.append(Finding(f"controller on {LISTEN[0]}:{LISTEN[1]}", OK if pid else MISSING,
+                                    f"pid {pid}" if pid else "not running"))
+        return findings
+
+    def _flow_difference(self) -> tuple[int, int]:
+        """(generated flows missing from the bridge, installed flows not generated)."""
+        installed = {f.cookie for f in ofctl.dump_flows(self.home, self.site.host.bridge)}
+        wanted = {f.cookie for f in self.flows}
+        return len(wanted - installed), len(installed - wanted)
+
+    def _flows_finding(self) -> Finding:
+        what = f"flows on {self.site.host.bridge} ({len(self.flows)} generated)"
+        try:
+            missing, stale = self._flow_difference()
+        except OvsvxError as err:
+            return Finding(what, MISSING, str(err))
+        if (missing, stale) == (0, 0):
+            return Finding(what, OK)
+        return Finding(what, DIFFERS, f"{missing} missing, {stale} not generated")
+
+    def _wait_for_flows(self) -> None:
+        deadline = time.monotonic() + FLOWS_WAIT_S
+        while self._flow_difference() != (0, 0):
+            if time.monotonic() > deadline:
+                missing, stale = self._flow_difference()
+                where = daemons.controller_files(self.deployment, self.site)[1]
+                raise ApplyError(f"{self.site.host.name}: {self.site.host.bridge} still lacks {missing} flow(s) "
+                                 f"and has {stale} stale after {FLOWS_WAIT_S:.0f} s; see {where}")
+            time.sleep(0.2)

@@ -1,0 +1,179 @@
+"""Bring a host's Open vSwitch database to the switch plan (`switch.py`), through ovsdbapp.
+
+One connection per use, over the OVSDB unix socket of the host's OVS (a lab
+host's own ovsdb-server, or the system's).  Each bridge is changed in one
+transaction whose result is checked, and afterwards every interface must have
+an OpenFlow port: one that gets none is an error naming OVS's own reason.
+A bridge that exists without ``external_ids:ovsvx`` is not ours and is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ovsdbapp.backend.ovs_idl import connection, idlutils
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+from ovsvx.errors import ApplyError, ConflictError, PreconditionError
+from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, Finding
+from ovsvx.switch import OWNER_KEY, Bridge, Port
+
+TIMEOUT_S = 10
+OFPORT_WAIT_S = 10.0
+
+logging.getLogger("ovsdbapp").setLevel(logging.CRITICAL)  # its errors reach us as exceptions
+
+
+@contextmanager
+def connect(db: str) -> Iterator[Any]:
+    """An ovsdbapp API bound to the OVSDB at `db` (e.g. unix:/run/openvswitch/db.sock)."""
+    try:
+        idl = connection.OvsdbIdl.from_server(db, "Open_vSwitch")
+    except Exception as err:  # the ovs bindings raise plain Exceptions for an absent server
+        raise PreconditionError(f"cannot reach OVSDB at {db}: {err}") from None
+    conn = connection.Connection(idl=idl, timeout=TIMEOUT_S)
+    api = impl_idl.OvsdbIdl(conn)
+    try:
+        yield api
+    finally:
+        conn.stop()
+
+
+def _row(api: Any, table: str, name: str) -> Any | None:
+    return idlutils.row_by_value(api.idl, table, "name", name, None)
+
+
+def _one(value: Any) -> Any:
+    """OVSDB optional columns come back as [] or [value]."""
+    return value[0] if isinstance(value, list) and value else (None if value == [] else value)
+
+
+def _interface_want(port: Port) -> dict[str, Any]:
+    return {"type": port.type or "", "options": dict(port.options), "ofport_request": port.ofport}
+
+
+def inspect(api: Any, bridge: Bridge) -> list[Finding]:
+    what = f"ovs bridge {bridge.name} ({bridge.datapath_type})"
+    row = _row(api, "Bridge", bridge.name)
+    if row is None:
+        return [Finding(what, MISSING, resource=bridge)]
+    if OWNER_KEY not in row.external_ids:
+        return [Finding(what, FOREIGN, f"ovs bridge {bridge.name} exists and was not made by ovsvx "
+                                       f"(no external_ids:{OWNER_KEY}); remove it or rename the bridge in the "
+                                       "topology", bridge)]
+    wrong = []
+    if row.datapath_type != bridge.datapath_type:
+        wrong.append(f"datapath_type {row.datapath_type}")
+    if _one(row.fail_mode) != bridge.fail_mode:
+        wrong.append(f"fail_mode {_one(row.fail_mode)}")
+    if bridge.hwaddr and row.other_config.get("hwaddr") != bridge.hwaddr:
+        wrong.append("hwaddr")
+    targets = sorted(c.target for c in row.controller)
+    if targets != ([bridge.controller] if bridge.controller else []):
+        wrong.append(f"controller {', '.join(targets) or 'none'}")
+    findings = [Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge)]
+    present = {p.name for p in row.ports} - {bridge.name}
+    for port in bridge.ports:
+        findings.append(_inspect_port(api, bridge, port, present))
+    findings += [Finding(f"ovs port {name} on {bridge.name}", DIFFERS, "not in the plan: remove", bridge)
+                 for name in sorted(present - {p.name for p in bridge.ports})]
+    return findings
+
+
+def _inspect_port(api: Any, bridge: Bridge, port: Port, present: set[str]) -> Finding:
+    what = f"ovs port {port.name} on {bridge.name}" + (f" ({port.type})" if port.type else "")
+    if port.name not in present:
+        return Finding(what, MISSING, resource=bridge)
+    iface = _row(api, "Interface", port.name)
+    want = _interface_want(port)
+    have = {"type": iface.type, "options": dict(iface.options), "ofport_request": _one(iface.ofport_request)}
+    wrong = [f"{k} {have[k]}" for k in want if have[k] != want[k]]
+    ofport = _one(iface.ofport)
+    if not ofport or ofport < 0:
+        wrong.append(f"no OpenFlow port ({_one(iface.error) or 'no reason given'})")
+    return Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge)
+
+
+def apply(api: Any, bridge: Bridge) -> list[str]:
+    """Make `bridge` as planned in one transaction; returns what changed."""
+    findings = inspect(api, bridge)
+    for f in findings:
+        if f.state == FOREIGN:
+            raise ConflictError(f.detail)
+    changed = [f for f in findings if f.state != OK]
+    if not changed:
+        return []
+    row = _row(api, "Bridge", bridge.name)
+    present = {p.name for p in row.ports} - {bridge.name} if row is not None else set()
+    try:
+        with api.transaction(check_error=True) as txn:
+            txn.add(api.add_br(bridge.name, may_exist=True, datapath_type=bridge.datapath_type))
+            other = {"hwaddr": bridge.hwaddr} if bridge.hwaddr else {}
+            txn.add(api.db_set("Bridge", bridge.name, ("datapath_type", bridge.datapath_type),
+                               ("external_ids", {OWNER_KEY: "true"}), ("other_config", other)))
+            if bridge.fail_mode:
+                txn.add(api.set_fail_mode(bridge.name, bridge.fail_mode))
+            else:
+                txn.add(api.db_clear("Bridge", bridge.name, "fail_mode"))
+            if bridge.controller:
+                txn.add(api.set_controller(bridge.name, [bridge.controller]))
+            else:
+                txn.add(api.del_controller(bridge.name))
+            for name in present - {p.name for p in bridge.ports}:
+                txn.add(api.del_port(name, bridge=bridge.name))
+            for port in bridge.ports:
+                txn.add(api.add_port(bridge.name, port.name, may_exist=True))
+                txn.add(api.db_set("Interface", port.name, *_interface_want(port).items()))
+            if bridge.mtu:
+                txn.add(api.db_set("Interface", bridge.name, ("mtu_request", bridge.mtu)))
+    except Exception as err:  # ovsdbapp raises its own and RuntimeError for a failed transaction
+        raise ApplyError(f"OVSDB refused the change to {bridge.name}: {err}") from None
+    _wait_for_ofports(api, bridge)
+    return [f.text if f.state == DIFFERS else f"+ {f.what}" for f in changed]
+
+
+def _wait_for_ofports(api: Any, bridge: Bridge) -> None:
+    """Every interface must get an OpenFlow port; one that does not is an error, with OVS's reason."""
+    deadline = time.monotonic() + OFPORT_WAIT_S
+    while True:
+        pending = {}
+        for name in [bridge.name, *(p.name for p in bridge.ports)]:
+            iface = _row(api, "Interface", name)
+            ofport = _one(iface.ofport) if iface is not None else None
+            if not ofport or ofport < 0:
+                pending[name] = _one(iface.error) if iface is not None else None
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            name, error = next(iter(pending.items()))
+            raise ApplyError(f"OVS gave {name} on {bridge.name} no OpenFlow port: {error or 'no reason given'}")
+        time.sleep(0.1)
+
+
+def remove(api: Any, names: list[str]) -> list[str]:
+    """Delete those of the named bridges that ovsvx made; gone ones are fine."""
+    removed = []
+    for name in names:
+        row = _row(api, "Bridge", name)
+        if row is not None and OWNER_KEY in row.external_ids:
+            api.del_br(name).execute(check_error=True)
+            removed.append(f"- ovs bridge {name}")
+    return removed
+
+
+def ofports(api: Any, bridge: str) -> dict[str, int]:
+    """OpenFlow port numbers of a bridge's interfaces, by name."""
+    row = _row(api, "Bridge", bridge)
+    if row is None:
+        return {}
+    found = {}
+    for port in row.ports:
+        for iface in port.interfaces:
+            number = _one(iface.ofport)
+            if number and number > 0:
+                found[iface.name] = number
+    return found
