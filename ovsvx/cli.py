@@ -303,7 +303,7 @@ def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: st
 
 @main.command("flows")
 @topology_option
-@host_option
+@click.option("--host", default=None, metavar="HOST", help="Only this host's bridge (or, with --render, its file).")
 @prefix_option
 @click.option("--raw", is_flag=True, help="Print ovs-ofctl dump-flows as it is.")
 @click.option("--render", is_flag=True, help="Write the topology's flows as ovs-ofctl files instead.")
@@ -322,8 +322,10 @@ def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, 
             out.print(f"wrote {path}", markup=False)
         return
     preflight.require_root()
-    scope = deployment_ops.find_scope(None, prefix) if host is None else deployment_ops.find_scope(host, None)
+    scope = deployment_ops.find_scope(None, prefix)
     deployment = record.require(scope.kind, scope.prefix)
+    if host is not None:
+        deployment.topology.host(host)  # an unknown name is an error, not an empty listing
     shown = 0
     for site in deployment_ops.sites(deployment):
         if deployment.modes[site.host.name] != "ovs" or (host and site.host.name != host):

@@ -63,8 +63,7 @@ class OvsHome:
 
 def site_dir(deployment: Deployment, site: Site) -> Path:
     """ovsvx's own folder for one host of a deployment (controller pid and log, a lab host's OVS)."""
-    top = f"lab-{deployment.prefix or 'default'}" if deployment.is_lab else "host"
-    return record.STATE_DIR / top / site.host.name
+    return deployment.folder / site.host.name
 
 
 def ovs_home(deployment: Deployment, site: Site) -> OvsHome:

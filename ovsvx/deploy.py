@@ -109,9 +109,13 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
                     changes.append(f"{site.host.name}: switching from {old.name} to {modes[site.host.name]} mode")
                     changes += old.destroy()
                 changes += backend(modes[site.host.name], site, deployment).apply()
-        except (OvsvxError, KeyboardInterrupt):
+        except (OvsvxError, KeyboardInterrupt) as failure:
             if fresh:  # a first deploy that fails leaves the machine as it was
-                _remove(deployment)
+                try:
+                    _remove(deployment)
+                except OvsvxError as err:
+                    raise type(failure)(f"{failure} (and undoing the deploy failed too: {err}; "
+                                        "run `ovsvx destroy`)") from None
             raise
         return Report(deployment, changes, warnings)
 

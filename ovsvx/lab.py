@@ -14,7 +14,7 @@ by name, and test labs never touch a user's.
 from __future__ import annotations
 
 from ovsvx import netstack
-from ovsvx.errors import ConflictError, UsageError
+from ovsvx.errors import ApplyError, ConflictError, UsageError
 from ovsvx.plan import LINK_ALIAS
 from ovsvx.record import Deployment
 from ovsvx.site import Site
@@ -90,8 +90,22 @@ def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
             index = ns.link_lookup(ifname=host.nic)[0]
             ns.link("set", index=index, mtu=topology.underlay_mtu, ifalias=LINK_ALIAS, state="up")
             ns.addr("add", index=index, address=str(host.vtep), prefixlen=topology.underlay.prefixlen)
-            changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
+        _checksum_in_software(deployment.prefix + host.name, host.nic)
+        changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
     return changes
+
+
+def _checksum_in_software(netns: str, nic: str) -> None:
+    """A veth leaves checksums to "hardware" that never fills them in; a real NIC does.
+
+    OVS's userspace datapath reads frames raw and drops VXLAN whose UDP
+    checksum was left for offload (counted as datapath_drop_tunnel_pop_error),
+    so a kernel-mode host could not reach an ovs-mode one.  The lab's NICs
+    therefore checksum in software, as a real NIC's hardware would.
+    """
+    done = netstack.run(netns, ["ethtool", "-K", nic, "tx", "off"], timeout=10)
+    if done.returncode != 0:
+        raise ApplyError(f"lab: ethtool -K {nic} tx off: {done.stderr.strip()}")
 
 
 def _wire_switch(deployment: Deployment, topology: Topology) -> list[str]:

@@ -26,7 +26,7 @@ from ovsvx.errors import ApplyError, ConflictError
 from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, Finding
 from ovsvx.plan import (
     LINK_ALIAS, RTPROT_OVSVX, ZERO_MAC, Address, Bridge, FloodEntry, MovedAddress, Netns, Resource, Route, Sysctl,
-    Up, Veth, Vxlan, describe, sysctls,
+    Up, Veth, Vxlan, describe,
 )
 from ovsvx.record import Deployment
 from ovsvx.site import Site
@@ -230,7 +230,7 @@ class Reconciler:
     def _fix_sysctl(self, stacks: _Stacks, r: Sysctl, _: Finding) -> None:
         current = self._read_sysctl(r.key)
         if current is not None:
-            self.deployment.remember_sysctl(self.site.host.name, r.key, current)
+            self.deployment.remember_sysctl(self.site.host.name, r.key, current, r.value)
         netstack.write_sysctl(self.site.netns, r.key, r.value)
 
     # --- removal ---------------------------------------------------------------
@@ -249,13 +249,12 @@ class Reconciler:
         return removed
 
     def _restore_sysctls(self) -> list[str]:
-        """Put back what a sysctl held before ovsvx, unless someone changed it since."""
+        """Put back what a sysctl held before ovsvx, unless someone changed it since (or it is gone)."""
         restored = []
-        ours = {s.key: s.value for s in sysctls(self.site.host)}
-        for key, original in self.deployment.sysctls.get(self.site.host.name, {}).items():
-            if key in ours and self._read_sysctl(key) == ours[key] and original != ours[key]:
-                netstack.write_sysctl(self.site.netns, key, original)
-                restored.append(f"{self.site.host.name}: sysctl {key}={original} (restored)")
+        for key, (before, value) in self.deployment.sysctls.get(self.site.host.name, {}).items():
+            if before != value and self._read_sysctl(key) == value:
+                netstack.write_sysctl(self.site.netns, key, before)
+                restored.append(f"{self.site.host.name}: sysctl {key}={before} (restored)")
         return restored
 
 

@@ -36,7 +36,8 @@ def connect(db: str) -> Iterator[Any]:
     except Exception as err:  # the ovs bindings raise plain Exceptions for an absent server
         raise PreconditionError(f"cannot reach OVSDB at {db}: {err}") from None
     conn = connection.Connection(idl=idl, timeout=TIMEOUT_S)
-    api = impl_idl.OvsdbIdl(conn)
+    # ovsdbapp keeps one connection per API class; a lab talks to one OVSDB per host, so each gets its own.
+    api = type("HostOvsdb", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})(conn)
     try:
         yield api
     finally:
@@ -117,11 +118,11 @@ def apply(api: Any, bridge: Bridge) -> list[str]:
                                ("external_ids", {OWNER_KEY: "true"}), ("other_config", other)))
             if bridge.fail_mode:
                 txn.add(api.set_fail_mode(bridge.name, bridge.fail_mode))
-            else:
+            elif row is not None and row.fail_mode:
                 txn.add(api.db_clear("Bridge", bridge.name, "fail_mode"))
             if bridge.controller:
                 txn.add(api.set_controller(bridge.name, [bridge.controller]))
-            else:
+            elif row is not None and row.controller:
                 txn.add(api.del_controller(bridge.name))
             for name in present - {p.name for p in bridge.ports}:
                 txn.add(api.del_port(name, bridge=bridge.name))
@@ -160,7 +161,10 @@ def remove(api: Any, names: list[str]) -> list[str]:
     for name in names:
         row = _row(api, "Bridge", name)
         if row is not None and OWNER_KEY in row.external_ids:
-            api.del_br(name).execute(check_error=True)
+            try:
+                api.del_br(name).execute(check_error=True)
+            except Exception as err:  # ovsdbapp's timeout and transaction errors
+                raise ApplyError(f"OVSDB did not delete bridge {name}: {err}") from None
             removed.append(f"- ovs bridge {name}")
     return removed
 

@@ -167,10 +167,15 @@ def ovs_plan(topology: Topology, host: Host, datapath: str) -> tuple[tuple[Resou
     tunnel packets from its own stack, so the VTEP address moves from the NIC
     onto br-phy, the bridge that holds the NIC.
     """
-    before = (*_workloads(host, master=None, mtu=topology.overlay_mtu), RP_FILTER_ALL, FORWARDING)
+    ports = [ns.peer for ns in host.namespaces]
+    before: tuple[Resource, ...] = (
+        *_workloads(host, master=None, mtu=topology.overlay_mtu), RP_FILTER_ALL, FORWARDING,
+        *(s for port in ports for s in _port_sysctls(port, ipv6=False)),
+    )
     underlay: tuple[Resource, ...] = ()
     if datapath == "netdev":
-        underlay = (Up(PHYS_BRIDGE), MovedAddress(host.vtep, topology.underlay.prefixlen, host.nic, PHYS_BRIDGE))
+        underlay = (Up(PHYS_BRIDGE), MovedAddress(host.vtep, topology.underlay.prefixlen, host.nic, PHYS_BRIDGE),
+                    *_port_sysctls(host.nic, ipv6=True))
     after = (
         *underlay,
         Up(host.bridge, topology.overlay_mtu),
@@ -198,13 +203,20 @@ RP_FILTER_ALL = Sysctl("net.ipv4.conf.all.rp_filter", "0")
 FORWARDING = Sysctl("net.ipv4.ip_forward", "1")
 
 
+def _port_sysctls(port: str, ipv6: bool) -> tuple[Sysctl, ...]:
+    """Keep the host's own IP stack off a device that is an OVS port on the userspace datapath.
+
+    OVS reads such a device through a packet socket, but the kernel still
+    receives every frame on it too: it would answer ARP there with the
+    device's own MAC and route what arrives, a second copy of every packet.
+    `ipv6` keeps IPv6 on (a real NIC may need it); a workload port needs none.
+    """
+    found = (Sysctl(f"net.ipv4.conf.{port}.arp_ignore", "8"), Sysctl(f"net.ipv4.conf.{port}.forwarding", "0"))
+    return found if ipv6 else (*found, Sysctl(f"net.ipv6.conf.{port}.disable_ipv6", "1"))
+
+
 def _bridge_rp_filter(host: Host) -> Sysctl:
     return Sysctl(f"net.ipv4.conf.{host.bridge}.rp_filter", "0")
-
-
-def sysctls(host: Host) -> tuple[Sysctl, ...]:
-    """Every sysctl either mode sets on `host` (destroy restores them)."""
-    return RP_FILTER_ALL, _bridge_rp_filter(host), FORWARDING
 
 
 def _routes(topology: Topology, host: Host, via_dev: str) -> list[Route]:

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +53,7 @@ class Deployment:
     topology: topo.Topology
     modes: dict[str, str] = field(default_factory=dict)  # host name -> mode deployed
     netns: list[str] = field(default_factory=list)  # namespaces ovsvx created, real names
-    sysctls: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> key -> value before ovsvx
+    sysctls: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # host -> key -> [before, set]
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> what its mode decided (datapath...)
 
     @property
@@ -63,17 +64,21 @@ class Deployment:
     def is_lab(self) -> bool:
         return self.kind == "lab"
 
+    @property
+    def folder(self) -> Path:
+        """ovsvx's own files for this deployment (a lab host's OVS, controller pid and log)."""
+        return self.path.with_suffix("")
+
     def own_netns(self, name: str) -> None:
         if name not in self.netns:
             self.netns.append(name)
             self.save()
 
-    def remember_sysctl(self, host: str, key: str, value: str) -> None:
-        """Keep the value a sysctl had before ovsvx first changed it, to restore on destroy."""
+    def remember_sysctl(self, host: str, key: str, before: str, value: str) -> None:
+        """Keep what a sysctl held before ovsvx first set it, and what ovsvx set, to restore on destroy."""
         per_host = self.sysctls.setdefault(host, {})
-        if key not in per_host:
-            per_host[key] = value
-            self.save()
+        per_host[key] = [per_host.get(key, [before])[0], value]
+        self.save()
 
     def save(self) -> None:
         data: dict[str, Any] = {
@@ -86,6 +91,8 @@ class Deployment:
         tmp.replace(self.path)
 
     def forget(self) -> None:
+        """Drop the record and the deployment's folder: everything they describe is gone."""
+        shutil.rmtree(self.folder, ignore_errors=True)
         self.path.unlink(missing_ok=True)
 
 
