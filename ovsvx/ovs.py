@@ -125,6 +125,7 @@ class OvsBackend:
         if self.flows_from == "controller":
             if daemons.start_controller(self.deployment, self.site, LISTEN):
                 changes.append(f"{host}: started controller on {LISTEN[0]}:{LISTEN[1]}")
+            self._wait_for_controller()
         elif self._flow_difference() != (0, 0):
             ofctl.tool(self.home, "ovs-ofctl", "replace-flows", self.site.host.bridge, self.flows_from)
             changes.append(f"{host}: loaded {self.flows_from}")
@@ -181,9 +182,15 @@ class OvsBackend:
                 findings.append(Finding(program, OK if pid else MISSING, f"pid {pid}" if pid else "not running"))
         if self.flows_from == "controller":
             pid = daemons.controller_pid(self.deployment, self.site)
-            findings.append(Finding(f"controller on {LISTEN[0]}:{LISTEN[1]}", OK if pid else MISSING,
-                                    f"pid {pid}" if pid else "not running"))
+            connected = pid is not None and self._ovs_reachable() and self._controller_connected()
+            state, detail = (OK, f"pid {pid}, connected") if connected else (
+                (DIFFERS, f"pid {pid}, OVS not connected") if pid else (MISSING, "not running"))
+            findings.append(Finding(f"controller on {LISTEN[0]}:{LISTEN[1]}", state, detail))
         return findings
+
+    def _controller_connected(self) -> bool:
+        with ovsdb.connect(self.home.db) as api:
+            return ovsdb.controller_connected(api, self.site.host.bridge)
 
     def _flow_difference(self) -> tuple[int, int]:
         """(generated flows missing from the bridge, installed flows not generated)."""
@@ -200,6 +207,16 @@ class OvsBackend:
         if (missing, stale) == (0, 0):
             return Finding(what, OK)
         return Finding(what, DIFFERS, f"{missing} missing, {stale} not generated")
+
+    def _wait_for_controller(self) -> None:
+        deadline = time.monotonic() + FLOWS_WAIT_S
+        with ovsdb.connect(self.home.db) as api:
+            while not ovsdb.controller_connected(api, self.site.host.bridge):
+                if time.monotonic() > deadline:
+                    log = daemons.controller_files(self.deployment, self.site)[1]
+                    raise ApplyError(f"{self.site.host.name}: OVS did not connect to the controller within "
+                                     f"{FLOWS_WAIT_S:.0f} s; see {log}")
+                time.sleep(0.1)
 
     def _wait_for_flows(self) -> None:
         deadline = time.monotonic() + FLOWS_WAIT_S

@@ -169,6 +169,12 @@ def remove(api: Any, names: list[str]) -> list[str]:
     return removed
 
 
+def controller_connected(api: Any, bridge: str) -> bool:
+    """Whether OVS reports the bridge's controller connection as up."""
+    row = _row(api, "Bridge", bridge)
+    return row is not None and any(c.is_connected for c in row.controller)
+
+
 def ofports(api: Any, bridge: str) -> dict[str, int]:
     """OpenFlow port numbers of a bridge's interfaces, by name."""
     row = _row(api, "Bridge", bridge)

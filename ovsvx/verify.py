@@ -28,6 +28,7 @@ INITIAL_TTL = 64
 IPV4_ICMP_HEADERS = 28  # IP 20 + ICMP 8: ping -s takes the payload size
 IPERF_PORT = 5201
 TCP_BYTES = "20M"
+PING_COUNT = 3
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ _TTL_RE = re.compile(r"ttl=(\d+) time=([\d.]+)")
 
 
 def _ping(netns: str | None, probe: Probe) -> Result:
-    argv = ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", str(probe.address)]
+    argv = ["ping", "-n", "-c", str(PING_COUNT), "-i", "0.2", "-W", "2", str(probe.address)]
     if probe.size is not None:
         argv[1:1] = ["-M", "do", "-s", str(probe.size)]
     done = netstack.run(netns, argv, timeout=15)
@@ -117,10 +118,12 @@ def _ping(netns: str | None, probe: Probe) -> Result:
         return Result(probe, False, None, lines[-1] if lines else f"ping exited {done.returncode}")
     ttl = int(replies[-1][0])
     rtt = min(float(r[1]) for r in replies)
-    ok = probe.expected_ttl is None or ttl == probe.expected_ttl
-    detail = f"{len(replies)}/3 replies" + ("" if ok else f", TTL {ttl} but the tutorial's routing gives "
-                                                      f"{probe.expected_ttl}")
-    return Result(probe, ok, ttl, detail, rtt_ms=rtt)
+    duplicates = done.stdout.count("(DUP!)")
+    problems = [f"TTL {ttl} but the tutorial's routing gives {probe.expected_ttl}"] \
+        if probe.expected_ttl is not None and ttl != probe.expected_ttl else []
+    problems += [f"{duplicates} duplicate replies: something forwards a second copy"] if duplicates else []
+    detail = ", ".join([f"{len(replies) - duplicates}/{PING_COUNT} replies", *problems])
+    return Result(probe, not problems, ttl, detail, rtt_ms=rtt)
 
 
 def _tcp(src_ns: str | None, dst_ns: str | None, probe: Probe) -> Result:

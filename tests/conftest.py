@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import netstack
+from ovsvx import daemons, netstack
 
 TEST_PREFIX = "ovt"
 STATE_DIR = Path(f"/run/ovsvx-test-{os.getpid()}")
@@ -41,11 +41,14 @@ def leftover_netns() -> list[str]:
 
 
 def sweep() -> None:
-    """Destroy every test lab by its record, then remove any test-prefixed namespace left."""
+    """Destroy every test lab by its record, then stop and remove anything test-made that is left."""
     if STATE_DIR.exists():
         for rec in STATE_DIR.glob("lab-*.json"):
             prefix = rec.stem.removeprefix("lab-")
             run_ovsvx("destroy", "--prefix", prefix, check=False)
+    if STATE_DIR.exists():  # a destroy that failed: stop what it started, by its own pidfiles
+        for pidfile in STATE_DIR.rglob("*.pid"):
+            daemons.stop_pid(pidfile, daemons.CONTROLLER_MARKER if pidfile.stem == "controller" else pidfile.stem)
     for name in leftover_netns():
         netstack.remove_netns(name)
     shutil.rmtree(STATE_DIR, ignore_errors=True)

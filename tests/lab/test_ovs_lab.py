@@ -1,0 +1,232 @@
+"""Ovs mode in a real lab: real ovsdb-server and ovs-vswitchd per host, a real os-ken controller.
+
+One lab serves the tests that only look or recover (deployed once for the
+module, destroyed at its end, checked for leftovers); tests that need another
+shape of lab get their own prefix.  Everything is checked as a user would:
+verify, the OVS tools inside the host, dump-flows, ping while things die.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ovsvx import flows, topology
+from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
+from tests.lab.test_kernel_lab import failed, verify
+
+TOPO = topology.default()
+GENERATED = {h.name: {f.cookie for f in flows.host_flows(TOPO, h)} for h in TOPO.hosts}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[str]:
+    need_lab()
+    prefix = f"{TEST_PREFIX}ovs-"
+    run_ovsvx("deploy", "--mode", "ovs", "--prefix", prefix)
+    yield prefix
+    run_ovsvx("destroy", "--prefix", prefix, check=False)
+    left = [n for n in leftover_netns() if n.startswith(prefix)]
+    assert not left, f"destroy left namespaces behind: {left}"
+
+
+def status(prefix: str) -> dict[str, Any]:
+    return json.loads(run_ovsvx("status", "--prefix", prefix, "--json", check=False).stdout)
+
+
+def pid_of(prefix: str, host: str, what: str) -> int:
+    detail = status(prefix)["hosts"][host]["details"][what]
+    found = re.match(r"pid (\d+)", detail)
+    assert found, f"{what} on {host} is not running: {detail}"
+    return int(found.group(1))
+
+
+def in_host(prefix: str, host: str, *argv: str) -> str:
+    return run_ovsvx("exec", "--prefix", prefix, host, "--", *argv).stdout
+
+
+def installed(prefix: str, host: str) -> list[str]:
+    """dump-flows of the host's bridge, without counters, one rule per line, sorted."""
+    bridge = TOPO.host(host).bridge
+    dump = in_host(prefix, host, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "--no-stats", "--names", bridge)
+    return sorted(line.strip() for line in dump.splitlines() if "actions=" in line)
+
+
+def cookies(prefix: str, host: str) -> list[int]:
+    bridge = TOPO.host(host).bridge
+    dump = in_host(prefix, host, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge)
+    return [int(c, 16) for c in re.findall(r"cookie=(0x[0-9a-f]+)", dump)]
+
+
+def start_ping(prefix: str, count: int = 40) -> subprocess.Popen[str]:
+    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
+    return subprocess.Popen([sys.executable, "-m", "ovsvx", "exec", "--prefix", prefix, "ns1", "--", "ping", "-n",
+                             "-c", str(count), "-i", "0.1", "-W", "1", "192.168.2.100"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+
+
+def ping_result(ping: subprocess.Popen[str]) -> tuple[int, int, int]:
+    """(transmitted, received, duplicates) of a finished ping."""
+    text, _ = ping.communicate(timeout=30)
+    sent, got = re.search(r"(\d+) packets transmitted, (\d+) received", text).groups()
+    return int(sent), int(got), text.count("(DUP!)")
+
+
+def wait_for_log(prefix: str, host: str, timeout_s: float = 5.0) -> str:
+    """The controller log's last line once it reports a sync (it follows the connection closely)."""
+    log = STATE_DIR / f"lab-{prefix}" / host / "controller.log"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        last = log.read_text().rstrip().splitlines()[-1]
+        if "flow(s) added" in last or time.monotonic() > deadline:
+            return last
+        time.sleep(0.1)
+
+
+# --- the module's lab ----------------------------------------------------------------
+
+
+def test_ovs_lab_answers_as_the_tutorial(lab: str) -> None:
+    report = verify(run_ovsvx, lab)
+    assert report["ok"], failed(report)
+    by_pair = {(c["kind"], c["src"], c["dst"]): c for c in report["checks"]}
+    assert by_pair[("ping", "ns1", "ns2")]["ttl"] == 62
+    assert by_pair[("ping", "host1", "ns2")]["ttl"] == 63
+    assert by_pair[("tcp", "ns1", "ns2")]["gbps"] > 0
+    assert by_pair[("ping-df", "ns1", "ns2")]["ok"]  # full-size frames fit after encapsulation
+
+
+def test_status_names_the_datapath_and_the_processes(lab: str) -> None:
+    shown = status(lab)
+    assert shown["ok"]
+    details = shown["hosts"]["host1"]["details"]
+    assert details["datapath"].startswith(("netdev", "system"))
+    assert "listening on 127.0.0.1:6653" in details["controller"]
+    assert details["ovs-vswitchd"].startswith("pid ")
+
+
+def test_ovs_tools_work_inside_a_host_with_no_flags(lab: str) -> None:
+    shown = in_host(lab, "host1", "ovs-vsctl", "show")
+    assert "Bridge br1" in shown and "fail_mode: secure" in shown
+    assert 'options: {dst_port="4789", key="100", remote_ip="10.33.30.151"}' in shown
+    assert "ovs-vswitchd (Open vSwitch)" in in_host(lab, "host1", "ovs-appctl", "version")
+
+
+def test_installed_flows_are_exactly_the_checked_in_files(lab: str) -> None:
+    for host in TOPO.hosts:
+        assert sorted(cookies(lab, host.name)) == sorted(GENERATED[host.name])
+        before = installed(lab, host.name)
+        in_host(lab, "host1" if host.name == "host1" else "host2", "ovs-ofctl", "-O", "OpenFlow13",
+                "replace-flows", host.bridge, str(REPO / "flows" / f"{host.name}.flows"))
+        assert installed(lab, host.name) == before  # loading the file changed nothing
+
+
+def test_traffic_survives_a_killed_controller_and_a_restart_adds_nothing(lab: str) -> None:
+    ping = start_ping(lab)
+    time.sleep(1)
+    os.kill(pid_of(lab, "host1", "controller"), signal.SIGKILL)
+    time.sleep(0.5)
+    assert status(lab)["ok"] is False  # the controller is missing, and status says so
+    assert "host1: started controller" in run_ovsvx("deploy", "--prefix", lab).stdout
+    sent, got, dups = ping_result(ping)
+    assert (got, dups) == (sent, 0)
+    assert wait_for_log(lab, "host1").endswith("bridge br1: 0 flow(s) added, 0 stale removed, 26 kept")
+    assert sorted(cookies(lab, "host1")) == sorted(GENERATED["host1"])
+
+
+def test_a_reconnecting_controller_removes_stale_flows_and_restores_missing_ones(lab: str) -> None:
+    some = next(f for f in flows.host_flows(TOPO, TOPO.host("host1")) if f.purpose == flows.Purpose.ROUTE_OUT)
+    ofctl = ("ovs-ofctl", "-O", "OpenFlow13")
+    in_host(lab, "host1", *ofctl, "add-flow", "br1", "cookie=0x99,table=0,priority=1,actions=drop")
+    in_host(lab, "host1", *ofctl, "del-flows", "br1", f"cookie={some.cookie:#x}/-1")
+    assert 0x99 in cookies(lab, "host1") and some.cookie not in cookies(lab, "host1")
+    os.kill(pid_of(lab, "host1", "controller"), signal.SIGKILL)
+    run_ovsvx("deploy", "--prefix", lab)
+    assert sorted(cookies(lab, "host1")) == sorted(GENERATED["host1"])
+
+
+def test_a_killed_vswitchd_is_restarted_and_gets_its_flows_back(lab: str) -> None:
+    os.kill(pid_of(lab, "host2", "ovs-vswitchd"), signal.SIGKILL)
+    assert "host2: started ovs-vswitchd" in run_ovsvx("deploy", "--prefix", lab).stdout
+    assert sorted(cookies(lab, "host2")) == sorted(GENERATED["host2"])
+    report = verify(run_ovsvx, lab)
+    assert report["ok"], failed(report)
+
+
+def test_destroy_stops_every_process_and_removes_everything(lab: str) -> None:
+    pids = [pid_of(lab, h, what) for h in ("host1", "host2") for what in ("ovsdb-server", "ovs-vswitchd",
+                                                                             "controller")]
+    run_ovsvx("destroy", "--prefix", lab)
+    for pid in pids:
+        alive = Path(f"/proc/{pid}/cmdline")
+        assert not alive.exists() or alive.read_bytes() == b"", f"pid {pid} outlived destroy"
+    assert not (STATE_DIR / f"lab-{lab}").exists()
+    assert not [n for n in leftover_netns() if n.startswith(lab)]
+
+
+# --- labs of their own -------------------------------------------------------------------
+
+
+def answers(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return sorted((c["kind"], c["src"], c["dst"], c["ok"], c["ttl"]) for c in report["checks"])
+
+
+def test_kernel_ovs_and_mixed_modes_give_the_same_answers(fresh_prefix: str) -> None:
+    run_ovsvx("deploy", "--mode", "kernel", "--prefix", fresh_prefix)
+    kernel = verify(run_ovsvx, fresh_prefix)
+    assert kernel["ok"], failed(kernel)
+
+    switched = run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix).stdout
+    assert "host1: switching from kernel to ovs mode" in switched
+    ovs = verify(run_ovsvx, fresh_prefix)
+    assert answers(ovs) == answers(kernel), failed(ovs)
+
+    run_ovsvx("deploy", "--mode", "host1=kernel,host2=ovs", "--prefix", fresh_prefix)
+    mixed = verify(run_ovsvx, fresh_prefix)
+    assert answers(mixed) == answers(kernel), failed(mixed)
+
+
+def test_without_a_controller_the_flow_files_do_the_same(fresh_prefix: str, tmp_path: Path) -> None:
+    run_ovsvx("deploy", "--mode", "ovs", "--no-controller", "--prefix", fresh_prefix)
+    report = verify(run_ovsvx, fresh_prefix)
+    assert report["ok"], failed(report)
+    details = status(fresh_prefix)["hosts"]["host1"]["details"]
+    assert "controller" not in details and details["flows"].endswith("flows/host1.flows (no controller)")
+
+    stale = tmp_path / "flows"
+    stale.mkdir()
+    for host in TOPO.hosts:
+        text = (REPO / "flows" / f"{host.name}.flows").read_text()
+        (stale / f"{host.name}.flows").write_text(text.replace("priority=200", "priority=201", 1))
+    refused = run_ovsvx("deploy", "--mode", "ovs", "--no-controller", "--flows", str(stale), "--prefix",
+                        fresh_prefix, check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (f"ovsvx: error: {stale}/host1.flows does not match the topology: "
+                                      "regenerate it with `ovsvx flows --render` (with the same -t)")
+
+
+def test_a_taken_controller_port_is_refused_clearly(fresh_prefix: str) -> None:
+    run_ovsvx("deploy", "--mode", "ovs", "--no-controller", "--prefix", fresh_prefix)
+    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
+    squatter = subprocess.Popen(
+        [sys.executable, "-m", "ovsvx", "exec", "--prefix", fresh_prefix, "host1", "--", sys.executable, "-c",
+         "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',6653)); s.listen(); print('up',flush=True);"
+         " time.sleep(60)"], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        assert squatter.stdout.readline().strip() == "up"
+        refused = run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix, check=False)
+        assert refused.returncode == 3
+        assert refused.stderr.strip().startswith("ovsvx: error: controller port 127.0.0.1:6653 is in use")
+    finally:
+        squatter.kill()
+        squatter.wait()

@@ -1,0 +1,151 @@
+"""Flow generation for ovs mode: the table layout, cookies, the checked-in files, and what the
+flows do to packets (run through a simulated pipeline, no switch needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ovsvx import flows, switch, topology
+from ovsvx.flows import ETH_ARP, ETH_IP, LOCAL, Purpose
+from tests import fakeswitch
+from tests.test_topology import three_hosts
+
+REPO = Path(__file__).resolve().parent.parent
+TOPO = topology.default()
+HOST1 = TOPO.host("host1")
+FLOWS1 = flows.host_flows(TOPO, HOST1)
+
+
+def test_checked_in_files_are_the_generators_output() -> None:
+    for host in TOPO.hosts:
+        assert (REPO / "flows" / f"{host.name}.flows").read_text() == flows.render_file(TOPO, host), (
+            "flows/ is stale: run `ovsvx flows --render`")
+
+
+def test_cookies_name_the_purpose_and_tell_flows_apart() -> None:
+    cookies = [f.cookie for f in FLOWS1]
+    assert len(set(cookies)) == len(cookies)
+    assert all(f.cookie >> 32 == f.purpose.value for f in FLOWS1)
+    assert all(f.line.startswith(f"cookie={f.cookie:#x},table={f.table},") for f in FLOWS1)
+
+
+def test_every_table_is_declared_and_ends_in_a_counted_drop() -> None:
+    assert {f.table for f in FLOWS1} == set(flows.TABLES)
+    for table in flows.TABLES:
+        last = [f for f in FLOWS1 if f.table == table][-1]
+        assert (last.priority, last.match, last.actions, last.purpose) == (0, (), (), Purpose.DROP)
+
+
+def test_check_refuses_an_undeclared_table_or_jump() -> None:
+    with pytest.raises(ValueError, match="undeclared table 99"):
+        flows.check([flows.Flow(99, 0, (), (), Purpose.DROP)])
+    with pytest.raises(ValueError, match="may not go to table 40"):
+        flows.check([flows.Flow(flows.ARP, 1, (), (flows.Goto(40),), Purpose.CLASSIFY)])
+
+
+def test_three_hosts_get_a_tunnel_port_per_peer() -> None:
+    topo = topology.parse(three_hosts())
+    ports = switch.tunnel_ports(topo, topo.hosts[0])
+    assert [(p.name, p.ofport, dict(p.options)["remote_ip"]) for p in ports.values()] == [
+        ("vxlan1-1", 100, "10.33.30.151"), ("vxlan1-2", 101, "10.33.30.152")]
+    generated = flows.host_flows(topo, topo.hosts[0])
+    routes = {f.match[1][1]: f.actions[-1] for f in generated if f.purpose == Purpose.ROUTE_OUT}
+    assert routes == {"192.168.2.0/24": flows.Output("vxlan1-1"), "192.168.3.0/24": flows.Output("vxlan1-2")}
+
+
+# --- behaviour, through the simulated pipeline -------------------------------------------
+
+NS1_MAC, GW1_MAC, VX1_MAC, VX2_MAC = "02:00:c0:a8:01:64", "02:00:c0:a8:01:01", "02:00:c0:a8:01:fe", "02:00:c0:a8:02:fe"
+
+
+def ip_packet(in_port: str, src: str, dst: str, ttl: int = 64, eth_dst: str = GW1_MAC) -> dict:
+    return {"in_port": in_port, "eth_type": ETH_IP, "eth_src": NS1_MAC, "eth_dst": eth_dst,
+            "ipv4_src": src, "ipv4_dst": dst, "ttl": ttl}
+
+
+def arp_request(in_port: str, sender: str, sender_mac: str, target: str) -> dict:
+    return {"in_port": in_port, "eth_type": ETH_ARP, "eth_src": sender_mac, "eth_dst": "ff:ff:ff:ff:ff:ff",
+            "arp_op": 1, "arp_spa": sender, "arp_sha": sender_mac, "arp_tpa": target, "arp_tha": "00:00:00:00:00:00"}
+
+
+def test_ns1_to_ns2_is_routed_into_the_tunnel_as_the_kernel_does() -> None:
+    result = fakeswitch.run(FLOWS1, ip_packet("tap2", "192.168.1.100", "192.168.2.100"))
+    ((port, out),) = result.outputs
+    assert port == "vxlan1"
+    assert (out["ttl"], out["eth_src"], out["eth_dst"]) == (63, VX1_MAC, VX2_MAC)  # inner MACs: vxlan1 -> vxlan2
+    assert [f.purpose for f in result.path] == [Purpose.CLASSIFY, Purpose.ROUTE_OUT]
+
+
+def test_from_the_tunnel_to_ns1_is_routed_again() -> None:
+    packet = ip_packet("vxlan1", "192.168.2.100", "192.168.1.100", ttl=63, eth_dst=VX1_MAC)
+    ((port, out),) = fakeswitch.run(FLOWS1, packet).outputs
+    assert (port, out["ttl"], out["eth_src"], out["eth_dst"]) == ("tap2", 62, GW1_MAC, NS1_MAC)  # TTL 62 at ns1
+
+
+def test_the_hosts_own_traffic_keeps_its_ttl() -> None:
+    ((port, out),) = fakeswitch.run(FLOWS1, ip_packet(LOCAL, "192.168.1.1", "192.168.2.100")).outputs
+    assert (port, out["ttl"], out["eth_dst"]) == ("vxlan1", 64, VX2_MAC)
+    ((port, out),) = fakeswitch.run(FLOWS1, ip_packet(LOCAL, "192.168.1.1", "192.168.1.100")).outputs
+    assert (port, out["ttl"]) == ("tap2", 64)
+
+
+@pytest.mark.parametrize("dst", ["192.168.1.1", "192.168.1.254"])
+def test_the_hosts_addresses_are_delivered_to_it(dst: str) -> None:
+    for in_port, ttl in (("tap2", 64), ("vxlan1", 63)):
+        ((port, out),) = fakeswitch.run(FLOWS1, ip_packet(in_port, "192.168.1.100", dst, ttl=ttl)).outputs
+        assert (port, out["ttl"], out["eth_dst"]) == (LOCAL, ttl, GW1_MAC)
+
+
+@pytest.mark.parametrize(("in_port", "target", "mac"), [
+    ("tap2", "192.168.1.1", GW1_MAC),  # ns1 asks for its gateway
+    (LOCAL, "192.168.1.100", NS1_MAC),  # the host asks for ns1
+    (LOCAL, "192.168.2.254", VX2_MAC),  # the host's onlink next hop
+    ("vxlan1", "192.168.1.254", VX1_MAC),  # a kernel-mode peer asks through the tunnel
+])
+def test_arp_is_answered_in_the_datapath(in_port: str, target: str, mac: str) -> None:
+    asker = "02:00:00:00:00:99"
+    result = fakeswitch.run(FLOWS1, arp_request(in_port, "192.168.1.50", asker, target))
+    ((port, reply),) = result.outputs
+    assert port == in_port
+    assert (reply["arp_op"], reply["arp_sha"], reply["arp_spa"]) == (2, mac, target)
+    assert (reply["arp_tha"], reply["arp_tpa"], reply["eth_dst"], reply["eth_src"]) == (
+        asker, "192.168.1.50", asker, mac)
+
+
+@pytest.mark.parametrize("packet", [
+    arp_request("vxlan1", "192.168.2.254", VX2_MAC, "192.168.1.1"),  # the tunnel asks for more than .254
+    arp_request("tap2", "192.168.1.100", NS1_MAC, "192.168.1.77"),  # nobody there
+    ip_packet("tap2", "192.168.1.100", "10.0.0.1"),  # no route
+    {"in_port": "tap2", "eth_type": 0x86DD},  # IPv6: not part of the tutorial
+    ip_packet("tap9", "192.168.1.100", "192.168.2.100"),  # an unknown port
+])
+def test_everything_else_is_dropped(packet: dict) -> None:
+    result = fakeswitch.run(FLOWS1, packet)
+    assert result.dropped and result.path[-1].purpose == Purpose.DROP
+
+
+def test_every_flow_serializes_as_an_openflow_13_flow_mod() -> None:
+    from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
+    from ovsvx import ofapp
+
+    class Datapath:  # what os-ken's message classes read from a datapath to serialize
+        ofproto = ofproto_v1_3
+        ofproto_parser = ofproto_v1_3_parser
+        id = 1
+
+    ports = {"tap2": 1, "vxlan1": 100}
+    for flow in FLOWS1:
+        message = ofapp.flow_mod(Datapath(), flow, ports)
+        message.serialize()
+        assert (message.cookie, message.table_id, message.priority) == (flow.cookie, flow.table, flow.priority)
+        assert len(message.buf) > 48
+
+
+def test_switch_errors_are_decoded_into_names() -> None:
+    from ovsvx.ofapp import error_name
+
+    assert error_name(2, 4) == "OFPET_BAD_ACTION/OFPBAC_BAD_OUT_PORT"
+    assert error_name(5, 0) == "OFPET_FLOW_MOD_FAILED/OFPFMFC_UNKNOWN"
