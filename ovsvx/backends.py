@@ -1,7 +1,8 @@
 """The modes ovsvx can deploy a host in, by name.
 
 Each backend deploys one host of the topology at a `Site` and offers the same
-verbs: `configure` (decide, once per deploy, what the mode needs recorded),
+verbs: `commands` (the deployment as the commands a person would type),
+`configure` (decide, once per deploy, what the mode needs recorded),
 `inspect()` (findings, no change), `apply()` (changes made), `destroy()`
 (what it removed) and `details()` (what status shows beyond findings).  The
 CLI's `--mode` choices come from here.
@@ -19,6 +20,7 @@ from ovsvx.kernel import KernelBackend
 from ovsvx.ovs import OvsBackend
 from ovsvx.record import Deployment
 from ovsvx.site import Site
+from ovsvx.topology import Host, Topology
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Backend(Protocol):
     name: str
 
     def __init__(self, site: Site, deployment: Deployment) -> None: ...
+    @staticmethod
+    def commands(topology: Topology, host: Host, datapath: str) -> list[str]: ...
     @staticmethod
     def configure(deployment: Deployment, host: str, options: DeployOptions) -> None: ...
     def inspect(self) -> list[Finding]: ...

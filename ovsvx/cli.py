@@ -23,6 +23,7 @@ from ovsvx import deploy as deployment_ops
 from ovsvx import controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, verify
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
+from ovsvx.ovs import choose_datapath
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
@@ -126,18 +127,22 @@ def topology_init(path: Path, force: bool) -> None:
 @main.command("plan")
 @topology_option
 @host_option
+@click.option("--mode", "mode_text", default=None, metavar="MODE", help="As for deploy.")
+@click.option("--datapath", default="auto", show_default=True, type=click.Choice(["auto", "system", "netdev"]),
+              help="ovs mode: which datapath to show (auto: what this machine has, without loading anything).")
 @reported
-def plan_cmd(topology_file: Path | None, host: str | None) -> None:
-    """Print the ip/sysctl commands equivalent to a kernel-mode deployment, in the tutorial's order."""
+def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None, datapath: str) -> None:
+    """Print, without changing anything, the commands equivalent to a deployment (kernel mode: the tutorial's)."""
     topo = topology.load(topology_file)
-    hosts = [topo.host(host)] if host else list(topo.hosts)
+    modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text))
+    chosen, why = choose_datapath(datapath, load_module=False)
     click.echo(f"# ovsvx tags each link it makes with alias '{plan.LINK_ALIAS}' and each route with "
                f"proto {plan.RTPROT_OVSVX}, so destroy removes only its own.")
-    for h in hosts:
-        click.echo(f"\n# --- on {h.name} ---")
-        for resource in plan.kernel_plan(topo, h):
-            for line in plan.render(resource):
-                click.echo(line)
+    for h in [topo.host(host)] if host else topo.hosts:
+        note = f", {chosen} datapath: {why}" if modes[h.name] == "ovs" else ""
+        click.echo(f"\n# --- on {h.name} ({modes[h.name]} mode{note}) ---")
+        for line in BACKENDS[modes[h.name]].commands(topo, h, chosen):
+            click.echo(line)
 
 
 @main.command("deploy")

@@ -17,6 +17,7 @@ when /proc confirms the pid is still the program that wrote it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -184,9 +185,19 @@ def check_port_free(netns: str | None, host: str, port: int) -> None:
     netstack.call_in(netns, probe)
 
 
+def systemd_unit(site: Site) -> str | None:
+    """The systemd unit running this real host's controller (scripts/ovsvx-controller@.service), if active."""
+    unit = f"ovsvx-controller@{site.host.name}.service"
+    if site.is_lab or shutil.which("systemctl") is None:
+        return None
+    active = subprocess.run(["systemctl", "is-active", "--quiet", unit], capture_output=True, timeout=10)
+    return unit if active.returncode == 0 else None
+
+
 def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]) -> bool:
-    """Start `ovsvx controller` for the site in the background, in its namespace; False if already running."""
-    if controller_pid(deployment, site) is not None:
+    """Start `ovsvx controller` for the site in the background, in its namespace; False if one runs already
+    (ours, or the systemd unit's on a real host)."""
+    if controller_pid(deployment, site) is not None or systemd_unit(site) is not None:
         return False
     check_port_free(site.netns, *listen)
     pidfile, log = controller_files(deployment, site)

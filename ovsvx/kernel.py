@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from ovsvx.findings import Finding
 from ovsvx.netlink import Reconciler
-from ovsvx.plan import kernel_plan
+from ovsvx.plan import kernel_plan, render
 from ovsvx.record import Deployment
 from ovsvx.site import Site
+from ovsvx.topology import Host, Topology
 
 
 class KernelBackend:
@@ -22,6 +23,11 @@ class KernelBackend:
         self.site = site
         self.plan = kernel_plan(deployment.topology, site.host)
         self.netlink = Reconciler(site, deployment)
+
+    @staticmethod
+    def commands(topology: Topology, host: Host, datapath: str) -> list[str]:
+        """The deployment of `host` as the tutorial's commands, in its order."""
+        return [line for r in kernel_plan(topology, host) for line in render(r)]
 
     @staticmethod
     def configure(deployment: Deployment, host: str, options: object) -> None:

@@ -21,15 +21,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ovsvx import daemons, ofctl, ovsdb, preflight
+from ovsvx import daemons, ofctl, ovsdb, preflight, switch
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import host_flows, render_file
 from ovsvx.netlink import Reconciler
-from ovsvx.plan import MovedAddress, ovs_plan
+from ovsvx.plan import MovedAddress, ovs_plan, render
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_PORT, switch_plan
+from ovsvx.topology import Host, Topology
 
 if TYPE_CHECKING:
     from ovsvx.backends import DeployOptions
@@ -39,16 +40,17 @@ FLOWS_WAIT_S = 20.0
 DATAPATHS = ("auto", "system", "netdev")
 
 
-def choose_datapath(wanted: str = "auto") -> tuple[str, str]:
-    """The datapath to use and why: the kernel's where the openvswitch module is there, else userspace."""
-    if wanted == "system":
-        return "system", "asked for (--datapath system)"
-    if wanted == "netdev":
-        return "netdev", "asked for (--datapath netdev)"
+def choose_datapath(wanted: str = "auto", load_module: bool = True) -> tuple[str, str]:
+    """The datapath to use and why: the kernel's where the openvswitch module is there, else userspace.
+
+    `load_module` False only looks (for `plan`, which changes nothing).
+    """
+    if wanted in ("system", "netdev"):
+        return wanted, f"asked for (--datapath {wanted})"
     if Path("/sys/module/openvswitch").exists():
         return "system", "the openvswitch kernel module is loaded"
-    if shutil.which("modprobe") and subprocess.run(["modprobe", "-q", "openvswitch"],
-                                                   capture_output=True).returncode == 0:
+    if load_module and shutil.which("modprobe") and subprocess.run(["modprobe", "-q", "openvswitch"],
+                                                                   capture_output=True).returncode == 0:
         return "system", "loaded the openvswitch kernel module"
     return "netdev", "no openvswitch kernel module on this machine, so the userspace datapath"
 
@@ -75,6 +77,18 @@ class OvsBackend:
         self.bridges = switch_plan(topology, host, self.datapath, controller)
         self.flows = host_flows(topology, host)
         self.netlink = Reconciler(site, deployment)
+
+    @staticmethod
+    def commands(topology: Topology, host: Host, datapath: str) -> list[str]:
+        """The deployment of `host` as the commands a person would type, in order."""
+        before, after = ovs_plan(topology, host, datapath)
+        controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}"
+        lines = [line for r in before for line in render(r)]
+        lines += [line for b in switch_plan(topology, host, datapath, controller) for line in switch.render(b)]
+        lines += [line for r in after for line in render(r)]
+        lines.append(f"ovsvx controller --host {host.name} &   # or, with no controller: "
+                     f"ovs-ofctl -O OpenFlow13 replace-flows {host.bridge} flows/{host.name}.flows")
+        return lines
 
     @staticmethod
     def configure(deployment: Deployment, host: str, options: DeployOptions) -> None:
@@ -161,8 +175,9 @@ class OvsBackend:
         if self.flows_from == "controller":
             pid = daemons.controller_pid(self.deployment, self.site)
             log = daemons.controller_files(self.deployment, self.site)[1]
+            unit = daemons.systemd_unit(self.site)
             info["controller"] = (f"pid {pid}, listening on {LISTEN[0]}:{LISTEN[1]}, log {log}" if pid
-                                  else "not running")
+                                  else f"run by systemd ({unit})" if unit else "not running")
         else:
             info["flows"] = f"from {self.flows_from} (no controller)"
         return info
@@ -181,12 +196,19 @@ class OvsBackend:
                 pid = daemons.running_pid(self.home.pidfile(program), program)
                 findings.append(Finding(program, OK if pid else MISSING, f"pid {pid}" if pid else "not running"))
         if self.flows_from == "controller":
-            pid = daemons.controller_pid(self.deployment, self.site)
-            connected = pid is not None and self._ovs_reachable() and self._controller_connected()
-            state, detail = (OK, f"pid {pid}, connected") if connected else (
-                (DIFFERS, f"pid {pid}, OVS not connected") if pid else (MISSING, "not running"))
-            findings.append(Finding(f"controller on {LISTEN[0]}:{LISTEN[1]}", state, detail))
+            findings.append(self._controller_finding())
         return findings
+
+    def _controller_finding(self) -> Finding:
+        what = f"controller on {LISTEN[0]}:{LISTEN[1]}"
+        pid = daemons.controller_pid(self.deployment, self.site)
+        unit = daemons.systemd_unit(self.site)
+        runner = f"pid {pid}" if pid else unit
+        if runner is None:
+            return Finding(what, MISSING, "not running")
+        if not (self._ovs_reachable() and self._controller_connected()):
+            return Finding(what, DIFFERS, f"{runner}, OVS not connected")
+        return Finding(what, OK, f"{runner}, connected")
 
     def _controller_connected(self) -> bool:
         with ovsdb.connect(self.home.db) as api:

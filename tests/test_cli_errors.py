@@ -89,3 +89,12 @@ def test_missing_tool_names_its_package(ovsvx: Runner) -> None:
         pytest.skip("verify checks root before tools")
     done = ovsvx("verify", "--prefix", "ovtnone-", check=False, PATH="/nonexistent")
     one_line_error(done, 3, "ping is not installed: install the Debian package iputils-ping")
+
+
+def test_missing_open_vswitch_names_its_package(ovsvx: Runner) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("deploy checks root before tools")
+    before = leftover_netns()
+    done = ovsvx("deploy", "--mode", "ovs", "--prefix", "ovtnone-", check=False, PATH="/nonexistent")
+    one_line_error(done, 3, "ovs-vsctl is not installed: install the Debian package openvswitch-switch")
+    assert leftover_netns() == before

@@ -149,3 +149,23 @@ def test_switch_errors_are_decoded_into_names() -> None:
 
     assert error_name(2, 4) == "OFPET_BAD_ACTION/OFPBAC_BAD_OUT_PORT"
     assert error_name(5, 0) == "OFPET_FLOW_MOD_FAILED/OFPFMFC_UNKNOWN"
+
+
+def test_readme_documents_every_table_and_cookie_purpose() -> None:
+    readme = (REPO / "README.md").read_text()
+    for table in flows.TABLES.values():
+        assert f"| {table.id} | {table.name} |" in readme
+    for purpose in Purpose:
+        assert f"| `{purpose.value:#x}…` | {purpose.label}" in readme
+
+
+def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
+    from ovsvx.ovs import OvsBackend
+
+    lines = OvsBackend.commands(TOPO, HOST1, "netdev")
+    assert ("ovs-vsctl add-port br1 vxlan1 -- set interface vxlan1 type=vxlan ofport_request=100 "
+            "options:remote_ip=10.33.30.151 options:key=100 options:dst_port=4789") in lines
+    assert "ovs-vsctl set-controller br1 tcp:127.0.0.1:6653" in lines
+    assert lines.index("ovs-vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev external_ids:ovsvx=true") \
+        < lines.index("ip addr add 10.33.30.150/24 dev br-phy")
+    assert not [line for line in OvsBackend.commands(TOPO, HOST1, "system") if "br-phy" in line]
