@@ -346,8 +346,14 @@ def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, 
         for installed in ofctl.dump_flows(home, site.host.bridge):
             flow = generated.get(installed.cookie)
             name = flows.TABLES[installed.table].name if installed.table in flows.TABLES else "?"
-            table.add_row(f"{installed.table} {name}", flow.purpose.label if flow else "[red]not generated[/]",
-                          flow.note if flow else "", installed.rule, str(installed.n_packets), str(installed.n_bytes))
+            if flow is not None:
+                purpose, why = flow.purpose.label, flow.note
+            elif flows.is_learned(installed.cookie):
+                purpose, why = flows.Purpose.LEARNED.label, "a peer's router MAC, learned from its ARP"
+            else:
+                purpose, why = "[red]not generated[/]", ""
+            table.add_row(f"{installed.table} {name}", purpose, why, installed.rule, str(installed.n_packets),
+                          str(installed.n_bytes))
         out.print(table)
     if not shown:
         raise UsageError("no host of this deployment runs in ovs mode")

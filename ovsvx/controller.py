@@ -13,7 +13,8 @@ import os
 
 from ovsvx.errors import UsageError
 from ovsvx.flows import host_flows
-from ovsvx.topology import Host, Topology
+from ovsvx.switch import tunnel_ports
+from ovsvx.topology import Host, Topology, mac_for
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -22,6 +23,21 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not address or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise UsageError(f"--listen {text!r} is not allowed: ADDRESS:PORT with a port in 1..65535")
     return address, int(port)
+
+
+def arp_probes(topology: Topology, host: Host) -> list[tuple[str, bytes]]:
+    """For each peer, its tunnel port and the ARP request for its vxlan address, as the host's
+    vxlan device would send it (sender: this host's vxlan address and MAC)."""
+    from scapy.layers.l2 import ARP, Ether
+
+    own_mac = mac_for(host.vxlan_address)
+    ports = tunnel_ports(topology, host)
+    return [
+        (ports[peer.name].name,
+         bytes(Ether(src=own_mac, dst="ff:ff:ff:ff:ff:ff")
+               / ARP(op=1, hwsrc=own_mac, psrc=str(host.vxlan_address), pdst=str(peer.vxlan_address))))
+        for peer in topology.peers(host)
+    ]
 
 
 def run(topology: Topology, host: Host, listen: tuple[str, int]) -> None:
@@ -37,6 +53,7 @@ def run(topology: Topology, host: Host, listen: tuple[str, int]) -> None:
     cfg.CONF.set_override("ofp_listen_host", listen[0])
     cfg.CONF.set_override("ofp_tcp_listen_port", listen[1])
     ofapp.FlowInstaller.flows_by_bridge = {host.bridge: host_flows(topology, host)}
+    ofapp.FlowInstaller.probes_by_bridge = {host.bridge: arp_probes(topology, host)}
     logging.getLogger("ovsvx.controller").info(
         "serving %d flows for %s's bridge %s on %s:%d", len(ofapp.FlowInstaller.flows_by_bridge[host.bridge]),
         host.name, host.bridge, *listen)

@@ -9,7 +9,11 @@ packet-in on the way:
   address, as a kernel-mode peer asks for it.
 * What a namespace sends to a peer's subnet is routed: TTL - 1, source MAC =
   this host's vxlan MAC, destination MAC = the peer's vxlan MAC, into the
-  tunnel, exactly as the kernel's vxlan1 sends it.
+  tunnel, exactly as the kernel's vxlan1 sends it.  The peer's MAC is the
+  one ovsvx gives it, unless the switch has learned another from the peer's
+  own ARP through the tunnel (a peer built by hand with the tutorial's
+  commands has a random one); the controller asks for it, as the kernel's
+  neighbour code would.
 * What arrives from the tunnel for a namespace is routed again: TTL - 1,
   source MAC = the gateway's, destination MAC = the namespace's.
 * The host's own traffic (the bridge's internal port, LOCAL) reaches the
@@ -49,7 +53,7 @@ class TableInfo:
     next: tuple[int, ...] = ()
 
 
-CLASSIFY, ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL = 0, 10, 20, 30, 40
+CLASSIFY, ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL, TO_PEER = 0, 10, 20, 30, 40, 50
 
 #: The pipeline, declared once: README's table comes from here, and `check` holds every flow to it.
 TABLES: dict[int, TableInfo] = {t.id: t for t in (
@@ -57,10 +61,13 @@ TABLES: dict[int, TableInfo] = {t.id: t for t in (
               "ARP to table 10, IPv4 to 20/30/40", (ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL)),
     TableInfo(ARP, "arp", "answers ARP requests in the datapath"),
     TableInfo(FROM_WORKLOAD, "from-workload", "routes what a namespace sends (to the host, "
-              "another namespace here, or through the tunnel with TTL-1)"),
-    TableInfo(FROM_HOST, "from-host", "forwards what the host itself sends (to a namespace, or through the tunnel)"),
+              "another namespace here, or towards a peer with TTL-1)", (TO_PEER,)),
+    TableInfo(FROM_HOST, "from-host", "forwards what the host itself sends (to a namespace, or towards a peer)",
+              (TO_PEER,)),
     TableInfo(FROM_TUNNEL, "from-tunnel", "routes what arrives from the tunnel (to a namespace with TTL-1, "
               "or to the host)"),
+    TableInfo(TO_PEER, "to-peer", "sets the peer's router MAC (learned from its ARP, else ovsvx's) and "
+              "sends into its tunnel"),
 )}
 
 
@@ -74,6 +81,8 @@ class Purpose(IntEnum):
     ROUTE_IN = 0x5  # routed by this host from the tunnel to a namespace (TTL - 1)
     TO_HOST = 0x6  # delivered to the host's own addresses (LOCAL)
     LOCAL_L2 = 0x7  # between the host and its namespaces, as the Linux bridge does
+    LEARNED = 0x8  # written by the switch itself: a peer's router MAC learned from its ARP (low bits: peer)
+    TO_PEER = 0x9  # the peer's router MAC and tunnel, and the ARP flows that learn that MAC
     DROP = 0xF  # the end of every table: counted, dropped
 
     @property
@@ -114,7 +123,18 @@ class DecTtl:
     pass
 
 
-Action = Output | Goto | SetField | Move | DecTtl
+@dataclass(frozen=True)
+class LearnPeerMac:
+    """Write (or rewrite) the flow in `table` that sends IPv4 for `subnet` to the MAC in this ARP
+    packet's sender field, out of the port it came in by: the switch learns a peer's router MAC."""
+
+    table: int
+    priority: int
+    cookie: int
+    subnet: IPv4Network
+
+
+Action = Output | Goto | SetField | Move | DecTtl | LearnPeerMac
 
 #: Where ovs-ofctl spells a match field differently from OXM.
 OFCTL_FIELDS = {"ipv4_dst": "nw_dst"}
@@ -123,6 +143,7 @@ OFCTL_FIELDS = {"ipv4_dst": "nw_dst"}
 NXM_NAMES = {
     "eth_src": "NXM_OF_ETH_SRC", "eth_dst": "NXM_OF_ETH_DST", "arp_sha": "NXM_NX_ARP_SHA",
     "arp_tha": "NXM_NX_ARP_THA", "arp_spa": "NXM_OF_ARP_SPA", "arp_tpa": "NXM_OF_ARP_TPA",
+    "eth_type": "NXM_OF_ETH_TYPE", "ipv4_dst": "NXM_OF_IP_DST", "in_port": "NXM_OF_IN_PORT",
 }
 
 
@@ -170,6 +191,12 @@ def _action_text(action: Action) -> str:
             return f"move:{NXM_NAMES[src]}[]->{NXM_NAMES[dst]}[]"
         case DecTtl():
             return "dec_ttl"
+        case LearnPeerMac(table, priority, cookie, subnet):
+            net_bits = subnet.prefixlen
+            network = int(subnet.network_address) >> (32 - net_bits)
+            return (f"learn(table={table},priority={priority},cookie={cookie:#x},{NXM_NAMES['eth_type']}[]={ETH_IP:#x},"
+                    f"{NXM_NAMES['ipv4_dst']}[{32 - net_bits}..31]={network:#x},"
+                    f"load:{NXM_NAMES['arp_sha']}[]->{NXM_NAMES['eth_dst']}[],output:{NXM_NAMES['in_port']}[])")
     raise TypeError(action)
 
 
@@ -224,11 +251,17 @@ def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
     flows.append(_arp(host.gateway, gateway_mac, "the gateway"))
     flows.append(_arp(host.vxlan_address, own_mac, f"{host.name}'s vxlan address"))
     flows += [_arp(ns.address, mac_for(ns.address), f"namespace {ns.name}") for ns, _ in workloads]
-    for peer, port in tunnels:
+    for index, (peer, port) in enumerate(tunnels):
+        learn = LearnPeerMac(TO_PEER, 200, learned_cookie(index), peer.subnet)
         flows.append(_arp(peer.vxlan_address, mac_for(peer.vxlan_address), f"{peer.name}'s vxlan address "
                                                                             "(the host's onlink next hop)"))
-        flows.append(_arp(host.vxlan_address, own_mac, f"{peer.name} asks for {host.name}'s vxlan address",
-                          in_port=port, priority=110))
+        asks = _arp(host.vxlan_address, own_mac, f"{peer.name} asks for {host.name}'s vxlan address: answer, "
+                    "and learn its MAC", in_port=port, priority=110)
+        flows.append(Flow(ARP, 110, (*asks.match, ("arp_spa", str(peer.vxlan_address))), (learn, *asks.actions),
+                          Purpose.ARP_RESPONDER, asks.note))
+        flows.append(Flow(ARP, 110, (("in_port", port), ("eth_type", ETH_ARP), ("arp_op", ARP_REPLY),
+                                     ("arp_spa", str(peer.vxlan_address)), ("arp_tpa", str(host.vxlan_address))),
+                          (learn,), Purpose.TO_PEER, f"{peer.name} answers for its vxlan address: learn its MAC"))
         flows.append(Flow(ARP, 105, (("in_port", port), ("eth_type", ETH_ARP)), (), Purpose.DROP,
                           f"any other ARP from the tunnel from {peer.name}"))
 
@@ -242,16 +275,28 @@ def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
             DecTtl(), SetField("eth_src", gateway_mac), SetField("eth_dst", mac_for(ns.address)), Output(port),
         ), Purpose.ROUTE_IN, f"routed to namespace {ns.name}"))
     for peer, port in tunnels:
-        rewrite = (SetField("eth_src", own_mac), SetField("eth_dst", mac_for(peer.vxlan_address)), Output(port))
-        flows.append(_ip_to(FROM_WORKLOAD, peer.subnet, (DecTtl(), *rewrite), Purpose.ROUTE_OUT,
-                            f"routed to {peer.name} through the tunnel"))
-        flows.append(_ip_to(FROM_HOST, peer.subnet, rewrite, Purpose.HOST_OUT, f"to {peer.name} through the tunnel"))
+        towards = (SetField("eth_src", own_mac), Goto(TO_PEER))
+        flows.append(_ip_to(FROM_WORKLOAD, peer.subnet, (DecTtl(), *towards), Purpose.ROUTE_OUT,
+                            f"routed towards {peer.name}"))
+        flows.append(_ip_to(FROM_HOST, peer.subnet, towards, Purpose.HOST_OUT, f"towards {peer.name}"))
+        flows.append(_ip_to(TO_PEER, peer.subnet, (SetField("eth_dst", mac_for(peer.vxlan_address)), Output(port)),
+                            Purpose.TO_PEER, f"{peer.name}'s router MAC as ovsvx sets it, until one is learned"))
     flows.append(_ip_to(FROM_TUNNEL, host.gateway, to_host, Purpose.TO_HOST, "to the gateway"))
     flows.append(_ip_to(FROM_TUNNEL, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
 
     flows += [Flow(t, 0, (), (), Purpose.DROP, f"anything else in {TABLES[t].name}") for t in TABLES]
     check(flows)
     return tuple(sorted(flows, key=lambda f: (f.table, -f.priority, f.text)))
+
+
+def learned_cookie(peer_index: int) -> int:
+    """The cookie of the flow the switch learns for the peer at `peer_index` (see LearnPeerMac)."""
+    return (int(Purpose.LEARNED) << 32) | peer_index
+
+
+def is_learned(cookie: int) -> bool:
+    """Flows the switch wrote itself: not generated, and kept when the controller syncs."""
+    return cookie >> 32 == Purpose.LEARNED
 
 
 def check(flows: list[Flow]) -> None:
@@ -264,6 +309,8 @@ def check(flows: list[Flow]) -> None:
         for action in flow.actions:
             if isinstance(action, Goto) and action.table not in table.next:
                 raise ValueError(f"table {table.name} may not go to table {action.table}: {flow.text}")
+            if isinstance(action, LearnPeerMac) and action.table not in TABLES:
+                raise ValueError(f"flow learns into undeclared table {action.table}: {flow.text}")
         key = (flow.table, flow.priority, flow.match)
         if key in seen and seen[key] != flow:
             raise ValueError(f"two flows with one match: {flow.text} / {seen[key].text}")

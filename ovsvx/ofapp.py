@@ -8,7 +8,10 @@ the switch for its ports and flows, then adds the flows that are missing and
 deletes every flow whose cookie is not in the generated set: equal cookies
 mean equal flows (see flows.py), so the switch ends with exactly the
 generated set, no duplicates, and untouched counters on flows that were
-already right.  Errors from the switch are logged with their OpenFlow names.
+already right; flows the switch learned itself (a peer's router MAC) are
+kept.  It then asks each peer for its router MAC with an ARP request into the
+tunnel, and again every few seconds.  Errors from the switch are logged with
+their OpenFlow names.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Any, ClassVar
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from ovsvx.flows import IN_PORT, LOCAL, DecTtl, Flow, Goto, Move, Output, SetField
+from ovsvx.flows import ETH_IP, IN_PORT, LOCAL, DecTtl, Flow, Goto, LearnPeerMac, Move, Output, SetField, is_learned
 
 LOG = logging.getLogger("ovsvx.controller")
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
@@ -76,11 +80,26 @@ def _instructions(parser: Any, flow: Flow, ports: dict[str, int]) -> list[Any]:
                 actions.append(parser.NXActionRegMove(src_field=src, dst_field=dst, n_bits=bits))
             case DecTtl():
                 actions.append(parser.OFPActionDecNwTtl())
+            case LearnPeerMac():
+                actions.append(_learn(parser, action))
             case Goto(table):
                 instructions.append(parser.OFPInstructionGotoTable(table))
     if actions:
         instructions.insert(0, parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions))
     return instructions
+
+
+def _learn(parser: Any, learn: LearnPeerMac) -> Any:
+    """NXActionLearn writing: ip, nw_dst=<subnet> -> eth_dst=<ARP sender MAC>, output:<ARP's in_port>."""
+    bits = learn.subnet.prefixlen
+    return parser.NXActionLearn(
+        table_id=learn.table, priority=learn.priority, cookie=learn.cookie, specs=[
+            parser.NXFlowSpecMatch(src=ETH_IP, dst=("eth_type_nxm", 0), n_bits=16),
+            parser.NXFlowSpecMatch(src=int(learn.subnet.network_address) >> (32 - bits),
+                                   dst=("ipv4_dst_nxm", 32 - bits), n_bits=bits),
+            parser.NXFlowSpecLoad(src=("arp_sha_nxm", 0), dst=("eth_dst_nxm", 0), n_bits=48),
+            parser.NXFlowSpecOutput(src=("in_port_nxm", 0), dst="", n_bits=16),
+        ])
 
 
 def flow_mod(datapath: Any, flow: Flow, ports: dict[str, int]) -> Any:
@@ -96,11 +115,34 @@ class FlowInstaller(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
     #: bridge name -> its generated flows; set by controller.run before os-ken instantiates the app.
     flows_by_bridge: ClassVar[dict[str, tuple[Flow, ...]]] = {}
+    #: bridge name -> (tunnel port, ARP request for the peer's vxlan address) to send into each tunnel.
+    probes_by_bridge: ClassVar[dict[str, list[tuple[str, bytes]]]] = {}
+    probe_interval_s: ClassVar[float] = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.ports: dict[int, dict[str, int]] = {}  # datapath id -> port name -> number
         self.cookies: dict[int, set[int]] = {}  # datapath id -> cookies seen in this flow dump
+        self.synced: dict[int, tuple[Any, str]] = {}  # datapath id -> (datapath, bridge) once in sync
+        self.threads.append(hub.spawn(self._probe_forever))
+
+    def _probe_forever(self) -> None:
+        """Ask every peer for its router MAC now and then, as the kernel's neighbour code would, so a
+        peer whose MAC changed (rebuilt by hand) is learned again."""
+        while True:
+            hub.sleep(self.probe_interval_s)
+            for datapath, bridge in list(self.synced.values()):
+                if datapath.is_active:
+                    self._probe(datapath, bridge)
+
+    def _probe(self, datapath: Any, bridge: str) -> None:
+        parser = datapath.ofproto_parser
+        ports = self.ports.get(datapath.id, {})
+        for port, frame in self.probes_by_bridge.get(bridge, []):
+            if port in ports:
+                datapath.send_msg(parser.OFPPacketOut(
+                    datapath, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                    actions=[parser.OFPActionOutput(ports[port])], data=frame))
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _connected(self, ev: Any) -> None:
@@ -162,7 +204,7 @@ class FlowInstaller(app_manager.OSKenApp):
             LOG.error("bridge %s lacks port(s) %s: not installing its flows until they exist (redeploy)",
                       bridge, ", ".join(unknown))
             return
-        have = self.cookies.pop(datapath.id, set())
+        have = {c for c in self.cookies.pop(datapath.id, set()) if not is_learned(c)}
         want = {flow.cookie: flow for flow in wanted}
         parser = datapath.ofproto_parser
         for cookie in sorted(have - set(want)):
@@ -175,3 +217,5 @@ class FlowInstaller(app_manager.OSKenApp):
         datapath.send_msg(parser.OFPBarrierRequest(datapath))
         LOG.info("bridge %s: %d flow(s) added, %d stale removed, %d kept", bridge, len(set(want) - have),
                  len(have - set(want)), len(have & set(want)))
+        self.synced[datapath.id] = (datapath, bridge)
+        self._probe(datapath, bridge)

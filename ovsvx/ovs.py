@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ovsvx import daemons, ofctl, ovsdb, preflight, switch
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
-from ovsvx.flows import host_flows, render_file
+from ovsvx.flows import host_flows, is_learned, render_file
 from ovsvx.netlink import Reconciler
 from ovsvx.plan import MovedAddress, ovs_plan, render
 from ovsvx.record import Deployment
@@ -216,7 +216,7 @@ class OvsBackend:
 
     def _flow_difference(self) -> tuple[int, int]:
         """(generated flows missing from the bridge, installed flows not generated)."""
-        installed = {f.cookie for f in ofctl.dump_flows(self.home, self.site.host.bridge)}
+        installed = {f.cookie for f in ofctl.dump_flows(self.home, self.site.host.bridge) if not is_learned(f.cookie)}
         wanted = {f.cookie for f in self.flows}
         return len(wanted - installed), len(installed - wanted)
 

@@ -71,8 +71,8 @@ def inspect(api: Any, bridge: Bridge) -> list[Finding]:
         wrong.append(f"datapath_type {row.datapath_type}")
     if _one(row.fail_mode) != bridge.fail_mode:
         wrong.append(f"fail_mode {_one(row.fail_mode)}")
-    if bridge.hwaddr and row.other_config.get("hwaddr") != bridge.hwaddr:
-        wrong.append("hwaddr")
+    wrong += [f"other_config:{key}" for key, value in bridge.other_config.items()
+              if row.other_config.get(key) != value]
     targets = sorted(c.target for c in row.controller)
     if targets != ([bridge.controller] if bridge.controller else []):
         wrong.append(f"controller {', '.join(targets) or 'none'}")
@@ -113,9 +113,8 @@ def apply(api: Any, bridge: Bridge) -> list[str]:
     try:
         with api.transaction(check_error=True) as txn:
             txn.add(api.add_br(bridge.name, may_exist=True, datapath_type=bridge.datapath_type))
-            other = {"hwaddr": bridge.hwaddr} if bridge.hwaddr else {}
             txn.add(api.db_set("Bridge", bridge.name, ("datapath_type", bridge.datapath_type),
-                               ("external_ids", {OWNER_KEY: "true"}), ("other_config", other)))
+                               ("external_ids", {OWNER_KEY: "true"}), ("other_config", bridge.other_config)))
             if bridge.fail_mode:
                 txn.add(api.set_fail_mode(bridge.name, bridge.fail_mode))
             elif row is not None and row.fail_mode:

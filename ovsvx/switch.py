@@ -47,6 +47,15 @@ class Bridge:
     fail_mode: str | None = None  # "secure": only our flows forward; None: OVS's default (NORMAL switching)
     mtu: int | None = None  # of the internal port
 
+    @property
+    def other_config(self) -> dict[str, str]:
+        """OVS's bridge options: the internal port's MAC, and no in-band control on a bridge with a
+        fail mode, whose hidden flows would switch the host's own ARP past the ARP responder."""
+        config = {"hwaddr": self.hwaddr} if self.hwaddr else {}
+        if self.fail_mode:
+            config["disable-in-band"] = "true"
+        return config
+
 
 def tunnel_ports(topology: Topology, host: Host) -> dict[str, Port]:
     """The vxlan port towards each peer, by peer name (the tutorial's two hosts: one port, vxlan1)."""
@@ -78,8 +87,7 @@ def switch_plan(topology: Topology, host: Host, datapath: str, controller: str |
 def render(bridge: Bridge) -> list[str]:
     """The `ovs-vsctl` commands that create `bridge` by hand."""
     settings = [f"datapath_type={bridge.datapath_type}", f"external_ids:{OWNER_KEY}=true"]
-    if bridge.hwaddr:
-        settings.append(f"other_config:hwaddr={bridge.hwaddr}")
+    settings += [f"other_config:{key}={value}" for key, value in bridge.other_config.items()]
     if bridge.fail_mode:
         settings.append(f"fail_mode={bridge.fail_mode}")
     lines = [f"ovs-vsctl add-br {bridge.name} -- set bridge {bridge.name} {' '.join(settings)}"]

@@ -1,7 +1,7 @@
 """A tiny OpenFlow pipeline simulator: runs a packet (a dict of fields) through generated flows.
 
 Enough of OpenFlow 1.3 for ovsvx's flows (exact and CIDR matches, goto, set,
-move, dec_ttl, output) to check their behaviour without a switch, in the
+move, dec_ttl, output, and the learn action that writes a peer's MAC) to check their behaviour without a switch, in the
 spirit of Faucet's fakeoftable.  The lab tests check the same flows on a real
 OVS.
 """
@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from ovsvx.flows import IN_PORT, DecTtl, Flow, Goto, Move, Output, SetField
+from ovsvx.flows import ETH_IP, IN_PORT, DecTtl, Flow, Goto, LearnPeerMac, Move, Output, Purpose, SetField
 
 
 @dataclass
 class Result:
     outputs: list[tuple[str, dict[str, Any]]]  # (port, packet as it left)
     path: list[Flow]  # the flows that matched, in order
+    learned: list[Flow]  # flows a learn action wrote
 
     @property
     def dropped(self) -> bool:
@@ -41,7 +42,7 @@ def _matches(flow: Flow, packet: dict[str, Any]) -> bool:
 def run(flows: tuple[Flow, ...], packet: dict[str, Any]) -> Result:
     """Send `packet` (with in_port) through table 0 onwards; return where copies left."""
     packet = dict(packet)
-    table, outputs, path = 0, [], []
+    table, outputs, path, learned = 0, [], [], []
     while table is not None:
         candidates = [f for f in flows if f.table == table and _matches(f, packet)]
         if not candidates:
@@ -61,4 +62,8 @@ def run(flows: tuple[Flow, ...], packet: dict[str, Any]) -> Result:
                     outputs.append((packet["in_port"] if port == IN_PORT else port, dict(packet)))
                 case Goto(next_table):
                     table = next_table
-    return Result(outputs, path)
+                case LearnPeerMac(learn_table, priority, _, subnet):
+                    learned.append(Flow(learn_table, priority, (("eth_type", ETH_IP), ("ipv4_dst", str(subnet))),
+                                        (SetField("eth_dst", packet["arp_sha"]), Output(packet["in_port"])),
+                                        Purpose.LEARNED))
+    return Result(outputs, path, learned)

@@ -51,8 +51,8 @@ def test_three_hosts_get_a_tunnel_port_per_peer() -> None:
     assert [(p.name, p.ofport, dict(p.options)["remote_ip"]) for p in ports.values()] == [
         ("vxlan1-1", 100, "10.33.30.151"), ("vxlan1-2", 101, "10.33.30.152")]
     generated = flows.host_flows(topo, topo.hosts[0])
-    routes = {f.match[1][1]: f.actions[-1] for f in generated if f.purpose == Purpose.ROUTE_OUT}
-    assert routes == {"192.168.2.0/24": flows.Output("vxlan1-1"), "192.168.3.0/24": flows.Output("vxlan1-2")}
+    to_peer = {f.match[1][1]: f.actions[-1] for f in generated if f.purpose == Purpose.TO_PEER and f.table == 50}
+    assert to_peer == {"192.168.2.0/24": flows.Output("vxlan1-1"), "192.168.3.0/24": flows.Output("vxlan1-2")}
 
 
 # --- behaviour, through the simulated pipeline -------------------------------------------
@@ -75,7 +75,7 @@ def test_ns1_to_ns2_is_routed_into_the_tunnel_as_the_kernel_does() -> None:
     ((port, out),) = result.outputs
     assert port == "vxlan1"
     assert (out["ttl"], out["eth_src"], out["eth_dst"]) == (63, VX1_MAC, VX2_MAC)  # inner MACs: vxlan1 -> vxlan2
-    assert [f.purpose for f in result.path] == [Purpose.CLASSIFY, Purpose.ROUTE_OUT]
+    assert [f.purpose for f in result.path] == [Purpose.CLASSIFY, Purpose.ROUTE_OUT, Purpose.TO_PEER]
 
 
 def test_from_the_tunnel_to_ns1_is_routed_again() -> None:
@@ -106,12 +106,32 @@ def test_the_hosts_addresses_are_delivered_to_it(dst: str) -> None:
 ])
 def test_arp_is_answered_in_the_datapath(in_port: str, target: str, mac: str) -> None:
     asker = "02:00:00:00:00:99"
-    result = fakeswitch.run(FLOWS1, arp_request(in_port, "192.168.1.50", asker, target))
+    sender = "192.168.2.254" if in_port == "vxlan1" else "192.168.1.50"  # through the tunnel: the peer's router
+    result = fakeswitch.run(FLOWS1, arp_request(in_port, sender, asker, target))
     ((port, reply),) = result.outputs
     assert port == in_port
     assert (reply["arp_op"], reply["arp_sha"], reply["arp_spa"]) == (2, mac, target)
     assert (reply["arp_tha"], reply["arp_tpa"], reply["eth_dst"], reply["eth_src"]) == (
-        asker, "192.168.1.50", asker, mac)
+        asker, sender, asker, mac)
+
+
+@pytest.mark.parametrize("arp_op", [1, 2])
+def test_a_hand_built_peers_random_mac_is_learned_from_its_arp(arp_op: int) -> None:
+    """The tutorial's own commands give vxlan2 a random MAC; its ARP through the tunnel teaches it."""
+    random_mac = "fa:16:3e:12:34:56"
+    arp = arp_request("vxlan1", "192.168.2.254", random_mac, "192.168.1.254")
+    arp["arp_op"] = arp_op  # its request for our vxlan address, or its answer to the controller's
+    result = fakeswitch.run(FLOWS1, arp)
+    assert len(result.outputs) == (1 if arp_op == 1 else 0)  # a request is also answered
+    ((port, out),) = fakeswitch.run(FLOWS1 + tuple(result.learned),
+                                    ip_packet("tap2", "192.168.1.100", "192.168.2.100")).outputs
+    assert (port, out["eth_dst"], out["ttl"]) == ("vxlan1", random_mac, 63)
+
+
+def test_arp_from_the_tunnel_teaches_nothing_unless_it_is_the_peers_router() -> None:
+    stranger = arp_request("vxlan1", "192.168.2.77", "fa:16:3e:00:00:01", "192.168.1.254")
+    result = fakeswitch.run(FLOWS1, stranger)
+    assert result.dropped and not result.learned
 
 
 @pytest.mark.parametrize("packet", [
@@ -166,6 +186,8 @@ def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
     assert ("ovs-vsctl add-port br1 vxlan1 -- set interface vxlan1 type=vxlan ofport_request=100 "
             "options:remote_ip=10.33.30.151 options:key=100 options:dst_port=4789") in lines
     assert "ovs-vsctl set-controller br1 tcp:127.0.0.1:6653" in lines
+    assert ("ovs-vsctl add-br br1 -- set bridge br1 datapath_type=netdev external_ids:ovsvx=true "
+            "other_config:hwaddr=02:00:c0:a8:01:01 other_config:disable-in-band=true fail_mode=secure") in lines
     assert lines.index("ovs-vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev external_ids:ovsvx=true") \
         < lines.index("ip addr add 10.33.30.150/24 dev br-phy")
     assert not [line for line in OvsBackend.commands(TOPO, HOST1, "system") if "br-phy" in line]
