@@ -71,10 +71,11 @@ def firewall_warnings(netns: str | None, port: int, peers: list[IPv4Address]) ->
     """Which active firewall would drop UDP `port` from the peers, each with the rule to allow it."""
     found = []
     sources = ", ".join(str(p) for p in peers)
-    if _nft_input_drops(netns, port):
+    for family, table, chain in _nft_dropping_input_chains(netns, port):
         found.append(
-            f"nftables drops input by default and has no rule for udp port {port}; allow the peers with: "
-            f"nft insert rule inet filter input ip saddr {{ {sources} }} udp dport {port} accept"
+            f"nftables chain {family} {table} {chain} drops input by default and has no rule for udp port "
+            f"{port}; allow the peers with: nft insert rule {family} {table} {chain} ip saddr {{ {sources} }} "
+            f"udp dport {port} accept"
         )
     if shutil.which("firewall-cmd") and netstack.run(netns, ["firewall-cmd", "--state"]).returncode == 0:
         rules = " && ".join(
@@ -90,20 +91,23 @@ def firewall_warnings(netns: str | None, port: int, peers: list[IPv4Address]) ->
     return found
 
 
-def _nft_input_drops(netns: str | None, port: int) -> bool:
-    """True when an nftables input chain drops by policy and nothing mentions the port."""
+def _nft_dropping_input_chains(netns: str | None, port: int) -> list[tuple[str, str, str]]:
+    """(family, table, chain) of each nftables input chain that drops by policy while no rule of its
+    table mentions the port."""
     if shutil.which("nft") is None:
-        return False
+        return []
     listing = netstack.run(netns, ["nft", "-j", "list", "ruleset"], timeout=10)
     if listing.returncode != 0:
-        return False
+        return []
     try:
         items = json.loads(listing.stdout).get("nftables", [])
     except ValueError:
-        return False
-    dropping = any(
-        "chain" in item and item["chain"].get("hook") == "input" and item["chain"].get("policy") == "drop"
-        for item in items
-    )
-    mentions_port = any("rule" in item and f'"right": {port}' in json.dumps(item["rule"]) for item in items)
-    return dropping and not mentions_port
+        return []
+    chains = [item["chain"] for item in items
+              if "chain" in item and item["chain"].get("hook") == "input" and item["chain"].get("policy") == "drop"]
+    rules = [item["rule"] for item in items if "rule" in item]
+    return [
+        (c["family"], c["table"], c["name"]) for c in chains
+        if f'"right": {port}' not in json.dumps([r for r in rules if (r["family"], r["table"]) ==
+                                                  (c["family"], c["table"])])
+    ]
