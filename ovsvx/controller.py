@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
+from ipaddress import IPv4Network
 
 from ovsvx.errors import UsageError
 from ovsvx.flows import host_flows
@@ -25,17 +27,26 @@ def parse_listen(text: str) -> tuple[str, int]:
     return address, int(port)
 
 
-def arp_probes(topology: Topology, host: Host) -> list[tuple[str, bytes]]:
-    """For each peer, its tunnel port and the ARP request for its vxlan address, as the host's
-    vxlan device would send it (sender: this host's vxlan address and MAC)."""
+@dataclass(frozen=True)
+class Probe:
+    """An ARP request for a peer's vxlan address, and where it goes."""
+
+    port: str  # the tunnel port towards the peer
+    subnet: IPv4Network  # the peer's subnet: a packet-in for it asks for this probe
+    frame: bytes
+
+
+def arp_probes(topology: Topology, host: Host) -> list[Probe]:
+    """For each peer, the ARP request for its vxlan address as the host's vxlan device would send it
+    (sender: this host's vxlan address and MAC), with the tunnel port it goes out of."""
     from scapy.layers.l2 import ARP, Ether
 
     own_mac = mac_for(host.vxlan_address)
     ports = tunnel_ports(topology, host)
     return [
-        (ports[peer.name].name,
-         bytes(Ether(src=own_mac, dst="ff:ff:ff:ff:ff:ff")
-               / ARP(op=1, hwsrc=own_mac, psrc=str(host.vxlan_address), pdst=str(peer.vxlan_address))))
+        Probe(ports[peer.name].name, peer.subnet,
+              bytes(Ether(src=own_mac, dst="ff:ff:ff:ff:ff:ff")
+                    / ARP(op=1, hwsrc=own_mac, psrc=str(host.vxlan_address), pdst=str(peer.vxlan_address))))
         for peer in topology.peers(host)
     ]
 

@@ -12,8 +12,9 @@ packet-in on the way:
   tunnel, exactly as the kernel's vxlan1 sends it.  The peer's MAC is the
   one ovsvx gives it, unless the switch has learned another from the peer's
   own ARP through the tunnel (a peer built by hand with the tutorial's
-  commands has a random one); the controller asks for it, as the kernel's
-  neighbour code would.
+  commands has a random one).  Until one is learned, the packet is also
+  copied to the controller, which asks the peer with an ARP request, as the
+  kernel's neighbour code would.
 * What arrives from the tunnel for a namespace is routed again: TTL - 1,
   source MAC = the gateway's, destination MAC = the namespace's.
 * The host's own traffic (the bridge's internal port, LOCAL) reaches the
@@ -43,6 +44,8 @@ ARP_REQUEST = 1
 ARP_REPLY = 2
 LOCAL = "LOCAL"  # the bridge's internal port: the host itself
 IN_PORT = "IN_PORT"
+CONTROLLER = "CONTROLLER"  # a copy to the controller (packet-in), cut to its headers
+PACKET_IN_BYTES = 64  # enough for the Ethernet and IPv4 headers: the controller only reads the destination
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,8 @@ def _match_text(field: str, value: str | int) -> str:
 def _action_text(action: Action) -> str:
     match action:
         case Output(port):
-            return {LOCAL: "LOCAL", IN_PORT: "in_port"}.get(port, f"output:{port}")
+            return {LOCAL: "LOCAL", IN_PORT: "in_port", CONTROLLER: f"CONTROLLER:{PACKET_IN_BYTES}"}.get(
+                port, f"output:{port}")
         case Goto(table):
             return f"goto_table:{table}"
         case SetField(field, value):
@@ -279,8 +283,10 @@ def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
         flows.append(_ip_to(FROM_WORKLOAD, peer.subnet, (DecTtl(), *towards), Purpose.ROUTE_OUT,
                             f"routed towards {peer.name}"))
         flows.append(_ip_to(FROM_HOST, peer.subnet, towards, Purpose.HOST_OUT, f"towards {peer.name}"))
-        flows.append(_ip_to(TO_PEER, peer.subnet, (SetField("eth_dst", mac_for(peer.vxlan_address)), Output(port)),
-                            Purpose.TO_PEER, f"{peer.name}'s router MAC as ovsvx sets it, until one is learned"))
+        flows.append(_ip_to(TO_PEER, peer.subnet, (
+            SetField("eth_dst", mac_for(peer.vxlan_address)), Output(port), Output(CONTROLLER),
+        ), Purpose.TO_PEER, f"{peer.name}'s router MAC as ovsvx sets it, until one is learned (and ask the "
+                            "controller to ARP for it)"))
     flows.append(_ip_to(FROM_TUNNEL, host.gateway, to_host, Purpose.TO_HOST, "to the gateway"))
     flows.append(_ip_to(FROM_TUNNEL, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
 

@@ -10,14 +10,16 @@ mean equal flows (see flows.py), so the switch ends with exactly the
 generated set, no duplicates, and untouched counters on flows that were
 already right; flows the switch learned itself (a peer's router MAC) are
 kept.  It then asks each peer for its router MAC with an ARP request into the
-tunnel, and again every few seconds.  Errors from the switch are logged with
+tunnel; later, when a packet for a peer still meets the not-yet-learned flow
+(a copy comes to the controller), and every 30 s as a refresh.  Errors from the switch are logged with
 their OpenFlow names.
 """
 
 from __future__ import annotations
 
 import logging
-from ipaddress import IPv4Network
+import time
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any, ClassVar
 
 from os_ken.base import app_manager
@@ -26,7 +28,11 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from ovsvx.flows import ETH_IP, IN_PORT, LOCAL, DecTtl, Flow, Goto, LearnPeerMac, Move, Output, SetField, is_learned
+from ovsvx.controller import Probe
+from ovsvx.flows import (
+    CONTROLLER, ETH_IP, IN_PORT, LOCAL, PACKET_IN_BYTES, TO_PEER, DecTtl, Flow, Goto, LearnPeerMac, Move, Output,
+    SetField, is_learned,
+)
 
 LOG = logging.getLogger("ovsvx.controller")
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
@@ -42,6 +48,13 @@ _ERROR_CODE_PREFIX = {
 }
 
 
+def ipv4_destination(frame: bytes) -> IPv4Address | None:
+    """The IPv4 destination of an untagged Ethernet frame, or None."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+        return None
+    return IPv4Address(frame[30:34])
+
+
 def error_name(err_type: int, code: int) -> str:
     """'OFPET_BAD_ACTION/OFPBAC_BAD_OUT_PORT' for type 2, code 4."""
     type_name = next((n for n in _ERROR_CODE_PREFIX if getattr(ofp, n, None) == err_type), f"type {err_type}")
@@ -51,7 +64,7 @@ def error_name(err_type: int, code: int) -> str:
 
 
 def _port_number(name: str, ports: dict[str, int]) -> int:
-    return {LOCAL: ofp.OFPP_LOCAL, IN_PORT: ofp.OFPP_IN_PORT}.get(name) or ports[name]
+    return {LOCAL: ofp.OFPP_LOCAL, IN_PORT: ofp.OFPP_IN_PORT, CONTROLLER: ofp.OFPP_CONTROLLER}.get(name) or ports[name]
 
 
 def _match(parser: Any, flow: Flow, ports: dict[str, int]) -> Any:
@@ -73,7 +86,7 @@ def _instructions(parser: Any, flow: Flow, ports: dict[str, int]) -> list[Any]:
     for action in flow.actions:
         match action:
             case Output(port):
-                actions.append(parser.OFPActionOutput(_port_number(port, ports)))
+                actions.append(parser.OFPActionOutput(_port_number(port, ports), PACKET_IN_BYTES))
             case SetField(field, value):
                 actions.append(parser.OFPActionSetField(**{field: value}))
             case Move(src, dst, bits):
@@ -102,6 +115,13 @@ def _learn(parser: Any, learn: LearnPeerMac) -> Any:
         ])
 
 
+def missing_ports(flows: tuple[Flow, ...], ports: dict[str, int]) -> list[str]:
+    """The port names the flows use that the switch does not have (reserved ports aside)."""
+    used = {str(v) for f in flows for k, v in f.match if k == "in_port"}
+    used |= {a.port for f in flows for a in f.actions if isinstance(a, Output)}
+    return sorted(used - set(ports) - {LOCAL, IN_PORT, CONTROLLER})
+
+
 def flow_mod(datapath: Any, flow: Flow, ports: dict[str, int]) -> Any:
     """The OFPFlowMod that adds `flow`, with port names resolved to the switch's numbers."""
     parser = datapath.ofproto_parser
@@ -115,34 +135,51 @@ class FlowInstaller(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
     #: bridge name -> its generated flows; set by controller.run before os-ken instantiates the app.
     flows_by_bridge: ClassVar[dict[str, tuple[Flow, ...]]] = {}
-    #: bridge name -> (tunnel port, ARP request for the peer's vxlan address) to send into each tunnel.
-    probes_by_bridge: ClassVar[dict[str, list[tuple[str, bytes]]]] = {}
-    probe_interval_s: ClassVar[float] = 5.0
+    #: bridge name -> the ARP request for each peer's vxlan address, with its tunnel port and subnet.
+    probes_by_bridge: ClassVar[dict[str, list[Probe]]] = {}
+    refresh_interval_s: ClassVar[float] = 30.0
+    probe_gap_s: ClassVar[float] = 1.0  # at most one on-demand probe per peer this often
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.ports: dict[int, dict[str, int]] = {}  # datapath id -> port name -> number
         self.cookies: dict[int, set[int]] = {}  # datapath id -> cookies seen in this flow dump
         self.synced: dict[int, tuple[Any, str]] = {}  # datapath id -> (datapath, bridge) once in sync
-        self.threads.append(hub.spawn(self._probe_forever))
+        self.last_probe: dict[tuple[int, str], float] = {}  # (datapath id, tunnel port) -> when
+        self.threads.append(hub.spawn(self._refresh_forever))
 
-    def _probe_forever(self) -> None:
-        """Ask every peer for its router MAC now and then, as the kernel's neighbour code would, so a
-        peer whose MAC changed (rebuilt by hand) is learned again."""
+    def _refresh_forever(self) -> None:
+        """Ask every peer again now and then, so a peer whose MAC changed (rebuilt by hand) is learned
+        again even if it never speaks first."""
         while True:
-            hub.sleep(self.probe_interval_s)
+            hub.sleep(self.refresh_interval_s)
             for datapath, bridge in list(self.synced.values()):
                 if datapath.is_active:
-                    self._probe(datapath, bridge)
+                    self._probe(datapath, bridge, self.probes_by_bridge.get(bridge, []))
 
-    def _probe(self, datapath: Any, bridge: str) -> None:
+    def _probe(self, datapath: Any, bridge: str, probes: list[Probe]) -> None:
         parser = datapath.ofproto_parser
         ports = self.ports.get(datapath.id, {})
-        for port, frame in self.probes_by_bridge.get(bridge, []):
-            if port in ports:
+        for probe in probes:
+            if probe.port in ports:
+                self.last_probe[(datapath.id, probe.port)] = time.monotonic()
                 datapath.send_msg(parser.OFPPacketOut(
                     datapath, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-                    actions=[parser.OFPActionOutput(ports[port])], data=frame))
+                    actions=[parser.OFPActionOutput(ports[probe.port])], data=probe.frame))
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev: Any) -> None:
+        """A packet went to a peer whose router MAC is not learned yet: ask that peer (rate-limited)."""
+        datapath = ev.msg.datapath
+        if ev.msg.table_id != TO_PEER or datapath.id not in self.synced:
+            return
+        bridge = self.synced[datapath.id][1]
+        destination = ipv4_destination(ev.msg.data)
+        now = time.monotonic()
+        due = [p for p in self.probes_by_bridge.get(bridge, [])
+               if destination is not None and destination in p.subnet
+               and now - self.last_probe.get((datapath.id, p.port), 0.0) >= self.probe_gap_s]
+        self._probe(datapath, bridge, due)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _connected(self, ev: Any) -> None:
@@ -197,9 +234,7 @@ class FlowInstaller(app_manager.OSKenApp):
             LOG.error("switch %016x is bridge %r, which this controller has no flows for (it knows %s)",
                       datapath.id, bridge, ", ".join(self.flows_by_bridge) or "none")
             return
-        used = {str(v) for f in wanted for k, v in f.match if k == "in_port"}
-        used |= {a.port for f in wanted for a in f.actions if isinstance(a, Output)}
-        unknown = sorted(used - set(ports) - {LOCAL, IN_PORT})
+        unknown = missing_ports(wanted, ports)
         if unknown:
             LOG.error("bridge %s lacks port(s) %s: not installing its flows until they exist (redeploy)",
                       bridge, ", ".join(unknown))
@@ -218,4 +253,4 @@ class FlowInstaller(app_manager.OSKenApp):
         LOG.info("bridge %s: %d flow(s) added, %d stale removed, %d kept", bridge, len(set(want) - have),
                  len(have - set(want)), len(have & set(want)))
         self.synced[datapath.id] = (datapath, bridge)
-        self._probe(datapath, bridge)
+        self._probe(datapath, bridge, self.probes_by_bridge.get(bridge, []))

@@ -230,14 +230,24 @@ class OvsBackend:
             return Finding(what, OK)
         return Finding(what, DIFFERS, f"{missing} missing, {stale} not generated")
 
+    def _controller_said(self) -> str:
+        """The controller log's last error, quoted, so the reason survives a deploy that is rolled back."""
+        if self.flows_from != "controller":
+            return ""
+        log = daemons.controller_files(self.deployment, self.site)[1]
+        try:
+            errors = [line for line in log.read_text().splitlines() if " ERROR " in line]
+        except OSError:
+            return ""
+        return f"; the controller said: {errors[-1].split(' ERROR ', 1)[1]}" if errors else f"; see {log}"
+
     def _wait_for_controller(self) -> None:
         deadline = time.monotonic() + FLOWS_WAIT_S
         with ovsdb.connect(self.home.db) as api:
             while not ovsdb.controller_connected(api, self.site.host.bridge):
                 if time.monotonic() > deadline:
-                    log = daemons.controller_files(self.deployment, self.site)[1]
                     raise ApplyError(f"{self.site.host.name}: OVS did not connect to the controller within "
-                                     f"{FLOWS_WAIT_S:.0f} s; see {log}")
+                                     f"{FLOWS_WAIT_S:.0f} s{self._controller_said()}")
                 time.sleep(0.1)
 
     def _wait_for_flows(self) -> None:
@@ -245,7 +255,6 @@ class OvsBackend:
         while self._flow_difference() != (0, 0):
             if time.monotonic() > deadline:
                 missing, stale = self._flow_difference()
-                where = daemons.controller_files(self.deployment, self.site)[1]
                 raise ApplyError(f"{self.site.host.name}: {self.site.host.bridge} still lacks {missing} flow(s) "
-                                 f"and has {stale} stale after {FLOWS_WAIT_S:.0f} s; see {where}")
+                                 f"and has {stale} stale after {FLOWS_WAIT_S:.0f} s{self._controller_said()}")
             time.sleep(0.2)

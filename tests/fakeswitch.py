@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from ovsvx.flows import ETH_IP, IN_PORT, DecTtl, Flow, Goto, LearnPeerMac, Move, Output, Purpose, SetField
+from ovsvx.flows import CONTROLLER, ETH_IP, IN_PORT, DecTtl, Flow, Goto, LearnPeerMac, Move, Output, Purpose, SetField
 
 
 @dataclass
@@ -20,6 +20,7 @@ class Result:
     outputs: list[tuple[str, dict[str, Any]]]  # (port, packet as it left)
     path: list[Flow]  # the flows that matched, in order
     learned: list[Flow]  # flows a learn action wrote
+    packet_ins: list[dict[str, Any]]  # copies sent to the controller
 
     @property
     def dropped(self) -> bool:
@@ -42,7 +43,7 @@ def _matches(flow: Flow, packet: dict[str, Any]) -> bool:
 def run(flows: tuple[Flow, ...], packet: dict[str, Any]) -> Result:
     """Send `packet` (with in_port) through table 0 onwards; return where copies left."""
     packet = dict(packet)
-    table, outputs, path, learned = 0, [], [], []
+    table, outputs, path, learned, packet_ins = 0, [], [], [], []
     while table is not None:
         candidates = [f for f in flows if f.table == table and _matches(f, packet)]
         if not candidates:
@@ -58,6 +59,8 @@ def run(flows: tuple[Flow, ...], packet: dict[str, Any]) -> Result:
                     packet[dst] = packet[src]
                 case DecTtl():
                     packet["ttl"] -= 1
+                case Output(port) if port == CONTROLLER:
+                    packet_ins.append(dict(packet))
                 case Output(port):
                     outputs.append((packet["in_port"] if port == IN_PORT else port, dict(packet)))
                 case Goto(next_table):
@@ -66,4 +69,4 @@ def run(flows: tuple[Flow, ...], packet: dict[str, Any]) -> Result:
                     learned.append(Flow(learn_table, priority, (("eth_type", ETH_IP), ("ipv4_dst", str(subnet))),
                                         (SetField("eth_dst", packet["arp_sha"]), Output(packet["in_port"])),
                                         Purpose.LEARNED))
-    return Result(outputs, path, learned)
+    return Result(outputs, path, learned, packet_ins)

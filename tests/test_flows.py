@@ -51,7 +51,7 @@ def test_three_hosts_get_a_tunnel_port_per_peer() -> None:
     assert [(p.name, p.ofport, dict(p.options)["remote_ip"]) for p in ports.values()] == [
         ("vxlan1-1", 100, "10.33.30.151"), ("vxlan1-2", 101, "10.33.30.152")]
     generated = flows.host_flows(topo, topo.hosts[0])
-    to_peer = {f.match[1][1]: f.actions[-1] for f in generated if f.purpose == Purpose.TO_PEER and f.table == 50}
+    to_peer = {f.match[1][1]: f.actions[1] for f in generated if f.purpose == Purpose.TO_PEER and f.table == 50}
     assert to_peer == {"192.168.2.0/24": flows.Output("vxlan1-1"), "192.168.3.0/24": flows.Output("vxlan1-2")}
 
 
@@ -123,9 +123,11 @@ def test_a_hand_built_peers_random_mac_is_learned_from_its_arp(arp_op: int) -> N
     arp["arp_op"] = arp_op  # its request for our vxlan address, or its answer to the controller's
     result = fakeswitch.run(FLOWS1, arp)
     assert len(result.outputs) == (1 if arp_op == 1 else 0)  # a request is also answered
-    ((port, out),) = fakeswitch.run(FLOWS1 + tuple(result.learned),
-                                    ip_packet("tap2", "192.168.1.100", "192.168.2.100")).outputs
-    assert (port, out["eth_dst"], out["ttl"]) == ("vxlan1", random_mac, 63)
+    before = fakeswitch.run(FLOWS1, ip_packet("tap2", "192.168.1.100", "192.168.2.100"))
+    assert before.packet_ins  # not learned yet: the controller hears of it and asks the peer
+    after = fakeswitch.run(FLOWS1 + tuple(result.learned), ip_packet("tap2", "192.168.1.100", "192.168.2.100"))
+    ((port, out),) = after.outputs
+    assert (port, out["eth_dst"], out["ttl"], after.packet_ins) == ("vxlan1", random_mac, 63, [])
 
 
 def test_arp_from_the_tunnel_teaches_nothing_unless_it_is_the_peers_router() -> None:
@@ -162,6 +164,13 @@ def test_every_flow_serializes_as_an_openflow_13_flow_mod() -> None:
         message.serialize()
         assert (message.cookie, message.table_id, message.priority) == (flow.cookie, flow.table, flow.priority)
         assert len(message.buf) > 48
+
+
+def test_the_controller_knows_which_ports_the_flows_need() -> None:
+    from ovsvx.ofapp import missing_ports
+
+    assert missing_ports(FLOWS1, {"tap2": 1, "vxlan1": 100, "br1": 0xFFFFFFFE}) == []
+    assert missing_ports(FLOWS1, {"tap2": 1}) == ["vxlan1"]
 
 
 def test_switch_errors_are_decoded_into_names() -> None:
