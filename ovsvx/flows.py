@@ -129,12 +129,14 @@ class DecTtl:
 @dataclass(frozen=True)
 class LearnPeerMac:
     """Write (or rewrite) the flow in `table` that sends IPv4 for `subnet` to the MAC in this ARP
-    packet's sender field, out of the port it came in by: the switch learns a peer's router MAC."""
+    packet's sender field, out of the port it came in by: the switch learns a peer's router MAC.
+    It expires, so a peer whose MAC changed (rebuilt by hand) is asked again."""
 
     table: int
     priority: int
     cookie: int
     subnet: IPv4Network
+    hard_timeout: int = 300  # forget it after 5 min: the next packet asks the peer again
 
 
 Action = Output | Goto | SetField | Move | DecTtl | LearnPeerMac
@@ -195,10 +197,11 @@ def _action_text(action: Action) -> str:
             return f"move:{NXM_NAMES[src]}[]->{NXM_NAMES[dst]}[]"
         case DecTtl():
             return "dec_ttl"
-        case LearnPeerMac(table, priority, cookie, subnet):
+        case LearnPeerMac(table, priority, cookie, subnet, hard_timeout):
             net_bits = subnet.prefixlen
             network = int(subnet.network_address) >> (32 - net_bits)
-            return (f"learn(table={table},priority={priority},cookie={cookie:#x},{NXM_NAMES['eth_type']}[]={ETH_IP:#x},"
+            return (f"learn(table={table},hard_timeout={hard_timeout},priority={priority},cookie={cookie:#x},"
+                    f"{NXM_NAMES['eth_type']}[]={ETH_IP:#x},"
                     f"{NXM_NAMES['ipv4_dst']}[{32 - net_bits}..31]={network:#x},"
                     f"load:{NXM_NAMES['arp_sha']}[]->{NXM_NAMES['eth_dst']}[],output:{NXM_NAMES['in_port']}[])")
     raise TypeError(action)

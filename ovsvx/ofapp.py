@@ -10,8 +10,8 @@ mean equal flows (see flows.py), so the switch ends with exactly the
 generated set, no duplicates, and untouched counters on flows that were
 already right; flows the switch learned itself (a peer's router MAC) are
 kept.  It then asks each peer for its router MAC with an ARP request into the
-tunnel; later, when a packet for a peer still meets the not-yet-learned flow
-(a copy comes to the controller), and every 30 s as a refresh.  Errors from the switch are logged with
+tunnel, and again whenever a packet for a peer meets the not-yet-learned flow
+(a copy comes to the controller): at first, and when a learned MAC expired.  Errors from the switch are logged with
 their OpenFlow names.
 """
 
@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
-from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from ovsvx.controller import Probe
@@ -106,7 +105,7 @@ def _learn(parser: Any, learn: LearnPeerMac) -> Any:
     """NXActionLearn writing: ip, nw_dst=<subnet> -> eth_dst=<ARP sender MAC>, output:<ARP's in_port>."""
     bits = learn.subnet.prefixlen
     return parser.NXActionLearn(
-        table_id=learn.table, priority=learn.priority, cookie=learn.cookie, specs=[
+        table_id=learn.table, priority=learn.priority, cookie=learn.cookie, hard_timeout=learn.hard_timeout, specs=[
             parser.NXFlowSpecMatch(src=ETH_IP, dst=("eth_type_nxm", 0), n_bits=16),
             parser.NXFlowSpecMatch(src=int(learn.subnet.network_address) >> (32 - bits),
                                    dst=("ipv4_dst_nxm", 32 - bits), n_bits=bits),
@@ -137,7 +136,6 @@ class FlowInstaller(app_manager.OSKenApp):
     flows_by_bridge: ClassVar[dict[str, tuple[Flow, ...]]] = {}
     #: bridge name -> the ARP request for each peer's vxlan address, with its tunnel port and subnet.
     probes_by_bridge: ClassVar[dict[str, list[Probe]]] = {}
-    refresh_interval_s: ClassVar[float] = 30.0
     probe_gap_s: ClassVar[float] = 1.0  # at most one on-demand probe per peer this often
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -146,16 +144,6 @@ class FlowInstaller(app_manager.OSKenApp):
         self.cookies: dict[int, set[int]] = {}  # datapath id -> cookies seen in this flow dump
         self.synced: dict[int, tuple[Any, str]] = {}  # datapath id -> (datapath, bridge) once in sync
         self.last_probe: dict[tuple[int, str], float] = {}  # (datapath id, tunnel port) -> when
-        self.threads.append(hub.spawn(self._refresh_forever))
-
-    def _refresh_forever(self) -> None:
-        """Ask every peer again now and then, so a peer whose MAC changed (rebuilt by hand) is learned
-        again even if it never speaks first."""
-        while True:
-            hub.sleep(self.refresh_interval_s)
-            for datapath, bridge in list(self.synced.values()):
-                if datapath.is_active:
-                    self._probe(datapath, bridge, self.probes_by_bridge.get(bridge, []))
 
     def _probe(self, datapath: Any, bridge: str, probes: list[Probe]) -> None:
         parser = datapath.ofproto_parser
