@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ovsvx import deploy as deployment_ops
-from ovsvx import controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, verify
+from ovsvx import capture, controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, verify
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
 from ovsvx.ovs import choose_datapath
@@ -276,6 +276,45 @@ def exec_cmd(prefix: str | None, node: str, command: tuple[str, ...]) -> None:
     netns = lab.node_netns(deployment, node)
     argv = command or (os.environ.get("SHELL", "/bin/sh"),)
     netstack.exec_in(netns, argv, env=deployment_ops.node_env(deployment, node))
+
+
+# --- explaining the path -----------------------------------------------------------------
+
+
+def _default_pair(deployment: record.Deployment, src: str | None, dst: str | None) -> tuple[str, str]:
+    """SRC and DST default to the first namespace of the first two hosts: the tutorial's ns1 -> ns2."""
+    hosts = deployment.topology.hosts
+    return src or hosts[0].namespaces[0].name, dst or hosts[1].namespaces[0].name
+
+
+@main.command("capture")
+@prefix_option
+@click.argument("src", required=False)
+@click.argument("dst", required=False)
+@click.option("--pcap", "pcap_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep one pcap per interface in this folder (for Wireshark).")
+@json_option
+@reported
+def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: Path | None, as_json: bool) -> None:
+    """Send one ping SRC -> DST (default ns1 -> ns2) with cold ARP caches; show every frame on every
+    interface along the way, each layer decoded."""
+    preflight.require_root()
+    scope = deployment_ops.find_scope(None, prefix)
+    deployment = record.require(scope.kind, scope.prefix)
+    src, dst = _default_pair(deployment, src, dst)
+    frames = capture.run(deployment, src, dst, pcap_dir)
+    if as_json:
+        click.echo(json.dumps({"src": src, "dst": dst, "frames": [
+            {"time": f.time, "point": f.point, "layers": list(f.layers)} for f in frames]}, indent=2))
+        return
+    start = frames[0].time if frames else 0.0
+    table = Table("ms", "where", "frame (outer / VXLAN / inner)", title=f"one ping {src} -> {dst}",
+                  title_justify="left")
+    for f in frames:
+        table.add_row(f"{(f.time - start) * 1000:7.3f}", f.point, f.summary)
+    out.print(table)
+    if pcap_dir is not None:
+        out.print(f"pcaps in {pcap_dir}", markup=False)
 
 
 # --- ovs mode: controller and flows ----------------------------------------------------

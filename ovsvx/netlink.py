@@ -15,6 +15,7 @@ takes away exactly those.
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -120,7 +121,8 @@ class Reconciler:
                         removed.append(f"{host.name}: - link {name}")
                 for m in moved:
                     if ipr.link_lookup(ifname=m.origin) and not _has_address(ipr, m.origin, m.address, m.prefixlen):
-                        _move(ipr, m.address, m.prefixlen, m.dev, m.origin)
+                        mac = _move(ipr, m.address, m.prefixlen, m.dev, m.origin)
+                        _announce(self.site.netns, m.origin, m.address, mac)
                         removed.append(f"{host.name}: address {m.cidr} back on {m.origin}")
             removed += self._restore_sysctls()
         for ns in host.namespaces:
@@ -370,7 +372,8 @@ def _fix_up(stacks: _Stacks, r: Up, _: Finding) -> None:
 
 
 def _fix_moved(stacks: _Stacks, r: MovedAddress, _: Finding) -> None:
-    _move(stacks.get(None), r.address, r.prefixlen, r.origin, r.dev)
+    mac = _move(stacks.get(None), r.address, r.prefixlen, r.origin, r.dev)
+    _announce(stacks.site.netns, r.dev, r.address, mac)
 
 
 # --- addresses ---------------------------------------------------------------------
@@ -383,9 +386,9 @@ def _has_address(ipr: Any, dev: str, address: Any, prefixlen: int) -> bool:
         for a in ipr.get_addr(index=found[0], family=AF_INET))
 
 
-def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> None:
+def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> str:
     """Move an address between links (the kernel moves the connected route with it); a source that
-    is already gone (br-phy, after OVS stopped) is fine."""
+    is already gone (br-phy, after OVS stopped) is fine.  Returns the MAC the address now answers for."""
     source = ipr.link_lookup(ifname=origin)
     if source and _has_address(ipr, origin, address, prefixlen):
         ipr.addr("del", index=source[0], address=str(address), prefixlen=prefixlen)
@@ -395,6 +398,19 @@ def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> None
     if not _has_address(ipr, dev, address, prefixlen):
         ipr.addr("add", index=target[0], address=str(address), prefixlen=prefixlen)
     ipr.link("set", index=target[0], state="up")
+    return ipr.get_links(target[0])[0].get("IFLA_ADDRESS")
+
+
+def _announce(netns: str | None, dev: str, address: Any, mac: str) -> None:
+    """Send a gratuitous ARP for `address` from `dev`: the address moved to another MAC, and peers
+    (a kernel's neighbour table, OVS's tunnel neighbour cache) would keep sending to the old one."""
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+    from scapy.layers.l2 import ARP, Ether
+    from scapy.sendrecv import sendp
+
+    frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=str(address), pdst=str(address),
+                                                           hwdst="00:00:00:00:00:00")
+    netstack.call_in(netns, lambda: sendp(frame, iface=dev, count=2, inter=0.05, verbose=False))
 
 
 def _inspect_address(ipr: Any | None, r: Address) -> Finding:
