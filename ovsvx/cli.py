@@ -20,7 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ovsvx import deploy as deployment_ops
-from ovsvx import capture, controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, verify
+from ovsvx import (
+    capture, controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, trace, verify,
+)
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
 from ovsvx.ovs import choose_datapath
@@ -285,6 +287,31 @@ def _default_pair(deployment: record.Deployment, src: str | None, dst: str | Non
     """SRC and DST default to the first namespace of the first two hosts: the tutorial's ns1 -> ns2."""
     hosts = deployment.topology.hosts
     return src or hosts[0].namespaces[0].name, dst or hosts[1].namespaces[0].name
+
+
+@main.command("trace")
+@prefix_option
+@click.argument("src", required=False)
+@click.argument("dst", required=False)
+@click.option("--proto", default="icmp", show_default=True, type=click.Choice(list(trace.PROTOCOLS)))
+@json_option
+@reported
+def trace_cmd(prefix: str | None, src: str | None, dst: str | None, proto: str, as_json: bool) -> None:
+    """Explain hop by hop, without sending traffic, how a packet SRC -> DST (default ns1 -> ns2) is
+    forwarded: routes, neighbours and FDB entries in kernel mode, the matched flows in ovs mode."""
+    preflight.require_root()
+    scope = deployment_ops.find_scope(None, prefix)
+    deployment = record.require(scope.kind, scope.prefix)
+    src, dst = _default_pair(deployment, src, dst)
+    hops = trace.run(deployment, src, dst, proto)
+    if as_json:
+        click.echo(json.dumps({"src": src, "dst": dst, "proto": proto, "hops": trace.to_json(hops)}, indent=2))
+        return
+    for number, hop in enumerate(hops, 1):
+        out.print(f"[bold]{number}. {hop.where}[/]: {hop.what}")
+        for line in hop.why:
+            out.print(f"     why  {line}", markup=False)
+        out.print(f"     out  {' / '.join(hop.headers)}", markup=False)
 
 
 @main.command("capture")

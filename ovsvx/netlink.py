@@ -465,11 +465,14 @@ def _fix_route(stacks: _Stacks, r: Route, _: Finding) -> None:
     )
 
 
+def fdb_entries(ipr: Any, index: int) -> list[Any]:
+    """The FDB entries of one device.  (pyroute2's own ifindex filter on an FDB dump loses entries,
+    the all-zero one among them, so this dumps everything and filters here.)"""
+    return [entry for entry in ipr.fdb("dump") if entry["ifindex"] == index]
+
+
 def _flood_entry(ipr: Any, index: int, dst: str) -> bool:
-    for entry in ipr.fdb("dump", ifindex=index):
-        if entry.get("NDA_LLADDR") == ZERO_MAC and entry.get("NDA_DST") == dst:
-            return True
-    return False
+    return any(e.get("NDA_LLADDR") == ZERO_MAC and e.get("NDA_DST") == dst for e in fdb_entries(ipr, index))
 
 
 def _tx_offload(netns: str, dev: str) -> bool:

@@ -9,6 +9,7 @@ answers ARP on the host and none crosses.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,48 @@ def test_capture_refuses_an_unknown_node(ovsvx: Runner, fresh_prefix: str) -> No
     done = ovsvx("capture", "--prefix", fresh_prefix, "ns1", "ns9", check=False)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("ovsvx: error: unknown node or address 'ns9': one of host1, ns1, host2")
+
+
+def trace(ovsvx: Runner, prefix: str) -> list[dict[str, Any]]:
+    return json.loads(ovsvx("trace", "--prefix", prefix, "--json").stdout)["hops"]
+
+
+def test_trace_names_the_route_and_flows_a_real_packet_then_takes(ovsvx: Runner, fresh_prefix: str) -> None:
+    ovsvx("deploy", "--mode", "kernel", "--prefix", fresh_prefix)
+    ovsvx("exec", "--prefix", fresh_prefix, "host1", "--", "ip", "neigh", "flush", "dev", "vxlan1")
+    hops = trace(ovsvx, fresh_prefix)
+    assert [h["where"] for h in hops] == ["ns1", "host1", "underlay", "host2", "ns2"]
+    host1 = hops[1]
+    assert "route: 192.168.2.0/24 via 192.168.2.254 dev vxlan1 onlink proto 211" in host1["why"]
+    assert any(w.startswith("neighbour: none for 192.168.2.254 on vxlan1: ARP who-has") for w in host1["why"])
+    assert "vxlan fdb: 00:00:00:00:00:00 dev vxlan1 dst 10.33.30.151 (the all-zero default: unknown and " \
+           "broadcast go here)" in host1["why"]
+    assert "ttl 63" in host1["headers"][1] and "ttl 62" in hops[3]["headers"][1]
+
+    frames = capture(ovsvx, fresh_prefix)  # the real packet goes where the trace said, as it said
+    at_vxlan1 = icmp_request(frames, "host1:vxlan1")
+    assert layer(at_vxlan1, "ipv4")["ttl"] == 63
+    assert layer(icmp_request(frames, "host2:br2"), "ipv4")["ttl"] == 62
+
+    ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
+    assert json.loads(ovsvx("verify", "--prefix", fresh_prefix, "--json").stdout)["ok"]
+    hops = trace(ovsvx, fresh_prefix)
+    assert [h["where"] for h in hops] == ["ns1", "host1 (br1, ovs)", "underlay", "host2 (br2, ovs)", "ns2"]
+    purposes = [w.split(" [")[0] for w in hops[1]["why"] if w.startswith("table ")]
+    assert purposes[:2] == ["table 0 (classify) classify: IPv4 from namespace ns1",
+                            "table 20 (from-workload) route-out: routed towards host2"]
+    assert any("tunneling to 10.33.30.151" in w for w in hops[1]["why"])
+    cookies = {h["where"].split()[0]: [int(c, 16) for w in h["why"] for c in re.findall(r"cookie (0x[0-9a-f]+)", w)]
+               for h in hops if "ovs" in h["where"]}
+    before = {host: packets(ovsvx, fresh_prefix, host) for host in cookies}
+    ovsvx("exec", "--prefix", fresh_prefix, "ns1", "--", "ping", "-c", "1", "192.168.2.100")
+    for host, traced in cookies.items():
+        after = packets(ovsvx, fresh_prefix, host)
+        assert all(after[c] > before[host][c] for c in traced), (host, traced)  # each traced flow counted it
+
+
+def packets(ovsvx: Runner, prefix: str, host: str) -> dict[int, int]:
+    bridge = {"host1": "br1", "host2": "br2"}[host]
+    dump = ovsvx("exec", "--prefix", prefix, host, "--", "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge).stdout
+    return {int(c, 16): int(n) for c, n in re.findall(r"^\s*cookie=(0x[0-9a-f]+),.*?n_packets=(\d+)", dump,
+                                                        re.MULTILINE)}

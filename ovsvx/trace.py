@@ -1,0 +1,320 @@
+"""Explain, hop by hop and without sending traffic, how a packet from SRC to DST is forwarded.
+
+The story follows the tutorial: ns1 -> host1 -> vxlan -> underlay -> host2 ->
+ns2, and each hop says what was decided and on what basis, read from the
+machine as it is now:
+
+* a node's own stack (a namespace, or a kernel-mode host): the route lookup
+  (which route, which device, which next hop), the neighbour entry for the
+  next hop or the ARP it would need, the Linux bridge's FDB entry for the
+  destination MAC, and the vxlan device's FDB entry that picks the remote
+  VTEP (the tutorial's all-zero entry);
+* an ovs-mode host: `ofproto/trace` on its bridge, each matched flow named by
+  its purpose (from the cookie), its actions, and the tunnel it ends in.
+
+Each hop also shows the headers the packet carries when it leaves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from ipaddress import IPv4Address, ip_network
+from typing import Any
+
+from ovsvx import daemons, flows, lab, netstack, ofctl
+from ovsvx.capture import resolve
+from ovsvx.errors import UsageError
+from ovsvx.netlink import fdb_entries
+from ovsvx.record import Deployment
+from ovsvx.site import Site
+from ovsvx.switch import tunnel_ports, workload_ports
+from ovsvx.topology import Host
+from ovsvx.verify import Node
+
+PROTOCOLS = ("icmp", "tcp", "udp")
+PROBE_PORT = 5201  # the destination port traced for tcp and udp (iperf3's)
+NUD_STATES = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY", 0x10: "PROBE",
+              0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+@dataclass(frozen=True)
+class Packet:
+    """What the traced packet looks like at a point on its way."""
+
+    eth_src: str
+    eth_dst: str
+    src: IPv4Address
+    dst: IPv4Address
+    ttl: int
+    proto: str
+    outer: str = ""  # the encapsulation, when in the tunnel
+
+    def headers(self) -> list[str]:
+        found = [self.outer] if self.outer else []
+        found += [f"Ether {self.eth_src} > {self.eth_dst}", f"IP {self.src} > {self.dst} ttl {self.ttl}",
+                  self.proto.upper() + (f" dport {PROBE_PORT}" if self.proto in ("tcp", "udp") else " echo-request")]
+        return found
+
+
+@dataclass
+class Hop:
+    where: str
+    what: str
+    why: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)
+
+
+# --- reading a kernel stack -------------------------------------------------------------
+
+
+def _ifname(ipr: Any, index: int | None) -> str:
+    if index is None:
+        return "?"
+    found = ipr.get_links(index)
+    return found[0].get("IFLA_IFNAME") if found else str(index)
+
+
+def _mac(ipr: Any, name: str) -> str:
+    found = ipr.link_lookup(ifname=name)
+    return ipr.get_links(found[0])[0].get("IFLA_ADDRESS") if found else "?"
+
+
+def _route_text(ipr: Any, dst: IPv4Address) -> str:
+    """The table entry a lookup for dst uses (longest prefix), as `ip route` prints it."""
+    best: tuple[int, str] | None = None
+    for route in ipr.get_routes(family=2, table=254):
+        net = ip_network(f"{route.get('RTA_DST') or '0.0.0.0'}/{route['dst_len']}")
+        if dst in net and (best is None or net.prefixlen > best[0]):
+            text = "default" if net.prefixlen == 0 else str(net)
+            if route.get("RTA_GATEWAY"):
+                text += f" via {route.get('RTA_GATEWAY')}"
+            text += f" dev {_ifname(ipr, route.get('RTA_OIF'))}"
+            text += " onlink" if route["flags"] & 4 else ""
+            text += f" proto {route['proto']}" if route["proto"] not in (2, 3, 4) else (
+                " proto kernel" if route["proto"] == 2 else "")
+            best = (net.prefixlen, text)
+    return best[1] if best else "no route"
+
+
+def _lookup(ipr: Any, dst: IPv4Address, src: IPv4Address | None = None, iif: str | None = None) -> tuple[
+        str, IPv4Address]:
+    """(output device, next hop) of a route lookup, as the kernel resolves it."""
+    args: dict[str, Any] = {"dst": str(dst)}
+    if iif is not None and src is not None:
+        args.update(src=str(src), iif=ipr.link_lookup(ifname=iif)[0])
+    result = ipr.route("get", **args)[0]
+    gateway = result.get("RTA_GATEWAY")
+    return _ifname(ipr, result.get("RTA_OIF")), IPv4Address(gateway) if gateway else dst
+
+
+def _neighbour(ipr: Any, address: IPv4Address, dev: str) -> tuple[str | None, str]:
+    """(MAC, description) of the neighbour entry for address on dev, or the ARP that is needed."""
+    index = ipr.link_lookup(ifname=dev)
+    for entry in ipr.get_neighbours(family=2):
+        if entry.get("NDA_DST") == str(address) and index and entry["ifindex"] == index[0]:
+            state = NUD_STATES.get(entry["state"], hex(entry["state"]))
+            mac = entry.get("NDA_LLADDR")
+            if mac and state not in ("INCOMPLETE", "FAILED"):
+                return mac, f"neighbour: {address} dev {dev} lladdr {mac} {state}"
+    return None, f"neighbour: none for {address} on {dev}: ARP who-has {address} first"
+
+
+def _bridge_port(ipr: Any, bridge: str, mac: str) -> str:
+    """Which port of a Linux bridge a destination MAC leaves by, from its FDB."""
+    index = ipr.link_lookup(ifname=bridge)[0]
+    for entry in ipr.fdb("dump"):
+        if entry.get("NDA_LLADDR") == mac and entry.get("NDA_MASTER") == index:
+            port = _ifname(ipr, entry["ifindex"])
+            own = " permanent: the bridge's own MAC (it takes its port's), so up to the host's routing"
+            return f"fdb: {mac} dev {port} master {bridge}" + (own if entry["state"] & 0x80 else "")
+        if entry.get("NDA_LLADDR") == mac and entry["ifindex"] == index:
+            return f"fdb: {mac} dev {bridge} self: the bridge's own MAC, up to the host's routing"
+    return f"fdb: {mac} not learned on {bridge}: flooded to every port"
+
+
+def _vxlan_remote(ipr: Any, vxlan: str, mac: str | None) -> tuple[str, str]:
+    """(remote VTEP, description) from the vxlan device's FDB: the MAC's own entry, else all-zero."""
+    entries = [e for e in fdb_entries(ipr, ipr.link_lookup(ifname=vxlan)[0]) if e.get("NDA_DST")]
+    for wanted in ([mac] if mac else []) + [ZERO_MAC]:
+        for entry in entries:
+            if entry.get("NDA_LLADDR") == wanted:
+                remote = entry.get("NDA_DST")
+                note = " (the all-zero default: unknown and broadcast go here)" if wanted == ZERO_MAC else ""
+                return remote, f"vxlan fdb: {wanted} dev {vxlan} dst {remote}{note}"
+    return "?", f"vxlan fdb: no entry on {vxlan} for {mac}: dropped"
+
+
+# --- the hops -------------------------------------------------------------------------------
+
+
+class Tracer:
+    def __init__(self, deployment: Deployment, proto: str):
+        if proto not in PROTOCOLS:
+            raise UsageError(f"--proto {proto!r} is not allowed: one of {', '.join(PROTOCOLS)}")
+        self.deployment = deployment
+        self.topology = deployment.topology
+        self.proto = proto
+        self.hops: list[Hop] = []
+
+    def netns(self, node: str) -> str | None:
+        return lab.node_netns(self.deployment, node)
+
+    def site(self, host: Host) -> Site:
+        return Site(host, self.netns(host.name) if self.deployment.is_lab else None, self.deployment.prefix
+                    if self.deployment.is_lab else "")
+
+    def run(self, src: Node, dst: Node) -> list[Hop]:
+        packet = self.origin(src, dst)
+        src_host = self.topology.host(src.host)
+        packet, tunnel_to = self.through_host(src_host, packet, arrived_from=None if src.is_host else src.name)
+        if tunnel_to is not None:
+            dst_host = self.topology.host(dst.host)
+            packet = self.underlay(src_host, dst_host, packet)
+            packet, _ = self.through_host(dst_host, packet, arrived_from="tunnel")
+        self.hops.append(Hop(dst.name, f"delivered: {dst.address} is {dst.name}'s address", [],
+                             packet.headers()))
+        return self.hops
+
+    def origin(self, src: Node, dst: Node) -> Packet:
+        """The source's own routing: which route, which device, which next hop, and its MAC."""
+        with netstack.stack(self.netns(src.name)) as ipr:
+            dev, nexthop = _lookup(ipr, dst.address)
+            mac, neigh = _neighbour(ipr, nexthop, dev)
+            route = _route_text(ipr, dst.address)
+            packet = Packet(_mac(ipr, dev), mac or f"<MAC of {nexthop}>", src.address, dst.address, 64, self.proto)
+        self.hops.append(Hop(src.name, f"sends via {dev} to next hop {nexthop}", [f"route: {route}", neigh],
+                             packet.headers()))
+        return packet
+
+    def through_host(self, host: Host, packet: Packet, arrived_from: str | None) -> tuple[Packet, str | None]:
+        """What `host` does with the packet; returns it and the peer it tunnels to (None: delivered here)."""
+        if self.deployment.modes[host.name] == "ovs":
+            return self.through_switch(host, packet, arrived_from)
+        return self.through_kernel(host, packet, arrived_from)
+
+    def through_kernel(self, host: Host, packet: Packet, arrived_from: str | None) -> tuple[Packet, str | None]:
+        with netstack.stack(self.netns(host.name)) as ipr:
+            why = []
+            if arrived_from == "tunnel":
+                why.append(f"decapsulated by {host.vxlan} (VNI {self.topology.vni}, UDP {self.topology.port}); "
+                           f"inner destination MAC {packet.eth_dst} is {host.vxlan}'s own")
+                iif = host.vxlan
+            elif arrived_from is not None:
+                why.append(_bridge_port(ipr, host.bridge, packet.eth_dst))
+                iif = host.bridge
+            else:
+                iif = None
+            local = packet.dst in (host.gateway, host.vxlan_address)
+            if local:
+                self.hops.append(Hop(host.name, "delivers to itself", why, packet.headers()))
+                return packet, None
+            dev, nexthop = _lookup(ipr, packet.dst, packet.src if iif else None, iif)
+            why.append(f"route: {_route_text(ipr, packet.dst)}")
+            ttl = packet.ttl - 1 if iif is not None else packet.ttl
+            mac, neigh = _neighbour(ipr, nexthop, dev)
+            why.append(neigh + (" (through the tunnel: the ARP is encapsulated like any frame)"
+                                if dev == host.vxlan and mac is None else ""))
+            packet = replace(packet, eth_src=_mac(ipr, dev), eth_dst=mac or f"<MAC of {nexthop}>", ttl=ttl)
+            if dev == host.vxlan:
+                remote, fdb = _vxlan_remote(ipr, host.vxlan, mac)
+                why.append(fdb)
+                peer = next(p for p in self.topology.peers(host) if str(p.vtep) == remote)
+                what = (("routes" if iif else "sends") + f" into {host.vxlan}" + (f", TTL {ttl}" if iif else "")
+                        + f", towards VTEP {remote}")
+                self.hops.append(Hop(host.name, what, why, packet.headers()))
+                return packet, peer.name
+            why.append(_bridge_port(ipr, host.bridge, packet.eth_dst) if mac else
+                       f"the reply to that ARP teaches {host.bridge}'s FDB the port")
+            self.hops.append(Hop(host.name, f"routes onto {dev}, TTL {ttl}", why, packet.headers()))
+            return packet, None
+
+    def through_switch(self, host: Host, packet: Packet, arrived_from: str | None) -> tuple[Packet, str | None]:
+        home = daemons.ovs_home(self.deployment, self.site(host))
+        if arrived_from == "tunnel":
+            port = next(iter(tunnel_ports(self.topology, host).values())).name
+            tunnel = f"tun_id={self.topology.vni:#x},"
+        elif arrived_from is None:
+            port, tunnel = "LOCAL", ""
+        else:
+            port, tunnel = workload_ports(host)[arrived_from].name, ""
+        match = {"icmp": "icmp", "tcp": f"tcp,tp_dst={PROBE_PORT}", "udp": f"udp,tp_dst={PROBE_PORT}"}[self.proto]
+        spec = (f"{tunnel}in_port={port},{match},dl_src={packet.eth_src},dl_dst={packet.eth_dst},"
+                f"nw_src={packet.src},nw_dst={packet.dst},nw_ttl={packet.ttl}")
+        text = ofctl.tool(home, "ovs-appctl", "ofproto/trace", host.bridge, spec)
+        generated = {f.cookie: f for f in flows.host_flows(self.topology, host)}
+        why, final = _read_trace(text, host.bridge, generated)
+        packet = replace(packet, eth_src=final.get("dl_src", packet.eth_src),
+                         eth_dst=final.get("dl_dst", packet.eth_dst), ttl=int(final.get("nw_ttl", packet.ttl)))
+        tunnel_line = next((line for line in why if "tunneling to" in line), None)
+        if tunnel_line is not None:
+            remote = re.search(r"tunneling to (\S+)", tunnel_line).group(1)
+            peer = next(p for p in self.topology.peers(host) if str(p.vtep) == remote)
+            self.hops.append(Hop(f"{host.name} ({host.bridge}, ovs)", f"flows send it into the tunnel to {remote}",
+                                 why, packet.headers()))
+            return packet, peer.name
+        self.hops.append(Hop(f"{host.name} ({host.bridge}, ovs)", "flows deliver it on this host", why,
+                             packet.headers()))
+        return packet, None
+
+    def underlay(self, src_host: Host, dst_host: Host, packet: Packet) -> Packet:
+        """The encapsulated packet between the VTEPs: the underlay's own route and neighbour."""
+        with netstack.stack(self.netns(src_host.name)) as ipr:
+            dev, nexthop = _lookup(ipr, dst_host.vtep)
+            mac, neigh = _neighbour(ipr, nexthop, dev)
+            outer = (f"Ether {_mac(ipr, dev)} > {mac or f'<MAC of {nexthop}>'} / IP {src_host.vtep} > "
+                     f"{dst_host.vtep} / UDP > {self.topology.port} / VXLAN vni {self.topology.vni}")
+            why = [f"route: {_route_text(ipr, dst_host.vtep)}", neigh]
+        packet = replace(packet, outer=outer)
+        self.hops.append(Hop("underlay", f"{src_host.name} {dev} -> {dst_host.name} {dst_host.nic}: VXLAN over "
+                                         f"UDP {self.topology.port}", why, packet.headers()))
+        return replace(packet, outer="")
+
+
+_TABLE_LINE = re.compile(r"^\s*(\d+)\. (.*?), priority (\d+)(?:, cookie (0x[0-9a-f]+))?$")
+
+
+def _read_trace(text: str, bridge: str, generated: dict[int, flows.Flow]) -> tuple[list[str], dict[str, str]]:
+    """The matched flows of `bridge` named by purpose, with their actions; and the final flow's fields."""
+    lines: list[str] = []
+    in_bridge = False
+    final: dict[str, str] = {}
+    for raw in text.splitlines():
+        if raw.startswith("bridge("):
+            in_bridge = raw == f'bridge("{bridge}")'
+            continue
+        if raw.startswith("Final flow:"):
+            final = dict(part.split("=", 1) for part in raw.split(":", 1)[1].strip().split(",") if "=" in part)
+            in_bridge = False  # what follows (megaflow, datapath actions) is OVS's summary
+            continue
+        if not in_bridge:
+            continue
+        table = _TABLE_LINE.match(raw)
+        if table:
+            number, match, priority, cookie = table.groups()
+            flow = generated.get(int(cookie, 16)) if cookie else None
+            if flow is not None:
+                name = f"{flow.purpose.label}: {flow.note}"
+            elif cookie and flows.is_learned(int(cookie, 16)):
+                name = "learned: the peer's router MAC, learned from its ARP"
+            else:
+                name = "not generated by ovsvx"
+            info = flows.TABLES.get(int(number))
+            lines.append(f"table {number} ({info.name if info else '?'}) {name} [{match}, priority {priority}, "
+                         f"cookie {cookie or '0x0'}]")
+        elif raw.strip() and not raw.startswith("-"):
+            lines.append("    " + raw.strip())
+    return lines, final
+
+
+def run(deployment: Deployment, src_name: str, dst_name: str, proto: str = "icmp") -> list[Hop]:
+    src, dst = resolve(deployment, src_name), resolve(deployment, dst_name)
+    if src == dst:
+        raise UsageError("trace needs two different nodes")
+    return Tracer(deployment, proto).run(src, dst)
+
+
+def to_json(hops: list[Hop]) -> list[dict[str, Any]]:
+    return [asdict(h) for h in hops]
+
