@@ -121,14 +121,15 @@ def flush_neighbours(netns: str | None) -> None:
 
 
 @contextmanager
-def _tcpdumps(where: list[Point], folder: Path) -> Iterator[None]:
-    """tcpdump at every point, writing pcaps; stopped (and flushed) when the block ends."""
+def _tcpdumps(where: list[Point], folder: Path, port: int) -> Iterator[None]:
+    """tcpdump at every point, writing pcaps of the ping's frames (ARP, ICMP, and the tunnel's UDP);
+    stopped (and flushed) when the block ends."""
     running: list[subprocess.Popen[str]] = []
     try:
         for point in where:
             pcap = folder / f"{point.label.replace(':', '-')}.pcap"
             process = netstack.popen(point.netns, ["tcpdump", "-i", point.ifname, "-w", str(pcap), "-U", "--immediate-mode", "-n",
-                                                   "-s", str(SNAPLEN), "not ip6"],
+                                                   "-s", str(SNAPLEN), f"arp or icmp or udp port {port}"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             running.append(process)
             _wait_listening(process, point)
@@ -165,7 +166,7 @@ def run(deployment: Deployment, src_name: str, dst_name: str, pcap_dir: Path | N
         folder = Path(scratch)
         for netns in {p.netns for p in where}:
             flush_neighbours(netns)
-        with _tcpdumps(where, folder):
+        with _tcpdumps(where, folder, deployment.topology.port):
             netstack.run(lab.node_netns(deployment, src.name),
                          ["ping", "-n", "-c", "1", "-W", "2", str(dst.address)], timeout=10)
         frames = read(folder, where)
