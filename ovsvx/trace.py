@@ -32,7 +32,7 @@ from ovsvx.switch import tunnel_ports, workload_ports
 from ovsvx.topology import Host
 from ovsvx.verify import Node
 
-PROTOCOLS = ("icmp", "tcp", "udp")
+PROTOCOLS = ("icmp", "tcp", "udp", "arp")
 PROBE_PORT = 5201  # the destination port traced for tcp and udp (iperf3's)
 NUD_STATES = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY", 0x10: "PROBE",
               0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
@@ -177,6 +177,59 @@ class Tracer:
                              packet.headers()))
         return self.hops
 
+    def run_arp(self, src: Node, dst: Node) -> list[Hop]:
+        """The ARP `src` sends first on its way to `dst` (for its next hop), and who answers it."""
+        with netstack.stack(self.netns(src.name)) as ipr:
+            dev, nexthop = _lookup(ipr, dst.address)
+            src_mac, (_, neigh) = _mac(ipr, dev), _neighbour(ipr, nexthop, dev)
+            route = _route_text(ipr, dst.address)
+            sender = ipr.route("get", dst=str(dst.address))[0].get("RTA_PREFSRC") or str(src.address)
+        src = replace(src, address=IPv4Address(sender))  # the kernel asks from the route's source address
+        asking = [f"Ether {src_mac} > ff:ff:ff:ff:ff:ff", f"ARP who-has {nexthop} tell {src.address} ({src_mac})"]
+        self.hops.append(Hop(src.name, f"broadcasts ARP for its next hop {nexthop} on {dev}",
+                             [f"route: {route}", neigh], asking))
+        host = self.topology.host(src.host)
+        if self.deployment.modes[host.name] == "ovs":
+            port = "LOCAL" if src.is_host else workload_ports(host)[src.name].name
+            self.arp_through_switch(host, port, src, src_mac, nexthop)
+        elif not src.is_host:
+            answer = ("the host answers: it is its address on " + host.bridge) if nexthop in (
+                host.gateway, host.vxlan_address) else "forwarded to the port that holds it"
+            with netstack.stack(self.netns(host.name)) as ipr:
+                mac = _mac(ipr, host.bridge)
+            self.hops.append(Hop(host.name, f"{host.bridge} floods the broadcast to its ports and up to "
+                                            f"{host.name}'s stack; {answer}", [],
+                                 [f"Ether {mac} > {src_mac}", f"ARP {nexthop} is-at {mac}"]))
+        else:
+            with netstack.stack(self.netns(host.name)) as ipr:
+                remote, fdb = _vxlan_remote(ipr, dev, None)
+            peer = next(p for p in self.topology.peers(host) if str(p.vtep) == remote)
+            self.hops.append(Hop(host.name, f"{dev} encapsulates the broadcast for VTEP {remote}: the ARP "
+                                            "crosses the tunnel", [fdb], asking))
+            if self.deployment.modes[peer.name] == "ovs":
+                self.arp_through_switch(peer, next(iter(tunnel_ports(self.topology, peer).values())).name, src,
+                                        src_mac, nexthop, tunnel=True)
+            else:
+                self.hops.append(Hop(peer.name, f"{peer.vxlan} decapsulates it; {peer.name} answers: "
+                                                f"{nexthop} is its address on {peer.vxlan}", [],
+                                     [f"ARP {nexthop} is-at <{peer.vxlan}'s MAC>, back through the tunnel"]))
+        return self.hops
+
+    def arp_through_switch(self, host: Host, port: str, src: Node, src_mac: str, nexthop: IPv4Address,
+                           tunnel: bool = False) -> None:
+        home = daemons.ovs_home(self.deployment, self.site(host))
+        spec = (f"{f'tun_id={self.topology.vni:#x},' if tunnel else ''}in_port={port},arp,arp_op=1,"
+                f"arp_spa={src.address},arp_tpa={nexthop},arp_sha={src_mac},dl_src={src_mac},"
+                "dl_dst=ff:ff:ff:ff:ff:ff")
+        text = ofctl.tool(home, "ovs-appctl", "ofproto/trace", host.bridge, spec)
+        why, final = _read_trace(text, host.bridge, {f.cookie: f for f in flows.host_flows(self.topology, host)})
+        answered = "arp_op=2" in ",".join(f"{k}={v}" for k, v in final.items())
+        what = (f"the ARP responder answers in the datapath, back out of {port}" if answered
+                else "the flows do not answer it")
+        headers = [f"Ether {final.get('dl_src')} > {final.get('dl_dst')}",
+                   f"ARP {final.get('arp_spa')} is-at {final.get('arp_sha')}"] if answered else []
+        self.hops.append(Hop(f"{host.name} ({host.bridge}, ovs)", what, why, headers))
+
     def origin(self, src: Node, dst: Node) -> Packet:
         """The source's own routing: which route, which device, which next hop, and its MAC."""
         with netstack.stack(self.netns(src.name)) as ipr:
@@ -312,7 +365,8 @@ def run(deployment: Deployment, src_name: str, dst_name: str, proto: str = "icmp
     src, dst = resolve(deployment, src_name), resolve(deployment, dst_name)
     if src == dst:
         raise UsageError("trace needs two different nodes")
-    return Tracer(deployment, proto).run(src, dst)
+    tracer = Tracer(deployment, proto)
+    return tracer.run_arp(src, dst) if proto == "arp" else tracer.run(src, dst)
 
 
 def to_json(hops: list[Hop]) -> list[dict[str, Any]]:

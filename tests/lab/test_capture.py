@@ -107,6 +107,12 @@ def test_trace_names_the_route_and_flows_a_real_packet_then_takes(ovsvx: Runner,
            "broadcast go here)" in host1["why"]
     assert "ttl 63" in host1["headers"][1] and "ttl 62" in hops[3]["headers"][1]
 
+    vxlan1 = json.loads(ovsvx("exec", "--prefix", fresh_prefix, "host1", "--", "ip", "-j", "link", "show",
+                              "vxlan1").stdout)[0]["address"]
+    arp = json.loads(ovsvx("trace", "--prefix", fresh_prefix, "--proto", "arp", "host1", "ns2", "--json").stdout)
+    assert arp["hops"][0]["headers"][1] == f"ARP who-has 192.168.2.254 tell 192.168.1.254 ({vxlan1})"
+    assert arp["hops"][1]["what"] == "vxlan1 encapsulates the broadcast for VTEP 10.33.30.151: the ARP crosses the tunnel"
+
     frames = capture(ovsvx, fresh_prefix)  # the real packet goes where the trace said, as it said
     at_vxlan1 = icmp_request(frames, "host1:vxlan1")
     assert layer(at_vxlan1, "ipv4")["ttl"] == 63
@@ -120,6 +126,10 @@ def test_trace_names_the_route_and_flows_a_real_packet_then_takes(ovsvx: Runner,
     assert purposes[:2] == ["table 0 (classify) classify: IPv4 from namespace ns1",
                             "table 20 (from-workload) route-out: routed towards host2"]
     assert any("tunneling to 10.33.30.151" in w for w in hops[1]["why"])
+    arp = json.loads(ovsvx("trace", "--prefix", fresh_prefix, "--proto", "arp", "--json").stdout)["hops"]
+    assert arp[1]["what"] == "the ARP responder answers in the datapath, back out of tap2"
+    assert arp[1]["headers"] == ["Ether 02:00:c0:a8:01:01 > 02:00:c0:a8:01:64",
+                                 "ARP 192.168.1.1 is-at 02:00:c0:a8:01:01"]
     cookies = {h["where"].split()[0]: [int(c, 16) for w in h["why"] for c in re.findall(r"cookie (0x[0-9a-f]+)", w)]
                for h in hops if "ovs" in h["where"]}
     before = {host: packets(ovsvx, fresh_prefix, host) for host in cookies}
