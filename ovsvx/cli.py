@@ -326,6 +326,7 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     """Send one ping SRC -> DST (default ns1 -> ns2) with cold ARP caches; show every frame on every
     interface along the way, each layer decoded."""
     preflight.require_root()
+    preflight.require_tools("tcpdump", "ping")
     scope = deployment_ops.find_scope(None, prefix)
     deployment = record.require(scope.kind, scope.prefix)
     src, dst = _default_pair(deployment, src, dst)
@@ -407,9 +408,10 @@ def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, 
             click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
             continue
         generated = {f.cookie: f for f in flows.host_flows(deployment.topology, site.host)}
-        table = Table("table", "purpose", "why", "rule", "packets", "bytes",
+        table = Table("purpose", "table", "why", "rule", "packets", "bytes",
                       title=f"{site.host.name}: {site.host.bridge}", title_justify="left")
-        for installed in ofctl.dump_flows(home, site.host.bridge):
+        by_purpose = sorted(ofctl.dump_flows(home, site.host.bridge), key=lambda f: (f.cookie >> 32, f.table))
+        for installed in by_purpose:
             flow = generated.get(installed.cookie)
             name = flows.TABLES[installed.table].name if installed.table in flows.TABLES else "?"
             if flow is not None:
@@ -418,7 +420,7 @@ def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, 
                 purpose, why = flows.Purpose.LEARNED.label, "a peer's router MAC, learned from its ARP"
             else:
                 purpose, why = "[red]not generated[/]", ""
-            table.add_row(f"{installed.table} {name}", purpose, why, installed.rule, str(installed.n_packets),
+            table.add_row(purpose, f"{installed.table} {name}", why, installed.rule, str(installed.n_packets),
                           str(installed.n_bytes))
         out.print(table)
     if not shown:

@@ -91,6 +91,13 @@ def test_missing_tool_names_its_package(ovsvx: Runner) -> None:
     one_line_error(done, 3, "ping is not installed: install the Debian package iputils-ping")
 
 
+def test_missing_tcpdump_names_its_package(ovsvx: Runner) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("capture checks root before tools")
+    one_line_error(ovsvx("capture", "--prefix", "ovtnone-", check=False, PATH="/nonexistent"), 3,
+                   "tcpdump is not installed: install the Debian package tcpdump")
+
+
 def test_missing_open_vswitch_names_its_package(ovsvx: Runner) -> None:
     if os.geteuid() != 0:
         pytest.skip("deploy checks root before tools")
