@@ -21,7 +21,8 @@ from rich.table import Table
 
 from ovsvx import deploy as deployment_ops
 from ovsvx import (
-    capture, controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, trace, verify,
+    bench, capture, controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, trace,
+    verify,
 )
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
@@ -343,6 +344,71 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     out.print(table)
     if pcap_dir is not None:
         out.print(f"pcaps in {pcap_dir}", markup=False)
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
+    if value is None:
+        return "-"
+    ratios = [f"{value / base:.2f}x {name}" for name, base in bases if base]
+    return f"{value:g}" + (f" ({', '.join(ratios)})" if ratios else "")
+
+
+@main.command("bench")
+@topology_option
+@click.option("--modes", "modes_text", default="kernel,ovs", show_default=True, help="Which modes to measure.")
+@click.option("--duration", default=5.0, show_default=True, type=click.FloatRange(0.5, 300),
+              help="Seconds per iperf3 run.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw them as a PNG bar chart (matplotlib).")
+@click.option("--prefix", default="bench-", show_default=True, metavar="P",
+              help="Prefix of the bench's own labs (the mode's initial is added).")
+@reported
+def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json_path: Path | None,
+              plot_path: Path | None, prefix: str) -> None:
+    """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
+    its own that the bench builds and destroys (also on Ctrl-C)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    topo = topology.load(topology_file)
+    modes = bench.parse_modes(modes_text)
+    if plot_path is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("--plot needs matplotlib: .venv/bin/pip install -e '.[plot]' (scripts/setup does)") \
+                from None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+        results = bench.run(topo, modes, duration, prefix, lambda what: progress.update(task, description=what))
+    data = bench.to_json(results, duration)
+    if json_path is not None:
+        json_path.write_text(json.dumps(data, indent=2) + "\n")
+    if plot_path is not None:
+        bench.plot(results, str(plot_path))
+    under = results["underlay"]
+    kern = results.get("kernel")
+    table = Table("figure", *results, title=f"ovsvx bench ({duration:g} s per iperf3 run)", title_justify="left")
+    rows = [("TCP 1 stream, Gbit/s", "tcp_1stream_gbps"), ("TCP 1 stream reverse, Gbit/s", "tcp_1stream_reverse_gbps"),
+            ("TCP 4 streams, Gbit/s", "tcp_4stream_gbps"), ("TCP 4 streams reverse, Gbit/s", "tcp_4stream_reverse_gbps"),
+            ("RTT min, ms", "rtt_min_ms"), ("RTT median, ms", "rtt_median_ms"), ("RTT p99, ms", "rtt_p99_ms"),
+            ("CPU s per Gbit (machine)", "cpu_s_per_gbit"), ("deploy, s", "deploy_s"),
+            ("controller start to first packet, s", "controller_to_first_packet_s")]
+    for label, key in rows:
+        cells = []
+        for name, figures in results.items():
+            bases = [] if name == "underlay" else [("underlay", getattr(under, key))]
+            if kern is not None and name not in ("underlay", "kernel"):
+                bases.append(("kernel", getattr(kern, key)))
+            cells.append(_cell(getattr(figures, key), *bases))
+        table.add_row(label, *cells)
+    out.print(table)
+    if "ovs" in results:
+        out.print(f"ovs datapath: {results['ovs'].extra.get('datapath')}", markup=False)
 
 
 # --- ovs mode: controller and flows ----------------------------------------------------

@@ -123,6 +123,23 @@ def write_sysctl(name: str | None, key: str, value: str) -> None:
     call_in(name, write)
 
 
+# --- sockets -------------------------------------------------------------------
+
+
+TCP_ESTABLISHED, TCP_LISTEN = "01", "0A"
+
+
+def tcp_states(name: str | None, port: int) -> list[str]:
+    """The states of the TCP sockets bound locally to `port` in namespace `name` (/proc/net/tcp codes).
+
+    /proc/net is the process's view (via /proc/self); the thread that entered the namespace must read
+    /proc/thread-self/net to see that namespace's sockets.
+    """
+    table = call_in(name, lambda: Path("/proc/thread-self/net/tcp").read_text())
+    needle = f":{port:04X}"
+    return [fields[3] for fields in (line.split() for line in table.splitlines()[1:]) if fields[1].endswith(needle)]
+
+
 # --- programs ----------------------------------------------------------------
 
 

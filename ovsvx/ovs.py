@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ovsvx import daemons, ofctl, ovsdb, preflight, switch
+from ovsvx import daemons, netstack, ofctl, ovsdb, preflight, switch
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import host_flows, is_learned, render_file
@@ -31,6 +31,7 @@ from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_PORT, switch_plan
 from ovsvx.topology import Host, Topology
+from ovsvx.verify import wait_listening
 
 if TYPE_CHECKING:
     from ovsvx.backends import DeployOptions
@@ -131,14 +132,17 @@ class OvsBackend:
         self.netlink.refuse_foreign(self.netlink.inspect(self.before + self.after))
         host = self.site.host.name
         changes = [f"{host}: started {program}" for program in daemons.start_ovs(self.home)]
+        if self.flows_from == "controller":
+            if daemons.start_controller(self.deployment, self.site, LISTEN):
+                changes.append(f"{host}: started controller on {LISTEN[0]}:{LISTEN[1]}")
+            # listening before the bridge names it, so OVS connects at once instead of backing off
+            wait_listening(self.site.netns, LISTEN[1])
         changes += self.netlink.apply(self.before)
         with ovsdb.connect(self.home.db) as api:
             for bridge in self.bridges:
                 changes += [f"{host}: {line}" for line in ovsdb.apply(api, bridge)]
         changes += self.netlink.apply(self.after)
         if self.flows_from == "controller":
-            if daemons.start_controller(self.deployment, self.site, LISTEN):
-                changes.append(f"{host}: started controller on {LISTEN[0]}:{LISTEN[1]}")
             self._wait_for_controller()
         elif self._flow_difference() != (0, 0):
             ofctl.tool(self.home, "ovs-ofctl", "replace-flows", self.site.host.bridge, self.flows_from)
@@ -211,8 +215,9 @@ class OvsBackend:
         return Finding(what, OK, f"{runner}, connected")
 
     def _controller_connected(self) -> bool:
-        with ovsdb.connect(self.home.db) as api:
-            return ovsdb.controller_connected(api, self.site.host.bridge)
+        """OVS holds a connection to the controller's port (read from the socket table, at once; OVSDB's
+        is_connected column is refreshed only every few seconds)."""
+        return netstack.TCP_ESTABLISHED in netstack.tcp_states(self.site.netns, LISTEN[1])
 
     def _flow_difference(self) -> tuple[int, int]:
         """(generated flows missing from the bridge, installed flows not generated)."""
@@ -243,12 +248,11 @@ class OvsBackend:
 
     def _wait_for_controller(self) -> None:
         deadline = time.monotonic() + FLOWS_WAIT_S
-        with ovsdb.connect(self.home.db) as api:
-            while not ovsdb.controller_connected(api, self.site.host.bridge):
-                if time.monotonic() > deadline:
-                    raise ApplyError(f"{self.site.host.name}: OVS did not connect to the controller within "
-                                     f"{FLOWS_WAIT_S:.0f} s{self._controller_said()}")
-                time.sleep(0.1)
+        while not self._controller_connected():
+            if time.monotonic() > deadline:
+                raise ApplyError(f"{self.site.host.name}: OVS did not connect to the controller within "
+                                 f"{FLOWS_WAIT_S:.0f} s{self._controller_said()}")
+            time.sleep(0.05)
 
     def _wait_for_flows(self) -> None:
         deadline = time.monotonic() + FLOWS_WAIT_S

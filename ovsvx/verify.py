@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address
 
 from ovsvx import lab, netstack
+from ovsvx.errors import ApplyError
 from ovsvx.record import Deployment
 from ovsvx.topology import Topology
 
@@ -105,6 +106,8 @@ def probes(topology: Topology, sources: set[str] | None = None) -> list[Probe]:
 # --- running ---------------------------------------------------------------------
 
 _TTL_RE = re.compile(r"ttl=(\d+) time=([\d.]+)")
+RTT_RE = re.compile(r"time=([\d.]+) ms")
+STAMP_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from", re.MULTILINE)  # ping -D
 
 
 def _ping(netns: str | None, probe: Probe) -> Result:
@@ -130,7 +133,13 @@ def _tcp(src_ns: str | None, dst_ns: str | None, probe: Probe) -> Result:
     server = netstack.popen(dst_ns, ["iperf3", "-s", "-1", "-B", str(probe.address), "-p", str(IPERF_PORT)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        _wait_listening(dst_ns, IPERF_PORT)
+        try:
+            wait_listening(dst_ns, IPERF_PORT)
+        except ApplyError:
+            server.kill()
+            said = (server.communicate()[0] or "").strip().splitlines()
+            return Result(probe, False, None, f"the iperf3 server in {probe.dst} did not start"
+                          + (f": {said[-1]}" if said else ""))
         done = netstack.run(src_ns, ["iperf3", "-c", str(probe.address), "-p", str(IPERF_PORT), "-n", TCP_BYTES,
                                      "-J", "--connect-timeout", "3000"], timeout=60)
         try:
@@ -149,14 +158,13 @@ def _tcp(src_ns: str | None, dst_ns: str | None, probe: Probe) -> Result:
         server.wait()
 
 
-def _wait_listening(netns: str | None, port: int, timeout_s: float = 5.0) -> None:
-    """Wait until something listens on TCP `port` in the namespace (iperf3 takes a moment)."""
+def wait_listening(netns: str | None, port: int, timeout_s: float = 5.0) -> None:
+    """Wait until something listens on TCP `port` in the namespace (iperf3, a controller take a moment)."""
     deadline = time.monotonic() + timeout_s
-    needle = f":{port:04X} "
-    while time.monotonic() < deadline:
-        table = netstack.call_in(netns, lambda: open("/proc/net/tcp").read())
-        if any(needle in line and line.split()[3] == "0A" for line in table.splitlines()[1:]):
-            return
+    while netstack.TCP_LISTEN not in netstack.tcp_states(netns, port):
+        if time.monotonic() > deadline:
+            raise ApplyError(f"nothing listens on TCP port {port} in {netns or 'this namespace'} after "
+                             f"{timeout_s:g} s")
         time.sleep(0.05)
 
 

@@ -1,0 +1,232 @@
+"""Measure the raw underlay, kernel vxlan and OVS side by side, in one run, on labs of the bench's own.
+
+For each mode the bench builds a lab under its own prefix (never a user's),
+measures, and destroys it, also when interrupted.  The underlay is measured
+between the two hosts' NICs in the kernel-mode lab (in ovs mode the userspace
+datapath sits on the NIC).  Figures are what one run on this machine gave:
+they are for comparing the modes with each other, not targets.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ovsvx import daemons, netstack, ofctl, preflight, verify
+from ovsvx.backends import DeployOptions
+from ovsvx.deploy import Scope, deploy, destroy, resolve_modes
+from ovsvx.errors import ApplyError, UsageError
+from ovsvx.record import Deployment, check_prefix
+from ovsvx.site import Site
+from ovsvx.topology import Topology
+
+MODES = ("kernel", "ovs")
+IPERF_PORT = 5301
+PING_COUNT = 200
+PING_INTERVAL_S = 0.005
+
+
+@dataclass
+class Figures:
+    """One mode's (or the underlay's) measurements; None where a figure does not apply."""
+
+    tcp_1stream_gbps: float | None = None
+    tcp_1stream_reverse_gbps: float | None = None
+    tcp_4stream_gbps: float | None = None
+    tcp_4stream_reverse_gbps: float | None = None
+    rtt_min_ms: float | None = None
+    rtt_median_ms: float | None = None
+    rtt_p99_ms: float | None = None
+    cpu_s_per_gbit: float | None = None  # machine-wide CPU seconds per gigabit sent, single stream
+    deploy_s: float | None = None
+    controller_to_first_packet_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise UsageError(f"--modes {text!r} is not allowed: a comma list of {', '.join(MODES)}")
+    return list(dict.fromkeys(modes))
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def _cpu_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy, from /proc/stat."""
+    fields = open("/proc/stat").readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / 100.0  # USER_HZ
+
+
+def iperf(src_ns: str | None, dst_ns: str | None, address: str, seconds: float, streams: int,
+          reverse: bool) -> tuple[float, float]:
+    """(Gbit/s received, machine CPU seconds) of one iperf3 run through the namespaces."""
+    server = netstack.popen(dst_ns, ["iperf3", "-s", "-1", "-B", address, "-p", str(IPERF_PORT)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        verify.wait_listening(dst_ns, IPERF_PORT)
+        cpu = _cpu_busy_s()
+        argv = ["iperf3", "-c", address, "-p", str(IPERF_PORT), "-t", str(seconds), "-P", str(streams), "-J"]
+        done = netstack.run(src_ns, argv + (["-R"] if reverse else []), timeout=seconds + 30)
+        cpu = _cpu_busy_s() - cpu
+        try:
+            report = json.loads(done.stdout)
+        except ValueError:
+            raise ApplyError(f"iperf3 to {address} gave no report: {done.stderr.strip()}") from None
+        if "error" in report:
+            raise ApplyError(f"iperf3 to {address}: {report['error']}")
+        return report["end"]["sum_received"]["bits_per_second"] / 1e9, cpu
+    finally:
+        server.kill()
+        server.wait()
+
+
+def latency(src_ns: str | None, address: str) -> tuple[float, float, float]:
+    """(min, median, p99) RTT in ms of many pings at a short interval."""
+    done = netstack.run(src_ns, ["ping", "-n", "-c", str(PING_COUNT), "-i", str(PING_INTERVAL_S), "-W", "1",
+                                 address], timeout=60)
+    rtts = sorted(float(t) for t in verify.RTT_RE.findall(done.stdout))
+    if not rtts:
+        raise ApplyError(f"no ping reply from {address}")
+    p99 = rtts[min(len(rtts) - 1, int(round(0.99 * (len(rtts) - 1))))]
+    return rtts[0], statistics.median(rtts), p99
+
+
+def measure_path(src_ns: str | None, dst_ns: str | None, address: str, seconds: float,
+                 figures: Figures, step: Callable[[str], None]) -> None:
+    step("TCP, one stream")
+    figures.tcp_1stream_gbps, cpu = iperf(src_ns, dst_ns, address, seconds, 1, False)
+    sent_gbit = figures.tcp_1stream_gbps * seconds
+    figures.cpu_s_per_gbit = round(cpu / sent_gbit, 3) if sent_gbit > 0 else None
+    step("TCP, one stream, reverse")
+    figures.tcp_1stream_reverse_gbps, _ = iperf(src_ns, dst_ns, address, seconds, 1, True)
+    step("TCP, four streams")
+    figures.tcp_4stream_gbps, _ = iperf(src_ns, dst_ns, address, seconds, 4, False)
+    step("TCP, four streams, reverse")
+    figures.tcp_4stream_reverse_gbps, _ = iperf(src_ns, dst_ns, address, seconds, 4, True)
+    step("latency")
+    figures.rtt_min_ms, figures.rtt_median_ms, figures.rtt_p99_ms = latency(src_ns, address)
+
+
+def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str | None, address: str) -> float:
+    """Seconds from starting host1's controller on an empty bridge to ns1's first answered ping."""
+    home = daemons.ovs_home(deployment, site)
+    daemons.stop_controller(deployment, site)
+    ofctl.tool(home, "ovs-ofctl", "del-flows", site.host.bridge)
+    pinger = netstack.popen(src_ns, ["ping", "-n", "-D", "-i", "0.01", "-w", "20", "-c", "1", address],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    time.sleep(0.2)  # the ping is already knocking when the controller starts
+    started = time.time()
+    daemons.start_controller(deployment, site, ("127.0.0.1", 6653))
+    out, _ = pinger.communicate(timeout=30)
+    stamps = [float(s) for s in verify.STAMP_RE.findall(out)]
+    if not stamps:
+        raise ApplyError("no packet was forwarded within 20 s of the controller's start")
+    return round(stamps[0] - started, 3)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
+        step: Callable[[str], None] = lambda _: None) -> dict[str, Figures]:
+    """Measure the underlay and each mode in turn; every lab is destroyed, whatever happens."""
+    preflight.require_root()
+    preflight.require_tools("iperf3", "ping")
+    check_prefix(prefix)
+    results: dict[str, Figures] = {}
+    src, dst = topology.hosts[0], topology.hosts[1]
+    ns_src, ns_dst = src.namespaces[0], dst.namespaces[0]
+    for mode in ["kernel", *(m for m in modes if m != "kernel")]:
+        scope = Scope.lab(f"{prefix}{mode[0]}-")
+        try:
+            step(f"{mode}: deploying a lab")
+            started = time.monotonic()
+            deployment = deploy(scope, topology, resolve_modes(topology, {"*": mode}), DeployOptions()).deployment
+            deploy_s = round(time.monotonic() - started, 2)
+            if mode == "kernel":  # the physical baseline, NIC to NIC
+                results["underlay"] = Figures()
+                measure_path(scope.prefix + src.name, scope.prefix + dst.name, str(dst.vtep), seconds,
+                             results["underlay"], lambda what: step(f"underlay: {what}"))
+            if mode not in modes:
+                continue
+            figures = results[mode] = Figures(deploy_s=deploy_s)
+            measure_path(scope.prefix + ns_src.name, scope.prefix + ns_dst.name, str(ns_dst.address), seconds,
+                         figures, lambda what, m=mode: step(f"{m}: {what}"))
+            if mode == "ovs":
+                step("ovs: controller start to first forwarded packet")
+                site = Site(src, scope.prefix + src.name, scope.prefix)
+                figures.controller_to_first_packet_s = controller_to_first_packet(
+                    deployment, site, scope.prefix + ns_src.name, str(ns_dst.address))
+                figures.extra["datapath"] = deployment.settings[src.name]["datapath"]
+        finally:
+            step(f"{mode}: destroying its lab")
+            destroy(scope)
+    return results
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or not base:
+        return None
+    return round(value / base, 3)
+
+
+def to_json(results: dict[str, Figures], seconds: float) -> dict[str, Any]:
+    modes = {}
+    for name, figures in results.items():
+        data = {k: v for k, v in vars(figures).items() if k != "extra"}
+        data.update(figures.extra)
+        modes[name] = data
+    ratios = {}
+    for name in results:
+        if name == "underlay":
+            continue
+        ratios[name] = {
+            "tcp_1stream_vs_underlay": ratio(results[name].tcp_1stream_gbps, results["underlay"].tcp_1stream_gbps),
+            "tcp_1stream_vs_kernel": ratio(results[name].tcp_1stream_gbps,
+                                           results["kernel"].tcp_1stream_gbps if "kernel" in results else None),
+            "rtt_median_vs_kernel": ratio(results[name].rtt_median_ms,
+                                          results["kernel"].rtt_median_ms if "kernel" in results else None),
+        }
+    return {"duration_s": seconds, "modes": modes, "ratios": ratios}
+
+
+def plot(results: dict[str, Figures], path: str) -> None:
+    """A PNG bar chart of throughput and latency per mode (needs the optional matplotlib)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: .venv/bin/pip install -e '.[plot]' (scripts/setup does)") \
+            from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, (tcp, rtt) = plt.subplots(1, 2, figsize=(11, 4.5))
+    width = 0.2
+    series = [("1 stream", "tcp_1stream_gbps"), ("1 stream, reverse", "tcp_1stream_reverse_gbps"),
+              ("4 streams", "tcp_4stream_gbps"), ("4 streams, reverse", "tcp_4stream_reverse_gbps")]
+    for i, (label, key) in enumerate(series):
+        tcp.bar([x + (i - 1.5) * width for x in range(len(names))],
+                [getattr(results[n], key) or 0 for n in names], width, label=label)
+    tcp.set_xticks(range(len(names)), names)
+    tcp.set_ylabel("TCP throughput, Gbit/s (iperf3)")
+    tcp.legend(fontsize=8)
+    for i, (label, key) in enumerate([("min", "rtt_min_ms"), ("median", "rtt_median_ms"), ("p99", "rtt_p99_ms")]):
+        rtt.bar([x + (i - 1) * width for x in range(len(names))], [getattr(results[n], key) or 0 for n in names],
+                width, label=label)
+    rtt.set_xticks(range(len(names)), names)
+    rtt.set_ylabel("ping round trip, ms")
+    rtt.legend(fontsize=8)
+    fig.suptitle("ovsvx bench: underlay, kernel vxlan and OVS on one machine")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
