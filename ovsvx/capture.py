@@ -246,10 +246,3 @@ def describe_layer(layer: dict[str, Any]) -> str:
         case "icmp":
             return f"ICMP {layer['type']} code {layer['code']}"
     return layer["layer"]
-
-
-def inner(frame: Frame) -> tuple[dict[str, Any], ...]:
-    """The layers inside the VXLAN header (empty for a frame that is not encapsulated)."""
-    names = [layer["layer"] for layer in frame.layers]
-    return frame.layers[names.index("vxlan") + 1:] if "vxlan" in names else ()
-

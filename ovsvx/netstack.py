@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from pyroute2 import IPRoute, NetNS, netns
 
-from ovsvx.errors import ApplyError, NotDeployedError
+from ovsvx.errors import ApplyError, NotDeployedError, UsageError
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -170,14 +170,4 @@ def exec_in(name: str | None, argv: Sequence[str], env: dict[str, str] | None = 
             os.execvp(argv[0], list(argv))
         os.execvpe(argv[0], list(argv), env)
     except FileNotFoundError:
-        raise NotDeployedError(f"{argv[0]}: command not found") from None
-
-
-def is_errno(err: BaseException, *codes: int) -> bool:
-    """True when a pyroute2 NetlinkError (or OSError) carries one of the errno `codes`."""
-    code = getattr(err, "code", None)
-    if code is None:
-        code = getattr(err, "errno", None)
-    return code in codes
-
-
+        raise UsageError(f"{argv[0]}: command not found") from None
