@@ -30,6 +30,7 @@ class DeployOptions:
     controller: bool = True  # ovs mode: flows from the os-ken controller, else from flows_dir
     flows_dir: Path = Path("flows")
     datapath: str = "auto"  # ovs mode: auto, system or netdev
+    port_type: str = "system"  # ovs mode, userspace datapath: how OVS reads the kernel devices
 
 
 class Backend(Protocol):

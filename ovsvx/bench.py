@@ -137,7 +137,8 @@ def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str |
 
 
 def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
-        step: Callable[[str], None] = lambda _: None) -> dict[str, Figures]:
+        step: Callable[[str], None] = lambda _: None, options: DeployOptions = DeployOptions()
+        ) -> dict[str, Figures]:
     """Measure the underlay and each mode in turn; every lab is destroyed, whatever happens."""
     preflight.require_root()
     preflight.require_tools("iperf3", "ping")
@@ -150,7 +151,8 @@ def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
         try:
             step(f"{mode}: deploying a lab")
             started = time.monotonic()
-            deployment = deploy(scope, topology, resolve_modes(topology, {"*": mode}), DeployOptions()).deployment
+            chosen = options if mode == "ovs" else DeployOptions()
+            deployment = deploy(scope, topology, resolve_modes(topology, {"*": mode}), chosen).deployment
             deploy_s = round(time.monotonic() - started, 2)
             if mode == "kernel":  # the physical baseline, NIC to NIC
                 results["underlay"] = Figures()
@@ -167,6 +169,7 @@ def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
                 figures.controller_to_first_packet_s = controller_to_first_packet(
                     deployment, site, scope.prefix + ns_src.name, str(ns_dst.address))
                 figures.extra["datapath"] = deployment.settings[src.name]["datapath"]
+                figures.extra["port_type"] = deployment.settings[src.name]["port_type"]
         finally:
             step(f"{mode}: destroying its lab")
             destroy(scope)

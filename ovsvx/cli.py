@@ -27,6 +27,7 @@ from ovsvx import (
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
 from ovsvx.ovs import choose_datapath
+from ovsvx.switch import PORT_TYPES
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
@@ -162,14 +163,16 @@ def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None
 @click.option("--datapath", default="auto", show_default=True, type=click.Choice(["auto", "system", "netdev"]),
               help="ovs mode: the kernel's datapath (system) or the userspace one (netdev); auto picks "
                    "system where the openvswitch module loads.")
+@click.option("--port-type", default="system", show_default=True, type=click.Choice(list(PORT_TYPES)),
+              help="ovs mode, userspace datapath: read the devices through packet sockets (system) or AF_XDP.")
 @reported
 def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None, mode_text: str | None,
-               no_controller: bool, flows_dir: Path, datapath: str) -> None:
+               no_controller: bool, flows_dir: Path, datapath: str, port_type: str) -> None:
     """Build the overlay: the whole lab, or this machine as --host HOST."""
     topo = topology.load(topology_file)
     scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
     modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text))
-    options = DeployOptions(controller=not no_controller, flows_dir=flows_dir, datapath=datapath)
+    options = DeployOptions(controller=not no_controller, flows_dir=flows_dir, datapath=datapath, port_type=port_type)
     report = deployment_ops.deploy(scope, topo, modes, options)
     for warning in report.warnings:
         err_console.print(f"ovsvx: warning: {warning}", markup=False, soft_wrap=True)
@@ -366,9 +369,11 @@ def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
               help="Also draw them as a PNG bar chart (matplotlib).")
 @click.option("--prefix", default="bench-", show_default=True, metavar="P",
               help="Prefix of the bench's own labs (the mode's initial is added).")
+@click.option("--port-type", default="system", show_default=True, type=click.Choice(list(PORT_TYPES)),
+              help="As for deploy: how the ovs lab's userspace datapath reads its devices.")
 @reported
 def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json_path: Path | None,
-              plot_path: Path | None, prefix: str) -> None:
+              plot_path: Path | None, prefix: str, port_type: str) -> None:
     """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
     its own that the bench builds and destroys (also on Ctrl-C)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -384,7 +389,8 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
                   transient=True) as progress:
         task = progress.add_task("starting", total=None)
-        results = bench.run(topo, modes, duration, prefix, lambda what: progress.update(task, description=what))
+        results = bench.run(topo, modes, duration, prefix, lambda what: progress.update(task, description=what),
+                            DeployOptions(port_type=port_type))
     data = bench.to_json(results, duration)
     if json_path is not None:
         json_path.write_text(json.dumps(data, indent=2) + "\n")

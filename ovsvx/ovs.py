@@ -29,7 +29,7 @@ from ovsvx.netlink import Reconciler
 from ovsvx.plan import MovedAddress, ovs_plan, render
 from ovsvx.record import Deployment
 from ovsvx.site import Site
-from ovsvx.switch import CONTROLLER_PORT, switch_plan
+from ovsvx.switch import CONTROLLER_PORT, PORT_TYPES, switch_plan
 from ovsvx.topology import Host, Topology
 from ovsvx.verify import wait_listening
 
@@ -71,11 +71,12 @@ class OvsBackend:
         self.settings = deployment.settings.get(site.host.name, {})
         self.datapath = self.settings.get("datapath", "netdev")
         self.flows_from = self.settings.get("flows", "controller")  # "controller" or a flows file
+        self.port_type = self.settings.get("port_type", "system")
         topology, host = deployment.topology, site.host
         self.home = daemons.ovs_home(deployment, site)
         controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}" if self.flows_from == "controller" else None
         self.before, self.after = ovs_plan(topology, host, self.datapath)
-        self.bridges = switch_plan(topology, host, self.datapath, controller)
+        self.bridges = switch_plan(topology, host, self.datapath, controller, self.port_type)
         self.flows = host_flows(topology, host)
         self.netlink = Reconciler(site, deployment)
 
@@ -98,6 +99,11 @@ class OvsBackend:
         if options.datapath not in DATAPATHS:
             raise UsageError(f"--datapath {options.datapath!r} is not allowed: one of {', '.join(DATAPATHS)}")
         chosen, why = choose_datapath(options.datapath)
+        if options.port_type not in PORT_TYPES:
+            raise UsageError(f"--port-type {options.port_type!r} is not allowed: one of {', '.join(PORT_TYPES)}")
+        if options.port_type != "system" and chosen != "netdev":
+            raise UsageError(f"--port-type {options.port_type} is for the userspace datapath; this host uses "
+                             f"{chosen} ({why})")
         flows = "controller"
         if not options.controller:
             path = flows_file(options.flows_dir, host).resolve()
@@ -111,7 +117,7 @@ class OvsBackend:
                 raise UsageError(f"{path} does not match the topology: regenerate it with "
                                  "`ovsvx flows --render` (with the same -t)")
             flows = str(path)
-        deployment.settings[host] = {"datapath": chosen, "why": why, "flows": flows}
+        deployment.settings[host] = {"datapath": chosen, "why": why, "flows": flows, "port_type": options.port_type}
 
     # --- the verbs -------------------------------------------------------------
 
@@ -170,7 +176,7 @@ class OvsBackend:
 
     def details(self) -> dict[str, str]:
         """What status shows beyond findings: datapath, processes, logs."""
-        info = {"datapath": f"{self.datapath} ({self.settings.get('why', 'unknown')})"}
+        info = {"datapath": f"{self.datapath} ({self.settings.get('why', 'unknown')})", "port type": self.port_type}
         if self.home.own:
             for program in ("ovsdb-server", "ovs-vswitchd"):
                 pid = daemons.running_pid(self.home.pidfile(program), program)

@@ -68,17 +68,25 @@ def tunnel_ports(topology: Topology, host: Host) -> dict[str, Port]:
     return ports
 
 
-def workload_ports(host: Host) -> dict[str, Port]:
+#: How the userspace datapath reads a kernel device: "system" is a packet socket (AF_PACKET);
+#: "afxdp" and "afxdp-nonpmd" are AF_XDP sockets, polled by a PMD thread or by the main thread.
+PORT_TYPES = ("system", "afxdp", "afxdp-nonpmd")
+
+
+def workload_ports(host: Host, port_type: str = "system") -> dict[str, Port]:
     """The host end of each namespace's veth, by namespace name."""
-    return {ns.name: Port(ns.peer, "", i + 1) for i, ns in enumerate(host.namespaces)}
+    kind = "" if port_type == "system" else port_type
+    return {ns.name: Port(ns.peer, kind, i + 1) for i, ns in enumerate(host.namespaces)}
 
 
-def switch_plan(topology: Topology, host: Host, datapath: str, controller: str | None) -> tuple[Bridge, ...]:
+def switch_plan(topology: Topology, host: Host, datapath: str, controller: str | None,
+                port_type: str = "system") -> tuple[Bridge, ...]:
     """The bridges `host` needs in ovs mode (br-phy first, on the userspace datapath)."""
     bridges = []
     if datapath == "netdev":
-        bridges.append(Bridge(PHYS_BRIDGE, datapath, (Port(host.nic, "", 1),)))
-    ports = (*workload_ports(host).values(), *tunnel_ports(topology, host).values())
+        kind = "" if port_type == "system" else port_type
+        bridges.append(Bridge(PHYS_BRIDGE, datapath, (Port(host.nic, kind, 1),)))
+    ports = (*workload_ports(host, port_type).values(), *tunnel_ports(topology, host).values())
     bridges.append(Bridge(host.bridge, datapath, ports, hwaddr=mac_for(host.gateway), controller=controller,
                           fail_mode="secure", mtu=topology.overlay_mtu))
     return tuple(bridges)

@@ -200,3 +200,13 @@ def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
     assert lines.index("ovs-vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev external_ids:ovsvx=true") \
         < lines.index("ip addr add 10.33.30.150/24 dev br-phy")
     assert not [line for line in OvsBackend.commands(TOPO, HOST1, "system") if "br-phy" in line]
+
+
+def test_af_xdp_ports_change_only_how_devices_are_read() -> None:
+    from ovsvx.switch import switch_plan
+
+    plain = switch_plan(TOPO, HOST1, "netdev", None)
+    xdp = switch_plan(TOPO, HOST1, "netdev", None, "afxdp-nonpmd")
+    assert [(p.name, p.type) for b in xdp for p in b.ports] == [
+        ("ens160", "afxdp-nonpmd"), ("tap2", "afxdp-nonpmd"), ("vxlan1", "vxlan")]
+    assert [(p.name, p.ofport) for b in xdp for p in b.ports] == [(p.name, p.ofport) for b in plain for p in b.ports]

@@ -248,6 +248,14 @@ def test_an_ovs_host_reaches_a_peer_built_with_the_tutorials_commands(fresh_pref
     assert len(cookies(fresh_prefix, "host1", learned=True)) == 1
 
 
+def test_af_xdp_ports_carry_the_overlay_too(fresh_prefix: str) -> None:
+    run_ovsvx("deploy", "--mode", "ovs", "--port-type", "afxdp-nonpmd", "--prefix", fresh_prefix)
+    assert in_host(fresh_prefix, "host1", "ovs-vsctl", "get", "interface", "tap2", "type").strip() == "afxdp-nonpmd"
+    assert status(fresh_prefix)["hosts"]["host1"]["details"]["port type"] == "afxdp-nonpmd"
+    report = verify(run_ovsvx, fresh_prefix)
+    assert report["ok"], failed(report)
+
+
 def test_a_taken_controller_port_is_refused_clearly(fresh_prefix: str) -> None:
     run_ovsvx("deploy", "--mode", "ovs", "--no-controller", "--prefix", fresh_prefix)
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
