@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,15 @@ def test_trace_names_the_route_and_flows_a_real_packet_then_takes(ovsvx: Runner,
     before = {host: packets(ovsvx, fresh_prefix, host) for host in cookies}
     ovsvx("exec", "--prefix", fresh_prefix, "ns1", "--", "ping", "-c", "1", "192.168.2.100")
     for host, traced in cookies.items():
-        after = packets(ovsvx, fresh_prefix, host)
         generated = [c for c in traced if not flows.is_learned(c)]  # a learned flow is rewritten, counters too
-        assert generated and all(after[c] > before[host][c] for c in generated), (host, traced)
+        deadline = time.monotonic() + 5  # OVS folds datapath stats into flow counters every ~0.5 s
+        while True:
+            after = packets(ovsvx, fresh_prefix, host)
+            counted = all(after[c] > before[host][c] for c in generated)
+            if counted or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert generated and counted, (host, traced, before[host], after)
 
 
 def packets(ovsvx: Runner, prefix: str, host: str) -> dict[int, int]:
