@@ -151,8 +151,7 @@ def stop_ovs(home: OvsHome) -> list[str]:
 
 
 def _run(argv: list[str], env: dict[str, str], netns: str | None) -> None:
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30,
-                          preexec_fn=(lambda: netstack.enter(netns)) if netns else None)
+    done = netstack.run(netns, argv, timeout=30, env=env)
     if done.returncode != 0:
         raise ApplyError(f"{' '.join(argv[:2])} failed: {(done.stderr or done.stdout).strip()}")
 

@@ -14,7 +14,8 @@ by name, and test labs never touch a user's.
 from __future__ import annotations
 
 from ovsvx import netstack
-from ovsvx.errors import ApplyError, ConflictError, UsageError
+from ovsvx.errors import ConflictError, UsageError
+from ovsvx.netlink import set_tx_offload, tx_offload
 from ovsvx.plan import LINK_ALIAS
 from ovsvx.record import Deployment
 from ovsvx.site import Site
@@ -104,17 +105,13 @@ def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
     lab runs ovs mode, the lab's NICs therefore checksum in software, as a real
     NIC's hardware would; otherwise they keep offloading, which is much faster.
     """
-    want = "off" if "ovs" in deployment.modes.values() else "on"
+    offload = "ovs" not in deployment.modes.values()
     changes = []
     for host in topology.hosts:
         netns = deployment.prefix + host.name
-        shown = netstack.run(netns, ["ethtool", "-k", host.nic], timeout=10).stdout
-        if f"tx-checksumming: {want}" in shown:
-            continue
-        done = netstack.run(netns, ["ethtool", "-K", host.nic, "tx", want], timeout=10)
-        if done.returncode != 0:
-            raise ApplyError(f"lab: ethtool -K {host.nic} tx {want}: {done.stderr.strip()}")
-        changes.append(f"lab: {host.name}:{host.nic} tx checksum offload {want}")
+        if tx_offload(netns, host.nic) != offload:
+            set_tx_offload(netns, host.nic, offload)
+            changes.append(f"lab: {host.name}:{host.nic} tx checksum offload {'on' if offload else 'off'}")
     return changes
 
 

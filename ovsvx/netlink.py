@@ -195,7 +195,7 @@ class Reconciler:
         wrong = [f"mac {peer.get('IFLA_ADDRESS')}"] if peer.get("IFLA_ADDRESS") != r.mac else []
         if r.mtu is not None:
             wrong += [f"mtu {link.get('IFLA_MTU')}" for link in (peer, host_end) if link.get("IFLA_MTU") != r.mtu]
-        if not r.tx_offload and _tx_offload(self.site.ns(r.netns), r.peer):
+        if not r.tx_offload and tx_offload(self.site.ns(r.netns), r.peer):
             wrong.append("tx checksum offload on")
         return _found(r, DIFFERS, "recreate: " + ", ".join(wrong)) if wrong else base
 
@@ -225,7 +225,7 @@ class Reconciler:
         inner.link("set", index=inner.link_lookup(ifname=r.peer)[0], ifalias=LINK_ALIAS, address=r.mac,
                    state="up", **mtu)
         if not r.tx_offload:
-            _set_tx_offload(self.site.ns(r.netns), r.peer, on=False)
+            set_tx_offload(self.site.ns(r.netns), r.peer, on=False)
         master = {"master": ipr.link_lookup(ifname=r.master)[0]} if r.master else {}
         ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, state="up", **mtu, **master)
 
@@ -475,12 +475,12 @@ def _flood_entry(ipr: Any, index: int, dst: str) -> bool:
     return any(e.get("NDA_LLADDR") == ZERO_MAC and e.get("NDA_DST") == dst for e in fdb_entries(ipr, index))
 
 
-def _tx_offload(netns: str, dev: str) -> bool:
+def tx_offload(netns: str | None, dev: str) -> bool:
     shown = netstack.run(netns, ["ethtool", "-k", dev], timeout=10)
     return "tx-checksumming: on" in shown.stdout
 
 
-def _set_tx_offload(netns: str, dev: str, on: bool) -> None:
+def set_tx_offload(netns: str | None, dev: str, on: bool) -> None:
     setting = "on" if on else "off"
     done = netstack.run(netns, ["ethtool", "-K", dev, "tx", setting], timeout=10)
     if done.returncode != 0:

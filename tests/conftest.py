@@ -19,7 +19,8 @@ import pytest
 
 from ovsvx import daemons, netstack
 
-TEST_PREFIX = "ovt"
+#: This run's own prefix: a concurrent test run (another checkout, CI) has another and is never touched.
+TEST_PREFIX = f"ot{os.getpid() % 1000:03d}"
 STATE_DIR = Path(f"/run/ovsvx-test-{os.getpid()}")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,7 +77,7 @@ def ovsvx() -> Runner:
 def fresh_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
     """A lab prefix for one test; whatever the test deployed under it is destroyed afterwards."""
     need_lab()
-    prefix = f"{TEST_PREFIX}{abs(hash(request.node.nodeid)) % 10**6}-"
+    prefix = f"{TEST_PREFIX}{abs(hash(request.node.nodeid)) % 10**5:05d}-"
     yield prefix
     run_ovsvx("destroy", "--prefix", prefix, check=False)
     left = [n for n in leftover_netns() if n.startswith(prefix)]

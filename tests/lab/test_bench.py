@@ -41,6 +41,7 @@ def test_an_interrupted_bench_tears_its_labs_down(tmp_path: Path) -> None:
     need_lab()
     prefix = f"{TEST_PREFIX}bi-"
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
+    servers_before = set(iperf_servers())
     bench = subprocess.Popen([sys.executable, "-m", "ovsvx", "bench", "--duration", "5", "--modes", "ovs",
                               "--prefix", prefix], env=env, cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -54,5 +55,9 @@ def test_an_interrupted_bench_tears_its_labs_down(tmp_path: Path) -> None:
     assert "ovsvx: interrupted" in err
     assert not [n for n in leftover_netns() if n.startswith(prefix)]
     assert not [p for p in STATE_DIR.glob(f"lab-{prefix}*") if p.suffix != ".lock"]  # locks stay, by design
-    iperfs = subprocess.run(["pgrep", "-f", "iperf3 -s -1 -B"], capture_output=True, text=True).stdout
-    assert not iperfs.strip(), f"iperf3 servers outlived the bench: {iperfs}"
+    left = set(iperf_servers()) - servers_before
+    assert not left, f"iperf3 servers outlived the bench: {left}"
+
+
+def iperf_servers() -> list[str]:
+    return subprocess.run(["pgrep", "-f", "iperf3 -s -1 -B"], capture_output=True, text=True).stdout.split()
