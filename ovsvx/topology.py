@@ -214,8 +214,11 @@ class _Table:
         return value
 
     def string(self, key: str, default: Any = ...) -> Any:
+        """A string; None only for an optional key that is absent (an explicit null is refused)."""
         value = self._get(key, default)
-        if value is not None and not isinstance(value, str):
+        if key not in self.data and value is None:
+            return None
+        if not isinstance(value, str):
             raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: a string")
         return value
 

@@ -128,6 +128,15 @@ def test_subnet_overlapping_the_underlay() -> None:
         topology.parse(data)
 
 
+@pytest.mark.parametrize("field", ["name", "nic", "vtep", "subnet", "mode"])
+def test_an_explicit_null_is_refused_like_any_wrong_type(field: str) -> None:
+    """TOML has no null, but the deployment record is JSON; the fuzz test found this one."""
+    data = default_data()
+    data["hosts"][0][field] = None
+    with pytest.raises(TopologyError, match=rf"^hosts\[0\]\.{field}: None is not allowed: a string$"):
+        topology.parse(data)
+
+
 def test_one_host_is_not_an_overlay() -> None:
     data = default_data()
     data["hosts"] = data["hosts"][:1]
