@@ -9,7 +9,6 @@ they are for comparing the modes with each other, not targets.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import time
@@ -69,24 +68,11 @@ def _cpu_busy_s() -> float:
 def iperf(src_ns: str | None, dst_ns: str | None, address: str, seconds: float, streams: int,
           reverse: bool) -> tuple[float, float]:
     """(Gbit/s received, machine CPU seconds) of one iperf3 run through the namespaces."""
-    server = netstack.popen(dst_ns, ["iperf3", "-s", "-1", "-B", address, "-p", str(IPERF_PORT)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        verify.wait_listening(dst_ns, IPERF_PORT)
-        cpu = _cpu_busy_s()
-        argv = ["iperf3", "-c", address, "-p", str(IPERF_PORT), "-t", str(seconds), "-P", str(streams), "-J"]
-        done = netstack.run(src_ns, argv + (["-R"] if reverse else []), timeout=seconds + 30)
-        cpu = _cpu_busy_s() - cpu
-        try:
-            report = json.loads(done.stdout)
-        except ValueError:
-            raise ApplyError(f"iperf3 to {address} gave no report: {done.stderr.strip()}") from None
-        if "error" in report:
-            raise ApplyError(f"iperf3 to {address}: {report['error']}")
-        return report["end"]["sum_received"]["bits_per_second"] / 1e9, cpu
-    finally:
-        server.kill()
-        server.wait()
+    cpu = _cpu_busy_s()
+    args = ["-t", str(seconds), "-P", str(streams), *(["-R"] if reverse else [])]
+    received = verify.iperf3(src_ns, dst_ns, address, IPERF_PORT, args, timeout=seconds + 30,
+                             where=dst_ns or "this machine")
+    return received["bits_per_second"] / 1e9, _cpu_busy_s() - cpu
 
 
 def latency(src_ns: str | None, address: str) -> tuple[float, float, float]:

@@ -61,6 +61,12 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _deployment(prefix: str | None) -> record.Deployment:
+    """The deployment a command on nodes means: the lab of --prefix, else the default lab or this host's."""
+    scope = deployment_ops.find_scope(None, prefix)
+    return record.require(scope.kind, scope.prefix)
+
+
 def parse_modes(text: str | None) -> dict[str, str]:
     """`--mode kernel` (every host) or `--mode host1=kernel,host2=ovs`."""
     if not text:
@@ -277,8 +283,7 @@ def exec_cmd(prefix: str | None, node: str, command: tuple[str, ...]) -> None:
     On a host in ovs mode, ovs-vsctl, ovs-ofctl and ovs-appctl reach that host's OVS with no flags.
     """
     preflight.require_root()
-    scope = deployment_ops.find_scope(None, prefix)
-    deployment = record.require(scope.kind, scope.prefix)
+    deployment = _deployment(prefix)
     netns = lab.node_netns(deployment, node)
     argv = command or (os.environ.get("SHELL", "/bin/sh"),)
     netstack.exec_in(netns, argv, env=deployment_ops.node_env(deployment, node))
@@ -304,8 +309,7 @@ def trace_cmd(prefix: str | None, src: str | None, dst: str | None, proto: str, 
     """Explain hop by hop, without sending traffic, how a packet SRC -> DST (default ns1 -> ns2) is
     forwarded: routes, neighbours and FDB entries in kernel mode, the matched flows in ovs mode."""
     preflight.require_root()
-    scope = deployment_ops.find_scope(None, prefix)
-    deployment = record.require(scope.kind, scope.prefix)
+    deployment = _deployment(prefix)
     src, dst = _default_pair(deployment, src, dst)
     hops = trace.run(deployment, src, dst, proto)
     if as_json:
@@ -331,8 +335,7 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     interface along the way, each layer decoded."""
     preflight.require_root()
     preflight.require_tools("tcpdump", "ping")
-    scope = deployment_ops.find_scope(None, prefix)
-    deployment = record.require(scope.kind, scope.prefix)
+    deployment = _deployment(prefix)
     src, dst = _default_pair(deployment, src, dst)
     frames = capture.run(deployment, src, dst, pcap_dir)
     if as_json:
@@ -466,8 +469,7 @@ def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, 
             out.print(f"wrote {path}", markup=False)
         return
     preflight.require_root()
-    scope = deployment_ops.find_scope(None, prefix)
-    deployment = record.require(scope.kind, scope.prefix)
+    deployment = _deployment(prefix)
     if host is not None:
         deployment.topology.host(host)  # an unknown name is an error, not an empty listing
     shown = 0

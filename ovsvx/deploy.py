@@ -161,12 +161,19 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
     return deployment, found
 
 
+def site_of(deployment: Deployment, host: str) -> Site:
+    """Where `host` lives in this deployment; a real host's peers are on other machines."""
+    for site in sites(deployment):
+        if site.host.name == host:
+            return site
+    raise UsageError(f"{host} is not deployed on this machine: run the command on {host}")
+
+
 def node_env(deployment: Deployment, node: str) -> dict[str, str] | None:
     """The environment for a command on `node`: a lab host in ovs mode points OVS's tools at its own OVS."""
     if deployment.modes.get(node) != "ovs":
         return None
-    site = next(s for s in sites(deployment) if s.host.name == node)
-    return daemons.ovs_home(deployment, site).env()
+    return daemons.ovs_home(deployment, site_of(deployment, node)).env()
 
 
 def find_scope(host: str | None, prefix: str | None) -> Scope:

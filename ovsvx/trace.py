@@ -24,10 +24,10 @@ from typing import Any
 
 from ovsvx import daemons, flows, lab, netstack, ofctl
 from ovsvx.capture import resolve
+from ovsvx.deploy import site_of
 from ovsvx.errors import UsageError
 from ovsvx.netlink import fdb_entries
 from ovsvx.record import Deployment
-from ovsvx.site import Site
 from ovsvx.switch import tunnel_ports, workload_ports
 from ovsvx.topology import Host
 from ovsvx.verify import Node
@@ -161,10 +161,6 @@ class Tracer:
     def netns(self, node: str) -> str | None:
         return lab.node_netns(self.deployment, node)
 
-    def site(self, host: Host) -> Site:
-        return Site(host, self.netns(host.name) if self.deployment.is_lab else None, self.deployment.prefix
-                    if self.deployment.is_lab else "")
-
     def run(self, src: Node, dst: Node) -> list[Hop]:
         packet = self.origin(src, dst)
         src_host = self.topology.host(src.host)
@@ -217,7 +213,7 @@ class Tracer:
 
     def arp_through_switch(self, host: Host, port: str, src: Node, src_mac: str, nexthop: IPv4Address,
                            tunnel: bool = False) -> None:
-        home = daemons.ovs_home(self.deployment, self.site(host))
+        home = daemons.ovs_home(self.deployment, site_of(self.deployment, host.name))
         spec = (f"{f'tun_id={self.topology.vni:#x},' if tunnel else ''}in_port={port},arp,arp_op=1,"
                 f"arp_spa={src.address},arp_tpa={nexthop},arp_sha={src_mac},dl_src={src_mac},"
                 "dl_dst=ff:ff:ff:ff:ff:ff")
@@ -284,7 +280,7 @@ class Tracer:
             return packet, None
 
     def through_switch(self, host: Host, packet: Packet, arrived_from: str | None) -> tuple[Packet, str | None]:
-        home = daemons.ovs_home(self.deployment, self.site(host))
+        home = daemons.ovs_home(self.deployment, site_of(self.deployment, host.name))
         if arrived_from == "tunnel":
             port = next(iter(tunnel_ports(self.topology, host).values())).name
             tunnel = f"tun_id={self.topology.vni:#x},"

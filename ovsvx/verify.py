@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address
+from typing import Any
 
 from ovsvx import lab, netstack
 from ovsvx.errors import ApplyError
@@ -129,33 +130,45 @@ def _ping(netns: str | None, probe: Probe) -> Result:
     return Result(probe, not problems, ttl, detail, rtt_ms=rtt)
 
 
-def _tcp(src_ns: str | None, dst_ns: str | None, probe: Probe) -> Result:
-    server = netstack.popen(dst_ns, ["iperf3", "-s", "-1", "-B", str(probe.address), "-p", str(IPERF_PORT)],
+def iperf3(src_ns: str | None, dst_ns: str | None, address: str, port: int, client_args: list[str],
+           timeout: float, where: str) -> dict[str, Any]:
+    """One iperf3 transfer between namespaces: its report's `end.sum_received`, or ApplyError with why
+    (`where` names the server's side in that message)."""
+    server = netstack.popen(dst_ns, ["iperf3", "-s", "-1", "-B", address, "-p", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         try:
-            wait_listening(dst_ns, IPERF_PORT)
+            wait_listening(dst_ns, port)
         except ApplyError:
             server.kill()
             said = (server.communicate()[0] or "").strip().splitlines()
-            return Result(probe, False, None, f"the iperf3 server in {probe.dst} did not start"
-                          + (f": {said[-1]}" if said else ""))
-        done = netstack.run(src_ns, ["iperf3", "-c", str(probe.address), "-p", str(IPERF_PORT), "-n", TCP_BYTES,
-                                     "-J", "--connect-timeout", "3000"], timeout=60)
+            raise ApplyError(f"the iperf3 server in {where} did not start" + (f": {said[-1]}" if said else "")) \
+                from None
+        try:
+            done = netstack.run(src_ns, ["iperf3", "-c", address, "-p", str(port), "-J", *client_args],
+                                timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ApplyError("iperf3 timed out") from None
         try:
             report = json.loads(done.stdout)
         except ValueError:
-            return Result(probe, False, None, (done.stderr or "iperf3 gave no report").strip().splitlines()[-1])
+            raise ApplyError((done.stderr or "iperf3 gave no report").strip().splitlines()[-1]) from None
         if "error" in report:
-            return Result(probe, False, None, f"iperf3: {report['error']}")
-        received = report["end"]["sum_received"]
-        gbps = received["bits_per_second"] / 1e9
-        return Result(probe, received["bytes"] > 0, None, f"{received['bytes']} bytes", gbps=round(gbps, 3))
-    except subprocess.TimeoutExpired:
-        return Result(probe, False, None, "iperf3 timed out")
+            raise ApplyError(f"iperf3: {report['error']}")
+        return report["end"]["sum_received"]
     finally:
         server.kill()
         server.wait()
+
+
+def _tcp(src_ns: str | None, dst_ns: str | None, probe: Probe) -> Result:
+    try:
+        received = iperf3(src_ns, dst_ns, str(probe.address), IPERF_PORT,
+                          ["-n", TCP_BYTES, "--connect-timeout", "3000"], timeout=60, where=probe.dst)
+    except ApplyError as err:
+        return Result(probe, False, None, str(err))
+    gbps = received["bits_per_second"] / 1e9
+    return Result(probe, received["bytes"] > 0, None, f"{received['bytes']} bytes", gbps=round(gbps, 3))
 
 
 def wait_listening(netns: str | None, port: int, timeout_s: float = 5.0) -> None:
