@@ -31,6 +31,7 @@ class DeployOptions:
     flows_dir: Path = Path("flows")
     datapath: str = "auto"  # ovs mode: auto, system or netdev
     port_type: str = "system"  # ovs mode, userspace datapath: how OVS reads the kernel devices
+    firewall: bool = True  # the VXLAN port admits only the peer VTEPs (nftables table inet ovsvx)
 
 
 class Backend(Protocol):

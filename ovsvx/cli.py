@@ -21,8 +21,8 @@ from rich.table import Table
 
 from ovsvx import deploy as deployment_ops
 from ovsvx import (
-    bench, capture, controller, daemons, flows, lab, netstack, ofctl, plan, preflight, record, topology, trace,
-    verify,
+    bench, capture, controller, daemons, firewall, flows, lab, netstack, ofctl, plan, preflight, record, topology,
+    trace, verify,
 )
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
@@ -151,7 +151,8 @@ def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None
     for h in [topo.host(host)] if host else topo.hosts:
         note = f", {chosen} datapath: {why}" if modes[h.name] == "ovs" else ""
         click.echo(f"\n# --- on {h.name} ({modes[h.name]} mode{note}) ---")
-        for line in BACKENDS[modes[h.name]].commands(topo, h, chosen):
+        click.echo("# first the firewall: the VXLAN port only from the peers (deploy --no-firewall skips it)")
+        for line in [*firewall.commands(topo, h), *BACKENDS[modes[h.name]].commands(topo, h, chosen)]:
             click.echo(line)
 
 
@@ -171,14 +172,17 @@ def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None
                    "system where the openvswitch module loads.")
 @click.option("--port-type", default="system", show_default=True, type=click.Choice(list(PORT_TYPES)),
               help="ovs mode, userspace datapath: read the devices through packet sockets (system) or AF_XDP.")
+@click.option("--no-firewall", is_flag=True,
+              help="Add no nftables table: the VXLAN port stays open to anyone who reaches it (not only peers).")
 @reported
 def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None, mode_text: str | None,
-               no_controller: bool, flows_dir: Path, datapath: str, port_type: str) -> None:
+               no_controller: bool, flows_dir: Path, datapath: str, port_type: str, no_firewall: bool) -> None:
     """Build the overlay: the whole lab, or this machine as --host HOST."""
     topo = topology.load(topology_file)
     scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
     modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text))
-    options = DeployOptions(controller=not no_controller, flows_dir=flows_dir, datapath=datapath, port_type=port_type)
+    options = DeployOptions(controller=not no_controller, flows_dir=flows_dir, datapath=datapath,
+                            port_type=port_type, firewall=not no_firewall)
     report = deployment_ops.deploy(scope, topo, modes, options)
     for warning in report.warnings:
         err_console.print(f"ovsvx: warning: {warning}", markup=False, soft_wrap=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ovsvx import daemons, lab, preflight, record
+from ovsvx import daemons, lab, netstack, preflight, record
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions, backend, check_mode
 from ovsvx.errors import ConflictError, OvsvxError, UsageError
 from ovsvx.findings import Finding
+from ovsvx.firewall import Firewall
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.topology import Topology
@@ -98,6 +99,11 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
                      for site in sites(deployment)
                      if deployment.modes.get(site.host.name) not in (None, modes.get(site.host.name))}
         deployment.modes = modes
+        deployment.firewall = options.firewall
+        if options.firewall:
+            preflight.require_tools("nft")
+        else:
+            warnings.append(NO_FIREWALL_WARNING.format(port=topology.port, vni=topology.vni))
         for name, mode in modes.items():
             BACKENDS[mode].configure(deployment, name, options)
         deployment.save()  # the record exists before the first change
@@ -108,6 +114,7 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
                 if old is not None:
                     changes.append(f"{site.host.name}: switching from {old.name} to {modes[site.host.name]} mode")
                     changes += old.destroy()
+                changes += _firewall(site, deployment)
                 changes += backend(modes[site.host.name], site, deployment).apply()
         except (OvsvxError, KeyboardInterrupt) as failure:
             if fresh:  # a first deploy that fails leaves the machine as it was
@@ -120,10 +127,22 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
         return Report(deployment, changes, warnings)
 
 
+NO_FIREWALL_WARNING = ("--no-firewall: ovsvx adds no nftables rules, so any machine that reaches UDP port {port} "
+                       "here can inject frames into VNI {vni} (kernel mode accepts them from any source)")
+
+
+def _firewall(site: Site, deployment: Deployment) -> list[str]:
+    """Admit the VXLAN port only from the peers, before the tunnel exists; or take ovsvx's rules away."""
+    wall = Firewall(site, deployment.topology)
+    return wall.apply() if deployment.firewall else wall.remove()
+
+
 def _remove(deployment: Deployment) -> list[str]:
     removed: list[str] = []
     for site in sites(deployment):
         removed += backend(deployment.modes[site.host.name], site, deployment).destroy()
+        if not (deployment.is_lab and not netstack.netns_exists(site.netns or "")):
+            removed += Firewall(site, deployment.topology).remove()
     if deployment.is_lab:
         removed += lab.teardown(deployment)
     deployment.forget()
@@ -157,7 +176,16 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
     for site in sites(deployment):
         mode = deployment.modes[site.host.name]
         chosen = backend(mode, site, deployment)
-        found[site.host.name] = HostStatus(mode, chosen.inspect(), chosen.details())
+        findings = chosen.inspect()
+        details = chosen.details()
+        if deployment.firewall:
+            findings.append(Firewall(site, deployment.topology).inspect())
+            if deployment.settings.get(site.host.name, {}).get("datapath") == "netdev" and mode == "ovs":
+                details["firewall"] = ("nftables sees no tunnel traffic on the userspace datapath; "
+                                       "OVS's remote_ip check admits only the peers")
+        else:
+            details["firewall"] = f"off (--no-firewall): udp {deployment.topology.port} is open to anyone"
+        found[site.host.name] = HostStatus(mode, findings, details)
     return deployment, found
 
 

@@ -1,9 +1,9 @@
 """The lab: every host of a topology simulated on this machine, one network namespace each.
 
 A lab host is a namespace named ``<prefix><host>`` holding the host's underlay
-NIC with its VTEP address; the NICs are joined as the topology's underlay (a
-veth pair for two hosts, as the tutorial's two servers on one segment; a
-bridge in a ``<prefix>underlay`` namespace for more).  This module builds only
+NIC with its VTEP address; the NICs are cabled by veth to one switch, a
+bridge in the ``<prefix>underlay`` namespace, as the tutorial's two servers
+share one segment.  This module builds only
 that "hardware"; what a real host would get is then deployed into each host
 namespace by the same backends that deploy a real host.
 
@@ -41,7 +41,7 @@ def node_netns(deployment: Deployment, node: str) -> str | None:
     return deployment.prefix + node
 
 
-def _switch_netns(deployment: Deployment) -> str:
+def switch_netns(deployment: Deployment) -> str:
     return deployment.prefix + UNDERLAY_SWITCH
 
 
@@ -49,9 +49,7 @@ def build(deployment: Deployment) -> list[str]:
     """Create the lab's host namespaces and underlay; returns what changed (nothing when present)."""
     topology = deployment.topology
     changes: list[str] = []
-    wanted = [deployment.prefix + h.name for h in topology.hosts]
-    if len(topology.hosts) > 2:
-        wanted.append(_switch_netns(deployment))
+    wanted = [deployment.prefix + h.name for h in topology.hosts] + [switch_netns(deployment)]
     for name in wanted:
         if netstack.netns_exists(name):
             if name not in deployment.netns:
@@ -71,29 +69,37 @@ def build(deployment: Deployment) -> list[str]:
 
 
 def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
-    """The lab's "hardware", made once: each host's NIC with its VTEP address, joined to the others.
+    """The lab's "hardware", made once: each host's NIC with its VTEP address, cabled to one switch.
 
-    Once made it is left alone, because ovs mode on the userspace datapath
-    moves the VTEP address from the NIC onto br-phy.
+    The switch is a bridge in its own namespace, as the tutorial's servers
+    share one segment; a further machine on that segment (a test's intruder)
+    plugs into it the same way.  Once made the wiring is left alone, because
+    ovs mode on the userspace datapath moves the VTEP address from the NIC
+    onto br-phy.
     """
-    hosts = topology.hosts
-    first = deployment.prefix + hosts[0].name
-    with netstack.stack(first) as ns:
-        if ns.link_lookup(ifname=hosts[0].nic):
+    with netstack.stack(switch_netns(deployment)) as sw:
+        if sw.link_lookup(ifname=SWITCH_BRIDGE):
             return []
-        if len(hosts) == 2:
-            ns.link("add", ifname=hosts[0].nic, kind="veth",
-                    peer={"ifname": hosts[1].nic, "net_ns_fd": deployment.prefix + hosts[1].name})
-    changes = [f"lab: underlay {hosts[0].name}:{hosts[0].nic} <-> {hosts[1].name}:{hosts[1].nic}"]
-    if len(hosts) > 2:
-        changes = _wire_switch(deployment, topology)
-    for host in hosts:
+        sw.link("add", ifname=SWITCH_BRIDGE, kind="bridge")
+        sw.link("set", index=sw.link_lookup(ifname=SWITCH_BRIDGE)[0], state="up")
+    changes = [f"lab: underlay switch {switch_netns(deployment)}:{SWITCH_BRIDGE}"]
+    for i, host in enumerate(topology.hosts):
+        plug(deployment, f"p{i}", deployment.prefix + host.name, host.nic)
         with netstack.stack(deployment.prefix + host.name) as ns:
             index = ns.link_lookup(ifname=host.nic)[0]
             ns.link("set", index=index, mtu=topology.underlay_mtu, ifalias=LINK_ALIAS, state="up")
             ns.addr("add", index=index, address=str(host.vtep), prefixlen=topology.underlay.prefixlen)
         changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
     return changes
+
+
+def plug(deployment: Deployment, port: str, netns: str, nic: str) -> None:
+    """Cable NIC `nic` of namespace `netns` to switch port `port` of the lab's underlay."""
+    with netstack.stack(switch_netns(deployment)) as sw:
+        sw.link("add", ifname=port, kind="veth", peer={"ifname": nic, "net_ns_fd": netns})
+        index = sw.link_lookup(ifname=port)[0]
+        sw.link("set", index=index, mtu=deployment.topology.underlay_mtu,
+                master=sw.link_lookup(ifname=SWITCH_BRIDGE)[0], state="up")
 
 
 def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
@@ -113,22 +119,6 @@ def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
             set_tx_offload(netns, host.nic, offload)
             changes.append(f"lab: {host.name}:{host.nic} tx checksum offload {'on' if offload else 'off'}")
     return changes
-
-
-def _wire_switch(deployment: Deployment, topology: Topology) -> list[str]:
-    """More than two hosts: each host's NIC is a veth into one bridge in the switch namespace."""
-    switch = _switch_netns(deployment)
-    with netstack.stack(switch) as sw:
-        if not sw.link_lookup(ifname=SWITCH_BRIDGE):
-            sw.link("add", ifname=SWITCH_BRIDGE, kind="bridge")
-        bridge = sw.link_lookup(ifname=SWITCH_BRIDGE)[0]
-        sw.link("set", index=bridge, state="up")
-        for i, host in enumerate(topology.hosts):
-            port = f"p{i}"
-            sw.link("add", ifname=port, kind="veth",
-                    peer={"ifname": host.nic, "net_ns_fd": deployment.prefix + host.name})
-            sw.link("set", index=sw.link_lookup(ifname=port)[0], master=bridge, state="up")
-    return [f"lab: underlay switch {switch} with {len(topology.hosts)} ports"]
 
 
 def teardown(deployment: Deployment) -> list[str]:

@@ -148,10 +148,10 @@ def _preexec(name: str | None) -> Callable[[], None] | None:
 
 
 def run(name: str | None, argv: Sequence[str], timeout: float | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a program inside namespace `name` and capture its output."""
+        env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a program inside namespace `name`, feed it `stdin`, and capture its output."""
     return subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=timeout,
+        list(argv), input=stdin, capture_output=True, text=True, timeout=timeout,
         preexec_fn=_preexec(name), env=env, check=False,
     )
 

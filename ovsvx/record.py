@@ -55,6 +55,7 @@ class Deployment:
     netns: list[str] = field(default_factory=list)  # namespaces ovsvx created, real names
     sysctls: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # host -> key -> [before, set]
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> what its mode decided (datapath...)
+    firewall: bool = True  # the VXLAN port admits only the peer VTEPs (False: --no-firewall)
 
     @property
     def path(self) -> Path:
@@ -84,6 +85,7 @@ class Deployment:
         data: dict[str, Any] = {
             "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
             "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls, "settings": self.settings,
+            "firewall": self.firewall,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
@@ -111,7 +113,7 @@ def load(kind: str, prefix: str) -> Deployment | None:
     return Deployment(
         kind=data["kind"], prefix=data["prefix"], topology=topo.parse(data["topology"]),
         modes=data.get("modes", {}), netns=data.get("netns", []), sysctls=data.get("sysctls", {}),
-        settings=data.get("settings", {}),
+        settings=data.get("settings", {}), firewall=data.get("firewall", True),
     )
 
 

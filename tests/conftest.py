@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import daemons, netstack
-
 #: This run's own prefix: a concurrent test run (another checkout, CI) has another and is never touched.
 TEST_PREFIX = f"ot{os.getpid() % 1000:03d}"
 STATE_DIR = Path(f"/run/ovsvx-test-{os.getpid()}")
+os.environ["OVSVX_STATE_DIR"] = str(STATE_DIR)  # before ovsvx is imported: records read in-process agree
+
+from ovsvx import daemons, netstack  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]

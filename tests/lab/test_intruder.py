@@ -1,0 +1,189 @@
+"""Only peers get in: a stranger on the underlay sends VXLAN frames with VNI 100 to each host.
+
+The intruder is a third namespace cabled to the lab's underlay switch with an
+address of its own.  Its frames are built by scapy and written to a packet
+socket, and they are the worst case: the inner destination is the MAC that
+the host itself would use (ovsvx's MACs are derived from addresses, so an
+attacker can compute them), the inner packet an ICMP echo to the namespace
+behind the host, from a made-up MAC.  ns1 and ns2 listen with tcpdump.
+
+Documented behaviour (README, "Only peers get in"), asserted here:
+
+- with ovsvx's firewall, nothing reaches ns1/ns2 in either mode;
+- without it (`--no-firewall`), kernel mode lets the frames through (the vxlan
+  device takes any source); ovs mode still drops them (a port with a fixed
+  `remote_ip` receives only from that address).
+
+The real peer's traffic flows throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ovsvx import lab, netstack, record, topology
+from ovsvx.firewall import Counters
+from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
+from tests.lab.test_ovs_lab import in_host
+
+TOPO = topology.default()
+INTRUDER_ADDRESS = "10.33.30.200"
+INTRUDER_MAC = "02:66:66:66:66:66"
+ECHO_ID = 0x6666
+
+
+@pytest.fixture(scope="module", params=["kernel", "ovs"])
+def lab_with_intruder(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(prefix, intruder namespace) of a lab in the given mode with a stranger on its underlay."""
+    need_lab()
+    mode = request.param
+    prefix = f"{TEST_PREFIX}fw{mode[0]}-"
+    intruder = f"{prefix}intruder"
+    run_ovsvx("deploy", "--mode", mode, "--prefix", prefix)
+    try:
+        deployment = record.require("lab", prefix)
+        netstack.create_netns(intruder)
+        lab.plug(deployment, "px", intruder, "eth0")
+        with netstack.stack(intruder) as ns:
+            index = ns.link_lookup(ifname="eth0")[0]
+            ns.link("set", index=index, state="up")
+            ns.addr("add", index=index, address=INTRUDER_ADDRESS, prefixlen=TOPO.underlay.prefixlen)
+        yield prefix, intruder
+    finally:
+        netstack.remove_netns(intruder)
+        run_ovsvx("destroy", "--prefix", prefix, check=False)
+        left = [n for n in leftover_netns() if n.startswith(prefix)]
+        assert not left, f"destroy left namespaces behind: {left}"
+
+
+def inner_macs(host: topology.Host) -> list[str]:
+    """Every MAC the host or its namespace would take a frame for: its vxlan device (kernel mode) or
+    gateway (ovs mode), the namespace itself, and broadcast."""
+    ns = host.namespaces[0]
+    return [topology.mac_for(host.vxlan_address), topology.mac_for(host.gateway), topology.mac_for(ns.address),
+            "ff:ff:ff:ff:ff:ff"]
+
+
+def crafted(host: topology.Host, vtep_mac: str) -> list[bytes]:
+    """VXLAN frames (VNI 100, port 4789) from the intruder to `host`, each an ICMP echo to its namespace."""
+    from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vxlan import VXLAN
+
+    peer_subnet = next(h.subnet for h in TOPO.peers(host))
+    outer = (Ether(dst=vtep_mac) / IP(src=INTRUDER_ADDRESS, dst=str(host.vtep))
+             / UDP(sport=43210, dport=TOPO.port) / VXLAN(vni=TOPO.vni, flags=0x08))
+    inner = IP(src=str(peer_subnet[66]), dst=str(host.namespaces[0].address)) / ICMP(id=ECHO_ID)
+    return [bytes(outer / Ether(src=INTRUDER_MAC, dst=mac) / inner) for mac in inner_macs(host)]
+
+
+def inject(intruder: str, host: topology.Host, repeat: int = 5) -> int:
+    """Send the crafted frames from the intruder's NIC; returns how many were sent."""
+    assert netstack.run(intruder, ["ping", "-c", "1", "-W", "2", str(host.vtep)]).returncode == 0
+    with netstack.stack(intruder) as ns:
+        vtep_mac = ns.get_neighbours(dst=str(host.vtep))[0].get("NDA_LLADDR")
+    frames = crafted(host, vtep_mac) * repeat
+
+    def send() -> None:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
+            raw.bind(("eth0", 0))
+            for frame in frames:
+                raw.send(frame)
+
+    netstack.call_in(intruder, send)
+    return len(frames)
+
+
+class Listener:
+    """tcpdump in a workload namespace, for frames from the intruder or its echo requests."""
+
+    def __init__(self, prefix: str, ns: topology.Namespace):
+        filter_ = f"ether host {INTRUDER_MAC} or (icmp and icmp[4:2] == {ECHO_ID})"
+        self.process = netstack.popen(prefix + ns.name, ["tcpdump", "-l", "-nn", "-e", "-i", ns.veth, filter_],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.process.stderr is not None
+        for line in self.process.stderr:  # tcpdump says "listening on ..." once it captures
+            if "listening on" in line:
+                break
+
+    def seen(self) -> list[str]:
+        time.sleep(1.0)  # let the last frames arrive
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=10)
+        return [line for line in out.splitlines() if line.strip()]
+
+
+def firewall_counters(prefix: str, host: str) -> Counters:
+    text = in_host(prefix, host, "nft", "-j", "list", "table", "inet", "ovsvx")
+    counts = [e["counter"]["packets"] for item in json.loads(text)["nftables"] if "rule" in item
+              for e in item["rule"]["expr"] if "counter" in e]
+    return Counters(*counts)
+
+
+def tunnel_rx(prefix: str, host: topology.Host) -> int:
+    """Packets OVS received on the host's vxlan port."""
+    return int(in_host(prefix, host.name, "ovs-vsctl", "get", "interface", host.vxlan,
+                       "statistics:rx_packets").strip())
+
+
+def probe(prefix: str, intruder: str) -> dict[str, Any]:
+    """Inject at each host while its namespace listens; what got in, per host, and whether peers still talk."""
+    got = {}
+    for host in TOPO.hosts:
+        listener = Listener(prefix, host.namespaces[0])
+        try:
+            sent = inject(intruder, host)
+        finally:
+            got[host.name] = listener.seen()
+        assert sent == 20
+    peers = run_ovsvx("exec", "--prefix", prefix, "ns1", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1",
+                      "192.168.2.100", check=False)
+    return {"seen": got, "peers_talk": peers.returncode == 0}
+
+
+def mode_of(prefix: str) -> str:
+    return record.require("lab", prefix).modes["host1"]
+
+
+def test_with_the_firewall_no_stranger_gets_in(lab_with_intruder: tuple[str, str]) -> None:
+    prefix, intruder = lab_with_intruder
+    run_ovsvx("deploy", "--prefix", prefix, "--mode", mode_of(prefix))
+    before = {h.name: firewall_counters(prefix, h.name) for h in TOPO.hosts}
+    result = probe(prefix, intruder)
+    assert result["seen"] == {"host1": [], "host2": []}
+    assert result["peers_talk"]
+    if mode_of(prefix) == "kernel":  # the host's stack takes the tunnel, so nftables counts the drops
+        for host in TOPO.hosts:
+            after = firewall_counters(prefix, host.name)
+            assert after.dropped - before[host.name].dropped == 20
+            assert after.accepted > before[host.name].accepted  # the peer's packets
+
+
+def test_without_the_firewall_kernel_mode_lets_strangers_in_and_ovs_does_not(
+        lab_with_intruder: tuple[str, str]) -> None:
+    prefix, intruder = lab_with_intruder
+    mode = mode_of(prefix)
+    run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--no-firewall")
+    assert "table inet ovsvx" not in in_host(prefix, "host1", "nft", "list", "ruleset")
+    rx_before = {h.name: tunnel_rx(prefix, h) for h in TOPO.hosts} if mode == "ovs" else {}
+    result = probe(prefix, intruder)
+    assert result["peers_talk"]
+    if mode == "kernel":  # the vxlan device takes VNI 100 from anyone: the echo reaches the namespace
+        for host in TOPO.hosts:
+            requests = [line for line in result["seen"][host.name] if f"> {host.namespaces[0].address}: ICMP echo "
+                        "request" in line]
+            assert requests, f"expected the intruder's echo in {host.namespaces[0].name}"
+    else:  # a port with remote_ip receives only from that address
+        assert result["seen"] == {"host1": [], "host2": []}
+        for host in TOPO.hosts:
+            assert tunnel_rx(prefix, host) - rx_before[host.name] < 20  # only the peer's few packets
+            log = (STATE_DIR / f"lab-{prefix}" / host.name / "ovs" / "ovs-vswitchd.log").read_text()
+            assert "receive tunnel port not found" in log and f"tun_src={INTRUDER_ADDRESS}" in log
+    run_ovsvx("deploy", "--prefix", prefix, "--mode", mode)  # the firewall back, for the next test

@@ -1,0 +1,32 @@
+"""The firewall's rules as values: what each host admits, from the topology alone (no root)."""
+
+from __future__ import annotations
+
+from ovsvx import firewall, topology
+from tests.test_topology import three_hosts
+
+TOPO = topology.default()
+
+THREE_HOSTS = topology.parse({**three_hosts(), "port": 4790})
+
+
+def test_each_host_admits_exactly_its_peers_on_the_topologys_port() -> None:
+    assert firewall.rules(TOPO, TOPO.host("host1")) == firewall.Rules(4789, ("10.33.30.151",))
+    assert firewall.rules(TOPO, TOPO.host("host2")) == firewall.Rules(4789, ("10.33.30.150",))
+    assert firewall.rules(THREE_HOSTS, THREE_HOSTS.host("host2")) == firewall.Rules(
+        4790, ("10.33.30.150", "10.33.30.152"))
+
+
+def test_the_script_replaces_only_ovsvxs_table_and_drops_everyone_else() -> None:
+    script = firewall.rules(THREE_HOSTS, THREE_HOSTS.host("host1")).script().splitlines()
+    assert script[:3] == ["table inet ovsvx {}", "delete table inet ovsvx", "table inet ovsvx {"]
+    assert "        elements = { 10.33.30.151, 10.33.30.152 }" in script
+    rules = [line.strip() for line in script if "dport" in line]
+    assert rules == ['udp dport 4790 ip saddr @peers counter accept comment "from a peer VTEP"',
+                     'udp dport 4790 counter drop comment "from anyone else"']
+    assert not [line for line in script if "flush" in line or "policy drop" in line]  # never anyone else's
+
+
+def test_plan_shows_the_table_as_a_here_document() -> None:
+    lines = firewall.commands(TOPO, TOPO.host("host1"))
+    assert lines[0] == "nft -f - <<'EOF'" and lines[-1] == "EOF"
