@@ -16,6 +16,7 @@ from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions, backend, check
 from ovsvx.errors import ConflictError, OvsvxError, UsageError
 from ovsvx.findings import Finding
 from ovsvx.firewall import Firewall
+from ovsvx.listeners import overlay_listeners
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.topology import Topology
@@ -185,6 +186,7 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
                                        "OVS's remote_ip check admits only the peers")
         else:
             details["firewall"] = f"off (--no-firewall): udp {deployment.topology.port} is open to anyone"
+        details["listening"] = "; ".join(overlay_listeners(site.netns, deployment.topology.port)) or "nothing"
         found[site.host.name] = HostStatus(mode, findings, details)
     return deployment, found
 

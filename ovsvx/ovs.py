@@ -182,6 +182,10 @@ class OvsBackend:
                 pid = daemons.running_pid(self.home.pidfile(program), program)
                 info[program] = f"pid {pid}, log {self.home.log(program)}" if pid else "not running"
         info["ovs rundir"] = str(self.home.rundir)
+        info["ovsdb"] = f"{self.home.db} (any TCP remote shows under listening)"
+        if self.datapath == "netdev":
+            info["tunnel"] = (f"udp {self.deployment.topology.port} read from {self.site.host.nic} by ovs-vswitchd "
+                              "(userspace datapath: no socket, nothing for nftables to see)")
         if self.flows_from == "controller":
             pid = daemons.controller_pid(self.deployment, self.site)
             log = daemons.controller_files(self.deployment, self.site)[1]

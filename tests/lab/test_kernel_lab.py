@@ -64,6 +64,9 @@ def test_deploy_matches_the_tutorial_and_verifies(ovsvx: Runner, fresh_prefix: s
 
     status = json.loads(ovsvx("status", "--prefix", fresh_prefix, "--json").stdout)
     assert status["ok"] and status["hosts"]["host1"]["mode"] == "kernel"
+    assert status["hosts"]["host1"]["details"]["listening"] == "udp 0.0.0.0:4789 kernel, the tunnel"
+    firewall = [r for r in status["hosts"]["host1"]["resources"] if r["what"].startswith("nftables table inet ovsvx")]
+    assert firewall and firewall[0]["state"] == "ok"
 
     gone = ovsvx("destroy", "--prefix", fresh_prefix)
     assert "destroyed" in gone.stdout

@@ -116,6 +116,8 @@ def test_status_names_the_datapath_and_the_processes(lab: str) -> None:
     assert details["datapath"].startswith(("netdev", "system"))
     assert "listening on 127.0.0.1:6653" in details["controller"]
     assert details["ovs-vswitchd"].startswith("pid ")
+    controller_pid = pid_of(lab, "host1", "controller")
+    assert details["listening"] == f"tcp 127.0.0.1:6653 ovsvx controller (pid {controller_pid})"  # nothing else
 
 
 def test_ovs_tools_work_inside_a_host_with_no_flags(lab: str) -> None:
