@@ -1,3 +1,15 @@
-from ovsvx.cli import main
+"""`ovsvx` and `python -m ovsvx`: the CLI, loaded so that a Ctrl-C while it starts is a quiet exit."""
 
-main()
+import sys
+
+
+def run() -> None:
+    try:
+        from ovsvx.cli import main
+    except KeyboardInterrupt:  # interrupted before any work began: nothing to undo, nothing to say
+        sys.exit(130)
+    main()
+
+
+if __name__ == "__main__":
+    run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -56,8 +57,11 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
             err_console.print(f"ovsvx: error: {err}", markup=False, soft_wrap=True)
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
+            netstack.quiet_after_interrupt()
             err_console.print("ovsvx: interrupted")
             sys.exit(130)
+        finally:  # the outcome is decided: a Ctrl-C while Python shuts down would only print noise
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     return wrapper
 
 
@@ -180,7 +184,7 @@ def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None,
     """Build the overlay: the whole lab, or this machine as --host HOST."""
     topo = topology.load(topology_file)
     scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
-    modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text))
+    modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text), deployment_ops.deployed_modes(scope))
     options = DeployOptions(controller=not no_controller, flows_dir=flows_dir, datapath=datapath,
                             port_type=port_type, firewall=not no_firewall)
     report = deployment_ops.deploy(scope, topo, modes, options)

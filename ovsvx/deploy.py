@@ -9,6 +9,10 @@ of its mode.
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ovsvx import daemons, lab, netstack, preflight, record
@@ -49,14 +53,24 @@ class Report:
     warnings: list[str]
 
 
-def resolve_modes(topology: Topology, requested: dict[str, str], default: str = DEFAULT_MODE) -> dict[str, str]:
-    """The mode of each host: the command line wins, then the topology's `mode`, then the default."""
+def resolve_modes(topology: Topology, requested: dict[str, str], deployed: dict[str, str] | None = None,
+                  default: str = DEFAULT_MODE) -> dict[str, str]:
+    """The mode of each host: the command line wins, then the mode it is deployed in (so a plain
+    `ovsvx deploy` repairs rather than switches), then the topology's `mode`, then the default."""
     names = {h.name for h in topology.hosts}
     for name in requested:
         if name not in names and name != "*":
             raise UsageError(f"--mode names unknown host {name!r}: the topology has {', '.join(sorted(names))}")
     fallback = requested.get("*")
-    return {h.name: check_mode(requested.get(h.name) or fallback or h.mode or default) for h in topology.hosts}
+    deployed = deployed or {}
+    return {h.name: check_mode(requested.get(h.name) or fallback or deployed.get(h.name) or h.mode or default)
+            for h in topology.hosts}
+
+
+def deployed_modes(scope: Scope) -> dict[str, str]:
+    """The modes the scope's hosts are deployed in now (none when nothing is)."""
+    existing = record.load(scope.kind, scope.prefix)
+    return dict(existing.modes) if existing else {}
 
 
 def sites(deployment: Deployment) -> list[Site]:
@@ -118,14 +132,30 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
                 changes += _firewall(site, deployment)
                 changes += backend(modes[site.host.name], site, deployment).apply()
         except (OvsvxError, KeyboardInterrupt) as failure:
+            if isinstance(failure, KeyboardInterrupt):
+                netstack.quiet_after_interrupt()
             if fresh:  # a first deploy that fails leaves the machine as it was
                 try:
-                    _remove(deployment)
+                    with _uninterrupted():
+                        _remove(deployment)
                 except OvsvxError as err:
                     raise type(failure)(f"{failure} (and undoing the deploy failed too: {err}; "
                                         "run `ovsvx destroy`)") from None
             raise
         return Report(deployment, changes, warnings)
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C is held back while a failed deploy undoes itself: half an undo would leave debris."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 NO_FIREWALL_WARNING = ("--no-firewall: ovsvx adds no nftables rules, so any machine that reaches UDP port {port} "

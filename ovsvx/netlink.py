@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from typing import Any
 
@@ -116,7 +116,7 @@ class Reconciler:
                 removed += self._remove_routes(ipr)
                 for name in links:
                     link = _link(ipr, name)
-                    if link is not None and _ours(link):
+                    if link is not None and _ours(link, self._unfinished()):
                         ipr.link("del", index=link["index"])
                         removed.append(f"{host.name}: - link {name}")
                 for m in moved:
@@ -139,13 +139,13 @@ class Reconciler:
             case Netns(name):
                 return self._inspect_netns(r, self.site.ns(name))
             case Vxlan():
-                return _inspect_vxlan(stacks.get(None), r)
+                return _inspect_vxlan(stacks.get(None), r, self._unfinished())
             case FloodEntry(dev, dst):
                 ipr = stacks.get(None)
                 link = _link(ipr, dev)
                 return _found(r, OK if link and _flood_entry(ipr, link["index"], str(dst)) else MISSING)
             case Bridge(name):
-                return _inspect_link(stacks.get(None), r, name, "bridge")
+                return _inspect_link(stacks.get(None), r, name, "bridge", self._unfinished())
             case Veth():
                 return self._inspect_veth(stacks, r)
             case Up():
@@ -179,7 +179,7 @@ class Reconciler:
 
     def _inspect_veth(self, stacks: _Stacks, r: Veth) -> Finding:
         ipr = stacks.get(None)
-        base = _inspect_link(ipr, r, r.name, "veth")
+        base = _inspect_link(ipr, r, r.name, "veth", self._unfinished())
         if base.state != OK:
             return base
         host_end = _link(ipr, r.name)
@@ -207,7 +207,19 @@ class Reconciler:
             Veth: self._fix_veth, Up: _fix_up, Address: _fix_address, MovedAddress: _fix_moved,
             Route: _fix_route, Sysctl: self._fix_sysctl,
         }
-        fixers[type(finding.resource)](stacks, finding.resource, finding)
+        fix = fixers[type(finding.resource)]
+        if not isinstance(finding.resource, (Vxlan, Bridge, Veth)):
+            fix(stacks, finding.resource, finding)
+            return
+        # the kernel takes no alias when it creates a link, so the record claims it until the alias does
+        host, name = self.site.host.name, finding.resource.name
+        self.deployment.making_link(host, name, True)
+        fix(stacks, finding.resource, finding)
+        self.deployment.making_link(host, name, False)
+
+    def _unfinished(self) -> list[str]:
+        """Links of this host that a deploy created but died before marking."""
+        return self.deployment.unfinished_links.get(self.site.host.name, [])
 
     def _fix_netns(self, stacks: _Stacks, r: Netns, _: Finding) -> None:
         real = self.site.ns(r.name)
@@ -276,20 +288,23 @@ def _is_up(link: Any) -> bool:
     return bool(link["flags"] & IFF_UP)
 
 
-def _ours(link: Any) -> bool:
-    return link.get("IFLA_IFALIAS") == LINK_ALIAS
+def _ours(link: Any, unfinished: Collection[str]) -> bool:
+    """Marked with ovsvx's alias, or made by a deploy that died before it could mark it."""
+    return link.get("IFLA_IFALIAS") == LINK_ALIAS or link.get("IFLA_IFNAME") in unfinished
 
 
 def _foreign(name: str, what: str) -> str:
     return f"{name} exists and was not made by ovsvx ({what}); remove it or rename it in the topology"
 
 
-def _inspect_link(ipr: Any, r: Resource, name: str, kind: str) -> Finding:
+def _inspect_link(ipr: Any, r: Resource, name: str, kind: str, unfinished: Collection[str]) -> Finding:
     link = _link(ipr, name)
     if link is None:
         return _found(r, MISSING)
-    if not _ours(link):
+    if not _ours(link, unfinished):
         return _found(r, FOREIGN, _foreign(f"link {name}", "no 'ovsvx' alias"))
+    if link.get("IFLA_IFALIAS") != LINK_ALIAS:
+        return _found(r, DIFFERS, "left unfinished by an interrupted deploy: recreate")
     if _kind(link) != kind:
         return _found(r, DIFFERS, f"is a {_kind(link)}, not a {kind}")
     if not _is_up(link):
@@ -297,8 +312,8 @@ def _inspect_link(ipr: Any, r: Resource, name: str, kind: str) -> Finding:
     return _found(r, OK)
 
 
-def _inspect_vxlan(ipr: Any, r: Vxlan) -> Finding:
-    base = _inspect_link(ipr, r, r.name, "vxlan")
+def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:
+    base = _inspect_link(ipr, r, r.name, "vxlan", unfinished)
     if base.state in (MISSING, FOREIGN) or base.detail.startswith("is a"):
         return base
     link = _link(ipr, r.name)

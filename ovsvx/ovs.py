@@ -26,7 +26,7 @@ from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import host_flows, is_learned, render_file
 from ovsvx.netlink import Reconciler
-from ovsvx.plan import MovedAddress, ovs_plan, render
+from ovsvx.plan import MovedAddress, Veth, ovs_plan, render
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_PORT, PORT_TYPES, switch_plan
@@ -143,10 +143,11 @@ class OvsBackend:
                 changes.append(f"{host}: started controller on {LISTEN[0]}:{LISTEN[1]}")
             # listening before the bridge names it, so OVS connects at once instead of backing off
             wait_listening(self.site.netns, LISTEN[1])
+        remade = self._devices_to_make()
         changes += self.netlink.apply(self.before)
         with ovsdb.connect(self.home.db) as api:
             for bridge in self.bridges:
-                changes += [f"{host}: {line}" for line in ovsdb.apply(api, bridge)]
+                changes += [f"{host}: {line}" for line in ovsdb.apply(api, bridge, reopen=remade)]
         changes += self.netlink.apply(self.after)
         if self.flows_from == "controller":
             self._wait_for_controller()
@@ -197,6 +198,11 @@ class OvsBackend:
         return info
 
     # --- helpers ---------------------------------------------------------------
+
+    def _devices_to_make(self) -> set[str]:
+        """The host ends of veths about to be (re)made: if OVS had them as ports, it must open them anew."""
+        return {f.resource.name for f in self.netlink.inspect(self.before)
+                if f.state == MISSING and isinstance(f.resource, Veth)}
 
     def _ovs_reachable(self) -> bool:
         if self.home.own and daemons.running_pid(self.home.pidfile("ovsdb-server"), "ovsdb-server") is None:

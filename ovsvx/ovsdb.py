@@ -100,8 +100,19 @@ def _inspect_port(api: Any, bridge: Bridge, port: Port, present: set[str]) -> Fi
     return Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge)
 
 
-def apply(api: Any, bridge: Bridge) -> list[str]:
-    """Make `bridge` as planned in one transaction; returns what changed."""
+def apply(api: Any, bridge: Bridge, reopen: set[str] = frozenset()) -> list[str]:
+    """Make `bridge` as planned in one transaction; returns what changed.
+
+    `reopen` names kernel devices that were deleted and made again: the
+    userspace datapath keeps reading a vanished device's old packet socket, so
+    such a port is taken out first (its own transaction, which returns once
+    ovs-vswitchd has acted on it) and then added back like a new one.
+    """
+    stale = [port.name for port in bridge.ports if port.name in reopen and _row(api, "Port", port.name) is not None]
+    if stale:
+        with api.transaction(check_error=True) as txn:
+            for name in stale:
+                txn.add(api.del_port(name, bridge=bridge.name))
     findings = inspect(api, bridge)
     for f in findings:
         if f.state == FOREIGN:

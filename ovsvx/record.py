@@ -56,6 +56,7 @@ class Deployment:
     sysctls: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # host -> key -> [before, set]
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> what its mode decided (datapath...)
     firewall: bool = True  # the VXLAN port admits only the peer VTEPs (False: --no-firewall)
+    unfinished_links: dict[str, list[str]] = field(default_factory=dict)  # host -> links made, not yet marked
 
     @property
     def path(self) -> Path:
@@ -75,6 +76,15 @@ class Deployment:
             self.netns.append(name)
             self.save()
 
+    def making_link(self, host: str, name: str, making: bool) -> None:
+        """Claim a link from just before it is created until it carries ovsvx's alias."""
+        names = self.unfinished_links.setdefault(host, [])
+        if making and name not in names:
+            names.append(name)
+        elif not making and name in names:
+            names.remove(name)
+        self.save()
+
     def remember_sysctl(self, host: str, key: str, before: str, value: str) -> None:
         """Keep what a sysctl held before ovsvx first set it, and what ovsvx set, to restore on destroy."""
         per_host = self.sysctls.setdefault(host, {})
@@ -85,7 +95,7 @@ class Deployment:
         data: dict[str, Any] = {
             "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
             "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls, "settings": self.settings,
-            "firewall": self.firewall,
+            "firewall": self.firewall, "unfinished_links": self.unfinished_links,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
@@ -114,6 +124,7 @@ def load(kind: str, prefix: str) -> Deployment | None:
         kind=data["kind"], prefix=data["prefix"], topology=topo.parse(data["topology"]),
         modes=data.get("modes", {}), netns=data.get("netns", []), sysctls=data.get("sysctls", {}),
         settings=data.get("settings", {}), firewall=data.get("firewall", True),
+        unfinished_links=data.get("unfinished_links", {}),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ovsvx import plan, topology
+from ovsvx.deploy import resolve_modes
 from tests.test_topology import three_hosts
 
 TUTORIAL_HOST1 = """\
@@ -79,3 +80,11 @@ def test_every_resource_describes_itself() -> None:
     topo = topology.parse(three_hosts())
     for r in plan.kernel_plan(topo, topo.hosts[0]):
         assert plan.describe(r) and plan.render(r)
+
+
+def test_a_plain_deploy_keeps_the_deployed_mode_and_the_command_line_wins() -> None:
+    topo = topology.default()
+    assert resolve_modes(topo, {}) == {"host1": "ovs", "host2": "ovs"}
+    assert resolve_modes(topo, {}, {"host1": "kernel", "host2": "ovs"}) == {"host1": "kernel", "host2": "ovs"}
+    assert resolve_modes(topo, {"*": "ovs"}, {"host1": "kernel"}) == {"host1": "ovs", "host2": "ovs"}
+    assert resolve_modes(topo, {"host2": "kernel"}, {"host2": "ovs"}) == {"host1": "ovs", "host2": "kernel"}

@@ -161,14 +161,6 @@ def test_a_reconnecting_controller_removes_stale_flows_and_restores_missing_ones
     assert sorted(cookies(lab, "host1")) == sorted(GENERATED["host1"])
 
 
-def test_a_killed_vswitchd_is_restarted_and_gets_its_flows_back(lab: str) -> None:
-    os.kill(pid_of(lab, "host2", "ovs-vswitchd"), signal.SIGKILL)
-    assert "host2: started ovs-vswitchd" in run_ovsvx("deploy", "--prefix", lab).stdout
-    assert sorted(cookies(lab, "host2")) == sorted(GENERATED["host2"])
-    report = verify(run_ovsvx, lab)
-    assert report["ok"], failed(report)
-
-
 def test_destroy_stops_every_process_and_removes_everything(lab: str) -> None:
     pids = [pid_of(lab, h, what) for h in ("host1", "host2") for what in ("ovsdb-server", "ovs-vswitchd",
                                                                              "controller")]
