@@ -22,12 +22,13 @@ from rich.table import Table
 
 from ovsvx import deploy as deployment_ops
 from ovsvx import (
-    bench, capture, controller, daemons, firewall, flows, lab, netstack, ofctl, plan, preflight, record, topology,
+    bench, capture, controller, daemons, doctor, firewall, flows, lab, netstack, ofctl, plan, preflight, record, topology,
     trace, verify,
 )
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
 from ovsvx.ovs import choose_datapath
+from ovsvx.site import Site
 from ovsvx.switch import PORT_TYPES
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -247,6 +248,42 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
                 table.add_row(f.what, f"[{colour}]{f.state}[/] {f.detail}".rstrip())
             out.print(table)
     if not ok:
+        sys.exit(1)
+
+
+@main.command("doctor")
+@topology_option
+@host_option
+@prefix_option
+@json_option
+@reported
+def doctor_cmd(topology_file: Path | None, host: str | None, prefix: str | None, as_json: bool) -> None:
+    """Check every precondition, changing nothing: one line per finding, with its fix (exit 1 on a failure)."""
+    scope = deployment_ops.find_scope(host, prefix)
+    existing = record.load(scope.kind, scope.prefix)
+    topo = existing.topology if existing and topology_file is None else topology.load(topology_file)
+    modes = existing.modes if existing else {}
+    if scope.kind == "host":
+        hosts = [(Site(topo.host(scope.host or ""), None), modes.get(scope.host or ""))]
+    else:
+        hosts = [(site, modes.get(site.host.name)) for site in lab.sites(existing)] if existing else []
+    found = doctor.diagnose(topo, hosts)
+    failed = any(d.state == doctor.FAIL for ds in found.values() for d in ds)
+    if as_json:
+        click.echo(json.dumps({"scope": scope.describe(), "ok": not failed, "findings": {
+            name: [{"state": d.state, "what": d.what, "fix": d.fix} for d in ds] for name, ds in found.items()}},
+            indent=2))
+    else:
+        marks = {doctor.OK: "[green]ok  [/]", doctor.WARN: "[yellow]warn[/]", doctor.FAIL: "[red]FAIL[/]"}
+        for name, diagnoses in found.items():
+            out.print(f"[bold]{name}[/]" + (f" ({scope.describe()})" if name == "machine" else ""))
+            for d in diagnoses:
+                out.print(f"  {marks[d.state]} ", end="")
+                out.print(d.text, markup=False, soft_wrap=True)
+        if scope.kind == "lab" and existing is None:
+            out.print(f"(the {scope.describe()} is not deployed: deploy makes its hosts, so only this machine "
+                      "was checked)")
+    if failed:
         sys.exit(1)
 
 

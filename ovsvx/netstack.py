@@ -74,20 +74,26 @@ def enter(name: str | None) -> None:
         os.close(fd)
 
 
-def call_in(name: str | None, fn: Callable[..., T], *args: Any) -> T:
-    """Run fn(*args) with the network namespace `name` as the current one.
+def _enter_scratch() -> None:
+    if _libc.unshare(CLONE_NEWNET) != 0:
+        raise ApplyError(f"cannot make a scratch network namespace: {os.strerror(ctypes.get_errno())}")
 
-    setns(CLONE_NEWNET) only affects the calling thread, so a short-lived thread
-    enters the namespace and does the work; /proc/sys/net then resolves to that
-    namespace's settings.
+
+def call_in(name: str | None, fn: Callable[..., T], *args: Any, scratch: bool = False) -> T:
+    """Run fn(*args) with the network namespace `name` as the current one (with `scratch`, a new,
+    nameless one that vanishes with the call: a place to try things that leaves nothing behind).
+
+    setns(CLONE_NEWNET) and unshare only affect the calling thread, so a
+    short-lived thread enters the namespace and does the work; /proc/sys/net
+    then resolves to that namespace's settings.
     """
-    if name is None:
+    if name is None and not scratch:
         return fn(*args)
     box: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            enter(name)
+            _enter_scratch() if scratch else enter(name)
             box["value"] = fn(*args)
         except BaseException as err:  # handed back to the caller's thread
             box["error"] = err

@@ -1,0 +1,270 @@
+"""`ovsvx doctor`: every precondition of a deployment, checked without changing anything, each with its fix.
+
+It looks at this machine (root, the kernel's pieces, Open vSwitch) and at the
+stack of each host it would deploy: this machine's for ``--host H``, each lab
+host's namespace for a lab.  A lab that is not deployed yet has no host
+stacks: the lab makes them itself, so only the machine is checked.
+
+Where the answer depends on whether ovsvx already deployed the host (the
+sysctls it sets, the controller it runs), the check says which it expects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ovsvx import daemons, netstack, preflight
+from ovsvx.listeners import listening
+from ovsvx.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
+from ovsvx.record import Deployment
+from ovsvx.site import Site
+from ovsvx.switch import CONTROLLER_PORT
+from ovsvx.topology import VXLAN_OVERHEAD, Topology
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+KERNEL_PIECES = {"vxlan": "vxlan devices", "bridge": "Linux bridges", "veth": "veth pairs"}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    state: str  # ok | warn (works, but mind it) | fail (deploy or traffic will not work)
+    what: str
+    fix: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.what + (f"; fix: {self.fix}" if self.fix else "")
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """One host to examine: where its stack is, and what is deployed there now (mode None: nothing)."""
+
+    topology: Topology
+    site: Site
+    mode: str | None
+
+
+# --- this machine ------------------------------------------------------------------------
+
+
+def machine() -> list[Diagnosis]:
+    """Root, the kernel's pieces and Open vSwitch's programs."""
+    if os.geteuid() != 0:
+        return [Diagnosis(FAIL, "not running as root: ovsvx changes the network and reads other namespaces",
+                          "run it as root (sudo ovsvx doctor)")]
+    found = [Diagnosis(OK, "running as root")]
+    found += [_link_kind(kind, what) for kind, what in KERNEL_PIECES.items()]
+    found.append(Diagnosis(OK, "network namespaces supported") if Path("/proc/self/ns/net").exists() else
+                 Diagnosis(FAIL, "no network namespaces in this kernel", "a kernel with CONFIG_NET_NS"))
+    if _module_available("openvswitch"):
+        found.append(Diagnosis(OK, "openvswitch kernel module available: ovs mode uses the kernel datapath"))
+    else:
+        found.append(Diagnosis(WARN, "no openvswitch kernel module: ovs mode falls back to the userspace datapath "
+                                     "(works; slower, see docs/performance.md)",
+                               "install the kernel's modules package (linux-image-*) for the kernel datapath"))
+    missing = [tool for tool in ("ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovs-ofctl", "nft", "ethtool")
+               if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
+    packages = sorted({preflight.PACKAGES.get(t, t) for t in missing})
+    found.append(Diagnosis(FAIL, f"missing programs: {', '.join(missing)}",
+                           f"apt-get install {' '.join(packages)} (scripts/setup does)") if missing
+                 else Diagnosis(OK, "Open vSwitch, nftables and ethtool installed"))
+    return found
+
+
+def _module_available(name: str) -> bool:
+    if Path(f"/sys/module/{name}").exists():
+        return True
+    probe = shutil.which("modprobe") and subprocess.run(["modprobe", "-n", "-q", name], capture_output=True)
+    return bool(probe) and probe.returncode == 0
+
+
+def _link_kind(kind: str, what: str) -> Diagnosis:
+    """Whether the kernel makes links of `kind`: tried for real, in a scratch namespace that vanishes."""
+    spec: dict[str, Any] = {"vxlan": {"vxlan_id": 1}, "veth": {"peer": "doctor1"}}.get(kind, {})
+
+    def attempt() -> None:
+        with IPRoute() as ipr:
+            ipr.link("add", ifname="doctor0", kind=kind, **spec)
+
+    try:
+        netstack.call_in(None, attempt, scratch=True)
+    except NetlinkError as err:
+        return Diagnosis(FAIL, f"the kernel cannot make {what} ({kind}): {err.args[1]}",
+                         f"modprobe {kind}, or install the kernel's modules package")
+    return Diagnosis(OK, f"the kernel makes {what} ({kind})")
+
+
+# --- one host's stack ---------------------------------------------------------------------
+
+
+def host(context: HostContext) -> list[Diagnosis]:
+    """Every check of one host's stack, in the order a person would fix them."""
+    checks: list[Callable[[HostContext], list[Diagnosis]]] = [
+        _nic_and_vtep, _mtu, _sysctls, _conflicts, _firewall, _ovs_running, _controller_port, _peers,
+    ]
+    return [d for check in checks for d in check(context)]
+
+
+def _links(context: HostContext) -> dict[int, dict[str, str]]:
+    with netstack.stack(context.site.netns) as ipr:
+        return {link["index"]: {"name": link.get("IFLA_IFNAME"), "alias": link.get("IFLA_IFALIAS") or "",
+                                "mtu": link.get("IFLA_MTU")} for link in ipr.get_links()}
+
+
+def _addresses(context: HostContext) -> list[tuple[str, IPv4Interface]]:
+    with netstack.stack(context.site.netns) as ipr:
+        names = {link["index"]: link.get("IFLA_IFNAME") for link in ipr.get_links()}
+        return [(names.get(a["index"], "?"), IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
+                for a in ipr.get_addr(family=2)]
+
+
+def _nic_and_vtep(context: HostContext) -> list[Diagnosis]:
+    h = context.site.host
+    if h.nic not in {link["name"] for link in _links(context).values()}:
+        return [Diagnosis(FAIL, f"underlay NIC {h.nic} does not exist", f"fix hosts[].nic in the topology "
+                                                                        f"(is this machine {h.name}?)")]
+    holders = [name for name, iface in _addresses(context) if iface.ip == h.vtep]
+    allowed = {h.nic, PHYS_BRIDGE} if context.mode == "ovs" else {h.nic}
+    if not holders:
+        return [Diagnosis(OK, f"underlay NIC {h.nic} present"),
+                Diagnosis(FAIL, f"VTEP address {h.vtep} is on no interface",
+                          f"ip addr add {h.vtep}/{context.topology.underlay.prefixlen} dev {h.nic}")]
+    if not set(holders) <= allowed:
+        return [Diagnosis(OK, f"underlay NIC {h.nic} present"),
+                Diagnosis(FAIL, f"VTEP address {h.vtep} is on {', '.join(holders)}, not on {h.nic}",
+                          f"move it to {h.nic}, or fix hosts[].nic in the topology")]
+    return [Diagnosis(OK, f"underlay NIC {h.nic} present, VTEP {h.vtep} on {holders[0]}")]
+
+
+def _mtu(context: HostContext) -> list[Diagnosis]:
+    h, topology = context.site.host, context.topology
+    mtu = next((link["mtu"] for link in _links(context).values() if link["name"] == h.nic), None)
+    if mtu is None:
+        return []
+    if mtu < topology.underlay_mtu:
+        return [Diagnosis(FAIL, f"{h.nic} MTU {mtu} leaves {mtu - VXLAN_OVERHEAD} bytes after the "
+                                f"{VXLAN_OVERHEAD}-byte encapsulation, but the overlay is planned for "
+                                f"{topology.overlay_mtu}: full-size packets would be dropped",
+                          f"ip link set {h.nic} mtu {topology.underlay_mtu}, or underlay_mtu = {mtu} in the topology")]
+    return [Diagnosis(OK, f"{h.nic} MTU {mtu}: room for the {VXLAN_OVERHEAD}-byte encapsulation "
+                          f"(overlay MTU {topology.overlay_mtu})")]
+
+
+def _sysctls(context: HostContext) -> list[Diagnosis]:
+    """ip_forward must be 1 where a host routes; a strict rp_filter is reported (ovsvx sets what it needs)."""
+    found = []
+    forward = netstack.read_sysctl(context.site.netns, "net.ipv4.ip_forward")
+    if forward == "1":
+        found.append(Diagnosis(OK, "net.ipv4.ip_forward=1"))
+    elif context.mode is None:
+        found.append(Diagnosis(OK, "net.ipv4.ip_forward=0 now: deploy sets it to 1 (and restores it on destroy)"))
+    else:
+        found.append(Diagnosis(FAIL, "net.ipv4.ip_forward=0 on a deployed host: nothing is routed between the "
+                                     "namespace and the tunnel", "ovsvx deploy (or sysctl -w net.ipv4.ip_forward=1)"))
+    strict = [key for key in ("all", context.site.host.nic)
+              if _read(context, f"net.ipv4.conf.{key}.rp_filter") == "1"]
+    if strict and context.mode == "kernel" and "all" in strict:
+        found.append(Diagnosis(FAIL, "net.ipv4.conf.all.rp_filter=1 on a kernel-mode host, where ovsvx set 0",
+                               "ovsvx deploy (or sysctl -w net.ipv4.conf.all.rp_filter=0)"))
+    elif strict:
+        found.append(Diagnosis(OK, f"strict rp_filter on {', '.join(strict)}: harmless here (the tunnel's "
+                                   "replies come back the way they went); kernel mode sets all=0 as the "
+                                   "tutorial does"))
+    return found
+
+
+def _read(context: HostContext, key: str) -> str | None:
+    try:
+        return netstack.read_sysctl(context.site.netns, key)
+    except FileNotFoundError:
+        return None
+
+
+def _conflicts(context: HostContext) -> list[Diagnosis]:
+    """Addresses and routes, not ovsvx's, inside the overlay subnets: traffic would go their way instead."""
+    subnets = [h.subnet for h in context.topology.hosts]
+    links = {link["name"]: link["alias"] for link in _links(context).values()}
+    # OVS's internal ports cannot carry an alias; on a deployed ovs host the record vouches for them
+    ours = {name for name, alias in links.items() if alias == LINK_ALIAS}
+    if context.mode == "ovs":
+        ours |= {context.site.host.bridge, PHYS_BRIDGE}
+    found = []
+    for name, iface in _addresses(context):
+        subnet = next((s for s in subnets if iface.ip in s), None)
+        if subnet is not None and name not in ours:
+            found.append(Diagnosis(FAIL, f"{iface} on {name} lies in the overlay subnet {subnet}",
+                                   f"remove it (ip addr del {iface} dev {name}) or choose other subnets in the "
+                                   "topology"))
+    with netstack.stack(context.site.netns) as ipr:
+        names = {link["index"]: link.get("IFLA_IFNAME") for link in ipr.get_links()}
+        for route in ipr.get_routes(family=2, table=254):
+            dev = names.get(route.get("RTA_OIF"), "?")
+            if route["proto"] == RTPROT_OVSVX or route["dst_len"] == 0 or dev in ours:
+                continue
+            dst = IPv4Interface(f"{route.get('RTA_DST')}/{route['dst_len']}").network
+            if any(dst.overlaps(s) for s in subnets):
+                found.append(Diagnosis(FAIL, f"route {dst} dev {dev} (not ovsvx's) overlaps the overlay",
+                                       f"ip route del {dst} dev {dev}, or choose other subnets in the topology"))
+    return found or [Diagnosis(OK, "no foreign address or route in the overlay subnets "
+                                   f"({', '.join(str(s) for s in subnets)})")]
+
+
+def _firewall(context: HostContext) -> list[Diagnosis]:
+    peers = [p.vtep for p in context.topology.peers(context.site.host)]
+    advice = preflight.firewall_warnings(context.site.netns, context.topology.port, peers)
+    return [Diagnosis(FAIL, *text.split("; allow the peers with: ", 1)) for text in advice] or [Diagnosis(OK, f"no firewall drops udp {context.topology.port} from the peers")]
+
+
+def _ovs_running(context: HostContext) -> list[Diagnosis]:
+    """A real host's ovs mode uses the system's OVS (a lab host runs its own, which `status` reports)."""
+    if context.site.is_lab:
+        return []
+    socket_path = daemons.SYSTEM_RUNDIR / "db.sock"
+    if socket_path.exists():
+        return [Diagnosis(OK, f"Open vSwitch running ({socket_path})")]
+    return [Diagnosis(FAIL if context.mode == "ovs" else WARN, "Open vSwitch is not running (ovs mode needs it)",
+                      "systemctl start openvswitch-switch")]
+
+
+def _controller_port(context: HostContext) -> list[Diagnosis]:
+    takers = [item for item in listening(context.site.netns)
+              if item.proto == "tcp" and item.port == CONTROLLER_PORT and not item.owner.startswith("ovsvx controller")]
+    if takers:
+        return [Diagnosis(FAIL, f"controller port {CONTROLLER_PORT} is taken: {takers[0].text}",
+                          "stop that program (ovs mode's controller listens on 127.0.0.1:6653)")]
+    return [Diagnosis(OK, f"controller port {CONTROLLER_PORT} free (or ovsvx's own controller)")]
+
+
+def _peers(context: HostContext) -> list[Diagnosis]:
+    """The underlay between the VTEPs: each peer answers a ping (a peer not set up yet is a warning)."""
+    if context.site.host.vtep not in {iface.ip for _, iface in _addresses(context)}:
+        return []  # without its VTEP address the host has no underlay to ping from
+    found = []
+    for peer in context.topology.peers(context.site.host):
+        answered = netstack.run(context.site.netns, ["ping", "-c", "1", "-W", "1", str(peer.vtep)], timeout=5)
+        found.append(Diagnosis(OK, f"peer VTEP {peer.vtep} ({peer.name}) answers on the underlay")
+                     if answered.returncode == 0 else
+                     Diagnosis(WARN, f"peer VTEP {peer.vtep} ({peer.name}) does not answer a ping",
+                               "check the underlay link and routes, and that the peer is up"))
+    return found
+
+
+def diagnose(topology: Topology, hosts: list[tuple[Site, str | None]]) -> dict[str, list[Diagnosis]]:
+    """This machine's findings under "machine", then each host's (given as its site and deployed mode)."""
+    found = {"machine": machine()}
+    if found["machine"][0].state == FAIL:  # not root: no stack can be read
+        return found
+    for site, mode in hosts:
+        found[site.host.name] = host(HostContext(topology, site, mode))
+    return found
