@@ -137,9 +137,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, Any]]]:
         destroy_leaves_nothing(prefix)
 
 
-def only(mode: str, prefix: str) -> None:
-    if status_modes(prefix)["host1"] != mode:
-        pytest.skip(f"a fault of {mode} mode")
+ovs_only = pytest.mark.parametrize("lab", ["ovs"], indirect=True)  # the module's ovs lab, not a new one
 
 
 def strike(prefix: str, before: dict[str, Any], fault: Callable[[], None], redeploy: bool = True) -> str:
@@ -163,23 +161,23 @@ def kill(pid: int) -> None:
 # --- the fault matrix ----------------------------------------------------------------------
 
 
+@ovs_only
 def test_controller_killed(lab: tuple[str, dict[str, Any]]) -> None:
     prefix, before = lab
-    only("ovs", prefix)
     said = strike(prefix, before, lambda: kill(pid_of(prefix, "host1", "controller")))
     assert "host1: started controller" in said
 
 
+@ovs_only
 def test_vswitchd_killed(lab: tuple[str, dict[str, Any]]) -> None:
     prefix, before = lab
-    only("ovs", prefix)
     said = strike(prefix, before, lambda: kill(pid_of(prefix, "host1", "ovs-vswitchd")))
     assert "host1: started ovs-vswitchd" in said
 
 
+@ovs_only
 def test_ovsdb_server_killed(lab: tuple[str, dict[str, Any]]) -> None:
     prefix, before = lab
-    only("ovs", prefix)
     said = strike(prefix, before, lambda: kill(pid_of(prefix, "host1", "ovsdb-server")))
     assert "host1: started ovsdb-server" in said
 
