@@ -156,6 +156,7 @@ def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
                     deployment, site, scope.prefix + ns_src.name, str(ns_dst.address))
                 figures.extra["datapath"] = deployment.settings[src.name]["datapath"]
                 figures.extra["port_type"] = deployment.settings[src.name]["port_type"]
+                figures.extra["ovs_config"] = " ".join(options.ovs_config or ())
         finally:
             step(f"{mode}: destroying its lab")
             destroy(scope)

@@ -77,14 +77,25 @@ def resolve(deployment: Deployment, name: str) -> verify.Node:
 
 
 def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Point]:
-    """A host's interfaces on the path, in the order a packet from namespace `ns` meets them."""
+    """A host's interfaces on the path, in the order a packet from namespace `ns` meets them.
+
+    OVS ports read with AF_XDP take frames before tcpdump's hook, so there
+    the wire is watched from its other end: the namespace's own veth (already
+    a point) and, in a lab, the underlay switch's port.
+    """
     where = lab.node_netns(deployment, host.name)
     kernel = deployment.modes[host.name] == "kernel"
-    names = [n.peer for n in host.namespaces if n.name == ns] + [host.bridge]
+    xdp = not kernel and deployment.settings.get(host.name, {}).get("port_type", "system").startswith("afxdp")
+    names = [] if xdp else [n.peer for n in host.namespaces if n.name == ns]
+    names.append(host.bridge)
     if kernel:
         names.append(host.vxlan)
-    names.append(host.nic)
-    return [Point(host.name, name, where) for name in names]
+    found = [Point(host.name, name, where) for name in names]
+    if not xdp:
+        found.append(Point(host.name, host.nic, where))
+    elif deployment.is_lab:
+        found.append(Point(lab.UNDERLAY_SWITCH, lab.switch_port(deployment, host.name), lab.switch_netns(deployment)))
+    return found
 
 
 def points(deployment: Deployment, src: verify.Node, dst: verify.Node) -> list[Point]:

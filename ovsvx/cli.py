@@ -38,6 +38,10 @@ topology_option = click.option(
     "-t", "--topology", "topology_file", type=click.Path(dir_okay=False, path_type=Path),
     help="Topology TOML file (default: the tutorial's two hosts).",
 )
+ovs_config_option = click.option(
+    "--ovs-config", "ovs_config", multiple=True, metavar="[HOST:]KEY=VALUE",
+    help="ovs mode: set OVS's other_config KEY (e.g. pmd-maxsleep=50, host2:pmd-cpu-mask=0x2); repeatable.",
+)
 prefix_option = click.option(
     "--prefix", default=None, metavar="P",
     help="Lab name prefix for every namespace, so several labs never collide (default: none).",
@@ -172,22 +176,27 @@ def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None
               help="ovs mode: load the flows from FLOWS/<host>.flows with ovs-ofctl instead of running os-ken.")
 @click.option("--flows", "flows_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("flows"),
               show_default=True, help="Folder of the flow files for --no-controller.")
-@click.option("--datapath", default="auto", show_default=True, type=click.Choice(["auto", "system", "netdev"]),
-              help="ovs mode: the kernel's datapath (system) or the userspace one (netdev); auto picks "
+@click.option("--datapath", default=None, type=click.Choice(["auto", "system", "netdev"]),
+              help="ovs mode: the kernel's datapath (system) or the userspace one (netdev); auto (the default) picks "
                    "system where the openvswitch module loads.")
-@click.option("--port-type", default="system", show_default=True, type=click.Choice(list(PORT_TYPES)),
-              help="ovs mode, userspace datapath: read the devices through packet sockets (system) or AF_XDP.")
-@click.option("--no-firewall", is_flag=True,
-              help="Add no nftables table: the VXLAN port stays open to anyone who reaches it (not only peers).")
+@click.option("--port-type", default=None, type=click.Choice(["auto", *PORT_TYPES]),
+              help="ovs mode, userspace datapath: read the devices through packet sockets (system) or AF_XDP "
+                   "(afxdp-nonpmd; afxdp adds a busy-polling PMD thread); auto (the default): afxdp-nonpmd up "
+                   "to a 1500-byte underlay, else system.")
+@ovs_config_option
+@click.option("--firewall/--no-firewall", default=None,
+              help="Admit the VXLAN port only from the peer VTEPs (the default), or add no nftables table and "
+                   "leave it open to anyone who reaches it.")
 @reported
 def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None, mode_text: str | None,
-               no_controller: bool, flows_dir: Path, datapath: str, port_type: str, no_firewall: bool) -> None:
+               no_controller: bool, flows_dir: Path, datapath: str | None, port_type: str | None,
+               ovs_config: tuple[str, ...], firewall: bool | None) -> None:
     """Build the overlay: the whole lab, or this machine as --host HOST."""
     topo = topology.load(topology_file)
     scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
     modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text), deployment_ops.deployed_modes(scope))
     options = DeployOptions(controller=not no_controller, flows_dir=flows_dir, datapath=datapath,
-                            port_type=port_type, firewall=not no_firewall)
+                            port_type=port_type, firewall=firewall, ovs_config=ovs_config or None)
     report = deployment_ops.deploy(scope, topo, modes, options)
     for warning in report.warnings:
         err_console.print(f"ovsvx: warning: {warning}", markup=False, soft_wrap=True)
@@ -417,11 +426,12 @@ def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
               help="Also draw them as a PNG bar chart (matplotlib).")
 @click.option("--prefix", default="bench-", show_default=True, metavar="P",
               help="Prefix of the bench's own labs (the mode's initial is added).")
-@click.option("--port-type", default="system", show_default=True, type=click.Choice(list(PORT_TYPES)),
+@click.option("--port-type", default="auto", show_default=True, type=click.Choice(["auto", *PORT_TYPES]),
               help="As for deploy: how the ovs lab's userspace datapath reads its devices.")
+@ovs_config_option
 @reported
 def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json_path: Path | None,
-              plot_path: Path | None, prefix: str, port_type: str) -> None:
+              plot_path: Path | None, prefix: str, port_type: str, ovs_config: tuple[str, ...]) -> None:
     """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
     its own that the bench builds and destroys (also on Ctrl-C)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -438,7 +448,7 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
                   transient=True) as progress:
         task = progress.add_task("starting", total=None)
         results = bench.run(topo, modes, duration, prefix, lambda what: progress.update(task, description=what),
-                            DeployOptions(port_type=port_type))
+                            DeployOptions(port_type=port_type, ovs_config=ovs_config))
     data = bench.to_json(results, duration)
     if json_path is not None:
         json_path.write_text(json.dumps(data, indent=2) + "\n")

@@ -114,8 +114,9 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
                      for site in sites(deployment)
                      if deployment.modes.get(site.host.name) not in (None, modes.get(site.host.name))}
         deployment.modes = modes
-        deployment.firewall = options.firewall
-        if options.firewall:
+        if options.firewall is not None:
+            deployment.firewall = options.firewall
+        if deployment.firewall:
             preflight.require_tools("nft")
         else:
             warnings.append(NO_FIREWALL_WARNING.format(port=topology.port, vni=topology.vni))

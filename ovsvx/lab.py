@@ -83,14 +83,19 @@ def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
         sw.link("add", ifname=SWITCH_BRIDGE, kind="bridge")
         sw.link("set", index=sw.link_lookup(ifname=SWITCH_BRIDGE)[0], state="up")
     changes = [f"lab: underlay switch {switch_netns(deployment)}:{SWITCH_BRIDGE}"]
-    for i, host in enumerate(topology.hosts):
-        plug(deployment, f"p{i}", deployment.prefix + host.name, host.nic)
+    for host in topology.hosts:
+        plug(deployment, switch_port(deployment, host.name), deployment.prefix + host.name, host.nic)
         with netstack.stack(deployment.prefix + host.name) as ns:
             index = ns.link_lookup(ifname=host.nic)[0]
             ns.link("set", index=index, mtu=topology.underlay_mtu, ifalias=LINK_ALIAS, state="up")
             ns.addr("add", index=index, address=str(host.vtep), prefixlen=topology.underlay.prefixlen)
         changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
     return changes
+
+
+def switch_port(deployment: Deployment, host: str) -> str:
+    """The underlay switch's port cabled to `host`'s NIC: the wire as seen from the other end."""
+    return f"p{[h.name for h in deployment.topology.hosts].index(host)}"
 
 
 def plug(deployment: Deployment, port: str, netns: str, nic: str) -> None:

@@ -15,6 +15,7 @@ the record keeps which and why, for `status`.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 LISTEN = ("127.0.0.1", CONTROLLER_PORT)
 FLOWS_WAIT_S = 20.0
 DATAPATHS = ("auto", "system", "netdev")
+AUTO_PORT_TYPE = "afxdp-nonpmd"
+AFXDP_MAX_MTU = 1500  # measured to work at 1500 and to stall TCP at 9000; between is untested
 
 
 def choose_datapath(wanted: str = "auto", load_module: bool = True) -> tuple[str, str]:
@@ -54,6 +57,32 @@ def choose_datapath(wanted: str = "auto", load_module: bool = True) -> tuple[str
                                                                    capture_output=True).returncode == 0:
         return "system", "loaded the openvswitch kernel module"
     return "netdev", "no openvswitch kernel module on this machine, so the userspace datapath"
+
+
+def choose_port_type(wanted: str, datapath: str, datapath_why: str, underlay_mtu: int) -> tuple[str, str]:
+    """How the userspace datapath reads the devices, and why (docs/performance.md has the measurements).
+
+    auto: AF_XDP polled by the main thread: the fastest setting measured that
+    leaves the CPU idle when the overlay is (a PMD thread is faster still but
+    spins a core per host).  AF_XDP frames are one page, so a jumbo underlay
+    keeps packet sockets (measured: TCP stalls at 9000 bytes).
+    """
+    if wanted not in ("auto", *PORT_TYPES):
+        raise UsageError(f"--port-type {wanted!r} is not allowed: one of auto, {', '.join(PORT_TYPES)}")
+    xdp_fits = underlay_mtu <= AFXDP_MAX_MTU
+    if wanted == "auto":
+        if datapath != "netdev":
+            return "system", "the kernel datapath reads the devices itself"
+        if not xdp_fits:
+            return "system", f"AF_XDP is for an underlay MTU up to {AFXDP_MAX_MTU}; this one is {underlay_mtu}"
+        return AUTO_PORT_TYPE, "fastest measured without spinning a core (docs/performance.md)"
+    if wanted != "system" and datapath != "netdev":
+        raise UsageError(f"--port-type {wanted} is for the userspace datapath; this host uses {datapath} "
+                         f"({datapath_why})")
+    if wanted != "system" and not xdp_fits:
+        raise UsageError(f"--port-type {wanted} needs underlay_mtu up to {AFXDP_MAX_MTU} (AF_XDP frames are one "
+                         f"page; at 9000 TCP stalls); this topology has {underlay_mtu}: use --port-type system")
+    return wanted, f"asked for (--port-type {wanted})"
 
 
 def flows_file(folder: Path, host: str) -> Path:
@@ -72,6 +101,7 @@ class OvsBackend:
         self.datapath = self.settings.get("datapath", "netdev")
         self.flows_from = self.settings.get("flows", "controller")  # "controller" or a flows file
         self.port_type = self.settings.get("port_type", "system")
+        self.tuning: dict[str, str] = json.loads(self.settings.get("ovs_config", "{}"))
         topology, host = deployment.topology, site.host
         self.home = daemons.ovs_home(deployment, site)
         controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}" if self.flows_from == "controller" else None
@@ -85,8 +115,10 @@ class OvsBackend:
         """The deployment of `host` as the commands a person would type, in order."""
         before, after = ovs_plan(topology, host, datapath)
         controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}"
+        port_type, _ = choose_port_type("auto", datapath, "", topology.underlay_mtu)
         lines = [line for r in before for line in render(r)]
-        lines += [line for b in switch_plan(topology, host, datapath, controller) for line in switch.render(b)]
+        lines += [line for b in switch_plan(topology, host, datapath, controller, port_type)
+                  for line in switch.render(b)]
         lines += [line for r in after for line in render(r)]
         lines.append(f"ovsvx controller --host {host.name} &   # or, with no controller: "
                      f"ovs-ofctl -O OpenFlow13 replace-flows {host.bridge} flows/{host.name}.flows")
@@ -96,14 +128,13 @@ class OvsBackend:
     def configure(deployment: Deployment, host: str, options: DeployOptions) -> None:
         """Decide, once per deploy, the datapath and where the flows come from; kept in the record."""
         preflight.require_tools("ovs-vsctl", "ovs-ofctl", "ovs-vswitchd", "ovsdb-server", "ethtool")
-        if options.datapath not in DATAPATHS:
-            raise UsageError(f"--datapath {options.datapath!r} is not allowed: one of {', '.join(DATAPATHS)}")
-        chosen, why = choose_datapath(options.datapath)
-        if options.port_type not in PORT_TYPES:
-            raise UsageError(f"--port-type {options.port_type!r} is not allowed: one of {', '.join(PORT_TYPES)}")
-        if options.port_type != "system" and chosen != "netdev":
-            raise UsageError(f"--port-type {options.port_type} is for the userspace datapath; this host uses "
-                             f"{chosen} ({why})")
+        previous = deployment.settings.get(host, {})
+        wanted = options.datapath or previous.get("datapath_asked", "auto")
+        if wanted not in DATAPATHS:
+            raise UsageError(f"--datapath {wanted!r} is not allowed: one of {', '.join(DATAPATHS)}")
+        chosen, why = choose_datapath(wanted)
+        port_type, port_why = choose_port_type(options.port_type or previous.get("port_type_asked", "auto"),
+                                               chosen, why, deployment.topology.underlay_mtu)
         flows = "controller"
         if not options.controller:
             path = flows_file(options.flows_dir, host).resolve()
@@ -117,7 +148,16 @@ class OvsBackend:
                 raise UsageError(f"{path} does not match the topology: regenerate it with "
                                  "`ovsvx flows --render` (with the same -t)")
             flows = str(path)
-        deployment.settings[host] = {"datapath": chosen, "why": why, "flows": flows, "port_type": options.port_type}
+        if options.ovs_config is None:
+            tuning = json.loads(previous.get("ovs_config", "{}"))
+        else:
+            tuning = switch.ovs_config(options.ovs_config, host, [h.name for h in deployment.topology.hosts])
+        deployment.settings[host] = {
+            "datapath": chosen, "why": why, "datapath_asked": wanted, "flows": flows,
+            "port_type": port_type, "port_type_why": port_why, "port_type_asked": options.port_type or
+            previous.get("port_type_asked", "auto"), "ovs_config": json.dumps(tuning),
+            "ovs_config_before": previous.get("ovs_config_before", "{}"),
+        }
 
     # --- the verbs -------------------------------------------------------------
 
@@ -126,6 +166,7 @@ class OvsBackend:
         findings += self.netlink.inspect(self.before)
         if self._ovs_reachable():
             with ovsdb.connect(self.home.db) as api:
+                findings += ovsdb.inspect_config(api, self.tuning)
                 for bridge in self.bridges:
                     findings += ovsdb.inspect(api, bridge)
         else:
@@ -146,6 +187,7 @@ class OvsBackend:
         remade = self._devices_to_make()
         changes += self.netlink.apply(self.before)
         with ovsdb.connect(self.home.db) as api:
+            changes += [f"{host}: {line}" for line in self._sync_config(api)]
             for bridge in self.bridges:
                 changes += [f"{host}: {line}" for line in ovsdb.apply(api, bridge, reopen=remade)]
         changes += self.netlink.apply(self.after)
@@ -168,6 +210,8 @@ class OvsBackend:
             try:
                 with ovsdb.connect(self.home.db) as api:
                     removed += [f"{host.name}: {line}" for line in ovsdb.remove(api, [b.name for b in self.bridges])]
+                    before = json.loads(self.settings.get("ovs_config_before", "{}"))
+                    removed += [f"{host.name}: {line}" for line in ovsdb.restore_config(api, before)]
             except OvsvxError:
                 pass  # a lab's OVS that is going away anyway; a real host's is checked by deploy
         removed += [f"{host.name}: {line}" for line in daemons.stop_ovs(self.home)]
@@ -177,7 +221,10 @@ class OvsBackend:
 
     def details(self) -> dict[str, str]:
         """What status shows beyond findings: datapath, processes, logs."""
-        info = {"datapath": f"{self.datapath} ({self.settings.get('why', 'unknown')})", "port type": self.port_type}
+        info = {"datapath": f"{self.datapath} ({self.settings.get('why', 'unknown')})",
+                "port type": f"{self.port_type} ({self.settings.get('port_type_why', 'unknown')})"}
+        if self.tuning:
+            info["ovs other_config"] = ", ".join(f"{k}={v}" for k, v in sorted(self.tuning.items()))
         if self.home.own:
             for program in ("ovsdb-server", "ovs-vswitchd"):
                 pid = daemons.running_pid(self.home.pidfile(program), program)
@@ -198,6 +245,19 @@ class OvsBackend:
         return info
 
     # --- helpers ---------------------------------------------------------------
+
+    def _sync_config(self, api: object) -> list[str]:
+        """Set the wanted other_config keys, and put back those a previous deploy set but this one does not
+        want.  What each key held before ovsvx first set it is kept in the record, for destroy too (a real
+        host's OVS outlives the deployment)."""
+        before = json.loads(self.settings.get("ovs_config_before", "{}"))
+        have = ovsdb.other_config(api)
+        before.update({k: have.get(k) for k in self.tuning if k not in before})
+        changes = ovsdb.restore_config(api, {k: v for k, v in before.items() if k not in self.tuning})
+        self.settings["ovs_config_before"] = json.dumps({k: v for k, v in before.items() if k in self.tuning})
+        self.deployment.settings[self.site.host.name] = self.settings
+        self.deployment.save()
+        return changes + ovsdb.apply_config(api, self.tuning)
 
     def _devices_to_make(self) -> set[str]:
         """The host ends of veths about to be (re)made: if OVS had them as ports, it must open them anew."""

@@ -189,3 +189,40 @@ def remove(api: Any, names: list[str]) -> list[str]:
                 raise ApplyError(f"OVSDB did not delete bridge {name}: {err}") from None
             removed.append(f"- ovs bridge {name}")
     return removed
+
+
+# --- Open vSwitch's own settings (other_config of the Open_vSwitch row) ----------------------------
+
+
+def other_config(api: Any) -> dict[str, str]:
+    return dict(api.db_get("Open_vSwitch", ".", "other_config").execute(check_error=True))
+
+
+def inspect_config(api: Any, wanted: dict[str, str]) -> list[Finding]:
+    have = other_config(api)
+    return [Finding(f"ovs other_config:{key}={value}", OK if have.get(key) == value else DIFFERS,
+                    "" if have.get(key) == value else f"is {have.get(key, 'unset')}")
+            for key, value in sorted(wanted.items())]
+
+
+def apply_config(api: Any, wanted: dict[str, str]) -> list[str]:
+    """Set `wanted` in OVS's other_config (waiting for ovs-vswitchd to take it); returns what changed."""
+    changed = {k: v for k, v in wanted.items() if other_config(api).get(k) != v}
+    if changed:
+        try:
+            api.db_set("Open_vSwitch", ".", ("other_config", changed)).execute(check_error=True)
+        except Exception as err:  # ovsdbapp's timeout and transaction errors
+            raise ApplyError(f"OVSDB refused other_config {changed}: {err}") from None
+    return [f"ovs other_config:{k}={v}" for k, v in sorted(changed.items())]
+
+
+def restore_config(api: Any, before: dict[str, str | None]) -> list[str]:
+    """Put back the other_config keys ovsvx set (None: the key was unset before)."""
+    restored = []
+    for key, value in sorted(before.items()):
+        if value is None:
+            api.db_remove("Open_vSwitch", ".", "other_config", key).execute(check_error=True)
+        else:
+            api.db_set("Open_vSwitch", ".", ("other_config", {key: value})).execute(check_error=True)
+        restored.append(f"ovs other_config:{key} " + (f"restored to {value}" if value is not None else "unset"))
+    return restored

@@ -19,8 +19,10 @@ port numbers never change across restarts; every bridge carries
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from ovsvx.errors import UsageError
 from ovsvx.plan import PHYS_BRIDGE
 from ovsvx.topology import Host, Topology, mac_for
 
@@ -110,3 +112,23 @@ def render(bridge: Bridge) -> list[str]:
         spec += [f"options:{k}={v}" for k, v in port.options]
         lines.append(f"ovs-vsctl add-port {bridge.name} {port.name} -- set interface {port.name} {' '.join(spec)}")
     return lines
+
+
+_OVS_CONFIG_RE = re.compile(r"^(?:(?P<host>[A-Za-z0-9][A-Za-z0-9_.-]*):)?(?P<key>[a-z][a-z0-9-]*)=(?P<value>[^\s;=]+)$")
+
+
+def ovs_config(specs: tuple[str, ...], host: str, hosts: list[str]) -> dict[str, str]:
+    """OVS's own settings for `host` from `--ovs-config [HOST:]KEY=VALUE` (other_config of the
+    Open_vSwitch row, e.g. pmd-cpu-mask=0x2); a spec without HOST is for every host, an empty one
+    (`--ovs-config ''`) asks for none."""
+    wanted: dict[str, str] = {}
+    for spec in filter(None, specs):
+        found = _OVS_CONFIG_RE.match(spec)
+        if found is None:
+            raise UsageError(f"--ovs-config {spec!r} is not allowed: [HOST:]KEY=VALUE, e.g. pmd-maxsleep=50 "
+                             "or host2:pmd-cpu-mask=0x2")
+        if found["host"] and found["host"] not in hosts:
+            raise UsageError(f"--ovs-config {spec!r} names unknown host {found['host']!r}: one of {', '.join(hosts)}")
+        if found["host"] in (None, host):
+            wanted[found["key"]] = found["value"]
+    return wanted

@@ -53,13 +53,17 @@ def test_bad_topology_file_creates_nothing(ovsvx: Runner, bad_file: Path, edit: 
     (["deploy", "--prefix", "Bad_Prefix"], 2, ["--prefix 'Bad_Prefix' is not allowed", "a-z 0-9 -"]),
     (["deploy", "--prefix", "ovtbad-", "--datapath", "system", "--port-type", "afxdp"], 2,
      ["--port-type afxdp is for the userspace datapath; this host uses system"]),
+    (["deploy", "--prefix", "ovtbad-", "--ovs-config", "pmd maxsleep"], 2,
+     ["--ovs-config 'pmd maxsleep' is not allowed", "[HOST:]KEY=VALUE"]),
+    (["deploy", "--prefix", "ovtbad-", "--ovs-config", "host9:pmd-maxsleep=5"], 2,
+     ["names unknown host 'host9'", "host1, host2"]),
     (["status", "--prefix", "ovtnone-"], 5, ["nothing is deployed", "ovsvx deploy"]),
     (["verify", "--prefix", "ovtnone-"], 5, ["nothing is deployed"]),
     (["exec", "--prefix", "ovtnone-", "ns1", "--", "true"], 5, ["nothing is deployed"]),
     (["topology", "show", "-t", "/nonexistent.toml"], 2, ["cannot read"]),
 ])
 def test_bad_command_line_values(ovsvx: Runner, argv: list[str], code: int, fragments: list[str]) -> None:
-    if (code == 5 or "--port-type" in argv) and os.geteuid() != 0:
+    if (code == 5 or "--port-type" in argv or "--ovs-config" in argv) and os.geteuid() != 0:
         pytest.skip("reaching this check needs root")
     before = leftover_netns()
     one_line_error(ovsvx(*argv, check=False), code, *fragments)

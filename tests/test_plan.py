@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ovsvx import plan, topology
 from ovsvx.deploy import resolve_modes
+from ovsvx.switch import ovs_config
 from tests.test_topology import three_hosts
 
 TUTORIAL_HOST1 = """\
@@ -88,3 +89,10 @@ def test_a_plain_deploy_keeps_the_deployed_mode_and_the_command_line_wins() -> N
     assert resolve_modes(topo, {}, {"host1": "kernel", "host2": "ovs"}) == {"host1": "kernel", "host2": "ovs"}
     assert resolve_modes(topo, {"*": "ovs"}, {"host1": "kernel"}) == {"host1": "ovs", "host2": "ovs"}
     assert resolve_modes(topo, {"host2": "kernel"}, {"host2": "ovs"}) == {"host1": "ovs", "host2": "kernel"}
+
+
+def test_ovs_config_specs_apply_to_every_host_or_to_the_one_named() -> None:
+    specs = ("pmd-maxsleep=50", "host2:pmd-cpu-mask=0x2", "host1:pmd-cpu-mask=0x1")
+    assert ovs_config(specs, "host1", ["host1", "host2"]) == {"pmd-maxsleep": "50", "pmd-cpu-mask": "0x1"}
+    assert ovs_config(specs, "host2", ["host1", "host2"]) == {"pmd-maxsleep": "50", "pmd-cpu-mask": "0x2"}
+    assert ovs_config((), "host1", ["host1"]) == {}

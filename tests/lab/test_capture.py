@@ -72,14 +72,21 @@ def test_the_first_ping_as_the_tutorial_tells_it_then_in_ovs_mode(ovsvx: Runner,
     assert "VXLAN" in decoded and "vni 100" in decoded and "192.168.1.100 > 192.168.2.100: ICMP echo request" \
         in decoded  # the kept pcap, read by an independent decoder
 
+    # ovs mode, AF_XDP ports (the default here): the wires are watched from their other ends
     ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
     assert json.loads(ovsvx("verify", "--prefix", fresh_prefix, "--json").stdout)["ok"]  # settled
-    frames = capture(ovsvx, fresh_prefix)
+    check_ovs_capture(capture(ovsvx, fresh_prefix), vxlan1_mac, wire="underlay:p0", host_end="ns1:tap1")
+    # ovs mode, packet sockets: tcpdump sees the host's own devices
+    ovsvx("deploy", "--port-type", "system", "--prefix", fresh_prefix)
+    assert json.loads(ovsvx("verify", "--prefix", fresh_prefix, "--json").stdout)["ok"]
+    check_ovs_capture(capture(ovsvx, fresh_prefix), vxlan1_mac, wire="host1:ens160", host_end="host1:tap2")
 
-    check_tunnel_frame(icmp_request(frames, "host1:ens160", inner=True), vxlan1_mac)
-    assert not [f for f in encapsulated(frames, "host1:ens160") if layer(f, "arp", inner=True)], \
+
+def check_ovs_capture(frames: list[dict[str, Any]], vxlan1_mac: str, wire: str, host_end: str) -> None:
+    check_tunnel_frame(icmp_request(frames, wire, inner=True), vxlan1_mac)
+    assert not [f for f in encapsulated(frames, wire) if layer(f, "arp", inner=True)], \
         "in ovs mode no ARP crosses the tunnel: the flows answer it on the host"
-    gateway_reply = [layer(f, "arp") for f in frames if f["point"] == "host1:tap2" and layer(f, "arp")
+    gateway_reply = [layer(f, "arp") for f in frames if f["point"] == host_end and layer(f, "arp")
                      and layer(f, "arp")["op"] == "reply"]
     assert gateway_reply and gateway_reply[0]["sender_ip"] == "192.168.1.1" \
         and gateway_reply[0]["sender_mac"] == "02:00:c0:a8:01:01"  # answered by the switch, on host1

@@ -114,6 +114,8 @@ def test_status_names_the_datapath_and_the_processes(lab: str) -> None:
     assert shown["ok"]
     details = shown["hosts"]["host1"]["details"]
     assert details["datapath"].startswith(("netdev", "system"))
+    assert details["port type"].startswith("afxdp-nonpmd (fastest measured" if details["datapath"].startswith(
+        "netdev") else "system")
     assert "listening on 127.0.0.1:6653" in details["controller"]
     assert details["ovs-vswitchd"].startswith("pid ")
     controller_pid = pid_of(lab, "host1", "controller")
@@ -242,12 +244,22 @@ def test_an_ovs_host_reaches_a_peer_built_with_the_tutorials_commands(fresh_pref
     assert len(cookies(fresh_prefix, "host1", learned=True)) == 1
 
 
-def test_af_xdp_ports_carry_the_overlay_too(fresh_prefix: str) -> None:
-    run_ovsvx("deploy", "--mode", "ovs", "--port-type", "afxdp-nonpmd", "--prefix", fresh_prefix)
-    assert in_host(fresh_prefix, "host1", "ovs-vsctl", "get", "interface", "tap2", "type").strip() == "afxdp-nonpmd"
-    assert status(fresh_prefix)["hosts"]["host1"]["details"]["port type"] == "afxdp-nonpmd"
+def test_packet_socket_ports_carry_the_overlay_too_and_a_plain_deploy_keeps_them(fresh_prefix: str) -> None:
+    run_ovsvx("deploy", "--mode", "ovs", "--port-type", "system", "--prefix", fresh_prefix)
+    assert in_host(fresh_prefix, "host1", "ovs-vsctl", "get", "interface", "tap2", "type").strip() == '""'
+    assert status(fresh_prefix)["hosts"]["host1"]["details"]["port type"].startswith("system (asked for")
     report = verify(run_ovsvx, fresh_prefix)
     assert report["ok"], failed(report)
+    assert "nothing changed" in run_ovsvx("deploy", "--prefix", fresh_prefix).stdout  # not reset to auto
+
+
+def test_af_xdp_is_refused_for_a_jumbo_underlay(fresh_prefix: str, tmp_path: Path) -> None:
+    jumbo = tmp_path / "jumbo.toml"
+    jumbo.write_text(topology.default_text().replace("underlay_mtu = 1500", "underlay_mtu = 9000"))
+    refused = run_ovsvx("deploy", "-t", str(jumbo), "--port-type", "afxdp-nonpmd", "--prefix", fresh_prefix,
+                        check=False)
+    assert refused.returncode == 2 and "--port-type afxdp-nonpmd needs underlay_mtu up to 1500" in refused.stderr
+    assert not [n for n in leftover_netns() if n.startswith(fresh_prefix)]  # refused before any change
 
 
 def test_a_taken_controller_port_is_refused_clearly(fresh_prefix: str) -> None:
