@@ -1,0 +1,39 @@
+"""One deployment, one operation at a time: a second deploy or destroy waits for the first, or refuses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ovsvx import record
+from ovsvx.errors import PreconditionError
+from tests.conftest import REPO, STATE_DIR, leftover_netns, run_ovsvx
+
+
+def test_a_destroy_during_a_deploy_waits_for_it_and_then_removes_everything(fresh_prefix: str) -> None:
+    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
+    deploying = subprocess.Popen([sys.executable, "-m", "ovsvx", "deploy", "--mode", "ovs", "--prefix",
+                                  fresh_prefix], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                 cwd=REPO)
+    lock = record.record_path("lab", fresh_prefix).with_suffix(".lock")
+    deadline = time.monotonic() + 10
+    while not lock.exists() and time.monotonic() < deadline:  # the deploy holds the lock from its start
+        time.sleep(0.02)
+    time.sleep(0.3)
+    destroyed = run_ovsvx("destroy", "--prefix", fresh_prefix)
+    out, err = deploying.communicate(timeout=60)
+    assert deploying.returncode == 0, err
+    assert f"deployed lab '{fresh_prefix}'" in out  # the deploy ran to its end, undisturbed...
+    assert "host1: - controller" in destroyed.stdout  # ...and only then did destroy run, and undo all of it
+    assert not [n for n in leftover_netns() if n.startswith(fresh_prefix)]
+
+
+def test_a_second_operation_that_cannot_wait_is_refused_clearly(fresh_prefix: str) -> None:
+    with record.locked("lab", fresh_prefix):
+        with pytest.raises(PreconditionError, match=r"another ovsvx is deploying or destroying this lab \(lock "):
+            with record.locked("lab", fresh_prefix, wait_s=0.3):
+                pass
