@@ -173,7 +173,7 @@ def _remove(deployment: Deployment) -> list[str]:
     removed: list[str] = []
     for site in sites(deployment):
         removed += backend(deployment.modes[site.host.name], site, deployment).destroy()
-        if not (deployment.is_lab and not netstack.netns_exists(site.netns or "")):
+        if site.netns is None or netstack.netns_exists(site.netns):  # a lab host's table goes with its netns
             removed += Firewall(site, deployment.topology).remove()
     if deployment.is_lab:
         removed += lab.teardown(deployment)
