@@ -52,10 +52,18 @@ host_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
+def _unraisable(event: Any) -> None:
+    """A Ctrl-C that lands in a finalizer (a pyroute2 event loop being collected) is lost to Python
+    anyway: the command goes on to its end, so say nothing of it; anything else is reported as usual."""
+    if not isinstance(event.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(event)
+
+
 def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn ovsvx's own errors into one line on stderr and their exit status."""
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        sys.unraisablehook = _unraisable
         try:
             return fn(*args, **kwargs)
         except OvsvxError as err:
