@@ -22,8 +22,8 @@ from rich.table import Table
 
 from ovsvx import deploy as deployment_ops
 from ovsvx import (
-    bench, capture, controller, daemons, doctor, firewall, flows, lab, netstack, ofctl, plan, preflight, record, topology,
-    trace, verify,
+    bench, capture, controller, daemons, doctor, firewall, flows, lab, netstack, ofctl, plan, preflight, record,
+    topology, trace, verify,
 )
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError

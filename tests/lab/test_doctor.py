@@ -60,9 +60,9 @@ def test_a_healthy_lab_passes_and_each_broken_precondition_is_named_with_its_fix
     host2 = failures(found, "host2")
     assert host2[0].startswith("ens160 MTU 1400 leaves 1350 bytes after the 50-byte encapsulation")
     assert host2[0].endswith("fix: ip link set ens160 mtu 1500, or underlay_mtu = 1400 in the topology")
-    assert host2[1].startswith("nftables chain inet theirs filter_in drops input by default and has no rule for udp "
-                               "port 4789; fix: nft insert rule inet theirs filter_in ip saddr { 10.33.30.150 } udp dport "
-                               "4789 accept")
+    assert host2[1].startswith("nftables chain inet theirs filter_in drops input by default and has no rule "
+                               "for udp port 4789; fix: nft insert rule inet theirs filter_in ip saddr "
+                               "{ 10.33.30.150 } udp dport 4789 accept")
     assert host2[2].startswith("controller port 6653 is taken: tcp 127.0.0.1:6653 python")
     unanswered = [d for d in found["host2"] if d["state"] == "warn"]
     assert [d["what"] for d in unanswered] == ["peer VTEP 10.33.30.150 (host1) does not answer a ping"]

@@ -277,3 +277,19 @@ def test_a_taken_controller_port_is_refused_clearly(fresh_prefix: str) -> None:
     finally:
         squatter.kill()
         squatter.wait()
+
+
+def test_ovs_config_is_set_per_host_kept_by_a_plain_deploy_and_put_back_when_dropped(fresh_prefix: str) -> None:
+    run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix, "--ovs-config", "pmd-maxsleep=50",
+              "--ovs-config", "host2:pmd-cpu-mask=0x2")
+    other = {h: in_host(fresh_prefix, h, "ovs-vsctl", "get", "Open_vSwitch", ".", "other_config").strip()
+             for h in ("host1", "host2")}
+    assert other == {"host1": '{pmd-maxsleep="50"}', "host2": '{pmd-cpu-mask="0x2", pmd-maxsleep="50"}'}
+    shown = status(fresh_prefix)["hosts"]["host2"]["details"]["ovs other_config"]
+    assert shown == "pmd-cpu-mask=0x2, pmd-maxsleep=50"
+    assert "nothing changed" in run_ovsvx("deploy", "--prefix", fresh_prefix).stdout
+    in_host(fresh_prefix, "host1", "ovs-vsctl", "set", "Open_vSwitch", ".", "other_config:pmd-maxsleep=7")
+    assert status(fresh_prefix)["ok"] is False  # changed behind ovsvx's back, and status says so
+    cleared = run_ovsvx("deploy", "--prefix", fresh_prefix, "--ovs-config", "").stdout
+    assert "host2: ovs other_config:pmd-cpu-mask unset" in cleared
+    assert in_host(fresh_prefix, "host2", "ovs-vsctl", "get", "Open_vSwitch", ".", "other_config").strip() == "{}"
