@@ -16,7 +16,8 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Interface
+from functools import cached_property
+from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,6 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ovsvx import daemons, netstack, preflight
 from ovsvx.listeners import listening
 from ovsvx.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
-from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_PORT
 from ovsvx.topology import VXLAN_OVERHEAD, Topology
@@ -47,12 +47,40 @@ class Diagnosis:
 
 
 @dataclass(frozen=True)
+class StackView:
+    """What the checks read from one host's stack, taken once: links by name, IPv4 addresses, and the
+    main table's routes (the default route left out)."""
+
+    links: dict[str, tuple[str, int]]  # name -> (alias, mtu)
+    addresses: list[tuple[str, IPv4Interface]]  # (link name, address)
+    routes: list[tuple[IPv4Network, str, int]]  # (destination, link name, proto)
+
+
+def read_stack(netns: str | None) -> StackView:
+    with netstack.stack(netns) as ipr:
+        names = {}
+        links = {}
+        for link in ipr.get_links():
+            names[link["index"]] = link.get("IFLA_IFNAME")
+            links[link.get("IFLA_IFNAME")] = (link.get("IFLA_IFALIAS") or "", link.get("IFLA_MTU"))
+        addresses = [(names.get(a["index"], "?"), IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
+                     for a in ipr.get_addr(family=2)]
+        routes = [(IPv4Network(f"{r.get('RTA_DST')}/{r['dst_len']}", strict=False), names.get(r.get("RTA_OIF"), "?"), r["proto"])
+                  for r in ipr.get_routes(family=2, table=254) if r["dst_len"] > 0]
+    return StackView(links, addresses, routes)
+
+
+@dataclass(frozen=True)
 class HostContext:
     """One host to examine: where its stack is, and what is deployed there now (mode None: nothing)."""
 
     topology: Topology
     site: Site
     mode: str | None
+
+    @cached_property
+    def stack(self) -> StackView:
+        return read_stack(self.site.netns)
 
 
 # --- this machine ------------------------------------------------------------------------
@@ -116,25 +144,12 @@ def host(context: HostContext) -> list[Diagnosis]:
     return [d for check in checks for d in check(context)]
 
 
-def _links(context: HostContext) -> dict[int, dict[str, str]]:
-    with netstack.stack(context.site.netns) as ipr:
-        return {link["index"]: {"name": link.get("IFLA_IFNAME"), "alias": link.get("IFLA_IFALIAS") or "",
-                                "mtu": link.get("IFLA_MTU")} for link in ipr.get_links()}
-
-
-def _addresses(context: HostContext) -> list[tuple[str, IPv4Interface]]:
-    with netstack.stack(context.site.netns) as ipr:
-        names = {link["index"]: link.get("IFLA_IFNAME") for link in ipr.get_links()}
-        return [(names.get(a["index"], "?"), IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
-                for a in ipr.get_addr(family=2)]
-
-
 def _nic_and_vtep(context: HostContext) -> list[Diagnosis]:
     h = context.site.host
-    if h.nic not in {link["name"] for link in _links(context).values()}:
+    if h.nic not in context.stack.links:
         return [Diagnosis(FAIL, f"underlay NIC {h.nic} does not exist", f"fix hosts[].nic in the topology "
                                                                         f"(is this machine {h.name}?)")]
-    holders = [name for name, iface in _addresses(context) if iface.ip == h.vtep]
+    holders = [name for name, iface in context.stack.addresses if iface.ip == h.vtep]
     allowed = {h.nic, PHYS_BRIDGE} if context.mode == "ovs" else {h.nic}
     if not holders:
         return [Diagnosis(OK, f"underlay NIC {h.nic} present"),
@@ -149,9 +164,9 @@ def _nic_and_vtep(context: HostContext) -> list[Diagnosis]:
 
 def _mtu(context: HostContext) -> list[Diagnosis]:
     h, topology = context.site.host, context.topology
-    mtu = next((link["mtu"] for link in _links(context).values() if link["name"] == h.nic), None)
-    if mtu is None:
+    if h.nic not in context.stack.links:
         return []
+    mtu = context.stack.links[h.nic][1]
     if mtu < topology.underlay_mtu:
         return [Diagnosis(FAIL, f"{h.nic} MTU {mtu} leaves {mtu - VXLAN_OVERHEAD} bytes after the "
                                 f"{VXLAN_OVERHEAD}-byte encapsulation, but the overlay is planned for "
@@ -164,7 +179,7 @@ def _mtu(context: HostContext) -> list[Diagnosis]:
 def _sysctls(context: HostContext) -> list[Diagnosis]:
     """ip_forward must be 1 where a host routes; a strict rp_filter is reported (ovsvx sets what it needs)."""
     found = []
-    forward = netstack.read_sysctl(context.site.netns, "net.ipv4.ip_forward")
+    forward = _read(context, "net.ipv4.ip_forward")
     if forward == "1":
         found.append(Diagnosis(OK, "net.ipv4.ip_forward=1"))
     elif context.mode is None:
@@ -194,28 +209,21 @@ def _read(context: HostContext, key: str) -> str | None:
 def _conflicts(context: HostContext) -> list[Diagnosis]:
     """Addresses and routes, not ovsvx's, inside the overlay subnets: traffic would go their way instead."""
     subnets = [h.subnet for h in context.topology.hosts]
-    links = {link["name"]: link["alias"] for link in _links(context).values()}
     # OVS's internal ports cannot carry an alias; on a deployed ovs host the record vouches for them
-    ours = {name for name, alias in links.items() if alias == LINK_ALIAS}
+    ours = {name for name, (alias, _) in context.stack.links.items() if alias == LINK_ALIAS}
     if context.mode == "ovs":
         ours |= {context.site.host.bridge, PHYS_BRIDGE}
     found = []
-    for name, iface in _addresses(context):
+    for name, iface in context.stack.addresses:
         subnet = next((s for s in subnets if iface.ip in s), None)
         if subnet is not None and name not in ours:
             found.append(Diagnosis(FAIL, f"{iface} on {name} lies in the overlay subnet {subnet}",
                                    f"remove it (ip addr del {iface} dev {name}) or choose other subnets in the "
                                    "topology"))
-    with netstack.stack(context.site.netns) as ipr:
-        names = {link["index"]: link.get("IFLA_IFNAME") for link in ipr.get_links()}
-        for route in ipr.get_routes(family=2, table=254):
-            dev = names.get(route.get("RTA_OIF"), "?")
-            if route["proto"] == RTPROT_OVSVX or route["dst_len"] == 0 or dev in ours:
-                continue
-            dst = IPv4Interface(f"{route.get('RTA_DST')}/{route['dst_len']}").network
-            if any(dst.overlaps(s) for s in subnets):
-                found.append(Diagnosis(FAIL, f"route {dst} dev {dev} (not ovsvx's) overlaps the overlay",
-                                       f"ip route del {dst} dev {dev}, or choose other subnets in the topology"))
+    for dst, dev, proto in context.stack.routes:
+        if proto != RTPROT_OVSVX and dev not in ours and any(dst.overlaps(s) for s in subnets):
+            found.append(Diagnosis(FAIL, f"route {dst} dev {dev} (not ovsvx's) overlaps the overlay",
+                                   f"ip route del {dst} dev {dev}, or choose other subnets in the topology"))
     return found or [Diagnosis(OK, "no foreign address or route in the overlay subnets "
                                    f"({', '.join(str(s) for s in subnets)})")]
 
@@ -249,7 +257,7 @@ def _controller_port(context: HostContext) -> list[Diagnosis]:
 
 def _peers(context: HostContext) -> list[Diagnosis]:
     """The underlay between the VTEPs: each peer answers a ping (a peer not set up yet is a warning)."""
-    if context.site.host.vtep not in {iface.ip for _, iface in _addresses(context)}:
+    if context.site.host.vtep not in {iface.ip for _, iface in context.stack.addresses}:
         return []  # without its VTEP address the host has no underlay to ping from
     found = []
     for peer in context.topology.peers(context.site.host):

@@ -107,48 +107,47 @@ class Firewall:
             return None
         return [item for item in json.loads(done.stdout).get("nftables", []) if "metainfo" not in item]
 
-    def installed(self) -> Rules | None:
-        """The rules the table holds, read back in the shape they were written, or None."""
+    def installed(self) -> tuple[Rules, Counters | None] | None:
+        """The rules the table holds, read back in the shape they were written, with their counters;
+        None when there is no table (one `nft -j` listing for both)."""
         table = self._table()
         if table is None:
             return None
         peers: tuple[str, ...] = ()
         ports = set()
+        counts = []
+        rules_count = 0
         for item in table:
             if "set" in item and item["set"]["name"] == "peers":
                 peers = tuple(e for e in item["set"].get("elem", []) if isinstance(e, str))
             if "rule" in item:
-                ports |= {m["match"]["right"] for m in item["rule"]["expr"]
+                rules_count += 1
+                expressions = item["rule"]["expr"]
+                ports |= {m["match"]["right"] for m in expressions
                           if "match" in m and m["match"]["left"].get("payload", {}).get("field") == "dport"}
-        rules_count = sum(1 for item in table if "rule" in item)
-        if rules_count != 2 or len(ports) != 1:
-            return Rules(-1, peers)
-        return Rules(ports.pop(), peers)
+                counts += [e["counter"]["packets"] for e in expressions if "counter" in e]
+        shape_ok = rules_count == 2 and len(ports) == 1
+        return Rules(ports.pop() if shape_ok else -1, peers), Counters(*counts) if len(counts) == 2 else None
 
     def counters(self) -> Counters | None:
         """Packets to the VXLAN port accepted from peers and dropped from anyone else."""
-        table = self._table()
-        if table is None:
-            return None
-        counts = []
-        for item in table:
-            if "rule" in item:
-                counts += [e["counter"]["packets"] for e in item["rule"]["expr"] if "counter" in e]
-        return Counters(*counts) if len(counts) == 2 else None
+        found = self.installed()
+        return found[1] if found else None
 
     def inspect(self) -> Finding:
         what = f"nftables table {FAMILY} {TABLE} (udp {self.wanted.port} only from {', '.join(self.wanted.peers)})"
         found = self.installed()
         if found is None:
             return Finding(what, MISSING)
-        if found != self.wanted:
+        rules_found, counters = found
+        if rules_found != self.wanted:
             return Finding(what, DIFFERS, "rules differ from the topology's")
-        counters = self.counters()
         detail = f"{counters.accepted} accepted, {counters.dropped} dropped" if counters else ""
         return Finding(what, OK, detail)
 
     def apply(self) -> list[str]:
-        if self.installed() == self.wanted:
+        found = self.installed()
+        if found is not None and found[0] == self.wanted:
             return []
         self._nft(script=self.wanted.script())
         return [f"{self.site.host.name}: nftables table {FAMILY} {TABLE}: udp {self.wanted.port} "

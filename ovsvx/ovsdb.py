@@ -207,7 +207,8 @@ def inspect_config(api: Any, wanted: dict[str, str]) -> list[Finding]:
 
 def apply_config(api: Any, wanted: dict[str, str]) -> list[str]:
     """Set `wanted` in OVS's other_config (waiting for ovs-vswitchd to take it); returns what changed."""
-    changed = {k: v for k, v in wanted.items() if other_config(api).get(k) != v}
+    have = other_config(api)
+    changed = {k: v for k, v in wanted.items() if have.get(k) != v}
     if changed:
         try:
             api.db_set("Open_vSwitch", ".", ("other_config", changed)).execute(check_error=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from ovsvx import flows, netstack, plan, topology
+from ovsvx import flows, netstack, plan, record, topology
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.test_kernel_lab import failed, verify
 from tests.lab.test_ovs_lab import in_host, pid_of
@@ -63,8 +63,7 @@ def census(prefix: str) -> dict[str, Any]:
 
 
 def status_modes(prefix: str) -> dict[str, str]:
-    shown = json.loads(run_ovsvx("status", "--prefix", prefix, "--json", check=False).stdout)
-    return {name: host["mode"] for name, host in shown["hosts"].items()}
+    return record.require("lab", prefix).modes
 
 
 def processes_of(prefix: str) -> list[str]:

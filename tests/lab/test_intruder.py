@@ -19,7 +19,6 @@ The real peer's traffic flows throughout.
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import time
@@ -29,7 +28,8 @@ from typing import Any
 import pytest
 
 from ovsvx import lab, netstack, record, topology
-from ovsvx.firewall import Counters
+from ovsvx.firewall import Counters, Firewall
+from ovsvx.site import Site
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.test_ovs_lab import in_host
 
@@ -121,10 +121,9 @@ class Listener:
 
 
 def firewall_counters(prefix: str, host: str) -> Counters:
-    text = in_host(prefix, host, "nft", "-j", "list", "table", "inet", "ovsvx")
-    counts = [e["counter"]["packets"] for item in json.loads(text)["nftables"] if "rule" in item
-              for e in item["rule"]["expr"] if "counter" in e]
-    return Counters(*counts)
+    counters = Firewall(Site(TOPO.host(host), prefix + host, prefix), TOPO).counters()
+    assert counters is not None, f"no ovsvx table on {host}"
+    return counters
 
 
 def tunnel_rx(prefix: str, host: topology.Host) -> int:
