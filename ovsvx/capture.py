@@ -9,9 +9,13 @@ Ethernet, then ARP or IP / ICMP, in time order.
 Where a frame can be seen differs by mode.  Kernel mode: the namespace's veth,
 the host end of the veth (a bridge port), the bridge, the vxlan device
 (frames before encapsulation / after decapsulation) and the underlay NIC
-(encapsulated).  Ovs mode has no vxlan device and the bridge's internal port
-only carries the host's own traffic; the veth ends show what enters and
-leaves the switch and the underlay NIC the encapsulated frames.
+(encapsulated).  Ovs mode has no vxlan device of the host's and the bridge's
+internal port only carries the host's own traffic; the veth ends show what
+enters and leaves the switch and the underlay NIC the encapsulated frames.
+On OVS's kernel datapath the tunnel is the kernel's own device,
+vxlan_sys_<port>, shared by every vxlan port on that UDP port: it shows the
+frames as kernel mode's vxlan device does, before encapsulation and after
+decapsulation.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovsvx import lab, netstack, preflight, verify
+from ovsvx import lab, netstack, preflight, verify, waits
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.record import Deployment
 from ovsvx.topology import Host
 
 LISTEN_WAIT_S = 5.0
-SETTLE_S = 0.5
+SETTLE_S = 0.5  # after the ping's answer, for the last frames to reach every tcpdump
+STOP_WAIT_S = 5.0  # a tcpdump flushing its pcap after SIGINT
 SNAPLEN = 256  # enough for every header of a VXLAN-encapsulated ICMP or ARP
 ICMP_TYPES = {0: "echo-reply", 3: "destination-unreachable", 8: "echo-request", 11: "time-exceeded"}
 
@@ -76,6 +81,11 @@ def resolve(deployment: Deployment, name: str) -> verify.Node:
                      "or one of their addresses")
 
 
+def kernel_tunnel_device(port: int) -> str:
+    """The device OVS's kernel datapath creates for its vxlan ports on UDP `port`."""
+    return f"vxlan_sys_{port}"
+
+
 def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Point]:
     """A host's interfaces on the path, in the order a packet from namespace `ns` meets them.
 
@@ -85,11 +95,14 @@ def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Poi
     """
     where = lab.node_netns(deployment, host.name)
     kernel = deployment.modes[host.name] == "kernel"
-    xdp = not kernel and deployment.settings.get(host.name, {}).get("port_type", "system").startswith("afxdp")
+    settings = deployment.settings.get(host.name, {})
+    xdp = not kernel and settings.get("port_type", "system").startswith("afxdp")
     names = [] if xdp else [n.peer for n in host.namespaces if n.name == ns]
     names.append(host.bridge)
     if kernel:
         names.append(host.vxlan)
+    elif settings.get("datapath") == "system":
+        names.append(kernel_tunnel_device(deployment.topology.port))
     found = [Point(host.name, name, where) for name in names]
     if not xdp:
         found.append(Point(host.name, host.nic, where))
@@ -145,14 +158,14 @@ def _tcpdumps(where: list[Point], folder: Path, port: int) -> Iterator[None]:
             running.append(process)
             _wait_listening(process, point)
         yield
-        time.sleep(SETTLE_S)
+        time.sleep(waits.scaled(SETTLE_S))
     finally:
         for process in running:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
         for process in running:
             try:
-                process.wait(timeout=5)
+                process.wait(timeout=waits.scaled(STOP_WAIT_S))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -160,7 +173,7 @@ def _tcpdumps(where: list[Point], folder: Path, port: int) -> Iterator[None]:
 
 def _wait_listening(process: subprocess.Popen[str], point: Point) -> None:
     assert process.stderr is not None
-    deadline = time.monotonic() + LISTEN_WAIT_S
+    deadline = time.monotonic() + waits.scaled(LISTEN_WAIT_S)
     line = process.stderr.readline()  # "listening on IF, link-type ..." once the socket is open
     if "listening on" not in line or time.monotonic() > deadline:
         raise ApplyError(f"tcpdump could not listen on {point.label}: {line.strip() or 'no answer'}")

@@ -22,18 +22,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovsvx import netstack, record
+from ovsvx import netstack, record, waits
 from ovsvx.errors import ApplyError, PreconditionError
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 
 SYSTEM_RUNDIR = Path("/var/run/openvswitch")
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
-START_WAIT_S = 15.0
+START_WAIT_S = 15.0  # ovsdb-server's socket appears within a second; scaled on a slow machine
+STOP_WAIT_S = 5.0  # after SIGTERM, before SIGKILL
 CONTROLLER_MARKER = "ovsvx controller"
 
 
@@ -86,28 +86,22 @@ def running_pid(pidfile: Path, marker: str) -> int | None:
     return pid if marker in cmdline else None  # a zombie's or a reused pid's command line does not match
 
 
-def stop_pid(pidfile: Path, marker: str, wait_s: float = 5.0) -> bool:
-    """SIGTERM the process of `pidfile` (SIGKILL after `wait_s`); True if there was one."""
+def stop_pid(pidfile: Path, marker: str) -> bool:
+    """SIGTERM the process of `pidfile` (SIGKILL after STOP_WAIT_S); True if there was one."""
     pid = running_pid(pidfile, marker)
     if pid is None:
         pidfile.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait_s
-    while running_pid(pidfile, marker) == pid and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if running_pid(pidfile, marker) == pid:
+    if not waits.until(lambda: running_pid(pidfile, marker) != pid, STOP_WAIT_S):
         os.kill(pid, signal.SIGKILL)
     pidfile.unlink(missing_ok=True)
     return True
 
 
 def _wait_for(path: Path, what: str, log: Path) -> None:
-    deadline = time.monotonic() + START_WAIT_S
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise ApplyError(f"{what} did not start (no {path}); see {log}")
-        time.sleep(0.05)
+    if not waits.until(path.exists, START_WAIT_S):
+        raise ApplyError(f"{what} did not start (no {path} after {waits.scaled(START_WAIT_S):g} s); see {log}")
 
 
 # --- OVS --------------------------------------------------------------------------------
@@ -189,7 +183,7 @@ def systemd_unit(site: Site) -> str | None:
     unit = f"ovsvx-controller@{site.host.name}.service"
     if site.is_lab or shutil.which("systemctl") is None:
         return None
-    active = subprocess.run(["systemctl", "is-active", "--quiet", unit], capture_output=True, timeout=10)
+    active = netstack.run(None, ["systemctl", "is-active", "--quiet", unit], timeout=10)
     return unit if active.returncode == 0 else None
 
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pyroute2 import IPRoute, NetNS, netns
 
+from ovsvx import waits
 from ovsvx.errors import ApplyError, NotDeployedError, UsageError
 
 NETNS_DIR = Path("/run/netns")
@@ -156,6 +157,13 @@ def tcp_states(name: str | None, port: int) -> list[str]:
     return [fields[3] for fields in (line.split() for line in table.splitlines()[1:]) if fields[1].endswith(needle)]
 
 
+def wait_listening(name: str | None, port: int, seconds: float) -> None:
+    """Wait until something listens on TCP `port` in namespace `name` (a server takes a moment to bind)."""
+    if not waits.until(lambda: TCP_LISTEN in tcp_states(name, port), seconds):
+        raise ApplyError(f"nothing listens on TCP port {port} in {name or 'this namespace'} after "
+                         f"{waits.scaled(seconds):g} s")
+
+
 # --- programs ----------------------------------------------------------------
 
 
@@ -165,9 +173,13 @@ def _preexec(name: str | None) -> Callable[[], None] | None:
 
 def run(name: str | None, argv: Sequence[str], timeout: float | None = None,
         env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a program inside namespace `name`, feed it `stdin`, and capture its output."""
+    """Run a program inside namespace `name`, feed it `stdin`, and capture its output.
+
+    `timeout` is for a normal machine; a slow one stretches it (`waits.scaled`).
+    """
     return subprocess.run(
-        list(argv), input=stdin, capture_output=True, text=True, timeout=timeout,
+        list(argv), input=stdin, capture_output=True, text=True,
+        timeout=None if timeout is None else waits.scaled(timeout),
         preexec_fn=_preexec(name), env=env, check=False,
     )
 

@@ -10,7 +10,6 @@ A bridge that exists without ``external_ids:ovsvx`` is not ours and is refused.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,11 +17,12 @@ from typing import Any
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
+from ovsvx import waits
 from ovsvx.errors import ApplyError, ConflictError, PreconditionError
 from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, Finding
 from ovsvx.switch import OWNER_KEY, Bridge, Port
 
-TIMEOUT_S = 10
+TIMEOUT_S = 10  # one OVSDB transaction
 CONTROLLER_MAX_BACKOFF_MS = 1000
 OFPORT_WAIT_S = 10.0
 
@@ -36,7 +36,7 @@ def connect(db: str) -> Iterator[Any]:
         idl = connection.OvsdbIdl.from_server(db, "Open_vSwitch")
     except Exception as err:  # the ovs bindings raise plain Exceptions for an absent server
         raise PreconditionError(f"cannot reach OVSDB at {db}: {err}") from None
-    conn = connection.Connection(idl=idl, timeout=TIMEOUT_S)
+    conn = connection.Connection(idl=idl, timeout=waits.scaled(TIMEOUT_S))
     # ovsdbapp keeps one connection per API class; a lab talks to one OVSDB per host, so each gets its own.
     api = type("HostOvsdb", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})(conn)
     try:
@@ -161,20 +161,18 @@ def _quick_reconnect(api: Any, bridge: Bridge) -> None:
 
 def _wait_for_ofports(api: Any, bridge: Bridge) -> None:
     """Every interface must get an OpenFlow port; one that does not is an error, with OVS's reason."""
-    deadline = time.monotonic() + OFPORT_WAIT_S
-    while True:
-        pending = {}
+    def pending() -> dict[str, str | None]:
+        found = {}
         for name in [bridge.name, *(p.name for p in bridge.ports)]:
             iface = _row(api, "Interface", name)
             ofport = _one(iface.ofport) if iface is not None else None
             if not ofport or ofport < 0:
-                pending[name] = _one(iface.error) if iface is not None else None
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            name, error = next(iter(pending.items()))
-            raise ApplyError(f"OVS gave {name} on {bridge.name} no OpenFlow port: {error or 'no reason given'}")
-        time.sleep(0.1)
+                found[name] = _one(iface.error) if iface is not None else None
+        return found
+
+    if not waits.until(lambda: not pending(), OFPORT_WAIT_S, interval=0.1):
+        name, error = next(iter(pending().items()))
+        raise ApplyError(f"OVS gave {name} on {bridge.name} no OpenFlow port: {error or 'no reason given'}")
 
 
 def remove(api: Any, names: list[str]) -> list[str]:

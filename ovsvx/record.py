@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ovsvx import topology as topo
+from ovsvx import waits
 from ovsvx.errors import NotDeployedError, PreconditionError, UsageError
 
 STATE_DIR = Path(os.environ.get("OVSVX_STATE_DIR", "/run/ovsvx"))
@@ -142,7 +143,7 @@ def locked(kind: str, prefix: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None
     path = record_path(kind, prefix).with_suffix(".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + waits.scaled(wait_s)
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

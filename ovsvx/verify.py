@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address
@@ -29,6 +28,7 @@ from ovsvx.topology import Topology
 INITIAL_TTL = 64
 IPV4_ICMP_HEADERS = 28  # IP 20 + ICMP 8: ping -s takes the payload size
 IPERF_PORT = 5201
+IPERF_START_S = 5.0  # an iperf3 server binding its port
 TCP_BYTES = "20M"
 PING_COUNT = 3
 
@@ -138,7 +138,7 @@ def iperf3(src_ns: str | None, dst_ns: str | None, address: str, port: int, clie
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         try:
-            wait_listening(dst_ns, port)
+            netstack.wait_listening(dst_ns, port, IPERF_START_S)
         except ApplyError:
             server.kill()
             said = (server.communicate()[0] or "").strip().splitlines()
@@ -169,16 +169,6 @@ def _tcp(src_ns: str | None, dst_ns: str | None, probe: Probe) -> Result:
         return Result(probe, False, None, str(err))
     gbps = received["bits_per_second"] / 1e9
     return Result(probe, received["bytes"] > 0, None, f"{received['bytes']} bytes", gbps=round(gbps, 3))
-
-
-def wait_listening(netns: str | None, port: int, timeout_s: float = 5.0) -> None:
-    """Wait until something listens on TCP `port` in the namespace (iperf3, a controller take a moment)."""
-    deadline = time.monotonic() + timeout_s
-    while netstack.TCP_LISTEN not in netstack.tcp_states(netns, port):
-        if time.monotonic() > deadline:
-            raise ApplyError(f"nothing listens on TCP port {port} in {netns or 'this namespace'} after "
-                             f"{timeout_s:g} s")
-        time.sleep(0.05)
 
 
 def run(deployment: Deployment, selected: list[Probe]) -> list[Result]:
