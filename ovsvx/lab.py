@@ -113,10 +113,13 @@ def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
     OVS's userspace datapath reads frames raw and drops VXLAN whose UDP checksum
     was left for offload (counted as datapath_drop_tunnel_pop_error), so a
     kernel-mode host could not reach an ovs-mode one.  While any host of the
-    lab runs ovs mode, the lab's NICs therefore checksum in software, as a real
-    NIC's hardware would; otherwise they keep offloading, which is much faster.
+    lab runs ovs mode on the userspace datapath, the lab's NICs therefore
+    checksum in software, as a real NIC's hardware would; otherwise (kernel
+    mode, or OVS's kernel datapath, which decapsulates in the kernel) they keep
+    offloading, which is much faster: it is also what lets TSO reach the wire.
     """
-    offload = "ovs" not in deployment.modes.values()
+    offload = not any(mode == "ovs" and deployment.settings.get(host, {}).get("datapath") == "netdev"
+                      for host, mode in deployment.modes.items())
     changes = []
     for host in topology.hosts:
         netns = deployment.prefix + host.name

@@ -69,8 +69,9 @@ class Veth:
     """A veth pair: `name` on the host (in `master`, or left for OVS when None), `peer` inside `netns`.
 
     The namespace end gets a fixed MAC so flows can address it; ovs mode also
-    lowers its MTU to the overlay's and turns TX checksum offload off, because
-    the userspace datapath neither fragments nor completes partial checksums.
+    lowers its MTU to the overlay's (OVS's flows route, but send no
+    "fragmentation needed"), and on the userspace datapath turns TX checksum
+    offload off, because that datapath does not complete partial checksums.
     """
 
     name: str
@@ -150,7 +151,7 @@ def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
         Address(host.vxlan, host.vxlan_address, 32),
         Bridge(host.bridge),
         Address(host.bridge, host.gateway, host.prefixlen),
-        *_workloads(host, master=host.bridge, mtu=None),
+        *_workloads(host, master=host.bridge, mtu=None, tx_offload=True),
         RP_FILTER_ALL, _bridge_rp_filter(host), FORWARDING,
         *_routes(topology, host, via_dev=host.vxlan),
     ]
@@ -165,15 +166,19 @@ def ovs_plan(topology: Topology, host: Host, datapath: str) -> tuple[tuple[Resou
     the peers' subnets are routed onto it, so the host itself reaches every
     node as it does in kernel mode.  The userspace (netdev) datapath sends
     tunnel packets from its own stack, so the VTEP address moves from the NIC
-    onto br-phy, the bridge that holds the NIC.
+    onto br-phy, the bridge that holds the NIC, and it reads its ports beside
+    the host's IP stack, which must keep off them; the kernel datapath (system)
+    takes its ports' frames before the IP stack and tunnels through the
+    kernel's own vxlan device, so it needs neither.
     """
-    ports = [ns.peer for ns in host.namespaces]
+    userspace = datapath == "netdev"
+    ports = [ns.peer for ns in host.namespaces] if userspace else []
     before: tuple[Resource, ...] = (
-        *_workloads(host, master=None, mtu=topology.overlay_mtu), RP_FILTER_ALL, FORWARDING,
-        *(s for port in ports for s in _port_sysctls(port, ipv6=False)),
+        *_workloads(host, master=None, mtu=topology.overlay_mtu, tx_offload=not userspace), RP_FILTER_ALL,
+        FORWARDING, *(s for port in ports for s in _port_sysctls(port, ipv6=False)),
     )
     underlay: tuple[Resource, ...] = ()
-    if datapath == "netdev":
+    if userspace:
         underlay = (Up(PHYS_BRIDGE), MovedAddress(host.vtep, topology.underlay.prefixlen, host.nic, PHYS_BRIDGE),
                     *_port_sysctls(host.nic, ipv6=True))
     after = (
@@ -187,12 +192,12 @@ def ovs_plan(topology: Topology, host: Host, datapath: str) -> tuple[tuple[Resou
     return before, after
 
 
-def _workloads(host: Host, master: str | None, mtu: int | None) -> list[Resource]:
+def _workloads(host: Host, master: str | None, mtu: int | None, tx_offload: bool) -> list[Resource]:
     steps: list[Resource] = []
     for ns in host.namespaces:
         steps += [
             Netns(ns.name),
-            Veth(ns.peer, ns.veth, ns.name, master, mac_for(ns.address), mtu, tx_offload=mtu is None),
+            Veth(ns.peer, ns.veth, ns.name, master, mac_for(ns.address), mtu, tx_offload),
             Address(ns.veth, ns.address, host.prefixlen, netns=ns.name),
         ]
     return steps

@@ -52,6 +52,17 @@ def test_ovs_mode_keeps_the_layout_on_the_switchs_internal_port() -> None:
     assert not [r for r in system_after if isinstance(r, plan.MovedAddress)]  # the kernel routes the tunnel
 
 
+def test_the_kernel_datapath_keeps_offloads_and_leaves_the_ip_stack_alone() -> None:
+    """Only the userspace datapath needs TX checksums in software and the host's stack kept off its ports."""
+    topo = topology.default()
+    before, after = plan.ovs_plan(topo, topo.hosts[0], "system")
+    text = "\n".join(line for r in before + after for line in plan.render(r))
+    assert "ethtool" not in text and "arp_ignore" not in text and "br-phy" not in text
+    assert "ip netns exec ns1 ip link set dev tap1 address 02:00:c0:a8:01:64 mtu 1450 up" in text  # no ICMP "too big"
+    userspace, _ = plan.ovs_plan(topo, topo.hosts[0], "netdev")
+    assert plan.Sysctl("net.ipv4.conf.tap2.arp_ignore", "8") in userspace
+
+
 def test_host2_is_the_mirror_image() -> None:
     text = rendered(topology.default(), "host2")
     assert "ip link add vxlan2 type vxlan id 100 dstport 4789 remote 10.33.30.150 local 10.33.30.151 dev ens160" in text
