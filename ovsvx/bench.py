@@ -9,6 +9,7 @@ they are for comparing the modes with each other, not targets.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import subprocess
 import time
@@ -24,7 +25,8 @@ from ovsvx.record import Deployment, check_prefix
 from ovsvx.site import Site
 from ovsvx.topology import Topology
 
-MODES = ("kernel", "ovs")
+#: What the bench can measure: a mode, or ovs mode on a named datapath (its own column, beside the others).
+MODES = ("kernel", "ovs", "ovs:system", "ovs:netdev")
 IPERF_PORT = 5301
 PING_COUNT = 200
 PING_INTERVAL_S = 0.005
@@ -48,11 +50,18 @@ class Figures:
 
 
 def parse_modes(text: str) -> list[str]:
+    """The columns to measure, in order: kernel, ovs, or ovs on a datapath (ovs:system, ovs:netdev)."""
     modes = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise UsageError(f"--modes {text!r} is not allowed: a comma list of {', '.join(MODES)}")
     return list(dict.fromkeys(modes))
+
+
+def _lab_prefix(prefix: str, column: str) -> str:
+    """Each column's lab has a prefix of its own: bench-k-, bench-o-, bench-os-, bench-on-."""
+    mode, _, datapath = column.partition(":")
+    return f"{prefix}{mode[0]}{datapath[:1]}-"
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -132,25 +141,27 @@ def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
     results: dict[str, Figures] = {}
     src, dst = topology.hosts[0], topology.hosts[1]
     ns_src, ns_dst = src.namespaces[0], dst.namespaces[0]
-    for mode in ["kernel", *(m for m in modes if m != "kernel")]:
-        scope = Scope.lab(f"{prefix}{mode[0]}-")
+    for column in ["kernel", *(m for m in modes if m != "kernel")]:
+        mode, _, datapath = column.partition(":")
+        scope = Scope.lab(_lab_prefix(prefix, column))
         try:
-            step(f"{mode}: deploying a lab")
+            step(f"{column}: deploying a lab")
             started = time.monotonic()
-            chosen = options if mode == "ovs" else DeployOptions()
+            chosen = dataclasses.replace(options, datapath=datapath or options.datapath) if mode == "ovs" \
+                else DeployOptions()
             deployment = deploy(scope, topology, resolve_modes(topology, {"*": mode}), chosen).deployment
             deploy_s = round(time.monotonic() - started, 2)
             if mode == "kernel":  # the physical baseline, NIC to NIC
                 results["underlay"] = Figures()
                 measure_path(scope.prefix + src.name, scope.prefix + dst.name, str(dst.vtep), seconds,
                              results["underlay"], lambda what: step(f"underlay: {what}"))
-            if mode not in modes:
+            if column not in modes:
                 continue
-            figures = results[mode] = Figures(deploy_s=deploy_s)
+            figures = results[column] = Figures(deploy_s=deploy_s)
             measure_path(scope.prefix + ns_src.name, scope.prefix + ns_dst.name, str(ns_dst.address), seconds,
-                         figures, lambda what, m=mode: step(f"{m}: {what}"))
+                         figures, lambda what, c=column: step(f"{c}: {what}"))
             if mode == "ovs":
-                step("ovs: controller start to first forwarded packet")
+                step(f"{column}: controller start to first forwarded packet")
                 site = Site(src, scope.prefix + src.name, scope.prefix)
                 figures.controller_to_first_packet_s = controller_to_first_packet(
                     deployment, site, scope.prefix + ns_src.name, str(ns_dst.address))
@@ -158,7 +169,7 @@ def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
                 figures.extra["port_type"] = deployment.settings[src.name]["port_type"]
                 figures.extra["ovs_config"] = " ".join(options.ovs_config or ())
         finally:
-            step(f"{mode}: destroying its lab")
+            step(f"{column}: destroying its lab")
             destroy(scope)
     return results
 

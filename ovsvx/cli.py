@@ -426,7 +426,9 @@ def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
 
 @main.command("bench")
 @topology_option
-@click.option("--modes", "modes_text", default="kernel,ovs", show_default=True, help="Which modes to measure.")
+@click.option("--modes", "modes_text", default="kernel,ovs", show_default=True,
+              help="Which modes to measure: kernel, ovs, or ovs on a datapath (ovs:system, ovs:netdev), "
+                   "each its own column.")
 @click.option("--duration", default=5.0, show_default=True, type=click.FloatRange(0.5, 300),
               help="Seconds per iperf3 run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures here.")
@@ -479,8 +481,10 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
             cells.append(_cell(getattr(figures, key), *bases))
         table.add_row(label, *cells)
     out.print(table)
-    if "ovs" in results:
-        out.print(f"ovs datapath: {results['ovs'].extra.get('datapath')}", markup=False)
+    for name, figures in results.items():
+        if "datapath" in figures.extra:
+            out.print(f"{name} datapath: {figures.extra['datapath']}, port type: {figures.extra['port_type']}",
+                      markup=False)
 
 
 # --- ovs mode: controller and flows ----------------------------------------------------

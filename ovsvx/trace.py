@@ -294,6 +294,7 @@ class Tracer:
         text = ofctl.tool(home, "ovs-appctl", "ofproto/trace", host.bridge, spec)
         generated = {f.cookie: f for f in flows.host_flows(self.topology, host)}
         why, final = _read_trace(text, host.bridge, generated)
+        why += _datapath_summary(text, ofctl.tool(home, "ovs-appctl", "dpctl/show"))
         packet = replace(packet, eth_src=final.get("dl_src", packet.eth_src),
                          eth_dst=final.get("dl_dst", packet.eth_dst), ttl=int(final.get("nw_ttl", packet.ttl)))
         tunnel_line = next((line for line in why if "tunneling to" in line), None)
@@ -355,6 +356,24 @@ def _read_trace(text: str, bridge: str, generated: dict[int, flows.Flow]) -> tup
         elif raw.strip() and not raw.startswith("-"):
             lines.append("    " + raw.strip())
     return lines, final
+
+
+_DATAPATH_PORT = re.compile(r"^\s*port (\d+): (\S+)", re.MULTILINE)
+_OUTPUT = re.compile(r"(?:out_port\((\d+)\)|(?:^|,)(\d+)(?=,|$))")
+
+
+def _datapath_summary(trace: str, dpctl_show: str) -> list[str]:
+    """What the datapath itself does with the packet (ofproto/trace's "Datapath actions"), its output ports
+    named from `dpctl/show`: the kernel datapath's tunnel is its vxlan_sys_4789 device, the userspace
+    datapath's a tnl_push out of br-phy."""
+    actions = next((line.split(":", 1)[1].strip() for line in trace.splitlines()
+                    if line.startswith("Datapath actions:")), None)
+    if actions is None:
+        return []
+    datapath = dpctl_show.splitlines()[0].rstrip(":") if dpctl_show.strip() else "datapath"
+    ports = dict(_DATAPATH_PORT.findall(dpctl_show))
+    outputs = [ports.get(a or b, a or b) for a, b in _OUTPUT.findall(actions)]
+    return [f"datapath {datapath}: {actions}" + (f" (out: {', '.join(outputs)})" if outputs else "")]
 
 
 def run(deployment: Deployment, src_name: str, dst_name: str, proto: str = "icmp") -> list[Hop]:
