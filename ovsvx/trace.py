@@ -28,8 +28,8 @@ from ovsvx.deploy import site_of
 from ovsvx.errors import UsageError
 from ovsvx.netlink import fdb_entries
 from ovsvx.record import Deployment
-from ovsvx.switch import tunnel_ports, workload_ports
-from ovsvx.topology import Host
+from ovsvx.switch import Port, tunnel_ports, workload_ports
+from ovsvx.topology import Host, mac_for
 from ovsvx.verify import Node
 
 PROTOCOLS = ("icmp", "tcp", "udp", "arp")
@@ -50,6 +50,7 @@ class Packet:
     ttl: int
     proto: str
     outer: str = ""  # the encapsulation, when in the tunnel
+    unresolved: IPv4Address | None = None  # a next hop whose MAC nobody has asked for yet (eth_dst says so)
 
     def headers(self) -> list[str]:
         found = [self.outer] if self.outer else []
@@ -232,7 +233,8 @@ class Tracer:
             dev, nexthop = _lookup(ipr, dst.address)
             mac, neigh = _neighbour(ipr, nexthop, dev)
             route = _route_text(ipr, dst.address)
-            packet = Packet(_mac(ipr, dev), mac or f"<MAC of {nexthop}>", src.address, dst.address, 64, self.proto)
+            packet = Packet(_mac(ipr, dev), mac or f"<MAC of {nexthop}>", src.address, dst.address, 64, self.proto,
+                            unresolved=None if mac else nexthop)
         self.hops.append(Hop(src.name, f"sends via {dev} to next hop {nexthop}", [f"route: {route}", neigh],
                              packet.headers()))
         return packet
@@ -265,7 +267,8 @@ class Tracer:
             mac, neigh = _neighbour(ipr, nexthop, dev)
             why.append(neigh + (" (through the tunnel: the ARP is encapsulated like any frame)"
                                 if dev == host.vxlan and mac is None else ""))
-            packet = replace(packet, eth_src=_mac(ipr, dev), eth_dst=mac or f"<MAC of {nexthop}>", ttl=ttl)
+            packet = replace(packet, eth_src=_mac(ipr, dev), eth_dst=mac or f"<MAC of {nexthop}>", ttl=ttl,
+                             unresolved=None if mac else nexthop)
             if dev == host.vxlan:
                 remote, fdb = _vxlan_remote(ipr, host.vxlan, mac)
                 why.append(fdb)
@@ -289,21 +292,25 @@ class Tracer:
         else:
             port, tunnel = workload_ports(host)[arrived_from].name, ""
         match = {"icmp": "icmp", "tcp": f"tcp,tp_dst={PROBE_PORT}", "udp": f"udp,tp_dst={PROBE_PORT}"}[self.proto]
-        spec = (f"{tunnel}in_port={port},{match},dl_src={packet.eth_src},dl_dst={packet.eth_dst},"
+        why, eth_dst = [], packet.eth_dst
+        if packet.unresolved is not None:  # the sender must ARP first; the switch answers with ovsvx's MAC
+            eth_dst = mac_for(packet.unresolved)
+            why.append(f"(the sender has not resolved {packet.unresolved} yet: the ARP responder will answer "
+                       f"{eth_dst}, so the packet is traced with that)")
+        spec = (f"{tunnel}in_port={port},{match},dl_src={packet.eth_src},dl_dst={eth_dst},"
                 f"nw_src={packet.src},nw_dst={packet.dst},nw_ttl={packet.ttl}")
         text = ofctl.tool(home, "ovs-appctl", "ofproto/trace", host.bridge, spec)
         generated = {f.cookie: f for f in flows.host_flows(self.topology, host)}
-        why, final = _read_trace(text, host.bridge, generated)
-        why += _datapath_summary(text, ofctl.tool(home, "ovs-appctl", "dpctl/show"))
-        packet = replace(packet, eth_src=final.get("dl_src", packet.eth_src),
-                         eth_dst=final.get("dl_dst", packet.eth_dst), ttl=int(final.get("nw_ttl", packet.ttl)))
-        tunnel_line = next((line for line in why if "tunneling to" in line), None)
-        if tunnel_line is not None:
-            remote = re.search(r"tunneling to (\S+)", tunnel_line).group(1)
-            peer = next(p for p in self.topology.peers(host) if str(p.vtep) == remote)
+        matched, final = _read_trace(text, host.bridge, generated)
+        why += matched + _datapath_summary(text, ofctl.tool(home, "ovs-appctl", "dpctl/show"))
+        packet = replace(packet, eth_src=final.get("dl_src", packet.eth_src), eth_dst=final.get("dl_dst", eth_dst),
+                         ttl=int(final.get("nw_ttl", packet.ttl)), unresolved=None)
+        peer = _tunnel_peer(matched, tunnel_ports(self.topology, host))
+        if peer is not None:
+            remote = self.topology.host(peer).vtep
             self.hops.append(Hop(f"{host.name} ({host.bridge}, ovs)", f"flows send it into the tunnel to {remote}",
                                  why, packet.headers()))
-            return packet, peer.name
+            return packet, peer
         self.hops.append(Hop(f"{host.name} ({host.bridge}, ovs)", "flows deliver it on this host", why,
                              packet.headers()))
         return packet, None
@@ -356,6 +363,20 @@ def _read_trace(text: str, bridge: str, generated: dict[int, flows.Flow]) -> tup
         elif raw.strip() and not raw.startswith("-"):
             lines.append("    " + raw.strip())
     return lines, final
+
+
+_OUTPUT_ACTION = re.compile(r"^\s*output:(\d+)$")
+
+
+def _tunnel_peer(matched: list[str], tunnels: dict[str, Port]) -> str | None:
+    """The peer whose tunnel port the matched flows output to, if any (by OpenFlow port number, which
+    the switch plan fixes; both datapaths print it the same way)."""
+    by_ofport = {port.ofport: peer for peer, port in tunnels.items()}
+    for line in matched:
+        found = _OUTPUT_ACTION.match(line)
+        if found and int(found.group(1)) in by_ofport:
+            return by_ofport[int(found.group(1))]
+    return None
 
 
 _DATAPATH_PORT = re.compile(r"^\s*port (\d+): (\S+)", re.MULTILINE)

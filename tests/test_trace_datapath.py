@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ovsvx import topology
 from ovsvx.bench import _lab_prefix, parse_modes
 from ovsvx.errors import UsageError
-from ovsvx.trace import _datapath_summary
+from ovsvx.switch import tunnel_ports
+from ovsvx.trace import _datapath_summary, _tunnel_peer
 
 SYSTEM_SHOW = """system@ovs-system:
   lookups: hit:37 missed:12 lost:0
@@ -60,3 +62,12 @@ def test_bench_columns_name_a_mode_or_ovs_on_a_datapath_each_in_its_own_lab() ->
             assert "a comma list of kernel, ovs, ovs:system, ovs:netdev" in str(err)
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_the_tunnel_is_found_by_the_port_the_flows_output_to() -> None:
+    """Native tunnelling (userspace) says "tunneling to"; the kernel datapath does not: the port decides."""
+    topo = topology.default()
+    tunnels = tunnel_ports(topo, topo.host("host1"))
+    matched = ["table 50 (to-peer) learned: ...", "    load:0x200c0a802fe->NXM_OF_ETH_DST[]", "    output:100"]
+    assert _tunnel_peer(matched, tunnels) == "host2"
+    assert _tunnel_peer(["table 40 (from-tunnel) route-in: ...", "    output:1"], tunnels) is None

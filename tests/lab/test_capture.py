@@ -135,6 +135,13 @@ def test_trace_names_the_route_and_flows_a_real_packet_then_takes(ovsvx: Runner,
     assert purposes[:2] == ["table 0 (classify) classify: IPv4 from namespace ns1",
                             "table 20 (from-workload) route-out: routed towards host2"]
     assert any("tunneling to 10.33.30.151" in w for w in hops[1]["why"])
+    assert any(w.startswith("datapath netdev@ovs-netdev: ") for w in hops[1]["why"])  # what the datapath does
+    ovsvx("exec", "--prefix", fresh_prefix, "ns1", "--", "ip", "neigh", "flush", "all")
+    cold = trace(ovsvx, fresh_prefix)  # ns1 has not asked for its gateway yet: traced as the switch will answer
+    assert cold[0]["headers"][0] == "Ether 02:00:c0:a8:01:64 > <MAC of 192.168.1.1>"
+    assert cold[1]["why"][0] == ("(the sender has not resolved 192.168.1.1 yet: the ARP responder will answer "
+                                 "02:00:c0:a8:01:01, so the packet is traced with that)")
+    assert [h["where"] for h in cold] == [h["where"] for h in hops]
     arp = json.loads(ovsvx("trace", "--prefix", fresh_prefix, "--proto", "arp", "--json").stdout)["hops"]
     assert arp[1]["what"] == "the ARP responder answers in the datapath, back out of tap2"
     assert arp[1]["headers"] == ["Ether 02:00:c0:a8:01:01 > 02:00:c0:a8:01:64",
