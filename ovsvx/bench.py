@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ovsvx import daemons, netstack, ofctl, preflight, verify
+from ovsvx import daemons, netstack, ofctl, preflight, verify, waits
 from ovsvx.backends import DeployOptions
 from ovsvx.deploy import Scope, deploy, destroy, resolve_modes
 from ovsvx.errors import ApplyError, UsageError
@@ -30,6 +30,7 @@ MODES = ("kernel", "ovs", "ovs:system", "ovs:netdev")
 IPERF_PORT = 5301
 PING_COUNT = 200
 PING_INTERVAL_S = 0.005
+FIRST_PACKET_S = 20.0  # a controller that has not forwarded the first packet by then has failed
 
 
 @dataclass
@@ -116,15 +117,16 @@ def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str |
     home = daemons.ovs_home(deployment, site)
     daemons.stop_controller(deployment, site)
     ofctl.tool(home, "ovs-ofctl", "del-flows", site.host.bridge)
-    pinger = netstack.popen(src_ns, ["ping", "-n", "-D", "-i", "0.01", "-w", "20", "-c", "1", address],
+    deadline = waits.scaled(FIRST_PACKET_S)
+    pinger = netstack.popen(src_ns, ["ping", "-n", "-D", "-i", "0.01", "-w", f"{deadline:.0f}", "-c", "1", address],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     time.sleep(0.2)  # the ping is already knocking when the controller starts
     started = time.time()
     daemons.start_controller(deployment, site, ("127.0.0.1", 6653))
-    out, _ = pinger.communicate(timeout=30)
+    out, _ = pinger.communicate(timeout=deadline + waits.scaled(10))
     stamps = [float(s) for s in verify.STAMP_RE.findall(out)]
     if not stamps:
-        raise ApplyError("no packet was forwarded within 20 s of the controller's start")
+        raise ApplyError(f"no packet was forwarded within {deadline:.0f} s of the controller's start")
     return round(stamps[0] - started, 3)
 
 

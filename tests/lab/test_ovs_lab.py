@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from ovsvx import flows, topology
+from ovsvx import flows, topology, waits
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.test_kernel_lab import failed, verify
 
@@ -80,7 +80,7 @@ def start_ping(prefix: str, count: int = 40) -> subprocess.Popen[str]:
 
 def ping_result(ping: subprocess.Popen[str]) -> tuple[int, int, int]:
     """(transmitted, received, duplicates) of a finished ping."""
-    text, _ = ping.communicate(timeout=30)
+    text, _ = ping.communicate(timeout=waits.scaled(30))
     sent, got = re.search(r"(\d+) packets transmitted, (\d+) received", text).groups()
     return int(sent), int(got), text.count("(DUP!)")
 
@@ -88,7 +88,7 @@ def ping_result(ping: subprocess.Popen[str]) -> tuple[int, int, int]:
 def wait_for_log(prefix: str, host: str, timeout_s: float = 5.0) -> str:
     """The controller log's last line once it reports a sync (it follows the connection closely)."""
     log = STATE_DIR / f"lab-{prefix}" / host / "controller.log"
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + waits.scaled(timeout_s)
     while True:
         last = log.read_text().rstrip().splitlines()[-1]
         if "flow(s) added" in last or time.monotonic() > deadline:
