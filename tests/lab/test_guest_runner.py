@@ -21,9 +21,17 @@ def run_dirs() -> set[Path]:
     return set(Path("/tmp").glob("ovsvx-guest.*"))
 
 
-def running_qemus(run_dir: Path) -> list[str]:
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, timeout=30).stdout
-    return [line for line in ps.splitlines() if "qemu-system" in line and str(run_dir) in line]
+def running_qemus(run_dir: Path) -> list[int]:
+    """Pids of the qemu processes of one run (its folder is in their command line)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if "qemu-system" in args and str(run_dir) in args:
+            found.append(int(cmdline.parent.name))
+    return found
 
 
 @pytest.fixture
@@ -58,8 +66,12 @@ def test_ctrl_c_leaves_no_qemu_and_no_temporary_files(guest_runs: None) -> None:
         os.killpg(runner.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         assert runner.wait(timeout=waits.scaled(30)) == 130
     finally:
-        if runner.poll() is None:
-            os.killpg(runner.pid, signal.SIGKILL)
+        if runner.poll() is None:  # a failed assertion above: stop it the way a user would, then for sure
+            os.killpg(runner.pid, signal.SIGINT)
+            try:
+                runner.wait(timeout=waits.scaled(30))
+            except subprocess.TimeoutExpired:
+                os.killpg(runner.pid, signal.SIGKILL)
     assert not running_qemus(run_dir)
     assert not run_dir.exists()
 
