@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ovsvx import deploy as deployment_ops
 from ovsvx import (
     bench, capture, controller, daemons, doctor, firewall, flows, lab, netstack, ofctl, plan, preflight, record,
-    topology, trace, verify,
+    render, topology, trace, verify,
 )
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
 from ovsvx.errors import OvsvxError, UsageError
@@ -31,8 +29,8 @@ from ovsvx.ovs import choose_datapath
 from ovsvx.site import Site
 from ovsvx.switch import PORT_TYPES
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False)
+out = render.console()
+err_console = render.console(stderr=True)
 
 topology_option = click.option(
     "-t", "--topology", "topology_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -67,7 +65,7 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except OvsvxError as err:
-            err_console.print(f"ovsvx: error: {err}", markup=False, soft_wrap=True)
+            err_console.print(render.error(str(err)), soft_wrap=True)
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
             netstack.quiet_after_interrupt()
@@ -126,14 +124,7 @@ def topology_show(topology_file: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(topology.to_data(topo), indent=2))
         return
-    out.print(f"VNI {topo.vni}, UDP port {topo.port}, underlay {topo.underlay} "
-              f"(MTU {topo.underlay_mtu}, overlay MTU {topo.overlay_mtu})")
-    table = Table("host", "NIC / VTEP", "subnet", "gateway (bridge)", "vxlan (address)", "namespaces")
-    for h in topo.hosts:
-        spaces = "\n".join(f"{n.name} {n.address} ({n.veth}<->{n.peer})" for n in h.namespaces)
-        table.add_row(h.name + (f" [{h.mode}]" if h.mode else ""), f"{h.nic} {h.vtep}", str(h.subnet),
-                      f"{h.gateway} ({h.bridge})", f"{h.vxlan} ({h.vxlan_address}/32)", spaces)
-    out.print(table)
+    out.print(render.topology(topo))
 
 
 @topology_group.command("init")
@@ -207,9 +198,9 @@ def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None,
                             port_type=port_type, firewall=firewall, ovs_config=ovs_config or None)
     report = deployment_ops.deploy(scope, topo, modes, options)
     for warning in report.warnings:
-        err_console.print(f"ovsvx: warning: {warning}", markup=False, soft_wrap=True)
+        err_console.print(f"ovsvx: warning: {warning}", soft_wrap=True)
     for change in report.changes:
-        out.print(change, markup=False)
+        out.print(change)
     summary = ", ".join(f"{h}={m}" for h, m in report.deployment.modes.items())
     if report.changes:
         out.print(f"deployed {scope.describe()} ({summary}): {len(report.changes)} change(s)")
@@ -226,7 +217,7 @@ def destroy_cmd(host: str | None, prefix: str | None) -> None:
     scope = deployment_ops.find_scope(host, prefix)
     removed = deployment_ops.destroy(scope)
     for line in removed:
-        out.print(line, markup=False)
+        out.print(line)
     out.print(f"destroyed {scope.describe()}" if removed else f"nothing deployed in {scope.describe()}")
 
 
@@ -253,17 +244,7 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
             },
         }, indent=2))
     else:
-        for name, h in hosts.items():
-            bad = sum(f.state != "ok" for f in h.findings)
-            state = "[green]ok[/]" if not bad else f"[red]{bad} not as wanted[/]"
-            out.print(f"[bold]{name}[/] ({h.mode} mode, {scope.describe()}): {state}")
-            for key, value in h.details.items():
-                out.print(f"  {key}: {value}", markup=False)
-            table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
-            for f in h.findings:
-                colour = "green" if f.state == "ok" else "red"
-                table.add_row(f.what, f"[{colour}]{f.state}[/] {f.detail}".rstrip())
-            out.print(table)
+        out.print(render.status(hosts, scope.describe()))
     if not ok:
         sys.exit(1)
 
@@ -291,15 +272,8 @@ def doctor_cmd(topology_file: Path | None, host: str | None, prefix: str | None,
             name: [{"state": d.state, "what": d.what, "fix": d.fix} for d in ds] for name, ds in found.items()}},
             indent=2))
     else:
-        marks = {doctor.OK: "[green]ok  [/]", doctor.WARN: "[yellow]warn[/]", doctor.FAIL: "[red]FAIL[/]"}
-        for name, diagnoses in found.items():
-            out.print(f"[bold]{name}[/]" + (f" ({scope.describe()})" if name == "machine" else ""))
-            for d in diagnoses:
-                out.print(f"  {marks[d.state]} ", end="")
-                out.print(d.text, markup=False, soft_wrap=True)
-        if scope.kind == "lab" and existing is None:
-            out.print(f"(the {scope.describe()} is not deployed: deploy makes its hosts, so only this machine "
-                      "was checked)")
+        out.print(render.doctor(found, scope.describe(), undeployed=scope.kind == "lab" and existing is None),
+                  soft_wrap=True)
     if failed:
         sys.exit(1)
 
@@ -321,15 +295,7 @@ def verify_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"ok": ok, "checks": [r.to_json() for r in results]}, indent=2))
     else:
-        table = Table("check", "src", "dst", "address", "TTL (want)", "result", "detail")
-        for r in results:
-            p = r.probe
-            want = f"{r.ttl if r.ttl is not None else '-'} ({p.expected_ttl if p.expected_ttl else '-'})"
-            extra = f"{r.gbps} Gbit/s, " if r.gbps is not None else (f"{r.rtt_ms} ms, " if r.rtt_ms else "")
-            table.add_row(p.kind + (f" {p.size}B" if p.size else ""), p.src, p.dst, str(p.address), want,
-                          "[green]PASS[/]" if r.ok else "[red]FAIL[/]", extra + r.detail)
-        out.print(table)
-        out.print(f"{sum(r.ok for r in results)}/{len(results)} checks passed")
+        out.print(render.verify(results))
     if not ok:
         sys.exit(1)
 
@@ -377,11 +343,7 @@ def trace_cmd(prefix: str | None, src: str | None, dst: str | None, proto: str, 
     if as_json:
         click.echo(json.dumps({"src": src, "dst": dst, "proto": proto, "hops": trace.to_json(hops)}, indent=2))
         return
-    for number, hop in enumerate(hops, 1):
-        out.print(f"[bold]{number}. {hop.where}[/]: {hop.what}")
-        for line in hop.why:
-            out.print(f"     why  {line}", markup=False)
-        out.print(f"     out  {' / '.join(hop.headers)}", markup=False)
+    out.print(render.trace(hops))
 
 
 @main.command("capture")
@@ -404,24 +366,12 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
         click.echo(json.dumps({"src": src, "dst": dst, "frames": [
             {"time": f.time, "point": f.point, "layers": list(f.layers)} for f in frames]}, indent=2))
         return
-    start = frames[0].time if frames else 0.0
-    table = Table("ms", "where", "frame (outer / VXLAN / inner)", title=f"one ping {src} -> {dst}",
-                  title_justify="left")
-    for f in frames:
-        table.add_row(f"{(f.time - start) * 1000:7.3f}", f.point, f.summary)
-    out.print(table)
+    out.print(render.capture(frames, src, dst))
     if pcap_dir is not None:
-        out.print(f"pcaps in {pcap_dir}", markup=False)
+        out.print(f"pcaps in {pcap_dir}")
 
 
 # --- measuring ---------------------------------------------------------------------------
-
-
-def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
-    if value is None:
-        return "-"
-    ratios = [f"{value / base:.2f}x {name}" for name, base in bases if base]
-    return f"{value:g}" + (f" ({', '.join(ratios)})" if ratios else "")
 
 
 @main.command("bench")
@@ -464,27 +414,7 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
         json_path.write_text(json.dumps(data, indent=2) + "\n")
     if plot_path is not None:
         bench.plot(results, str(plot_path))
-    under = results["underlay"]
-    kern = results.get("kernel")
-    table = Table("figure", *results, title=f"ovsvx bench ({duration:g} s per iperf3 run)", title_justify="left")
-    rows = [("TCP 1 stream, Gbit/s", "tcp_1stream_gbps"), ("TCP 1 stream reverse, Gbit/s", "tcp_1stream_reverse_gbps"),
-            ("TCP 4 streams, Gbit/s", "tcp_4stream_gbps"), ("TCP 4 streams reverse, Gbit/s", "tcp_4stream_reverse_gbps"),
-            ("RTT min, ms", "rtt_min_ms"), ("RTT median, ms", "rtt_median_ms"), ("RTT p99, ms", "rtt_p99_ms"),
-            ("CPU s per Gbit (machine)", "cpu_s_per_gbit"), ("deploy, s", "deploy_s"),
-            ("controller start to first packet, s", "controller_to_first_packet_s")]
-    for label, key in rows:
-        cells = []
-        for name, figures in results.items():
-            bases = [] if name == "underlay" else [("underlay", getattr(under, key))]
-            if kern is not None and name not in ("underlay", "kernel"):
-                bases.append(("kernel", getattr(kern, key)))
-            cells.append(_cell(getattr(figures, key), *bases))
-        table.add_row(label, *cells)
-    out.print(table)
-    for name, figures in results.items():
-        if "datapath" in figures.extra:
-            out.print(f"{name} datapath: {figures.extra['datapath']}, port type: {figures.extra['port_type']}",
-                      markup=False)
+    out.print(render.bench(results, duration))
 
 
 # --- ovs mode: controller and flows ----------------------------------------------------
@@ -533,7 +463,7 @@ def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, 
         for h in [topo.host(host)] if host else topo.hosts:
             path = out_dir / f"{h.name}.flows"
             path.write_text(flows.render_file(topo, h))
-            out.print(f"wrote {path}", markup=False)
+            out.print(f"wrote {path}")
         return
     preflight.require_root()
     deployment = _deployment(prefix)
@@ -549,20 +479,7 @@ def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, 
             click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
             continue
         generated = {f.cookie: f for f in flows.host_flows(deployment.topology, site.host)}
-        table = Table("purpose", "table", "why", "rule", "packets", "bytes",
-                      title=f"{site.host.name}: {site.host.bridge}", title_justify="left")
-        by_purpose = sorted(ofctl.dump_flows(home, site.host.bridge), key=lambda f: (f.cookie >> 32, f.table))
-        for installed in by_purpose:
-            flow = generated.get(installed.cookie)
-            name = flows.TABLES[installed.table].name if installed.table in flows.TABLES else "?"
-            if flow is not None:
-                purpose, why = flow.purpose.label, flow.note
-            elif flows.is_learned(installed.cookie):
-                purpose, why = flows.Purpose.LEARNED.label, "a peer's router MAC, learned from its ARP"
-            else:
-                purpose, why = "[red]not generated[/]", ""
-            table.add_row(purpose, f"{installed.table} {name}", why, installed.rule, str(installed.n_packets),
-                          str(installed.n_bytes))
-        out.print(table)
+        out.print(render.installed_flows(f"{site.host.name}: {site.host.bridge}",
+                                         ofctl.dump_flows(home, site.host.bridge), generated))
     if not shown:
         raise UsageError("no host of this deployment runs in ovs mode")

@@ -1,0 +1,159 @@
+"""What a person reads: each command's result as rich renderables, built from data and nothing else.
+
+Data is never markup.  The consoles parse neither markup nor emoji codes, so a
+MAC such as 02:00:0a:ab:01:64 (rich's emoji code :ab:) or a name such as
+"[lab]" or "[/x]" prints exactly as it is; only styling is added, always as a
+`Text` span around data, never by formatting data into a markup string.  The
+CLI gathers the data (one library call per command) and prints what these
+functions return; the rendering test feeds them hostile fixture data.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ovsvx import flows
+
+if TYPE_CHECKING:
+    from ovsvx.bench import Figures
+    from ovsvx.capture import Frame
+    from ovsvx.deploy import HostStatus
+    from ovsvx.doctor import Diagnosis
+    from ovsvx.ofctl import InstalledFlow
+    from ovsvx.topology import Topology
+    from ovsvx.trace import Hop
+    from ovsvx.verify import Result
+
+STATE_STYLES = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+
+def console(stderr: bool = False) -> Console:
+    """A console that prints data verbatim: no markup, no emoji codes, no highlighting of numbers."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False,
+                   width=None if stream.isatty() else 160)
+
+
+def error(message: str) -> Text:
+    return Text(f"ovsvx: error: {message}")
+
+
+def topology(topo: Topology) -> Group:
+    header = Text(f"VNI {topo.vni}, UDP port {topo.port}, underlay {topo.underlay} "
+                  f"(MTU {topo.underlay_mtu}, overlay MTU {topo.overlay_mtu})")
+    table = Table("host", "NIC / VTEP", "subnet", "gateway (bridge)", "vxlan (address)", "namespaces")
+    for h in topo.hosts:
+        spaces = "\n".join(f"{n.name} {n.address} ({n.veth}<->{n.peer})" for n in h.namespaces)
+        table.add_row(h.name + (f" [{h.mode}]" if h.mode else ""), f"{h.nic} {h.vtep}", str(h.subnet),
+                      f"{h.gateway} ({h.bridge})", f"{h.vxlan} ({h.vxlan_address}/32)", spaces)
+    return Group(header, table)
+
+
+def status(hosts: dict[str, HostStatus], where: str) -> Group:
+    parts: list[RenderableType] = []
+    for name, h in hosts.items():
+        bad = sum(f.state != "ok" for f in h.findings)
+        state = Text("ok", style="green") if not bad else Text(f"{bad} not as wanted", style="red")
+        parts.append(Text.assemble((name, "bold"), f" ({h.mode} mode, {where}): ", state))
+        parts += [Text(f"  {key}: {value}") for key, value in h.details.items()]
+        table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
+        for f in h.findings:
+            table.add_row(f.what, Text.assemble((f.state, "green" if f.state == "ok" else "red"),
+                                                f" {f.detail}".rstrip()))
+        parts.append(table)
+    return Group(*parts)
+
+
+def doctor(found: dict[str, list[Diagnosis]], where: str, undeployed: bool) -> Group:
+    parts: list[RenderableType] = []
+    for name, diagnoses in found.items():
+        parts.append(Text.assemble((name, "bold"), f" ({where})" if name == "machine" else ""))
+        parts += [Text.assemble("  ", (f"{d.state:<4}" if d.state != "fail" else "FAIL", STATE_STYLES[d.state]),
+                                " ", d.text) for d in diagnoses]
+    if undeployed:
+        parts.append(Text(f"(the {where} is not deployed: deploy makes its hosts, so only this machine was checked)"))
+    return Group(*parts)
+
+
+def verify(results: list[Result]) -> Group:
+    table = Table("check", "src", "dst", "address", "TTL (want)", "result", "detail")
+    for r in results:
+        p = r.probe
+        want = f"{r.ttl if r.ttl is not None else '-'} ({p.expected_ttl if p.expected_ttl else '-'})"
+        extra = f"{r.gbps} Gbit/s, " if r.gbps is not None else (f"{r.rtt_ms} ms, " if r.rtt_ms else "")
+        table.add_row(p.kind + (f" {p.size}B" if p.size else ""), p.src, p.dst, str(p.address), want,
+                      Text("PASS", style="green") if r.ok else Text("FAIL", style="red"), extra + r.detail)
+    return Group(table, Text(f"{sum(r.ok for r in results)}/{len(results)} checks passed"))
+
+
+def trace(hops: list[Hop]) -> Group:
+    lines: list[RenderableType] = []
+    for number, hop in enumerate(hops, 1):
+        lines.append(Text.assemble((f"{number}. {hop.where}", "bold"), f": {hop.what}"))
+        lines += [Text(f"     why  {line}") for line in hop.why]
+        lines.append(Text(f"     out  {' / '.join(hop.headers)}"))
+    return Group(*lines)
+
+
+def capture(frames: list[Frame], src: str, dst: str) -> Table:
+    start = frames[0].time if frames else 0.0
+    table = Table("ms", "where", "frame (outer / VXLAN / inner)", title=f"one ping {src} -> {dst}",
+                  title_justify="left")
+    for f in frames:
+        table.add_row(f"{(f.time - start) * 1000:7.3f}", f.point, f.summary)
+    return table
+
+
+def installed_flows(title: str, installed: Iterable[InstalledFlow], generated: dict[int, flows.Flow]) -> Table:
+    """A bridge's flows by purpose: what ovsvx generated, what the switch learned, and anything else."""
+    table = Table("purpose", "table", "why", "rule", "packets", "bytes", title=title, title_justify="left")
+    for flow in sorted(installed, key=lambda f: (f.cookie >> 32, f.table)):
+        mine = generated.get(flow.cookie)
+        name = flows.TABLES[flow.table].name if flow.table in flows.TABLES else "?"
+        purpose: Text | str
+        if mine is not None:
+            purpose, why = mine.purpose.label, mine.note
+        elif flows.is_learned(flow.cookie):
+            purpose, why = flows.Purpose.LEARNED.label, "a peer's router MAC, learned from its ARP"
+        else:
+            purpose, why = Text("not generated", style="red"), ""
+        table.add_row(purpose, f"{flow.table} {name}", why, flow.rule, str(flow.n_packets), str(flow.n_bytes))
+    return table
+
+
+BENCH_ROWS = [("TCP 1 stream, Gbit/s", "tcp_1stream_gbps"), ("TCP 1 stream reverse, Gbit/s", "tcp_1stream_reverse_gbps"),
+              ("TCP 4 streams, Gbit/s", "tcp_4stream_gbps"),
+              ("TCP 4 streams reverse, Gbit/s", "tcp_4stream_reverse_gbps"),
+              ("RTT min, ms", "rtt_min_ms"), ("RTT median, ms", "rtt_median_ms"), ("RTT p99, ms", "rtt_p99_ms"),
+              ("CPU s per Gbit (machine)", "cpu_s_per_gbit"), ("deploy, s", "deploy_s"),
+              ("controller start to first packet, s", "controller_to_first_packet_s")]
+
+
+def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
+    if value is None:
+        return "-"
+    ratios = [f"{value / base:.2f}x {name}" for name, base in bases if base]
+    return f"{value:g}" + (f" ({', '.join(ratios)})" if ratios else "")
+
+
+def bench(results: dict[str, Figures], duration: float) -> Group:
+    """Each figure per column, with its ratio to the underlay and to kernel mode."""
+    under, kern = results["underlay"], results.get("kernel")
+    table = Table("figure", *results, title=f"ovsvx bench ({duration:g} s per iperf3 run)", title_justify="left")
+    for label, key in BENCH_ROWS:
+        cells = []
+        for name, figures in results.items():
+            bases: list[tuple[str, Any]] = [] if name == "underlay" else [("underlay", getattr(under, key))]
+            if kern is not None and name not in ("underlay", "kernel"):
+                bases.append(("kernel", getattr(kern, key)))
+            cells.append(_cell(getattr(figures, key), *bases))
+        table.add_row(label, *cells)
+    notes = [Text(f"{name} datapath: {f.extra['datapath']}, port type: {f.extra['port_type']}")
+             for name, f in results.items() if "datapath" in f.extra]
+    return Group(table, *notes)
