@@ -50,6 +50,26 @@ host_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
+def renamed(old: str, new: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An old spelling kept as a hidden option whose only effect is a one-line hint to the new one.
+
+    Put it above `@reported`: the hint is refused through the same one-line error path.
+    """
+    key = "old_" + old.strip("-").replace("-", "_")
+
+    def refuse() -> None:
+        raise UsageError(f"{old} is now {new}: --host means this machine as a topology host on every command")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.pop(key) is not None:
+                return reported(refuse)()
+            return fn(*args, **kwargs)
+        return click.option(old, key, hidden=True, default=None)(wrapper)
+    return decorate
+
+
 def _unraisable(event: Any) -> None:
     """A Ctrl-C that lands in a finalizer (a pyroute2 event loop being collected) is lost to Python
     anyway: the command goes on to its end, so say nothing of it; anything else is reported as usual."""
@@ -381,7 +401,10 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
                    "each its own column.")
 @click.option("--duration", default=5.0, show_default=True, type=click.FloatRange(0.5, 300),
               help="Seconds per iperf3 run.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the figures here.")
+@click.option("--json", "json_spec", is_flag=False, flag_value="-", default=None, metavar="",
+              help="Print JSON for machines.")
+@click.option("-o", "--json-file", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the figures as JSON to this file.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw them as a PNG bar chart (matplotlib).")
 @click.option("--prefix", default="bench-", show_default=True, metavar="P",
@@ -390,11 +413,17 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
               help="As for deploy: how the ovs lab's userspace datapath reads its devices.")
 @ovs_config_option
 @reported
-def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json_path: Path | None,
-              plot_path: Path | None, prefix: str, port_type: str, ovs_config: tuple[str, ...]) -> None:
+def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json_spec: str | None,
+              json_path: Path | None, plot_path: Path | None, prefix: str, port_type: str,
+              ovs_config: tuple[str, ...]) -> None:
     """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
     its own that the bench builds and destroys (also on Ctrl-C)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if json_spec not in (None, "-"):  # `--json FILE`, the old spelling
+        raise UsageError(f"--json is a flag that prints the figures; to write them to {json_spec}: "
+                         f"--json-file {json_spec}")
+    as_json = json_spec is not None
 
     topo = topology.load(topology_file)
     modes = bench.parse_modes(modes_text)
@@ -414,7 +443,10 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
         json_path.write_text(json.dumps(data, indent=2) + "\n")
     if plot_path is not None:
         bench.plot(results, str(plot_path))
-    out.print(render.bench(results, duration))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        out.print(render.bench(results, duration))
 
 
 # --- ovs mode: controller and flows ----------------------------------------------------
@@ -422,7 +454,8 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
 
 @main.command("controller")
 @topology_option
-@click.option("--host", "host_name", default=None, metavar="HOST", help="The topology host this controller serves.")
+@click.option("--serve", "host_name", default=None, metavar="HOST", help="The topology host this controller serves.")
+@renamed("--host", "--serve HOST")
 @prefix_option
 @click.option("--listen", default="127.0.0.1:6653", show_default=True, metavar="ADDR:PORT",
               help="Where OVS connects (keep it on loopback: OpenFlow has no authentication here).")
@@ -438,7 +471,7 @@ def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: st
         topo = here.topology if here else topology.default()
         host_name = host_name or (next(iter(here.modes)) if here else None)
     if host_name is None:
-        raise UsageError(f"--host is needed: one of {', '.join(h.name for h in topo.hosts)}")
+        raise UsageError(f"--serve is needed: one of {', '.join(h.name for h in topo.hosts)}")
     host = topo.host(host_name)
     address = controller.parse_listen(listen)
     daemons.check_port_free(None, *address)
@@ -447,7 +480,9 @@ def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: st
 
 @main.command("flows")
 @topology_option
-@click.option("--host", default=None, metavar="HOST", help="Only this host's bridge (or, with --render, its file).")
+@click.option("--only", "host", default=None, metavar="HOST",
+              help="Only this host's bridge (or, with --render, its file).")
+@renamed("--host", "--only HOST")
 @prefix_option
 @click.option("--raw", is_flag=True, help="Print ovs-ofctl dump-flows as it is.")
 @click.option("--render", is_flag=True, help="Write the topology's flows as ovs-ofctl files instead.")

@@ -196,7 +196,7 @@ def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]
     pidfile, log = controller_files(deployment, site)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "ovsvx", "controller", "--listen", f"{listen[0]}:{listen[1]}",
-            "--host", site.host.name]
+            "--serve", site.host.name]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]
     with open(log, "a") as out:

@@ -118,7 +118,7 @@ class OvsBackend:
         lines += [line for b in switch_plan(topology, host, datapath, controller, port_type)
                   for line in switch.render(b)]
         lines += [line for r in after for line in render(r)]
-        lines.append(f"ovsvx controller --host {host.name} &   # or, with no controller: "
+        lines.append(f"ovsvx controller --serve {host.name} &   # or, with no controller: "
                      f"ovs-ofctl -O OpenFlow13 replace-flows {host.bridge} flows/{host.name}.flows")
         return lines
 

@@ -61,6 +61,10 @@ def test_bad_topology_file_creates_nothing(ovsvx: Runner, bad_file: Path, edit: 
     (["verify", "--prefix", "ovtnone-"], 5, ["nothing is deployed"]),
     (["exec", "--prefix", "ovtnone-", "ns1", "--", "true"], 5, ["nothing is deployed"]),
     (["topology", "show", "-t", "/nonexistent.toml"], 2, ["cannot read"]),
+    # old spellings: --host means this machine as a topology host everywhere; --json is a flag everywhere
+    (["controller", "--host", "host1"], 2, ["--host is now --serve HOST"]),
+    (["flows", "--host", "host1"], 2, ["--host is now --only HOST"]),
+    (["bench", "--json", "out.json"], 2, ["--json is a flag", "--json-file out.json"]),
 ])
 def test_bad_command_line_values(ovsvx: Runner, argv: list[str], code: int, fragments: list[str]) -> None:
     if (code == 5 or "--port-type" in argv or "--ovs-config" in argv) and os.geteuid() != 0:

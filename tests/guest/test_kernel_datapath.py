@@ -155,7 +155,7 @@ def test_bench_measures_both_datapaths_against_kernel_vxlan(tmp_path: Path) -> N
     prefix = f"{TEST_PREFIX}b-"  # the bench adds each column's initials: ot123b-os-
     report = tmp_path / "bench.json"
     done = run_ovsvx("bench", "--duration", "1", "--modes", "kernel,ovs:system,ovs:netdev", "--prefix", prefix,
-                     "--json", str(report))
+                     "--json-file", str(report))
     data = json.loads(report.read_text())
     assert list(data["modes"]) == ["underlay", "kernel", "ovs:system", "ovs:netdev"]
     assert data["modes"]["ovs:system"]["datapath"] == "system"

@@ -20,7 +20,7 @@ def test_a_short_bench_reports_every_mode_and_leaves_nothing(ovsvx: Runner, tmp_
     need_lab()
     prefix = f"{TEST_PREFIX}b-"
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    done = ovsvx("bench", "--duration", "1", "--json", str(out), "--plot", str(png), "--prefix", prefix)
+    done = ovsvx("bench", "--duration", "1", "--json-file", str(out), "--plot", str(png), "--prefix", prefix)
     report = json.loads(out.read_text())
     assert set(report["modes"]) == {"underlay", "kernel", "ovs"}
     for mode in ("underlay", "kernel", "ovs"):
