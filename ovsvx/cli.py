@@ -150,12 +150,14 @@ def topology_show(topology_file: Path | None, as_json: bool) -> None:
 @topology_group.command("init")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default="ovsvx.toml")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--hosts", "count", type=int, default=None, metavar="N",
+              help="Instead, N hosts in the tutorial's pattern (host i: 192.168.i.0/24), for large labs.")
 @reported
-def topology_init(path: Path, force: bool) -> None:
+def topology_init(path: Path, force: bool, count: int | None) -> None:
     """Write the tutorial's topology as a commented file to start from (default: ./ovsvx.toml)."""
     if path.exists() and not force:
         raise UsageError(f"{path} exists: pass --force to overwrite it")
-    path.write_text(topology.default_text())
+    path.write_text(topology.default_text() if count is None else topology.to_toml(topology.generate(count)))
     out.print(f"wrote {path}: edit it, then `ovsvx deploy -t {path}`")
 
 

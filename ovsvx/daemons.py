@@ -86,6 +86,16 @@ def running_pid(pidfile: Path, marker: str) -> int | None:
     return pid if marker in cmdline else None  # a zombie's or a reused pid's command line does not match
 
 
+def rss_mib(pid: int) -> float | None:
+    """The resident memory of a process in MiB (VmRSS), or None if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return None if found is None else int(found) / 1024
+
+
 def stop_pid(pidfile: Path, marker: str) -> bool:
     """SIGTERM the process of `pidfile` (SIGKILL after STOP_WAIT_S); True if there was one."""
     pid = running_pid(pidfile, marker)

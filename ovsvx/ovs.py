@@ -227,6 +227,9 @@ class OvsBackend:
             for program in ("ovsdb-server", "ovs-vswitchd"):
                 pid = daemons.running_pid(self.home.pidfile(program), program)
                 info[program] = f"pid {pid}, log {self.home.log(program)}" if pid else "not running"
+        memory = self.memory_mib()
+        if memory:
+            info["memory"] = ", ".join(f"{name} {size:.0f} MiB" for name, size in memory.items()) + " (resident)"
         info["ovs rundir"] = str(self.home.rundir)
         info["ovsdb"] = f"{self.home.db} (any TCP remote shows under listening)"
         if self.datapath == "netdev":
@@ -261,6 +264,15 @@ class OvsBackend:
         """The host ends of veths about to be (re)made: if OVS had them as ports, it must open them anew."""
         return {f.resource.name for f in self.netlink.inspect(self.before)
                 if f.state == MISSING and isinstance(f.resource, Veth)}
+
+    def memory_mib(self) -> dict[str, float]:
+        """Resident memory, in MiB, of this host's OVS daemons (a lab host's own) and its controller."""
+        pids = {program: daemons.running_pid(self.home.pidfile(program), program)
+                for program in ("ovs-vswitchd", "ovsdb-server") if self.home.own}
+        if self.flows_from == "controller":
+            pids["controller"] = daemons.controller_pid(self.deployment, self.site)
+        sizes = {name: daemons.rss_mib(pid) for name, pid in pids.items() if pid is not None}
+        return {name: size for name, size in sizes.items() if size is not None}
 
     def _ovs_reachable(self) -> bool:
         if self.home.own and daemons.running_pid(self.home.pidfile("ovsdb-server"), "ovsdb-server") is None:

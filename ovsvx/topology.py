@@ -359,3 +359,43 @@ def to_data(topology: Topology) -> dict[str, Any]:
         "underlay_mtu": topology.underlay_mtu, "hosts": [host(h) for h in topology.hosts],
     }
 
+
+
+# --- generated topologies ---------------------------------------------------------------
+
+#: How many hosts `generate` lays out: host i gets 192.168.i.0/24, so at most 254.
+MAX_GENERATED_HOSTS = 254
+GENERATED_UNDERLAY = IPv4Network("10.33.0.0/16")
+FIRST_GENERATED_VTEP = IPv4Address("10.33.30.150")
+
+
+def generate(count: int) -> Topology:
+    """The tutorial's pattern for `count` hosts: host i has NIC ens160 with VTEP 10.33.30.150 + i - 1
+    (one /16 underlay), subnet 192.168.i.0/24 with gateway .1 on br<i>, vxlan<i> with .254, and one
+    namespace ns<i> at .100 on tap1/tap2.  For labs of many hosts (`ovsvx topology init --hosts N`)."""
+    if not 2 <= count <= MAX_GENERATED_HOSTS:
+        raise UsageError(f"--hosts {count} is not allowed: from 2 to {MAX_GENERATED_HOSTS}")
+    hosts = []
+    for i in range(1, count + 1):
+        subnet = IPv4Network(f"192.168.{i}.0/24")
+        hosts.append(Host(
+            name=f"host{i}", nic="ens160", vtep=FIRST_GENERATED_VTEP + i - 1, subnet=subnet,
+            gateway=subnet[1], bridge=f"br{i}", vxlan=f"vxlan{i}", vxlan_address=subnet[254],
+            namespaces=(Namespace(f"ns{i}", subnet[100], "tap1", "tap2"),)))
+    generated = Topology(vni=100, port=4789, underlay=GENERATED_UNDERLAY, underlay_mtu=1500, hosts=tuple(hosts))
+    _check(generated)
+    return generated
+
+
+def to_toml(topology: Topology) -> str:
+    """The topology as a file `load` reads back to the same value."""
+    def value(v: Any) -> str:
+        return str(v) if isinstance(v, int) else f'"{v}"'
+
+    data = to_data(topology)
+    lines = [f"{key} = {value(data[key])}" for key in ("vni", "port", "underlay", "underlay_mtu")]
+    for host in data["hosts"]:
+        lines += ["", "[[hosts]]"] + [f"{k} = {value(v)}" for k, v in host.items() if k != "namespaces"]
+        for ns in host["namespaces"]:
+            lines += ["", "  [[hosts.namespaces]]"] + [f"  {k} = {value(v)}" for k, v in ns.items()]
+    return "\n".join(lines) + "\n"

@@ -156,3 +156,17 @@ def test_malformed_toml_is_one_line(tmp_path: Path, text: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(TopologyError, match="cannot read: No such file"):
         topology.load(tmp_path / "absent.toml")
+
+
+def test_generated_topologies_follow_the_tutorial_and_read_back_the_same() -> None:
+    for count in (2, 3, 32, topology.MAX_GENERATED_HOSTS):
+        generated = topology.generate(count)
+        assert topology.parse_text(topology.to_toml(generated), "generated") == generated
+    last = topology.generate(32).hosts[-1]
+    assert (last.name, str(last.vtep), str(last.subnet), last.bridge, last.vxlan, str(last.vxlan_address)) == \
+        ("host32", "10.33.30.181", "192.168.32.0/24", "br32", "vxlan32", "192.168.32.254")
+    assert [(ns.name, str(ns.address), ns.veth, ns.peer) for ns in last.namespaces] == \
+        [("ns32", "192.168.32.100", "tap1", "tap2")]
+    for bad in (1, topology.MAX_GENERATED_HOSTS + 1):
+        with pytest.raises(UsageError, match=f"--hosts {bad} is not allowed: from 2 to 254"):
+            topology.generate(bad)
