@@ -35,6 +35,7 @@ from typing import Any
 from ovsvx import lab, netstack, preflight, verify, waits
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.record import Deployment
+from ovsvx.switch import kernel_tunnel_device
 from ovsvx.topology import Host
 
 LISTEN_WAIT_S = 5.0
@@ -79,11 +80,6 @@ def resolve(deployment: Deployment, name: str) -> verify.Node:
             return node
     raise UsageError(f"unknown node or address {name!r}: one of {', '.join(n.name for n in every)}, "
                      "or one of their addresses")
-
-
-def kernel_tunnel_device(port: int) -> str:
-    """The device OVS's kernel datapath creates for its vxlan ports on UDP `port`."""
-    return f"vxlan_sys_{port}"
 
 
 def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Point]:

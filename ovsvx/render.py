@@ -18,6 +18,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ovsvx import doctor as diagnose
 from ovsvx import flows
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from ovsvx.trace import Hop
     from ovsvx.verify import Result
 
-STATE_STYLES = {"ok": "green", "warn": "yellow", "fail": "red"}
+#: How each of doctor's states is marked: the word, padded to one width, and its colour.
+DOCTOR_MARKS = {diagnose.OK: ("ok  ", "green"), diagnose.WARN: ("warn", "yellow"), diagnose.FAIL: ("FAIL", "red")}
 
 
 def console(stderr: bool = False) -> Console:
@@ -74,8 +76,7 @@ def doctor(found: dict[str, list[Diagnosis]], where: str, undeployed: bool) -> G
     parts: list[RenderableType] = []
     for name, diagnoses in found.items():
         parts.append(Text.assemble((name, "bold"), f" ({where})" if name == "machine" else ""))
-        parts += [Text.assemble("  ", (f"{d.state:<4}" if d.state != "fail" else "FAIL", STATE_STYLES[d.state]),
-                                " ", d.text) for d in diagnoses]
+        parts += [Text.assemble("  ", DOCTOR_MARKS[d.state], " ", d.text) for d in diagnoses]
     if undeployed:
         parts.append(Text(f"(the {where} is not deployed: deploy makes its hosts, so only this machine was checked)"))
     return Group(*parts)

@@ -70,6 +70,12 @@ def tunnel_ports(topology: Topology, host: Host) -> dict[str, Port]:
     return ports
 
 
+def kernel_tunnel_device(port: int) -> str:
+    """The device OVS's kernel datapath makes for all its vxlan ports on UDP `port` (the userspace
+    datapath has none: it tunnels through its own stack)."""
+    return f"vxlan_sys_{port}"
+
+
 #: How the userspace datapath reads a kernel device: "system" is a packet socket (AF_PACKET);
 #: "afxdp" and "afxdp-nonpmd" are AF_XDP sockets, polled by a PMD thread or by the main thread.
 PORT_TYPES = ("system", "afxdp", "afxdp-nonpmd")

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from ovsvx import topology, waits
+from ovsvx.switch import kernel_tunnel_device
 from tests.conftest import TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.test_kernel_lab import failed
 from tests.lab.test_ovs_lab import in_host, pid_of, ping_result, start_ping, status
@@ -27,22 +29,19 @@ from tests.lab.test_ovs_lab import in_host, pid_of, ping_result, start_ping, sta
 pytestmark = pytest.mark.lab
 
 TOPO = topology.default()
-TUNNEL_DEVICE = f"vxlan_sys_{TOPO.port}"
+TUNNEL_DEVICE = kernel_tunnel_device(TOPO.port)
 
 
 def verify(prefix: str) -> dict[str, Any]:
     return json.loads(run_ovsvx("verify", "--prefix", prefix, "--json", check=False).stdout)
 
 
-def links(netns: str) -> list[dict[str, Any]]:
+def links(netns: str | None) -> list[dict[str, Any]]:
     """`ip -d -j link` of a namespace (this machine's own with None)."""
-    argv = ["ip", "-d", "-j", "link", "show"] if netns is None else ["ip", "-n", netns, "-d", "-j", "link", "show"]
-    return json.loads(run_command(argv))
+    return json.loads(run_command(["ip", *(["-n", netns] if netns else []), "-d", "-j", "link", "show"]))
 
 
 def run_command(argv: list[str]) -> str:
-    import subprocess
-
     done = subprocess.run(argv, capture_output=True, text=True, timeout=waits.scaled(30))
     assert done.returncode == 0, done.stderr
     return done.stdout
