@@ -23,6 +23,8 @@ from ovsvx.topology import Topology
 
 UNDERLAY_SWITCH = "underlay"
 SWITCH_BRIDGE = "sw0"
+MACHINE = "*"  # the record's sysctls of the machine itself, not of one host
+NEIGH_GC = "net.ipv4.neigh.default.gc_thresh{}"
 
 
 def sites(deployment: Deployment) -> list[Site]:
@@ -63,9 +65,49 @@ def build(deployment: Deployment) -> list[str]:
         with netstack.stack(name) as ns:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
         changes.append(f"lab: netns {name}")
+    changes += _neighbour_room(deployment, topology)
     changes += _wire_underlay(deployment, topology)
     changes += _checksums(deployment, topology)
     return changes
+
+
+def neighbour_entries(topology: Topology) -> int:
+    """The ARP entries a verified lab holds: each host resolves every other VTEP on its NIC and (kernel
+    mode) every other host's tunnel address, plus its namespaces and their gateways."""
+    count = len(topology.hosts)
+    return 2 * count * (count + 1)
+
+
+def _neighbour_room(deployment: Deployment, topology: Topology) -> list[str]:
+    """Make the kernel's ARP table big enough for the lab, which it shares with the whole machine.
+
+    The table's limits are global, not per namespace: beyond gc_thresh3 (1024
+    by default) the kernel refuses new entries ("neighbour table overflow") and
+    a 32-host lab, needing about 2100, loses pings at random.  So the lab
+    raises gc_thresh2 to what it needs and gc_thresh3 to twice that, never
+    lowers them, and `teardown` puts back what it changed.
+    """
+    need = neighbour_entries(topology)
+    changes = []
+    for level, wanted in ((2, need), (3, 2 * need)):
+        key = NEIGH_GC.format(level)
+        current = netstack.read_sysctl(None, key)
+        if int(current) < wanted:
+            deployment.remember_sysctl(MACHINE, key, current, str(wanted))
+            netstack.write_sysctl(None, key, str(wanted))
+            changes.append(f"lab: sysctl {key}={wanted} (was {current}; machine-wide: "
+                           "the ARP table is shared by every namespace)")
+    return changes
+
+
+def _restore_neighbour_room(deployment: Deployment) -> list[str]:
+    """Put back the ARP table's limits, unless someone changed them since the lab raised them."""
+    restored = []
+    for key, (before, value) in deployment.sysctls.get(MACHINE, {}).items():
+        if netstack.read_sysctl(None, key) == value:
+            netstack.write_sysctl(None, key, before)
+            restored.append(f"sysctl {key}={before} (restored)")
+    return restored
 
 
 def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
@@ -137,4 +179,4 @@ def teardown(deployment: Deployment) -> list[str]:
         if netstack.netns_exists(name):
             netstack.remove_netns(name)
             removed.append(f"netns {name}")
-    return removed
+    return removed + _restore_neighbour_room(deployment)

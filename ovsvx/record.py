@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,8 @@ class Deployment:
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> what its mode decided (datapath...)
     firewall: bool = True  # the VXLAN port admits only the peer VTEPs (False: --no-firewall)
     unfinished_links: dict[str, list[str]] = field(default_factory=dict)  # host -> links made, not yet marked
+    # hosts are deployed in parallel threads, each noting what it made: one writer at a time
+    _writing: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
     @property
     def path(self) -> Path:
@@ -73,35 +76,45 @@ class Deployment:
         return self.path.with_suffix("")
 
     def own_netns(self, name: str) -> None:
-        if name not in self.netns:
-            self.netns.append(name)
-            self.save()
+        with self._writing:
+            if name not in self.netns:
+                self.netns.append(name)
+                self.save()
 
     def making_link(self, host: str, name: str, making: bool) -> None:
         """Claim a link from just before it is created until it carries ovsvx's alias."""
-        names = self.unfinished_links.setdefault(host, [])
-        if making and name not in names:
-            names.append(name)
-        elif not making and name in names:
-            names.remove(name)
-        self.save()
+        with self._writing:
+            names = self.unfinished_links.setdefault(host, [])
+            if making and name not in names:
+                names.append(name)
+            elif not making and name in names:
+                names.remove(name)
+            self.save()
 
     def remember_sysctl(self, host: str, key: str, before: str, value: str) -> None:
         """Keep what a sysctl held before ovsvx first set it, and what ovsvx set, to restore on destroy."""
-        per_host = self.sysctls.setdefault(host, {})
-        per_host[key] = [per_host.get(key, [before])[0], value]
-        self.save()
+        with self._writing:
+            per_host = self.sysctls.setdefault(host, {})
+            per_host[key] = [per_host.get(key, [before])[0], value]
+            self.save()
+
+    def set_settings(self, host: str, settings: dict[str, str]) -> None:
+        """Keep what a host's mode decided (datapath, flows source, OVS settings before ovsvx)."""
+        with self._writing:
+            self.settings[host] = settings
+            self.save()
 
     def save(self) -> None:
-        data: dict[str, Any] = {
-            "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
-            "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls, "settings": self.settings,
-            "firewall": self.firewall, "unfinished_links": self.unfinished_links,
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(self.path)
+        with self._writing:
+            data: dict[str, Any] = {
+                "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
+                "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls, "settings": self.settings,
+                "firewall": self.firewall, "unfinished_links": self.unfinished_links,
+            }
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data) + "\n")
+            tmp.replace(self.path)
 
     def forget(self) -> None:
         """Drop the record and the deployment's folder: everything they describe is gone."""
