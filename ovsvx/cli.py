@@ -464,20 +464,7 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
 @reported
 def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: str | None, listen: str) -> None:
     """Run the os-ken controller for one host's bridge in the foreground (alongside its OVS)."""
-    if prefix is not None:
-        topo = record.require("lab", record.check_prefix(prefix)).topology
-    elif topology_file is not None:
-        topo = topology.load(topology_file)
-    else:
-        here = record.load("host", "")
-        topo = here.topology if here else topology.default()
-        host_name = host_name or (next(iter(here.modes)) if here else None)
-    if host_name is None:
-        raise UsageError(f"--serve is needed: one of {', '.join(h.name for h in topo.hosts)}")
-    host = topo.host(host_name)
-    address = controller.parse_listen(listen)
-    daemons.check_port_free(None, *address)
-    controller.run(topo, host, address)
+    controller.serve(listen, host_name, prefix, topology_file)
 
 
 @main.command("flows")

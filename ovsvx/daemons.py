@@ -34,7 +34,10 @@ SYSTEM_RUNDIR = Path("/var/run/openvswitch")
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 START_WAIT_S = 15.0  # ovsdb-server's socket appears within a second; scaled on a slow machine
 STOP_WAIT_S = 5.0  # after SIGTERM, before SIGKILL
-CONTROLLER_MARKER = "ovsvx controller"
+# How a controller's command line reads: as ovsvx starts one (`python -m ovsvx.controller`), and as a
+# user or systemd does (`ovsvx controller`).  A pid file of ovsvx's own is checked against the first.
+CONTROLLER_MARKERS = ("ovsvx.controller", "ovsvx controller")
+CONTROLLER_MARKER = CONTROLLER_MARKERS[0]
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]
     check_port_free(site.netns, *listen)
     pidfile, log = controller_files(deployment, site)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ovsvx", "controller", "--listen", f"{listen[0]}:{listen[1]}",
+    argv = [sys.executable, "-m", "ovsvx.controller", "--listen", f"{listen[0]}:{listen[1]}",
             "--serve", site.host.name]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]

@@ -17,6 +17,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from ovsvx import netstack
+from ovsvx.daemons import CONTROLLER_MARKERS
 
 TCP_LISTEN = "0A"
 UDP_UNCONNECTED = "07"
@@ -69,7 +70,7 @@ def _socket_owners() -> dict[int, str]:
         try:
             name = (entry / "comm").read_text().strip()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if "ovsvx controller" in cmdline:
+            if any(marker in cmdline for marker in CONTROLLER_MARKERS):
                 name = "ovsvx controller"
             for fd in (entry / "fd").iterdir():
                 target = os.readlink(fd)

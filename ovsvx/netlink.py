@@ -44,11 +44,16 @@ def _found(resource: Resource, state: str, detail: str = "") -> Finding:
 
 
 class _Stacks:
-    """pyroute2 handles for a site's host stack and its workload namespaces, opened on demand."""
+    """pyroute2 handles for a site's host stack and its workload namespaces, opened on demand; and the
+    tables that hold one entry per peer (routes, the vxlan device's flood list), each dumped once per
+    pass rather than once per entry: a host of a 32-host topology has 31 of each to check."""
 
     def __init__(self, site: Site):
         self.site = site
         self.handles: dict[str | None, Any] = {}
+        self.route_dumps: dict[str | None, list[Any]] = {}
+        self.flood_dumps: dict[str, set[str] | None] = {}
+        self.indexes: dict[tuple[str | None, str], int | None] = {}
         self.exits = ExitStack()
 
     def get(self, netns: str | None) -> Any:
@@ -60,6 +65,34 @@ class _Stacks:
 
     def exists(self, netns: str | None) -> bool:
         return netns is None or netstack.netns_exists(self.site.ns(netns))
+
+    def routes(self, netns: str | None) -> list[Any]:
+        if netns not in self.route_dumps:
+            self.route_dumps[netns] = list(self.get(netns).get_routes(family=AF_INET, table=MAIN_TABLE))
+        return self.route_dumps[netns]
+
+    def index(self, netns: str | None, dev: str) -> int | None:
+        """The ifindex of device `dev` in logical namespace `netns`; None when there is none."""
+        if (netns, dev) not in self.indexes:
+            found = self.get(netns).link_lookup(ifname=dev)
+            self.indexes[netns, dev] = found[0] if found else None
+        return self.indexes[netns, dev]
+
+    def flood_targets(self, dev: str) -> set[str] | None:
+        """The VTEPs in the flood list (all-zero MAC entries) of host device `dev`; None without the device."""
+        if dev not in self.flood_dumps:
+            index = self.index(None, dev)
+            self.flood_dumps[dev] = None if index is None else {
+                e.get("NDA_DST") for e in fdb_entries(self.get(None), index) if e.get("NDA_LLADDR") == ZERO_MAC}
+        return self.flood_dumps[dev]
+
+    def changed(self, fixed: Resource) -> None:
+        """`fixed` was just fixed: what was dumped may be out of date.  A route or a flood entry changes
+        only itself, which the pass does not look at again."""
+        if not isinstance(fixed, (Route, FloodEntry)):
+            self.route_dumps.clear()
+            self.flood_dumps.clear()
+            self.indexes.clear()
 
     def close(self) -> None:
         self.exits.close()
@@ -100,6 +133,8 @@ class Reconciler:
                         self._fix(stacks, finding)
                     except NetlinkError as err:
                         raise ApplyError(f"{self.site.host.name}: {describe(resource)}: {err}") from None
+                    finally:
+                        stacks.changed(resource)
                     mark = "+" if finding.state == MISSING else "~"
                     changes.append(f"{self.site.host.name}: {mark} {finding.text}")
         finally:
@@ -141,9 +176,7 @@ class Reconciler:
             case Vxlan():
                 return _inspect_vxlan(stacks.get(None), r, self._unfinished())
             case FloodEntry(dev, dst):
-                ipr = stacks.get(None)
-                link = _link(ipr, dev)
-                return _found(r, OK if link and _flood_entry(ipr, link["index"], str(dst)) else MISSING)
+                return _found(r, OK if str(dst) in (stacks.flood_targets(dev) or ()) else MISSING)
             case Bridge(name):
                 return _inspect_link(stacks.get(None), r, name, "bridge", self._unfinished())
             case Veth():
@@ -158,7 +191,9 @@ class Reconciler:
             case Address():
                 return _inspect_address(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
             case Route():
-                return _inspect_route(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
+                if not stacks.exists(r.netns):
+                    return _found(r, MISSING)
+                return _inspect_route(stacks.index(r.netns, r.dev), stacks.routes(r.netns), r)
             case Sysctl(key, value):
                 current = self._read_sysctl(key)
                 return _found(r, OK if current == value else DIFFERS, "" if current == value else f"is {current}")
@@ -374,8 +409,7 @@ def _fix_bridge(stacks: _Stacks, r: Bridge, finding: Finding) -> None:
 
 
 def _fix_flood(stacks: _Stacks, r: FloodEntry, _: Finding) -> None:
-    ipr = stacks.get(None)
-    ipr.fdb("append", ifindex=ipr.link_lookup(ifname=r.dev)[0], lladdr=ZERO_MAC, dst=str(r.dst))
+    stacks.get(None).fdb("append", ifindex=stacks.index(None, r.dev), lladdr=ZERO_MAC, dst=str(r.dst))
 
 
 def _fix_up(stacks: _Stacks, r: Up, _: Finding) -> None:
@@ -452,19 +486,16 @@ def _fix_address(stacks: _Stacks, r: Address, _: Finding) -> None:
 # --- routes, FDB, offloads ----------------------------------------------------------------
 
 
-def _inspect_route(ipr: Any | None, r: Route) -> Finding:
-    if ipr is None:
-        return _found(r, MISSING)
+def _inspect_route(dev: int | None, routes: list[Any], r: Route) -> Finding:
     dst = None if r.dst is None else str(r.dst.network_address)
     dst_len = 0 if r.dst is None else r.dst.prefixlen
-    for route in ipr.get_routes(family=AF_INET, table=MAIN_TABLE):
+    for route in routes:
         if route.get("RTA_DST") != dst or route["dst_len"] != dst_len:
             continue
         if route["proto"] != RTPROT_OVSVX:
             return _found(r, FOREIGN, _foreign(f"route {r.dst_text}", f"proto {route['proto']}"))
-        dev = ipr.link_lookup(ifname=r.dev)
         onlink = bool(route["flags"] & RTNH_F_ONLINK)
-        if route.get("RTA_GATEWAY") != str(r.gateway) or not dev or route.get("RTA_OIF") != dev[0] \
+        if route.get("RTA_GATEWAY") != str(r.gateway) or dev is None or route.get("RTA_OIF") != dev \
                 or onlink != r.onlink:
             return _found(r, DIFFERS, "replace")
         return _found(r, OK)
@@ -472,10 +503,9 @@ def _inspect_route(ipr: Any | None, r: Route) -> Finding:
 
 
 def _fix_route(stacks: _Stacks, r: Route, _: Finding) -> None:
-    ipr = stacks.get(r.netns)
-    ipr.route(
+    stacks.get(r.netns).route(
         "replace", dst=r.dst_text if r.dst else "0.0.0.0/0", gateway=str(r.gateway),
-        oif=ipr.link_lookup(ifname=r.dev)[0], flags=RTNH_F_ONLINK if r.onlink else 0,
+        oif=stacks.index(r.netns, r.dev), flags=RTNH_F_ONLINK if r.onlink else 0,
         proto=RTPROT_OVSVX, table=MAIN_TABLE,
     )
 
@@ -484,10 +514,6 @@ def fdb_entries(ipr: Any, index: int) -> list[Any]:
     """The FDB entries of one device.  (pyroute2's own ifindex filter on an FDB dump loses entries,
     the all-zero one among them, so this dumps everything and filters here.)"""
     return [entry for entry in ipr.fdb("dump") if entry["ifindex"] == index]
-
-
-def _flood_entry(ipr: Any, index: int, dst: str) -> bool:
-    return any(e.get("NDA_LLADDR") == ZERO_MAC and e.get("NDA_DST") == dst for e in fdb_entries(ipr, index))
 
 
 def tx_offload(netns: str | None, dev: str) -> bool:

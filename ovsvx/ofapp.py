@@ -145,12 +145,16 @@ class FlowInstaller(app_manager.OSKenApp):
         self.synced: dict[int, tuple[Any, str]] = {}  # datapath id -> (datapath, bridge) once in sync
         self.last_probe: dict[tuple[int, str], float] = {}  # (datapath id, tunnel port) -> when
 
-    def _probe(self, datapath: Any, bridge: str, probes: list[Probe]) -> None:
+    def _probe(self, datapath: Any, probes: list[Probe], on_demand: bool = True) -> None:
+        """Send the ARP requests.  Only on-demand ones count against the rate limit: the ones sent when the
+        switch connects often find a peer still being deployed (hosts deploy in parallel), and the first
+        packet for that peer must be free to ask again."""
         parser = datapath.ofproto_parser
         ports = self.ports.get(datapath.id, {})
         for probe in probes:
             if probe.port in ports:
-                self.last_probe[(datapath.id, probe.port)] = time.monotonic()
+                if on_demand:
+                    self.last_probe[(datapath.id, probe.port)] = time.monotonic()
                 datapath.send_msg(parser.OFPPacketOut(
                     datapath, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
                     actions=[parser.OFPActionOutput(ports[probe.port])], data=probe.frame))
@@ -167,7 +171,7 @@ class FlowInstaller(app_manager.OSKenApp):
         due = [p for p in self.probes_by_bridge.get(bridge, [])
                if destination is not None and destination in p.subnet
                and now - self.last_probe.get((datapath.id, p.port), 0.0) >= self.probe_gap_s]
-        self._probe(datapath, bridge, due)
+        self._probe(datapath, due)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _connected(self, ev: Any) -> None:
@@ -241,4 +245,4 @@ class FlowInstaller(app_manager.OSKenApp):
         LOG.info("bridge %s: %d flow(s) added, %d stale removed, %d kept", bridge, len(set(want) - have),
                  len(have - set(want)), len(have & set(want)))
         self.synced[datapath.id] = (datapath, bridge)
-        self._probe(datapath, bridge, self.probes_by_bridge.get(bridge, []))
+        self._probe(datapath, self.probes_by_bridge.get(bridge, []), on_demand=False)
