@@ -40,6 +40,11 @@ FLOWS_WAIT_S = 20.0  # OVS connects and the controller installs every flow
 DATAPATHS = ("auto", "system", "netdev")
 AUTO_PORT_TYPE = "afxdp-nonpmd"
 AFXDP_MAX_MTU = 1500  # measured to work at 1500 and to stall TCP at 9000; between is untested
+# OVS gives each AF_XDP port a 64 MiB buffer (16384 frames of 4 KiB, fixed when OVS is built): it is
+# 148 of ovs-vswitchd's 166 MiB per lab host (18 MiB with packet sockets).  Past this many hosts on one
+# machine, auto takes packet sockets: a 32-host lab would hold 4.6 GiB in those buffers alone.
+AFXDP_MAX_HOSTS_HERE = 8
+AFXDP_MIB_PER_HOST = 128  # two AF_XDP ports a host: the underlay NIC and the namespace's veth
 
 
 def choose_datapath(wanted: str = "auto", load_module: bool = True) -> tuple[str, str]:
@@ -57,13 +62,15 @@ def choose_datapath(wanted: str = "auto", load_module: bool = True) -> tuple[str
     return "netdev", "no openvswitch kernel module on this machine, so the userspace datapath"
 
 
-def choose_port_type(wanted: str, datapath: str, datapath_why: str, underlay_mtu: int) -> tuple[str, str]:
+def choose_port_type(wanted: str, datapath: str, datapath_why: str, underlay_mtu: int,
+                     hosts_here: int = 1) -> tuple[str, str]:
     """How the userspace datapath reads the devices, and why (docs/performance.md has the measurements).
 
     auto: AF_XDP polled by the main thread: the fastest setting measured that
     leaves the CPU idle when the overlay is (a PMD thread is faster still but
     spins a core per host).  AF_XDP frames are one page, so a jumbo underlay
-    keeps packet sockets (measured: TCP stalls at 9000 bytes).
+    keeps packet sockets (measured: TCP stalls at 9000 bytes); and a lab of many
+    hosts (`hosts_here` on this machine) keeps them too, for memory.
     """
     if wanted not in ("auto", *PORT_TYPES):
         raise UsageError(f"--port-type {wanted!r} is not allowed: one of auto, {', '.join(PORT_TYPES)}")
@@ -73,6 +80,10 @@ def choose_port_type(wanted: str, datapath: str, datapath_why: str, underlay_mtu
             return "system", "the kernel datapath reads the devices itself"
         if not xdp_fits:
             return "system", f"AF_XDP is for an underlay MTU up to {AFXDP_MAX_MTU}; this one is {underlay_mtu}"
+        if hosts_here > AFXDP_MAX_HOSTS_HERE:
+            return "system", (f"{hosts_here} lab hosts on this machine: AF_XDP's fixed buffers would hold "
+                              f"{hosts_here * AFXDP_MIB_PER_HOST / 1024:.1f} GiB (more than {AFXDP_MAX_HOSTS_HERE} "
+                              "hosts: packet sockets)")
         return AUTO_PORT_TYPE, "fastest measured without spinning a core (docs/performance.md)"
     if wanted != "system" and datapath != "netdev":
         raise UsageError(f"--port-type {wanted} is for the userspace datapath; this host uses {datapath} "
@@ -132,7 +143,8 @@ class OvsBackend:
             raise UsageError(f"--datapath {wanted!r} is not allowed: one of {', '.join(DATAPATHS)}")
         chosen, why = choose_datapath(wanted)
         port_type, port_why = choose_port_type(options.port_type or previous.get("port_type_asked", "auto"),
-                                               chosen, why, deployment.topology.underlay_mtu)
+                                               chosen, why, deployment.topology.underlay_mtu,
+                                               len(deployment.topology.hosts) if deployment.is_lab else 1)
         flows = "controller"
         if not options.controller:
             path = flows_file(options.flows_dir, host).resolve()
@@ -256,8 +268,7 @@ class OvsBackend:
         before.update({k: have.get(k) for k in self.tuning if k not in before})
         changes = ovsdb.restore_config(api, {k: v for k, v in before.items() if k not in self.tuning})
         self.settings["ovs_config_before"] = json.dumps({k: v for k, v in before.items() if k in self.tuning})
-        self.deployment.settings[self.site.host.name] = self.settings
-        self.deployment.save()
+        self.deployment.set_settings(self.site.host.name, self.settings)
         return changes + ovsdb.apply_config(api, self.tuning)
 
     def _devices_to_make(self) -> set[str]:
