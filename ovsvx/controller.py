@@ -16,8 +16,6 @@ import argparse
 import logging
 import os
 import sys
-from dataclasses import dataclass
-from ipaddress import IPv4Network
 from pathlib import Path
 
 from ovsvx import record
@@ -25,8 +23,8 @@ from ovsvx import topology as topo
 from ovsvx.daemons import check_port_free
 from ovsvx.errors import OvsvxError, UsageError
 from ovsvx.flows import host_flows
-from ovsvx.switch import tunnel_ports
-from ovsvx.topology import Host, Topology, mac_for
+from ovsvx.peerwatch import peer_probes
+from ovsvx.topology import Host, Topology
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -35,35 +33,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not address or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise UsageError(f"--listen {text!r} is not allowed: ADDRESS:PORT with a port in 1..65535")
     return address, int(port)
-
-
-@dataclass(frozen=True)
-class Probe:
-    """An ARP request for a peer's vxlan address, and where it goes."""
-
-    port: str  # the tunnel port towards the peer
-    subnet: IPv4Network  # the peer's subnet: a packet-in for it asks for this probe
-    frame: bytes
-
-
-def arp_probes(topology: Topology, host: Host) -> list[Probe]:
-    """For each peer, the ARP request for its vxlan address as the host's vxlan device would send it
-    (sender: this host's vxlan address and MAC), with the tunnel port it goes out of.  Built with
-    os-ken's own packet library, which the controller has loaded anyway."""
-    from os_ken.lib.packet import arp, ether_types, ethernet, packet
-
-    own_mac = mac_for(host.vxlan_address)
-    ports = tunnel_ports(topology, host)
-    probes = []
-    for peer in topology.peers(host):
-        frame = packet.Packet()
-        frame.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=own_mac,
-                                             ethertype=ether_types.ETH_TYPE_ARP))
-        frame.add_protocol(arp.arp(opcode=arp.ARP_REQUEST, src_mac=own_mac, src_ip=str(host.vxlan_address),
-                                   dst_mac="00:00:00:00:00:00", dst_ip=str(peer.vxlan_address)))
-        frame.serialize()
-        probes.append(Probe(ports[peer.name].name, peer.subnet, bytes(frame.data)))
-    return probes
 
 
 def serve(listen: str, host_name: str | None, prefix: str | None = None, topology_file: Path | None = None) -> None:
@@ -97,8 +66,9 @@ def run(topology: Topology, host: Host, listen: tuple[str, int]) -> None:
     cfg.CONF(project="os_ken", args=[])
     cfg.CONF.set_override("ofp_listen_host", listen[0])
     cfg.CONF.set_override("ofp_tcp_listen_port", listen[1])
-    ofapp.FlowInstaller.flows_by_bridge = {host.bridge: host_flows(topology, host)}
-    ofapp.FlowInstaller.probes_by_bridge = {host.bridge: arp_probes(topology, host)}
+    flows = host_flows(topology, host)
+    ofapp.FlowInstaller.flows_by_bridge = {host.bridge: flows}
+    ofapp.FlowInstaller.probes_by_bridge = {host.bridge: peer_probes(topology, host, flows)}
     logging.getLogger("ovsvx.controller").info(
         "serving %d flows for %s's bridge %s on %s:%d", len(ofapp.FlowInstaller.flows_by_bridge[host.bridge]),
         host.name, host.bridge, *listen)
@@ -122,7 +92,7 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":  # run as the package's module, so that ofapp and this share one Probe
+if __name__ == "__main__":  # run as the package's module: ofapp sets up the class this module imported
     from ovsvx.controller import main as package_main
 
     sys.exit(package_main())

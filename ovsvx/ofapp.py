@@ -11,8 +11,9 @@ generated set, no duplicates, and untouched counters on flows that were
 already right; flows the switch learned itself (a peer's router MAC) are
 kept.  It then asks each peer for its router MAC with an ARP request into the
 tunnel, and again whenever a packet for a peer meets the not-yet-learned flow
-(a copy comes to the controller): at first, and when a learned MAC expired.  Errors from the switch are logged with
-their OpenFlow names.
+(a copy comes to the controller), and whenever a peer is sent to but does not
+answer (`peerwatch`: the counters are read every second).  Errors from the
+switch are logged with their OpenFlow names.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, ClassVar
 
 from os_ken.base import app_manager
-from os_ken.controller import ofp_event
+from os_ken.controller import event, ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from ovsvx.controller import Probe
 from ovsvx.flows import (
-    CONTROLLER, ETH_IP, IN_PORT, LOCAL, PACKET_IN_BYTES, TO_PEER, DecTtl, Flow, Goto, LearnPeerMac, Move, Output,
-    SetField, is_learned,
+    CLASSIFY, CONTROLLER, ETH_IP, IN_PORT, LOCAL, PACKET_IN_BYTES, TO_PEER, DecTtl, Flow, Goto, LearnPeerMac, Move,
+    Output, Purpose, SetField, is_learned,
 )
+from ovsvx.peerwatch import PROBE_GAP_S, WATCH_S, Counts, PeerProbe, counts, unanswered
 
 LOG = logging.getLogger("ovsvx.controller")
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
@@ -130,13 +132,17 @@ def flow_mod(datapath: Any, flow: Flow, ports: dict[str, int]) -> Any:
     )
 
 
+class _Tick(event.EventBase):
+    """Time to read the peers' counters (sent to the app's own queue, so every message to a switch goes
+    from the one event thread)."""
+
+
 class FlowInstaller(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
     #: bridge name -> its generated flows; set by controller.run before os-ken instantiates the app.
     flows_by_bridge: ClassVar[dict[str, tuple[Flow, ...]]] = {}
-    #: bridge name -> the ARP request for each peer's vxlan address, with its tunnel port and subnet.
-    probes_by_bridge: ClassVar[dict[str, list[Probe]]] = {}
-    probe_gap_s: ClassVar[float] = 1.0  # at most one on-demand probe per peer this often
+    #: bridge name -> the ARP request for each peer's vxlan address, its tunnel port, subnet and counters.
+    probes_by_bridge: ClassVar[dict[str, list[PeerProbe]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -144,8 +150,59 @@ class FlowInstaller(app_manager.OSKenApp):
         self.cookies: dict[int, set[int]] = {}  # datapath id -> cookies seen in this flow dump
         self.synced: dict[int, tuple[Any, str]] = {}  # datapath id -> (datapath, bridge) once in sync
         self.last_probe: dict[tuple[int, str], float] = {}  # (datapath id, tunnel port) -> when
+        self.reading: dict[int, tuple[set[int], dict[int, int]]] = {}  # datapath id -> (xids due, packets)
+        self.counts: dict[int, dict[str, Counts]] = {}  # datapath id -> the last reading, by tunnel port
 
-    def _probe(self, datapath: Any, probes: list[Probe], on_demand: bool = True) -> None:
+    def start(self) -> None:
+        super().start()
+        self.threads.append(hub.spawn(self._clock))
+
+    def _clock(self) -> None:
+        while True:
+            hub.sleep(WATCH_S)
+            self.send_event(self.name, _Tick())
+
+    @set_ev_cls(_Tick)
+    def _watch(self, _: _Tick) -> None:
+        """Ask each switch in sync for the counters that say whether its peers answer."""
+        for datapath, _bridge in list(self.synced.values()):
+            parser = datapath.ofproto_parser
+            requests = [  # what the learned flows sent, and what came in by any port
+                parser.OFPFlowStatsRequest(datapath, table_id=TO_PEER, cookie=Purpose.LEARNED << 32,
+                                           cookie_mask=0xFF << 32),
+                parser.OFPFlowStatsRequest(datapath, table_id=CLASSIFY),
+            ]
+            for request in requests:
+                datapath.set_xid(request)
+            self.reading[datapath.id] = ({r.xid for r in requests}, {})
+            for request in requests:
+                datapath.send_msg(request)
+
+    def _read(self, datapath: Any, msg: Any) -> None:
+        """One part of a reading; with the last, probe the peers that were sent to and did not answer."""
+        xids, packets = self.reading[datapath.id]
+        packets.update((stat.cookie, stat.packet_count) for stat in msg.body)
+        if msg.flags & ofp.OFPMPF_REPLY_MORE:
+            return
+        xids.discard(msg.xid)
+        if xids or datapath.id not in self.synced:
+            return
+        bridge = self.synced[datapath.id][1]
+        probes = self.probes_by_bridge.get(bridge, [])
+        now = counts(probes, packets)
+        silent = unanswered(probes, self.counts.get(datapath.id, {}), now)
+        self.counts[datapath.id] = now
+        due = self._due(datapath, silent)
+        for probe in due:
+            LOG.info("bridge %s: %s was sent to and did not answer: asking for its MAC again", bridge, probe.peer)
+        self._probe(datapath, due)
+
+    def _due(self, datapath: Any, probes: list[PeerProbe]) -> list[PeerProbe]:
+        """Those of `probes` not asked within PROBE_GAP_S."""
+        now = time.monotonic()
+        return [p for p in probes if now - self.last_probe.get((datapath.id, p.port), 0.0) >= PROBE_GAP_S]
+
+    def _probe(self, datapath: Any, probes: list[PeerProbe], on_demand: bool = True) -> None:
         """Send the ARP requests.  Only on-demand ones count against the rate limit: the ones sent when the
         switch connects often find a peer still being deployed (hosts deploy in parallel), and the first
         packet for that peer must be free to ask again."""
@@ -167,11 +224,9 @@ class FlowInstaller(app_manager.OSKenApp):
             return
         bridge = self.synced[datapath.id][1]
         destination = ipv4_destination(ev.msg.data)
-        now = time.monotonic()
-        due = [p for p in self.probes_by_bridge.get(bridge, [])
-               if destination is not None and destination in p.subnet
-               and now - self.last_probe.get((datapath.id, p.port), 0.0) >= self.probe_gap_s]
-        self._probe(datapath, due)
+        wanted = [p for p in self.probes_by_bridge.get(bridge, [])
+                  if destination is not None and destination in p.subnet]
+        self._probe(datapath, self._due(datapath, wanted))
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _connected(self, ev: Any) -> None:
@@ -198,6 +253,9 @@ class FlowInstaller(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
         datapath = ev.msg.datapath
+        if ev.msg.xid in self.reading.get(datapath.id, (set(), {}))[0]:
+            self._read(datapath, ev.msg)
+            return
         self.cookies.setdefault(datapath.id, set()).update(stat.cookie for stat in ev.msg.body)
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
             self._sync(datapath)

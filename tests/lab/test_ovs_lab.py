@@ -223,12 +223,23 @@ TUTORIAL_VXLAN2 = [  # the tutorial's own commands for host2's vxlan device: its
 ]
 
 
+def rebuild_by_hand(prefix: str, deleted: bool = False) -> str:
+    """Re-create host2's vxlan device with the tutorial's commands; its new, random MAC."""
+    if not deleted:
+        in_host(prefix, "host2", "ip", "link", "del", "vxlan2")
+    for command in TUTORIAL_VXLAN2:
+        in_host(prefix, "host2", *command.split())
+    return json.loads(in_host(prefix, "host2", "ip", "-j", "link", "show", "vxlan2"))[0]["address"]
+
+
+def learned_macs(prefix: str) -> list[int]:
+    learned = in_host(prefix, "host1", "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "br1", "table=50")
+    return [int(v, 16) for v in re.findall(r"load:(0x[0-9a-f]+)->NXM_OF_ETH_DST\[\]", learned)]
+
+
 def test_an_ovs_host_reaches_a_peer_built_with_the_tutorials_commands(fresh_prefix: str) -> None:
     run_ovsvx("deploy", "--mode", "host1=ovs,host2=kernel", "--prefix", fresh_prefix)
-    in_host(fresh_prefix, "host2", "ip", "link", "del", "vxlan2")
-    for command in TUTORIAL_VXLAN2:
-        in_host(fresh_prefix, "host2", *command.split())
-    random_mac = json.loads(in_host(fresh_prefix, "host2", "ip", "-j", "link", "show", "vxlan2"))[0]["address"]
+    random_mac = rebuild_by_hand(fresh_prefix)
     assert random_mac != "02:00:c0:a8:02:fe"
 
     deadline = time.monotonic() + 15  # the controller asks the peer for its MAC every 5 s
@@ -238,10 +249,28 @@ def test_an_ovs_host_reaches_a_peer_built_with_the_tutorials_commands(fresh_pref
         if ping.returncode == 0 or time.monotonic() > deadline:
             break
     assert "ttl=62" in ping.stdout, ping.stdout
-    learned = in_host(fresh_prefix, "host1", "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "br1", "table=50")
-    loaded = [int(v, 16) for v in re.findall(r"load:(0x[0-9a-f]+)->NXM_OF_ETH_DST\[\]", learned)]
-    assert loaded == [int(random_mac.replace(":", ""), 16)]  # the peer's real MAC (OVS drops leading zeros)
+    assert learned_macs(fresh_prefix) == [int(random_mac.replace(":", ""), 16)]  # OVS drops leading zeros
     assert len(cookies(fresh_prefix, "host1", learned=True)) == 1
+
+    # rebuilt again (a reboot does the same): a new MAC, and the learned one is stale for 5 minutes
+    pinging = subprocess.Popen(["ip", "netns", "exec", f"{fresh_prefix}ns1", "ping", "-D", "-n", "-i", "0.1",
+                                "-w", str(int(waits.scaled(12))), "192.168.2.100"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        in_host(fresh_prefix, "host2", "ip", "link", "del", "vxlan2")
+        changed_at = time.time()  # nothing answers from here on until host1 learns the new MAC
+        new_mac = rebuild_by_hand(fresh_prefix, deleted=True)
+        text = pinging.communicate(timeout=waits.scaled(30))[0]
+    finally:
+        pinging.kill()
+    replies = [float(s) for s in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", text, re.MULTILINE)]
+    back = [t for t in replies if t > changed_at]
+    assert back, f"no reply in {waits.scaled(12):.0f} s after the peer's MAC changed:\n{text}"
+    recovery_s = back[0] - changed_at
+    assert recovery_s <= waits.scaled(5), f"replies came back {recovery_s:.1f} s after the MAC changed"
+    assert learned_macs(fresh_prefix) == [int(new_mac.replace(":", ""), 16)]
+    log = (STATE_DIR / f"lab-{fresh_prefix}" / "host1" / "controller.log").read_text()
+    assert "host2 was sent to and did not answer: asking for its MAC again" in log
 
 
 def test_packet_socket_ports_carry_the_overlay_too_and_a_plain_deploy_keeps_them(fresh_prefix: str) -> None:
