@@ -26,6 +26,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx import daemons, netstack, preflight
 from ovsvx.listeners import listening
+from ovsvx.netlink import xdp_programs
 from ovsvx.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_PORT
@@ -54,6 +55,7 @@ class StackView:
     links: dict[str, tuple[str, int]]  # name -> (alias, mtu)
     addresses: list[tuple[str, IPv4Interface]]  # (link name, address)
     routes: list[tuple[IPv4Network, str, int]]  # (destination, link name, proto)
+    xdp: dict[str, int]  # link name -> the XDP program attached to it
 
 
 def read_stack(netns: str | None) -> StackView:
@@ -65,9 +67,11 @@ def read_stack(netns: str | None) -> StackView:
             links[link.get("IFLA_IFNAME")] = (link.get("IFLA_IFALIAS") or "", link.get("IFLA_MTU"))
         addresses = [(names.get(a["index"], "?"), IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
                      for a in ipr.get_addr(family=2)]
-        routes = [(IPv4Network(f"{r.get('RTA_DST')}/{r['dst_len']}", strict=False), names.get(r.get("RTA_OIF"), "?"), r["proto"])
+        routes = [(IPv4Network(f"{r.get('RTA_DST')}/{r['dst_len']}", strict=False),
+                   names.get(r.get("RTA_OIF"), "?"), r["proto"])
                   for r in ipr.get_routes(family=2, table=254) if r["dst_len"] > 0]
-    return StackView(links, addresses, routes)
+        xdp = {name: prog for name, (_, prog, _) in xdp_programs(ipr, links).items()}
+    return StackView(links, addresses, routes, xdp)
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ def _link_kind(kind: str, what: str) -> Diagnosis:
 def host(context: HostContext) -> list[Diagnosis]:
     """Every check of one host's stack, in the order a person would fix them."""
     checks: list[Callable[[HostContext], list[Diagnosis]]] = [
-        _nic_and_vtep, _mtu, _sysctls, _conflicts, _firewall, _ovs_running, _controller_port, _peers,
+        _nic_and_vtep, _mtu, _xdp, _sysctls, _conflicts, _firewall, _ovs_running, _controller_port, _peers,
     ]
     return [d for check in checks for d in check(context)]
 
@@ -174,6 +178,26 @@ def _mtu(context: HostContext) -> list[Diagnosis]:
                           f"ip link set {h.nic} mtu {topology.underlay_mtu}, or underlay_mtu = {mtu} in the topology")]
     return [Diagnosis(OK, f"{h.nic} MTU {mtu}: room for the {VXLAN_OVERHEAD}-byte encapsulation "
                           f"(overlay MTU {topology.overlay_mtu})")]
+
+
+def _xdp(context: HostContext) -> list[Diagnosis]:
+    """An XDP program on the overlay's devices takes their frames before the kernel's stack sees them.
+    In ovs mode that is OVS's AF_XDP reading them; otherwise it is most likely one left by a killed
+    ovs-vswitchd, and the tunnel is dark."""
+    h = context.site.host
+    found = []
+    for name in (h.nic, *(ns.peer for ns in h.namespaces)):
+        prog = context.stack.xdp.get(name)
+        if prog is None:
+            continue
+        if context.mode == "ovs":
+            found.append(Diagnosis(OK, f"XDP program {prog} on {name}: ovs mode's AF_XDP port reads it"))
+        else:
+            found.append(Diagnosis(FAIL, f"XDP program {prog} on {name} takes its frames before the kernel's "
+                                         "stack (a killed ovs-vswitchd leaves its AF_XDP program behind)",
+                                   f"ip link set dev {name} xdp off (ovsvx deploy takes off what its own OVS "
+                                   "left)"))
+    return found
 
 
 def _sysctls(context: HostContext) -> list[Diagnosis]:

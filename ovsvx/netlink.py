@@ -516,6 +516,60 @@ def fdb_entries(ipr: Any, index: int) -> list[Any]:
     return [entry for entry in ipr.fdb("dump") if entry["ifindex"] == index]
 
 
+# --- XDP left behind ------------------------------------------------------------------
+
+XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE = 2, 4
+# How an XDP program is attached (IFLA_XDP_ATTACHED) -> the flags that name that mode when detaching.
+_XDP_MODE_FLAGS = {"xdp": (XDP_FLAGS_DRV_MODE,), "xdpgeneric": (XDP_FLAGS_SKB_MODE,),
+                   "xdpmulti": (XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE)}
+
+
+def xdp_programs(ipr: Any, names: Collection[str]) -> dict[str, tuple[int, int, str]]:
+    """The named links that carry an XDP program: name -> (ifindex, program id, attach mode)."""
+    found = {}
+    for link in ipr.get_links():
+        name, xdp = link.get("IFLA_IFNAME"), link.get("IFLA_XDP")
+        mode = xdp.get("IFLA_XDP_ATTACHED") if xdp is not None else None
+        if name in names and mode:
+            prog = xdp.get("IFLA_XDP_PROG_ID") or xdp.get("IFLA_XDP_DRV_PROG_ID") or xdp.get("IFLA_XDP_SKB_PROG_ID")
+            found[name] = (link["index"], prog or 0, mode)
+    return found
+
+
+def detach_xdp(netns: str | None, names: Collection[str], host: str) -> list[str]:
+    """Take XDP programs off the named links.
+
+    OVS's AF_XDP ports attach one (xsk_def_prog) to every device they read and
+    detach it when ovs-vswitchd stops cleanly; a killed ovs-vswitchd leaves it,
+    and the kernel then hands the device's frames to a socket nobody reads: a
+    plain stack on that NIC (kernel mode, a rebuild by hand) stays dark.
+    """
+    if netns is not None and not netstack.netns_exists(netns):
+        return []
+    removed = []
+    with netstack.stack(netns) as ipr:
+        for name, (index, prog, mode) in xdp_programs(ipr, names).items():
+            for flags in _XDP_MODE_FLAGS.get(mode, (0,)):
+                ipr.link("set", index=index, xdp={"attrs": [("IFLA_XDP_FD", -1), ("IFLA_XDP_FLAGS", flags)]})
+            removed.append(f"{host}: - XDP program {prog} on {name} (left by a stopped ovs-vswitchd)")
+    return removed
+
+
+def remove_stale_taps(netns: str | None, names: Collection[str], host: str) -> list[str]:
+    """Delete the named links that are tap devices: the userspace datapath's bridge ports, which a killed
+    ovs-vswitchd leaves persisting (a kernel-mode bridge of the same name could not be made)."""
+    if netns is not None and not netstack.netns_exists(netns):
+        return []
+    removed = []
+    with netstack.stack(netns) as ipr:
+        for name in names:
+            link = _link(ipr, name)
+            if link is not None and _kind(link) == "tun":
+                ipr.link("del", index=link["index"])
+                removed.append(f"{host}: - tap {name} (left by a stopped ovs-vswitchd)")
+    return removed
+
+
 def tx_offload(netns: str | None, dev: str) -> bool:
     shown = netstack.run(netns, ["ethtool", "-k", dev], timeout=10)
     return "tx-checksumming: on" in shown.stdout

@@ -24,7 +24,7 @@ from ovsvx import daemons, netstack, ofctl, ovsdb, preflight, switch, waits
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import host_flows, is_learned, render_file
-from ovsvx.netlink import Reconciler
+from ovsvx.netlink import Reconciler, detach_xdp, remove_stale_taps
 from ovsvx.plan import MovedAddress, Veth, ovs_plan, render
 from ovsvx.record import Deployment
 from ovsvx.site import Site
@@ -39,6 +39,7 @@ CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s i
 FLOWS_WAIT_S = 20.0  # OVS connects and the controller installs every flow
 DATAPATHS = ("auto", "system", "netdev")
 AUTO_PORT_TYPE = "afxdp-nonpmd"
+NETDEV_DATAPATH_DEVICE = "ovs-netdev"  # the userspace datapath's own tap, one per OVS
 AFXDP_MAX_MTU = 1500  # measured to work at 1500 and to stall TCP at 9000; between is untested
 # OVS gives each AF_XDP port a 64 MiB buffer (16384 frames of 4 KiB, fixed when OVS is built): it is
 # 148 of ovs-vswitchd's 166 MiB per lab host (18 MiB with packet sockets).  Past this many hosts on one
@@ -188,6 +189,8 @@ class OvsBackend:
     def apply(self) -> list[str]:
         self.netlink.refuse_foreign(self.netlink.inspect(self.before + self.after))
         host = self.site.host.name
+        if self.port_type.startswith("afxdp"):
+            self.deployment.note_xdp(host, self._xdp_devices())
         changes = [f"{host}: started {program}" for program in daemons.start_ovs(self.home)]
         if self.flows_from == "controller":
             if daemons.start_controller(self.deployment, self.site, LISTEN):
@@ -225,6 +228,13 @@ class OvsBackend:
             except OvsvxError:
                 pass  # a lab's OVS that is going away anyway; a real host's is checked by deploy
         removed += [f"{host.name}: {line}" for line in daemons.stop_ovs(self.home)]
+        # stopped cleanly, OVS takes its XDP programs and its bridges' tap devices away; killed, it does not
+        if host.name in self.deployment.xdp_devices:
+            removed += detach_xdp(self.site.netns, self.deployment.xdp_devices[host.name], host.name)
+            self.deployment.note_xdp(host.name, [])
+        if self.datapath == "netdev":
+            taps = [b.name for b in self.bridges] + ([NETDEV_DATAPATH_DEVICE] if self.home.own else [])
+            removed += remove_stale_taps(self.site.netns, taps, host.name)
         if self.home.own:
             shutil.rmtree(daemons.site_dir(self.deployment, self.site), ignore_errors=True)
         return removed
@@ -270,6 +280,10 @@ class OvsBackend:
         self.settings["ovs_config_before"] = json.dumps({k: v for k, v in before.items() if k in self.tuning})
         self.deployment.set_settings(self.site.host.name, self.settings)
         return changes + ovsdb.apply_config(api, self.tuning)
+
+    def _xdp_devices(self) -> list[str]:
+        """The devices OVS reads through AF_XDP here: the underlay NIC and the namespaces' veth ends."""
+        return [self.site.host.nic, *(ns.peer for ns in self.site.host.namespaces)]
 
     def _devices_to_make(self) -> set[str]:
         """The host ends of veths about to be (re)made: if OVS had them as ports, it must open them anew."""

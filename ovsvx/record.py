@@ -59,6 +59,7 @@ class Deployment:
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> what its mode decided (datapath...)
     firewall: bool = True  # the VXLAN port admits only the peer VTEPs (False: --no-firewall)
     unfinished_links: dict[str, list[str]] = field(default_factory=dict)  # host -> links made, not yet marked
+    xdp_devices: dict[str, list[str]] = field(default_factory=dict)  # host -> where its OVS may attach XDP
     # hosts are deployed in parallel threads, each noting what it made: one writer at a time
     _writing: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
@@ -98,6 +99,16 @@ class Deployment:
             per_host[key] = [per_host.get(key, [before])[0], value]
             self.save()
 
+    def note_xdp(self, host: str, devices: list[str]) -> None:
+        """Remember, before OVS starts, the devices where its AF_XDP ports will attach XDP programs (or
+        forget them, with no devices): what a killed ovs-vswitchd leaves behind is found there."""
+        with self._writing:
+            if devices:
+                self.xdp_devices[host] = devices
+            else:
+                self.xdp_devices.pop(host, None)
+            self.save()
+
     def set_settings(self, host: str, settings: dict[str, str]) -> None:
         """Keep what a host's mode decided (datapath, flows source, OVS settings before ovsvx)."""
         with self._writing:
@@ -110,6 +121,7 @@ class Deployment:
                 "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
                 "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls, "settings": self.settings,
                 "firewall": self.firewall, "unfinished_links": self.unfinished_links,
+                "xdp_devices": self.xdp_devices,
             }
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
@@ -138,7 +150,7 @@ def load(kind: str, prefix: str) -> Deployment | None:
         kind=data["kind"], prefix=data["prefix"], topology=topo.parse(data["topology"]),
         modes=data.get("modes", {}), netns=data.get("netns", []), sysctls=data.get("sysctls", {}),
         settings=data.get("settings", {}), firewall=data.get("firewall", True),
-        unfinished_links=data.get("unfinished_links", {}),
+        unfinished_links=data.get("unfinished_links", {}), xdp_devices=data.get("xdp_devices", {}),
     )
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from ovsvx import flows, topology, waits
+from ovsvx import flows, netstack, topology, waits
+from ovsvx.netlink import xdp_programs
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.test_kernel_lab import failed, verify
 
@@ -322,3 +323,25 @@ def test_ovs_config_is_set_per_host_kept_by_a_plain_deploy_and_put_back_when_dro
     cleared = run_ovsvx("deploy", "--prefix", fresh_prefix, "--ovs-config", "").stdout
     assert "host2: ovs other_config:pmd-cpu-mask unset" in cleared
     assert in_host(fresh_prefix, "host2", "ovs-vsctl", "get", "Open_vSwitch", ".", "other_config").strip() == "{}"
+
+
+def xdp_on(prefix: str, host: str) -> set[str]:
+    """The links of a lab host that carry an XDP program."""
+    with netstack.stack(f"{prefix}{host}") as ipr:
+        return set(xdp_programs(ipr, [link.get("IFLA_IFNAME") for link in ipr.get_links()]))
+
+
+def test_what_a_killed_ovs_vswitchd_leaves_is_taken_away_by_the_switch_to_kernel_mode(fresh_prefix: str) -> None:
+    run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
+    assert xdp_on(fresh_prefix, "host1") == {"ens160", "tap2"}  # the AF_XDP ports' programs
+    vswitchd = pid_of(fresh_prefix, "host1", "ovs-vswitchd")
+    os.kill(vswitchd, signal.SIGKILL)
+    assert waits.until(lambda: not Path(f"/proc/{vswitchd}").exists(), 5)
+    assert xdp_on(fresh_prefix, "host1") == {"ens160", "tap2"}  # left on the NIC: a plain stack there is dark
+
+    switched = run_ovsvx("deploy", "--mode", "host1=kernel", "--prefix", fresh_prefix).stdout
+    assert re.search(r"host1: - XDP program \d+ on ens160 \(left by a stopped ovs-vswitchd\)", switched)
+    assert "host1: - tap br1 (left by a stopped ovs-vswitchd)" in switched  # else no Linux bridge br1
+    assert xdp_on(fresh_prefix, "host1") == set()
+    report = verify(run_ovsvx, fresh_prefix)
+    assert report["ok"], failed(report)
