@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ovsvx import daemons, lab, netstack, preflight, record
-from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions, backend, check_mode
+from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, DeployOptions, backend, check_mode
 from ovsvx.errors import ConflictError, OvsvxError, UsageError
 from ovsvx.findings import Finding
 from ovsvx.firewall import Firewall
@@ -117,10 +117,10 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
     with record.locked(scope.kind, scope.prefix):
         deployment = _open(scope, topology)
         fresh = not deployment.path.exists()
-        switching = {site.host.name: backend(deployment.modes[site.host.name], site, deployment)
-                     for site in sites(deployment)
-                     if deployment.modes.get(site.host.name) not in (None, modes.get(site.host.name))}
+        leaving = _leaving(deployment, modes)
         deployment.modes = modes
+        for name, old in leaving.items():
+            deployment.leaving[name] = [b.name for b in old]
         if options.firewall is not None:
             deployment.firewall = options.firewall
         if deployment.firewall:
@@ -132,10 +132,12 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
         deployment.save()  # the record exists before the first change
         def build(site: Site) -> list[str]:
             changes = []
-            old = switching.get(site.host.name)
-            if old is not None:
-                changes.append(f"{site.host.name}: switching from {old.name} to {modes[site.host.name]} mode")
+            name = site.host.name
+            for old in leaving.get(name, []):
+                changes.append(f"{name}: switching from {old.name} to {modes[name]} mode")
                 changes += old.destroy()
+            if name in leaving:
+                deployment.note_leaving(name, [])
             changes += _firewall(site, deployment)
             return changes + backend(modes[site.host.name], site, deployment).apply()
 
@@ -154,6 +156,20 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
                                         "run `ovsvx destroy`)") from None
             raise
         return Report(deployment, changes, warnings)
+
+
+def _leaving(deployment: Deployment, modes: dict[str, str]) -> dict[str, list[Backend]]:
+    """Per host, the backends of the modes a deploy must take down before building the wanted one: the
+    mode deployed now, when another is wanted, and those of a switch that was cut short (the record keeps
+    them until they are gone).  Made before the new mode's `configure`, so each sees its own settings."""
+    found = {}
+    for site in sites(deployment):
+        name = site.host.name
+        going = dict.fromkeys([*deployment.leaving.get(name, []), deployment.modes.get(name)])
+        old = [backend(mode, site, deployment) for mode in going if mode is not None and mode != modes.get(name)]
+        if old:
+            found[name] = old
+    return found
 
 
 def each_site(chosen: list[Site], work: Callable[[Site], list[str]]) -> list[str]:
@@ -203,7 +219,9 @@ def _firewall(site: Site, deployment: Deployment) -> list[str]:
 
 def _remove(deployment: Deployment) -> list[str]:
     def remove(site: Site) -> list[str]:
-        removed = backend(deployment.modes[site.host.name], site, deployment).destroy()
+        name = site.host.name
+        here = dict.fromkeys([*deployment.leaving.get(name, []), deployment.modes[name]])  # a cut switch: both
+        removed = [line for mode in here for line in backend(mode, site, deployment).destroy()]
         if site.netns is None or netstack.netns_exists(site.netns):  # a lab host's table goes with its netns
             removed += Firewall(site, deployment.topology).remove()
         return removed

@@ -32,8 +32,8 @@ class KernelBackend:
 
     @staticmethod
     def configure(deployment: Deployment, host: str, options: object) -> None:
-        """Kernel mode has nothing to decide beyond the topology."""
-        deployment.settings.pop(host, None)
+        """Kernel mode has nothing to decide beyond the topology.  (Ovs mode's settings stay until its
+        destroy has used them: a switch cut short still knows how to take ovs mode down.)"""
 
     def details(self) -> dict[str, str]:
         return {}

@@ -237,6 +237,7 @@ class OvsBackend:
             removed += remove_stale_taps(self.site.netns, taps, host.name)
         if self.home.own:
             shutil.rmtree(daemons.site_dir(self.deployment, self.site), ignore_errors=True)
+        self.deployment.set_settings(host.name, None)  # what this mode decided goes with it
         return removed
 
     def details(self) -> dict[str, str]:

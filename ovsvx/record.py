@@ -60,6 +60,7 @@ class Deployment:
     firewall: bool = True  # the VXLAN port admits only the peer VTEPs (False: --no-firewall)
     unfinished_links: dict[str, list[str]] = field(default_factory=dict)  # host -> links made, not yet marked
     xdp_devices: dict[str, list[str]] = field(default_factory=dict)  # host -> where its OVS may attach XDP
+    leaving: dict[str, list[str]] = field(default_factory=dict)  # host -> modes being taken down by a switch
     # hosts are deployed in parallel threads, each noting what it made: one writer at a time
     _writing: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
@@ -109,10 +110,24 @@ class Deployment:
                 self.xdp_devices.pop(host, None)
             self.save()
 
-    def set_settings(self, host: str, settings: dict[str, str]) -> None:
-        """Keep what a host's mode decided (datapath, flows source, OVS settings before ovsvx)."""
+    def note_leaving(self, host: str, modes: list[str]) -> None:
+        """Remember the modes a switch takes down on `host`, from before the first is touched until the
+        last is gone (no modes): a switch cut short is then finished by the next deploy, or destroy."""
         with self._writing:
-            self.settings[host] = settings
+            if modes:
+                self.leaving[host] = modes
+            else:
+                self.leaving.pop(host, None)
+            self.save()
+
+    def set_settings(self, host: str, settings: dict[str, str] | None) -> None:
+        """Keep what a host's mode decided (datapath, flows source, OVS settings before ovsvx); None
+        forgets it."""
+        with self._writing:
+            if settings is None:
+                self.settings.pop(host, None)
+            else:
+                self.settings[host] = settings
             self.save()
 
     def save(self) -> None:
@@ -121,7 +136,7 @@ class Deployment:
                 "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
                 "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls, "settings": self.settings,
                 "firewall": self.firewall, "unfinished_links": self.unfinished_links,
-                "xdp_devices": self.xdp_devices,
+                "xdp_devices": self.xdp_devices, "leaving": self.leaving,
             }
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
@@ -151,6 +166,7 @@ def load(kind: str, prefix: str) -> Deployment | None:
         modes=data.get("modes", {}), netns=data.get("netns", []), sysctls=data.get("sysctls", {}),
         settings=data.get("settings", {}), firewall=data.get("firewall", True),
         unfinished_links=data.get("unfinished_links", {}), xdp_devices=data.get("xdp_devices", {}),
+        leaving=data.get("leaving", {}),
     )
 
 

@@ -261,3 +261,45 @@ def test_a_link_made_but_not_yet_marked_is_still_ovsvxs(fresh_prefix: str) -> No
     assert re.search(rf"host1: ~ vxlan {HOST1.vxlan} .*: left unfinished by an interrupted deploy", repaired)
     assert json.loads(path.read_text())["unfinished_links"] == {"host1": []}
     assert in_host(fresh_prefix, "host1", "ip", "-j", "link", "show", HOST1.vxlan).count('"ifalias":"ovsvx"') == 1
+
+
+@pytest.mark.parametrize(("old", "new"), [("ovs", "kernel"), ("kernel", "ovs")])
+def test_a_mode_switch_killed_at_a_random_moment_is_finished_by_a_plain_deploy(old: str, new: str) -> None:
+    """`deploy --mode NEW` on a lab in OLD, SIGKILLed at a moment drawn from a whole switch's time (seed
+    printed on failure, OVSVX_FAULT_SEED replays it).  A plain deploy then finishes the switch (or, cut
+    before it recorded anything, keeps OLD): verify passes, the lab holds what a clean deploy of that
+    mode makes and nothing of the other mode runs; destroy leaves nothing."""
+    need_lab()
+    prefix = f"{TEST_PREFIX}s{old[0]}{new[0]}-"
+    run_ovsvx("deploy", "--mode", old, "--prefix", prefix)
+    clean = {old: (census(prefix), processes_of(prefix))}
+    reference = time.monotonic()
+    run_ovsvx("deploy", "--mode", new, "--prefix", prefix)
+    whole = time.monotonic() - reference
+    clean[new] = (census(prefix), processes_of(prefix))
+    destroy_leaves_nothing(prefix)
+
+    seed = int(os.environ.get("OVSVX_FAULT_SEED", time.time_ns()))
+    delay = random.Random(seed).uniform(0.1, 0.9 * whole)
+    run_ovsvx("deploy", "--mode", old, "--prefix", prefix)
+    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
+    cut = subprocess.Popen([sys.executable, "-m", "ovsvx", "deploy", "--mode", new, "--prefix", prefix],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    time.sleep(delay)
+    cut.kill()
+    out, err = cut.communicate(timeout=60)
+    recorded = set(status_modes(prefix).values())
+    where = f"(seed {seed}: SIGKILL after {delay:.2f} s of a {whole:.2f} s switch; record: {recorded})\n{out}{err}"
+    try:
+        finished = run_ovsvx("deploy", "--prefix", prefix).stdout
+        where += finished
+        modes = set(status_modes(prefix).values())
+        assert modes == recorded and len(modes) == 1, where  # the record decides: switched, or never began
+        wanted, running = clean[modes.pop()]
+        report = verify(run_ovsvx, prefix)
+        assert report["ok"], (where, failed(report))
+        assert census(prefix) == wanted, where
+        assert len(processes_of(prefix)) == len(running), (where, processes_of(prefix))
+        assert record.require("lab", prefix).leaving == {}, where
+    finally:
+        destroy_leaves_nothing(prefix)
