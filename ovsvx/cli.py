@@ -24,7 +24,7 @@ from ovsvx import (
     render, topology, trace, verify,
 )
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
-from ovsvx.errors import OvsvxError, UsageError
+from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.ovs import choose_datapath
 from ovsvx.site import Site
 from ovsvx.switch import PORT_TYPES
@@ -78,7 +78,8 @@ def _unraisable(event: Any) -> None:
 
 
 def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn ovsvx's own errors into one line on stderr and their exit status."""
+    """Turn errors into one line on stderr and their exit status: ovsvx's own as they say, any other as
+    `unexpected` puts it (OVSVX_DEBUG=1 lets it through with its traceback)."""
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         sys.unraisablehook = _unraisable
@@ -91,6 +92,12 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
             netstack.quiet_after_interrupt()
             err_console.print("ovsvx: interrupted")
             sys.exit(130)
+        except Exception as err:  # not foreseen: still one line, with where it came from
+            if os.environ.get("OVSVX_DEBUG"):
+                raise
+            failure = unexpected(err)
+            err_console.print(render.error(str(failure)), soft_wrap=True)
+            sys.exit(failure.exit_code)
         finally:  # the outcome is decided: a Ctrl-C while Python shuts down would only print noise
             signal.signal(signal.SIGINT, signal.SIG_IGN)
     return wrapper

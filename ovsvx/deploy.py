@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 from ovsvx import daemons, lab, netstack, preflight, record
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, DeployOptions, backend, check_mode
-from ovsvx.errors import ConflictError, OvsvxError, UsageError
+from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
 from ovsvx.findings import Finding
 from ovsvx.firewall import Firewall
 from ovsvx.listeners import overlay_listeners
@@ -144,18 +145,35 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
         try:
             changes = lab.build(deployment) if deployment.is_lab else []
             changes += each_site(sites(deployment), build)
-        except (OvsvxError, KeyboardInterrupt) as failure:
-            if isinstance(failure, KeyboardInterrupt):
-                netstack.quiet_after_interrupt()
-            if fresh:  # a first deploy that fails leaves the machine as it was
-                try:
-                    with _uninterrupted():
-                        _remove(deployment)
-                except OvsvxError as err:
-                    raise type(failure)(f"{failure} (and undoing the deploy failed too: {err}; "
-                                        "run `ovsvx destroy`)") from None
-            raise
+        except (Exception, KeyboardInterrupt) as caught:
+            _failed(caught, deployment, fresh)
         return Report(deployment, changes, warnings)
+
+
+UNDONE = "the deploy was undone: nothing is left"
+PARTLY_CHANGED = "the deployment is partly changed: run `ovsvx deploy` again once that is fixed, or `ovsvx destroy`"
+
+
+def _failed(caught: BaseException, deployment: Deployment, fresh: bool) -> NoReturn:
+    """Whatever stopped a deploy, it ends as one line saying what failed and what is left: a first deploy
+    undoes itself (a machine as it was), a repair or a switch says it is partly done."""
+    interrupted = isinstance(caught, KeyboardInterrupt)
+    if interrupted:
+        netstack.quiet_after_interrupt()
+    failure = caught if isinstance(caught, (OvsvxError, KeyboardInterrupt)) else unexpected(caught)
+    if not fresh:
+        if interrupted or not isinstance(failure, ApplyError):  # a refusal comes before its host changes
+            raise caught if interrupted else failure from None
+        raise ApplyError(f"{failure}; {PARTLY_CHANGED}") from None
+    try:
+        with _uninterrupted():
+            _remove(deployment)
+    except Exception as err:  # noqa: BLE001 - any failure of the undo is reported with the first one
+        undo = err if isinstance(err, OvsvxError) else unexpected(err)
+        raise type(failure)(f"{failure} (and undoing the deploy failed too: {undo}; run `ovsvx destroy`)") from None
+    if interrupted:
+        raise caught
+    raise type(failure)(f"{failure}; {UNDONE}") from None
 
 
 def _leaving(deployment: Deployment, modes: dict[str, str]) -> dict[str, list[Backend]]:

@@ -117,7 +117,8 @@ def machine() -> list[Diagnosis]:
 def _module_available(name: str) -> bool:
     if Path(f"/sys/module/{name}").exists():
         return True
-    probe = shutil.which("modprobe") and subprocess.run(["modprobe", "-n", "-q", name], capture_output=True)
+    probe = shutil.which("modprobe") and subprocess.run(["modprobe", "-n", "-q", name], capture_output=True,
+                                                                           timeout=10, check=False)
     return bool(probe) and probe.returncode == 0
 
 

@@ -5,6 +5,10 @@ one-line message and an exit status.  Each message says what is wrong and,
 where there is one, what to do next.
 """
 
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
 
 class OvsvxError(Exception):
     """Base of every error ovsvx expects and explains; the CLI prints str(err)."""
@@ -46,3 +50,17 @@ class ApplyError(OvsvxError):
     """The kernel, OVSDB or a daemon refused a change ovsvx asked for."""
 
     exit_code = 6
+
+
+def unexpected(err: BaseException) -> OvsvxError:
+    """An error ovsvx did not foresee, as one line: its kind, its own words, and the innermost place in
+    ovsvx it came through (what a bug report needs; OVSVX_DEBUG=1 shows the whole traceback)."""
+    where = ""
+    frame = err.__traceback__
+    while frame is not None:
+        path = Path(frame.tb_frame.f_code.co_filename)
+        if path.parent == PACKAGE:
+            where = f" (in {path.name}:{frame.tb_lineno}, {frame.tb_frame.f_code.co_name})"
+        frame = frame.tb_next
+    said = str(err) or repr(err)
+    return ApplyError(f"unexpected {type(err).__name__}: {said}{where}")

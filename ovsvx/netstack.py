@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from pyroute2 import IPRoute, NetNS, netns
 
 from ovsvx import waits
-from ovsvx.errors import ApplyError, NotDeployedError, UsageError
+from ovsvx.errors import ApplyError, NotDeployedError, PreconditionError, UsageError
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -171,17 +171,25 @@ def _preexec(name: str | None) -> Callable[[], None] | None:
     return None if name is None else (lambda: enter(name))
 
 
-def run(name: str | None, argv: Sequence[str], timeout: float | None = None,
+COMMAND_TIMEOUT_S = 30.0  # any external command that is not given its own limit
+
+
+def run(name: str | None, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_S,
         env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run a program inside namespace `name`, feed it `stdin`, and capture its output.
 
-    `timeout` is for a normal machine; a slow one stretches it (`waits.scaled`).
+    Every command has a time limit: `timeout` is for a normal machine, and a
+    slow one stretches it (`waits.scaled`).  A command that overruns it is an
+    ApplyError, one that is not installed a PreconditionError, both naming it.
     """
-    return subprocess.run(
-        list(argv), input=stdin, capture_output=True, text=True,
-        timeout=None if timeout is None else waits.scaled(timeout),
-        preexec_fn=_preexec(name), env=env, check=False,
-    )
+    limit = waits.scaled(timeout)
+    try:
+        return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=limit,
+                              preexec_fn=_preexec(name), env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise ApplyError(f"{' '.join(argv[:3])} did not finish within {limit:.0f} s") from None
+    except FileNotFoundError:
+        raise PreconditionError(f"{argv[0]} is not installed (scripts/setup installs what ovsvx uses)") from None
 
 
 def popen(name: str | None, argv: Sequence[str], env: dict[str, str] | None = None,
