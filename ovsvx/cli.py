@@ -481,14 +481,14 @@ def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: st
 @renamed("--host", "--only HOST")
 @prefix_option
 @click.option("--raw", is_flag=True, help="Print ovs-ofctl dump-flows as it is.")
-@click.option("--render", is_flag=True, help="Write the topology's flows as ovs-ofctl files instead.")
+@click.option("--render", "write_files", is_flag=True, help="Write the topology's flows as ovs-ofctl files instead.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("flows"),
               show_default=True, help="Folder for --render.")
 @reported
-def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, raw: bool, render: bool,
+def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, raw: bool, write_files: bool,
               out_dir: Path) -> None:
     """The installed flows of each ovs-mode host, grouped by purpose with packet counters."""
-    if render:
+    if write_files:
         topo = topology.load(topology_file)
         out_dir.mkdir(parents=True, exist_ok=True)
         for h in [topo.host(host)] if host else topo.hosts:

@@ -13,6 +13,8 @@ by name, and test labs never touch a user's.
 
 from __future__ import annotations
 
+from socket import AF_INET
+
 from ovsvx import netstack
 from ovsvx.errors import ConflictError, UsageError
 from ovsvx.netlink import set_tx_offload, tx_offload
@@ -111,23 +113,30 @@ def _restore_neighbour_room(deployment: Deployment) -> list[str]:
 
 
 def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
-    """The lab's "hardware", made once: each host's NIC with its VTEP address, cabled to one switch.
+    """The lab's "hardware": each host's NIC with its VTEP address, cabled to one switch.
 
     The switch is a bridge in its own namespace, as the tutorial's servers
     share one segment; a further machine on that segment (a test's intruder)
-    plugs into it the same way.  Once made the wiring is left alone, because
-    ovs mode on the userspace datapath moves the VTEP address from the NIC
-    onto br-phy.
+    plugs into it the same way.  Each piece is made only where it is missing,
+    so a first deploy killed halfway through the wiring is finished by the
+    next; a VTEP address present anywhere in the host is left where it is,
+    because ovs mode on the userspace datapath moves it onto br-phy.
     """
+    changes = []
     with netstack.stack(switch_netns(deployment)) as sw:
-        if sw.link_lookup(ifname=SWITCH_BRIDGE):
-            return []
-        sw.link("add", ifname=SWITCH_BRIDGE, kind="bridge")
+        if not sw.link_lookup(ifname=SWITCH_BRIDGE):
+            sw.link("add", ifname=SWITCH_BRIDGE, kind="bridge")
+            changes.append(f"lab: underlay switch {switch_netns(deployment)}:{SWITCH_BRIDGE}")
         sw.link("set", index=sw.link_lookup(ifname=SWITCH_BRIDGE)[0], state="up")
-    changes = [f"lab: underlay switch {switch_netns(deployment)}:{SWITCH_BRIDGE}"]
     for host in topology.hosts:
-        plug(deployment, switch_port(deployment, host.name), deployment.prefix + host.name, host.nic)
-        with netstack.stack(deployment.prefix + host.name) as ns:
+        netns = deployment.prefix + host.name
+        with netstack.stack(netns) as ns:
+            cabled = bool(ns.link_lookup(ifname=host.nic))
+            held = any(a.get("IFA_ADDRESS") == str(host.vtep) for a in ns.get_addr(family=AF_INET))
+        if cabled and held:
+            continue
+        plug(deployment, switch_port(deployment, host.name), netns, host.nic)
+        with netstack.stack(netns) as ns:
             index = ns.link_lookup(ifname=host.nic)[0]
             ns.link("set", index=index, mtu=topology.underlay_mtu, ifalias=LINK_ALIAS, state="up")
             ns.addr("add", index=index, address=str(host.vtep), prefixlen=topology.underlay.prefixlen)
@@ -141,9 +150,11 @@ def switch_port(deployment: Deployment, host: str) -> str:
 
 
 def plug(deployment: Deployment, port: str, netns: str, nic: str) -> None:
-    """Cable NIC `nic` of namespace `netns` to switch port `port` of the lab's underlay."""
+    """Cable NIC `nic` of namespace `netns` to switch port `port` of the lab's underlay (a cable that is
+    there already is only put in the switch and up)."""
     with netstack.stack(switch_netns(deployment)) as sw:
-        sw.link("add", ifname=port, kind="veth", peer={"ifname": nic, "net_ns_fd": netns})
+        if not sw.link_lookup(ifname=port):
+            sw.link("add", ifname=port, kind="veth", peer={"ifname": nic, "net_ns_fd": netns})
         index = sw.link_lookup(ifname=port)[0]
         sw.link("set", index=index, mtu=deployment.topology.underlay_mtu,
                 master=sw.link_lookup(ifname=SWITCH_BRIDGE)[0], state="up")

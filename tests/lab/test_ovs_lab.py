@@ -139,6 +139,17 @@ def test_installed_flows_are_exactly_the_checked_in_files(lab: str) -> None:
         assert installed(lab, host.name) == before  # loading the file changed no generated flow
 
 
+def test_flows_shows_each_bridge_by_purpose_with_learned_and_generated_flows(lab: str) -> None:
+    run_ovsvx("exec", "--prefix", lab, "ns1", "--", "ping", "-c", "1", "-W", "2", "192.168.2.100")
+    shown = run_ovsvx("flows", "--prefix", lab).stdout
+    assert "host1: br1" in shown and "host2: br2" in shown
+    for purpose in ("classify", "arp-responder", "route-out", "route-in", "to-peer", "drop"):
+        assert purpose in shown, shown
+    assert "a peer's router MAC, learned from its ARP" in shown  # the switch's own flow, labelled as such
+    only = run_ovsvx("flows", "--prefix", lab, "--only", "host2").stdout
+    assert "host2: br2" in only and "host1: br1" not in only
+
+
 def test_traffic_survives_a_killed_controller_and_a_restart_adds_nothing(lab: str) -> None:
     ping = start_ping(lab)
     time.sleep(1)
