@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ovsvx import daemons, netstack, ofctl, preflight, verify, waits
-from ovsvx.backends import DeployOptions
 from ovsvx.deploy import Scope, deploy, destroy, resolve_modes
 from ovsvx.errors import ApplyError, UsageError
+from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment, check_prefix
 from ovsvx.site import Site
+from ovsvx.switch import CONTROLLER_LISTEN
 from ovsvx.topology import Topology
 
 #: What the bench can measure: a mode, or ovs mode on a named datapath (its own column, beside the others).
@@ -122,7 +123,7 @@ def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str |
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     time.sleep(0.2)  # the ping is already knocking when the controller starts
     started = time.time()
-    daemons.start_controller(deployment, site, ("127.0.0.1", 6653))
+    daemons.start_controller(deployment, site, CONTROLLER_LISTEN)
     out, _ = pinger.communicate(timeout=deadline + waits.scaled(10))
     stamps = [float(s) for s in verify.STAMP_RE.findall(out)]
     if not stamps:
@@ -202,13 +203,19 @@ def to_json(results: dict[str, Figures], seconds: float) -> dict[str, Any]:
     return {"duration_s": seconds, "modes": modes, "ratios": ratios}
 
 
-def plot(results: dict[str, Figures], path: str) -> None:
-    """A PNG bar chart of throughput and latency per mode (needs the optional matplotlib)."""
+def require_matplotlib() -> Any:
+    """The optional matplotlib, or a UsageError saying how to get it (checked before a bench starts)."""
     try:
         import matplotlib
     except ImportError:
         raise UsageError("--plot needs matplotlib: .venv/bin/pip install -e '.[plot]' (scripts/setup does)") \
             from None
+    return matplotlib
+
+
+def plot(results: dict[str, Figures], path: str) -> None:
+    """A PNG bar chart of throughput and latency per mode (needs the optional matplotlib)."""
+    matplotlib = require_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

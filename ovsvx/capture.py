@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from socket import AF_INET
 from typing import Any
 
 from ovsvx import lab, netstack, preflight, verify, waits
@@ -132,7 +133,7 @@ def points(deployment: Deployment, src: verify.Node, dst: verify.Node) -> list[P
 def flush_neighbours(netns: str | None) -> None:
     """Forget every learned IPv4 neighbour in a namespace (the tutorial's first ping starts cold)."""
     with netstack.stack(netns) as ipr:
-        for entry in ipr.get_neighbours(family=2):
+        for entry in ipr.get_neighbours(family=AF_INET):
             if entry["state"] & 0x80:  # NUD_PERMANENT: configured, not learned
                 continue
             address = entry.get("NDA_DST")

@@ -18,16 +18,32 @@ from typing import Any
 
 import click
 
-from ovsvx import deploy as deployment_ops
 from ovsvx import (
-    bench, capture, controller, daemons, doctor, firewall, flows, lab, netstack, ofctl, plan, preflight, record,
-    render, topology, trace, verify,
+    bench,
+    capture,
+    controller,
+    daemons,
+    doctor,
+    firewall,
+    flows,
+    lab,
+    netstack,
+    ofctl,
+    plan,
+    preflight,
+    record,
+    render,
+    topology,
+    trace,
+    verify,
 )
-from ovsvx.backends import BACKENDS, DEFAULT_MODE, DeployOptions
+from ovsvx import deploy as deployment_ops
+from ovsvx.backends import BACKENDS, DEFAULT_MODE
 from ovsvx.errors import OvsvxError, UsageError, unexpected
+from ovsvx.options import DeployOptions
 from ovsvx.ovs import choose_datapath
 from ovsvx.site import Site
-from ovsvx.switch import PORT_TYPES
+from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES
 
 out = render.console()
 err_console = render.console(stderr=True)
@@ -437,11 +453,7 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
     topo = topology.load(topology_file)
     modes = bench.parse_modes(modes_text)
     if plot_path is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise UsageError("--plot needs matplotlib: .venv/bin/pip install -e '.[plot]' (scripts/setup does)") \
-                from None
+        bench.require_matplotlib()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
                   transient=True) as progress:
         task = progress.add_task("starting", total=None)
@@ -466,7 +478,7 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
 @click.option("--serve", "host_name", default=None, metavar="HOST", help="The topology host this controller serves.")
 @renamed("--host", "--serve HOST")
 @prefix_option
-@click.option("--listen", default="127.0.0.1:6653", show_default=True, metavar="ADDR:PORT",
+@click.option("--listen", default="{}:{}".format(*CONTROLLER_LISTEN), show_default=True, metavar="ADDR:PORT",
               help="Where OVS connects (keep it on loopback: OpenFlow has no authentication here).")
 @reported
 def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: str | None, listen: str) -> None:

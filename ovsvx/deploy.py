@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from ovsvx import daemons, lab, netstack, preflight, record
-from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, DeployOptions, backend, check_mode
+from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
 from ovsvx.findings import Finding
 from ovsvx.firewall import Firewall
 from ovsvx.listeners import overlay_listeners
+from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.topology import Topology

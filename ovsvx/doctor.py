@@ -12,13 +12,12 @@ sysctls it sets, the controller it runs), the check says which it expects.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
+from socket import AF_INET
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -27,9 +26,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ovsvx import daemons, netstack, preflight
 from ovsvx.listeners import listening
 from ovsvx.netlink import xdp_programs
+from ovsvx.netstack import RT_TABLE_MAIN
 from ovsvx.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
 from ovsvx.site import Site
-from ovsvx.switch import CONTROLLER_PORT
+from ovsvx.switch import CONTROLLER_LISTEN, CONTROLLER_PORT
 from ovsvx.topology import VXLAN_OVERHEAD, Topology
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -66,10 +66,10 @@ def read_stack(netns: str | None) -> StackView:
             names[link["index"]] = link.get("IFLA_IFNAME")
             links[link.get("IFLA_IFNAME")] = (link.get("IFLA_IFALIAS") or "", link.get("IFLA_MTU"))
         addresses = [(names.get(a["index"], "?"), IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
-                     for a in ipr.get_addr(family=2)]
+                     for a in ipr.get_addr(family=AF_INET)]
         routes = [(IPv4Network(f"{r.get('RTA_DST')}/{r['dst_len']}", strict=False),
                    names.get(r.get("RTA_OIF"), "?"), r["proto"])
-                  for r in ipr.get_routes(family=2, table=254) if r["dst_len"] > 0]
+                  for r in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN) if r["dst_len"] > 0]
         xdp = {name: prog for name, (_, prog, _) in xdp_programs(ipr, links).items()}
     return StackView(links, addresses, routes, xdp)
 
@@ -99,27 +99,19 @@ def machine() -> list[Diagnosis]:
     found += [_link_kind(kind, what) for kind, what in KERNEL_PIECES.items()]
     found.append(Diagnosis(OK, "network namespaces supported") if Path("/proc/self/ns/net").exists() else
                  Diagnosis(FAIL, "no network namespaces in this kernel", "a kernel with CONFIG_NET_NS"))
-    if _module_available("openvswitch"):
+    if preflight.module_loaded("openvswitch") or preflight.modprobe("openvswitch", dry_run=True):
         found.append(Diagnosis(OK, "openvswitch kernel module available: ovs mode uses the kernel datapath"))
     else:
         found.append(Diagnosis(WARN, "no openvswitch kernel module: ovs mode falls back to the userspace datapath "
                                      "(works; slower, see docs/performance.md)",
                                "install the kernel's modules package (linux-image-*) for the kernel datapath"))
     missing = [tool for tool in ("ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovs-ofctl", "nft", "ethtool")
-               if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
+               if not preflight.installed(tool)]
     packages = sorted({preflight.PACKAGES.get(t, t) for t in missing})
     found.append(Diagnosis(FAIL, f"missing programs: {', '.join(missing)}",
                            f"apt-get install {' '.join(packages)} (scripts/setup does)") if missing
                  else Diagnosis(OK, "Open vSwitch, nftables and ethtool installed"))
     return found
-
-
-def _module_available(name: str) -> bool:
-    if Path(f"/sys/module/{name}").exists():
-        return True
-    probe = shutil.which("modprobe") and subprocess.run(["modprobe", "-n", "-q", name], capture_output=True,
-                                                                           timeout=10, check=False)
-    return bool(probe) and probe.returncode == 0
 
 
 def _link_kind(kind: str, what: str) -> Diagnosis:
@@ -276,7 +268,7 @@ def _controller_port(context: HostContext) -> list[Diagnosis]:
               if item.proto == "tcp" and item.port == CONTROLLER_PORT and not item.owner.startswith("ovsvx controller")]
     if takers:
         return [Diagnosis(FAIL, f"controller port {CONTROLLER_PORT} is taken: {takers[0].text}",
-                          "stop that program (ovs mode's controller listens on 127.0.0.1:6653)")]
+                          "stop that program (ovs mode's controller listens on {}:{})".format(*CONTROLLER_LISTEN))]
     return [Diagnosis(OK, f"controller port {CONTROLLER_PORT} free (or ovsvx's own controller)")]
 
 

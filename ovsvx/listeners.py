@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ovsvx import netstack
 from ovsvx.daemons import CONTROLLER_MARKERS
+from ovsvx.netstack import TCP_LISTEN
 
-TCP_LISTEN = "0A"
 UDP_UNCONNECTED = "07"
 
 

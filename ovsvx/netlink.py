@@ -18,6 +18,7 @@ import errno
 import logging
 from collections.abc import Callable, Collection
 from contextlib import ExitStack
+from socket import AF_INET
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -25,16 +26,28 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ovsvx import netstack
 from ovsvx.errors import ApplyError, ConflictError
 from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, Finding
+from ovsvx.netstack import RT_TABLE_MAIN
 from ovsvx.plan import (
-    LINK_ALIAS, RTPROT_OVSVX, ZERO_MAC, Address, Bridge, FloodEntry, MovedAddress, Netns, Resource, Route, Sysctl,
-    Up, Veth, Vxlan, describe,
+    LINK_ALIAS,
+    RTPROT_OVSVX,
+    ZERO_MAC,
+    Address,
+    Bridge,
+    FloodEntry,
+    MovedAddress,
+    Netns,
+    Resource,
+    Route,
+    Sysctl,
+    Up,
+    Veth,
+    Vxlan,
+    describe,
 )
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 
 RTNH_F_ONLINK = 4
-MAIN_TABLE = 254
-AF_INET = 2
 IFF_UP = 1
 
 
@@ -68,7 +81,7 @@ class _Stacks:
 
     def routes(self, netns: str | None) -> list[Any]:
         if netns not in self.route_dumps:
-            self.route_dumps[netns] = list(self.get(netns).get_routes(family=AF_INET, table=MAIN_TABLE))
+            self.route_dumps[netns] = list(self.get(netns).get_routes(family=AF_INET, table=RT_TABLE_MAIN))
         return self.route_dumps[netns]
 
     def index(self, netns: str | None, dev: str) -> int | None:
@@ -286,11 +299,11 @@ class Reconciler:
 
     def _remove_routes(self, ipr: Any) -> list[str]:
         removed = []
-        for route in ipr.get_routes(family=AF_INET, table=MAIN_TABLE):
+        for route in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN):
             if route["proto"] == RTPROT_OVSVX:
                 dst = f"{route.get('RTA_DST') or '0.0.0.0'}/{route['dst_len']}"
                 try:
-                    ipr.route("del", dst=dst, table=MAIN_TABLE, proto=RTPROT_OVSVX)
+                    ipr.route("del", dst=dst, table=RT_TABLE_MAIN, proto=RTPROT_OVSVX)
                     removed.append(f"{self.site.host.name}: - route {dst}")
                 except NetlinkError as err:
                     if err.code != errno.ESRCH:
@@ -458,7 +471,7 @@ def _announce(netns: str | None, dev: str, address: Any, mac: str) -> None:
     from scapy.sendrecv import sendp
 
     frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=str(address), pdst=str(address),
-                                                           hwdst="00:00:00:00:00:00")
+                                                           hwdst=ZERO_MAC)
     netstack.call_in(netns, lambda: sendp(frame, iface=dev, count=2, inter=0.05, verbose=False))
 
 
@@ -506,7 +519,7 @@ def _fix_route(stacks: _Stacks, r: Route, _: Finding) -> None:
     stacks.get(r.netns).route(
         "replace", dst=r.dst_text if r.dst else "0.0.0.0/0", gateway=str(r.gateway),
         oif=stacks.index(r.netns, r.dev), flags=RTNH_F_ONLINK if r.onlink else 0,
-        proto=RTPROT_OVSVX, table=MAIN_TABLE,
+        proto=RTPROT_OVSVX, table=RT_TABLE_MAIN,
     )
 
 

@@ -119,6 +119,9 @@ def stack(name: str | None) -> Iterator[IPRoute | NetNS]:
         handle.close()
 
 
+RT_TABLE_MAIN = 254  # the main routing table, where ovsvx's routes live
+
+
 # --- sysctls -------------------------------------------------------------------
 
 
@@ -143,7 +146,7 @@ def write_sysctl(name: str | None, key: str, value: str) -> None:
 # --- sockets -------------------------------------------------------------------
 
 
-TCP_ESTABLISHED, TCP_LISTEN = "01", "0A"
+TCP_ESTABLISHED, TCP_LISTEN = "01", "0A"  # /proc/net/tcp's state codes
 
 
 def tcp_states(name: str | None, port: int) -> list[str]:

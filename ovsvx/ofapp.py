@@ -30,8 +30,22 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from ovsvx.flows import (
-    CLASSIFY, CONTROLLER, ETH_IP, IN_PORT, LOCAL, PACKET_IN_BYTES, TO_PEER, DecTtl, Flow, Goto, LearnPeerMac, Move,
-    Output, Purpose, SetField, is_learned,
+    CLASSIFY,
+    CONTROLLER,
+    ETH_IP,
+    IN_PORT,
+    LOCAL,
+    PACKET_IN_BYTES,
+    TO_PEER,
+    DecTtl,
+    Flow,
+    Goto,
+    LearnPeerMac,
+    Move,
+    Output,
+    Purpose,
+    SetField,
+    is_learned,
 )
 from ovsvx.peerwatch import PROBE_GAP_S, WATCH_S, Counts, PeerProbe, counts, unanswered
 

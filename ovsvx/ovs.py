@@ -18,23 +18,20 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ovsvx import daemons, netstack, ofctl, ovsdb, preflight, switch, waits
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import host_flows, is_learned, render_file
 from ovsvx.netlink import Reconciler, detach_xdp, remove_stale_taps
+from ovsvx.options import DeployOptions
 from ovsvx.plan import MovedAddress, Veth, ovs_plan, render
 from ovsvx.record import Deployment
 from ovsvx.site import Site
-from ovsvx.switch import CONTROLLER_PORT, PORT_TYPES, switch_plan
+from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES, switch_plan
 from ovsvx.topology import Host, Topology
 
-if TYPE_CHECKING:
-    from ovsvx.backends import DeployOptions
-
-LISTEN = ("127.0.0.1", CONTROLLER_PORT)
+LISTEN = CONTROLLER_LISTEN
 CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
 FLOWS_WAIT_S = 20.0  # OVS connects and the controller installs every flow
 DATAPATHS = ("auto", "system", "netdev")
@@ -55,10 +52,9 @@ def choose_datapath(wanted: str = "auto", load_module: bool = True) -> tuple[str
     """
     if wanted in ("system", "netdev"):
         return wanted, f"asked for (--datapath {wanted})"
-    if Path("/sys/module/openvswitch").exists():
+    if preflight.module_loaded("openvswitch"):
         return "system", "the openvswitch kernel module is loaded"
-    if load_module and shutil.which("modprobe") and netstack.run(None, ["modprobe", "-q", "openvswitch"],
-                                                                 timeout=30).returncode == 0:
+    if load_module and preflight.modprobe("openvswitch", dry_run=False):
         return "system", "loaded the openvswitch kernel module"
     return "netdev", "no openvswitch kernel module on this machine, so the userspace datapath"
 

@@ -21,7 +21,7 @@ from ovsdbapp.schema.open_vswitch import impl_idl
 from ovsvx import waits
 from ovsvx.errors import ApplyError, ConflictError, PreconditionError
 from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, Finding
-from ovsvx.switch import OWNER_KEY, Bridge, Port
+from ovsvx.switch import OWNER_KEY, OvsBridge, Port
 
 TIMEOUT_S = 10  # one OVSDB transaction
 CONTROLLER_MAX_BACKOFF_MS = 1000
@@ -78,7 +78,7 @@ def _interface_want(port: Port) -> dict[str, Any]:
     return {"type": port.type or "", "options": dict(port.options), "ofport_request": port.ofport}
 
 
-def inspect(api: Any, bridge: Bridge) -> list[Finding]:
+def inspect(api: Any, bridge: OvsBridge) -> list[Finding]:
     what = f"ovs bridge {bridge.name} ({bridge.datapath_type})"
     row = _row(api, "Bridge", bridge.name)
     if row is None:
@@ -106,7 +106,7 @@ def inspect(api: Any, bridge: Bridge) -> list[Finding]:
     return findings
 
 
-def _inspect_port(api: Any, bridge: Bridge, port: Port, present: set[str]) -> Finding:
+def _inspect_port(api: Any, bridge: OvsBridge, port: Port, present: set[str]) -> Finding:
     what = f"ovs port {port.name} on {bridge.name}" + (f" ({port.type})" if port.type else "")
     if port.name not in present:
         return Finding(what, MISSING, resource=bridge)
@@ -120,7 +120,7 @@ def _inspect_port(api: Any, bridge: Bridge, port: Port, present: set[str]) -> Fi
     return Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge)
 
 
-def apply(api: Any, bridge: Bridge, reopen: set[str] = frozenset()) -> list[str]:
+def apply(api: Any, bridge: OvsBridge, reopen: set[str] = frozenset()) -> list[str]:
     """Make `bridge` as planned in one transaction; returns what changed.
 
     `reopen` names kernel devices that were deleted and made again: the
@@ -169,7 +169,7 @@ def apply(api: Any, bridge: Bridge, reopen: set[str] = frozenset()) -> list[str]
     return [f.text if f.state == DIFFERS else f"+ {f.what}" for f in changed]
 
 
-def _quick_reconnect(api: Any, bridge: Bridge) -> None:
+def _quick_reconnect(api: Any, bridge: OvsBridge) -> None:
     """OVS backs off up to 8 s between tries to reach its controller; on loopback, 1 s is plenty, and a
     restarted controller gets its switch back that much sooner."""
     row = _row(api, "Bridge", bridge.name)
@@ -179,7 +179,7 @@ def _quick_reconnect(api: Any, bridge: Bridge) -> None:
                 check_error=True)
 
 
-def _wait_for_ofports(api: Any, bridge: Bridge) -> None:
+def _wait_for_ofports(api: Any, bridge: OvsBridge) -> None:
     """Every interface must get an OpenFlow port; one that does not is an error, with OVS's reason."""
     def pending() -> dict[str, str | None]:
         found = {}

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from ovsvx.flows import CLASSIFY, Flow, learned_cookie
+from ovsvx.plan import ZERO_MAC
 from ovsvx.switch import tunnel_ports
 from ovsvx.topology import Host, Topology, mac_for
 
@@ -65,7 +66,7 @@ def peer_probes(topology: Topology, host: Host, flows: tuple[Flow, ...]) -> list
         frame.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=own_mac,
                                              ethertype=ether_types.ETH_TYPE_ARP))
         frame.add_protocol(arp.arp(opcode=arp.ARP_REQUEST, src_mac=own_mac, src_ip=str(host.vxlan_address),
-                                   dst_mac="00:00:00:00:00:00", dst_ip=str(peer.vxlan_address)))
+                                   dst_mac=ZERO_MAC, dst_ip=str(peer.vxlan_address)))
         frame.serialize()
         port = ports[peer.name].name
         heard = frozenset(f.cookie for f in flows if f.table == CLASSIFY and ("in_port", port) in f.match)

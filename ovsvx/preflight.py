@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 from ipaddress import IPv4Address
+from pathlib import Path
+from socket import AF_INET
 
 from ovsvx import netstack
 from ovsvx.errors import PreconditionError
@@ -31,9 +33,25 @@ def require_root() -> None:
         raise PreconditionError("ovsvx must run as root to change the network (try: sudo ovsvx ...)")
 
 
+def installed(tool: str) -> bool:
+    """Whether a program is there (root's PATH may lack /usr/sbin when run through sudo)."""
+    return shutil.which(tool) is not None or os.path.exists(f"/usr/sbin/{tool}")
+
+
+def module_loaded(name: str) -> bool:
+    return Path(f"/sys/module/{name}").exists()
+
+
+def modprobe(name: str, dry_run: bool) -> bool:
+    """Load a kernel module (or, dry run, only ask whether it could be); whether that worked."""
+    if not installed("modprobe"):
+        return False
+    return netstack.run(None, ["modprobe", *(["-n"] if dry_run else []), "-q", name], timeout=30).returncode == 0
+
+
 def require_tools(*tools: str) -> None:
     for tool in tools:
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+        if not installed(tool):
             package = PACKAGES.get(tool, tool)
             raise PreconditionError(
                 f"{tool} is not installed: install the Debian package {package} (scripts/setup does)"
@@ -49,7 +67,7 @@ def check_real_host(topology: Topology, host: Host) -> list[str]:
                 f"{host.name}: underlay NIC {host.nic} does not exist here; is this machine {host.name}? "
                 "(fix hosts[].nic in the topology)"
             )
-        addresses = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=index[0], family=2)}
+        addresses = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=index[0], family=AF_INET)}
         if str(host.vtep) not in addresses:
             raise PreconditionError(
                 f"{host.name}: VTEP address {host.vtep} is not on {host.nic} "

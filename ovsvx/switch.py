@@ -28,6 +28,7 @@ from ovsvx.topology import Host, Topology, mac_for
 
 OWNER_KEY = "ovsvx"
 CONTROLLER_PORT = 6653
+CONTROLLER_LISTEN = ("127.0.0.1", CONTROLLER_PORT)  # on loopback: OpenFlow has no authentication here
 FIRST_TUNNEL_OFPORT = 100
 
 
@@ -40,7 +41,7 @@ class Port:
 
 
 @dataclass(frozen=True)
-class Bridge:
+class OvsBridge:
     name: str
     datapath_type: str
     ports: tuple[Port, ...]
@@ -88,19 +89,19 @@ def workload_ports(host: Host, port_type: str = "system") -> dict[str, Port]:
 
 
 def switch_plan(topology: Topology, host: Host, datapath: str, controller: str | None,
-                port_type: str = "system") -> tuple[Bridge, ...]:
+                port_type: str = "system") -> tuple[OvsBridge, ...]:
     """The bridges `host` needs in ovs mode (br-phy first, on the userspace datapath)."""
     bridges = []
     if datapath == "netdev":
         kind = "" if port_type == "system" else port_type
-        bridges.append(Bridge(PHYS_BRIDGE, datapath, (Port(host.nic, kind, 1),)))
+        bridges.append(OvsBridge(PHYS_BRIDGE, datapath, (Port(host.nic, kind, 1),)))
     ports = (*workload_ports(host, port_type).values(), *tunnel_ports(topology, host).values())
-    bridges.append(Bridge(host.bridge, datapath, ports, hwaddr=mac_for(host.gateway), controller=controller,
+    bridges.append(OvsBridge(host.bridge, datapath, ports, hwaddr=mac_for(host.gateway), controller=controller,
                           fail_mode="secure", mtu=topology.overlay_mtu))
     return tuple(bridges)
 
 
-def render(bridge: Bridge) -> list[str]:
+def render(bridge: OvsBridge) -> list[str]:
     """The `ovs-vsctl` commands that create `bridge` by hand."""
     settings = [f"datapath_type={bridge.datapath_type}", f"external_ids:{OWNER_KEY}=true"]
     settings += [f"other_config:{key}={value}" for key, value in bridge.other_config.items()]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, replace
 from ipaddress import IPv4Address, ip_network
+from socket import AF_INET
 from typing import Any
 
 from ovsvx import daemons, flows, lab, netstack, ofctl
@@ -27,6 +28,8 @@ from ovsvx.capture import resolve
 from ovsvx.deploy import site_of
 from ovsvx.errors import UsageError
 from ovsvx.netlink import fdb_entries
+from ovsvx.netstack import RT_TABLE_MAIN
+from ovsvx.plan import ZERO_MAC
 from ovsvx.record import Deployment
 from ovsvx.switch import Port, tunnel_ports, workload_ports
 from ovsvx.topology import Host, mac_for
@@ -36,7 +39,6 @@ PROTOCOLS = ("icmp", "tcp", "udp", "arp")
 PROBE_PORT = 5201  # the destination port traced for tcp and udp (iperf3's)
 NUD_STATES = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY", 0x10: "PROBE",
               0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
-ZERO_MAC = "00:00:00:00:00:00"
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _mac(ipr: Any, name: str) -> str:
 def _route_text(ipr: Any, dst: IPv4Address) -> str:
     """The table entry a lookup for dst uses (longest prefix), as `ip route` prints it."""
     best: tuple[int, str] | None = None
-    for route in ipr.get_routes(family=2, table=254):
+    for route in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN):
         net = ip_network(f"{route.get('RTA_DST') or '0.0.0.0'}/{route['dst_len']}")
         if dst in net and (best is None or net.prefixlen > best[0]):
             text = "default" if net.prefixlen == 0 else str(net)
@@ -113,7 +115,7 @@ def _lookup(ipr: Any, dst: IPv4Address, src: IPv4Address | None = None, iif: str
 def _neighbour(ipr: Any, address: IPv4Address, dev: str) -> tuple[str | None, str]:
     """(MAC, description) of the neighbour entry for address on dev, or the ARP that is needed."""
     index = ipr.link_lookup(ifname=dev)
-    for entry in ipr.get_neighbours(family=2):
+    for entry in ipr.get_neighbours(family=AF_INET):
         if entry.get("NDA_DST") == str(address) and index and entry["ifindex"] == index[0]:
             state = NUD_STATES.get(entry["state"], hex(entry["state"]))
             mac = entry.get("NDA_LLADDR")

@@ -27,9 +27,9 @@ from ovsdbapp.backend.ovs_idl import transaction
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx import netstack, topology
-from ovsvx.backends import DeployOptions
 from ovsvx.deploy import UNDONE, Scope, deploy, destroy, resolve_modes
 from ovsvx.errors import OvsvxError
+from ovsvx.options import DeployOptions
 from ovsvx.record import record_path
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab
 from tests.lab.test_faults import processes_of
