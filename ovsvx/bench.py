@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ovsvx import daemons, netstack, ofctl, preflight, verify, waits
@@ -71,25 +72,29 @@ def _lab_prefix(prefix: str, column: str) -> str:
 
 def _cpu_busy_s() -> float:
     """CPU seconds the whole machine has spent busy, from /proc/stat."""
-    fields = open("/proc/stat").readline().split()[1:]
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / 100.0  # USER_HZ
 
 
-def iperf(src_ns: str | None, dst_ns: str | None, address: str, seconds: float, streams: int,
-          reverse: bool) -> tuple[float, float]:
+def iperf(
+    src_ns: str | None, dst_ns: str | None, address: str, seconds: float, streams: int, reverse: bool
+) -> tuple[float, float]:
     """(Gbit/s received, machine CPU seconds) of one iperf3 run through the namespaces."""
     cpu = _cpu_busy_s()
     args = ["-t", str(seconds), "-P", str(streams), *(["-R"] if reverse else [])]
-    received = verify.iperf3(src_ns, dst_ns, address, IPERF_PORT, args, timeout=seconds + 30,
-                             where=dst_ns or "this machine")
+    received = verify.iperf3(
+        src_ns, dst_ns, address, IPERF_PORT, args, timeout=seconds + 30, where=dst_ns or "this machine"
+    )
     return received["bits_per_second"] / 1e9, _cpu_busy_s() - cpu
 
 
 def latency(src_ns: str | None, address: str) -> tuple[float, float, float]:
     """(min, median, p99) RTT in ms of many pings at a short interval."""
-    done = netstack.run(src_ns, ["ping", "-n", "-c", str(PING_COUNT), "-i", str(PING_INTERVAL_S), "-W", "1",
-                                 address], timeout=60)
+    done = netstack.run(
+        src_ns, ["ping", "-n", "-c", str(PING_COUNT), "-i", str(PING_INTERVAL_S), "-W", "1", address], timeout=60
+    )
     rtts = sorted(float(t) for t in verify.RTT_RE.findall(done.stdout))
     if not rtts:
         raise ApplyError(f"no ping reply from {address}")
@@ -97,8 +102,9 @@ def latency(src_ns: str | None, address: str) -> tuple[float, float, float]:
     return rtts[0], statistics.median(rtts), p99
 
 
-def measure_path(src_ns: str | None, dst_ns: str | None, address: str, seconds: float,
-                 figures: Figures, step: Callable[[str], None]) -> None:
+def measure_path(
+    src_ns: str | None, dst_ns: str | None, address: str, seconds: float, figures: Figures, step: Callable[[str], None]
+) -> None:
     step("TCP, one stream")
     figures.tcp_1stream_gbps, cpu = iperf(src_ns, dst_ns, address, seconds, 1, False)
     sent_gbit = figures.tcp_1stream_gbps * seconds
@@ -119,8 +125,12 @@ def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str |
     daemons.stop_controller(deployment, site)
     ofctl.tool(home, "ovs-ofctl", "del-flows", site.host.bridge)
     deadline = waits.scaled(FIRST_PACKET_S)
-    pinger = netstack.popen(src_ns, ["ping", "-n", "-D", "-i", "0.01", "-w", f"{deadline:.0f}", "-c", "1", address],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    pinger = netstack.popen(
+        src_ns,
+        ["ping", "-n", "-D", "-i", "0.01", "-w", f"{deadline:.0f}", "-c", "1", address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.2)  # the ping is already knocking when the controller starts
     started = time.time()
     daemons.start_controller(deployment, site, CONTROLLER_LISTEN)
@@ -134,9 +144,14 @@ def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str |
 # --- the run --------------------------------------------------------------------------------
 
 
-def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
-        step: Callable[[str], None] = lambda _: None, options: DeployOptions = DeployOptions()
-        ) -> dict[str, Figures]:
+def run(
+    topology: Topology,
+    modes: list[str],
+    seconds: float,
+    prefix: str,
+    step: Callable[[str], None] = lambda _: None,
+    options: DeployOptions = DeployOptions(),
+) -> dict[str, Figures]:
     """Measure the underlay and each mode in turn; every lab is destroyed, whatever happens."""
     preflight.require_root()
     preflight.require_tools("iperf3", "ping")
@@ -150,24 +165,40 @@ def run(topology: Topology, modes: list[str], seconds: float, prefix: str,
         try:
             step(f"{column}: deploying a lab")
             started = time.monotonic()
-            chosen = dataclasses.replace(options, datapath=datapath or options.datapath) if mode == "ovs" \
+            chosen = (
+                dataclasses.replace(options, datapath=datapath or options.datapath)
+                if mode == "ovs"
                 else DeployOptions()
+            )
             deployment = deploy(scope, topology, resolve_modes(topology, {"*": mode}), chosen).deployment
             deploy_s = round(time.monotonic() - started, 2)
             if mode == "kernel":  # the physical baseline, NIC to NIC
                 results["underlay"] = Figures()
-                measure_path(scope.prefix + src.name, scope.prefix + dst.name, str(dst.vtep), seconds,
-                             results["underlay"], lambda what: step(f"underlay: {what}"))
+                measure_path(
+                    scope.prefix + src.name,
+                    scope.prefix + dst.name,
+                    str(dst.vtep),
+                    seconds,
+                    results["underlay"],
+                    lambda what: step(f"underlay: {what}"),
+                )
             if column not in modes:
                 continue
             figures = results[column] = Figures(deploy_s=deploy_s)
-            measure_path(scope.prefix + ns_src.name, scope.prefix + ns_dst.name, str(ns_dst.address), seconds,
-                         figures, lambda what, c=column: step(f"{c}: {what}"))
+            measure_path(
+                scope.prefix + ns_src.name,
+                scope.prefix + ns_dst.name,
+                str(ns_dst.address),
+                seconds,
+                figures,
+                partial(_labelled, step, column),
+            )
             if mode == "ovs":
                 step(f"{column}: controller start to first forwarded packet")
                 site = Site(src, scope.prefix + src.name, scope.prefix)
                 figures.controller_to_first_packet_s = controller_to_first_packet(
-                    deployment, site, scope.prefix + ns_src.name, str(ns_dst.address))
+                    deployment, site, scope.prefix + ns_src.name, str(ns_dst.address)
+                )
                 figures.extra["datapath"] = deployment.settings[src.name]["datapath"]
                 figures.extra["port_type"] = deployment.settings[src.name]["port_type"]
                 figures.extra["ovs_config"] = " ".join(options.ovs_config or ())
@@ -195,10 +226,12 @@ def to_json(results: dict[str, Figures], seconds: float) -> dict[str, Any]:
             continue
         ratios[name] = {
             "tcp_1stream_vs_underlay": ratio(results[name].tcp_1stream_gbps, results["underlay"].tcp_1stream_gbps),
-            "tcp_1stream_vs_kernel": ratio(results[name].tcp_1stream_gbps,
-                                           results["kernel"].tcp_1stream_gbps if "kernel" in results else None),
-            "rtt_median_vs_kernel": ratio(results[name].rtt_median_ms,
-                                          results["kernel"].rtt_median_ms if "kernel" in results else None),
+            "tcp_1stream_vs_kernel": ratio(
+                results[name].tcp_1stream_gbps, results["kernel"].tcp_1stream_gbps if "kernel" in results else None
+            ),
+            "rtt_median_vs_kernel": ratio(
+                results[name].rtt_median_ms, results["kernel"].rtt_median_ms if "kernel" in results else None
+            ),
         }
     return {"duration_s": seconds, "modes": modes, "ratios": ratios}
 
@@ -208,9 +241,12 @@ def require_matplotlib() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise UsageError("--plot needs matplotlib: .venv/bin/pip install -e '.[plot]' (scripts/setup does)") \
-            from None
+        raise UsageError("--plot needs matplotlib: .venv/bin/pip install -e '.[plot]' (scripts/setup does)") from None
     return matplotlib
+
+
+def _labelled(step: Callable[[str], None], column: str, what: str) -> None:
+    step(f"{column}: {what}")
 
 
 def plot(results: dict[str, Figures], path: str) -> None:
@@ -222,17 +258,29 @@ def plot(results: dict[str, Figures], path: str) -> None:
     names = list(results)
     fig, (tcp, rtt) = plt.subplots(1, 2, figsize=(11, 4.5))
     width = 0.2
-    series = [("1 stream", "tcp_1stream_gbps"), ("1 stream, reverse", "tcp_1stream_reverse_gbps"),
-              ("4 streams", "tcp_4stream_gbps"), ("4 streams, reverse", "tcp_4stream_reverse_gbps")]
+    series = [
+        ("1 stream", "tcp_1stream_gbps"),
+        ("1 stream, reverse", "tcp_1stream_reverse_gbps"),
+        ("4 streams", "tcp_4stream_gbps"),
+        ("4 streams, reverse", "tcp_4stream_reverse_gbps"),
+    ]
     for i, (label, key) in enumerate(series):
-        tcp.bar([x + (i - 1.5) * width for x in range(len(names))],
-                [getattr(results[n], key) or 0 for n in names], width, label=label)
+        tcp.bar(
+            [x + (i - 1.5) * width for x in range(len(names))],
+            [getattr(results[n], key) or 0 for n in names],
+            width,
+            label=label,
+        )
     tcp.set_xticks(range(len(names)), names)
     tcp.set_ylabel("TCP throughput, Gbit/s (iperf3)")
     tcp.legend(fontsize=8)
     for i, (label, key) in enumerate([("min", "rtt_min_ms"), ("median", "rtt_median_ms"), ("p99", "rtt_p99_ms")]):
-        rtt.bar([x + (i - 1) * width for x in range(len(names))], [getattr(results[n], key) or 0 for n in names],
-                width, label=label)
+        rtt.bar(
+            [x + (i - 1) * width for x in range(len(names))],
+            [getattr(results[n], key) or 0 for n in names],
+            width,
+            label=label,
+        )
     rtt.set_xticks(range(len(names)), names)
     rtt.set_ylabel("ping round trip, ms")
     rtt.legend(fontsize=8)

@@ -79,8 +79,9 @@ def resolve(deployment: Deployment, name: str) -> verify.Node:
     for node in every:
         if name in (node.name, str(node.address)):
             return node
-    raise UsageError(f"unknown node or address {name!r}: one of {', '.join(n.name for n in every)}, "
-                     "or one of their addresses")
+    raise UsageError(
+        f"unknown node or address {name!r}: one of {', '.join(n.name for n in every)}, or one of their addresses"
+    )
 
 
 def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Point]:
@@ -149,9 +150,24 @@ def _tcpdumps(where: list[Point], folder: Path, port: int) -> Iterator[None]:
     try:
         for point in where:
             pcap = folder / f"{point.label.replace(':', '-')}.pcap"
-            process = netstack.popen(point.netns, ["tcpdump", "-i", point.ifname, "-w", str(pcap), "-U", "--immediate-mode", "-n",
-                                                   "-s", str(SNAPLEN), f"arp or icmp or udp port {port}"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            process = netstack.popen(
+                point.netns,
+                [
+                    "tcpdump",
+                    "-i",
+                    point.ifname,
+                    "-w",
+                    str(pcap),
+                    "-U",
+                    "--immediate-mode",
+                    "-n",
+                    "-s",
+                    str(SNAPLEN),
+                    f"arp or icmp or udp port {port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             running.append(process)
             _wait_listening(process, point)
         yield
@@ -188,8 +204,9 @@ def run(deployment: Deployment, src_name: str, dst_name: str, pcap_dir: Path | N
         for netns in {p.netns for p in where}:
             flush_neighbours(netns)
         with _tcpdumps(where, folder, deployment.topology.port):
-            netstack.run(lab.node_netns(deployment, src.name),
-                         ["ping", "-n", "-c", "1", "-W", "2", str(dst.address)], timeout=10)
+            netstack.run(
+                lab.node_netns(deployment, src.name), ["ping", "-n", "-c", "1", "-W", "2", str(dst.address)], timeout=10
+            )
         frames = read(folder, where)
         if pcap_dir is not None:
             pcap_dir.mkdir(parents=True, exist_ok=True)
@@ -235,14 +252,28 @@ def decode(packet: Any) -> list[dict[str, Any]]:
         elif isinstance(layer, VXLAN):
             layers.append({"layer": "vxlan", "vni": layer.vni})
         elif isinstance(layer, ARP):
-            layers.append({"layer": "arp", "op": "request" if layer.op == 1 else "reply",
-                           "sender_mac": layer.hwsrc, "sender_ip": layer.psrc,
-                           "target_mac": layer.hwdst, "target_ip": layer.pdst})
+            layers.append(
+                {
+                    "layer": "arp",
+                    "op": "request" if layer.op == 1 else "reply",
+                    "sender_mac": layer.hwsrc,
+                    "sender_ip": layer.psrc,
+                    "target_mac": layer.hwdst,
+                    "target_ip": layer.pdst,
+                }
+            )
         elif isinstance(layer, ICMP):
             kind = ICMP_TYPES.get(layer.type, f"type {layer.type}")
             echo = layer.type in (0, 8)
-            layers.append({"layer": "icmp", "type": kind, "code": layer.code,
-                           "id": layer.id if echo else None, "seq": layer.seq if echo else None})
+            layers.append(
+                {
+                    "layer": "icmp",
+                    "type": kind,
+                    "code": layer.code,
+                    "id": layer.id if echo else None,
+                    "seq": layer.seq if echo else None,
+                }
+            )
             break
         layer = layer.payload
     return layers
@@ -266,4 +297,4 @@ def describe_layer(layer: dict[str, Any]) -> str:
             return f"ICMP {layer['type']} id {layer['id']} seq {layer['seq']}"
         case "icmp":
             return f"ICMP {layer['type']} code {layer['code']}"
-    return layer["layer"]
+    return str(layer["layer"])

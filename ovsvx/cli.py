@@ -49,19 +49,30 @@ out = render.console()
 err_console = render.console(stderr=True)
 
 topology_option = click.option(
-    "-t", "--topology", "topology_file", type=click.Path(dir_okay=False, path_type=Path),
+    "-t",
+    "--topology",
+    "topology_file",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Topology TOML file (default: the tutorial's two hosts).",
 )
 ovs_config_option = click.option(
-    "--ovs-config", "ovs_config", multiple=True, metavar="[HOST:]KEY=VALUE",
+    "--ovs-config",
+    "ovs_config",
+    multiple=True,
+    metavar="[HOST:]KEY=VALUE",
     help="ovs mode: set OVS's other_config KEY (e.g. pmd-maxsleep=50, host2:pmd-cpu-mask=0x2); repeatable.",
 )
 prefix_option = click.option(
-    "--prefix", default=None, metavar="P",
+    "--prefix",
+    default=None,
+    metavar="P",
     help="Lab name prefix for every namespace, so several labs never collide (default: none).",
 )
 host_option = click.option(
-    "--host", default=None, metavar="HOST", help="Act on this machine as that topology host (a real host).",
+    "--host",
+    default=None,
+    metavar="HOST",
+    help="Act on this machine as that topology host (a real host).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
@@ -82,7 +93,9 @@ def renamed(old: str, new: str) -> Callable[[Callable[..., Any]], Callable[..., 
             if kwargs.pop(key) is not None:
                 return reported(refuse)()
             return fn(*args, **kwargs)
+
         return click.option(old, key, hidden=True, default=None)(wrapper)
+
     return decorate
 
 
@@ -96,6 +109,7 @@ def _unraisable(event: Any) -> None:
 def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn errors into one line on stderr and their exit status: ovsvx's own as they say, any other as
     `unexpected` puts it (OVSVX_DEBUG=1 lets it through with its traceback)."""
+
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         sys.unraisablehook = _unraisable
@@ -116,6 +130,7 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(failure.exit_code)
         finally:  # the outcome is decided: a Ctrl-C while Python shuts down would only print noise
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     return wrapper
 
 
@@ -173,8 +188,14 @@ def topology_show(topology_file: Path | None, as_json: bool) -> None:
 @topology_group.command("init")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default="ovsvx.toml")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--hosts", "count", type=int, default=None, metavar="N",
-              help="Instead, N hosts in the tutorial's pattern (host i: 192.168.i.0/24), for large labs.")
+@click.option(
+    "--hosts",
+    "count",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Instead, N hosts in the tutorial's pattern (host i: 192.168.i.0/24), for large labs.",
+)
 @reported
 def topology_init(path: Path, force: bool, count: int | None) -> None:
     """Write the tutorial's topology as a commented file to start from (default: ./ovsvx.toml)."""
@@ -191,16 +212,23 @@ def topology_init(path: Path, force: bool, count: int | None) -> None:
 @topology_option
 @host_option
 @click.option("--mode", "mode_text", default=None, metavar="MODE", help="As for deploy.")
-@click.option("--datapath", default="auto", show_default=True, type=click.Choice(["auto", "system", "netdev"]),
-              help="ovs mode: which datapath to show (auto: what this machine has, without loading anything).")
+@click.option(
+    "--datapath",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "system", "netdev"]),
+    help="ovs mode: which datapath to show (auto: what this machine has, without loading anything).",
+)
 @reported
 def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None, datapath: str) -> None:
     """Print, without changing anything, the commands equivalent to a deployment (kernel mode: the tutorial's)."""
     topo = topology.load(topology_file)
     modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text))
     chosen, why = choose_datapath(datapath, load_module=False)
-    click.echo(f"# ovsvx tags each link it makes with alias '{plan.LINK_ALIAS}' and each route with "
-               f"proto {plan.RTPROT_OVSVX}, so destroy removes only its own.")
+    click.echo(
+        f"# ovsvx tags each link it makes with alias '{plan.LINK_ALIAS}' and each route with "
+        f"proto {plan.RTPROT_OVSVX}, so destroy removes only its own."
+    )
     for h in [topo.host(host)] if host else topo.hosts:
         note = f", {chosen} datapath: {why}" if modes[h.name] == "ovs" else ""
         click.echo(f"\n# --- on {h.name} ({modes[h.name]} mode{note}) ---")
@@ -213,34 +241,74 @@ def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None
 @topology_option
 @host_option
 @prefix_option
-@click.option("--mode", "mode_text", default=None, metavar="MODE",
-              help=f"{' or '.join(BACKENDS)} for every host, or HOST=MODE,... per host "
-                   f"(default: each host's `mode` in the topology, else {DEFAULT_MODE}).")
-@click.option("--no-controller", is_flag=True,
-              help="ovs mode: load the flows from FLOWS/<host>.flows with ovs-ofctl instead of running os-ken.")
-@click.option("--flows", "flows_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("flows"),
-              show_default=True, help="Folder of the flow files for --no-controller.")
-@click.option("--datapath", default=None, type=click.Choice(["auto", "system", "netdev"]),
-              help="ovs mode: the kernel's datapath (system) or the userspace one (netdev); auto (the default) picks "
-                   "system where the openvswitch module loads.")
-@click.option("--port-type", default=None, type=click.Choice(["auto", *PORT_TYPES]),
-              help="ovs mode, userspace datapath: read the devices through packet sockets (system) or AF_XDP "
-                   "(afxdp-nonpmd; afxdp adds a busy-polling PMD thread); auto (the default): afxdp-nonpmd up "
-                   "to a 1500-byte underlay, else system.")
+@click.option(
+    "--mode",
+    "mode_text",
+    default=None,
+    metavar="MODE",
+    help=f"{' or '.join(BACKENDS)} for every host, or HOST=MODE,... per host "
+    f"(default: each host's `mode` in the topology, else {DEFAULT_MODE}).",
+)
+@click.option(
+    "--no-controller",
+    is_flag=True,
+    help="ovs mode: load the flows from FLOWS/<host>.flows with ovs-ofctl instead of running os-ken.",
+)
+@click.option(
+    "--flows",
+    "flows_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("flows"),
+    show_default=True,
+    help="Folder of the flow files for --no-controller.",
+)
+@click.option(
+    "--datapath",
+    default=None,
+    type=click.Choice(["auto", "system", "netdev"]),
+    help="ovs mode: the kernel's datapath (system) or the userspace one (netdev); auto (the default) picks "
+    "system where the openvswitch module loads.",
+)
+@click.option(
+    "--port-type",
+    default=None,
+    type=click.Choice(["auto", *PORT_TYPES]),
+    help="ovs mode, userspace datapath: read the devices through packet sockets (system) or AF_XDP "
+    "(afxdp-nonpmd; afxdp adds a busy-polling PMD thread); auto (the default): afxdp-nonpmd up "
+    "to a 1500-byte underlay, else system.",
+)
 @ovs_config_option
-@click.option("--firewall/--no-firewall", default=None,
-              help="Admit the VXLAN port only from the peer VTEPs (the default), or add no nftables table and "
-                   "leave it open to anyone who reaches it.")
+@click.option(
+    "--firewall/--no-firewall",
+    default=None,
+    help="Admit the VXLAN port only from the peer VTEPs (the default), or add no nftables table and "
+    "leave it open to anyone who reaches it.",
+)
 @reported
-def deploy_cmd(topology_file: Path | None, host: str | None, prefix: str | None, mode_text: str | None,
-               no_controller: bool, flows_dir: Path, datapath: str | None, port_type: str | None,
-               ovs_config: tuple[str, ...], firewall: bool | None) -> None:
+def deploy_cmd(
+    topology_file: Path | None,
+    host: str | None,
+    prefix: str | None,
+    mode_text: str | None,
+    no_controller: bool,
+    flows_dir: Path,
+    datapath: str | None,
+    port_type: str | None,
+    ovs_config: tuple[str, ...],
+    firewall: bool | None,
+) -> None:
     """Build the overlay: the whole lab, or this machine as --host HOST."""
     topo = topology.load(topology_file)
     scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
     modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text), deployment_ops.deployed_modes(scope))
-    options = DeployOptions(controller=not no_controller, flows_dir=flows_dir, datapath=datapath,
-                            port_type=port_type, firewall=firewall, ovs_config=ovs_config or None)
+    options = DeployOptions(
+        controller=not no_controller,
+        flows_dir=flows_dir,
+        datapath=datapath,
+        port_type=port_type,
+        firewall=firewall,
+        ovs_config=ovs_config or None,
+    )
     report = deployment_ops.deploy(scope, topo, modes, options)
     for warning in report.warnings:
         err_console.print(f"ovsvx: warning: {warning}", soft_wrap=True)
@@ -280,14 +348,25 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
     deployment, hosts = deployment_ops.status(scope)
     ok = all(h.ok for h in hosts.values())
     if as_json:
-        click.echo(json.dumps({
-            "scope": scope.kind, "prefix": deployment.prefix, "ok": ok,
-            "hosts": {
-                name: {"mode": h.mode, "ok": h.ok, "details": h.details,
-                       "resources": [{"what": f.what, "state": f.state, "detail": f.detail} for f in h.findings]}
-                for name, h in hosts.items()
-            },
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "scope": scope.kind,
+                    "prefix": deployment.prefix,
+                    "ok": ok,
+                    "hosts": {
+                        name: {
+                            "mode": h.mode,
+                            "ok": h.ok,
+                            "details": h.details,
+                            "resources": [{"what": f.what, "state": f.state, "detail": f.detail} for f in h.findings],
+                        }
+                        for name, h in hosts.items()
+                    },
+                },
+                indent=2,
+            )
+        )
     else:
         out.print(render.status(hosts, scope.describe()))
     if not ok:
@@ -313,12 +392,23 @@ def doctor_cmd(topology_file: Path | None, host: str | None, prefix: str | None,
     found = doctor.diagnose(topo, hosts)
     failed = any(d.state == doctor.FAIL for ds in found.values() for d in ds)
     if as_json:
-        click.echo(json.dumps({"scope": scope.describe(), "ok": not failed, "findings": {
-            name: [{"state": d.state, "what": d.what, "fix": d.fix} for d in ds] for name, ds in found.items()}},
-            indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "scope": scope.describe(),
+                    "ok": not failed,
+                    "findings": {
+                        name: [{"state": d.state, "what": d.what, "fix": d.fix} for d in ds]
+                        for name, ds in found.items()
+                    },
+                },
+                indent=2,
+            )
+        )
     else:
-        out.print(render.doctor(found, scope.describe(), undeployed=scope.kind == "lab" and existing is None),
-                  soft_wrap=True)
+        out.print(
+            render.doctor(found, scope.describe(), undeployed=scope.kind == "lab" and existing is None), soft_wrap=True
+        )
     if failed:
         sys.exit(1)
 
@@ -395,8 +485,12 @@ def trace_cmd(prefix: str | None, src: str | None, dst: str | None, proto: str, 
 @prefix_option
 @click.argument("src", required=False)
 @click.argument("dst", required=False)
-@click.option("--pcap", "pcap_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep one pcap per interface in this folder (for Wireshark).")
+@click.option(
+    "--pcap",
+    "pcap_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep one pcap per interface in this folder (for Wireshark).",
+)
 @json_option
 @reported
 def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: Path | None, as_json: bool) -> None:
@@ -408,8 +502,16 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     src, dst = _default_pair(deployment, src, dst)
     frames = capture.run(deployment, src, dst, pcap_dir)
     if as_json:
-        click.echo(json.dumps({"src": src, "dst": dst, "frames": [
-            {"time": f.time, "point": f.point, "layers": list(f.layers)} for f in frames]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "src": src,
+                    "dst": dst,
+                    "frames": [{"time": f.time, "point": f.point, "layers": list(f.layers)} for f in frames],
+                },
+                indent=2,
+            )
+        )
         return
     out.print(render.capture(frames, src, dst))
     if pcap_dir is not None:
@@ -421,44 +523,85 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
 
 @main.command("bench")
 @topology_option
-@click.option("--modes", "modes_text", default="kernel,ovs", show_default=True,
-              help="Which modes to measure: kernel, ovs, or ovs on a datapath (ovs:system, ovs:netdev), "
-                   "each its own column.")
-@click.option("--duration", default=5.0, show_default=True, type=click.FloatRange(0.5, 300),
-              help="Seconds per iperf3 run.")
-@click.option("--json", "json_spec", is_flag=False, flag_value="-", default=None, metavar="",
-              help="Print JSON for machines.")
-@click.option("-o", "--json-file", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the figures as JSON to this file.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw them as a PNG bar chart (matplotlib).")
-@click.option("--prefix", default="bench-", show_default=True, metavar="P",
-              help="Prefix of the bench's own labs (the mode's initial is added).")
-@click.option("--port-type", default="auto", show_default=True, type=click.Choice(["auto", *PORT_TYPES]),
-              help="As for deploy: how the ovs lab's userspace datapath reads its devices.")
+@click.option(
+    "--modes",
+    "modes_text",
+    default="kernel,ovs",
+    show_default=True,
+    help="Which modes to measure: kernel, ovs, or ovs on a datapath (ovs:system, ovs:netdev), each its own column.",
+)
+@click.option(
+    "--duration", default=5.0, show_default=True, type=click.FloatRange(0.5, 300), help="Seconds per iperf3 run."
+)
+@click.option(
+    "--json", "json_spec", is_flag=False, flag_value="-", default=None, metavar="", help="Print JSON for machines."
+)
+@click.option(
+    "-o",
+    "--json-file",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the figures as JSON to this file.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw them as a PNG bar chart (matplotlib).",
+)
+@click.option(
+    "--prefix",
+    default="bench-",
+    show_default=True,
+    metavar="P",
+    help="Prefix of the bench's own labs (the mode's initial is added).",
+)
+@click.option(
+    "--port-type",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", *PORT_TYPES]),
+    help="As for deploy: how the ovs lab's userspace datapath reads its devices.",
+)
 @ovs_config_option
 @reported
-def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json_spec: str | None,
-              json_path: Path | None, plot_path: Path | None, prefix: str, port_type: str,
-              ovs_config: tuple[str, ...]) -> None:
+def bench_cmd(
+    topology_file: Path | None,
+    modes_text: str,
+    duration: float,
+    json_spec: str | None,
+    json_path: Path | None,
+    plot_path: Path | None,
+    prefix: str,
+    port_type: str,
+    ovs_config: tuple[str, ...],
+) -> None:
     """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
     its own that the bench builds and destroys (also on Ctrl-C)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     if json_spec not in (None, "-"):  # `--json FILE`, the old spelling
-        raise UsageError(f"--json is a flag that prints the figures; to write them to {json_spec}: "
-                         f"--json-file {json_spec}")
+        raise UsageError(
+            f"--json is a flag that prints the figures; to write them to {json_spec}: --json-file {json_spec}"
+        )
     as_json = json_spec is not None
 
     topo = topology.load(topology_file)
     modes = bench.parse_modes(modes_text)
     if plot_path is not None:
         bench.require_matplotlib()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
-                  transient=True) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
+    ) as progress:
         task = progress.add_task("starting", total=None)
-        results = bench.run(topo, modes, duration, prefix, lambda what: progress.update(task, description=what),
-                            DeployOptions(port_type=port_type, ovs_config=ovs_config))
+        results = bench.run(
+            topo,
+            modes,
+            duration,
+            prefix,
+            lambda what: progress.update(task, description=what),
+            DeployOptions(port_type=port_type, ovs_config=ovs_config),
+        )
     data = bench.to_json(results, duration)
     if json_path is not None:
         json_path.write_text(json.dumps(data, indent=2) + "\n")
@@ -478,8 +621,13 @@ def bench_cmd(topology_file: Path | None, modes_text: str, duration: float, json
 @click.option("--serve", "host_name", default=None, metavar="HOST", help="The topology host this controller serves.")
 @renamed("--host", "--serve HOST")
 @prefix_option
-@click.option("--listen", default="{}:{}".format(*CONTROLLER_LISTEN), show_default=True, metavar="ADDR:PORT",
-              help="Where OVS connects (keep it on loopback: OpenFlow has no authentication here).")
+@click.option(
+    "--listen",
+    default="{}:{}".format(*CONTROLLER_LISTEN),
+    show_default=True,
+    metavar="ADDR:PORT",
+    help="Where OVS connects (keep it on loopback: OpenFlow has no authentication here).",
+)
 @reported
 def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: str | None, listen: str) -> None:
     """Run the os-ken controller for one host's bridge in the foreground (alongside its OVS)."""
@@ -488,17 +636,25 @@ def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: st
 
 @main.command("flows")
 @topology_option
-@click.option("--only", "host", default=None, metavar="HOST",
-              help="Only this host's bridge (or, with --render, its file).")
+@click.option(
+    "--only", "host", default=None, metavar="HOST", help="Only this host's bridge (or, with --render, its file)."
+)
 @renamed("--host", "--only HOST")
 @prefix_option
 @click.option("--raw", is_flag=True, help="Print ovs-ofctl dump-flows as it is.")
 @click.option("--render", "write_files", is_flag=True, help="Write the topology's flows as ovs-ofctl files instead.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("flows"),
-              show_default=True, help="Folder for --render.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("flows"),
+    show_default=True,
+    help="Folder for --render.",
+)
 @reported
-def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, raw: bool, write_files: bool,
-              out_dir: Path) -> None:
+def flows_cmd(
+    topology_file: Path | None, host: str | None, prefix: str | None, raw: bool, write_files: bool, out_dir: Path
+) -> None:
     """The installed flows of each ovs-mode host, grouped by purpose with packet counters."""
     if write_files:
         topo = topology.load(topology_file)
@@ -522,7 +678,10 @@ def flows_cmd(topology_file: Path | None, host: str | None, prefix: str | None, 
             click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
             continue
         generated = {f.cookie: f for f in flows.host_flows(deployment.topology, site.host)}
-        out.print(render.installed_flows(f"{site.host.name}: {site.host.bridge}",
-                                         ofctl.dump_flows(home, site.host.bridge), generated))
+        out.print(
+            render.installed_flows(
+                f"{site.host.name}: {site.host.bridge}", ofctl.dump_flows(home, site.host.bridge), generated
+            )
+        )
     if not shown:
         raise UsageError("no host of this deployment runs in ovs mode")

@@ -70,8 +70,12 @@ def run(topology: Topology, host: Host, listen: tuple[str, int]) -> None:
     ofapp.FlowInstaller.flows_by_bridge = {host.bridge: flows}
     ofapp.FlowInstaller.probes_by_bridge = {host.bridge: peer_probes(topology, host, flows)}
     logging.getLogger("ovsvx.controller").info(
-        "serving %d flows for %s's bridge %s on %s:%d", len(ofapp.FlowInstaller.flows_by_bridge[host.bridge]),
-        host.name, host.bridge, *listen)
+        "serving %d flows for %s's bridge %s on %s:%d",
+        len(ofapp.FlowInstaller.flows_by_bridge[host.bridge]),
+        host.name,
+        host.bridge,
+        *listen,
+    )
     AppManager.run_apps(["ovsvx.ofapp"])
 
 

@@ -55,8 +55,7 @@ class OvsHome:
     def env(self) -> dict[str, str]:
         """The environment under which OVS's own tools find this OVS with no flags."""
         where = str(self.rundir)
-        return {**os.environ, "OVS_RUNDIR": where, "OVS_DBDIR": where, "OVS_LOGDIR": where,
-                "OVS_SYSCONFDIR": where}
+        return {**os.environ, "OVS_RUNDIR": where, "OVS_DBDIR": where, "OVS_LOGDIR": where, "OVS_SYSCONFDIR": where}
 
     def pidfile(self, program: str) -> Path:
         return self.rundir / f"{program}.pid"
@@ -137,14 +136,25 @@ def start_ovs(home: OvsHome) -> list[str]:
         _run(["ovsdb-tool", "create", str(database), str(SCHEMA)], env, None)
     if running_pid(home.pidfile("ovsdb-server"), "ovsdb-server") is None:
         (home.rundir / "db.sock").unlink(missing_ok=True)
-        _run(["ovsdb-server", str(database), f"--remote=punix:{home.rundir}/db.sock", "--pidfile", "--detach",
-              "--no-chdir", "--log-file", "-vconsole:off"], env, home.netns)
+        _run(
+            [
+                "ovsdb-server",
+                str(database),
+                f"--remote=punix:{home.rundir}/db.sock",
+                "--pidfile",
+                "--detach",
+                "--no-chdir",
+                "--log-file",
+                "-vconsole:off",
+            ],
+            env,
+            home.netns,
+        )
         _wait_for(home.rundir / "db.sock", "ovsdb-server", home.log("ovsdb-server"))
         _run(["ovs-vsctl", "--no-wait", "init"], env, home.netns)
         started.append("ovsdb-server")
     if running_pid(home.pidfile("ovs-vswitchd"), "ovs-vswitchd") is None:
-        _run(["ovs-vswitchd", "--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"],
-             env, home.netns)
+        _run(["ovs-vswitchd", "--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"], env, home.netns)
         started.append("ovs-vswitchd")
     return started
 
@@ -153,8 +163,7 @@ def stop_ovs(home: OvsHome) -> list[str]:
     """Stop a lab host's OVS daemons (never the system's); returns what stopped."""
     if not home.own:
         return []
-    return [f"- {program}" for program in ("ovs-vswitchd", "ovsdb-server")
-            if stop_pid(home.pidfile(program), program)]
+    return [f"- {program}" for program in ("ovs-vswitchd", "ovsdb-server") if stop_pid(home.pidfile(program), program)]
 
 
 def _run(argv: list[str], env: dict[str, str], netns: str | None) -> None:
@@ -177,6 +186,7 @@ def controller_pid(deployment: Deployment, site: Site) -> int | None:
 
 def check_port_free(netns: str | None, host: str, port: int) -> None:
     """Refuse to start a controller whose listening port is taken."""
+
     def probe() -> None:
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -208,18 +218,22 @@ def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]
     check_port_free(site.netns, *listen)
     pidfile, log = controller_files(deployment, site)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ovsvx.controller", "--listen", f"{listen[0]}:{listen[1]}",
-            "--serve", site.host.name]
+    argv = [sys.executable, "-m", "ovsvx.controller", "--listen", f"{listen[0]}:{listen[1]}", "--serve", site.host.name]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]
     with open(log, "a") as out:
-        process = netstack.popen(site.netns, argv, stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True,
-                                 env={**os.environ, "OVSVX_STATE_DIR": str(record.STATE_DIR)})
+        process = netstack.popen(
+            site.netns,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "OVSVX_STATE_DIR": str(record.STATE_DIR)},
+        )
     pidfile.write_text(f"{process.pid}\n")
     return True
 
 
 def stop_controller(deployment: Deployment, site: Site) -> bool:
     return stop_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
-

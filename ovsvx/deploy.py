@@ -62,8 +62,9 @@ class Report:
     warnings: list[str]
 
 
-def resolve_modes(topology: Topology, requested: dict[str, str], deployed: dict[str, str] | None = None,
-                  default: str = DEFAULT_MODE) -> dict[str, str]:
+def resolve_modes(
+    topology: Topology, requested: dict[str, str], deployed: dict[str, str] | None = None, default: str = DEFAULT_MODE
+) -> dict[str, str]:
     """The mode of each host: the command line wins, then the mode it is deployed in (so a plain
     `ovsvx deploy` repairs rather than switches), then the topology's `mode`, then the default."""
     names = {h.name for h in topology.hosts}
@@ -72,8 +73,10 @@ def resolve_modes(topology: Topology, requested: dict[str, str], deployed: dict[
             raise UsageError(f"--mode names unknown host {name!r}: the topology has {', '.join(sorted(names))}")
     fallback = requested.get("*")
     deployed = deployed or {}
-    return {h.name: check_mode(requested.get(h.name) or fallback or deployed.get(h.name) or h.mode or default)
-            for h in topology.hosts}
+    return {
+        h.name: check_mode(requested.get(h.name) or fallback or deployed.get(h.name) or h.mode or default)
+        for h in topology.hosts
+    }
 
 
 def deployed_modes(scope: Scope) -> dict[str, str]:
@@ -93,9 +96,7 @@ def _open(scope: Scope, topology: Topology) -> Deployment:
     if existing is None:
         return Deployment(scope.kind, scope.prefix, topology)
     if existing.topology != topology:
-        raise ConflictError(
-            f"the {scope.describe()} was deployed from a different topology; run `ovsvx destroy` first"
-        )
+        raise ConflictError(f"the {scope.describe()} was deployed from a different topology; run `ovsvx destroy` first")
     if scope.kind == "host" and scope.host not in existing.modes:
         raise ConflictError(
             f"this machine is deployed as {', '.join(existing.modes)}, not {scope.host}; run `ovsvx destroy` first"
@@ -103,8 +104,7 @@ def _open(scope: Scope, topology: Topology) -> Deployment:
     return existing
 
 
-def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
-           options: DeployOptions = DeployOptions()) -> Report:
+def deploy(scope: Scope, topology: Topology, modes: dict[str, str], options: DeployOptions = DeployOptions()) -> Report:
     """Build or repair the deployment; a second run reports no changes.
 
     A host deployed in another mode before is switched: the old mode's pieces
@@ -132,6 +132,7 @@ def deploy(scope: Scope, topology: Topology, modes: dict[str, str],
         for name, mode in modes.items():
             BACKENDS[mode].configure(deployment, name, options)
         deployment.save()  # the record exists before the first change
+
         def build(site: Site) -> list[str]:
             changes = []
             name = site.host.name
@@ -226,8 +227,10 @@ def _uninterrupted() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-NO_FIREWALL_WARNING = ("--no-firewall: ovsvx adds no nftables rules, so any machine that reaches UDP port {port} "
-                       "here can inject frames into VNI {vni} (kernel mode accepts them from any source)")
+NO_FIREWALL_WARNING = (
+    "--no-firewall: ovsvx adds no nftables rules, so any machine that reaches UDP port {port} "
+    "here can inject frames into VNI {vni} (kernel mode accepts them from any source)"
+)
 
 
 def _firewall(site: Site, deployment: Deployment) -> list[str]:
@@ -284,8 +287,10 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         if deployment.firewall:
             findings.append(Firewall(site, deployment.topology).inspect())
             if deployment.settings.get(site.host.name, {}).get("datapath") == "netdev" and mode == "ovs":
-                details["firewall"] = ("nftables sees no tunnel traffic on the userspace datapath; "
-                                       "OVS's remote_ip check admits only the peers")
+                details["firewall"] = (
+                    "nftables sees no tunnel traffic on the userspace datapath; "
+                    "OVS's remote_ip check admits only the peers"
+                )
         else:
             details["firewall"] = f"off (--no-firewall): udp {deployment.topology.port} is open to anyone"
         details["listening"] = "; ".join(overlay_listeners(site.netns, deployment.topology.port)) or "nothing"

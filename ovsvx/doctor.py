@@ -65,11 +65,19 @@ def read_stack(netns: str | None) -> StackView:
         for link in ipr.get_links():
             names[link["index"]] = link.get("IFLA_IFNAME")
             links[link.get("IFLA_IFNAME")] = (link.get("IFLA_IFALIAS") or "", link.get("IFLA_MTU"))
-        addresses = [(names.get(a["index"], "?"), IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
-                     for a in ipr.get_addr(family=AF_INET)]
-        routes = [(IPv4Network(f"{r.get('RTA_DST')}/{r['dst_len']}", strict=False),
-                   names.get(r.get("RTA_OIF"), "?"), r["proto"])
-                  for r in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN) if r["dst_len"] > 0]
+        addresses = [
+            (names.get(a["index"], "?"), IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
+            for a in ipr.get_addr(family=AF_INET)
+        ]
+        routes = [
+            (
+                IPv4Network(f"{r.get('RTA_DST')}/{r['dst_len']}", strict=False),
+                names.get(r.get("RTA_OIF"), "?"),
+                r["proto"],
+            )
+            for r in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN)
+            if r["dst_len"] > 0
+        ]
         xdp = {name: prog for name, (_, prog, _) in xdp_programs(ipr, links).items()}
     return StackView(links, addresses, routes, xdp)
 
@@ -93,30 +101,53 @@ class HostContext:
 def machine() -> list[Diagnosis]:
     """Root, the kernel's pieces and Open vSwitch's programs."""
     if os.geteuid() != 0:
-        return [Diagnosis(FAIL, "not running as root: ovsvx changes the network and reads other namespaces",
-                          "run it as root (sudo ovsvx doctor)")]
+        return [
+            Diagnosis(
+                FAIL,
+                "not running as root: ovsvx changes the network and reads other namespaces",
+                "run it as root (sudo ovsvx doctor)",
+            )
+        ]
     found = [Diagnosis(OK, "running as root")]
     found += [_link_kind(kind, what) for kind, what in KERNEL_PIECES.items()]
-    found.append(Diagnosis(OK, "network namespaces supported") if Path("/proc/self/ns/net").exists() else
-                 Diagnosis(FAIL, "no network namespaces in this kernel", "a kernel with CONFIG_NET_NS"))
+    found.append(
+        Diagnosis(OK, "network namespaces supported")
+        if Path("/proc/self/ns/net").exists()
+        else Diagnosis(FAIL, "no network namespaces in this kernel", "a kernel with CONFIG_NET_NS")
+    )
     if preflight.module_loaded("openvswitch") or preflight.modprobe("openvswitch", dry_run=True):
         found.append(Diagnosis(OK, "openvswitch kernel module available: ovs mode uses the kernel datapath"))
     else:
-        found.append(Diagnosis(WARN, "no openvswitch kernel module: ovs mode falls back to the userspace datapath "
-                                     "(works; slower, see docs/performance.md)",
-                               "install the kernel's modules package (linux-image-*) for the kernel datapath"))
-    missing = [tool for tool in ("ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovs-ofctl", "nft", "ethtool")
-               if not preflight.installed(tool)]
+        found.append(
+            Diagnosis(
+                WARN,
+                "no openvswitch kernel module: ovs mode falls back to the userspace datapath "
+                "(works; slower, see docs/performance.md)",
+                "install the kernel's modules package (linux-image-*) for the kernel datapath",
+            )
+        )
+    missing = [
+        tool
+        for tool in ("ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovs-ofctl", "nft", "ethtool")
+        if not preflight.installed(tool)
+    ]
     packages = sorted({preflight.PACKAGES.get(t, t) for t in missing})
-    found.append(Diagnosis(FAIL, f"missing programs: {', '.join(missing)}",
-                           f"apt-get install {' '.join(packages)} (scripts/setup does)") if missing
-                 else Diagnosis(OK, "Open vSwitch, nftables and ethtool installed"))
+    found.append(
+        Diagnosis(
+            FAIL,
+            f"missing programs: {', '.join(missing)}",
+            f"apt-get install {' '.join(packages)} (scripts/setup does)",
+        )
+        if missing
+        else Diagnosis(OK, "Open vSwitch, nftables and ethtool installed")
+    )
     return found
 
 
 def _link_kind(kind: str, what: str) -> Diagnosis:
     """Whether the kernel makes links of `kind`: tried for real, in a scratch namespace that vanishes."""
-    spec: dict[str, Any] = {"vxlan": {"vxlan_id": 1}, "veth": {"peer": "doctor1"}}.get(kind, {})
+    specs: dict[str, dict[str, Any]] = {"vxlan": {"vxlan_id": 1}, "veth": {"peer": "doctor1"}}
+    spec = specs.get(kind, {})
 
     def attempt() -> None:
         with IPRoute() as ipr:
@@ -125,8 +156,11 @@ def _link_kind(kind: str, what: str) -> Diagnosis:
     try:
         netstack.call_in(None, attempt, scratch=True)
     except NetlinkError as err:
-        return Diagnosis(FAIL, f"the kernel cannot make {what} ({kind}): {err.args[1]}",
-                         f"modprobe {kind}, or install the kernel's modules package")
+        return Diagnosis(
+            FAIL,
+            f"the kernel cannot make {what} ({kind}): {err.args[1]}",
+            f"modprobe {kind}, or install the kernel's modules package",
+        )
     return Diagnosis(OK, f"the kernel makes {what} ({kind})")
 
 
@@ -136,7 +170,15 @@ def _link_kind(kind: str, what: str) -> Diagnosis:
 def host(context: HostContext) -> list[Diagnosis]:
     """Every check of one host's stack, in the order a person would fix them."""
     checks: list[Callable[[HostContext], list[Diagnosis]]] = [
-        _nic_and_vtep, _mtu, _xdp, _sysctls, _conflicts, _firewall, _ovs_running, _controller_port, _peers,
+        _nic_and_vtep,
+        _mtu,
+        _xdp,
+        _sysctls,
+        _conflicts,
+        _firewall,
+        _ovs_running,
+        _controller_port,
+        _peers,
     ]
     return [d for check in checks for d in check(context)]
 
@@ -144,18 +186,33 @@ def host(context: HostContext) -> list[Diagnosis]:
 def _nic_and_vtep(context: HostContext) -> list[Diagnosis]:
     h = context.site.host
     if h.nic not in context.stack.links:
-        return [Diagnosis(FAIL, f"underlay NIC {h.nic} does not exist", f"fix hosts[].nic in the topology "
-                                                                        f"(is this machine {h.name}?)")]
+        return [
+            Diagnosis(
+                FAIL,
+                f"underlay NIC {h.nic} does not exist",
+                f"fix hosts[].nic in the topology (is this machine {h.name}?)",
+            )
+        ]
     holders = [name for name, iface in context.stack.addresses if iface.ip == h.vtep]
     allowed = {h.nic, PHYS_BRIDGE} if context.mode == "ovs" else {h.nic}
     if not holders:
-        return [Diagnosis(OK, f"underlay NIC {h.nic} present"),
-                Diagnosis(FAIL, f"VTEP address {h.vtep} is on no interface",
-                          f"ip addr add {h.vtep}/{context.topology.underlay.prefixlen} dev {h.nic}")]
+        return [
+            Diagnosis(OK, f"underlay NIC {h.nic} present"),
+            Diagnosis(
+                FAIL,
+                f"VTEP address {h.vtep} is on no interface",
+                f"ip addr add {h.vtep}/{context.topology.underlay.prefixlen} dev {h.nic}",
+            ),
+        ]
     if not set(holders) <= allowed:
-        return [Diagnosis(OK, f"underlay NIC {h.nic} present"),
-                Diagnosis(FAIL, f"VTEP address {h.vtep} is on {', '.join(holders)}, not on {h.nic}",
-                          f"move it to {h.nic}, or fix hosts[].nic in the topology")]
+        return [
+            Diagnosis(OK, f"underlay NIC {h.nic} present"),
+            Diagnosis(
+                FAIL,
+                f"VTEP address {h.vtep} is on {', '.join(holders)}, not on {h.nic}",
+                f"move it to {h.nic}, or fix hosts[].nic in the topology",
+            ),
+        ]
     return [Diagnosis(OK, f"underlay NIC {h.nic} present, VTEP {h.vtep} on {holders[0]}")]
 
 
@@ -165,12 +222,21 @@ def _mtu(context: HostContext) -> list[Diagnosis]:
         return []
     mtu = context.stack.links[h.nic][1]
     if mtu < topology.underlay_mtu:
-        return [Diagnosis(FAIL, f"{h.nic} MTU {mtu} leaves {mtu - VXLAN_OVERHEAD} bytes after the "
-                                f"{VXLAN_OVERHEAD}-byte encapsulation, but the overlay is planned for "
-                                f"{topology.overlay_mtu}: full-size packets would be dropped",
-                          f"ip link set {h.nic} mtu {topology.underlay_mtu}, or underlay_mtu = {mtu} in the topology")]
-    return [Diagnosis(OK, f"{h.nic} MTU {mtu}: room for the {VXLAN_OVERHEAD}-byte encapsulation "
-                          f"(overlay MTU {topology.overlay_mtu})")]
+        return [
+            Diagnosis(
+                FAIL,
+                f"{h.nic} MTU {mtu} leaves {mtu - VXLAN_OVERHEAD} bytes after the "
+                f"{VXLAN_OVERHEAD}-byte encapsulation, but the overlay is planned for "
+                f"{topology.overlay_mtu}: full-size packets would be dropped",
+                f"ip link set {h.nic} mtu {topology.underlay_mtu}, or underlay_mtu = {mtu} in the topology",
+            )
+        ]
+    return [
+        Diagnosis(
+            OK,
+            f"{h.nic} MTU {mtu}: room for the {VXLAN_OVERHEAD}-byte encapsulation (overlay MTU {topology.overlay_mtu})",
+        )
+    ]
 
 
 def _xdp(context: HostContext) -> list[Diagnosis]:
@@ -186,10 +252,14 @@ def _xdp(context: HostContext) -> list[Diagnosis]:
         if context.mode == "ovs":
             found.append(Diagnosis(OK, f"XDP program {prog} on {name}: ovs mode's AF_XDP port reads it"))
         else:
-            found.append(Diagnosis(FAIL, f"XDP program {prog} on {name} takes its frames before the kernel's "
-                                         "stack (a killed ovs-vswitchd leaves its AF_XDP program behind)",
-                                   f"ip link set dev {name} xdp off (ovsvx deploy takes off what its own OVS "
-                                   "left)"))
+            found.append(
+                Diagnosis(
+                    FAIL,
+                    f"XDP program {prog} on {name} takes its frames before the kernel's "
+                    "stack (a killed ovs-vswitchd leaves its AF_XDP program behind)",
+                    f"ip link set dev {name} xdp off (ovsvx deploy takes off what its own OVS left)",
+                )
+            )
     return found
 
 
@@ -202,17 +272,31 @@ def _sysctls(context: HostContext) -> list[Diagnosis]:
     elif context.mode is None:
         found.append(Diagnosis(OK, "net.ipv4.ip_forward=0 now: deploy sets it to 1 (and restores it on destroy)"))
     else:
-        found.append(Diagnosis(FAIL, "net.ipv4.ip_forward=0 on a deployed host: nothing is routed between the "
-                                     "namespace and the tunnel", "ovsvx deploy (or sysctl -w net.ipv4.ip_forward=1)"))
-    strict = [key for key in ("all", context.site.host.nic)
-              if _read(context, f"net.ipv4.conf.{key}.rp_filter") == "1"]
+        found.append(
+            Diagnosis(
+                FAIL,
+                "net.ipv4.ip_forward=0 on a deployed host: nothing is routed between the namespace and the tunnel",
+                "ovsvx deploy (or sysctl -w net.ipv4.ip_forward=1)",
+            )
+        )
+    strict = [key for key in ("all", context.site.host.nic) if _read(context, f"net.ipv4.conf.{key}.rp_filter") == "1"]
     if strict and context.mode == "kernel" and "all" in strict:
-        found.append(Diagnosis(FAIL, "net.ipv4.conf.all.rp_filter=1 on a kernel-mode host, where ovsvx set 0",
-                               "ovsvx deploy (or sysctl -w net.ipv4.conf.all.rp_filter=0)"))
+        found.append(
+            Diagnosis(
+                FAIL,
+                "net.ipv4.conf.all.rp_filter=1 on a kernel-mode host, where ovsvx set 0",
+                "ovsvx deploy (or sysctl -w net.ipv4.conf.all.rp_filter=0)",
+            )
+        )
     elif strict:
-        found.append(Diagnosis(OK, f"strict rp_filter on {', '.join(strict)}: harmless here (the tunnel's "
-                                   "replies come back the way they went); kernel mode sets all=0 as the "
-                                   "tutorial does"))
+        found.append(
+            Diagnosis(
+                OK,
+                f"strict rp_filter on {', '.join(strict)}: harmless here (the tunnel's "
+                "replies come back the way they went); kernel mode sets all=0 as the "
+                "tutorial does",
+            )
+        )
     return found
 
 
@@ -234,15 +318,25 @@ def _conflicts(context: HostContext) -> list[Diagnosis]:
     for name, iface in context.stack.addresses:
         subnet = next((s for s in subnets if iface.ip in s), None)
         if subnet is not None and name not in ours:
-            found.append(Diagnosis(FAIL, f"{iface} on {name} lies in the overlay subnet {subnet}",
-                                   f"remove it (ip addr del {iface} dev {name}) or choose other subnets in the "
-                                   "topology"))
+            found.append(
+                Diagnosis(
+                    FAIL,
+                    f"{iface} on {name} lies in the overlay subnet {subnet}",
+                    f"remove it (ip addr del {iface} dev {name}) or choose other subnets in the topology",
+                )
+            )
     for dst, dev, proto in context.stack.routes:
         if proto != RTPROT_OVSVX and dev not in ours and any(dst.overlaps(s) for s in subnets):
-            found.append(Diagnosis(FAIL, f"route {dst} dev {dev} (not ovsvx's) overlaps the overlay",
-                                   f"ip route del {dst} dev {dev}, or choose other subnets in the topology"))
-    return found or [Diagnosis(OK, "no foreign address or route in the overlay subnets "
-                                   f"({', '.join(str(s) for s in subnets)})")]
+            found.append(
+                Diagnosis(
+                    FAIL,
+                    f"route {dst} dev {dev} (not ovsvx's) overlaps the overlay",
+                    f"ip route del {dst} dev {dev}, or choose other subnets in the topology",
+                )
+            )
+    return found or [
+        Diagnosis(OK, f"no foreign address or route in the overlay subnets ({', '.join(str(s) for s in subnets)})")
+    ]
 
 
 def _firewall(context: HostContext) -> list[Diagnosis]:
@@ -259,16 +353,29 @@ def _ovs_running(context: HostContext) -> list[Diagnosis]:
     socket_path = daemons.SYSTEM_RUNDIR / "db.sock"
     if socket_path.exists():
         return [Diagnosis(OK, f"Open vSwitch running ({socket_path})")]
-    return [Diagnosis(FAIL if context.mode == "ovs" else WARN, "Open vSwitch is not running (ovs mode needs it)",
-                      "systemctl start openvswitch-switch")]
+    return [
+        Diagnosis(
+            FAIL if context.mode == "ovs" else WARN,
+            "Open vSwitch is not running (ovs mode needs it)",
+            "systemctl start openvswitch-switch",
+        )
+    ]
 
 
 def _controller_port(context: HostContext) -> list[Diagnosis]:
-    takers = [item for item in listening(context.site.netns)
-              if item.proto == "tcp" and item.port == CONTROLLER_PORT and not item.owner.startswith("ovsvx controller")]
+    takers = [
+        item
+        for item in listening(context.site.netns)
+        if item.proto == "tcp" and item.port == CONTROLLER_PORT and not item.owner.startswith("ovsvx controller")
+    ]
     if takers:
-        return [Diagnosis(FAIL, f"controller port {CONTROLLER_PORT} is taken: {takers[0].text}",
-                          "stop that program (ovs mode's controller listens on {}:{})".format(*CONTROLLER_LISTEN))]
+        return [
+            Diagnosis(
+                FAIL,
+                f"controller port {CONTROLLER_PORT} is taken: {takers[0].text}",
+                "stop that program (ovs mode's controller listens on {}:{})".format(*CONTROLLER_LISTEN),
+            )
+        ]
     return [Diagnosis(OK, f"controller port {CONTROLLER_PORT} free (or ovsvx's own controller)")]
 
 
@@ -279,10 +386,15 @@ def _peers(context: HostContext) -> list[Diagnosis]:
     found = []
     for peer in context.topology.peers(context.site.host):
         answered = netstack.run(context.site.netns, ["ping", "-c", "1", "-W", "1", str(peer.vtep)], timeout=5)
-        found.append(Diagnosis(OK, f"peer VTEP {peer.vtep} ({peer.name}) answers on the underlay")
-                     if answered.returncode == 0 else
-                     Diagnosis(WARN, f"peer VTEP {peer.vtep} ({peer.name}) does not answer a ping",
-                               "check the underlay link and routes, and that the peer is up"))
+        found.append(
+            Diagnosis(OK, f"peer VTEP {peer.vtep} ({peer.name}) answers on the underlay")
+            if answered.returncode == 0
+            else Diagnosis(
+                WARN,
+                f"peer VTEP {peer.vtep} ({peer.name}) does not answer a ping",
+                "check the underlay link and routes, and that the peer is up",
+            )
+        )
     return found
 
 

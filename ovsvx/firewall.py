@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from ovsvx import netstack, preflight
 from ovsvx.errors import ApplyError
@@ -50,23 +51,25 @@ class Rules:
     def script(self) -> str:
         """An `nft -f` script that replaces the table atomically (create, delete, define: one transaction)."""
         elements = ", ".join(self.peers)
-        return "\n".join([
-            f"table {FAMILY} {TABLE} {{}}",
-            f"delete table {FAMILY} {TABLE}",
-            f"table {FAMILY} {TABLE} {{",
-            '    comment "ovsvx: VXLAN only from the peer VTEPs; removed by ovsvx destroy"',
-            "    set peers {",
-            "        type ipv4_addr",
-            f"        elements = {{ {elements} }}",
-            "    }",
-            f"    chain {CHAIN} {{",
-            f"        type filter hook input priority {PRIORITY}; policy accept;",
-            f'        udp dport {self.port} ip saddr @peers counter accept comment "from a peer VTEP"',
-            f'        udp dport {self.port} counter drop comment "from anyone else"',
-            "    }",
-            "}",
-            "",
-        ])
+        return "\n".join(
+            [
+                f"table {FAMILY} {TABLE} {{}}",
+                f"delete table {FAMILY} {TABLE}",
+                f"table {FAMILY} {TABLE} {{",
+                '    comment "ovsvx: VXLAN only from the peer VTEPs; removed by ovsvx destroy"',
+                "    set peers {",
+                "        type ipv4_addr",
+                f"        elements = {{ {elements} }}",
+                "    }",
+                f"    chain {CHAIN} {{",
+                f"        type filter hook input priority {PRIORITY}; policy accept;",
+                f'        udp dport {self.port} ip saddr @peers counter accept comment "from a peer VTEP"',
+                f'        udp dport {self.port} counter drop comment "from anyone else"',
+                "    }",
+                "}",
+                "",
+            ]
+        )
 
 
 def rules(topology: Topology, host: Host) -> Rules:
@@ -96,11 +99,13 @@ class Firewall:
         args = ["nft", *argv] if script is None else ["nft", "-f", "-"]
         done = netstack.run(self.site.netns, args, stdin=script)
         if done.returncode != 0:
-            raise ApplyError(f"{self.site.host.name}: nft {' '.join(argv) or '-f'} failed: "
-                             f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+            raise ApplyError(
+                f"{self.site.host.name}: nft {' '.join(argv) or '-f'} failed: "
+                f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+            )
         return done.stdout
 
-    def _table(self) -> list[dict] | None:
+    def _table(self) -> list[dict[str, Any]] | None:
         """The table's objects from `nft -j`, or None when there is no such table."""
         done = netstack.run(self.site.netns, ["nft", "-j", "list", "table", FAMILY, TABLE])
         if done.returncode != 0:
@@ -123,8 +128,11 @@ class Firewall:
             if "rule" in item:
                 rules_count += 1
                 expressions = item["rule"]["expr"]
-                ports |= {m["match"]["right"] for m in expressions
-                          if "match" in m and m["match"]["left"].get("payload", {}).get("field") == "dport"}
+                ports |= {
+                    m["match"]["right"]
+                    for m in expressions
+                    if "match" in m and m["match"]["left"].get("payload", {}).get("field") == "dport"
+                }
                 counts += [e["counter"]["packets"] for e in expressions if "counter" in e]
         shape_ok = rules_count == 2 and len(ports) == 1
         return Rules(ports.pop() if shape_ok else -1, peers), Counters(*counts) if len(counts) == 2 else None
@@ -150,8 +158,10 @@ class Firewall:
         if found is not None and found[0] == self.wanted:
             return []
         self._nft(script=self.wanted.script())
-        return [f"{self.site.host.name}: nftables table {FAMILY} {TABLE}: udp {self.wanted.port} "
-                f"only from {', '.join(self.wanted.peers)}"]
+        return [
+            f"{self.site.host.name}: nftables table {FAMILY} {TABLE}: udp {self.wanted.port} "
+            f"only from {', '.join(self.wanted.peers)}"
+        ]
 
     def remove(self) -> list[str]:
         if self._table() is None:

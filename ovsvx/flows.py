@@ -59,19 +59,40 @@ class TableInfo:
 CLASSIFY, ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL, TO_PEER = 0, 10, 20, 30, 40, 50
 
 #: The pipeline, declared once: README's table comes from here, and `check` holds every flow to it.
-TABLES: dict[int, TableInfo] = {t.id: t for t in (
-    TableInfo(CLASSIFY, "classify", "sorts by ingress port: a namespace, the host (LOCAL) or the tunnel; "
-              "ARP to table 10, IPv4 to 20/30/40", (ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL)),
-    TableInfo(ARP, "arp", "answers ARP requests in the datapath"),
-    TableInfo(FROM_WORKLOAD, "from-workload", "routes what a namespace sends (to the host, "
-              "another namespace here, or towards a peer with TTL-1)", (TO_PEER,)),
-    TableInfo(FROM_HOST, "from-host", "forwards what the host itself sends (to a namespace, or towards a peer)",
-              (TO_PEER,)),
-    TableInfo(FROM_TUNNEL, "from-tunnel", "routes what arrives from the tunnel (to a namespace with TTL-1, "
-              "or to the host)"),
-    TableInfo(TO_PEER, "to-peer", "sets the peer's router MAC (learned from its ARP, else ovsvx's) and "
-              "sends into its tunnel"),
-)}
+TABLES: dict[int, TableInfo] = {
+    t.id: t
+    for t in (
+        TableInfo(
+            CLASSIFY,
+            "classify",
+            "sorts by ingress port: a namespace, the host (LOCAL) or the tunnel; ARP to table 10, IPv4 to 20/30/40",
+            (ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL),
+        ),
+        TableInfo(ARP, "arp", "answers ARP requests in the datapath"),
+        TableInfo(
+            FROM_WORKLOAD,
+            "from-workload",
+            "routes what a namespace sends (to the host, another namespace here, or towards a peer with TTL-1)",
+            (TO_PEER,),
+        ),
+        TableInfo(
+            FROM_HOST,
+            "from-host",
+            "forwards what the host itself sends (to a namespace, or towards a peer)",
+            (TO_PEER,),
+        ),
+        TableInfo(
+            FROM_TUNNEL,
+            "from-tunnel",
+            "routes what arrives from the tunnel (to a namespace with TTL-1, or to the host)",
+        ),
+        TableInfo(
+            TO_PEER,
+            "to-peer",
+            "sets the peer's router MAC (learned from its ARP, else ovsvx's) and sends into its tunnel",
+        ),
+    )
+}
 
 
 class Purpose(IntEnum):
@@ -146,9 +167,15 @@ OFCTL_FIELDS = {"ipv4_dst": "nw_dst"}
 
 #: Nicira names of the fields `Move` copies, as ovs-ofctl writes them.
 NXM_NAMES = {
-    "eth_src": "NXM_OF_ETH_SRC", "eth_dst": "NXM_OF_ETH_DST", "arp_sha": "NXM_NX_ARP_SHA",
-    "arp_tha": "NXM_NX_ARP_THA", "arp_spa": "NXM_OF_ARP_SPA", "arp_tpa": "NXM_OF_ARP_TPA",
-    "eth_type": "NXM_OF_ETH_TYPE", "ipv4_dst": "NXM_OF_IP_DST", "in_port": "NXM_OF_IN_PORT",
+    "eth_src": "NXM_OF_ETH_SRC",
+    "eth_dst": "NXM_OF_ETH_DST",
+    "arp_sha": "NXM_NX_ARP_SHA",
+    "arp_tha": "NXM_NX_ARP_THA",
+    "arp_spa": "NXM_OF_ARP_SPA",
+    "arp_tpa": "NXM_OF_ARP_TPA",
+    "eth_type": "NXM_OF_ETH_TYPE",
+    "ipv4_dst": "NXM_OF_IP_DST",
+    "in_port": "NXM_OF_IN_PORT",
 }
 
 
@@ -188,7 +215,8 @@ def _action_text(action: Action) -> str:
     match action:
         case Output(port):
             return {LOCAL: "LOCAL", IN_PORT: "in_port", CONTROLLER: f"CONTROLLER:{PACKET_IN_BYTES}"}.get(
-                port, f"output:{port}")
+                port, f"output:{port}"
+            )
         case Goto(table):
             return f"goto_table:{table}"
         case SetField(field, value):
@@ -200,10 +228,12 @@ def _action_text(action: Action) -> str:
         case LearnPeerMac(table, priority, cookie, subnet, hard_timeout):
             net_bits = subnet.prefixlen
             network = int(subnet.network_address) >> (32 - net_bits)
-            return (f"learn(table={table},hard_timeout={hard_timeout},priority={priority},cookie={cookie:#x},"
-                    f"{NXM_NAMES['eth_type']}[]={ETH_IP:#x},"
-                    f"{NXM_NAMES['ipv4_dst']}[{32 - net_bits}..31]={network:#x},"
-                    f"load:{NXM_NAMES['arp_sha']}[]->{NXM_NAMES['eth_dst']}[],output:{NXM_NAMES['in_port']}[])")
+            return (
+                f"learn(table={table},hard_timeout={hard_timeout},priority={priority},cookie={cookie:#x},"
+                f"{NXM_NAMES['eth_type']}[]={ETH_IP:#x},"
+                f"{NXM_NAMES['ipv4_dst']}[{32 - net_bits}..31]={network:#x},"
+                f"load:{NXM_NAMES['arp_sha']}[]->{NXM_NAMES['eth_dst']}[],output:{NXM_NAMES['in_port']}[])"
+            )
     raise TypeError(action)
 
 
@@ -213,9 +243,14 @@ def _action_text(action: Action) -> str:
 def _arp_reply(address: IPv4Address, mac: str) -> tuple[Action, ...]:
     """Turn an ARP request into the reply for `address` and send it back where it came from."""
     return (
-        Move("eth_src", "eth_dst", 48), SetField("eth_src", mac), SetField("arp_op", ARP_REPLY),
-        Move("arp_sha", "arp_tha", 48), Move("arp_spa", "arp_tpa", 32),
-        SetField("arp_sha", mac), SetField("arp_spa", str(address)), Output(IN_PORT),
+        Move("eth_src", "eth_dst", 48),
+        SetField("eth_src", mac),
+        SetField("arp_op", ARP_REPLY),
+        Move("arp_sha", "arp_tha", 48),
+        Move("arp_spa", "arp_tpa", 32),
+        SetField("arp_sha", mac),
+        SetField("arp_spa", str(address)),
+        Output(IN_PORT),
     )
 
 
@@ -225,18 +260,31 @@ def _arp(address: IPv4Address, mac: str, note: str, in_port: str | None = None, 
     return Flow(ARP, priority, tuple(match), _arp_reply(address, mac), Purpose.ARP_RESPONDER, note)
 
 
-def _ip_to(table: int, dst: IPv4Address | IPv4Network, actions: tuple[Action, ...], purpose: Purpose,
-           note: str) -> Flow:
+def _ip_to(
+    table: int, dst: IPv4Address | IPv4Network, actions: tuple[Action, ...], purpose: Purpose, note: str
+) -> Flow:
     priority = 200 if isinstance(dst, IPv4Address) else 100
     return Flow(table, priority, (("eth_type", ETH_IP), ("ipv4_dst", str(dst))), actions, purpose, note)
 
 
 def _classify(port: str, ip_table: int, what: str) -> list[Flow]:
     return [
-        Flow(CLASSIFY, 100, (("in_port", port), ("eth_type", ETH_ARP)), (Goto(ARP),), Purpose.CLASSIFY,
-             f"ARP from {what}"),
-        Flow(CLASSIFY, 100, (("in_port", port), ("eth_type", ETH_IP)), (Goto(ip_table),), Purpose.CLASSIFY,
-             f"IPv4 from {what}"),
+        Flow(
+            CLASSIFY,
+            100,
+            (("in_port", port), ("eth_type", ETH_ARP)),
+            (Goto(ARP),),
+            Purpose.CLASSIFY,
+            f"ARP from {what}",
+        ),
+        Flow(
+            CLASSIFY,
+            100,
+            (("in_port", port), ("eth_type", ETH_IP)),
+            (Goto(ip_table),),
+            Purpose.CLASSIFY,
+            f"IPv4 from {what}",
+        ),
     ]
 
 
@@ -244,7 +292,7 @@ def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
     """Every flow `host`'s bridge needs in ovs mode, in canonical order."""
     gateway_mac = mac_for(host.gateway)
     own_mac = mac_for(host.vxlan_address)
-    workloads = [(ns, port.name) for ns, port in zip(host.namespaces, workload_ports(host).values())]
+    workloads = [(ns, port.name) for ns, port in zip(host.namespaces, workload_ports(host).values(), strict=True)]
     tunnels = [(peer, tunnel_ports(topology, host)[peer.name].name) for peer in topology.peers(host)]
     to_host = (SetField("eth_dst", gateway_mac), Output(LOCAL))
 
@@ -260,36 +308,104 @@ def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
     flows += [_arp(ns.address, mac_for(ns.address), f"namespace {ns.name}") for ns, _ in workloads]
     for index, (peer, port) in enumerate(tunnels):
         learn = LearnPeerMac(TO_PEER, 200, learned_cookie(index), peer.subnet)
-        flows.append(_arp(peer.vxlan_address, mac_for(peer.vxlan_address), f"{peer.name}'s vxlan address "
-                                                                            "(the host's onlink next hop)"))
-        asks = _arp(host.vxlan_address, own_mac, f"{peer.name} asks for {host.name}'s vxlan address: answer, "
-                    "and learn its MAC", in_port=port, priority=110)
-        flows.append(Flow(ARP, 110, (*asks.match, ("arp_spa", str(peer.vxlan_address))), (learn, *asks.actions),
-                          Purpose.ARP_RESPONDER, asks.note))
-        flows.append(Flow(ARP, 110, (("in_port", port), ("eth_type", ETH_ARP), ("arp_op", ARP_REPLY),
-                                     ("arp_spa", str(peer.vxlan_address)), ("arp_tpa", str(host.vxlan_address))),
-                          (learn,), Purpose.TO_PEER, f"{peer.name} answers for its vxlan address: learn its MAC"))
-        flows.append(Flow(ARP, 105, (("in_port", port), ("eth_type", ETH_ARP)), (), Purpose.DROP,
-                          f"any other ARP from the tunnel from {peer.name}"))
+        flows.append(
+            _arp(
+                peer.vxlan_address,
+                mac_for(peer.vxlan_address),
+                f"{peer.name}'s vxlan address (the host's onlink next hop)",
+            )
+        )
+        asks = _arp(
+            host.vxlan_address,
+            own_mac,
+            f"{peer.name} asks for {host.name}'s vxlan address: answer, and learn its MAC",
+            in_port=port,
+            priority=110,
+        )
+        flows.append(
+            Flow(
+                ARP,
+                110,
+                (*asks.match, ("arp_spa", str(peer.vxlan_address))),
+                (learn, *asks.actions),
+                Purpose.ARP_RESPONDER,
+                asks.note,
+            )
+        )
+        flows.append(
+            Flow(
+                ARP,
+                110,
+                (
+                    ("in_port", port),
+                    ("eth_type", ETH_ARP),
+                    ("arp_op", ARP_REPLY),
+                    ("arp_spa", str(peer.vxlan_address)),
+                    ("arp_tpa", str(host.vxlan_address)),
+                ),
+                (learn,),
+                Purpose.TO_PEER,
+                f"{peer.name} answers for its vxlan address: learn its MAC",
+            )
+        )
+        flows.append(
+            Flow(
+                ARP,
+                105,
+                (("in_port", port), ("eth_type", ETH_ARP)),
+                (),
+                Purpose.DROP,
+                f"any other ARP from the tunnel from {peer.name}",
+            )
+        )
 
     flows.append(_ip_to(FROM_WORKLOAD, host.gateway, (Output(LOCAL),), Purpose.TO_HOST, "to the gateway"))
     flows.append(_ip_to(FROM_WORKLOAD, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
     for ns, port in workloads:
-        flows.append(_ip_to(FROM_WORKLOAD, ns.address, (Output(port),), Purpose.LOCAL_L2,
-                            f"to namespace {ns.name} on the same bridge"))
+        flows.append(
+            _ip_to(
+                FROM_WORKLOAD,
+                ns.address,
+                (Output(port),),
+                Purpose.LOCAL_L2,
+                f"to namespace {ns.name} on the same bridge",
+            )
+        )
         flows.append(_ip_to(FROM_HOST, ns.address, (Output(port),), Purpose.LOCAL_L2, f"to namespace {ns.name}"))
-        flows.append(_ip_to(FROM_TUNNEL, ns.address, (
-            DecTtl(), SetField("eth_src", gateway_mac), SetField("eth_dst", mac_for(ns.address)), Output(port),
-        ), Purpose.ROUTE_IN, f"routed to namespace {ns.name}"))
+        flows.append(
+            _ip_to(
+                FROM_TUNNEL,
+                ns.address,
+                (
+                    DecTtl(),
+                    SetField("eth_src", gateway_mac),
+                    SetField("eth_dst", mac_for(ns.address)),
+                    Output(port),
+                ),
+                Purpose.ROUTE_IN,
+                f"routed to namespace {ns.name}",
+            )
+        )
     for peer, port in tunnels:
         towards = (SetField("eth_src", own_mac), Goto(TO_PEER))
-        flows.append(_ip_to(FROM_WORKLOAD, peer.subnet, (DecTtl(), *towards), Purpose.ROUTE_OUT,
-                            f"routed towards {peer.name}"))
+        flows.append(
+            _ip_to(FROM_WORKLOAD, peer.subnet, (DecTtl(), *towards), Purpose.ROUTE_OUT, f"routed towards {peer.name}")
+        )
         flows.append(_ip_to(FROM_HOST, peer.subnet, towards, Purpose.HOST_OUT, f"towards {peer.name}"))
-        flows.append(_ip_to(TO_PEER, peer.subnet, (
-            SetField("eth_dst", mac_for(peer.vxlan_address)), Output(port), Output(CONTROLLER),
-        ), Purpose.TO_PEER, f"{peer.name}'s router MAC as ovsvx sets it, until one is learned (and ask the "
-                            "controller to ARP for it)"))
+        flows.append(
+            _ip_to(
+                TO_PEER,
+                peer.subnet,
+                (
+                    SetField("eth_dst", mac_for(peer.vxlan_address)),
+                    Output(port),
+                    Output(CONTROLLER),
+                ),
+                Purpose.TO_PEER,
+                f"{peer.name}'s router MAC as ovsvx sets it, until one is learned (and ask the "
+                "controller to ARP for it)",
+            )
+        )
     flows.append(_ip_to(FROM_TUNNEL, host.gateway, to_host, Purpose.TO_HOST, "to the gateway"))
     flows.append(_ip_to(FROM_TUNNEL, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
 

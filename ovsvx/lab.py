@@ -97,8 +97,9 @@ def _neighbour_room(deployment: Deployment, topology: Topology) -> list[str]:
         if int(current) < wanted:
             deployment.remember_sysctl(MACHINE, key, current, str(wanted))
             netstack.write_sysctl(None, key, str(wanted))
-            changes.append(f"lab: sysctl {key}={wanted} (was {current}; machine-wide: "
-                           "the ARP table is shared by every namespace)")
+            changes.append(
+                f"lab: sysctl {key}={wanted} (was {current}; machine-wide: the ARP table is shared by every namespace)"
+            )
     return changes
 
 
@@ -156,8 +157,13 @@ def plug(deployment: Deployment, port: str, netns: str, nic: str) -> None:
         if not sw.link_lookup(ifname=port):
             sw.link("add", ifname=port, kind="veth", peer={"ifname": nic, "net_ns_fd": netns})
         index = sw.link_lookup(ifname=port)[0]
-        sw.link("set", index=index, mtu=deployment.topology.underlay_mtu,
-                master=sw.link_lookup(ifname=SWITCH_BRIDGE)[0], state="up")
+        sw.link(
+            "set",
+            index=index,
+            mtu=deployment.topology.underlay_mtu,
+            master=sw.link_lookup(ifname=SWITCH_BRIDGE)[0],
+            state="up",
+        )
 
 
 def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
@@ -171,8 +177,10 @@ def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
     mode, or OVS's kernel datapath, which decapsulates in the kernel) they keep
     offloading, which is much faster: it is also what lets TSO reach the wire.
     """
-    offload = not any(mode == "ovs" and deployment.settings.get(host, {}).get("datapath") == "netdev"
-                      for host, mode in deployment.modes.items())
+    offload = not any(
+        mode == "ovs" and deployment.settings.get(host, {}).get("datapath") == "netdev"
+        for host, mode in deployment.modes.items()
+    )
     changes = []
     for host in topology.hosts:
         netns = deployment.prefix + host.name

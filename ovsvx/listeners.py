@@ -44,7 +44,7 @@ def decode_address(hex_address: str) -> tuple[str, int]:
     """/proc/net/{tcp,udp}[6]'s "0100007F:19FD" (address in host-order 32-bit words) as ("127.0.0.1", 6653)."""
     address, port = hex_address.split(":")
     raw = bytes.fromhex(address)
-    words = b"".join(struct.pack("=I", struct.unpack(">I", raw[i:i + 4])[0]) for i in range(0, len(raw), 4))
+    words = b"".join(struct.pack("=I", struct.unpack(">I", raw[i : i + 4])[0]) for i in range(0, len(raw), 4))
     family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
     return socket.inet_ntop(family, words), int(port, 16)
 
@@ -83,6 +83,7 @@ def _socket_owners() -> dict[int, str]:
 
 def listening(netns: str | None) -> list[Listener]:
     """Every TCP listener and unconnected UDP socket in the stack, with its owner, in port order."""
+
     def read() -> dict[str, str]:
         tables = {}
         for name in ("tcp", "tcp6", "udp", "udp6"):
@@ -107,7 +108,9 @@ OVERLAY_PROGRAMS = ("ovsdb-server", "ovs-vswitchd", "ovsvx controller")
 
 def overlay_listeners(netns: str | None, tunnel_port: int) -> list[str]:
     """What the overlay's own parts listen on in the stack, each marked when it faces the network."""
-    mine = [item for item in listening(netns)
-            if item.port == tunnel_port or item.owner.startswith(OVERLAY_PROGRAMS)]
-    return [item.text + (", the tunnel" if item.port == tunnel_port else "" if item.local_only
-                         else ", reachable from the network") for item in mine]
+    mine = [item for item in listening(netns) if item.port == tunnel_port or item.owner.startswith(OVERLAY_PROGRAMS)]
+    return [
+        item.text
+        + (", the tunnel" if item.port == tunnel_port else "" if item.local_only else ", reachable from the network")
+        for item in mine
+    ]

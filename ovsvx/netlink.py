@@ -51,7 +51,6 @@ RTNH_F_ONLINK = 4
 IFF_UP = 1
 
 
-
 def _found(resource: Resource, state: str, detail: str = "") -> Finding:
     return Finding(describe(resource), state, detail, resource)
 
@@ -95,8 +94,11 @@ class _Stacks:
         """The VTEPs in the flood list (all-zero MAC entries) of host device `dev`; None without the device."""
         if dev not in self.flood_dumps:
             index = self.index(None, dev)
-            self.flood_dumps[dev] = None if index is None else {
-                e.get("NDA_DST") for e in fdb_entries(self.get(None), index) if e.get("NDA_LLADDR") == ZERO_MAC}
+            self.flood_dumps[dev] = (
+                None
+                if index is None
+                else {e.get("NDA_DST") for e in fdb_entries(self.get(None), index) if e.get("NDA_LLADDR") == ZERO_MAC}
+            )
         return self.flood_dumps[dev]
 
     def changed(self, fixed: Resource) -> None:
@@ -198,8 +200,7 @@ class Reconciler:
                 return _inspect_up(stacks.get(None), r)
             case MovedAddress(address, prefixlen, origin, dev):
                 ipr = stacks.get(None)
-                moved = _has_address(ipr, dev, address, prefixlen) and not _has_address(ipr, origin, address,
-                                                                                        prefixlen)
+                moved = _has_address(ipr, dev, address, prefixlen) and not _has_address(ipr, origin, address, prefixlen)
                 return _found(r, OK if moved else MISSING)
             case Address():
                 return _inspect_address(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
@@ -231,6 +232,8 @@ class Reconciler:
         if base.state != OK:
             return base
         host_end = _link(ipr, r.name)
+        if host_end is None:
+            return _found(r, MISSING)
         if r.master is not None:
             bridge = ipr.link_lookup(ifname=r.master)
             if not bridge or host_end.get("IFLA_MASTER") != bridge[0]:
@@ -251,9 +254,16 @@ class Reconciler:
 
     def _fix(self, stacks: _Stacks, finding: Finding) -> None:
         fixers: dict[type, Callable[[_Stacks, Any, Finding], None]] = {
-            Netns: self._fix_netns, Vxlan: _fix_vxlan, FloodEntry: _fix_flood, Bridge: _fix_bridge,
-            Veth: self._fix_veth, Up: _fix_up, Address: _fix_address, MovedAddress: _fix_moved,
-            Route: _fix_route, Sysctl: self._fix_sysctl,
+            Netns: self._fix_netns,
+            Vxlan: _fix_vxlan,
+            FloodEntry: _fix_flood,
+            Bridge: _fix_bridge,
+            Veth: self._fix_veth,
+            Up: _fix_up,
+            Address: _fix_address,
+            MovedAddress: _fix_moved,
+            Route: _fix_route,
+            Sysctl: self._fix_sysctl,
         }
         fix = fixers[type(finding.resource)]
         if not isinstance(finding.resource, (Vxlan, Bridge, Veth)):
@@ -282,8 +292,9 @@ class Reconciler:
         ipr.link("add", ifname=r.name, kind="veth", peer={"ifname": r.peer, "net_ns_fd": self.site.ns(r.netns)})
         mtu = {"mtu": r.mtu} if r.mtu else {}
         inner = stacks.get(r.netns)
-        inner.link("set", index=inner.link_lookup(ifname=r.peer)[0], ifalias=LINK_ALIAS, address=r.mac,
-                   state="up", **mtu)
+        inner.link(
+            "set", index=inner.link_lookup(ifname=r.peer)[0], ifalias=LINK_ALIAS, address=r.mac, state="up", **mtu
+        )
         if not r.tx_offload:
             set_tx_offload(self.site.ns(r.netns), r.peer, on=False)
         master = {"master": ipr.link_lookup(ifname=r.master)[0]} if r.master else {}
@@ -329,7 +340,8 @@ def _link(ipr: Any, name: str) -> Any | None:
 
 
 def _kind(link: Any) -> str | None:
-    return link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+    kind: str | None = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+    return kind
 
 
 def _is_up(link: Any) -> bool:
@@ -365,16 +377,25 @@ def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:
     if base.state in (MISSING, FOREIGN) or base.detail.startswith("is a"):
         return base
     link = _link(ipr, r.name)
-    data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA")
+    if link is None:
+        return base
+    data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA") or {}
     dev = ipr.link_lookup(ifname=r.dev)
     want = {
-        "id": r.vni, "dstport": r.port, "local": str(r.local),
-        "remote": str(r.remote) if r.remote else None, "dev": dev[0] if dev else None, "mac": r.mac,
+        "id": r.vni,
+        "dstport": r.port,
+        "local": str(r.local),
+        "remote": str(r.remote) if r.remote else None,
+        "dev": dev[0] if dev else None,
+        "mac": r.mac,
     }
     have = {
-        "id": data.get("IFLA_VXLAN_ID"), "dstport": data.get("IFLA_VXLAN_PORT"),
-        "local": data.get("IFLA_VXLAN_LOCAL"), "remote": data.get("IFLA_VXLAN_GROUP"),
-        "dev": data.get("IFLA_VXLAN_LINK"), "mac": link.get("IFLA_ADDRESS"),
+        "id": data.get("IFLA_VXLAN_ID"),
+        "dstport": data.get("IFLA_VXLAN_PORT"),
+        "local": data.get("IFLA_VXLAN_LOCAL"),
+        "remote": data.get("IFLA_VXLAN_GROUP"),
+        "dev": data.get("IFLA_VXLAN_LINK"),
+        "mac": link.get("IFLA_ADDRESS"),
     }
     wrong = [f"{k} {have[k]} (want {want[k]})" for k in want if have[k] != want[k]]
     if wrong:
@@ -405,8 +426,12 @@ def _fix_vxlan(stacks: _Stacks, r: Vxlan, finding: Finding) -> None:
     ipr = stacks.get(None)
     if _recreate(ipr, r.name, finding):
         spec: dict[str, Any] = {
-            "ifname": r.name, "kind": "vxlan", "vxlan_id": r.vni, "vxlan_port": r.port,
-            "vxlan_local": str(r.local), "vxlan_link": ipr.link_lookup(ifname=r.dev)[0],
+            "ifname": r.name,
+            "kind": "vxlan",
+            "vxlan_id": r.vni,
+            "vxlan_port": r.port,
+            "vxlan_local": str(r.local),
+            "vxlan_link": ipr.link_lookup(ifname=r.dev)[0],
         }
         if r.remote is not None:
             spec["vxlan_group"] = str(r.remote)
@@ -445,7 +470,8 @@ def _has_address(ipr: Any, dev: str, address: Any, prefixlen: int) -> bool:
     found = ipr.link_lookup(ifname=dev)
     return bool(found) and any(
         a.get("IFA_ADDRESS") == str(address) and a["prefixlen"] == prefixlen
-        for a in ipr.get_addr(index=found[0], family=AF_INET))
+        for a in ipr.get_addr(index=found[0], family=AF_INET)
+    )
 
 
 def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> str:
@@ -460,7 +486,8 @@ def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> str:
     if not _has_address(ipr, dev, address, prefixlen):
         ipr.addr("add", index=target[0], address=str(address), prefixlen=prefixlen)
     ipr.link("set", index=target[0], state="up")
-    return ipr.get_links(target[0])[0].get("IFLA_ADDRESS")
+    mac: str = ipr.get_links(target[0])[0].get("IFLA_ADDRESS")
+    return mac
 
 
 def _announce(netns: str | None, dev: str, address: Any, mac: str) -> None:
@@ -470,8 +497,9 @@ def _announce(netns: str | None, dev: str, address: Any, mac: str) -> None:
     from scapy.layers.l2 import ARP, Ether
     from scapy.sendrecv import sendp
 
-    frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=str(address), pdst=str(address),
-                                                           hwdst=ZERO_MAC)
+    frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
+        op=1, hwsrc=mac, psrc=str(address), pdst=str(address), hwdst=ZERO_MAC
+    )
     netstack.call_in(netns, lambda: sendp(frame, iface=dev, count=2, inter=0.05, verbose=False))
 
 
@@ -508,8 +536,12 @@ def _inspect_route(dev: int | None, routes: list[Any], r: Route) -> Finding:
         if route["proto"] != RTPROT_OVSVX:
             return _found(r, FOREIGN, _foreign(f"route {r.dst_text}", f"proto {route['proto']}"))
         onlink = bool(route["flags"] & RTNH_F_ONLINK)
-        if route.get("RTA_GATEWAY") != str(r.gateway) or dev is None or route.get("RTA_OIF") != dev \
-                or onlink != r.onlink:
+        if (
+            route.get("RTA_GATEWAY") != str(r.gateway)
+            or dev is None
+            or route.get("RTA_OIF") != dev
+            or onlink != r.onlink
+        ):
             return _found(r, DIFFERS, "replace")
         return _found(r, OK)
     return _found(r, MISSING)
@@ -517,9 +549,13 @@ def _inspect_route(dev: int | None, routes: list[Any], r: Route) -> Finding:
 
 def _fix_route(stacks: _Stacks, r: Route, _: Finding) -> None:
     stacks.get(r.netns).route(
-        "replace", dst=r.dst_text if r.dst else "0.0.0.0/0", gateway=str(r.gateway),
-        oif=stacks.index(r.netns, r.dev), flags=RTNH_F_ONLINK if r.onlink else 0,
-        proto=RTPROT_OVSVX, table=RT_TABLE_MAIN,
+        "replace",
+        dst=r.dst_text if r.dst else "0.0.0.0/0",
+        gateway=str(r.gateway),
+        oif=stacks.index(r.netns, r.dev),
+        flags=RTNH_F_ONLINK if r.onlink else 0,
+        proto=RTPROT_OVSVX,
+        table=RT_TABLE_MAIN,
     )
 
 
@@ -533,8 +569,11 @@ def fdb_entries(ipr: Any, index: int) -> list[Any]:
 
 XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE = 2, 4
 # How an XDP program is attached (IFLA_XDP_ATTACHED) -> the flags that name that mode when detaching.
-_XDP_MODE_FLAGS = {"xdp": (XDP_FLAGS_DRV_MODE,), "xdpgeneric": (XDP_FLAGS_SKB_MODE,),
-                   "xdpmulti": (XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE)}
+_XDP_MODE_FLAGS = {
+    "xdp": (XDP_FLAGS_DRV_MODE,),
+    "xdpgeneric": (XDP_FLAGS_SKB_MODE,),
+    "xdpmulti": (XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE),
+}
 
 
 def xdp_programs(ipr: Any, names: Collection[str]) -> dict[str, tuple[int, int, str]]:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pyroute2 import IPRoute, NetNS, netns
 
@@ -104,7 +104,7 @@ def call_in(name: str | None, fn: Callable[..., T], *args: Any, scratch: bool = 
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["value"]
+    return cast(T, box["value"])
 
 
 @contextmanager
@@ -163,8 +163,9 @@ def tcp_states(name: str | None, port: int) -> list[str]:
 def wait_listening(name: str | None, port: int, seconds: float) -> None:
     """Wait until something listens on TCP `port` in namespace `name` (a server takes a moment to bind)."""
     if not waits.until(lambda: TCP_LISTEN in tcp_states(name, port), seconds):
-        raise ApplyError(f"nothing listens on TCP port {port} in {name or 'this namespace'} after "
-                         f"{waits.scaled(seconds):g} s")
+        raise ApplyError(
+            f"nothing listens on TCP port {port} in {name or 'this namespace'} after {waits.scaled(seconds):g} s"
+        )
 
 
 # --- programs ----------------------------------------------------------------
@@ -177,8 +178,13 @@ def _preexec(name: str | None) -> Callable[[], None] | None:
 COMMAND_TIMEOUT_S = 30.0  # any external command that is not given its own limit
 
 
-def run(name: str | None, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_S,
-        env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    name: str | None,
+    argv: Sequence[str],
+    timeout: float = COMMAND_TIMEOUT_S,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a program inside namespace `name`, feed it `stdin`, and capture its output.
 
     Every command has a time limit: `timeout` is for a normal machine, and a
@@ -187,16 +193,25 @@ def run(name: str | None, argv: Sequence[str], timeout: float = COMMAND_TIMEOUT_
     """
     limit = waits.scaled(timeout)
     try:
-        return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=limit,
-                              preexec_fn=_preexec(name), env=env, check=False)
+        return subprocess.run(
+            list(argv),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=limit,
+            preexec_fn=_preexec(name),
+            env=env,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise ApplyError(f"{' '.join(argv[:3])} did not finish within {limit:.0f} s") from None
     except FileNotFoundError:
         raise PreconditionError(f"{argv[0]} is not installed (scripts/setup installs what ovsvx uses)") from None
 
 
-def popen(name: str | None, argv: Sequence[str], env: dict[str, str] | None = None,
-          **kwargs: Any) -> subprocess.Popen[str]:
+def popen(
+    name: str | None, argv: Sequence[str], env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.Popen[str]:
     """Start a program inside namespace `name`; the caller owns the process."""
     return subprocess.Popen(list(argv), text=True, preexec_fn=_preexec(name), env=env, **kwargs)
 

@@ -54,12 +54,20 @@ ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
 
 #: OpenFlow 1.3 error types and the prefix of their codes' names, for readable error logs.
 _ERROR_CODE_PREFIX = {
-    "OFPET_HELLO_FAILED": "OFPHFC_", "OFPET_BAD_REQUEST": "OFPBRC_", "OFPET_BAD_ACTION": "OFPBAC_",
-    "OFPET_BAD_INSTRUCTION": "OFPBIC_", "OFPET_BAD_MATCH": "OFPBMC_", "OFPET_FLOW_MOD_FAILED": "OFPFMFC_",
-    "OFPET_GROUP_MOD_FAILED": "OFPGMFC_", "OFPET_PORT_MOD_FAILED": "OFPPMFC_",
-    "OFPET_TABLE_MOD_FAILED": "OFPTMFC_", "OFPET_QUEUE_OP_FAILED": "OFPQOFC_",
-    "OFPET_SWITCH_CONFIG_FAILED": "OFPSCFC_", "OFPET_ROLE_REQUEST_FAILED": "OFPRRFC_",
-    "OFPET_METER_MOD_FAILED": "OFPMMFC_", "OFPET_TABLE_FEATURES_FAILED": "OFPTFFC_",
+    "OFPET_HELLO_FAILED": "OFPHFC_",
+    "OFPET_BAD_REQUEST": "OFPBRC_",
+    "OFPET_BAD_ACTION": "OFPBAC_",
+    "OFPET_BAD_INSTRUCTION": "OFPBIC_",
+    "OFPET_BAD_MATCH": "OFPBMC_",
+    "OFPET_FLOW_MOD_FAILED": "OFPFMFC_",
+    "OFPET_GROUP_MOD_FAILED": "OFPGMFC_",
+    "OFPET_PORT_MOD_FAILED": "OFPPMFC_",
+    "OFPET_TABLE_MOD_FAILED": "OFPTMFC_",
+    "OFPET_QUEUE_OP_FAILED": "OFPQOFC_",
+    "OFPET_SWITCH_CONFIG_FAILED": "OFPSCFC_",
+    "OFPET_ROLE_REQUEST_FAILED": "OFPRRFC_",
+    "OFPET_METER_MOD_FAILED": "OFPMMFC_",
+    "OFPET_TABLE_FEATURES_FAILED": "OFPTFFC_",
 }
 
 
@@ -121,13 +129,19 @@ def _learn(parser: Any, learn: LearnPeerMac) -> Any:
     """NXActionLearn writing: ip, nw_dst=<subnet> -> eth_dst=<ARP sender MAC>, output:<ARP's in_port>."""
     bits = learn.subnet.prefixlen
     return parser.NXActionLearn(
-        table_id=learn.table, priority=learn.priority, cookie=learn.cookie, hard_timeout=learn.hard_timeout, specs=[
+        table_id=learn.table,
+        priority=learn.priority,
+        cookie=learn.cookie,
+        hard_timeout=learn.hard_timeout,
+        specs=[
             parser.NXFlowSpecMatch(src=ETH_IP, dst=("eth_type_nxm", 0), n_bits=16),
-            parser.NXFlowSpecMatch(src=int(learn.subnet.network_address) >> (32 - bits),
-                                   dst=("ipv4_dst_nxm", 32 - bits), n_bits=bits),
+            parser.NXFlowSpecMatch(
+                src=int(learn.subnet.network_address) >> (32 - bits), dst=("ipv4_dst_nxm", 32 - bits), n_bits=bits
+            ),
             parser.NXFlowSpecLoad(src=("arp_sha_nxm", 0), dst=("eth_dst_nxm", 0), n_bits=48),
             parser.NXFlowSpecOutput(src=("in_port_nxm", 0), dst="", n_bits=16),
-        ])
+        ],
+    )
 
 
 def missing_ports(flows: tuple[Flow, ...], ports: dict[str, int]) -> list[str]:
@@ -141,8 +155,13 @@ def flow_mod(datapath: Any, flow: Flow, ports: dict[str, int]) -> Any:
     """The OFPFlowMod that adds `flow`, with port names resolved to the switch's numbers."""
     parser = datapath.ofproto_parser
     return parser.OFPFlowMod(
-        datapath, cookie=flow.cookie, table_id=flow.table, priority=flow.priority, command=ofp.OFPFC_ADD,
-        match=_match(parser, flow, ports), instructions=_instructions(parser, flow, ports),
+        datapath,
+        cookie=flow.cookie,
+        table_id=flow.table,
+        priority=flow.priority,
+        command=ofp.OFPFC_ADD,
+        match=_match(parser, flow, ports),
+        instructions=_instructions(parser, flow, ports),
     )
 
 
@@ -182,8 +201,9 @@ class FlowInstaller(app_manager.OSKenApp):
         for datapath, _bridge in list(self.synced.values()):
             parser = datapath.ofproto_parser
             requests = [  # what the learned flows sent, and what came in by any port
-                parser.OFPFlowStatsRequest(datapath, table_id=TO_PEER, cookie=Purpose.LEARNED << 32,
-                                           cookie_mask=0xFF << 32),
+                parser.OFPFlowStatsRequest(
+                    datapath, table_id=TO_PEER, cookie=Purpose.LEARNED << 32, cookie_mask=0xFF << 32
+                ),
                 parser.OFPFlowStatsRequest(datapath, table_id=CLASSIFY),
             ]
             for request in requests:
@@ -226,9 +246,15 @@ class FlowInstaller(app_manager.OSKenApp):
             if probe.port in ports:
                 if on_demand:
                     self.last_probe[(datapath.id, probe.port)] = time.monotonic()
-                datapath.send_msg(parser.OFPPacketOut(
-                    datapath, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-                    actions=[parser.OFPActionOutput(ports[probe.port])], data=probe.frame))
+                datapath.send_msg(
+                    parser.OFPPacketOut(
+                        datapath,
+                        buffer_id=ofp.OFP_NO_BUFFER,
+                        in_port=ofp.OFPP_CONTROLLER,
+                        actions=[parser.OFPActionOutput(ports[probe.port])],
+                        data=probe.frame,
+                    )
+                )
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev: Any) -> None:
@@ -238,8 +264,9 @@ class FlowInstaller(app_manager.OSKenApp):
             return
         bridge = self.synced[datapath.id][1]
         destination = ipv4_destination(ev.msg.data)
-        wanted = [p for p in self.probes_by_bridge.get(bridge, [])
-                  if destination is not None and destination in p.subnet]
+        wanted = [
+            p for p in self.probes_by_bridge.get(bridge, []) if destination is not None and destination in p.subnet
+        ]
         self._probe(datapath, self._due(datapath, wanted))
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -278,43 +305,69 @@ class FlowInstaller(app_manager.OSKenApp):
     def _port_changed(self, ev: Any) -> None:
         """A port came, went or was renumbered: compare the whole switch again."""
         port = ev.msg.desc
-        LOG.info("switch %016x: port %s (%d) %s", ev.msg.datapath.id, port.name.decode(), port.port_no,
-                 {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}.get(ev.msg.reason, "modified"))
+        LOG.info(
+            "switch %016x: port %s (%d) %s",
+            ev.msg.datapath.id,
+            port.name.decode(),
+            port.port_no,
+            {ofp.OFPPR_ADD: "added", ofp.OFPPR_DELETE: "deleted"}.get(ev.msg.reason, "modified"),
+        )
         if ev.msg.reason != ofp.OFPPR_MODIFY:
             self._ask_ports(ev.msg.datapath)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev: Any) -> None:
         msg = ev.msg
-        LOG.error("switch %016x refused a message: %s (xid %s)", msg.datapath.id, error_name(msg.type, msg.code),
-                  msg.xid)
+        LOG.error(
+            "switch %016x refused a message: %s (xid %s)", msg.datapath.id, error_name(msg.type, msg.code), msg.xid
+        )
 
     def _sync(self, datapath: Any) -> None:
         """The one place flows are sent: add what is missing, delete what is not generated."""
         ports = self.ports.get(datapath.id, {})
         bridge = next((name for name, number in ports.items() if number == ofp.OFPP_LOCAL), None)
         wanted = self.flows_by_bridge.get(bridge or "")
-        if wanted is None:
-            LOG.error("switch %016x is bridge %r, which this controller has no flows for (it knows %s)",
-                      datapath.id, bridge, ", ".join(self.flows_by_bridge) or "none")
+        if bridge is None or wanted is None:
+            LOG.error(
+                "switch %016x is bridge %r, which this controller has no flows for (it knows %s)",
+                datapath.id,
+                bridge,
+                ", ".join(self.flows_by_bridge) or "none",
+            )
             return
         unknown = missing_ports(wanted, ports)
         if unknown:
-            LOG.error("bridge %s lacks port(s) %s: not installing its flows until they exist (redeploy)",
-                      bridge, ", ".join(unknown))
+            LOG.error(
+                "bridge %s lacks port(s) %s: not installing its flows until they exist (redeploy)",
+                bridge,
+                ", ".join(unknown),
+            )
             return
         have = {c for c in self.cookies.pop(datapath.id, set()) if not is_learned(c)}
         want = {flow.cookie: flow for flow in wanted}
         parser = datapath.ofproto_parser
         for cookie in sorted(have - set(want)):
-            datapath.send_msg(parser.OFPFlowMod(
-                datapath, cookie=cookie, cookie_mask=ALL_COOKIES, table_id=ofp.OFPTT_ALL,
-                command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY))
+            datapath.send_msg(
+                parser.OFPFlowMod(
+                    datapath,
+                    cookie=cookie,
+                    cookie_mask=ALL_COOKIES,
+                    table_id=ofp.OFPTT_ALL,
+                    command=ofp.OFPFC_DELETE,
+                    out_port=ofp.OFPP_ANY,
+                    out_group=ofp.OFPG_ANY,
+                )
+            )
         for cookie, flow in want.items():
             if cookie not in have:
                 datapath.send_msg(flow_mod(datapath, flow, ports))
         datapath.send_msg(parser.OFPBarrierRequest(datapath))
-        LOG.info("bridge %s: %d flow(s) added, %d stale removed, %d kept", bridge, len(set(want) - have),
-                 len(have - set(want)), len(have & set(want)))
+        LOG.info(
+            "bridge %s: %d flow(s) added, %d stale removed, %d kept",
+            bridge,
+            len(set(want) - have),
+            len(have - set(want)),
+            len(have & set(want)),
+        )
         self.synced[datapath.id] = (datapath, bridge)
         self._probe(datapath, self.probes_by_bridge.get(bridge, []), on_demand=False)

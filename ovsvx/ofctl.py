@@ -41,6 +41,13 @@ def dump_flows(home: OvsHome, bridge: str, *options: str) -> list[InstalledFlow]
         if "priority=" not in line:
             continue
         stats = {key: int(value, 0) for key, value in _STAT_RE.findall(line[: line.index("priority=")])}
-        flows.append(InstalledFlow(stats.get("cookie", 0), stats.get("table", 0), stats.get("n_packets", 0),
-                                   stats.get("n_bytes", 0), line[line.index("priority="):].strip()))
+        flows.append(
+            InstalledFlow(
+                stats.get("cookie", 0),
+                stats.get("table", 0),
+                stats.get("n_packets", 0),
+                stats.get("n_bytes", 0),
+                line[line.index("priority=") :].strip(),
+            )
+        )
     return flows

@@ -59,8 +59,9 @@ def choose_datapath(wanted: str = "auto", load_module: bool = True) -> tuple[str
     return "netdev", "no openvswitch kernel module on this machine, so the userspace datapath"
 
 
-def choose_port_type(wanted: str, datapath: str, datapath_why: str, underlay_mtu: int,
-                     hosts_here: int = 1) -> tuple[str, str]:
+def choose_port_type(
+    wanted: str, datapath: str, datapath_why: str, underlay_mtu: int, hosts_here: int = 1
+) -> tuple[str, str]:
     """How the userspace datapath reads the devices, and why (docs/performance.md has the measurements).
 
     auto: AF_XDP polled by the main thread: the fastest setting measured that
@@ -78,16 +79,21 @@ def choose_port_type(wanted: str, datapath: str, datapath_why: str, underlay_mtu
         if not xdp_fits:
             return "system", f"AF_XDP is for an underlay MTU up to {AFXDP_MAX_MTU}; this one is {underlay_mtu}"
         if hosts_here > AFXDP_MAX_HOSTS_HERE:
-            return "system", (f"{hosts_here} lab hosts on this machine: AF_XDP's fixed buffers would hold "
-                              f"{hosts_here * AFXDP_MIB_PER_HOST / 1024:.1f} GiB (more than {AFXDP_MAX_HOSTS_HERE} "
-                              "hosts: packet sockets)")
+            return "system", (
+                f"{hosts_here} lab hosts on this machine: AF_XDP's fixed buffers would hold "
+                f"{hosts_here * AFXDP_MIB_PER_HOST / 1024:.1f} GiB (more than {AFXDP_MAX_HOSTS_HERE} "
+                "hosts: packet sockets)"
+            )
         return AUTO_PORT_TYPE, "fastest measured without spinning a core (docs/performance.md)"
     if wanted != "system" and datapath != "netdev":
-        raise UsageError(f"--port-type {wanted} is for the userspace datapath; this host uses {datapath} "
-                         f"({datapath_why})")
+        raise UsageError(
+            f"--port-type {wanted} is for the userspace datapath; this host uses {datapath} ({datapath_why})"
+        )
     if wanted != "system" and not xdp_fits:
-        raise UsageError(f"--port-type {wanted} needs underlay_mtu up to {AFXDP_MAX_MTU} (AF_XDP frames are one "
-                         f"page; at 9000 TCP stalls); this topology has {underlay_mtu}: use --port-type system")
+        raise UsageError(
+            f"--port-type {wanted} needs underlay_mtu up to {AFXDP_MAX_MTU} (AF_XDP frames are one "
+            f"page; at 9000 TCP stalls); this topology has {underlay_mtu}: use --port-type system"
+        )
     return wanted, f"asked for (--port-type {wanted})"
 
 
@@ -123,11 +129,14 @@ class OvsBackend:
         controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}"
         port_type, _ = choose_port_type("auto", datapath, "", topology.underlay_mtu)
         lines = [line for r in before for line in render(r)]
-        lines += [line for b in switch_plan(topology, host, datapath, controller, port_type)
-                  for line in switch.render(b)]
+        lines += [
+            line for b in switch_plan(topology, host, datapath, controller, port_type) for line in switch.render(b)
+        ]
         lines += [line for r in after for line in render(r)]
-        lines.append(f"ovsvx controller --serve {host.name} &   # or, with no controller: "
-                     f"ovs-ofctl -O OpenFlow13 replace-flows {host.bridge} flows/{host.name}.flows")
+        lines.append(
+            f"ovsvx controller --serve {host.name} &   # or, with no controller: "
+            f"ovs-ofctl -O OpenFlow13 replace-flows {host.bridge} flows/{host.name}.flows"
+        )
         return lines
 
     @staticmethod
@@ -139,9 +148,13 @@ class OvsBackend:
         if wanted not in DATAPATHS:
             raise UsageError(f"--datapath {wanted!r} is not allowed: one of {', '.join(DATAPATHS)}")
         chosen, why = choose_datapath(wanted)
-        port_type, port_why = choose_port_type(options.port_type or previous.get("port_type_asked", "auto"),
-                                               chosen, why, deployment.topology.underlay_mtu,
-                                               len(deployment.topology.hosts) if deployment.is_lab else 1)
+        port_type, port_why = choose_port_type(
+            options.port_type or previous.get("port_type_asked", "auto"),
+            chosen,
+            why,
+            deployment.topology.underlay_mtu,
+            len(deployment.topology.hosts) if deployment.is_lab else 1,
+        )
         flows = "controller"
         if not options.controller:
             path = flows_file(options.flows_dir, host).resolve()
@@ -149,20 +162,27 @@ class OvsBackend:
             try:
                 text = path.read_text()
             except OSError as err:
-                raise UsageError(f"--no-controller needs {path}: {err.strerror} "
-                                 "(write it with `ovsvx flows --render`)") from None
+                raise UsageError(
+                    f"--no-controller needs {path}: {err.strerror} (write it with `ovsvx flows --render`)"
+                ) from None
             if text != want:
-                raise UsageError(f"{path} does not match the topology: regenerate it with "
-                                 "`ovsvx flows --render` (with the same -t)")
+                raise UsageError(
+                    f"{path} does not match the topology: regenerate it with `ovsvx flows --render` (with the same -t)"
+                )
             flows = str(path)
         if options.ovs_config is None:
             tuning = json.loads(previous.get("ovs_config", "{}"))
         else:
             tuning = switch.ovs_config(options.ovs_config, host, [h.name for h in deployment.topology.hosts])
         deployment.settings[host] = {
-            "datapath": chosen, "why": why, "datapath_asked": wanted, "flows": flows,
-            "port_type": port_type, "port_type_why": port_why, "port_type_asked": options.port_type or
-            previous.get("port_type_asked", "auto"), "ovs_config": json.dumps(tuning),
+            "datapath": chosen,
+            "why": why,
+            "datapath_asked": wanted,
+            "flows": flows,
+            "port_type": port_type,
+            "port_type_why": port_why,
+            "port_type_asked": options.port_type or previous.get("port_type_asked", "auto"),
+            "ovs_config": json.dumps(tuning),
             "ovs_config_before": previous.get("ovs_config_before", "{}"),
         }
 
@@ -238,8 +258,10 @@ class OvsBackend:
 
     def details(self) -> dict[str, str]:
         """What status shows beyond findings: datapath, processes, logs."""
-        info = {"datapath": f"{self.datapath} ({self.settings.get('why', 'unknown')})",
-                "port type": f"{self.port_type} ({self.settings.get('port_type_why', 'unknown')})"}
+        info = {
+            "datapath": f"{self.datapath} ({self.settings.get('why', 'unknown')})",
+            "port type": f"{self.port_type} ({self.settings.get('port_type_why', 'unknown')})",
+        }
         if self.tuning:
             info["ovs other_config"] = ", ".join(f"{k}={v}" for k, v in sorted(self.tuning.items()))
         if self.home.own:
@@ -252,14 +274,21 @@ class OvsBackend:
         info["ovs rundir"] = str(self.home.rundir)
         info["ovsdb"] = f"{self.home.db} (any TCP remote shows under listening)"
         if self.datapath == "netdev":
-            info["tunnel"] = (f"udp {self.deployment.topology.port} read from {self.site.host.nic} by ovs-vswitchd "
-                              "(userspace datapath: no socket, nothing for nftables to see)")
+            info["tunnel"] = (
+                f"udp {self.deployment.topology.port} read from {self.site.host.nic} by ovs-vswitchd "
+                "(userspace datapath: no socket, nothing for nftables to see)"
+            )
         if self.flows_from == "controller":
             pid = daemons.controller_pid(self.deployment, self.site)
             log = daemons.controller_files(self.deployment, self.site)[1]
             unit = daemons.systemd_unit(self.site)
-            info["controller"] = (f"pid {pid}, listening on {LISTEN[0]}:{LISTEN[1]}, log {log}" if pid
-                                  else f"run by systemd ({unit})" if unit else "not running")
+            info["controller"] = (
+                f"pid {pid}, listening on {LISTEN[0]}:{LISTEN[1]}, log {log}"
+                if pid
+                else f"run by systemd ({unit})"
+                if unit
+                else "not running"
+            )
         else:
             info["flows"] = f"from {self.flows_from} (no controller)"
         return info
@@ -284,13 +313,19 @@ class OvsBackend:
 
     def _devices_to_make(self) -> set[str]:
         """The host ends of veths about to be (re)made: if OVS had them as ports, it must open them anew."""
-        return {f.resource.name for f in self.netlink.inspect(self.before)
-                if f.state == MISSING and isinstance(f.resource, Veth)}
+        return {
+            f.resource.name
+            for f in self.netlink.inspect(self.before)
+            if f.state == MISSING and isinstance(f.resource, Veth)
+        }
 
     def memory_mib(self) -> dict[str, float]:
         """Resident memory, in MiB, of this host's OVS daemons (a lab host's own) and its controller."""
-        pids = {program: daemons.running_pid(self.home.pidfile(program), program)
-                for program in ("ovs-vswitchd", "ovsdb-server") if self.home.own}
+        pids = {
+            program: daemons.running_pid(self.home.pidfile(program), program)
+            for program in ("ovs-vswitchd", "ovsdb-server")
+            if self.home.own
+        }
         if self.flows_from == "controller":
             pids["controller"] = daemons.controller_pid(self.deployment, self.site)
         sizes = {name: daemons.rss_mib(pid) for name, pid in pids.items() if pid is not None}
@@ -356,11 +391,15 @@ class OvsBackend:
 
     def _wait_for_controller(self) -> None:
         if not waits.until(self._controller_connected, FLOWS_WAIT_S):
-            raise ApplyError(f"{self.site.host.name}: OVS did not connect to the controller within "
-                             f"{waits.scaled(FLOWS_WAIT_S):g} s{self._controller_said()}")
+            raise ApplyError(
+                f"{self.site.host.name}: OVS did not connect to the controller within "
+                f"{waits.scaled(FLOWS_WAIT_S):g} s{self._controller_said()}"
+            )
 
     def _wait_for_flows(self) -> None:
         if not waits.until(lambda: self._flow_difference() == (0, 0), FLOWS_WAIT_S, interval=0.2):
             missing, stale = self._flow_difference()
-            raise ApplyError(f"{self.site.host.name}: {self.site.host.bridge} still lacks {missing} flow(s) "
-                             f"and has {stale} stale after {waits.scaled(FLOWS_WAIT_S):g} s{self._controller_said()}")
+            raise ApplyError(
+                f"{self.site.host.name}: {self.site.host.bridge} still lacks {missing} flow(s) "
+                f"and has {stale} stale after {waits.scaled(FLOWS_WAIT_S):g} s{self._controller_said()}"
+            )

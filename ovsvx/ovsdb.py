@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -84,16 +84,22 @@ def inspect(api: Any, bridge: OvsBridge) -> list[Finding]:
     if row is None:
         return [Finding(what, MISSING, resource=bridge)]
     if OWNER_KEY not in row.external_ids:
-        return [Finding(what, FOREIGN, f"ovs bridge {bridge.name} exists and was not made by ovsvx "
-                                       f"(no external_ids:{OWNER_KEY}); remove it or rename the bridge in the "
-                                       "topology", bridge)]
+        return [
+            Finding(
+                what,
+                FOREIGN,
+                f"ovs bridge {bridge.name} exists and was not made by ovsvx "
+                f"(no external_ids:{OWNER_KEY}); remove it or rename the bridge in the "
+                "topology",
+                bridge,
+            )
+        ]
     wrong = []
     if row.datapath_type != bridge.datapath_type:
         wrong.append(f"datapath_type {row.datapath_type}")
     if _one(row.fail_mode) != bridge.fail_mode:
         wrong.append(f"fail_mode {_one(row.fail_mode)}")
-    wrong += [f"other_config:{key}" for key, value in bridge.other_config.items()
-              if row.other_config.get(key) != value]
+    wrong += [f"other_config:{key}" for key, value in bridge.other_config.items() if row.other_config.get(key) != value]
     targets = sorted(c.target for c in row.controller)
     if targets != ([bridge.controller] if bridge.controller else []):
         wrong.append(f"controller {', '.join(targets) or 'none'}")
@@ -101,8 +107,10 @@ def inspect(api: Any, bridge: OvsBridge) -> list[Finding]:
     present = {p.name for p in row.ports} - {bridge.name}
     for port in bridge.ports:
         findings.append(_inspect_port(api, bridge, port, present))
-    findings += [Finding(f"ovs port {name} on {bridge.name}", DIFFERS, "not in the plan: remove", bridge)
-                 for name in sorted(present - {p.name for p in bridge.ports})]
+    findings += [
+        Finding(f"ovs port {name} on {bridge.name}", DIFFERS, "not in the plan: remove", bridge)
+        for name in sorted(present - {p.name for p in bridge.ports})
+    ]
     return findings
 
 
@@ -111,6 +119,8 @@ def _inspect_port(api: Any, bridge: OvsBridge, port: Port, present: set[str]) ->
     if port.name not in present:
         return Finding(what, MISSING, resource=bridge)
     iface = _row(api, "Interface", port.name)
+    if iface is None:  # a port whose interface row is gone
+        return Finding(what, MISSING, resource=bridge)
     want = _interface_want(port)
     have = {"type": iface.type, "options": dict(iface.options), "ofport_request": _one(iface.ofport_request)}
     wrong = [f"{k} {have[k]}" for k in want if have[k] != want[k]]
@@ -120,7 +130,7 @@ def _inspect_port(api: Any, bridge: OvsBridge, port: Port, present: set[str]) ->
     return Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge)
 
 
-def apply(api: Any, bridge: OvsBridge, reopen: set[str] = frozenset()) -> list[str]:
+def apply(api: Any, bridge: OvsBridge, reopen: Collection[str] = frozenset()) -> list[str]:
     """Make `bridge` as planned in one transaction; returns what changed.
 
     `reopen` names kernel devices that were deleted and made again: the
@@ -145,8 +155,15 @@ def apply(api: Any, bridge: OvsBridge, reopen: set[str] = frozenset()) -> list[s
     try:
         with api.transaction(check_error=True) as txn:
             txn.add(api.add_br(bridge.name, may_exist=True, datapath_type=bridge.datapath_type))
-            txn.add(api.db_set("Bridge", bridge.name, ("datapath_type", bridge.datapath_type),
-                               ("external_ids", {OWNER_KEY: "true"}), ("other_config", bridge.other_config)))
+            txn.add(
+                api.db_set(
+                    "Bridge",
+                    bridge.name,
+                    ("datapath_type", bridge.datapath_type),
+                    ("external_ids", {OWNER_KEY: "true"}),
+                    ("other_config", bridge.other_config),
+                )
+            )
             if bridge.fail_mode:
                 txn.add(api.set_fail_mode(bridge.name, bridge.fail_mode))
             elif row is not None and row.fail_mode:
@@ -176,11 +193,13 @@ def _quick_reconnect(api: Any, bridge: OvsBridge) -> None:
     for controller in row.controller if row is not None else ():
         if _one(controller.max_backoff) != CONTROLLER_MAX_BACKOFF_MS:
             api.db_set("Controller", controller.uuid, ("max_backoff", CONTROLLER_MAX_BACKOFF_MS)).execute(
-                check_error=True)
+                check_error=True
+            )
 
 
 def _wait_for_ofports(api: Any, bridge: OvsBridge) -> None:
     """Every interface must get an OpenFlow port; one that does not is an error, with OVS's reason."""
+
     def pending() -> dict[str, str | None]:
         found = {}
         for name in [bridge.name, *(p.name for p in bridge.ports)]:
@@ -218,9 +237,14 @@ def other_config(api: Any) -> dict[str, str]:
 
 def inspect_config(api: Any, wanted: dict[str, str]) -> list[Finding]:
     have = other_config(api)
-    return [Finding(f"ovs other_config:{key}={value}", OK if have.get(key) == value else DIFFERS,
-                    "" if have.get(key) == value else f"is {have.get(key, 'unset')}")
-            for key, value in sorted(wanted.items())]
+    return [
+        Finding(
+            f"ovs other_config:{key}={value}",
+            OK if have.get(key) == value else DIFFERS,
+            "" if have.get(key) == value else f"is {have.get(key, 'unset')}",
+        )
+        for key, value in sorted(wanted.items())
+    ]
 
 
 def apply_config(api: Any, wanted: dict[str, str]) -> list[str]:

@@ -63,10 +63,16 @@ def peer_probes(topology: Topology, host: Host, flows: tuple[Flow, ...]) -> list
     probes = []
     for index, peer in enumerate(topology.peers(host)):
         frame = packet.Packet()
-        frame.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=own_mac,
-                                             ethertype=ether_types.ETH_TYPE_ARP))
-        frame.add_protocol(arp.arp(opcode=arp.ARP_REQUEST, src_mac=own_mac, src_ip=str(host.vxlan_address),
-                                   dst_mac=ZERO_MAC, dst_ip=str(peer.vxlan_address)))
+        frame.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=own_mac, ethertype=ether_types.ETH_TYPE_ARP))
+        frame.add_protocol(
+            arp.arp(
+                opcode=arp.ARP_REQUEST,
+                src_mac=own_mac,
+                src_ip=str(host.vxlan_address),
+                dst_mac=ZERO_MAC,
+                dst_ip=str(peer.vxlan_address),
+            )
+        )
         frame.serialize()
         port = ports[peer.name].name
         heard = frozenset(f.cookie for f in flows if f.table == CLASSIFY and ("in_port", port) in f.match)
@@ -76,8 +82,9 @@ def peer_probes(topology: Topology, host: Host, flows: tuple[Flow, ...]) -> list
 
 def counts(probes: list[PeerProbe], packets: dict[int, int]) -> dict[str, Counts]:
     """Each peer's counters (by tunnel port) from one reading of packet counts by cookie."""
-    return {p.port: Counts(packets.get(p.sent_cookie, 0), sum(packets.get(c, 0) for c in p.heard_cookies))
-            for p in probes}
+    return {
+        p.port: Counts(packets.get(p.sent_cookie, 0), sum(packets.get(c, 0) for c in p.heard_cookies)) for p in probes
+    }
 
 
 def unanswered(probes: list[PeerProbe], before: dict[str, Counts], now: dict[str, Counts]) -> list[PeerProbe]:
@@ -85,5 +92,11 @@ def unanswered(probes: list[PeerProbe], before: dict[str, Counts], now: dict[str
 
     A learned flow that was rewritten (a new MAC) starts its count again, which reads as nothing sent.
     """
-    return [p for p in probes if p.port in before and p.port in now
-            and now[p.port].sent > before[p.port].sent and now[p.port].heard == before[p.port].heard]
+    return [
+        p
+        for p in probes
+        if p.port in before
+        and p.port in now
+        and now[p.port].sent > before[p.port].sent
+        and now[p.port].heard == before[p.port].heard
+    ]

@@ -152,7 +152,9 @@ def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
         Bridge(host.bridge),
         Address(host.bridge, host.gateway, host.prefixlen),
         *_workloads(host, master=host.bridge, mtu=None, tx_offload=True),
-        RP_FILTER_ALL, _bridge_rp_filter(host), FORWARDING,
+        RP_FILTER_ALL,
+        _bridge_rp_filter(host),
+        FORWARDING,
         *_routes(topology, host, via_dev=host.vxlan),
     ]
     return tuple(steps)
@@ -174,13 +176,18 @@ def ovs_plan(topology: Topology, host: Host, datapath: str) -> tuple[tuple[Resou
     userspace = datapath == "netdev"
     ports = [ns.peer for ns in host.namespaces] if userspace else []
     before: tuple[Resource, ...] = (
-        *_workloads(host, master=None, mtu=topology.overlay_mtu, tx_offload=not userspace), RP_FILTER_ALL,
-        FORWARDING, *(s for port in ports for s in _port_sysctls(port, ipv6=False)),
+        *_workloads(host, master=None, mtu=topology.overlay_mtu, tx_offload=not userspace),
+        RP_FILTER_ALL,
+        FORWARDING,
+        *(s for port in ports for s in _port_sysctls(port, ipv6=False)),
     )
     underlay: tuple[Resource, ...] = ()
     if userspace:
-        underlay = (Up(PHYS_BRIDGE), MovedAddress(host.vtep, topology.underlay.prefixlen, host.nic, PHYS_BRIDGE),
-                    *_port_sysctls(host.nic, ipv6=True))
+        underlay = (
+            Up(PHYS_BRIDGE),
+            MovedAddress(host.vtep, topology.underlay.prefixlen, host.nic, PHYS_BRIDGE),
+            *_port_sysctls(host.nic, ipv6=True),
+        )
     after = (
         *underlay,
         Up(host.bridge, topology.overlay_mtu),
@@ -283,8 +290,7 @@ def describe(resource: Resource) -> str:
         case Netns(name):
             return f"netns {name}"
         case Vxlan(name, vni, port, local, remote, dev, mac):
-            return f"vxlan {name} (id {vni}, dstport {port}, local {local}" + (
-                f", remote {remote})" if remote else ")")
+            return f"vxlan {name} (id {vni}, dstport {port}, local {local}" + (f", remote {remote})" if remote else ")")
         case FloodEntry(dev, dst):
             return f"fdb {ZERO_MAC} dev {dev} dst {dst}"
         case Bridge(name):
@@ -300,6 +306,7 @@ def describe(resource: Resource) -> str:
         case Sysctl(key, value):
             return f"sysctl {key}={value}"
         case Route(_, gateway, dev, onlink, netns):
-            return (f"route {netns + ': ' if netns else ''}{resource.dst_text} via {gateway} dev {dev}"
-                    + (" onlink" if onlink else ""))
+            return f"route {netns + ': ' if netns else ''}{resource.dst_text} via {gateway} dev {dev}" + (
+                " onlink" if onlink else ""
+            )
     raise TypeError(f"not a plan resource: {resource!r}")

@@ -21,10 +21,17 @@ from ovsvx.topology import Host, Topology
 
 #: The Debian package that provides each program ovsvx runs.
 PACKAGES = {
-    "ping": "iputils-ping", "iperf3": "iperf3", "tcpdump": "tcpdump", "ethtool": "ethtool",
-    "nft": "nftables", "ovs-vsctl": "openvswitch-switch", "ovs-vswitchd": "openvswitch-switch",
-    "ovsdb-server": "openvswitch-switch", "ovs-ofctl": "openvswitch-switch",
-    "ovs-appctl": "openvswitch-switch", "ovsdb-tool": "openvswitch-switch",
+    "ping": "iputils-ping",
+    "iperf3": "iperf3",
+    "tcpdump": "tcpdump",
+    "ethtool": "ethtool",
+    "nft": "nftables",
+    "ovs-vsctl": "openvswitch-switch",
+    "ovs-vswitchd": "openvswitch-switch",
+    "ovsdb-server": "openvswitch-switch",
+    "ovs-ofctl": "openvswitch-switch",
+    "ovs-appctl": "openvswitch-switch",
+    "ovsdb-tool": "openvswitch-switch",
 }
 
 
@@ -98,7 +105,8 @@ def firewall_warnings(netns: str | None, port: int, peers: list[IPv4Address]) ->
     if shutil.which("firewall-cmd") and netstack.run(netns, ["firewall-cmd", "--state"]).returncode == 0:
         rules = " && ".join(
             f"firewall-cmd --permanent --add-rich-rule='rule family=ipv4 source address={p} "
-            f"port port={port} protocol=udp accept'" for p in peers
+            f"port port={port} protocol=udp accept'"
+            for p in peers
         )
         found.append(f"firewalld is running; allow the peers with: {rules} && firewall-cmd --reload")
     if shutil.which("ufw"):
@@ -121,11 +129,15 @@ def _nft_dropping_input_chains(netns: str | None, port: int) -> list[tuple[str, 
         items = json.loads(listing.stdout).get("nftables", [])
     except ValueError:
         return []
-    chains = [item["chain"] for item in items
-              if "chain" in item and item["chain"].get("hook") == "input" and item["chain"].get("policy") == "drop"]
+    chains = [
+        item["chain"]
+        for item in items
+        if "chain" in item and item["chain"].get("hook") == "input" and item["chain"].get("policy") == "drop"
+    ]
     rules = [item["rule"] for item in items if "rule" in item]
     return [
-        (c["family"], c["table"], c["name"]) for c in chains
-        if f'"right": {port}' not in json.dumps([r for r in rules if (r["family"], r["table"]) ==
-                                                  (c["family"], c["table"])])
+        (c["family"], c["table"], c["name"])
+        for c in chains
+        if f'"right": {port}'
+        not in json.dumps([r for r in rules if (r["family"], r["table"]) == (c["family"], c["table"])])
     ]

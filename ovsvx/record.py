@@ -133,10 +133,17 @@ class Deployment:
     def save(self) -> None:
         with self._writing:
             data: dict[str, Any] = {
-                "kind": self.kind, "prefix": self.prefix, "topology": topo.to_data(self.topology),
-                "modes": self.modes, "netns": self.netns, "sysctls": self.sysctls, "settings": self.settings,
-                "firewall": self.firewall, "unfinished_links": self.unfinished_links,
-                "xdp_devices": self.xdp_devices, "leaving": self.leaving,
+                "kind": self.kind,
+                "prefix": self.prefix,
+                "topology": topo.to_data(self.topology),
+                "modes": self.modes,
+                "netns": self.netns,
+                "sysctls": self.sysctls,
+                "settings": self.settings,
+                "firewall": self.firewall,
+                "unfinished_links": self.unfinished_links,
+                "xdp_devices": self.xdp_devices,
+                "leaving": self.leaving,
             }
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
@@ -162,10 +169,16 @@ def load(kind: str, prefix: str) -> Deployment | None:
     except (OSError, ValueError) as err:
         raise NotDeployedError(f"{path}: unreadable deployment record ({err}); remove it by hand") from None
     return Deployment(
-        kind=data["kind"], prefix=data["prefix"], topology=topo.parse(data["topology"]),
-        modes=data.get("modes", {}), netns=data.get("netns", []), sysctls=data.get("sysctls", {}),
-        settings=data.get("settings", {}), firewall=data.get("firewall", True),
-        unfinished_links=data.get("unfinished_links", {}), xdp_devices=data.get("xdp_devices", {}),
+        kind=data["kind"],
+        prefix=data["prefix"],
+        topology=topo.parse(data["topology"]),
+        modes=data.get("modes", {}),
+        netns=data.get("netns", []),
+        sysctls=data.get("sysctls", {}),
+        settings=data.get("settings", {}),
+        firewall=data.get("firewall", True),
+        unfinished_links=data.get("unfinished_links", {}),
+        xdp_devices=data.get("xdp_devices", {}),
         leaving=data.get("leaving", {}),
     )
 

@@ -38,8 +38,7 @@ DOCTOR_MARKS = {diagnose.OK: ("ok  ", "green"), diagnose.WARN: ("warn", "yellow"
 def console(stderr: bool = False) -> Console:
     """A console that prints data verbatim: no markup, no emoji codes, no highlighting of numbers."""
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, markup=False, emoji=False,
-                   width=None if stream.isatty() else 160)
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, width=None if stream.isatty() else 160)
 
 
 def error(message: str) -> Text:
@@ -47,13 +46,21 @@ def error(message: str) -> Text:
 
 
 def topology(topo: Topology) -> Group:
-    header = Text(f"VNI {topo.vni}, UDP port {topo.port}, underlay {topo.underlay} "
-                  f"(MTU {topo.underlay_mtu}, overlay MTU {topo.overlay_mtu})")
+    header = Text(
+        f"VNI {topo.vni}, UDP port {topo.port}, underlay {topo.underlay} "
+        f"(MTU {topo.underlay_mtu}, overlay MTU {topo.overlay_mtu})"
+    )
     table = Table("host", "NIC / VTEP", "subnet", "gateway (bridge)", "vxlan (address)", "namespaces")
     for h in topo.hosts:
         spaces = "\n".join(f"{n.name} {n.address} ({n.veth}<->{n.peer})" for n in h.namespaces)
-        table.add_row(h.name + (f" [{h.mode}]" if h.mode else ""), f"{h.nic} {h.vtep}", str(h.subnet),
-                      f"{h.gateway} ({h.bridge})", f"{h.vxlan} ({h.vxlan_address}/32)", spaces)
+        table.add_row(
+            h.name + (f" [{h.mode}]" if h.mode else ""),
+            f"{h.nic} {h.vtep}",
+            str(h.subnet),
+            f"{h.gateway} ({h.bridge})",
+            f"{h.vxlan} ({h.vxlan_address}/32)",
+            spaces,
+        )
     return Group(header, table)
 
 
@@ -66,8 +73,9 @@ def status(hosts: dict[str, HostStatus], where: str) -> Group:
         parts += [Text(f"  {key}: {value}") for key, value in h.details.items()]
         table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
         for f in h.findings:
-            table.add_row(f.what, Text.assemble((f.state, "green" if f.state == "ok" else "red"),
-                                                f" {f.detail}".rstrip()))
+            table.add_row(
+                f.what, Text.assemble((f.state, "green" if f.state == "ok" else "red"), f" {f.detail}".rstrip())
+            )
         parts.append(table)
     return Group(*parts)
 
@@ -88,8 +96,15 @@ def verify(results: list[Result]) -> Group:
         p = r.probe
         want = f"{r.ttl if r.ttl is not None else '-'} ({p.expected_ttl if p.expected_ttl else '-'})"
         extra = f"{r.gbps} Gbit/s, " if r.gbps is not None else (f"{r.rtt_ms} ms, " if r.rtt_ms else "")
-        table.add_row(p.kind + (f" {p.size}B" if p.size else ""), p.src, p.dst, str(p.address), want,
-                      Text("PASS", style="green") if r.ok else Text("FAIL", style="red"), extra + r.detail)
+        table.add_row(
+            p.kind + (f" {p.size}B" if p.size else ""),
+            p.src,
+            p.dst,
+            str(p.address),
+            want,
+            Text("PASS", style="green") if r.ok else Text("FAIL", style="red"),
+            extra + r.detail,
+        )
     return Group(table, Text(f"{sum(r.ok for r in results)}/{len(results)} checks passed"))
 
 
@@ -104,8 +119,9 @@ def trace(hops: list[Hop]) -> Group:
 
 def capture(frames: list[Frame], src: str, dst: str) -> Table:
     start = frames[0].time if frames else 0.0
-    table = Table("ms", "where", "frame (outer / VXLAN / inner)", title=f"one ping {src} -> {dst}",
-                  title_justify="left")
+    table = Table(
+        "ms", "where", "frame (outer / VXLAN / inner)", title=f"one ping {src} -> {dst}", title_justify="left"
+    )
     for f in frames:
         table.add_row(f"{(f.time - start) * 1000:7.3f}", f.point, f.summary)
     return table
@@ -128,12 +144,18 @@ def installed_flows(title: str, installed: Iterable[InstalledFlow], generated: d
     return table
 
 
-BENCH_ROWS = [("TCP 1 stream, Gbit/s", "tcp_1stream_gbps"), ("TCP 1 stream reverse, Gbit/s", "tcp_1stream_reverse_gbps"),
-              ("TCP 4 streams, Gbit/s", "tcp_4stream_gbps"),
-              ("TCP 4 streams reverse, Gbit/s", "tcp_4stream_reverse_gbps"),
-              ("RTT min, ms", "rtt_min_ms"), ("RTT median, ms", "rtt_median_ms"), ("RTT p99, ms", "rtt_p99_ms"),
-              ("CPU s per Gbit (machine)", "cpu_s_per_gbit"), ("deploy, s", "deploy_s"),
-              ("controller start to first packet, s", "controller_to_first_packet_s")]
+BENCH_ROWS = [
+    ("TCP 1 stream, Gbit/s", "tcp_1stream_gbps"),
+    ("TCP 1 stream reverse, Gbit/s", "tcp_1stream_reverse_gbps"),
+    ("TCP 4 streams, Gbit/s", "tcp_4stream_gbps"),
+    ("TCP 4 streams reverse, Gbit/s", "tcp_4stream_reverse_gbps"),
+    ("RTT min, ms", "rtt_min_ms"),
+    ("RTT median, ms", "rtt_median_ms"),
+    ("RTT p99, ms", "rtt_p99_ms"),
+    ("CPU s per Gbit (machine)", "cpu_s_per_gbit"),
+    ("deploy, s", "deploy_s"),
+    ("controller start to first packet, s", "controller_to_first_packet_s"),
+]
 
 
 def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
@@ -155,6 +177,9 @@ def bench(results: dict[str, Figures], duration: float) -> Group:
                 bases.append(("kernel", getattr(kern, key)))
             cells.append(_cell(getattr(figures, key), *bases))
         table.add_row(label, *cells)
-    notes = [Text(f"{name} datapath: {f.extra['datapath']}, port type: {f.extra['port_type']}")
-             for name, f in results.items() if "datapath" in f.extra]
+    notes = [
+        Text(f"{name} datapath: {f.extra['datapath']}, port type: {f.extra['port_type']}")
+        for name, f in results.items()
+        if "datapath" in f.extra
+    ]
     return Group(table, *notes)

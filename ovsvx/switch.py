@@ -88,16 +88,26 @@ def workload_ports(host: Host, port_type: str = "system") -> dict[str, Port]:
     return {ns.name: Port(ns.peer, kind, i + 1) for i, ns in enumerate(host.namespaces)}
 
 
-def switch_plan(topology: Topology, host: Host, datapath: str, controller: str | None,
-                port_type: str = "system") -> tuple[OvsBridge, ...]:
+def switch_plan(
+    topology: Topology, host: Host, datapath: str, controller: str | None, port_type: str = "system"
+) -> tuple[OvsBridge, ...]:
     """The bridges `host` needs in ovs mode (br-phy first, on the userspace datapath)."""
     bridges = []
     if datapath == "netdev":
         kind = "" if port_type == "system" else port_type
         bridges.append(OvsBridge(PHYS_BRIDGE, datapath, (Port(host.nic, kind, 1),)))
     ports = (*workload_ports(host, port_type).values(), *tunnel_ports(topology, host).values())
-    bridges.append(OvsBridge(host.bridge, datapath, ports, hwaddr=mac_for(host.gateway), controller=controller,
-                          fail_mode="secure", mtu=topology.overlay_mtu))
+    bridges.append(
+        OvsBridge(
+            host.bridge,
+            datapath,
+            ports,
+            hwaddr=mac_for(host.gateway),
+            controller=controller,
+            fail_mode="secure",
+            mtu=topology.overlay_mtu,
+        )
+    )
     return tuple(bridges)
 
 
@@ -132,8 +142,10 @@ def ovs_config(specs: tuple[str, ...], host: str, hosts: list[str]) -> dict[str,
     for spec in filter(None, specs):
         found = _OVS_CONFIG_RE.match(spec)
         if found is None:
-            raise UsageError(f"--ovs-config {spec!r} is not allowed: [HOST:]KEY=VALUE, e.g. pmd-maxsleep=50 "
-                             "or host2:pmd-cpu-mask=0x2")
+            raise UsageError(
+                f"--ovs-config {spec!r} is not allowed: [HOST:]KEY=VALUE, e.g. pmd-maxsleep=50 "
+                "or host2:pmd-cpu-mask=0x2"
+            )
         if found["host"] and found["host"] not in hosts:
             raise UsageError(f"--ovs-config {spec!r} names unknown host {found['host']!r}: one of {', '.join(hosts)}")
         if found["host"] in (None, host):

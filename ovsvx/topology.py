@@ -229,7 +229,7 @@ class _Table:
         return value
 
     def ifname(self, key: str) -> str:
-        value = self.string(key)
+        value: str = self.string(key)
         if not 1 <= len(value) <= IFNAMSIZ or not _IFNAME_RE.match(value) or value in (".", ".."):
             raise TopologyError(
                 f"{self.field(key)}: {value!r} is not allowed: an interface name of 1..{IFNAMSIZ} "
@@ -238,7 +238,7 @@ class _Table:
         return value
 
     def node_name(self, key: str) -> str:
-        value = self.string(key)
+        value: str = self.string(key)
         if not _NODE_NAME_RE.match(value):
             raise TopologyError(
                 f"{self.field(key)}: {value!r} is not allowed: 1..32 characters from A-Z a-z 0-9 _ . -, "
@@ -275,9 +275,7 @@ class _Table:
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
-            raise TopologyError(
-                f"{self.field(unknown[0])}: unknown key; allowed here: {', '.join(sorted(self.used))}"
-            )
+            raise TopologyError(f"{self.field(unknown[0])}: unknown key; allowed here: {', '.join(sorted(self.used))}")
 
 
 # --- validation across fields ------------------------------------------------
@@ -294,9 +292,7 @@ def _check_host(host: Host, path: str) -> None:
     seen: dict[IPv4Address, str] = {}
     for field, addr in own:
         if not _usable(addr, host.subnet):
-            raise TopologyError(
-                f"{path}.{field}: {addr} is not allowed: a host address inside subnet {host.subnet}"
-            )
+            raise TopologyError(f"{path}.{field}: {addr} is not allowed: a host address inside subnet {host.subnet}")
         if addr in seen:
             raise TopologyError(f"{path}.{field}: {addr} is already used by {path}.{seen[addr]}")
         seen[addr] = field
@@ -340,14 +336,19 @@ def _check(topology: Topology) -> None:
 
 def to_data(topology: Topology) -> dict[str, Any]:
     """Plain data for JSON output and for the deployment record (round-trips through `parse`)."""
+
     def host(h: Host) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "name": h.name, "nic": h.nic, "vtep": str(h.vtep), "subnet": str(h.subnet),
-            "gateway": str(h.gateway), "bridge": h.bridge, "vxlan": h.vxlan,
+            "name": h.name,
+            "nic": h.nic,
+            "vtep": str(h.vtep),
+            "subnet": str(h.subnet),
+            "gateway": str(h.gateway),
+            "bridge": h.bridge,
+            "vxlan": h.vxlan,
             "vxlan_address": str(h.vxlan_address),
             "namespaces": [
-                {"name": n.name, "address": str(n.address), "veth": n.veth, "peer": n.peer}
-                for n in h.namespaces
+                {"name": n.name, "address": str(n.address), "veth": n.veth, "peer": n.peer} for n in h.namespaces
             ],
         }
         if h.mode is not None:
@@ -355,10 +356,12 @@ def to_data(topology: Topology) -> dict[str, Any]:
         return data
 
     return {
-        "vni": topology.vni, "port": topology.port, "underlay": str(topology.underlay),
-        "underlay_mtu": topology.underlay_mtu, "hosts": [host(h) for h in topology.hosts],
+        "vni": topology.vni,
+        "port": topology.port,
+        "underlay": str(topology.underlay),
+        "underlay_mtu": topology.underlay_mtu,
+        "hosts": [host(h) for h in topology.hosts],
     }
-
 
 
 # --- generated topologies ---------------------------------------------------------------
@@ -378,10 +381,19 @@ def generate(count: int) -> Topology:
     hosts = []
     for i in range(1, count + 1):
         subnet = IPv4Network(f"192.168.{i}.0/24")
-        hosts.append(Host(
-            name=f"host{i}", nic="ens160", vtep=FIRST_GENERATED_VTEP + i - 1, subnet=subnet,
-            gateway=subnet[1], bridge=f"br{i}", vxlan=f"vxlan{i}", vxlan_address=subnet[254],
-            namespaces=(Namespace(f"ns{i}", subnet[100], "tap1", "tap2"),)))
+        hosts.append(
+            Host(
+                name=f"host{i}",
+                nic="ens160",
+                vtep=FIRST_GENERATED_VTEP + i - 1,
+                subnet=subnet,
+                gateway=subnet[1],
+                bridge=f"br{i}",
+                vxlan=f"vxlan{i}",
+                vxlan_address=subnet[254],
+                namespaces=(Namespace(f"ns{i}", subnet[100], "tap1", "tap2"),),
+            )
+        )
     generated = Topology(vni=100, port=4789, underlay=GENERATED_UNDERLAY, underlay_mtu=1500, hosts=tuple(hosts))
     _check(generated)
     return generated
@@ -389,6 +401,7 @@ def generate(count: int) -> Topology:
 
 def to_toml(topology: Topology) -> str:
     """The topology as a file `load` reads back to the same value."""
+
     def value(v: Any) -> str:
         return str(v) if isinstance(v, int) else f'"{v}"'
 

@@ -37,8 +37,16 @@ from ovsvx.verify import Node
 
 PROTOCOLS = ("icmp", "tcp", "udp", "arp")
 PROBE_PORT = 5201  # the destination port traced for tcp and udp (iperf3's)
-NUD_STATES = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY", 0x10: "PROBE",
-              0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
+NUD_STATES = {
+    0x01: "INCOMPLETE",
+    0x02: "REACHABLE",
+    0x04: "STALE",
+    0x08: "DELAY",
+    0x10: "PROBE",
+    0x20: "FAILED",
+    0x40: "NOARP",
+    0x80: "PERMANENT",
+}
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,11 @@ class Packet:
 
     def headers(self) -> list[str]:
         found = [self.outer] if self.outer else []
-        found += [f"Ether {self.eth_src} > {self.eth_dst}", f"IP {self.src} > {self.dst} ttl {self.ttl}",
-                  self.proto.upper() + (f" dport {PROBE_PORT}" if self.proto in ("tcp", "udp") else " echo-request")]
+        found += [
+            f"Ether {self.eth_src} > {self.eth_dst}",
+            f"IP {self.src} > {self.dst} ttl {self.ttl}",
+            self.proto.upper() + (f" dport {PROBE_PORT}" if self.proto in ("tcp", "udp") else " echo-request"),
+        ]
         return found
 
 
@@ -95,14 +106,18 @@ def _route_text(ipr: Any, dst: IPv4Address) -> str:
                 text += f" via {route.get('RTA_GATEWAY')}"
             text += f" dev {_ifname(ipr, route.get('RTA_OIF'))}"
             text += " onlink" if route["flags"] & 4 else ""
-            text += f" proto {route['proto']}" if route["proto"] not in (2, 3, 4) else (
-                " proto kernel" if route["proto"] == 2 else "")
+            text += (
+                f" proto {route['proto']}"
+                if route["proto"] not in (2, 3, 4)
+                else (" proto kernel" if route["proto"] == 2 else "")
+            )
             best = (net.prefixlen, text)
     return best[1] if best else "no route"
 
 
-def _lookup(ipr: Any, dst: IPv4Address, src: IPv4Address | None = None, iif: str | None = None) -> tuple[
-        str, IPv4Address]:
+def _lookup(
+    ipr: Any, dst: IPv4Address, src: IPv4Address | None = None, iif: str | None = None
+) -> tuple[str, IPv4Address]:
     """(output device, next hop) of a route lookup, as the kernel resolves it."""
     args: dict[str, Any] = {"dst": str(dst)}
     if iif is not None and src is not None:
@@ -172,8 +187,7 @@ class Tracer:
             dst_host = self.topology.host(dst.host)
             packet = self.underlay(src_host, dst_host, packet)
             packet, _ = self.through_host(dst_host, packet, arrived_from="tunnel")
-        self.hops.append(Hop(dst.name, f"delivered: {dst.address} is {dst.name}'s address", [],
-                             packet.headers()))
+        self.hops.append(Hop(dst.name, f"delivered: {dst.address} is {dst.name}'s address", [], packet.headers()))
         return self.hops
 
     def run_arp(self, src: Node, dst: Node) -> list[Hop]:
@@ -185,48 +199,86 @@ class Tracer:
             sender = ipr.route("get", dst=str(dst.address))[0].get("RTA_PREFSRC") or str(src.address)
         src = replace(src, address=IPv4Address(sender))  # the kernel asks from the route's source address
         asking = [f"Ether {src_mac} > ff:ff:ff:ff:ff:ff", f"ARP who-has {nexthop} tell {src.address} ({src_mac})"]
-        self.hops.append(Hop(src.name, f"broadcasts ARP for its next hop {nexthop} on {dev}",
-                             [f"route: {route}", neigh], asking))
+        self.hops.append(
+            Hop(src.name, f"broadcasts ARP for its next hop {nexthop} on {dev}", [f"route: {route}", neigh], asking)
+        )
         host = self.topology.host(src.host)
         if self.deployment.modes[host.name] == "ovs":
             port = "LOCAL" if src.is_host else workload_ports(host)[src.name].name
             self.arp_through_switch(host, port, src, src_mac, nexthop)
         elif not src.is_host:
-            answer = ("the host answers: it is its address on " + host.bridge) if nexthop in (
-                host.gateway, host.vxlan_address) else "forwarded to the port that holds it"
+            answer = (
+                ("the host answers: it is its address on " + host.bridge)
+                if nexthop in (host.gateway, host.vxlan_address)
+                else "forwarded to the port that holds it"
+            )
             with netstack.stack(self.netns(host.name)) as ipr:
                 mac = _mac(ipr, host.bridge)
-            self.hops.append(Hop(host.name, f"{host.bridge} floods the broadcast to its ports and up to "
-                                            f"{host.name}'s stack; {answer}", [],
-                                 [f"Ether {mac} > {src_mac}", f"ARP {nexthop} is-at {mac}"]))
+            self.hops.append(
+                Hop(
+                    host.name,
+                    f"{host.bridge} floods the broadcast to its ports and up to {host.name}'s stack; {answer}",
+                    [],
+                    [f"Ether {mac} > {src_mac}", f"ARP {nexthop} is-at {mac}"],
+                )
+            )
         else:
             with netstack.stack(self.netns(host.name)) as ipr:
                 remote, fdb = _vxlan_remote(ipr, dev, None)
             peer = next(p for p in self.topology.peers(host) if str(p.vtep) == remote)
-            self.hops.append(Hop(host.name, f"{dev} encapsulates the broadcast for VTEP {remote}: the ARP "
-                                            "crosses the tunnel", [fdb], asking))
+            self.hops.append(
+                Hop(
+                    host.name,
+                    f"{dev} encapsulates the broadcast for VTEP {remote}: the ARP crosses the tunnel",
+                    [fdb],
+                    asking,
+                )
+            )
             if self.deployment.modes[peer.name] == "ovs":
-                self.arp_through_switch(peer, next(iter(tunnel_ports(self.topology, peer).values())).name, src,
-                                        src_mac, nexthop, tunnel=True)
+                self.arp_through_switch(
+                    peer,
+                    next(iter(tunnel_ports(self.topology, peer).values())).name,
+                    src,
+                    src_mac,
+                    nexthop,
+                    tunnel=True,
+                )
             else:
-                self.hops.append(Hop(peer.name, f"{peer.vxlan} decapsulates it; {peer.name} answers: "
-                                                f"{nexthop} is its address on {peer.vxlan}", [],
-                                     [f"ARP {nexthop} is-at <{peer.vxlan}'s MAC>, back through the tunnel"]))
+                self.hops.append(
+                    Hop(
+                        peer.name,
+                        f"{peer.vxlan} decapsulates it; {peer.name} answers: {nexthop} is its address on {peer.vxlan}",
+                        [],
+                        [f"ARP {nexthop} is-at <{peer.vxlan}'s MAC>, back through the tunnel"],
+                    )
+                )
         return self.hops
 
-    def arp_through_switch(self, host: Host, port: str, src: Node, src_mac: str, nexthop: IPv4Address,
-                           tunnel: bool = False) -> None:
+    def arp_through_switch(
+        self, host: Host, port: str, src: Node, src_mac: str, nexthop: IPv4Address, tunnel: bool = False
+    ) -> None:
         home = daemons.ovs_home(self.deployment, site_of(self.deployment, host.name))
-        spec = (f"{f'tun_id={self.topology.vni:#x},' if tunnel else ''}in_port={port},arp,arp_op=1,"
-                f"arp_spa={src.address},arp_tpa={nexthop},arp_sha={src_mac},dl_src={src_mac},"
-                "dl_dst=ff:ff:ff:ff:ff:ff")
+        spec = (
+            f"{f'tun_id={self.topology.vni:#x},' if tunnel else ''}in_port={port},arp,arp_op=1,"
+            f"arp_spa={src.address},arp_tpa={nexthop},arp_sha={src_mac},dl_src={src_mac},"
+            "dl_dst=ff:ff:ff:ff:ff:ff"
+        )
         text = ofctl.tool(home, "ovs-appctl", "ofproto/trace", host.bridge, spec)
         why, final = _read_trace(text, host.bridge, {f.cookie: f for f in flows.host_flows(self.topology, host)})
         answered = "arp_op=2" in ",".join(f"{k}={v}" for k, v in final.items())
-        what = (f"the ARP responder answers in the datapath, back out of {port}" if answered
-                else "the flows do not answer it")
-        headers = [f"Ether {final.get('dl_src')} > {final.get('dl_dst')}",
-                   f"ARP {final.get('arp_spa')} is-at {final.get('arp_sha')}"] if answered else []
+        what = (
+            f"the ARP responder answers in the datapath, back out of {port}"
+            if answered
+            else "the flows do not answer it"
+        )
+        headers = (
+            [
+                f"Ether {final.get('dl_src')} > {final.get('dl_dst')}",
+                f"ARP {final.get('arp_spa')} is-at {final.get('arp_sha')}",
+            ]
+            if answered
+            else []
+        )
         self.hops.append(Hop(f"{host.name} ({host.bridge}, ovs)", what, why, headers))
 
     def origin(self, src: Node, dst: Node) -> Packet:
@@ -235,10 +287,18 @@ class Tracer:
             dev, nexthop = _lookup(ipr, dst.address)
             mac, neigh = _neighbour(ipr, nexthop, dev)
             route = _route_text(ipr, dst.address)
-            packet = Packet(_mac(ipr, dev), mac or f"<MAC of {nexthop}>", src.address, dst.address, 64, self.proto,
-                            unresolved=None if mac else nexthop)
-        self.hops.append(Hop(src.name, f"sends via {dev} to next hop {nexthop}", [f"route: {route}", neigh],
-                             packet.headers()))
+            packet = Packet(
+                _mac(ipr, dev),
+                mac or f"<MAC of {nexthop}>",
+                src.address,
+                dst.address,
+                64,
+                self.proto,
+                unresolved=None if mac else nexthop,
+            )
+        self.hops.append(
+            Hop(src.name, f"sends via {dev} to next hop {nexthop}", [f"route: {route}", neigh], packet.headers())
+        )
         return packet
 
     def through_host(self, host: Host, packet: Packet, arrived_from: str | None) -> tuple[Packet, str | None]:
@@ -251,8 +311,10 @@ class Tracer:
         with netstack.stack(self.netns(host.name)) as ipr:
             why = []
             if arrived_from == "tunnel":
-                why.append(f"decapsulated by {host.vxlan} (VNI {self.topology.vni}, UDP {self.topology.port}); "
-                           f"inner destination MAC {packet.eth_dst} is {host.vxlan}'s own")
+                why.append(
+                    f"decapsulated by {host.vxlan} (VNI {self.topology.vni}, UDP {self.topology.port}); "
+                    f"inner destination MAC {packet.eth_dst} is {host.vxlan}'s own"
+                )
                 iif = host.vxlan
             elif arrived_from is not None:
                 why.append(_bridge_port(ipr, host.bridge, packet.eth_dst))
@@ -267,20 +329,38 @@ class Tracer:
             why.append(f"route: {_route_text(ipr, packet.dst)}")
             ttl = packet.ttl - 1 if iif is not None else packet.ttl
             mac, neigh = _neighbour(ipr, nexthop, dev)
-            why.append(neigh + (" (through the tunnel: the ARP is encapsulated like any frame)"
-                                if dev == host.vxlan and mac is None else ""))
-            packet = replace(packet, eth_src=_mac(ipr, dev), eth_dst=mac or f"<MAC of {nexthop}>", ttl=ttl,
-                             unresolved=None if mac else nexthop)
+            why.append(
+                neigh
+                + (
+                    " (through the tunnel: the ARP is encapsulated like any frame)"
+                    if dev == host.vxlan and mac is None
+                    else ""
+                )
+            )
+            packet = replace(
+                packet,
+                eth_src=_mac(ipr, dev),
+                eth_dst=mac or f"<MAC of {nexthop}>",
+                ttl=ttl,
+                unresolved=None if mac else nexthop,
+            )
             if dev == host.vxlan:
                 remote, fdb = _vxlan_remote(ipr, host.vxlan, mac)
                 why.append(fdb)
                 peer = next(p for p in self.topology.peers(host) if str(p.vtep) == remote)
-                what = (("routes" if iif else "sends") + f" into {host.vxlan}" + (f", TTL {ttl}" if iif else "")
-                        + f", towards VTEP {remote}")
+                what = (
+                    ("routes" if iif else "sends")
+                    + f" into {host.vxlan}"
+                    + (f", TTL {ttl}" if iif else "")
+                    + f", towards VTEP {remote}"
+                )
                 self.hops.append(Hop(host.name, what, why, packet.headers()))
                 return packet, peer.name
-            why.append(_bridge_port(ipr, host.bridge, packet.eth_dst) if mac else
-                       f"the reply to that ARP teaches {host.bridge}'s FDB the port")
+            why.append(
+                _bridge_port(ipr, host.bridge, packet.eth_dst)
+                if mac
+                else f"the reply to that ARP teaches {host.bridge}'s FDB the port"
+            )
             self.hops.append(Hop(host.name, f"routes onto {dev}, TTL {ttl}", why, packet.headers()))
             return packet, None
 
@@ -297,24 +377,40 @@ class Tracer:
         why, eth_dst = [], packet.eth_dst
         if packet.unresolved is not None:  # the sender must ARP first; the switch answers with ovsvx's MAC
             eth_dst = mac_for(packet.unresolved)
-            why.append(f"(the sender has not resolved {packet.unresolved} yet: the ARP responder will answer "
-                       f"{eth_dst}, so the packet is traced with that)")
-        spec = (f"{tunnel}in_port={port},{match},dl_src={packet.eth_src},dl_dst={eth_dst},"
-                f"nw_src={packet.src},nw_dst={packet.dst},nw_ttl={packet.ttl}")
+            why.append(
+                f"(the sender has not resolved {packet.unresolved} yet: the ARP responder will answer "
+                f"{eth_dst}, so the packet is traced with that)"
+            )
+        spec = (
+            f"{tunnel}in_port={port},{match},dl_src={packet.eth_src},dl_dst={eth_dst},"
+            f"nw_src={packet.src},nw_dst={packet.dst},nw_ttl={packet.ttl}"
+        )
         text = ofctl.tool(home, "ovs-appctl", "ofproto/trace", host.bridge, spec)
         generated = {f.cookie: f for f in flows.host_flows(self.topology, host)}
         matched, final = _read_trace(text, host.bridge, generated)
         why += matched + _datapath_summary(text, ofctl.tool(home, "ovs-appctl", "dpctl/show"))
-        packet = replace(packet, eth_src=final.get("dl_src", packet.eth_src), eth_dst=final.get("dl_dst", eth_dst),
-                         ttl=int(final.get("nw_ttl", packet.ttl)), unresolved=None)
+        packet = replace(
+            packet,
+            eth_src=final.get("dl_src", packet.eth_src),
+            eth_dst=final.get("dl_dst", eth_dst),
+            ttl=int(final.get("nw_ttl", packet.ttl)),
+            unresolved=None,
+        )
         peer = _tunnel_peer(matched, tunnel_ports(self.topology, host))
         if peer is not None:
             remote = self.topology.host(peer).vtep
-            self.hops.append(Hop(f"{host.name} ({host.bridge}, ovs)", f"flows send it into the tunnel to {remote}",
-                                 why, packet.headers()))
+            self.hops.append(
+                Hop(
+                    f"{host.name} ({host.bridge}, ovs)",
+                    f"flows send it into the tunnel to {remote}",
+                    why,
+                    packet.headers(),
+                )
+            )
             return packet, peer
-        self.hops.append(Hop(f"{host.name} ({host.bridge}, ovs)", "flows deliver it on this host", why,
-                             packet.headers()))
+        self.hops.append(
+            Hop(f"{host.name} ({host.bridge}, ovs)", "flows deliver it on this host", why, packet.headers())
+        )
         return packet, None
 
     def underlay(self, src_host: Host, dst_host: Host, packet: Packet) -> Packet:
@@ -322,12 +418,20 @@ class Tracer:
         with netstack.stack(self.netns(src_host.name)) as ipr:
             dev, nexthop = _lookup(ipr, dst_host.vtep)
             mac, neigh = _neighbour(ipr, nexthop, dev)
-            outer = (f"Ether {_mac(ipr, dev)} > {mac or f'<MAC of {nexthop}>'} / IP {src_host.vtep} > "
-                     f"{dst_host.vtep} / UDP > {self.topology.port} / VXLAN vni {self.topology.vni}")
+            outer = (
+                f"Ether {_mac(ipr, dev)} > {mac or f'<MAC of {nexthop}>'} / IP {src_host.vtep} > "
+                f"{dst_host.vtep} / UDP > {self.topology.port} / VXLAN vni {self.topology.vni}"
+            )
             why = [f"route: {_route_text(ipr, dst_host.vtep)}", neigh]
         packet = replace(packet, outer=outer)
-        self.hops.append(Hop("underlay", f"{src_host.name} {dev} -> {dst_host.name} {dst_host.nic}: VXLAN over "
-                                         f"UDP {self.topology.port}", why, packet.headers()))
+        self.hops.append(
+            Hop(
+                "underlay",
+                f"{src_host.name} {dev} -> {dst_host.name} {dst_host.nic}: VXLAN over UDP {self.topology.port}",
+                why,
+                packet.headers(),
+            )
+        )
         return replace(packet, outer="")
 
 
@@ -360,8 +464,10 @@ def _read_trace(text: str, bridge: str, generated: dict[int, flows.Flow]) -> tup
             else:
                 name = "not generated by ovsvx"
             info = flows.TABLES.get(int(number))
-            lines.append(f"table {number} ({info.name if info else '?'}) {name} [{match}, priority {priority}, "
-                         f"cookie {cookie or '0x0'}]")
+            lines.append(
+                f"table {number} ({info.name if info else '?'}) {name} [{match}, priority {priority}, "
+                f"cookie {cookie or '0x0'}]"
+            )
         elif raw.strip() and not raw.startswith("-"):
             lines.append("    " + raw.strip())
     return lines, final
@@ -389,8 +495,9 @@ def _datapath_summary(trace: str, dpctl_show: str) -> list[str]:
     """What the datapath itself does with the packet (ofproto/trace's "Datapath actions"), its output ports
     named from `dpctl/show`: the kernel datapath's tunnel is its vxlan_sys_4789 device, the userspace
     datapath's a tnl_push out of br-phy."""
-    actions = next((line.split(":", 1)[1].strip() for line in trace.splitlines()
-                    if line.startswith("Datapath actions:")), None)
+    actions = next(
+        (line.split(":", 1)[1].strip() for line in trace.splitlines() if line.startswith("Datapath actions:")), None
+    )
     if actions is None:
         return []
     datapath = dpctl_show.splitlines()[0].rstrip(":") if dpctl_show.strip() else "datapath"
@@ -409,4 +516,3 @@ def run(deployment: Deployment, src_name: str, dst_name: str, proto: str = "icmp
 
 def to_json(hops: list[Hop]) -> list[dict[str, Any]]:
     return [asdict(h) for h in hops]
-

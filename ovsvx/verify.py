@@ -91,12 +91,16 @@ def probes(topology: Topology, sources: set[str] | None = None) -> list[Probe]:
     local = [n for n in every if sources is None or n.host in sources]
     found = [
         Probe("ping", a.name, b.name, b.address, INITIAL_TTL - routers_between(a, b))
-        for a in local for b in every if a != b
+        for a in local
+        for b in every
+        if a != b
     ]
     found += [
         Probe("underlay", a.name, b.name, b.vtep, INITIAL_TTL)
-        for a in topology.hosts if sources is None or a.name in sources
-        for b in topology.hosts if a != b
+        for a in topology.hosts
+        if sources is None or a.name in sources
+        for b in topology.hosts
+        if a != b
     ]
     remote_pairs = [(a, b) for a in local for b in every if not a.is_host and not b.is_host and a.host != b.host]
     size = topology.overlay_mtu - IPV4_ICMP_HEADERS
@@ -125,27 +129,33 @@ def _ping(netns: str | None, probe: Probe) -> Result:
     ttl = int(replies[-1][0])
     rtt = min(float(r[1]) for r in replies)
     duplicates = done.stdout.count("(DUP!)")
-    problems = [f"TTL {ttl} but the tutorial's routing gives {probe.expected_ttl}"] \
-        if probe.expected_ttl is not None and ttl != probe.expected_ttl else []
+    problems = (
+        [f"TTL {ttl} but the tutorial's routing gives {probe.expected_ttl}"]
+        if probe.expected_ttl is not None and ttl != probe.expected_ttl
+        else []
+    )
     problems += [f"{duplicates} duplicate replies: something forwards a second copy"] if duplicates else []
     detail = ", ".join([f"{len(replies) - duplicates}/{PING_COUNT} replies", *problems])
     return Result(probe, not problems, ttl, detail, rtt_ms=rtt)
 
 
-def iperf3(src_ns: str | None, dst_ns: str | None, address: str, port: int, client_args: list[str],
-           timeout: float, where: str) -> dict[str, Any]:
+def iperf3(
+    src_ns: str | None, dst_ns: str | None, address: str, port: int, client_args: list[str], timeout: float, where: str
+) -> dict[str, Any]:
     """One iperf3 transfer between namespaces: its report's `end.sum_received`, or ApplyError with why
     (`where` names the server's side in that message)."""
-    server = netstack.popen(dst_ns, ["iperf3", "-s", "-1", "-B", address, "-p", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = netstack.popen(
+        dst_ns, ["iperf3", "-s", "-1", "-B", address, "-p", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         try:
             netstack.wait_listening(dst_ns, port, IPERF_START_S)
         except ApplyError:
             server.kill()
             said = (server.communicate()[0] or "").strip().splitlines()
-            raise ApplyError(f"the iperf3 server in {where} did not start" + (f": {said[-1]}" if said else "")) \
-                from None
+            raise ApplyError(
+                f"the iperf3 server in {where} did not start" + (f": {said[-1]}" if said else "")
+            ) from None
         done = netstack.run(src_ns, ["iperf3", "-c", address, "-p", str(port), "-J", *client_args], timeout=timeout)
         try:
             report = json.loads(done.stdout)
@@ -153,7 +163,8 @@ def iperf3(src_ns: str | None, dst_ns: str | None, address: str, port: int, clie
             raise ApplyError((done.stderr or "iperf3 gave no report").strip().splitlines()[-1]) from None
         if "error" in report:
             raise ApplyError(f"iperf3: {report['error']}")
-        return report["end"]["sum_received"]
+        received: dict[str, Any] = report["end"]["sum_received"]
+        return received
     finally:
         server.kill()
         server.wait()
@@ -161,8 +172,15 @@ def iperf3(src_ns: str | None, dst_ns: str | None, address: str, port: int, clie
 
 def _tcp(src_ns: str | None, dst_ns: str | None, probe: Probe) -> Result:
     try:
-        received = iperf3(src_ns, dst_ns, str(probe.address), IPERF_PORT,
-                          ["-n", TCP_BYTES, "--connect-timeout", "3000"], timeout=60, where=probe.dst)
+        received = iperf3(
+            src_ns,
+            dst_ns,
+            str(probe.address),
+            IPERF_PORT,
+            ["-n", TCP_BYTES, "--connect-timeout", "3000"],
+            timeout=60,
+            where=probe.dst,
+        )
     except ApplyError as err:
         return Result(probe, False, None, str(err))
     gbps = received["bits_per_second"] / 1e9

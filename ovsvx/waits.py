@@ -32,8 +32,10 @@ def scale() -> float:
     except ValueError:
         scale = 0.0
     if not 1 <= scale <= 1000:
-        raise UsageError(f"OVSVX_WAIT_SCALE={text!r} is not allowed: a number from 1 to 1000 "
-                         "(how many times longer than normal every deadline is)")
+        raise UsageError(
+            f"OVSVX_WAIT_SCALE={text!r} is not allowed: a number from 1 to 1000 "
+            "(how many times longer than normal every deadline is)"
+        )
     return scale
 
 

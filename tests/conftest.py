@@ -32,8 +32,9 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 def run_ovsvx(*args: str, check: bool = True, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
     """Run `python -m ovsvx ARGS` with the test state directory; fail with its output when check is set."""
     full_env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR), **env}
-    done = subprocess.run([sys.executable, "-m", "ovsvx", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "ovsvx", *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO
+    )
     if check and done.returncode != 0:
         pytest.fail(f"ovsvx {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done

@@ -66,7 +66,13 @@ def run(flows: tuple[Flow, ...], packet: dict[str, Any]) -> Result:
                 case Goto(next_table):
                     table = next_table
                 case LearnPeerMac(learn_table, priority, _, subnet):
-                    learned.append(Flow(learn_table, priority, (("eth_type", ETH_IP), ("ipv4_dst", str(subnet))),
-                                        (SetField("eth_dst", packet["arp_sha"]), Output(packet["in_port"])),
-                                        Purpose.LEARNED))
+                    learned.append(
+                        Flow(
+                            learn_table,
+                            priority,
+                            (("eth_type", ETH_IP), ("ipv4_dst", str(subnet))),
+                            (SetField("eth_dst", packet["arp_sha"]), Output(packet["in_port"])),
+                            Purpose.LEARNED,
+                        )
+                    )
     return Result(outputs, path, learned, packet_ins)

@@ -26,17 +26,21 @@ def bad_file(tmp_path: Path) -> Path:
     return tmp_path / "bad.toml"
 
 
-@pytest.mark.parametrize(("edit", "fragments"), [
-    (("vni = 100", "vni = 0"), ["vni: 0 is not allowed", "1..16777215"]),
-    (("port = 4789", "port = 99999"), ["port: 99999 is not allowed", "1..65535"]),
-    (('vxlan = "vxlan1"', 'vxlan = "a-very-long-vxlan0"'), ["hosts[0].vxlan", "1..15 characters"]),
-    (('vtep = "10.33.30.151"', 'vtep = "10.33.30.150"'), ["hosts[1].vtep: 10.33.30.150 is already used"]),
-    (('gateway = "192.168.1.1"', 'gateway = "192.168.7.1"'), ["hosts[0].gateway", "inside subnet 192.168.1.0/24"]),
-    (("vni = 100", "vni = 100\ncolour = 'red'"), ["colour: unknown key"]),
-    (("vni = 100", "vni = = 100"), ["malformed TOML"]),
-])
-def test_bad_topology_file_creates_nothing(ovsvx: Runner, bad_file: Path, edit: tuple[str, str],
-                                           fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("edit", "fragments"),
+    [
+        (("vni = 100", "vni = 0"), ["vni: 0 is not allowed", "1..16777215"]),
+        (("port = 4789", "port = 99999"), ["port: 99999 is not allowed", "1..65535"]),
+        (('vxlan = "vxlan1"', 'vxlan = "a-very-long-vxlan0"'), ["hosts[0].vxlan", "1..15 characters"]),
+        (('vtep = "10.33.30.151"', 'vtep = "10.33.30.150"'), ["hosts[1].vtep: 10.33.30.150 is already used"]),
+        (('gateway = "192.168.1.1"', 'gateway = "192.168.7.1"'), ["hosts[0].gateway", "inside subnet 192.168.1.0/24"]),
+        (("vni = 100", "vni = 100\ncolour = 'red'"), ["colour: unknown key"]),
+        (("vni = 100", "vni = = 100"), ["malformed TOML"]),
+    ],
+)
+def test_bad_topology_file_creates_nothing(
+    ovsvx: Runner, bad_file: Path, edit: tuple[str, str], fragments: list[str]
+) -> None:
     before = leftover_netns()
     bad_file.write_text(topology.default_text().replace(*edit, 1))
     for command in (["deploy", "--prefix", "ovtbad-"], ["topology", "show"], ["plan"]):
@@ -44,28 +48,40 @@ def test_bad_topology_file_creates_nothing(ovsvx: Runner, bad_file: Path, edit: 
     assert leftover_netns() == before
 
 
-@pytest.mark.parametrize(("argv", "code", "fragments"), [
-    (["deploy", "--host", "host9"], 2, ["unknown host 'host9'", "host1, host2"]),
-    (["plan", "--host", "host9"], 2, ["unknown host 'host9'"]),
-    (["deploy", "--mode", "vpp", "--prefix", "ovtbad-"], 2, ["mode 'vpp' is not allowed", "kernel"]),
-    (["deploy", "--mode", "host9=kernel", "--prefix", "ovtbad-"], 2, ["--mode names unknown host 'host9'"]),
-    (["deploy", "--mode", "host1=", "--prefix", "ovtbad-"], 2, ["--mode 'host1=' is not allowed"]),
-    (["deploy", "--prefix", "Bad_Prefix"], 2, ["--prefix 'Bad_Prefix' is not allowed", "a-z 0-9 -"]),
-    (["deploy", "--prefix", "ovtbad-", "--datapath", "system", "--port-type", "afxdp"], 2,
-     ["--port-type afxdp is for the userspace datapath; this host uses system"]),
-    (["deploy", "--prefix", "ovtbad-", "--ovs-config", "pmd maxsleep"], 2,
-     ["--ovs-config 'pmd maxsleep' is not allowed", "[HOST:]KEY=VALUE"]),
-    (["deploy", "--prefix", "ovtbad-", "--ovs-config", "host9:pmd-maxsleep=5"], 2,
-     ["names unknown host 'host9'", "host1, host2"]),
-    (["status", "--prefix", "ovtnone-"], 5, ["nothing is deployed", "ovsvx deploy"]),
-    (["verify", "--prefix", "ovtnone-"], 5, ["nothing is deployed"]),
-    (["exec", "--prefix", "ovtnone-", "ns1", "--", "true"], 5, ["nothing is deployed"]),
-    (["topology", "show", "-t", "/nonexistent.toml"], 2, ["cannot read"]),
-    # old spellings: --host means this machine as a topology host everywhere; --json is a flag everywhere
-    (["controller", "--host", "host1"], 2, ["--host is now --serve HOST"]),
-    (["flows", "--host", "host1"], 2, ["--host is now --only HOST"]),
-    (["bench", "--json", "out.json"], 2, ["--json is a flag", "--json-file out.json"]),
-])
+@pytest.mark.parametrize(
+    ("argv", "code", "fragments"),
+    [
+        (["deploy", "--host", "host9"], 2, ["unknown host 'host9'", "host1, host2"]),
+        (["plan", "--host", "host9"], 2, ["unknown host 'host9'"]),
+        (["deploy", "--mode", "vpp", "--prefix", "ovtbad-"], 2, ["mode 'vpp' is not allowed", "kernel"]),
+        (["deploy", "--mode", "host9=kernel", "--prefix", "ovtbad-"], 2, ["--mode names unknown host 'host9'"]),
+        (["deploy", "--mode", "host1=", "--prefix", "ovtbad-"], 2, ["--mode 'host1=' is not allowed"]),
+        (["deploy", "--prefix", "Bad_Prefix"], 2, ["--prefix 'Bad_Prefix' is not allowed", "a-z 0-9 -"]),
+        (
+            ["deploy", "--prefix", "ovtbad-", "--datapath", "system", "--port-type", "afxdp"],
+            2,
+            ["--port-type afxdp is for the userspace datapath; this host uses system"],
+        ),
+        (
+            ["deploy", "--prefix", "ovtbad-", "--ovs-config", "pmd maxsleep"],
+            2,
+            ["--ovs-config 'pmd maxsleep' is not allowed", "[HOST:]KEY=VALUE"],
+        ),
+        (
+            ["deploy", "--prefix", "ovtbad-", "--ovs-config", "host9:pmd-maxsleep=5"],
+            2,
+            ["names unknown host 'host9'", "host1, host2"],
+        ),
+        (["status", "--prefix", "ovtnone-"], 5, ["nothing is deployed", "ovsvx deploy"]),
+        (["verify", "--prefix", "ovtnone-"], 5, ["nothing is deployed"]),
+        (["exec", "--prefix", "ovtnone-", "ns1", "--", "true"], 5, ["nothing is deployed"]),
+        (["topology", "show", "-t", "/nonexistent.toml"], 2, ["cannot read"]),
+        # old spellings: --host means this machine as a topology host everywhere; --json is a flag everywhere
+        (["controller", "--host", "host1"], 2, ["--host is now --serve HOST"]),
+        (["flows", "--host", "host1"], 2, ["--host is now --only HOST"]),
+        (["bench", "--json", "out.json"], 2, ["--json is a flag", "--json-file out.json"]),
+    ],
+)
 def test_bad_command_line_values(ovsvx: Runner, argv: list[str], code: int, fragments: list[str]) -> None:
     if (code == 5 or "--port-type" in argv or "--ovs-config" in argv) and os.geteuid() != 0:
         pytest.skip("reaching this check needs root")
@@ -89,8 +105,12 @@ def test_not_root_is_told_so(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    done = subprocess.run(["unshare", "--user", sys.executable, "-m", "ovsvx", "deploy", "--prefix", "ovtbad-"],
-                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    done = subprocess.run(
+        ["unshare", "--user", sys.executable, "-m", "ovsvx", "deploy", "--prefix", "ovtbad-"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
     one_line_error(done, 3, "must run as root")
 
 
@@ -104,8 +124,11 @@ def test_missing_tool_names_its_package(ovsvx: Runner) -> None:
 def test_missing_tcpdump_names_its_package(ovsvx: Runner) -> None:
     if os.geteuid() != 0:
         pytest.skip("capture checks root before tools")
-    one_line_error(ovsvx("capture", "--prefix", "ovtnone-", check=False, PATH="/nonexistent"), 3,
-                   "tcpdump is not installed: install the Debian package tcpdump")
+    one_line_error(
+        ovsvx("capture", "--prefix", "ovtnone-", check=False, PATH="/nonexistent"),
+        3,
+        "tcpdump is not installed: install the Debian package tcpdump",
+    )
 
 
 def test_missing_open_vswitch_names_its_package(ovsvx: Runner) -> None:

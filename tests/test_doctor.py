@@ -21,9 +21,13 @@ def test_without_root_the_first_line_says_so_and_no_stack_is_read(monkeypatch: p
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     found = doctor.diagnose(TOPO, [(Site(TOPO.host("host1"), "no-such-namespace"), None)])
     assert list(found) == ["machine"]
-    assert found["machine"] == [doctor.Diagnosis(
-        doctor.FAIL, "not running as root: ovsvx changes the network and reads other namespaces",
-        "run it as root (sudo ovsvx doctor)")]
+    assert found["machine"] == [
+        doctor.Diagnosis(
+            doctor.FAIL,
+            "not running as root: ovsvx changes the network and reads other namespaces",
+            "run it as root (sudo ovsvx doctor)",
+        )
+    ]
 
 
 def _with_xdp(mode: str | None) -> list[doctor.Diagnosis]:
@@ -34,9 +38,12 @@ def _with_xdp(mode: str | None) -> list[doctor.Diagnosis]:
 
 
 def test_xdp_on_an_overlay_nic_is_ovs_modes_own_or_a_leftover_that_darkens_the_tunnel() -> None:
-    assert _with_xdp("ovs") == [doctor.Diagnosis(doctor.OK, "XDP program 77 on ens160: ovs mode's AF_XDP port reads it")]
+    assert _with_xdp("ovs") == [
+        doctor.Diagnosis(doctor.OK, "XDP program 77 on ens160: ovs mode's AF_XDP port reads it")
+    ]
     for mode in ("kernel", None):
         assert [d.text for d in _with_xdp(mode)] == [
             "XDP program 77 on ens160 takes its frames before the kernel's stack (a killed ovs-vswitchd leaves "
             "its AF_XDP program behind); fix: ip link set dev ens160 xdp off (ovsvx deploy takes off what its own "
-            "OVS left)"]
+            "OVS left)"
+        ]

@@ -14,7 +14,8 @@ def test_each_host_admits_exactly_its_peers_on_the_topologys_port() -> None:
     assert firewall.rules(TOPO, TOPO.host("host1")) == firewall.Rules(4789, ("10.33.30.151",))
     assert firewall.rules(TOPO, TOPO.host("host2")) == firewall.Rules(4789, ("10.33.30.150",))
     assert firewall.rules(THREE_HOSTS, THREE_HOSTS.host("host2")) == firewall.Rules(
-        4790, ("10.33.30.150", "10.33.30.152"))
+        4790, ("10.33.30.150", "10.33.30.152")
+    )
 
 
 def test_the_script_replaces_only_ovsvxs_table_and_drops_everyone_else() -> None:
@@ -22,8 +23,10 @@ def test_the_script_replaces_only_ovsvxs_table_and_drops_everyone_else() -> None
     assert script[:3] == ["table inet ovsvx {}", "delete table inet ovsvx", "table inet ovsvx {"]
     assert "        elements = { 10.33.30.151, 10.33.30.152 }" in script
     rules = [line.strip() for line in script if "dport" in line]
-    assert rules == ['udp dport 4790 ip saddr @peers counter accept comment "from a peer VTEP"',
-                     'udp dport 4790 counter drop comment "from anyone else"']
+    assert rules == [
+        'udp dport 4790 ip saddr @peers counter accept comment "from a peer VTEP"',
+        'udp dport 4790 counter drop comment "from anyone else"',
+    ]
     assert not [line for line in script if "flush" in line or "policy drop" in line]  # never anyone else's
 
 

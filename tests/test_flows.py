@@ -21,7 +21,8 @@ FLOWS1 = flows.host_flows(TOPO, HOST1)
 def test_checked_in_files_are_the_generators_output() -> None:
     for host in TOPO.hosts:
         assert (REPO / "flows" / f"{host.name}.flows").read_text() == flows.render_file(TOPO, host), (
-            "flows/ is stale: run `ovsvx flows --render`")
+            "flows/ is stale: run `ovsvx flows --render`"
+        )
 
 
 def test_cookies_name_the_purpose_and_tell_flows_apart() -> None:
@@ -49,7 +50,9 @@ def test_three_hosts_get_a_tunnel_port_per_peer() -> None:
     topo = topology.parse(three_hosts())
     ports = switch.tunnel_ports(topo, topo.hosts[0])
     assert [(p.name, p.ofport, dict(p.options)["remote_ip"]) for p in ports.values()] == [
-        ("vxlan1-1", 100, "10.33.30.151"), ("vxlan1-2", 101, "10.33.30.152")]
+        ("vxlan1-1", 100, "10.33.30.151"),
+        ("vxlan1-2", 101, "10.33.30.152"),
+    ]
     generated = flows.host_flows(topo, topo.hosts[0])
     to_peer = {f.match[1][1]: f.actions[1] for f in generated if f.purpose == Purpose.TO_PEER and f.table == 50}
     assert to_peer == {"192.168.2.0/24": flows.Output("vxlan1-1"), "192.168.3.0/24": flows.Output("vxlan1-2")}
@@ -61,13 +64,29 @@ NS1_MAC, GW1_MAC, VX1_MAC, VX2_MAC = "02:00:c0:a8:01:64", "02:00:c0:a8:01:01", "
 
 
 def ip_packet(in_port: str, src: str, dst: str, ttl: int = 64, eth_dst: str = GW1_MAC) -> dict:
-    return {"in_port": in_port, "eth_type": ETH_IP, "eth_src": NS1_MAC, "eth_dst": eth_dst,
-            "ipv4_src": src, "ipv4_dst": dst, "ttl": ttl}
+    return {
+        "in_port": in_port,
+        "eth_type": ETH_IP,
+        "eth_src": NS1_MAC,
+        "eth_dst": eth_dst,
+        "ipv4_src": src,
+        "ipv4_dst": dst,
+        "ttl": ttl,
+    }
 
 
 def arp_request(in_port: str, sender: str, sender_mac: str, target: str) -> dict:
-    return {"in_port": in_port, "eth_type": ETH_ARP, "eth_src": sender_mac, "eth_dst": "ff:ff:ff:ff:ff:ff",
-            "arp_op": 1, "arp_spa": sender, "arp_sha": sender_mac, "arp_tpa": target, "arp_tha": "00:00:00:00:00:00"}
+    return {
+        "in_port": in_port,
+        "eth_type": ETH_ARP,
+        "eth_src": sender_mac,
+        "eth_dst": "ff:ff:ff:ff:ff:ff",
+        "arp_op": 1,
+        "arp_spa": sender,
+        "arp_sha": sender_mac,
+        "arp_tpa": target,
+        "arp_tha": "00:00:00:00:00:00",
+    }
 
 
 def test_ns1_to_ns2_is_routed_into_the_tunnel_as_the_kernel_does() -> None:
@@ -98,12 +117,15 @@ def test_the_hosts_addresses_are_delivered_to_it(dst: str) -> None:
         assert (port, out["ttl"], out["eth_dst"]) == (LOCAL, ttl, GW1_MAC)
 
 
-@pytest.mark.parametrize(("in_port", "target", "mac"), [
-    ("tap2", "192.168.1.1", GW1_MAC),  # ns1 asks for its gateway
-    (LOCAL, "192.168.1.100", NS1_MAC),  # the host asks for ns1
-    (LOCAL, "192.168.2.254", VX2_MAC),  # the host's onlink next hop
-    ("vxlan1", "192.168.1.254", VX1_MAC),  # a kernel-mode peer asks through the tunnel
-])
+@pytest.mark.parametrize(
+    ("in_port", "target", "mac"),
+    [
+        ("tap2", "192.168.1.1", GW1_MAC),  # ns1 asks for its gateway
+        (LOCAL, "192.168.1.100", NS1_MAC),  # the host asks for ns1
+        (LOCAL, "192.168.2.254", VX2_MAC),  # the host's onlink next hop
+        ("vxlan1", "192.168.1.254", VX1_MAC),  # a kernel-mode peer asks through the tunnel
+    ],
+)
 def test_arp_is_answered_in_the_datapath(in_port: str, target: str, mac: str) -> None:
     asker = "02:00:00:00:00:99"
     sender = "192.168.2.254" if in_port == "vxlan1" else "192.168.1.50"  # through the tunnel: the peer's router
@@ -111,8 +133,7 @@ def test_arp_is_answered_in_the_datapath(in_port: str, target: str, mac: str) ->
     ((port, reply),) = result.outputs
     assert port == in_port
     assert (reply["arp_op"], reply["arp_sha"], reply["arp_spa"]) == (2, mac, target)
-    assert (reply["arp_tha"], reply["arp_tpa"], reply["eth_dst"], reply["eth_src"]) == (
-        asker, sender, asker, mac)
+    assert (reply["arp_tha"], reply["arp_tpa"], reply["eth_dst"], reply["eth_src"]) == (asker, sender, asker, mac)
 
 
 @pytest.mark.parametrize("arp_op", [1, 2])
@@ -136,13 +157,16 @@ def test_arp_from_the_tunnel_teaches_nothing_unless_it_is_the_peers_router() -> 
     assert result.dropped and not result.learned
 
 
-@pytest.mark.parametrize("packet", [
-    arp_request("vxlan1", "192.168.2.254", VX2_MAC, "192.168.1.1"),  # the tunnel asks for more than .254
-    arp_request("tap2", "192.168.1.100", NS1_MAC, "192.168.1.77"),  # nobody there
-    ip_packet("tap2", "192.168.1.100", "10.0.0.1"),  # no route
-    {"in_port": "tap2", "eth_type": 0x86DD},  # IPv6: not part of the tutorial
-    ip_packet("tap9", "192.168.1.100", "192.168.2.100"),  # an unknown port
-])
+@pytest.mark.parametrize(
+    "packet",
+    [
+        arp_request("vxlan1", "192.168.2.254", VX2_MAC, "192.168.1.1"),  # the tunnel asks for more than .254
+        arp_request("tap2", "192.168.1.100", NS1_MAC, "192.168.1.77"),  # nobody there
+        ip_packet("tap2", "192.168.1.100", "10.0.0.1"),  # no route
+        {"in_port": "tap2", "eth_type": 0x86DD},  # IPv6: not part of the tutorial
+        ip_packet("tap9", "192.168.1.100", "192.168.2.100"),  # an unknown port
+    ],
+)
 def test_everything_else_is_dropped(packet: dict) -> None:
     result = fakeswitch.run(FLOWS1, packet)
     assert result.dropped and result.path[-1].purpose == Purpose.DROP
@@ -192,13 +216,18 @@ def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
     from ovsvx.ovs import OvsBackend
 
     lines = OvsBackend.commands(TOPO, HOST1, "netdev")
-    assert ("ovs-vsctl add-port br1 vxlan1 -- set interface vxlan1 type=vxlan ofport_request=100 "
-            "options:remote_ip=10.33.30.151 options:key=100 options:dst_port=4789") in lines
+    assert (
+        "ovs-vsctl add-port br1 vxlan1 -- set interface vxlan1 type=vxlan ofport_request=100 "
+        "options:remote_ip=10.33.30.151 options:key=100 options:dst_port=4789"
+    ) in lines
     assert "ovs-vsctl set-controller br1 tcp:127.0.0.1:6653" in lines
-    assert ("ovs-vsctl add-br br1 -- set bridge br1 datapath_type=netdev external_ids:ovsvx=true "
-            "other_config:hwaddr=02:00:c0:a8:01:01 other_config:disable-in-band=true fail_mode=secure") in lines
-    assert lines.index("ovs-vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev external_ids:ovsvx=true") \
-        < lines.index("ip addr add 10.33.30.150/24 dev br-phy")
+    assert (
+        "ovs-vsctl add-br br1 -- set bridge br1 datapath_type=netdev external_ids:ovsvx=true "
+        "other_config:hwaddr=02:00:c0:a8:01:01 other_config:disable-in-band=true fail_mode=secure"
+    ) in lines
+    assert lines.index(
+        "ovs-vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev external_ids:ovsvx=true"
+    ) < lines.index("ip addr add 10.33.30.150/24 dev br-phy")
     assert not [line for line in OvsBackend.commands(TOPO, HOST1, "system") if "br-phy" in line]
 
 
@@ -208,5 +237,8 @@ def test_af_xdp_ports_change_only_how_devices_are_read() -> None:
     plain = switch_plan(TOPO, HOST1, "netdev", None)
     xdp = switch_plan(TOPO, HOST1, "netdev", None, "afxdp-nonpmd")
     assert [(p.name, p.type) for b in xdp for p in b.ports] == [
-        ("ens160", "afxdp-nonpmd"), ("tap2", "afxdp-nonpmd"), ("vxlan1", "vxlan")]
+        ("ens160", "afxdp-nonpmd"),
+        ("tap2", "afxdp-nonpmd"),
+        ("vxlan1", "vxlan"),
+    ]
     assert [(p.name, p.ofport) for b in xdp for p in b.ports] == [(p.name, p.ofport) for b in plain for p in b.ports]

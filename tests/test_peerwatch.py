@@ -18,7 +18,11 @@ def test_one_probe_per_peer_as_the_hosts_vxlan_device_would_ask() -> None:
     frame = Ether(PROBES[1].frame)
     assert (frame.src, frame.dst) == ("02:00:c0:a8:01:fe", "ff:ff:ff:ff:ff:ff")
     assert (frame[ARP].op, frame[ARP].psrc, frame[ARP].pdst, frame[ARP].hwdst) == (
-        1, "192.168.1.254", "192.168.3.254", "00:00:00:00:00:00")
+        1,
+        "192.168.1.254",
+        "192.168.3.254",
+        "00:00:00:00:00:00",
+    )
     assert PROBES[1].sent_cookie == learned_cookie(1)
     tunnel_flows = [f for f in host_flows(TOPO, HOST) if f.table == CLASSIFY and ("in_port", PROBES[1].port) in f.match]
     assert PROBES[1].heard_cookies == {f.cookie for f in tunnel_flows} and len(tunnel_flows) == 2  # ARP and IPv4

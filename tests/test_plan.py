@@ -44,10 +44,12 @@ def test_ovs_mode_keeps_the_layout_on_the_switchs_internal_port() -> None:
     assert "ip netns exec ns1 ethtool -K tap1 tx off" in text
     assert "master" not in text and "vxlan" not in text.replace("192.168.1.254", "")
     assert "ip addr del 10.33.30.150/24 dev ens160\nip addr add 10.33.30.150/24 dev br-phy" in text
-    assert text.endswith("ip addr add 192.168.1.1/24 dev br1\nip addr add 192.168.1.254/32 dev br1\n"
-                         "sysctl -w net.ipv4.conf.br1.rp_filter=0\n"
-                         "ip netns exec ns1 ip route add default via 192.168.1.1 dev tap1\n"
-                         "ip route add 192.168.2.0/24 via 192.168.2.254 dev br1 onlink")
+    assert text.endswith(
+        "ip addr add 192.168.1.1/24 dev br1\nip addr add 192.168.1.254/32 dev br1\n"
+        "sysctl -w net.ipv4.conf.br1.rp_filter=0\n"
+        "ip netns exec ns1 ip route add default via 192.168.1.1 dev tap1\n"
+        "ip route add 192.168.2.0/24 via 192.168.2.254 dev br1 onlink"
+    )
     _, system_after = plan.ovs_plan(topo, topo.hosts[0], "system")
     assert not [r for r in system_after if isinstance(r, plan.MovedAddress)]  # the kernel routes the tunnel
 
@@ -84,8 +86,10 @@ def test_three_hosts_flood_to_each_peer_and_route_each_subnet() -> None:
     assert vxlan.remote is None
     assert [str(r.dst) for r in steps if isinstance(r, plan.FloodEntry)] == ["10.33.30.151", "10.33.30.152"]
     routes = [plan.render(r)[0] for r in steps if isinstance(r, plan.Route) and r.netns is None]
-    assert routes == ["ip route add 192.168.2.0/24 via 192.168.2.254 dev vxlan1 onlink",
-                      "ip route add 192.168.3.0/24 via 192.168.3.254 dev vxlan1 onlink"]
+    assert routes == [
+        "ip route add 192.168.2.0/24 via 192.168.2.254 dev vxlan1 onlink",
+        "ip route add 192.168.3.0/24 via 192.168.3.254 dev vxlan1 onlink",
+    ]
 
 
 def test_every_resource_describes_itself() -> None:

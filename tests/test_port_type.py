@@ -24,7 +24,9 @@ def test_auto_keeps_packet_sockets_where_af_xdp_does_not_fit() -> None:
 
 def test_asked_for_wins_over_the_lab_size_and_misfits_are_refused() -> None:
     assert choose_port_type("afxdp-nonpmd", "netdev", "", 1500, hosts_here=32) == (
-        "afxdp-nonpmd", "asked for (--port-type afxdp-nonpmd)")
+        "afxdp-nonpmd",
+        "asked for (--port-type afxdp-nonpmd)",
+    )
     with pytest.raises(UsageError, match="--port-type 'xdp' is not allowed"):
         choose_port_type("xdp", "netdev", "", 1500)
     with pytest.raises(UsageError, match="underlay_mtu up to 1500"):

@@ -40,8 +40,13 @@ def assert_verbatim(text: str, *data: str) -> None:
 
 
 def test_status_shows_details_and_findings_verbatim() -> None:
-    hosts = {"host1": HostStatus("ovs", [Finding(f"veth tap2 <-> ns1:tap1 {MAC}", "differs", f"mac {MAC2} {TAGGED}")],
-                                 {"ovs rundir": f"/run/{TAGGED}", "listening": f"udp 0.0.0.0:4789 {TAGGED}"})}
+    hosts = {
+        "host1": HostStatus(
+            "ovs",
+            [Finding(f"veth tap2 <-> ns1:tap1 {MAC}", "differs", f"mac {MAC2} {TAGGED}")],
+            {"ovs rundir": f"/run/{TAGGED}", "listening": f"udp 0.0.0.0:4789 {TAGGED}"},
+        )
+    }
     text = shown(render.status(hosts, "lab '[/x]'"))
     assert_verbatim(text, MAC, f"mac {MAC2} {TAGGED}", f"/run/{TAGGED}", "lab '[/x]'", "1 not as wanted")
 
@@ -52,8 +57,9 @@ def test_verify_trace_and_capture_show_addresses_verbatim() -> None:
     assert_verbatim(text, "10.171.0.205", f"from {MAC} {TAGGED}", "FAIL", "0/1 checks passed")
 
     hop = Hop(f"host1 {TAGGED}", f"sends to {MAC}", [f"neighbour: lladdr {MAC} [/x]"], [f"Ether {MAC} > {MAC2}"])
-    assert_verbatim(shown(render.trace([hop])), f"1. host1 {TAGGED}: sends to {MAC}", f"lladdr {MAC} [/x]",
-                    f"Ether {MAC} > {MAC2}")
+    assert_verbatim(
+        shown(render.trace([hop])), f"1. host1 {TAGGED}: sends to {MAC}", f"lladdr {MAC} [/x]", f"Ether {MAC} > {MAC2}"
+    )
 
     ether = {"layer": "ethernet", "src": MAC, "dst": MAC2}
     arp = {"layer": "arp", "op": "request", "target_ip": "10.171.0.1", "sender_ip": "10.171.0.2", "sender_mac": MAC}
@@ -62,28 +68,51 @@ def test_verify_trace_and_capture_show_addresses_verbatim() -> None:
 
 
 def test_doctor_flows_and_bench_show_text_verbatim() -> None:
-    found = {"machine": [Diagnosis("ok", f"ovsvx at {TAGGED}")],
-             "host1": [Diagnosis("fail", f"ens160 {MAC} [/x]", "ip link set ens160 mtu 1500")]}
+    found = {
+        "machine": [Diagnosis("ok", f"ovsvx at {TAGGED}")],
+        "host1": [Diagnosis("fail", f"ens160 {MAC} [/x]", "ip link set ens160 mtu 1500")],
+    }
     text = shown(render.doctor(found, "lab '[x]'", undeployed=True))
-    assert_verbatim(text, f"ok   ovsvx at {TAGGED}", f"FAIL ens160 {MAC} [/x]; fix: ip link set ens160 mtu 1500",
-                    "machine (lab '[x]')")
+    assert_verbatim(
+        text,
+        f"ok   ovsvx at {TAGGED}",
+        f"FAIL ens160 {MAC} [/x]; fix: ip link set ens160 mtu 1500",
+        "machine (lab '[x]')",
+    )
 
     rule = f"priority=1,dl_src={MAC} actions=load:0x{MAC2}->[]"
-    text = shown(render.installed_flows(f"host1: br1 {TAGGED}", [InstalledFlow(0x99, 0, 3, 180, rule)],
-                                        {f.cookie: f for f in flows.host_flows(topology.default(),
-                                                                               topology.default().hosts[0])}))
+    text = shown(
+        render.installed_flows(
+            f"host1: br1 {TAGGED}",
+            [InstalledFlow(0x99, 0, 3, 180, rule)],
+            {f.cookie: f for f in flows.host_flows(topology.default(), topology.default().hosts[0])},
+        )
+    )
     assert_verbatim(text, rule, "not generated", f"host1: br1 {TAGGED}")
 
-    figures = {"underlay": Figures(tcp_1stream_gbps=2.0), "kernel": Figures(tcp_1stream_gbps=1.0),
-               "ovs:system": Figures(tcp_1stream_gbps=1.0, extra={"datapath": "system", "port_type": "[x]"})}
-    assert_verbatim(shown(render.bench(figures, 4)), "ovs:system", "1 (0.50x underlay, 1.00x kernel)",
-                    "ovs:system datapath: system, port type: [x]")
+    figures = {
+        "underlay": Figures(tcp_1stream_gbps=2.0),
+        "kernel": Figures(tcp_1stream_gbps=1.0),
+        "ovs:system": Figures(tcp_1stream_gbps=1.0, extra={"datapath": "system", "port_type": "[x]"}),
+    }
+    assert_verbatim(
+        shown(render.bench(figures, 4)),
+        "ovs:system",
+        "1 (0.50x underlay, 1.00x kernel)",
+        "ovs:system datapath: system, port type: [x]",
+    )
 
 
 def test_topology_show_keeps_each_hosts_mode_tag() -> None:
     topo = topology.default()
-    tagged = topology.Topology(**{**vars(topo), "hosts": tuple(
-        topology.Host(**{**vars(h), "mode": m}) for h, m in zip(topo.hosts, ("kernel", "ovs")))})
+    tagged = topology.Topology(
+        **{
+            **vars(topo),
+            "hosts": tuple(
+                topology.Host(**{**vars(h), "mode": m}) for h, m in zip(topo.hosts, ("kernel", "ovs"), strict=True)
+            ),
+        }
+    )
     assert_verbatim(shown(render.topology(tagged)), "host1 [kernel]", "host2 [ovs]")
 
 

@@ -20,12 +20,21 @@ def test_default_is_the_tutorial_layout() -> None:
     topo = topology.default()
     assert (topo.vni, topo.port, topo.overlay_mtu) == (100, 4789, 1450)
     h1, h2 = topo.hosts
-    assert (h1.name, h1.nic, h1.vtep, h1.bridge, h1.vxlan) == ("host1", "ens160", IPv4Address("10.33.30.150"),
-                                                               "br1", "vxlan1")
-    assert (h1.subnet, h1.gateway, h1.vxlan_address) == (IPv4Network("192.168.1.0/24"),
-                                                         IPv4Address("192.168.1.1"), IPv4Address("192.168.1.254"))
+    assert (h1.name, h1.nic, h1.vtep, h1.bridge, h1.vxlan) == (
+        "host1",
+        "ens160",
+        IPv4Address("10.33.30.150"),
+        "br1",
+        "vxlan1",
+    )
+    assert (h1.subnet, h1.gateway, h1.vxlan_address) == (
+        IPv4Network("192.168.1.0/24"),
+        IPv4Address("192.168.1.1"),
+        IPv4Address("192.168.1.254"),
+    )
     assert [(n.name, str(n.address), n.veth, n.peer) for n in h1.namespaces] == [
-        ("ns1", "192.168.1.100", "tap1", "tap2")]
+        ("ns1", "192.168.1.100", "tap1", "tap2")
+    ]
     assert (h2.vtep, h2.vxlan, h2.namespaces[0].name) == (IPv4Address("10.33.30.151"), "vxlan2", "ns2")
     assert topo.peers(h1) == (h2,)
 
@@ -43,8 +52,15 @@ def test_round_trip_through_plain_data() -> None:
 def three_hosts() -> dict:
     data = default_data()
     third = copy.deepcopy(data["hosts"][1])
-    third.update(name="host3", vtep="10.33.30.152", subnet="192.168.3.0/24", gateway="192.168.3.1",
-                 bridge="br3", vxlan="vxlan3", vxlan_address="192.168.3.254")
+    third.update(
+        name="host3",
+        vtep="10.33.30.152",
+        subnet="192.168.3.0/24",
+        gateway="192.168.3.1",
+        bridge="br3",
+        vxlan="vxlan3",
+        vxlan_address="192.168.3.254",
+    )
     third["namespaces"] = [{"name": "ns3", "address": "192.168.3.100", "veth": "tap1", "peer": "tap2"}]
     data["hosts"].append(third)
     return data
@@ -86,11 +102,23 @@ BAD = [
     ("hosts.0.vtep", "10.33.31.5", r"^hosts\[0\]\.vtep: 10\.33\.31\.5 is not allowed: a host address inside underlay"),
     ("hosts.1.vtep", "10.33.30.150", r"^hosts\[1\]\.vtep: 10\.33\.30\.150 is already used by hosts\[0\]\.vtep$"),
     ("hosts.0.vtep", "fe80::1", r"^hosts\[0\]\.vtep: 'fe80::1' is not allowed: an IPv4 address$"),
-    ("hosts.0.gateway", "192.168.2.1", r"^hosts\[0\]\.gateway: 192\.168\.2\.1 is not allowed: a host address inside subnet 192\.168\.1\.0/24$"),
+    (
+        "hosts.0.gateway",
+        "192.168.2.1",
+        r"^hosts\[0\]\.gateway: 192\.168\.2\.1 is not allowed: a host address inside subnet 192\.168\.1\.0/24$",
+    ),
     ("hosts.0.gateway", "192.168.1.255", r"^hosts\[0\]\.gateway: 192\.168\.1\.255 is not allowed"),
-    ("hosts.0.namespaces.0.address", "192.168.9.9", r"^hosts\[0\]\.namespaces\[0\]\.address: 192\.168\.9\.9 is not allowed"),
+    (
+        "hosts.0.namespaces.0.address",
+        "192.168.9.9",
+        r"^hosts\[0\]\.namespaces\[0\]\.address: 192\.168\.9\.9 is not allowed",
+    ),
     ("hosts.0.namespaces.0.address", "192.168.1.1", r"is already used by hosts\[0\]\.gateway$"),
-    ("hosts.0.vxlan", "vxlan-device-too-long", r"^hosts\[0\]\.vxlan: 'vxlan-device-too-long' is not allowed: an interface name of 1\.\.15"),
+    (
+        "hosts.0.vxlan",
+        "vxlan-device-too-long",
+        r"^hosts\[0\]\.vxlan: 'vxlan-device-too-long' is not allowed: an interface name of 1\.\.15",
+    ),
     ("hosts.0.bridge", "br 1", r"^hosts\[0\]\.bridge: 'br 1' is not allowed"),
     ("hosts.0.bridge", "ens160", r"^hosts\[0\]\.bridge: interface 'ens160' is already used by hosts\[0\]\.nic$"),
     ("hosts.1.name", "host1", r"^hosts\[1\]\.name: name 'host1' is already used by hosts\[0\]\.name$"),
@@ -163,10 +191,17 @@ def test_generated_topologies_follow_the_tutorial_and_read_back_the_same() -> No
         generated = topology.generate(count)
         assert topology.parse_text(topology.to_toml(generated), "generated") == generated
     last = topology.generate(32).hosts[-1]
-    assert (last.name, str(last.vtep), str(last.subnet), last.bridge, last.vxlan, str(last.vxlan_address)) == \
-        ("host32", "10.33.30.181", "192.168.32.0/24", "br32", "vxlan32", "192.168.32.254")
-    assert [(ns.name, str(ns.address), ns.veth, ns.peer) for ns in last.namespaces] == \
-        [("ns32", "192.168.32.100", "tap1", "tap2")]
+    assert (last.name, str(last.vtep), str(last.subnet), last.bridge, last.vxlan, str(last.vxlan_address)) == (
+        "host32",
+        "10.33.30.181",
+        "192.168.32.0/24",
+        "br32",
+        "vxlan32",
+        "192.168.32.254",
+    )
+    assert [(ns.name, str(ns.address), ns.veth, ns.peer) for ns in last.namespaces] == [
+        ("ns32", "192.168.32.100", "tap1", "tap2")
+    ]
     for bad in (1, topology.MAX_GENERATED_HOSTS + 1):
         with pytest.raises(UsageError, match=f"--hosts {bad} is not allowed: from 2 to 254"):
             topology.generate(bad)

@@ -14,11 +14,19 @@ from ovsvx.errors import TopologyError
 
 DEFAULT = topology.to_data(topology.default())
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-                    st.floats(allow_nan=True), st.text(max_size=40),
-                    st.sampled_from(["10.33.30.150", "192.168.1.0/24", "br1", "x" * 16, "", "::1", "0.0.0.0/0"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-    st.text(max_size=10), inner, max_size=3), max_leaves=8)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=40),
+    st.sampled_from(["10.33.30.150", "192.168.1.0/24", "br1", "x" * 16, "", "::1", "0.0.0.0/0"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def mutated(data: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:

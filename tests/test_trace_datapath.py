@@ -26,23 +26,31 @@ NETDEV_SHOW = """netdev@ovs-netdev:
 
 
 def trace_ending(actions: str) -> str:
-    return f"bridge(\"br1\")\n-------------\n 0. in_port=tap2, priority 100\n\nFinal flow: unchanged\n" \
-           f"Megaflow: recirc_id=0,eth,ip,in_port=2\nDatapath actions: {actions}\n"
+    return (
+        f'bridge("br1")\n-------------\n 0. in_port=tap2, priority 100\n\nFinal flow: unchanged\n'
+        f"Megaflow: recirc_id=0,eth,ip,in_port=2\nDatapath actions: {actions}\n"
+    )
 
 
 def test_the_kernel_datapath_tunnels_through_its_vxlan_sys_device() -> None:
-    actions = ("set(tunnel(tun_id=0x64,dst=10.33.30.151,ttl=64,tp_dst=4789,flags(df|key))),"
-               "set(eth(src=02:00:c0:a8:01:fe,dst=02:00:c0:a8:02:fe)),set(ipv4(ttl=63)),3")
+    actions = (
+        "set(tunnel(tun_id=0x64,dst=10.33.30.151,ttl=64,tp_dst=4789,flags(df|key))),"
+        "set(eth(src=02:00:c0:a8:01:fe,dst=02:00:c0:a8:02:fe)),set(ipv4(ttl=63)),3"
+    )
     assert _datapath_summary(trace_ending(actions), SYSTEM_SHOW) == [
-        f"datapath system@ovs-system: {actions} (out: vxlan_sys_4789)"]
+        f"datapath system@ovs-system: {actions} (out: vxlan_sys_4789)"
+    ]
 
 
 def test_the_userspace_datapath_pushes_the_header_and_sends_it_out_of_br_phy() -> None:
-    actions = ("set(ipv4(ttl=63)),tnl_push(tnl_port(3),header(size=50,type=4,eth(dst=02:00:0a:21:1e:97),"
-               "ipv4(src=10.33.30.150,dst=10.33.30.151,proto=17,tos=0,ttl=64,frag=0x4000),"
-               "udp(src=0,dst=4789,csum=0x0),vxlan(flags=0x8000000,vni=0x64)),out_port(1))")
+    actions = (
+        "set(ipv4(ttl=63)),tnl_push(tnl_port(3),header(size=50,type=4,eth(dst=02:00:0a:21:1e:97),"
+        "ipv4(src=10.33.30.150,dst=10.33.30.151,proto=17,tos=0,ttl=64,frag=0x4000),"
+        "udp(src=0,dst=4789,csum=0x0),vxlan(flags=0x8000000,vni=0x64)),out_port(1))"
+    )
     assert _datapath_summary(trace_ending(actions), NETDEV_SHOW) == [
-        f"datapath netdev@ovs-netdev: {actions} (out: br-phy)"]
+        f"datapath netdev@ovs-netdev: {actions} (out: br-phy)"
+    ]
 
 
 def test_delivery_to_a_local_port_and_a_drop() -> None:
@@ -53,8 +61,12 @@ def test_delivery_to_a_local_port_and_a_drop() -> None:
 
 def test_bench_columns_name_a_mode_or_ovs_on_a_datapath_each_in_its_own_lab() -> None:
     assert parse_modes("kernel, ovs:system,ovs:netdev,kernel") == ["kernel", "ovs:system", "ovs:netdev"]
-    assert [_lab_prefix("bench-", c) for c in ("kernel", "ovs", "ovs:system", "ovs:netdev")] == \
-        ["bench-k-", "bench-o-", "bench-os-", "bench-on-"]
+    assert [_lab_prefix("bench-", c) for c in ("kernel", "ovs", "ovs:system", "ovs:netdev")] == [
+        "bench-k-",
+        "bench-o-",
+        "bench-os-",
+        "bench-on-",
+    ]
     for bad in ("ovs:userspace", "", "linux"):
         try:
             parse_modes(bad)

@@ -29,8 +29,13 @@ def test_a_thing_never_ready_gives_up_at_the_deadline() -> None:
 
 def scale_under(value: str) -> subprocess.CompletedProcess[str]:
     code = "from ovsvx import waits; print(waits.scaled(5))"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"OVSVX_WAIT_SCALE": value, "PATH": "/usr/bin:/bin"}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"OVSVX_WAIT_SCALE": value, "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
 
 
 def test_one_setting_stretches_every_deadline() -> None:

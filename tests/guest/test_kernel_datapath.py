@@ -105,8 +105,11 @@ def test_verify_passes_with_kernel_modes_ttls(ovs_lab: str) -> None:
 def test_the_tunnel_is_the_kernels_so_the_firewall_counts_it(ovs_lab: str) -> None:
     """On the userspace datapath nftables never sees the tunnel; here the kernel's socket takes it."""
     table = in_host(ovs_lab, "host1", "nft", "-j", "list", "table", "inet", "ovsvx")
-    accepted = [rule for rule in json.loads(table)["nftables"] if "rule" in rule
-                and any("accept" in e for e in rule["rule"]["expr"])]
+    accepted = [
+        rule
+        for rule in json.loads(table)["nftables"]
+        if "rule" in rule and any("accept" in e for e in rule["rule"]["expr"])
+    ]
     packets = sum(e["counter"]["packets"] for r in accepted for e in r["rule"]["expr"] if "counter" in e)
     assert packets > 0, "the peer's tunnel packets never met the firewall table"
 
@@ -125,8 +128,12 @@ def test_capture_sees_the_ping_on_the_kernel_tunnel_device(ovs_lab: str) -> None
         on_tunnel = [f for f in frames if f["point"] == f"{host}:{TUNNEL_DEVICE}"]
         # inner frames only: the device shows the packet before encapsulation / after decapsulation
         assert on_tunnel and all(layer["layer"] != "vxlan" for f in on_tunnel for layer in f["layers"]), seen
-    encapsulated = [f for f in frames if f["point"] == "host1:ens160"
-                    and any(layer["layer"] == "vxlan" and layer["vni"] == TOPO.vni for layer in f["layers"])]
+    encapsulated = [
+        f
+        for f in frames
+        if f["point"] == "host1:ens160"
+        and any(layer["layer"] == "vxlan" and layer["vni"] == TOPO.vni for layer in f["layers"])
+    ]
     assert encapsulated, seen
 
 
@@ -153,8 +160,17 @@ def test_bench_measures_both_datapaths_against_kernel_vxlan(tmp_path: Path) -> N
     need_lab()
     prefix = f"{TEST_PREFIX}b-"  # the bench adds each column's initials: ot123b-os-
     report = tmp_path / "bench.json"
-    done = run_ovsvx("bench", "--duration", "1", "--modes", "kernel,ovs:system,ovs:netdev", "--prefix", prefix,
-                     "--json-file", str(report))
+    done = run_ovsvx(
+        "bench",
+        "--duration",
+        "1",
+        "--modes",
+        "kernel,ovs:system,ovs:netdev",
+        "--prefix",
+        prefix,
+        "--json-file",
+        str(report),
+    )
     data = json.loads(report.read_text())
     assert list(data["modes"]) == ["underlay", "kernel", "ovs:system", "ovs:netdev"]
     assert data["modes"]["ovs:system"]["datapath"] == "system"

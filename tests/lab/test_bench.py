@@ -12,8 +12,15 @@ from pathlib import Path
 
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, Runner, leftover_netns, need_lab
 
-FIGURES = ("tcp_1stream_gbps", "tcp_4stream_gbps", "tcp_1stream_reverse_gbps", "tcp_4stream_reverse_gbps",
-           "rtt_min_ms", "rtt_median_ms", "rtt_p99_ms")
+FIGURES = (
+    "tcp_1stream_gbps",
+    "tcp_4stream_gbps",
+    "tcp_1stream_reverse_gbps",
+    "tcp_4stream_reverse_gbps",
+    "rtt_min_ms",
+    "rtt_median_ms",
+    "rtt_p99_ms",
+)
 
 
 def test_a_short_bench_reports_every_mode_and_leaves_nothing(ovsvx: Runner, tmp_path: Path) -> None:
@@ -30,8 +37,9 @@ def test_a_short_bench_reports_every_mode_and_leaves_nothing(ovsvx: Runner, tmp_
     assert report["modes"]["kernel"]["deploy_s"] > 0 and report["modes"]["ovs"]["deploy_s"] > 0
     assert report["modes"]["ovs"]["controller_to_first_packet_s"] > 0
     ratios = report["ratios"]["ovs"]
-    assert ratios["tcp_1stream_vs_kernel"] == round(report["modes"]["ovs"]["tcp_1stream_gbps"] /
-                                                    report["modes"]["kernel"]["tcp_1stream_gbps"], 3)
+    assert ratios["tcp_1stream_vs_kernel"] == round(
+        report["modes"]["ovs"]["tcp_1stream_gbps"] / report["modes"]["kernel"]["tcp_1stream_gbps"], 3
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "TCP 1 stream, Gbit/s" in done.stdout
     assert not [n for n in leftover_netns() if n.startswith(prefix)]
@@ -42,9 +50,14 @@ def test_an_interrupted_bench_tears_its_labs_down(tmp_path: Path) -> None:
     prefix = f"{TEST_PREFIX}bi-"
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
     servers_before = set(iperf_servers())
-    bench = subprocess.Popen([sys.executable, "-m", "ovsvx", "bench", "--duration", "5", "--modes", "ovs",
-                              "--prefix", prefix], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "ovsvx", "bench", "--duration", "5", "--modes", "ovs", "--prefix", prefix],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not [n for n in leftover_netns() if n.startswith(prefix)] and time.monotonic() < deadline:
         time.sleep(0.2)

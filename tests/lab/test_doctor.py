@@ -22,7 +22,8 @@ def failures(findings: dict[str, list[dict[str, Any]]], host: str) -> list[str]:
 
 
 def test_a_healthy_lab_passes_and_each_broken_precondition_is_named_with_its_fix(
-        ovsvx: Runner, fresh_prefix: str) -> None:
+    ovsvx: Runner, fresh_prefix: str
+) -> None:
     ovsvx("deploy", "--mode", "kernel", "--prefix", fresh_prefix)
     code, found = doctor(ovsvx, fresh_prefix)
     assert code == 0 and not failures(found, "host1") and not failures(found, "host2")
@@ -36,8 +37,12 @@ def test_a_healthy_lab_passes_and_each_broken_precondition_is_named_with_its_fix
     in_host(fresh_prefix, "host1", "ip", "link", "set", "junk", "up")
     # host2: a small MTU, a firewall that drops everything, and someone on the controller's port
     in_host(fresh_prefix, "host2", "ip", "link", "set", "ens160", "mtu", "1400")
-    in_host(fresh_prefix, "host2", "nft", "add table inet theirs; add chain inet theirs filter_in "
-                                          "{ type filter hook input priority 0; policy drop; }")
+    in_host(
+        fresh_prefix,
+        "host2",
+        "nft",
+        "add table inet theirs; add chain inet theirs filter_in { type filter hook input priority 0; policy drop; }",
+    )
     squatter = netstack.call_in(f"{fresh_prefix}host2", socket.socket)  # a socket lives in its maker's netns
     squatter.bind(("127.0.0.1", 6653))
     squatter.listen()
@@ -60,9 +65,11 @@ def test_a_healthy_lab_passes_and_each_broken_precondition_is_named_with_its_fix
     host2 = failures(found, "host2")
     assert host2[0].startswith("ens160 MTU 1400 leaves 1350 bytes after the 50-byte encapsulation")
     assert host2[0].endswith("fix: ip link set ens160 mtu 1500, or underlay_mtu = 1400 in the topology")
-    assert host2[1].startswith("nftables chain inet theirs filter_in drops input by default and has no rule "
-                               "for udp port 4789; fix: nft insert rule inet theirs filter_in ip saddr "
-                               "{ 10.33.30.150 } udp dport 4789 accept")
+    assert host2[1].startswith(
+        "nftables chain inet theirs filter_in drops input by default and has no rule "
+        "for udp port 4789; fix: nft insert rule inet theirs filter_in ip saddr "
+        "{ 10.33.30.150 } udp dport 4789 accept"
+    )
     assert host2[2].startswith("controller port 6653 is taken: tcp 127.0.0.1:6653 python")
     unanswered = [d for d in found["host2"] if d["state"] == "warn"]
     assert [d["what"] for d in unanswered] == ["peer VTEP 10.33.30.150 (host1) does not answer a ping"]

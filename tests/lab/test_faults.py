@@ -45,17 +45,24 @@ def census(prefix: str) -> dict[str, Any]:
         for where in (host.name, *(ns.name for ns in host.namespaces)):
             with netstack.stack(prefix + where) as ipr:
                 links = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-                held[f"{where} links"] = sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
-                                                if link.get_attr("IFLA_IFALIAS") == plan.LINK_ALIAS)
+                held[f"{where} links"] = sorted(
+                    link.get_attr("IFLA_IFNAME")
+                    for link in ipr.get_links()
+                    if link.get_attr("IFLA_IFALIAS") == plan.LINK_ALIAS
+                )
                 held[f"{where} addresses"] = sorted(
                     f"{links.get(a['index'])} {a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-                    for a in ipr.get_addr(family=2))
+                    for a in ipr.get_addr(family=2)
+                )
                 held[f"{where} routes"] = sorted(
                     f"{r.get_attr('RTA_DST')}/{r['dst_len']} via {r.get_attr('RTA_GATEWAY')}"
-                    for r in ipr.get_routes(family=2, table=254) if r["proto"] == plan.RTPROT_OVSVX)
+                    for r in ipr.get_routes(family=2, table=254)
+                    if r["proto"] == plan.RTPROT_OVSVX
+                )
         if modes[host.name] == "ovs":
-            held[f"{host.name} ports"] = sorted(in_host(prefix, host.name, "ovs-vsctl", "list-ports",
-                                                        host.bridge).split())
+            held[f"{host.name} ports"] = sorted(
+                in_host(prefix, host.name, "ovs-vsctl", "list-ports", host.bridge).split()
+            )
             dump = in_host(prefix, host.name, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", host.bridge)
             cookies = [int(c, 16) for c in re.findall(r"^\s*cookie=(0x[0-9a-f]+)", dump, re.MULTILINE)]
             held[f"{host.name} flows"] = sorted(c for c in cookies if not flows.is_learned(c))
@@ -96,9 +103,29 @@ class Ping:
     def __init__(self, prefix: str):
         env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ovsvx", "exec", "--prefix", prefix, "ns1", "--", "ping", "-n", "-i", "0.05",
-             "-W", "1", "192.168.2.100"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-            cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "ovsvx",
+                "exec",
+                "--prefix",
+                prefix,
+                "ns1",
+                "--",
+                "ping",
+                "-n",
+                "-i",
+                "0.05",
+                "-W",
+                "1",
+                "192.168.2.100",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
         time.sleep(0.5)
 
     def stop(self) -> tuple[list[int], int, str]:
@@ -186,8 +213,9 @@ def test_tunnel_deleted(lab: tuple[str, dict[str, Any]]) -> None:
     if status_modes(prefix)["host1"] == "kernel":
         said = strike(prefix, before, lambda: in_host(prefix, "host1", "ip", "link", "del", HOST1.vxlan))
     else:
-        said = strike(prefix, before, lambda: in_host(prefix, "host1", "ovs-vsctl", "del-port", HOST1.bridge,
-                                                      HOST1.vxlan))
+        said = strike(
+            prefix, before, lambda: in_host(prefix, "host1", "ovs-vsctl", "del-port", HOST1.bridge, HOST1.vxlan)
+        )
     assert HOST1.vxlan in said
 
 
@@ -226,8 +254,14 @@ def test_a_deploy_interrupted_at_a_random_step(mode: str, sig: signal.Signals) -
     seed = int(os.environ.get("OVSVX_FAULT_SEED", time.time_ns()))
     delay = random.Random(seed).uniform(0.1, 0.9 * whole)
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    cut = subprocess.Popen([sys.executable, "-m", "ovsvx", "deploy", "--mode", mode, "--prefix", prefix],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    cut = subprocess.Popen(
+        [sys.executable, "-m", "ovsvx", "deploy", "--mode", mode, "--prefix", prefix],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     time.sleep(delay)
     cut.send_signal(sig)
     out, err = cut.communicate(timeout=60)
@@ -283,8 +317,14 @@ def test_a_mode_switch_killed_at_a_random_moment_is_finished_by_a_plain_deploy(o
     delay = random.Random(seed).uniform(0.1, 0.9 * whole)
     run_ovsvx("deploy", "--mode", old, "--prefix", prefix)
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    cut = subprocess.Popen([sys.executable, "-m", "ovsvx", "deploy", "--mode", new, "--prefix", prefix],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    cut = subprocess.Popen(
+        [sys.executable, "-m", "ovsvx", "deploy", "--mode", new, "--prefix", prefix],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     time.sleep(delay)
     cut.kill()
     out, err = cut.communicate(timeout=60)

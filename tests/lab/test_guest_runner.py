@@ -43,8 +43,12 @@ def guest_runs() -> None:
 
 def test_the_commands_status_and_output_come_back(guest_runs: None) -> None:
     before = run_dirs()
-    done = subprocess.run([GUEST, "--", "sh", "-c", "uname -r; echo to-stderr >&2; exit 7"], capture_output=True,
-                          text=True, timeout=waits.scaled(BOOT_S) + 600)
+    done = subprocess.run(
+        [GUEST, "--", "sh", "-c", "uname -r; echo to-stderr >&2; exit 7"],
+        capture_output=True,
+        text=True,
+        timeout=waits.scaled(BOOT_S) + 600,
+    )
     assert done.returncode == 7, done.stderr
     lines = done.stdout.splitlines()
     assert lines[1] == "to-stderr" and lines[0].endswith("-amd64")  # Debian's stock kernel, not this machine's
@@ -54,8 +58,9 @@ def test_the_commands_status_and_output_come_back(guest_runs: None) -> None:
 
 def test_ctrl_c_leaves_no_qemu_and_no_temporary_files(guest_runs: None) -> None:
     before = run_dirs()
-    runner = subprocess.Popen([GUEST, "sleep", "300"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    runner = subprocess.Popen(
+        [GUEST, "sleep", "300"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert runner.stderr is not None
         for line in runner.stderr:  # "guest: Debian ..., up in N s" once the command runs
@@ -81,8 +86,8 @@ def test_a_machine_without_qemu_gets_one_line_and_77(tmp_path: Path) -> None:
     for tool in ("id", "dirname", "mmdebstrap", "mkfs.ext4"):  # everything the script asks for but qemu
         found = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
         (tmp_path / tool).symlink_to(found)
-    done = subprocess.run(["/bin/bash", GUEST, "true"], capture_output=True, text=True, timeout=60,
-                          env={"PATH": str(tmp_path)})
+    done = subprocess.run(
+        ["/bin/bash", GUEST, "true"], capture_output=True, text=True, timeout=60, env={"PATH": str(tmp_path)}
+    )
     assert done.returncode == 77
     assert done.stderr == "guest: cannot run a guest here: qemu-system-x86_64 is missing: run scripts/setup\n"
-

@@ -55,8 +55,10 @@ KINDS: dict[str, tuple[str, Callable[[], BaseException]]] = {
     "tool not installed": ("subprocess", lambda: FileNotFoundError(errno.ENOENT, "No such file", "injected")),
     "netlink refuses": ("netlink:link", lambda: NetlinkError(errno.EBUSY, "Device or resource busy")),
     "lookup finds nothing": ("netlink:link_lookup", lambda: IndexError("list index out of range")),
-    "ovsdb transaction fails": ("ovsdb", lambda: ovsdbapp_errors.TimeoutException(
-        commands=["injected"], timeout=10, cause="injected")),
+    "ovsdb transaction fails": (
+        "ovsdb",
+        lambda: ovsdbapp_errors.TimeoutException(commands=["injected"], timeout=10, cause="injected"),
+    ),
 }
 
 
@@ -96,6 +98,7 @@ class Cut:
 
             def replacement(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
                 return self(original, *args, **kwargs)
+
         saved = getattr(owner, name)
         setattr(owner, name, replacement)
         try:

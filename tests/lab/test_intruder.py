@@ -69,8 +69,12 @@ def inner_macs(host: topology.Host) -> list[str]:
     """Every MAC the host or its namespace would take a frame for: its vxlan device (kernel mode) or
     gateway (ovs mode), the namespace itself, and broadcast."""
     ns = host.namespaces[0]
-    return [topology.mac_for(host.vxlan_address), topology.mac_for(host.gateway), topology.mac_for(ns.address),
-            "ff:ff:ff:ff:ff:ff"]
+    return [
+        topology.mac_for(host.vxlan_address),
+        topology.mac_for(host.gateway),
+        topology.mac_for(ns.address),
+        "ff:ff:ff:ff:ff:ff",
+    ]
 
 
 def crafted(host: topology.Host, own_mac: str, vtep_mac: str) -> list[bytes]:
@@ -82,8 +86,12 @@ def crafted(host: topology.Host, own_mac: str, vtep_mac: str) -> list[bytes]:
     from scapy.layers.vxlan import VXLAN
 
     peer_subnet = next(h.subnet for h in TOPO.peers(host))
-    outer = (Ether(src=own_mac, dst=vtep_mac) / IP(src=INTRUDER_ADDRESS, dst=str(host.vtep))
-             / UDP(sport=43210, dport=TOPO.port) / VXLAN(vni=TOPO.vni, flags=0x08))
+    outer = (
+        Ether(src=own_mac, dst=vtep_mac)
+        / IP(src=INTRUDER_ADDRESS, dst=str(host.vtep))
+        / UDP(sport=43210, dport=TOPO.port)
+        / VXLAN(vni=TOPO.vni, flags=0x08)
+    )
     inner = IP(src=str(peer_subnet[66]), dst=str(host.namespaces[0].address)) / ICMP(id=ECHO_ID)
     return [bytes(outer / Ether(src=INTRUDER_MAC, dst=mac) / inner) for mac in inner_macs(host)]
 
@@ -111,8 +119,12 @@ class Listener:
 
     def __init__(self, prefix: str, ns: topology.Namespace):
         filter_ = f"ether host {INTRUDER_MAC} or (icmp and icmp[4:2] == {ECHO_ID})"
-        self.process = netstack.popen(prefix + ns.name, ["tcpdump", "-l", "-nn", "-e", "-i", ns.veth, filter_],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = netstack.popen(
+            prefix + ns.name,
+            ["tcpdump", "-l", "-nn", "-e", "-i", ns.veth, filter_],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert self.process.stderr is not None
         for line in self.process.stderr:  # tcpdump says "listening on ..." once it captures
             if "listening on" in line:
@@ -133,8 +145,7 @@ def firewall_counters(prefix: str, host: str) -> Counters:
 
 def tunnel_rx(prefix: str, host: topology.Host) -> int:
     """Packets OVS received on the host's vxlan port."""
-    return int(in_host(prefix, host.name, "ovs-vsctl", "get", "interface", host.vxlan,
-                       "statistics:rx_packets").strip())
+    return int(in_host(prefix, host.name, "ovs-vsctl", "get", "interface", host.vxlan, "statistics:rx_packets").strip())
 
 
 def probe(prefix: str, intruder: str) -> dict[str, Any]:
@@ -147,8 +158,9 @@ def probe(prefix: str, intruder: str) -> dict[str, Any]:
         finally:
             got[host.name] = listener.seen()
         assert sent == 20
-    peers = run_ovsvx("exec", "--prefix", prefix, "ns1", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1",
-                      "192.168.2.100", check=False)
+    peers = run_ovsvx(
+        "exec", "--prefix", prefix, "ns1", "--", "ping", "-c", "3", "-i", "0.2", "-W", "1", "192.168.2.100", check=False
+    )
     return {"seen": got, "peers_talk": peers.returncode == 0}
 
 
@@ -178,7 +190,8 @@ def test_with_the_firewall_no_stranger_gets_in(lab_with_intruder: tuple[str, str
 
 
 def test_without_the_firewall_kernel_mode_lets_strangers_in_and_ovs_does_not(
-        lab_with_intruder: tuple[str, str]) -> None:
+    lab_with_intruder: tuple[str, str],
+) -> None:
     prefix, intruder = lab_with_intruder
     mode = mode_of(prefix)
     run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--no-firewall")
@@ -189,8 +202,11 @@ def test_without_the_firewall_kernel_mode_lets_strangers_in_and_ovs_does_not(
     assert result["peers_talk"]
     if mode == "kernel":  # the vxlan device takes VNI 100 from anyone: the echo reaches the namespace
         for host in TOPO.hosts:
-            requests = [line for line in result["seen"][host.name] if f"> {host.namespaces[0].address}: ICMP echo "
-                        "request" in line]
+            requests = [
+                line
+                for line in result["seen"][host.name]
+                if f"> {host.namespaces[0].address}: ICMP echo request" in line
+            ]
             assert requests, f"expected the intruder's echo in {host.namespaces[0].name}"
     else:  # a port with remote_ip receives only from that address
         assert result["seen"] == {"host1": [], "host2": []}

@@ -45,11 +45,13 @@ def test_deploy_matches_the_tutorial_and_verifies(ovsvx: Runner, fresh_prefix: s
 
     fdb = exec_json(ovsvx, fresh_prefix, "host1", "bridge", "-j", "fdb", "show", "dev", "vxlan1")
     assert {"mac": "00:00:00:00:00:00", "dst": "10.33.30.151", "permanent": True} in [
-        {"mac": e["mac"], "dst": e.get("dst"), "permanent": e.get("state") == "permanent"} for e in fdb]
+        {"mac": e["mac"], "dst": e.get("dst"), "permanent": e.get("state") == "permanent"} for e in fdb
+    ]
 
     routes = exec_json(ovsvx, fresh_prefix, "host1", "ip", "-j", "route", "show", "192.168.2.0/24")
-    assert routes == [{"dst": "192.168.2.0/24", "gateway": "192.168.2.254", "dev": "vxlan1", "protocol": "211",
-                       "flags": ["onlink"]}]
+    assert routes == [
+        {"dst": "192.168.2.0/24", "gateway": "192.168.2.254", "dev": "vxlan1", "protocol": "211", "flags": ["onlink"]}
+    ]
     addrs = exec_json(ovsvx, fresh_prefix, "host1", "ip", "-j", "-4", "addr", "show", "vxlan1")
     assert [(a["local"], a["prefixlen"]) for a in addrs[0]["addr_info"]] == [("192.168.1.254", 32)]
     (default,) = exec_json(ovsvx, fresh_prefix, "ns1", "ip", "-j", "route", "show", "default")
@@ -103,7 +105,8 @@ def test_a_link_not_made_by_ovsvx_is_refused_and_left_alone(ovsvx: Runner, fresh
     assert refused.returncode == 4
     assert refused.stderr.strip() == (
         "ovsvx: error: host1: link br1 exists and was not made by ovsvx (no 'ovsvx' alias); "
-        "remove it or rename it in the topology")
+        "remove it or rename it in the topology"
+    )
 
     ovsvx("destroy", "--prefix", fresh_prefix)  # the lab namespaces go, and the hand-made br1 with them
 

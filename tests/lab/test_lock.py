@@ -16,9 +16,14 @@ from tests.conftest import REPO, STATE_DIR, leftover_netns, run_ovsvx
 
 def test_a_destroy_during_a_deploy_waits_for_it_and_then_removes_everything(fresh_prefix: str) -> None:
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    deploying = subprocess.Popen([sys.executable, "-m", "ovsvx", "deploy", "--mode", "ovs", "--prefix",
-                                  fresh_prefix], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                 cwd=REPO)
+    deploying = subprocess.Popen(
+        [sys.executable, "-m", "ovsvx", "deploy", "--mode", "ovs", "--prefix", fresh_prefix],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     lock = record.record_path("lab", fresh_prefix).with_suffix(".lock")
     deadline = time.monotonic() + 10
     while not lock.exists() and time.monotonic() < deadline:  # the deploy holds the lock from its start
@@ -33,7 +38,6 @@ def test_a_destroy_during_a_deploy_waits_for_it_and_then_removes_everything(fres
 
 
 def test_a_second_operation_that_cannot_wait_is_refused_clearly(fresh_prefix: str) -> None:
-    with record.locked("lab", fresh_prefix):
-        with pytest.raises(PreconditionError, match=r"another ovsvx is deploying or destroying this lab \(lock "):
-            with record.locked("lab", fresh_prefix, wait_s=0.3):
-                pass
+    refused = pytest.raises(PreconditionError, match=r"another ovsvx is deploying or destroying this lab \(lock ")
+    with record.locked("lab", fresh_prefix), refused, record.locked("lab", fresh_prefix, wait_s=0.3):
+        pass

@@ -60,8 +60,11 @@ def installed(prefix: str, host: str) -> list[str]:
     """dump-flows of the host's bridge without counters or learned flows, one rule per line, sorted."""
     bridge = TOPO.host(host).bridge
     dump = in_host(prefix, host, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "--no-stats", "--names", bridge)
-    return sorted(line.strip() for line in dump.splitlines()
-                  if "actions=" in line and not flows.is_learned(int(line.split(",")[0].split("=")[1], 16)))
+    return sorted(
+        line.strip()
+        for line in dump.splitlines()
+        if "actions=" in line and not flows.is_learned(int(line.split(",")[0].split("=")[1], 16))
+    )
 
 
 def cookies(prefix: str, host: str, learned: bool = False) -> list[int]:
@@ -74,9 +77,32 @@ def cookies(prefix: str, host: str, learned: bool = False) -> list[int]:
 
 def start_ping(prefix: str, count: int = 40) -> subprocess.Popen[str]:
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    return subprocess.Popen([sys.executable, "-m", "ovsvx", "exec", "--prefix", prefix, "ns1", "--", "ping", "-n",
-                             "-c", str(count), "-i", "0.1", "-W", "1", "192.168.2.100"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ovsvx",
+            "exec",
+            "--prefix",
+            prefix,
+            "ns1",
+            "--",
+            "ping",
+            "-n",
+            "-c",
+            str(count),
+            "-i",
+            "0.1",
+            "-W",
+            "1",
+            "192.168.2.100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def ping_result(ping: subprocess.Popen[str]) -> tuple[int, int, int]:
@@ -115,8 +141,9 @@ def test_status_names_the_datapath_and_the_processes(lab: str) -> None:
     assert shown["ok"]
     details = shown["hosts"]["host1"]["details"]
     assert details["datapath"].startswith(("netdev", "system"))
-    assert details["port type"].startswith("afxdp-nonpmd (fastest measured" if details["datapath"].startswith(
-        "netdev") else "system")
+    assert details["port type"].startswith(
+        "afxdp-nonpmd (fastest measured" if details["datapath"].startswith("netdev") else "system"
+    )
     assert "listening on 127.0.0.1:6653" in details["controller"]
     assert details["ovs-vswitchd"].startswith("pid ")
     controller_pid = pid_of(lab, "host1", "controller")
@@ -134,8 +161,16 @@ def test_installed_flows_are_exactly_the_checked_in_files(lab: str) -> None:
     for host in TOPO.hosts:
         assert sorted(cookies(lab, host.name)) == sorted(GENERATED[host.name])
         before = installed(lab, host.name)
-        in_host(lab, "host1" if host.name == "host1" else "host2", "ovs-ofctl", "-O", "OpenFlow13",
-                "replace-flows", host.bridge, str(REPO / "flows" / f"{host.name}.flows"))
+        in_host(
+            lab,
+            "host1" if host.name == "host1" else "host2",
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+            "replace-flows",
+            host.bridge,
+            str(REPO / "flows" / f"{host.name}.flows"),
+        )
         assert installed(lab, host.name) == before  # loading the file changed no generated flow
 
 
@@ -176,8 +211,7 @@ def test_a_reconnecting_controller_removes_stale_flows_and_restores_missing_ones
 
 
 def test_destroy_stops_every_process_and_removes_everything(lab: str) -> None:
-    pids = [pid_of(lab, h, what) for h in ("host1", "host2") for what in ("ovsdb-server", "ovs-vswitchd",
-                                                                             "controller")]
+    pids = [pid_of(lab, h, what) for h in ("host1", "host2") for what in ("ovsdb-server", "ovs-vswitchd", "controller")]
     run_ovsvx("destroy", "--prefix", lab)
     for pid in pids:
         alive = Path(f"/proc/{pid}/cmdline")
@@ -220,11 +254,14 @@ def test_without_a_controller_the_flow_files_do_the_same(fresh_prefix: str, tmp_
     for host in TOPO.hosts:
         text = (REPO / "flows" / f"{host.name}.flows").read_text()
         (stale / f"{host.name}.flows").write_text(text.replace("priority=200", "priority=201", 1))
-    refused = run_ovsvx("deploy", "--mode", "ovs", "--no-controller", "--flows", str(stale), "--prefix",
-                        fresh_prefix, check=False)
+    refused = run_ovsvx(
+        "deploy", "--mode", "ovs", "--no-controller", "--flows", str(stale), "--prefix", fresh_prefix, check=False
+    )
     assert refused.returncode == 2
-    assert refused.stderr.strip() == (f"ovsvx: error: {stale}/host1.flows does not match the topology: "
-                                      "regenerate it with `ovsvx flows --render` (with the same -t)")
+    assert refused.stderr.strip() == (
+        f"ovsvx: error: {stale}/host1.flows does not match the topology: "
+        "regenerate it with `ovsvx flows --render` (with the same -t)"
+    )
 
 
 TUTORIAL_VXLAN2 = [  # the tutorial's own commands for host2's vxlan device: its MAC is random
@@ -256,8 +293,9 @@ def test_an_ovs_host_reaches_a_peer_built_with_the_tutorials_commands(fresh_pref
 
     deadline = time.monotonic() + 15  # the controller asks the peer for its MAC every 5 s
     while True:  # the OVS side speaks first: ns1 -> ns2
-        ping = run_ovsvx("exec", "--prefix", fresh_prefix, "ns1", "--", "ping", "-c", "1", "-W", "1",
-                         "192.168.2.100", check=False)
+        ping = run_ovsvx(
+            "exec", "--prefix", fresh_prefix, "ns1", "--", "ping", "-c", "1", "-W", "1", "192.168.2.100", check=False
+        )
         if ping.returncode == 0 or time.monotonic() > deadline:
             break
     assert "ttl=62" in ping.stdout, ping.stdout
@@ -265,9 +303,25 @@ def test_an_ovs_host_reaches_a_peer_built_with_the_tutorials_commands(fresh_pref
     assert len(cookies(fresh_prefix, "host1", learned=True)) == 1
 
     # rebuilt again (a reboot does the same): a new MAC, and the learned one is stale for 5 minutes
-    pinging = subprocess.Popen(["ip", "netns", "exec", f"{fresh_prefix}ns1", "ping", "-D", "-n", "-i", "0.1",
-                                "-w", str(int(waits.scaled(12))), "192.168.2.100"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pinging = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            f"{fresh_prefix}ns1",
+            "ping",
+            "-D",
+            "-n",
+            "-i",
+            "0.1",
+            "-w",
+            str(int(waits.scaled(12))),
+            "192.168.2.100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         in_host(fresh_prefix, "host2", "ip", "link", "del", "vxlan2")
         changed_at = time.time()  # nothing answers from here on until host1 learns the new MAC
@@ -297,8 +351,9 @@ def test_packet_socket_ports_carry_the_overlay_too_and_a_plain_deploy_keeps_them
 def test_af_xdp_is_refused_for_a_jumbo_underlay(fresh_prefix: str, tmp_path: Path) -> None:
     jumbo = tmp_path / "jumbo.toml"
     jumbo.write_text(topology.default_text().replace("underlay_mtu = 1500", "underlay_mtu = 9000"))
-    refused = run_ovsvx("deploy", "-t", str(jumbo), "--port-type", "afxdp-nonpmd", "--prefix", fresh_prefix,
-                        check=False)
+    refused = run_ovsvx(
+        "deploy", "-t", str(jumbo), "--port-type", "afxdp-nonpmd", "--prefix", fresh_prefix, check=False
+    )
     assert refused.returncode == 2 and "--port-type afxdp-nonpmd needs underlay_mtu up to 1500" in refused.stderr
     assert not [n for n in leftover_netns() if n.startswith(fresh_prefix)]  # refused before any change
 
@@ -307,9 +362,25 @@ def test_a_taken_controller_port_is_refused_clearly(fresh_prefix: str) -> None:
     run_ovsvx("deploy", "--mode", "ovs", "--no-controller", "--prefix", fresh_prefix)
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
     squatter = subprocess.Popen(
-        [sys.executable, "-m", "ovsvx", "exec", "--prefix", fresh_prefix, "host1", "--", sys.executable, "-c",
-         "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',6653)); s.listen(); print('up',flush=True);"
-         " time.sleep(60)"], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "ovsvx",
+            "exec",
+            "--prefix",
+            fresh_prefix,
+            "host1",
+            "--",
+            sys.executable,
+            "-c",
+            "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',6653)); s.listen(); print('up',flush=True);"
+            " time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         assert squatter.stdout.readline().strip() == "up"
         refused = run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix, check=False)
@@ -321,10 +392,21 @@ def test_a_taken_controller_port_is_refused_clearly(fresh_prefix: str) -> None:
 
 
 def test_ovs_config_is_set_per_host_kept_by_a_plain_deploy_and_put_back_when_dropped(fresh_prefix: str) -> None:
-    run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix, "--ovs-config", "pmd-maxsleep=50",
-              "--ovs-config", "host2:pmd-cpu-mask=0x2")
-    other = {h: in_host(fresh_prefix, h, "ovs-vsctl", "get", "Open_vSwitch", ".", "other_config").strip()
-             for h in ("host1", "host2")}
+    run_ovsvx(
+        "deploy",
+        "--mode",
+        "ovs",
+        "--prefix",
+        fresh_prefix,
+        "--ovs-config",
+        "pmd-maxsleep=50",
+        "--ovs-config",
+        "host2:pmd-cpu-mask=0x2",
+    )
+    other = {
+        h: in_host(fresh_prefix, h, "ovs-vsctl", "get", "Open_vSwitch", ".", "other_config").strip()
+        for h in ("host1", "host2")
+    }
     assert other == {"host1": '{pmd-maxsleep="50"}', "host2": '{pmd-cpu-mask="0x2", pmd-maxsleep="50"}'}
     shown = status(fresh_prefix)["hosts"]["host2"]["details"]["ovs other_config"]
     assert shown == "pmd-cpu-mask=0x2, pmd-maxsleep=50"

@@ -29,8 +29,15 @@ VTEPS = {"host1": "10.33.30.150", "host2": "10.33.30.151"}
 def ovsvx_on(machine: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ovsvx inside `machine` as root would on that server."""
     env = {**os.environ, "OVSVX_STATE_DIR": str(state)}
-    return subprocess.run([sys.executable, "-m", "ovsvx", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=120, preexec_fn=lambda: netstack.enter(machine))
+    return subprocess.run(
+        [sys.executable, "-m", "ovsvx", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        preexec_fn=lambda: netstack.enter(machine),
+    )
 
 
 def run_on(machine: str, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -44,8 +51,9 @@ def machines(tmp_path: Path) -> Iterator[dict[str, Any]]:
         netstack.create_netns(name)  # cleanup below is registered by the try before anything else
     states = {host: tmp_path / host for host in MACHINES}
     topo_file = tmp_path / "topology.toml"
-    topo_file.write_text(topology.default_text().replace('"ns1"', f'"{TEST_PREFIX}rh-ns1"')
-                         .replace('"ns2"', f'"{TEST_PREFIX}rh-ns2"'))
+    topo_file.write_text(
+        topology.default_text().replace('"ns1"', f'"{TEST_PREFIX}rh-ns1"').replace('"ns2"', f'"{TEST_PREFIX}rh-ns2"')
+    )
     try:
         with netstack.stack(MACHINES["host1"]) as a:
             a.link("add", ifname="ens160", kind="veth", peer={"ifname": "ens160", "net_ns_fd": MACHINES["host2"]})
@@ -73,8 +81,11 @@ def test_two_real_hosts_in_kernel_mode(machines: dict[str, Any]) -> None:
     report = json.loads(ovsvx_on(MACHINES["host1"], states["host1"], "verify", "--json").stdout)
     assert report["ok"], [c for c in report["checks"] if not c["ok"]]
     assert {c["src"] for c in report["checks"]} == {"host1", f"{TEST_PREFIX}rh-ns1"}  # from this machine only
-    ns1_ns2 = [c for c in report["checks"] if c["kind"] == "ping" and c["dst"] == f"{TEST_PREFIX}rh-ns2"
-               and c["src"] == f"{TEST_PREFIX}rh-ns1"]
+    ns1_ns2 = [
+        c
+        for c in report["checks"]
+        if c["kind"] == "ping" and c["dst"] == f"{TEST_PREFIX}rh-ns2" and c["src"] == f"{TEST_PREFIX}rh-ns1"
+    ]
     assert ns1_ns2[0]["ttl"] == 62
 
     status = json.loads(ovsvx_on(MACHINES["host1"], states["host1"], "status", "--json").stdout)
@@ -90,20 +101,25 @@ def test_two_real_hosts_in_kernel_mode(machines: dict[str, Any]) -> None:
     assert "10.33.30.150/24" in left  # the machine's own address is untouched
 
 
-@pytest.mark.parametrize(("host", "message"), [
-    ("host2", "host2: VTEP address 10.33.30.151 is not on ens160 (it has 10.33.30.150)"),
-])
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("host2", "host2: VTEP address 10.33.30.151 is not on ens160 (it has 10.33.30.150)"),
+    ],
+)
 def test_the_wrong_machine_is_refused_before_any_change(machines: dict[str, Any], host: str, message: str) -> None:
-    done = ovsvx_on(MACHINES["host1"], machines["states"]["host1"], "deploy", "--host", host, "-t",
-                    machines["topology"])
+    done = ovsvx_on(
+        MACHINES["host1"], machines["states"]["host1"], "deploy", "--host", host, "-t", machines["topology"]
+    )
     assert done.returncode == 3 and message in done.stderr
     assert run_on(MACHINES["host1"], "ip", "-br", "link").stdout.count("\n") == 2  # lo and ens160, nothing new
 
 
 def test_a_machine_without_the_nic_is_told_so(machines: dict[str, Any]) -> None:
     run_on(MACHINES["host1"], "ip", "link", "set", "ens160", "name", "eth9")
-    done = ovsvx_on(MACHINES["host1"], machines["states"]["host1"], "deploy", "--host", "host1", "-t",
-                    machines["topology"])
+    done = ovsvx_on(
+        MACHINES["host1"], machines["states"]["host1"], "deploy", "--host", "host1", "-t", machines["topology"]
+    )
     assert done.returncode == 3
     assert "host1: underlay NIC ens160 does not exist here; is this machine host1?" in done.stderr
 
@@ -112,10 +128,38 @@ def test_a_dropping_firewall_gets_the_exact_rule_and_that_rule_is_enough(machine
     states, topo = machines["states"], machines["topology"]
     a = MACHINES["host1"]
     assert run_on(a, "nft", "add", "table", "inet", "guard").returncode == 0
-    assert run_on(a, "nft", *"add chain inet guard in { type filter hook input priority 0 ; policy drop ; }"
-                  .split()).returncode == 0
-    assert run_on(a, "nft", "add", "rule", "inet", "guard", "in", "ct", "state", "established,related",
-                  "accept").returncode == 0
+    assert (
+        run_on(
+            a,
+            "nft",
+            *[
+                "add",
+                "chain",
+                "inet",
+                "guard",
+                "in",
+                "{",
+                "type",
+                "filter",
+                "hook",
+                "input",
+                "priority",
+                "0",
+                ";",
+                "policy",
+                "drop",
+                ";",
+                "}",
+            ],
+        ).returncode
+        == 0
+    )
+    assert (
+        run_on(
+            a, "nft", "add", "rule", "inet", "guard", "in", "ct", "state", "established,related", "accept"
+        ).returncode
+        == 0
+    )
 
     deployed = ovsvx_on(a, states["host1"], "deploy", "--host", "host1", "--mode", "kernel", "-t", topo)
     assert deployed.returncode == 0, deployed.stderr

@@ -13,9 +13,13 @@ from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_la
 def test_scale_deploys_verifies_and_measures_each_mode_then_leaves_nothing() -> None:
     need_lab()
     prefix = f"{TEST_PREFIX}sc-"
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "scale"), "3", "--prefix", prefix],
-                          capture_output=True, text=True, timeout=waits.scaled(300),
-                          env={**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)})
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "scale"), "3", "--prefix", prefix],
+        capture_output=True,
+        text=True,
+        timeout=waits.scaled(300),
+        env={**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line.split(" | ") for line in done.stdout.splitlines()[2:]]
     assert [(row[0], row[1]) for row in rows] == [("| 3", "kernel"), ("| 3", "ovs")]

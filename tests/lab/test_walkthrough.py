@@ -21,21 +21,30 @@ def test_the_walkthrough_is_regenerated_from_a_real_lab(tmp_path: Path) -> None:
     prefix = f"{TEST_PREFIX}wt-"
     output = tmp_path / "walkthrough.md"
     env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR), "OVSVX_WALKTHROUGH_PREFIX": prefix}
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "walkthrough"), str(output)], env=env,
-                          capture_output=True, text=True, timeout=waits.scaled(600))
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "walkthrough"), str(output)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=waits.scaled(600),
+    )
     assert done.returncode == 0, done.stderr
     assert not [n for n in leftover_netns() if n.startswith(prefix)]
     text = output.read_text()
     kernel, ovs = text.split("## Ovs mode")[0], text.split("## Ovs mode")[1]
     system = text.split(KERNEL_DATAPATH)[1].split("## The tutorial's three")[0]
-    assert "VXLAN vni 100 / Ether 02:00:c0:a8:01:fe > ff:ff:ff:ff:ff:ff / ARP who-has 192.168.2.254 tell " \
-           "192.168.1.254" in kernel  # the next hop's ARP crosses the tunnel
+    assert (
+        "VXLAN vni 100 / Ether 02:00:c0:a8:01:fe > ff:ff:ff:ff:ff:ff / ARP who-has 192.168.2.254 tell "
+        "192.168.1.254" in kernel
+    )  # the next hop's ARP crosses the tunnel
     assert "ARP who-has 192.168.2.254" not in ovs  # answered on the host in ovs mode
     assert "ttl 62 / ICMP echo-request" in kernel and "ttl 62 / ICMP echo-request" in ovs
     assert "vxlan fdb: " in kernel and "route-out: routed towards host2" in ovs
     if choose_datapath()[0] == "system":  # the same ping, the kernel's tunnel device in the path
-        assert "host1:vxlan_sys_4789 Ether 02:00:c0:a8:01:fe > 02:00:c0:a8:02:fe / IP 192.168.1.100 > " \
-               "192.168.2.100 ttl 63 / ICMP echo-request" in system
+        assert (
+            "host1:vxlan_sys_4789 Ether 02:00:c0:a8:01:fe > 02:00:c0:a8:02:fe / IP 192.168.1.100 > "
+            "192.168.2.100 ttl 63 / ICMP echo-request" in system
+        )
         assert "ttl 62 / ICMP echo-request" in system and "ARP who-has 192.168.2.254" not in system
         assert "datapath system@ovs-system: " in system and "(out: vxlan_sys_4789)" in system
     else:
