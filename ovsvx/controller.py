@@ -26,6 +26,15 @@ from ovsvx.flows import host_flows
 from ovsvx.peerwatch import peer_probes
 from ovsvx.topology import Host, Topology
 
+# The controller's log lines: date, time, logger, level, message (the date and time hold no spaces).
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def logged_errors(text: str) -> list[str]:
+    """The messages of the ERROR lines of a controller log written in LOG_FORMAT."""
+    fields = (line.split(" ", 4) for line in text.splitlines())
+    return [f[4] for f in fields if len(f) == 5 and f[3] == "ERROR"]
+
 
 def parse_listen(text: str) -> tuple[str, int]:
     """'127.0.0.1:6653' -> ('127.0.0.1', 6653)."""
@@ -57,7 +66,7 @@ def serve(listen: str, host_name: str | None, prefix: str | None = None, topolog
 def run(topology: Topology, host: Host, listen: tuple[str, int]) -> None:
     """Serve `host`'s bridge its generated flows until interrupted."""
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     from os_ken import cfg
     from os_ken.base.app_manager import AppManager
 

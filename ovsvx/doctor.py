@@ -341,8 +341,8 @@ def _conflicts(context: HostContext) -> list[Diagnosis]:
 
 def _firewall(context: HostContext) -> list[Diagnosis]:
     peers = [p.vtep for p in context.topology.peers(context.site.host)]
-    advice = preflight.firewall_warnings(context.site.netns, context.topology.port, peers)
-    found = [Diagnosis(FAIL, *text.split("; allow the peers with: ", 1)) for text in advice]
+    blockers = preflight.firewall_blockers(context.site.netns, context.topology.port, peers)
+    found = [Diagnosis(FAIL, blocker.what, blocker.allow) for blocker in blockers]
     return found or [Diagnosis(OK, f"no firewall drops udp {context.topology.port} from the peers")]
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 OK, MISSING, DIFFERS, FOREIGN = "ok", "missing", "differs", "foreign"
+# How a piece that differs is put right, where its kind of repair matters to the fixer: a link that is
+# only down is set up; one whose kind or attributes differ is deleted and made again.
+SET_UP, RECREATE = "set up", "recreate"
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,7 @@ class Finding:
     state: str  # ok | missing | differs (ours, not as wanted) | foreign (in the way, not ours)
     detail: str = ""
     resource: Any = None  # the desired value, for the backend that fixes it
+    remedy: str = ""  # for DIFFERS where it matters: SET_UP or RECREATE
 
     @property
     def text(self) -> str:

@@ -17,7 +17,7 @@ from socket import AF_INET
 
 from ovsvx import netstack
 from ovsvx.errors import ConflictError, UsageError
-from ovsvx.netlink import set_tx_offload, tx_offload
+from ovsvx.nic import set_tx_offload, tx_offload
 from ovsvx.plan import LINK_ALIAS
 from ovsvx.record import Deployment
 from ovsvx.site import Site

@@ -15,7 +15,6 @@ takes away exactly those.
 from __future__ import annotations
 
 import errno
-import logging
 from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from socket import AF_INET
@@ -25,8 +24,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx import netstack
 from ovsvx.errors import ApplyError, ConflictError
-from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, Finding
+from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, RECREATE, SET_UP, Finding
 from ovsvx.netstack import RT_TABLE_MAIN
+from ovsvx.nic import announce, set_tx_offload, tx_offload
 from ovsvx.plan import (
     LINK_ALIAS,
     RTPROT_OVSVX,
@@ -51,8 +51,13 @@ RTNH_F_ONLINK = 4
 IFF_UP = 1
 
 
-def _found(resource: Resource, state: str, detail: str = "") -> Finding:
-    return Finding(describe(resource), state, detail, resource)
+def _found(resource: Resource, state: str, detail: str = "", remedy: str = "") -> Finding:
+    return Finding(describe(resource), state, detail, resource, remedy)
+
+
+def _recreate_it(resource: Resource, detail: str) -> Finding:
+    """A link of ours that is not what the plan wants: deleted and made again."""
+    return _found(resource, DIFFERS, f"recreate: {detail}", RECREATE)
 
 
 class _Stacks:
@@ -172,7 +177,7 @@ class Reconciler:
                 for m in moved:
                     if ipr.link_lookup(ifname=m.origin) and not _has_address(ipr, m.origin, m.address, m.prefixlen):
                         mac = _move(ipr, m.address, m.prefixlen, m.dev, m.origin)
-                        _announce(self.site.netns, m.origin, m.address, mac)
+                        announce(self.site.netns, m.origin, m.address, mac)
                         removed.append(f"{host.name}: address {m.cidr} back on {m.origin}")
             removed += self._restore_sysctls()
         for ns in host.namespaces:
@@ -237,18 +242,18 @@ class Reconciler:
         if r.master is not None:
             bridge = ipr.link_lookup(ifname=r.master)
             if not bridge or host_end.get("IFLA_MASTER") != bridge[0]:
-                return _found(r, DIFFERS, f"not in {r.master}")
+                return _recreate_it(r, f"not in {r.master}")
         if not stacks.exists(r.netns):
-            return _found(r, DIFFERS, "namespace end missing")
+            return _recreate_it(r, "namespace end missing")
         peer = _link(stacks.get(r.netns), r.peer)
         if peer is None or not _is_up(peer):
-            return _found(r, DIFFERS, f"{r.peer} missing or down in {r.netns}")
+            return _recreate_it(r, f"{r.peer} missing or down in {r.netns}")
         wrong = [f"mac {peer.get('IFLA_ADDRESS')}"] if peer.get("IFLA_ADDRESS") != r.mac else []
         if r.mtu is not None:
             wrong += [f"mtu {link.get('IFLA_MTU')}" for link in (peer, host_end) if link.get("IFLA_MTU") != r.mtu]
         if not r.tx_offload and tx_offload(self.site.ns(r.netns), r.peer):
             wrong.append("tx checksum offload on")
-        return _found(r, DIFFERS, "recreate: " + ", ".join(wrong)) if wrong else base
+        return _recreate_it(r, ", ".join(wrong)) if wrong else base
 
     # --- fixing ----------------------------------------------------------------
 
@@ -364,17 +369,17 @@ def _inspect_link(ipr: Any, r: Resource, name: str, kind: str, unfinished: Colle
     if not _ours(link, unfinished):
         return _found(r, FOREIGN, _foreign(f"link {name}", "no 'ovsvx' alias"))
     if link.get("IFLA_IFALIAS") != LINK_ALIAS:
-        return _found(r, DIFFERS, "left unfinished by an interrupted deploy: recreate")
+        return _found(r, DIFFERS, "left unfinished by an interrupted deploy: recreate", RECREATE)
     if _kind(link) != kind:
-        return _found(r, DIFFERS, f"is a {_kind(link)}, not a {kind}")
+        return _recreate_it(r, f"is a {_kind(link)}, not a {kind}")
     if not _is_up(link):
-        return _found(r, DIFFERS, "down")
+        return _found(r, DIFFERS, "down", SET_UP)
     return _found(r, OK)
 
 
 def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:
     base = _inspect_link(ipr, r, r.name, "vxlan", unfinished)
-    if base.state in (MISSING, FOREIGN) or base.detail.startswith("is a"):
+    if base.state in (MISSING, FOREIGN) or base.remedy == RECREATE:
         return base
     link = _link(ipr, r.name)
     if link is None:
@@ -399,7 +404,7 @@ def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:
     }
     wrong = [f"{k} {have[k]} (want {want[k]})" for k in want if have[k] != want[k]]
     if wrong:
-        return _found(r, DIFFERS, "recreate: " + ", ".join(wrong))
+        return _recreate_it(r, ", ".join(wrong))
     return base
 
 
@@ -416,7 +421,7 @@ def _inspect_up(ipr: Any, r: Up) -> Finding:
 def _recreate(ipr: Any, name: str, finding: Finding) -> bool:
     """Delete a link of ours that differs in more than its up/down state; True when it is gone now."""
     link = _link(ipr, name)
-    if link is not None and finding.detail != "down":
+    if link is not None and finding.remedy == RECREATE:
         ipr.link("del", index=link["index"])
         return True
     return link is None
@@ -460,7 +465,7 @@ def _fix_up(stacks: _Stacks, r: Up, _: Finding) -> None:
 
 def _fix_moved(stacks: _Stacks, r: MovedAddress, _: Finding) -> None:
     mac = _move(stacks.get(None), r.address, r.prefixlen, r.origin, r.dev)
-    _announce(stacks.site.netns, r.dev, r.address, mac)
+    announce(stacks.site.netns, r.dev, r.address, mac)
 
 
 # --- addresses ---------------------------------------------------------------------
@@ -488,19 +493,6 @@ def _move(ipr: Any, address: Any, prefixlen: int, origin: str, dev: str) -> str:
     ipr.link("set", index=target[0], state="up")
     mac: str = ipr.get_links(target[0])[0].get("IFLA_ADDRESS")
     return mac
-
-
-def _announce(netns: str | None, dev: str, address: Any, mac: str) -> None:
-    """Send a gratuitous ARP for `address` from `dev`: the address moved to another MAC, and peers
-    (a kernel's neighbour table, OVS's tunnel neighbour cache) would keep sending to the old one."""
-    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
-    from scapy.layers.l2 import ARP, Ether
-    from scapy.sendrecv import sendp
-
-    frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
-        op=1, hwsrc=mac, psrc=str(address), pdst=str(address), hwdst=ZERO_MAC
-    )
-    netstack.call_in(netns, lambda: sendp(frame, iface=dev, count=2, inter=0.05, verbose=False))
 
 
 def _inspect_address(ipr: Any | None, r: Address) -> Finding:
@@ -620,15 +612,3 @@ def remove_stale_taps(netns: str | None, names: Collection[str], host: str) -> l
                 ipr.link("del", index=link["index"])
                 removed.append(f"{host}: - tap {name} (left by a stopped ovs-vswitchd)")
     return removed
-
-
-def tx_offload(netns: str | None, dev: str) -> bool:
-    shown = netstack.run(netns, ["ethtool", "-k", dev], timeout=10)
-    return "tx-checksumming: on" in shown.stdout
-
-
-def set_tx_offload(netns: str | None, dev: str, on: bool) -> None:
-    setting = "on" if on else "off"
-    done = netstack.run(netns, ["ethtool", "-K", dev, "tx", setting], timeout=10)
-    if done.returncode != 0:
-        raise ApplyError(f"ethtool -K {dev} tx {setting}: {done.stderr.strip()}")

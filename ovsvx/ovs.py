@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from ovsvx import daemons, netstack, ofctl, ovsdb, preflight, switch, waits
+from ovsvx.controller import logged_errors
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import host_flows, is_learned, render_file
@@ -384,10 +385,10 @@ class OvsBackend:
             return ""
         log = daemons.controller_files(self.deployment, self.site)[1]
         try:
-            errors = [line for line in log.read_text().splitlines() if " ERROR " in line]
+            errors = logged_errors(log.read_text())
         except OSError:
             return ""
-        return f"; the controller said: {errors[-1].split(' ERROR ', 1)[1]}" if errors else f"; see {log}"
+        return f"; the controller said: {errors[-1]}" if errors else f"; see {log}"
 
     def _wait_for_controller(self) -> None:
         if not waits.until(self._controller_connected, FLOWS_WAIT_S):

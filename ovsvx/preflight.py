@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 from socket import AF_INET
@@ -88,19 +89,32 @@ def check_real_host(topology: Topology, host: Host) -> list[str]:
             "the overlay MTU will be smaller than planned"
         )
     peers = [p.vtep for p in topology.peers(host)]
-    warnings += firewall_warnings(None, topology.port, peers)
+    warnings += [blocker.text for blocker in firewall_blockers(None, topology.port, peers)]
     return warnings
 
 
-def firewall_warnings(netns: str | None, port: int, peers: list[IPv4Address]) -> list[str]:
+@dataclass(frozen=True)
+class Blocker:
+    """An active firewall that would drop the tunnel from the peers, and the commands that let them in."""
+
+    what: str
+    allow: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.what}; allow the peers with: {self.allow}"
+
+
+def firewall_blockers(netns: str | None, port: int, peers: list[IPv4Address]) -> list[Blocker]:
     """Which active firewall would drop UDP `port` from the peers, each with the rule to allow it."""
     found = []
     sources = ", ".join(str(p) for p in peers)
     for family, table, chain in _nft_dropping_input_chains(netns, port):
         found.append(
-            f"nftables chain {family} {table} {chain} drops input by default and has no rule for udp port "
-            f"{port}; allow the peers with: nft insert rule {family} {table} {chain} ip saddr {{ {sources} }} "
-            f"udp dport {port} accept"
+            Blocker(
+                f"nftables chain {family} {table} {chain} drops input by default and has no rule for udp port {port}",
+                f"nft insert rule {family} {table} {chain} ip saddr {{ {sources} }} udp dport {port} accept",
+            )
         )
     if shutil.which("firewall-cmd") and netstack.run(netns, ["firewall-cmd", "--state"]).returncode == 0:
         rules = " && ".join(
@@ -108,12 +122,12 @@ def firewall_warnings(netns: str | None, port: int, peers: list[IPv4Address]) ->
             f"port port={port} protocol=udp accept'"
             for p in peers
         )
-        found.append(f"firewalld is running; allow the peers with: {rules} && firewall-cmd --reload")
+        found.append(Blocker("firewalld is running", f"{rules} && firewall-cmd --reload"))
     if shutil.which("ufw"):
         status = netstack.run(netns, ["ufw", "status"])
         if status.returncode == 0 and "Status: active" in status.stdout:
             rules = " && ".join(f"ufw allow proto udp from {p} to any port {port}" for p in peers)
-            found.append(f"ufw is active; allow the peers with: {rules}")
+            found.append(Blocker("ufw is active", rules))
     return found
 
 
