@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from ovsvx import daemons, netstack, ofctl, preflight, verify, waits
-from ovsvx.deploy import Scope, deploy, destroy, resolve_modes
+from ovsvx.deploy import Scope, deploy, destroy
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment, check_prefix
@@ -170,7 +170,7 @@ def run(
                 if mode == "ovs"
                 else DeployOptions()
             )
-            deployment = deploy(scope, topology, resolve_modes(topology, {"*": mode}), chosen).deployment
+            deployment = deploy(scope, topology, {"*": mode}, chosen).deployment
             deploy_s = round(time.monotonic() - started, 2)
             if mode == "kernel":  # the physical baseline, NIC to NIC
                 results["underlay"] = Figures()

@@ -42,7 +42,6 @@ from ovsvx.backends import BACKENDS, DEFAULT_MODE
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
 from ovsvx.ovs import choose_datapath
-from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES
 
 out = render.console()
@@ -300,7 +299,6 @@ def deploy_cmd(
     """Build the overlay: the whole lab, or this machine as --host HOST."""
     topo = topology.load(topology_file)
     scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
-    modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text), deployment_ops.deployed_modes(scope))
     options = DeployOptions(
         controller=not no_controller,
         flows_dir=flows_dir,
@@ -309,7 +307,7 @@ def deploy_cmd(
         firewall=firewall,
         ovs_config=ovs_config or None,
     )
-    report = deployment_ops.deploy(scope, topo, modes, options)
+    report = deployment_ops.deploy(scope, topo, parse_modes(mode_text), options)
     for warning in report.warnings:
         err_console.print(f"ovsvx: warning: {warning}", soft_wrap=True)
     for change in report.changes:
@@ -381,35 +379,15 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
 @reported
 def doctor_cmd(topology_file: Path | None, host: str | None, prefix: str | None, as_json: bool) -> None:
     """Check every precondition, changing nothing: one line per finding, with its fix (exit 1 on a failure)."""
-    scope = deployment_ops.find_scope(host, prefix)
-    existing = record.load(scope.kind, scope.prefix)
-    topo = existing.topology if existing and topology_file is None else topology.load(topology_file)
-    modes = existing.modes if existing else {}
-    if scope.kind == "host":
-        hosts = [(Site(topo.host(scope.host or ""), None), modes.get(scope.host or ""))]
-    else:
-        hosts = [(site, modes.get(site.host.name)) for site in lab.sites(existing)] if existing else []
-    found = doctor.diagnose(topo, hosts)
-    failed = any(d.state == doctor.FAIL for ds in found.values() for d in ds)
+    checked = doctor.examine(host, prefix, topology_file)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "scope": scope.describe(),
-                    "ok": not failed,
-                    "findings": {
-                        name: [{"state": d.state, "what": d.what, "fix": d.fix} for d in ds]
-                        for name, ds in found.items()
-                    },
-                },
-                indent=2,
-            )
-        )
+        findings = {
+            name: [{"state": d.state, "what": d.what, "fix": d.fix} for d in ds] for name, ds in checked.found.items()
+        }
+        click.echo(json.dumps({"scope": checked.scope, "ok": not checked.failed, "findings": findings}, indent=2))
     else:
-        out.print(
-            render.doctor(found, scope.describe(), undeployed=scope.kind == "lab" and existing is None), soft_wrap=True
-        )
-    if failed:
+        out.print(render.doctor(checked.found, checked.scope, undeployed=checked.undeployed_lab), soft_wrap=True)
+    if checked.failed:
         sys.exit(1)
 
 

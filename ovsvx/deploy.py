@@ -79,12 +79,6 @@ def resolve_modes(
     }
 
 
-def deployed_modes(scope: Scope) -> dict[str, str]:
-    """The modes the scope's hosts are deployed in now (none when nothing is)."""
-    existing = record.load(scope.kind, scope.prefix)
-    return dict(existing.modes) if existing else {}
-
-
 def sites(deployment: Deployment) -> list[Site]:
     if deployment.is_lab:
         return lab.sites(deployment)
@@ -104,20 +98,25 @@ def _open(scope: Scope, topology: Topology) -> Deployment:
     return existing
 
 
-def deploy(scope: Scope, topology: Topology, modes: dict[str, str], options: DeployOptions = DeployOptions()) -> Report:
+def deploy(
+    scope: Scope, topology: Topology, requested: dict[str, str], options: DeployOptions = DeployOptions()
+) -> Report:
     """Build or repair the deployment; a second run reports no changes.
 
-    A host deployed in another mode before is switched: the old mode's pieces
+    `requested` is the command line's --mode: {"*": MODE} for every host, or per host name; a host it
+    leaves out keeps the mode it is deployed in (`resolve_modes`), read under the lock, so a concurrent
+    switch is never undone.  A host deployed in another mode before is switched: the old mode's pieces
     are removed, then the new mode's built.
     """
     preflight.require_root()
     warnings: list[str] = []
     if scope.kind == "host":
-        host = topology.host(scope.host or "")
-        warnings += preflight.check_real_host(topology, host)
-        modes = {host.name: modes[host.name]}
+        warnings += preflight.check_real_host(topology, topology.host(scope.host or ""))
     with record.locked(scope.kind, scope.prefix):
         deployment = _open(scope, topology)
+        modes = resolve_modes(topology, requested, deployment.modes)
+        if scope.kind == "host":
+            modes = {scope.host or "": modes[scope.host or ""]}
         fresh = not deployment.path.exists()
         leaving = _leaving(deployment, modes)
         deployment.modes = modes

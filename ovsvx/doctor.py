@@ -23,7 +23,8 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from ovsvx import daemons, netstack, preflight
+from ovsvx import daemons, lab, netstack, preflight, record
+from ovsvx.deploy import find_scope
 from ovsvx.listeners import listening
 from ovsvx.netlink import xdp_programs
 from ovsvx.netstack import RT_TABLE_MAIN
@@ -31,6 +32,7 @@ from ovsvx.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_LISTEN, CONTROLLER_PORT
 from ovsvx.topology import VXLAN_OVERHEAD, Topology
+from ovsvx.topology import load as load_topology
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 KERNEL_PIECES = {"vxlan": "vxlan devices", "bridge": "Linux bridges", "veth": "veth pairs"}
@@ -396,6 +398,33 @@ def _peers(context: HostContext) -> list[Diagnosis]:
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class Examination:
+    """What `ovsvx doctor` found, for the deployment (or the lab to be) a command named."""
+
+    scope: str
+    undeployed_lab: bool  # a lab that is not deployed: only this machine was examined
+    found: dict[str, list[Diagnosis]]
+
+    @property
+    def failed(self) -> bool:
+        return any(d.state == FAIL for ds in self.found.values() for d in ds)
+
+
+def examine(host_name: str | None, prefix: str | None, topology_file: Path | None) -> Examination:
+    """Examine what a command names: this machine as --host, the lab of --prefix, else the default lab
+    or this machine's deployment; with the deployment's topology unless a file is given."""
+    scope = find_scope(host_name, prefix)
+    existing = record.load(scope.kind, scope.prefix)
+    topology = existing.topology if existing and topology_file is None else load_topology(topology_file)
+    modes = existing.modes if existing else {}
+    if scope.kind == "host":
+        hosts = [(Site(topology.host(scope.host or ""), None), modes.get(scope.host or ""))]
+    else:
+        hosts = [(site, modes.get(site.host.name)) for site in lab.sites(existing)] if existing else []
+    return Examination(scope.describe(), scope.kind == "lab" and existing is None, diagnose(topology, hosts))
 
 
 def diagnose(topology: Topology, hosts: list[tuple[Site, str | None]]) -> dict[str, list[Diagnosis]]:

@@ -414,6 +414,20 @@ def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
     return tuple(sorted(flows, key=lambda f: (f.table, -f.priority, f.text)))
 
 
+LEARNED_NOTE = "the peer's router MAC, learned from its ARP"
+
+
+def explain(cookie: int, generated: dict[int, Flow]) -> tuple[str, str] | None:
+    """What an installed flow is, by its cookie: (purpose, why) for a flow ovsvx generated or one the
+    switch learned; None for a flow ovsvx did not make.  `flows` and `trace` both name flows by it."""
+    flow = generated.get(cookie)
+    if flow is not None:
+        return flow.purpose.label, flow.note
+    if is_learned(cookie):
+        return Purpose.LEARNED.label, LEARNED_NOTE
+    return None
+
+
 def learned_cookie(peer_index: int) -> int:
     """The cookie of the flow the switch learns for the peer at `peer_index` (see LearnPeerMac)."""
     return (int(Purpose.LEARNED) << 32) | peer_index

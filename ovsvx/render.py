@@ -20,9 +20,9 @@ from rich.text import Text
 
 from ovsvx import doctor as diagnose
 from ovsvx import flows
+from ovsvx.bench import Figures, ratio
 
 if TYPE_CHECKING:
-    from ovsvx.bench import Figures
     from ovsvx.capture import Frame
     from ovsvx.deploy import HostStatus
     from ovsvx.doctor import Diagnosis
@@ -131,15 +131,10 @@ def installed_flows(title: str, installed: Iterable[InstalledFlow], generated: d
     """A bridge's flows by purpose: what ovsvx generated, what the switch learned, and anything else."""
     table = Table("purpose", "table", "why", "rule", "packets", "bytes", title=title, title_justify="left")
     for flow in sorted(installed, key=lambda f: (f.cookie >> 32, f.table)):
-        mine = generated.get(flow.cookie)
         name = flows.TABLES[flow.table].name if flow.table in flows.TABLES else "?"
-        purpose: Text | str
-        if mine is not None:
-            purpose, why = mine.purpose.label, mine.note
-        elif flows.is_learned(flow.cookie):
-            purpose, why = flows.Purpose.LEARNED.label, "a peer's router MAC, learned from its ARP"
-        else:
-            purpose, why = Text("not generated", style="red"), ""
+        known = flows.explain(flow.cookie, generated)
+        purpose: Text | str = known[0] if known else Text("not generated", style="red")
+        why = known[1] if known else ""
         table.add_row(purpose, f"{flow.table} {name}", why, flow.rule, str(flow.n_packets), str(flow.n_bytes))
     return table
 
@@ -161,7 +156,7 @@ BENCH_ROWS = [
 def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
     if value is None:
         return "-"
-    ratios = [f"{value / base:.2f}x {name}" for name, base in bases if base]
+    ratios = [f"{ratio(value, base):.2f}x {name}" for name, base in bases if base]
     return f"{value:g}" + (f" ({', '.join(ratios)})" if ratios else "")
 
 

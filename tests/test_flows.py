@@ -242,3 +242,12 @@ def test_af_xdp_ports_change_only_how_devices_are_read() -> None:
         ("vxlan1", "vxlan"),
     ]
     assert [(p.name, p.ofport) for b in xdp for p in b.ports] == [(p.name, p.ofport) for b in plain for p in b.ports]
+
+
+def test_an_installed_flow_is_named_by_its_cookie_for_flows_and_trace_alike() -> None:
+    host = TOPO.host("host1")
+    generated = {f.cookie: f for f in flows.host_flows(TOPO, host)}
+    some = next(iter(generated.values()))
+    assert flows.explain(some.cookie, generated) == (some.purpose.label, some.note)
+    assert flows.explain(flows.learned_cookie(0), generated) == ("learned", flows.LEARNED_NOTE)
+    assert flows.explain(0x1234, generated) is None  # not ovsvx's: "not generated"

@@ -27,7 +27,7 @@ from ovsdbapp.backend.ovs_idl import transaction
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx import netstack, topology
-from ovsvx.deploy import UNDONE, Scope, deploy, destroy, resolve_modes
+from ovsvx.deploy import UNDONE, Scope, deploy, destroy
 from ovsvx.errors import OvsvxError
 from ovsvx.options import DeployOptions
 from ovsvx.record import record_path
@@ -108,7 +108,7 @@ class Cut:
 
 
 def _deploy(prefix: str, mode: str) -> None:
-    deploy(Scope.lab(prefix), TOPO, resolve_modes(TOPO, {"*": mode}), DeployOptions())
+    deploy(Scope.lab(prefix), TOPO, {"*": mode}, DeployOptions())
 
 
 def _nothing_left(prefix: str) -> list[str]:

@@ -180,7 +180,7 @@ def test_flows_shows_each_bridge_by_purpose_with_learned_and_generated_flows(lab
     assert "host1: br1" in shown and "host2: br2" in shown
     for purpose in ("classify", "arp-responder", "route-out", "route-in", "to-peer", "drop"):
         assert purpose in shown, shown
-    assert "a peer's router MAC, learned from its ARP" in shown  # the switch's own flow, labelled as such
+    assert flows.LEARNED_NOTE in shown  # the switch's own flow, labelled as such
     only = run_ovsvx("flows", "--prefix", lab, "--only", "host2").stdout
     assert "host2: br2" in only and "host1: br1" not in only
 
