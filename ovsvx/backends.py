@@ -19,11 +19,11 @@ from ovsvx.options import DeployOptions
 from ovsvx.ovs import OvsBackend
 from ovsvx.record import Deployment
 from ovsvx.site import Site
-from ovsvx.topology import Host, Topology
+from ovsvx.topology import Host, Mode, Topology
 
 
 class Backend(Protocol):
-    name: str
+    name: Mode
 
     def __init__(self, site: Site, deployment: Deployment) -> None: ...
     @staticmethod
@@ -36,17 +36,17 @@ class Backend(Protocol):
     def details(self) -> dict[str, str]: ...
 
 
-BACKENDS: dict[str, type[Backend]] = {
+BACKENDS: dict[Mode, type[Backend]] = {
     OvsBackend.name: OvsBackend,
     KernelBackend.name: KernelBackend,
 }
-DEFAULT_MODE = OvsBackend.name
+DEFAULT_MODE = Mode.OVS
 
 
-def check_mode(mode: str) -> str:
+def check_mode(mode: str) -> Mode:
     if mode not in BACKENDS:
         raise UsageError(f"mode {mode!r} is not allowed: one of {', '.join(BACKENDS)}")
-    return mode
+    return Mode(mode)
 
 
 def backend(mode: str, site: Site, deployment: Deployment) -> Backend:

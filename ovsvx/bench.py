@@ -25,10 +25,11 @@ from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment, check_prefix
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_LISTEN
-from ovsvx.topology import Topology
+from ovsvx.topology import Mode, Topology
 
 #: What the bench can measure: a mode, or ovs mode on a named datapath (its own column, beside the others).
-MODES = ("kernel", "ovs", "ovs:system", "ovs:netdev")
+# the columns a bench can measure: each mode, and ovs mode on a datapath of its choosing
+MODES = (*Mode, *(f"{Mode.OVS}:{datapath}" for datapath in ("system", "netdev")))
 IPERF_PORT = 5301
 PING_COUNT = 200
 PING_INTERVAL_S = 0.005
@@ -159,7 +160,7 @@ def run(
     results: dict[str, Figures] = {}
     src, dst = topology.hosts[0], topology.hosts[1]
     ns_src, ns_dst = src.namespaces[0], dst.namespaces[0]
-    for column in ["kernel", *(m for m in modes if m != "kernel")]:
+    for column in [Mode.KERNEL, *(m for m in modes if m != Mode.KERNEL)]:
         mode, _, datapath = column.partition(":")
         scope = Scope.lab(_lab_prefix(prefix, column))
         try:
@@ -167,12 +168,12 @@ def run(
             started = time.monotonic()
             chosen = (
                 dataclasses.replace(options, datapath=datapath or options.datapath)
-                if mode == "ovs"
+                if mode == Mode.OVS
                 else DeployOptions()
             )
             deployment = deploy(scope, topology, {"*": mode}, chosen).deployment
             deploy_s = round(time.monotonic() - started, 2)
-            if mode == "kernel":  # the physical baseline, NIC to NIC
+            if mode == Mode.KERNEL:  # the physical baseline, NIC to NIC
                 results["underlay"] = Figures()
                 measure_path(
                     scope.prefix + src.name,
@@ -193,14 +194,14 @@ def run(
                 figures,
                 partial(_labelled, step, column),
             )
-            if mode == "ovs":
+            if mode == Mode.OVS:
                 step(f"{column}: controller start to first forwarded packet")
                 site = Site(src, scope.prefix + src.name, scope.prefix)
                 figures.controller_to_first_packet_s = controller_to_first_packet(
                     deployment, site, scope.prefix + ns_src.name, str(ns_dst.address)
                 )
-                figures.extra["datapath"] = deployment.settings[src.name]["datapath"]
-                figures.extra["port_type"] = deployment.settings[src.name]["port_type"]
+                figures.extra["datapath"] = deployment.settings[src.name].datapath
+                figures.extra["port_type"] = deployment.settings[src.name].port_type
                 figures.extra["ovs_config"] = " ".join(options.ovs_config or ())
         finally:
             step(f"{column}: destroying its lab")
@@ -220,19 +221,16 @@ def to_json(results: dict[str, Figures], seconds: float) -> dict[str, Any]:
         data = {k: v for k, v in vars(figures).items() if k != "extra"}
         data.update(figures.extra)
         modes[name] = data
-    ratios = {}
-    for name in results:
-        if name == "underlay":
-            continue
-        ratios[name] = {
-            "tcp_1stream_vs_underlay": ratio(results[name].tcp_1stream_gbps, results["underlay"].tcp_1stream_gbps),
-            "tcp_1stream_vs_kernel": ratio(
-                results[name].tcp_1stream_gbps, results["kernel"].tcp_1stream_gbps if "kernel" in results else None
-            ),
-            "rtt_median_vs_kernel": ratio(
-                results[name].rtt_median_ms, results["kernel"].rtt_median_ms if "kernel" in results else None
-            ),
+    underlay, kernel = results["underlay"], results.get(Mode.KERNEL)
+    ratios = {
+        name: {
+            "tcp_1stream_vs_underlay": ratio(figures.tcp_1stream_gbps, underlay.tcp_1stream_gbps),
+            "tcp_1stream_vs_kernel": ratio(figures.tcp_1stream_gbps, kernel.tcp_1stream_gbps if kernel else None),
+            "rtt_median_vs_kernel": ratio(figures.rtt_median_ms, kernel.rtt_median_ms if kernel else None),
         }
+        for name, figures in results.items()
+        if name != "underlay"
+    }
     return {"duration_s": seconds, "modes": modes, "ratios": ratios}
 
 

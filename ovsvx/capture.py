@@ -36,8 +36,9 @@ from typing import Any
 from ovsvx import lab, netstack, preflight, verify, waits
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.record import Deployment
+from ovsvx.settings import OvsSettings
 from ovsvx.switch import kernel_tunnel_device
-from ovsvx.topology import Host
+from ovsvx.topology import Host, Mode
 
 LISTEN_WAIT_S = 5.0
 SETTLE_S = 0.5  # after the ping's answer, for the last frames to reach every tcpdump
@@ -92,14 +93,14 @@ def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Poi
     a point) and, in a lab, the underlay switch's port.
     """
     where = lab.node_netns(deployment, host.name)
-    kernel = deployment.modes[host.name] == "kernel"
-    settings = deployment.settings.get(host.name, {})
-    xdp = not kernel and settings.get("port_type", "system").startswith("afxdp")
+    kernel = deployment.modes[host.name] == Mode.KERNEL
+    settings = deployment.settings.get(host.name, OvsSettings())
+    xdp = not kernel and settings.af_xdp
     names = [] if xdp else [n.peer for n in host.namespaces if n.name == ns]
     names.append(host.bridge)
     if kernel:
         names.append(host.vxlan)
-    elif settings.get("datapath") == "system":
+    elif settings.datapath == "system":
         names.append(kernel_tunnel_device(deployment.topology.port))
     found = [Point(host.name, name, where) for name in names]
     if not xdp:

@@ -43,6 +43,7 @@ from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
 from ovsvx.ovs import choose_datapath
 from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES
+from ovsvx.topology import Mode
 
 out = render.console()
 err_console = render.console(stderr=True)
@@ -229,7 +230,7 @@ def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None
         f"proto {plan.RTPROT_OVSVX}, so destroy removes only its own."
     )
     for h in [topo.host(host)] if host else topo.hosts:
-        note = f", {chosen} datapath: {why}" if modes[h.name] == "ovs" else ""
+        note = f", {chosen} datapath: {why}" if modes[h.name] == Mode.OVS else ""
         click.echo(f"\n# --- on {h.name} ({modes[h.name]} mode{note}) ---")
         click.echo("# first the firewall: the VXLAN port only from the peers (deploy --no-firewall skips it)")
         for line in [*firewall.commands(topo, h), *BACKENDS[modes[h.name]].commands(topo, h, chosen)]:
@@ -648,7 +649,7 @@ def flows_cmd(
         deployment.topology.host(host)  # an unknown name is an error, not an empty listing
     shown = 0
     for site in deployment_ops.sites(deployment):
-        if deployment.modes[site.host.name] != "ovs" or (host and site.host.name != host):
+        if deployment.modes[site.host.name] != Mode.OVS or (host and site.host.name != host):
             continue
         shown += 1
         home = daemons.ovs_home(deployment, site)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
@@ -26,8 +26,9 @@ from ovsvx.firewall import Firewall
 from ovsvx.listeners import overlay_listeners
 from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment
+from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
-from ovsvx.topology import Topology
+from ovsvx.topology import Mode, Topology
 
 # Hosts deployed at once.  Hosts do not depend on each other, and most of a
 # host's time is spent waiting for its daemons, so a 32-host lab goes several
@@ -63,8 +64,11 @@ class Report:
 
 
 def resolve_modes(
-    topology: Topology, requested: dict[str, str], deployed: dict[str, str] | None = None, default: str = DEFAULT_MODE
-) -> dict[str, str]:
+    topology: Topology,
+    requested: Mapping[str, str],
+    deployed: Mapping[str, Mode] | None = None,
+    default: Mode = DEFAULT_MODE,
+) -> dict[str, Mode]:
     """The mode of each host: the command line wins, then the mode it is deployed in (so a plain
     `ovsvx deploy` repairs rather than switches), then the topology's `mode`, then the default."""
     names = {h.name for h in topology.hosts}
@@ -177,7 +181,7 @@ def _failed(caught: BaseException, deployment: Deployment, fresh: bool) -> NoRet
     raise type(failure)(f"{failure}; {UNDONE}") from None
 
 
-def _leaving(deployment: Deployment, modes: dict[str, str]) -> dict[str, list[Backend]]:
+def _leaving(deployment: Deployment, modes: Mapping[str, Mode]) -> dict[str, list[Backend]]:
     """Per host, the backends of the modes a deploy must take down before building the wanted one: the
     mode deployed now, when another is wanted, and those of a switch that was cut short (the record keeps
     them until they are gone).  Made before the new mode's `configure`, so each sees its own settings."""
@@ -285,7 +289,7 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         details = chosen.details()
         if deployment.firewall:
             findings.append(Firewall(site, deployment.topology).inspect())
-            if deployment.settings.get(site.host.name, {}).get("datapath") == "netdev" and mode == "ovs":
+            if mode == Mode.OVS and deployment.settings.get(site.host.name, OvsSettings()).userspace:
                 details["firewall"] = (
                     "nftables sees no tunnel traffic on the userspace datapath; "
                     "OVS's remote_ip check admits only the peers"
@@ -307,7 +311,7 @@ def site_of(deployment: Deployment, host: str) -> Site:
 
 def node_env(deployment: Deployment, node: str) -> dict[str, str] | None:
     """The environment for a command on `node`: a lab host in ovs mode points OVS's tools at its own OVS."""
-    if deployment.modes.get(node) != "ovs":
+    if deployment.modes.get(node) != Mode.OVS:
         return None
     return daemons.ovs_home(deployment, site_of(deployment, node)).env()
 

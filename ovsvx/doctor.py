@@ -31,7 +31,7 @@ from ovsvx.netstack import RT_TABLE_MAIN
 from ovsvx.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_LISTEN, CONTROLLER_PORT
-from ovsvx.topology import VXLAN_OVERHEAD, Topology
+from ovsvx.topology import VXLAN_OVERHEAD, Mode, Topology
 from ovsvx.topology import load as load_topology
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -90,7 +90,7 @@ class HostContext:
 
     topology: Topology
     site: Site
-    mode: str | None
+    mode: Mode | None
 
     @cached_property
     def stack(self) -> StackView:
@@ -196,7 +196,7 @@ def _nic_and_vtep(context: HostContext) -> list[Diagnosis]:
             )
         ]
     holders = [name for name, iface in context.stack.addresses if iface.ip == h.vtep]
-    allowed = {h.nic, PHYS_BRIDGE} if context.mode == "ovs" else {h.nic}
+    allowed = {h.nic, PHYS_BRIDGE} if context.mode == Mode.OVS else {h.nic}
     if not holders:
         return [
             Diagnosis(OK, f"underlay NIC {h.nic} present"),
@@ -251,7 +251,7 @@ def _xdp(context: HostContext) -> list[Diagnosis]:
         prog = context.stack.xdp.get(name)
         if prog is None:
             continue
-        if context.mode == "ovs":
+        if context.mode == Mode.OVS:
             found.append(Diagnosis(OK, f"XDP program {prog} on {name}: ovs mode's AF_XDP port reads it"))
         else:
             found.append(
@@ -282,7 +282,7 @@ def _sysctls(context: HostContext) -> list[Diagnosis]:
             )
         )
     strict = [key for key in ("all", context.site.host.nic) if _read(context, f"net.ipv4.conf.{key}.rp_filter") == "1"]
-    if strict and context.mode == "kernel" and "all" in strict:
+    if strict and context.mode == Mode.KERNEL and "all" in strict:
         found.append(
             Diagnosis(
                 FAIL,
@@ -314,7 +314,7 @@ def _conflicts(context: HostContext) -> list[Diagnosis]:
     subnets = [h.subnet for h in context.topology.hosts]
     # OVS's internal ports cannot carry an alias; on a deployed ovs host the record vouches for them
     ours = {name for name, (alias, _) in context.stack.links.items() if alias == LINK_ALIAS}
-    if context.mode == "ovs":
+    if context.mode == Mode.OVS:
         ours |= {context.site.host.bridge, PHYS_BRIDGE}
     found = []
     for name, iface in context.stack.addresses:
@@ -357,7 +357,7 @@ def _ovs_running(context: HostContext) -> list[Diagnosis]:
         return [Diagnosis(OK, f"Open vSwitch running ({socket_path})")]
     return [
         Diagnosis(
-            FAIL if context.mode == "ovs" else WARN,
+            FAIL if context.mode == Mode.OVS else WARN,
             "Open vSwitch is not running (ovs mode needs it)",
             "systemctl start openvswitch-switch",
         )
@@ -427,7 +427,7 @@ def examine(host_name: str | None, prefix: str | None, topology_file: Path | Non
     return Examination(scope.describe(), scope.kind == "lab" and existing is None, diagnose(topology, hosts))
 
 
-def diagnose(topology: Topology, hosts: list[tuple[Site, str | None]]) -> dict[str, list[Diagnosis]]:
+def diagnose(topology: Topology, hosts: list[tuple[Site, Mode | None]]) -> dict[str, list[Diagnosis]]:
     """This machine's findings under "machine", then each host's (given as its site and deployed mode)."""
     found = {"machine": machine()}
     if found["machine"][0].state == FAIL:  # not root: no stack can be read

@@ -11,13 +11,13 @@ from ovsvx.netlink import Reconciler, detach_xdp
 from ovsvx.plan import kernel_plan, render
 from ovsvx.record import Deployment
 from ovsvx.site import Site
-from ovsvx.topology import Host, Topology
+from ovsvx.topology import Host, Mode, Topology
 
 
 class KernelBackend:
     """Deploys one host of the topology in kernel mode at a site."""
 
-    name = "kernel"
+    name = Mode.KERNEL
 
     def __init__(self, site: Site, deployment: Deployment):
         self.site = site

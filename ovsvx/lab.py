@@ -20,8 +20,9 @@ from ovsvx.errors import ConflictError, UsageError
 from ovsvx.nic import set_tx_offload, tx_offload
 from ovsvx.plan import LINK_ALIAS
 from ovsvx.record import Deployment
+from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
-from ovsvx.topology import Topology
+from ovsvx.topology import Mode, Topology
 
 UNDERLAY_SWITCH = "underlay"
 SWITCH_BRIDGE = "sw0"
@@ -178,7 +179,7 @@ def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
     offloading, which is much faster: it is also what lets TSO reach the wire.
     """
     offload = not any(
-        mode == "ovs" and deployment.settings.get(host, {}).get("datapath") == "netdev"
+        mode == Mode.OVS and deployment.settings.get(host, OvsSettings()).userspace
         for host, mode in deployment.modes.items()
     )
     changes = []

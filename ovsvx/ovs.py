@@ -15,7 +15,7 @@ the record keeps which and why, for `status`.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -28,9 +28,10 @@ from ovsvx.netlink import Reconciler, detach_xdp, remove_stale_taps
 from ovsvx.options import DeployOptions
 from ovsvx.plan import MovedAddress, Veth, ovs_plan, render
 from ovsvx.record import Deployment
+from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
 from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES, switch_plan
-from ovsvx.topology import Host, Topology
+from ovsvx.topology import Host, Mode, Topology
 
 LISTEN = CONTROLLER_LISTEN
 CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
@@ -105,16 +106,16 @@ def flows_file(folder: Path, host: str) -> Path:
 class OvsBackend:
     """Deploys one host of the topology in ovs mode at a site."""
 
-    name = "ovs"
+    name = Mode.OVS
 
     def __init__(self, site: Site, deployment: Deployment):
         self.site = site
         self.deployment = deployment
-        self.settings = deployment.settings.get(site.host.name, {})
-        self.datapath = self.settings.get("datapath", "netdev")
-        self.flows_from = self.settings.get("flows", "controller")  # "controller" or a flows file
-        self.port_type = self.settings.get("port_type", "system")
-        self.tuning: dict[str, str] = json.loads(self.settings.get("ovs_config", "{}"))
+        self.settings = deployment.settings.get(site.host.name, OvsSettings())
+        self.datapath = self.settings.datapath
+        self.flows_from = self.settings.flows  # "controller" or a flows file
+        self.port_type = self.settings.port_type
+        self.tuning = self.settings.ovs_config
         topology, host = deployment.topology, site.host
         self.home = daemons.ovs_home(deployment, site)
         controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}" if self.flows_from == "controller" else None
@@ -144,13 +145,13 @@ class OvsBackend:
     def configure(deployment: Deployment, host: str, options: DeployOptions) -> None:
         """Decide, once per deploy, the datapath and where the flows come from; kept in the record."""
         preflight.require_tools("ovs-vsctl", "ovs-ofctl", "ovs-vswitchd", "ovsdb-server", "ethtool")
-        previous = deployment.settings.get(host, {})
-        wanted = options.datapath or previous.get("datapath_asked", "auto")
+        previous = deployment.settings.get(host, OvsSettings())
+        wanted = options.datapath or previous.datapath_asked
         if wanted not in DATAPATHS:
             raise UsageError(f"--datapath {wanted!r} is not allowed: one of {', '.join(DATAPATHS)}")
         chosen, why = choose_datapath(wanted)
         port_type, port_why = choose_port_type(
-            options.port_type or previous.get("port_type_asked", "auto"),
+            options.port_type or previous.port_type_asked,
             chosen,
             why,
             deployment.topology.underlay_mtu,
@@ -172,20 +173,20 @@ class OvsBackend:
                 )
             flows = str(path)
         if options.ovs_config is None:
-            tuning = json.loads(previous.get("ovs_config", "{}"))
+            tuning = previous.ovs_config
         else:
             tuning = switch.ovs_config(options.ovs_config, host, [h.name for h in deployment.topology.hosts])
-        deployment.settings[host] = {
-            "datapath": chosen,
-            "why": why,
-            "datapath_asked": wanted,
-            "flows": flows,
-            "port_type": port_type,
-            "port_type_why": port_why,
-            "port_type_asked": options.port_type or previous.get("port_type_asked", "auto"),
-            "ovs_config": json.dumps(tuning),
-            "ovs_config_before": previous.get("ovs_config_before", "{}"),
-        }
+        deployment.settings[host] = OvsSettings(
+            datapath=chosen,
+            why=why,
+            datapath_asked=wanted,
+            flows=flows,
+            port_type=port_type,
+            port_type_why=port_why,
+            port_type_asked=options.port_type or previous.port_type_asked,
+            ovs_config=tuning,
+            ovs_config_before=previous.ovs_config_before,
+        )
 
     # --- the verbs -------------------------------------------------------------
 
@@ -240,7 +241,7 @@ class OvsBackend:
             try:
                 with ovsdb.connect(self.home.db) as api:
                     removed += [f"{host.name}: {line}" for line in ovsdb.remove(api, [b.name for b in self.bridges])]
-                    before = json.loads(self.settings.get("ovs_config_before", "{}"))
+                    before = self.settings.ovs_config_before
                     removed += [f"{host.name}: {line}" for line in ovsdb.restore_config(api, before)]
             except OvsvxError:
                 pass  # a lab's OVS that is going away anyway; a real host's is checked by deploy
@@ -260,8 +261,8 @@ class OvsBackend:
     def details(self) -> dict[str, str]:
         """What status shows beyond findings: datapath, processes, logs."""
         info = {
-            "datapath": f"{self.datapath} ({self.settings.get('why', 'unknown')})",
-            "port type": f"{self.port_type} ({self.settings.get('port_type_why', 'unknown')})",
+            "datapath": f"{self.datapath} ({self.settings.why})",
+            "port type": f"{self.port_type} ({self.settings.port_type_why})",
         }
         if self.tuning:
             info["ovs other_config"] = ", ".join(f"{k}={v}" for k, v in sorted(self.tuning.items()))
@@ -300,11 +301,12 @@ class OvsBackend:
         """Set the wanted other_config keys, and put back those a previous deploy set but this one does not
         want.  What each key held before ovsvx first set it is kept in the record, for destroy too (a real
         host's OVS outlives the deployment)."""
-        before = json.loads(self.settings.get("ovs_config_before", "{}"))
+        before = dict(self.settings.ovs_config_before)
         have = ovsdb.other_config(api)
         before.update({k: have.get(k) for k in self.tuning if k not in before})
         changes = ovsdb.restore_config(api, {k: v for k, v in before.items() if k not in self.tuning})
-        self.settings["ovs_config_before"] = json.dumps({k: v for k, v in before.items() if k in self.tuning})
+        kept = {k: v for k, v in before.items() if k in self.tuning}
+        self.settings = dataclasses.replace(self.settings, ovs_config_before=kept)
         self.deployment.set_settings(self.site.host.name, self.settings)
         return changes + ovsdb.apply_config(api, self.tuning)
 

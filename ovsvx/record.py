@@ -32,6 +32,7 @@ from typing import Any
 from ovsvx import topology as topo
 from ovsvx import waits
 from ovsvx.errors import NotDeployedError, PreconditionError, UsageError
+from ovsvx.settings import OvsSettings
 
 STATE_DIR = Path(os.environ.get("OVSVX_STATE_DIR", "/run/ovsvx"))
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,11}$")
@@ -53,14 +54,14 @@ class Deployment:
     kind: str
     prefix: str
     topology: topo.Topology
-    modes: dict[str, str] = field(default_factory=dict)  # host name -> mode deployed
+    modes: dict[str, topo.Mode] = field(default_factory=dict)  # host name -> mode deployed
     netns: list[str] = field(default_factory=list)  # namespaces ovsvx created, real names
     sysctls: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # host -> key -> [before, set]
-    settings: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> what its mode decided (datapath...)
+    settings: dict[str, OvsSettings] = field(default_factory=dict)  # host -> what ovs mode decided there
     firewall: bool = True  # the VXLAN port admits only the peer VTEPs (False: --no-firewall)
     unfinished_links: dict[str, list[str]] = field(default_factory=dict)  # host -> links made, not yet marked
     xdp_devices: dict[str, list[str]] = field(default_factory=dict)  # host -> where its OVS may attach XDP
-    leaving: dict[str, list[str]] = field(default_factory=dict)  # host -> modes being taken down by a switch
+    leaving: dict[str, list[topo.Mode]] = field(default_factory=dict)  # host -> modes a switch takes down
     # hosts are deployed in parallel threads, each noting what it made: one writer at a time
     _writing: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
@@ -110,7 +111,7 @@ class Deployment:
                 self.xdp_devices.pop(host, None)
             self.save()
 
-    def note_leaving(self, host: str, modes: list[str]) -> None:
+    def note_leaving(self, host: str, modes: list[topo.Mode]) -> None:
         """Remember the modes a switch takes down on `host`, from before the first is touched until the
         last is gone (no modes): a switch cut short is then finished by the next deploy, or destroy."""
         with self._writing:
@@ -120,7 +121,7 @@ class Deployment:
                 self.leaving.pop(host, None)
             self.save()
 
-    def set_settings(self, host: str, settings: dict[str, str] | None) -> None:
+    def set_settings(self, host: str, settings: OvsSettings | None) -> None:
         """Keep what a host's mode decided (datapath, flows source, OVS settings before ovsvx); None
         forgets it."""
         with self._writing:
@@ -139,7 +140,7 @@ class Deployment:
                 "modes": self.modes,
                 "netns": self.netns,
                 "sysctls": self.sysctls,
-                "settings": self.settings,
+                "settings": {host: chosen.to_record() for host, chosen in self.settings.items()},
                 "firewall": self.firewall,
                 "unfinished_links": self.unfinished_links,
                 "xdp_devices": self.xdp_devices,
@@ -172,14 +173,14 @@ def load(kind: str, prefix: str) -> Deployment | None:
         kind=data["kind"],
         prefix=data["prefix"],
         topology=topo.parse(data["topology"]),
-        modes=data.get("modes", {}),
+        modes={host: topo.Mode(mode) for host, mode in data.get("modes", {}).items()},
         netns=data.get("netns", []),
         sysctls=data.get("sysctls", {}),
-        settings=data.get("settings", {}),
+        settings={host: OvsSettings.from_record(chosen) for host, chosen in data.get("settings", {}).items()},
         firewall=data.get("firewall", True),
         unfinished_links=data.get("unfinished_links", {}),
         xdp_devices=data.get("xdp_devices", {}),
-        leaving=data.get("leaving", {}),
+        leaving={host: [topo.Mode(m) for m in modes] for host, modes in data.get("leaving", {}).items()},
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib import resources
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -26,7 +27,14 @@ from ovsvx.errors import TopologyError, UsageError
 #: Bytes VXLAN adds to every frame on an IPv4 underlay: outer Ethernet 14, IP 20, UDP 8, VXLAN 8.
 VXLAN_OVERHEAD = 50
 IFNAMSIZ = 15  # the kernel's interface-name limit, not counting the terminating NUL
-MODES = ("kernel", "ovs")
+
+
+class Mode(StrEnum):
+    """How a host is built: the tutorial's Linux bridge and vxlan device, or Open vSwitch and os-ken."""
+
+    KERNEL = "kernel"
+    OVS = "ovs"
+
 
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -55,7 +63,7 @@ class Host:
     vxlan: str
     vxlan_address: IPv4Address
     namespaces: tuple[Namespace, ...]
-    mode: str | None = None  # None: whatever the command line says
+    mode: Mode | None = None  # None: whatever the command line says
 
     @property
     def prefixlen(self) -> int:
@@ -168,11 +176,15 @@ def _host(t: _Table) -> Host:
         vxlan=t.ifname("vxlan"),
         vxlan_address=t.address("vxlan_address"),
         namespaces=tuple(_namespace(n) for n in t.tables("namespaces", minimum=1)),
-        mode=t.choice("mode", MODES, default=None),
+        mode=_mode(t.choice("mode", tuple(Mode), default=None)),
     )
     t.done()
     _check_host(host, t.path)
     return host
+
+
+def _mode(value: str | None) -> Mode | None:
+    return None if value is None else Mode(value)
 
 
 def _namespace(t: _Table) -> Namespace:

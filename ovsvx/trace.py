@@ -32,7 +32,7 @@ from ovsvx.netstack import RT_TABLE_MAIN
 from ovsvx.plan import ZERO_MAC
 from ovsvx.record import Deployment
 from ovsvx.switch import Port, tunnel_ports, workload_ports
-from ovsvx.topology import Host, mac_for
+from ovsvx.topology import Host, Mode, mac_for
 from ovsvx.verify import Node
 
 PROTOCOLS = ("icmp", "tcp", "udp", "arp")
@@ -203,7 +203,7 @@ class Tracer:
             Hop(src.name, f"broadcasts ARP for its next hop {nexthop} on {dev}", [f"route: {route}", neigh], asking)
         )
         host = self.topology.host(src.host)
-        if self.deployment.modes[host.name] == "ovs":
+        if self.deployment.modes[host.name] == Mode.OVS:
             port = "LOCAL" if src.is_host else workload_ports(host)[src.name].name
             self.arp_through_switch(host, port, src, src_mac, nexthop)
         elif not src.is_host:
@@ -234,7 +234,7 @@ class Tracer:
                     asking,
                 )
             )
-            if self.deployment.modes[peer.name] == "ovs":
+            if self.deployment.modes[peer.name] == Mode.OVS:
                 self.arp_through_switch(
                     peer,
                     next(iter(tunnel_ports(self.topology, peer).values())).name,
@@ -303,7 +303,7 @@ class Tracer:
 
     def through_host(self, host: Host, packet: Packet, arrived_from: str | None) -> tuple[Packet, str | None]:
         """What `host` does with the packet; returns it and the peer it tunnels to (None: delivered here)."""
-        if self.deployment.modes[host.name] == "ovs":
+        if self.deployment.modes[host.name] == Mode.OVS:
             return self.through_switch(host, packet, arrived_from)
         return self.through_kernel(host, packet, arrived_from)
 
