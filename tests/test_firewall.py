@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ovsvx import firewall, topology
-from tests.test_topology import three_hosts
+from tests.topologies import three_hosts
 
 TOPO = topology.default()
 

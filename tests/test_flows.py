@@ -10,7 +10,7 @@ import pytest
 from ovsvx import flows, switch, topology
 from ovsvx.flows import ETH_ARP, ETH_IP, LOCAL, Purpose
 from tests import fakeswitch
-from tests.test_topology import three_hosts
+from tests.topologies import three_hosts
 
 REPO = Path(__file__).resolve().parent.parent
 TOPO = topology.default()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -10,10 +9,7 @@ import pytest
 
 from ovsvx import topology
 from ovsvx.errors import TopologyError, UsageError
-
-
-def default_data() -> dict:
-    return topology.to_data(topology.default())
+from tests.topologies import default_data, three_hosts
 
 
 def test_default_is_the_tutorial_layout() -> None:
@@ -47,23 +43,6 @@ def test_init_text_parses_to_the_default(tmp_path: Path) -> None:
 
 def test_round_trip_through_plain_data() -> None:
     assert topology.parse(default_data()) == topology.default()
-
-
-def three_hosts() -> dict:
-    data = default_data()
-    third = copy.deepcopy(data["hosts"][1])
-    third.update(
-        name="host3",
-        vtep="10.33.30.152",
-        subnet="192.168.3.0/24",
-        gateway="192.168.3.1",
-        bridge="br3",
-        vxlan="vxlan3",
-        vxlan_address="192.168.3.254",
-    )
-    third["namespaces"] = [{"name": "ns3", "address": "192.168.3.100", "veth": "tap1", "peer": "tap2"}]
-    data["hosts"].append(third)
-    return data
 
 
 def test_more_than_two_hosts() -> None:

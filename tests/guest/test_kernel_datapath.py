@@ -23,8 +23,7 @@ import pytest
 from ovsvx import topology, waits
 from ovsvx.switch import kernel_tunnel_device
 from tests.conftest import TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
-from tests.lab.test_kernel_lab import failed
-from tests.lab.test_ovs_lab import in_host, pid_of, ping_result, start_ping, status
+from tests.lab.helpers import failed, in_host, pid_of, ping_result, start_ping, status
 
 pytestmark = pytest.mark.lab
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ovsvx import netstack
 from tests.conftest import Runner
-from tests.lab.test_ovs_lab import in_host
+from tests.lab.helpers import in_host
 
 
 def doctor(ovsvx: Runner, prefix: str) -> tuple[int, dict[str, list[dict[str, Any]]]]:

@@ -20,15 +20,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ovsvx import flows, netstack, plan, record, topology
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
-from tests.lab.test_kernel_lab import failed, verify
-from tests.lab.test_ovs_lab import in_host, pid_of
+from tests.lab.helpers import failed, in_host, pid_of, processes_of, verify
 
 TOPO = topology.default()
 HOST1 = TOPO.host("host1")
@@ -71,20 +69,6 @@ def census(prefix: str) -> dict[str, Any]:
 
 def status_modes(prefix: str) -> dict[str, str]:
     return record.require("lab", prefix).modes
-
-
-def processes_of(prefix: str) -> list[str]:
-    """Command lines of every process that belongs to the lab (its OVS daemons, its controller)."""
-    marks = (f"lab-{prefix}/", f"--prefix {prefix}")
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if entry.name.isdigit() and any(m in cmdline for m in marks):
-            found.append(f"{entry.name}: {cmdline}")
-    return found
 
 
 def destroy_leaves_nothing(prefix: str) -> None:

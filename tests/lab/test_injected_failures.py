@@ -32,7 +32,7 @@ from ovsvx.errors import OvsvxError
 from ovsvx.options import DeployOptions
 from ovsvx.record import record_path
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab
-from tests.lab.test_faults import processes_of
+from tests.lab.helpers import processes_of
 
 TOPO = topology.default()
 

@@ -33,7 +33,7 @@ from ovsvx import lab, netstack, record, topology, waits
 from ovsvx.firewall import Counters, Firewall
 from ovsvx.site import Site
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
-from tests.lab.test_ovs_lab import in_host
+from tests.lab.helpers import in_host
 
 TOPO = topology.default()
 INTRUDER_ADDRESS = "10.33.30.200"

@@ -11,21 +11,11 @@ import json
 from typing import Any
 
 from tests.conftest import Runner, leftover_netns
+from tests.lab.helpers import failed, verify
 
 
 def exec_json(ovsvx: Runner, prefix: str, node: str, *argv: str) -> Any:
     return json.loads(ovsvx("exec", "--prefix", prefix, node, "--", *argv).stdout)
-
-
-def verify(ovsvx: Runner, prefix: str) -> dict[str, Any]:
-    done = ovsvx("verify", "--prefix", prefix, "--json", check=False)
-    report = json.loads(done.stdout)
-    assert (done.returncode == 0) == report["ok"]
-    return report
-
-
-def failed(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for c in report["checks"] if not c["ok"]]
 
 
 def test_deploy_matches_the_tutorial_and_verifies(ovsvx: Runner, fresh_prefix: str) -> None:

@@ -24,7 +24,7 @@ import pytest
 from ovsvx import flows, netstack, topology, waits
 from ovsvx.netlink import xdp_programs
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
-from tests.lab.test_kernel_lab import failed, verify
+from tests.lab.helpers import failed, in_host, pid_of, ping_result, start_ping, status, verify
 
 TOPO = topology.default()
 GENERATED = {h.name: {f.cookie for f in flows.host_flows(TOPO, h)} for h in TOPO.hosts}
@@ -39,21 +39,6 @@ def lab() -> Iterator[str]:
     run_ovsvx("destroy", "--prefix", prefix, check=False)
     left = [n for n in leftover_netns() if n.startswith(prefix)]
     assert not left, f"destroy left namespaces behind: {left}"
-
-
-def status(prefix: str) -> dict[str, Any]:
-    return json.loads(run_ovsvx("status", "--prefix", prefix, "--json", check=False).stdout)
-
-
-def pid_of(prefix: str, host: str, what: str) -> int:
-    detail = status(prefix)["hosts"][host]["details"][what]
-    found = re.match(r"pid (\d+)", detail)
-    assert found, f"{what} on {host} is not running: {detail}"
-    return int(found.group(1))
-
-
-def in_host(prefix: str, host: str, *argv: str) -> str:
-    return run_ovsvx("exec", "--prefix", prefix, host, "--", *argv).stdout
 
 
 def installed(prefix: str, host: str) -> list[str]:
@@ -73,43 +58,6 @@ def cookies(prefix: str, host: str, learned: bool = False) -> list[int]:
     dump = in_host(prefix, host, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge)
     found = [int(c, 16) for c in re.findall(r"^\s*cookie=(0x[0-9a-f]+)", dump, re.MULTILINE)]  # not learn()'s
     return [c for c in found if flows.is_learned(c) == learned]
-
-
-def start_ping(prefix: str, count: int = 40) -> subprocess.Popen[str]:
-    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ovsvx",
-            "exec",
-            "--prefix",
-            prefix,
-            "ns1",
-            "--",
-            "ping",
-            "-n",
-            "-c",
-            str(count),
-            "-i",
-            "0.1",
-            "-W",
-            "1",
-            "192.168.2.100",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-
-
-def ping_result(ping: subprocess.Popen[str]) -> tuple[int, int, int]:
-    """(transmitted, received, duplicates) of a finished ping."""
-    text, _ = ping.communicate(timeout=waits.scaled(30))
-    sent, got = re.search(r"(\d+) packets transmitted, (\d+) received", text).groups()
-    return int(sent), int(got), text.count("(DUP!)")
 
 
 def wait_for_log(prefix: str, host: str, timeout_s: float = 5.0) -> str:
