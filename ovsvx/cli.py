@@ -24,7 +24,6 @@ from ovsvx import (
     controller,
     daemons,
     doctor,
-    firewall,
     flows,
     lab,
     netstack,
@@ -41,7 +40,6 @@ from ovsvx import deploy as deployment_ops
 from ovsvx.backends import BACKENDS, DEFAULT_MODE
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
-from ovsvx.ovs import choose_datapath
 from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES
 from ovsvx.topology import Mode
 
@@ -122,6 +120,9 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
             netstack.quiet_after_interrupt()
             err_console.print("ovsvx: interrupted")
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (`ovsvx plan | head`): nothing to say to anyone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as err:  # not foreseen: still one line, with where it came from
             if os.environ.get("OVSVX_DEBUG"):
                 raise
@@ -223,18 +224,14 @@ def topology_init(path: Path, force: bool, count: int | None) -> None:
 def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None, datapath: str) -> None:
     """Print, without changing anything, the commands equivalent to a deployment (kernel mode: the tutorial's)."""
     topo = topology.load(topology_file)
-    modes = deployment_ops.resolve_modes(topo, parse_modes(mode_text))
-    chosen, why = choose_datapath(datapath, load_module=False)
     click.echo(
         f"# ovsvx tags each link it makes with alias '{plan.LINK_ALIAS}' and each route with "
         f"proto {plan.RTPROT_OVSVX}, so destroy removes only its own."
     )
-    for h in [topo.host(host)] if host else topo.hosts:
-        note = f", {chosen} datapath: {why}" if modes[h.name] == Mode.OVS else ""
-        click.echo(f"\n# --- on {h.name} ({modes[h.name]} mode{note}) ---")
+    for heading, lines in deployment_ops.planned(topo, parse_modes(mode_text), datapath, host):
+        click.echo(f"\n# --- {heading} ---")
         click.echo("# first the firewall: the VXLAN port only from the peers (deploy --no-firewall skips it)")
-        for line in [*firewall.commands(topo, h), *BACKENDS[modes[h.name]].commands(topo, h, chosen)]:
-            click.echo(line)
+        click.echo("\n".join(lines))
 
 
 @main.command("deploy")

@@ -23,8 +23,10 @@ from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
 from ovsvx.findings import Finding
 from ovsvx.firewall import Firewall
+from ovsvx.firewall import commands as firewall_commands
 from ovsvx.listeners import overlay_listeners
 from ovsvx.options import DeployOptions
+from ovsvx.ovs import choose_datapath
 from ovsvx.record import Deployment
 from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
@@ -100,6 +102,21 @@ def _open(scope: Scope, topology: Topology) -> Deployment:
             f"this machine is deployed as {', '.join(existing.modes)}, not {scope.host}; run `ovsvx destroy` first"
         )
     return existing
+
+
+def planned(
+    topology: Topology, requested: Mapping[str, str], datapath: str, host: str | None = None
+) -> list[tuple[str, list[str]]]:
+    """What `ovsvx plan` prints, changing nothing: per host (or only `host`), a heading naming its mode
+    (and ovs mode's datapath, as deploy would choose it without loading a module) and the commands."""
+    modes = resolve_modes(topology, requested)
+    chosen, why = choose_datapath(datapath, load_module=False)
+    sections = []
+    for h in [topology.host(host)] if host else topology.hosts:
+        note = f", {chosen} datapath: {why}" if modes[h.name] == Mode.OVS else ""
+        commands = [*firewall_commands(topology, h), *BACKENDS[modes[h.name]].commands(topology, h, chosen)]
+        sections.append((f"on {h.name} ({modes[h.name]} mode{note})", commands))
+    return sections
 
 
 def deploy(

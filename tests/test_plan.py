@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ovsvx import plan, topology
-from ovsvx.deploy import resolve_modes
+from ovsvx.deploy import planned, resolve_modes
 from ovsvx.switch import ovs_config
-from tests.test_topology import three_hosts
+from tests.topologies import three_hosts
 
 TUTORIAL_HOST1 = """\
 ip link add vxlan1 type vxlan id 100 dstport 4789 remote 10.33.30.151 local 10.33.30.150 dev ens160
@@ -111,3 +111,14 @@ def test_ovs_config_specs_apply_to_every_host_or_to_the_one_named() -> None:
     assert ovs_config(specs, "host1", ["host1", "host2"]) == {"pmd-maxsleep": "50", "pmd-cpu-mask": "0x1"}
     assert ovs_config(specs, "host2", ["host1", "host2"]) == {"pmd-maxsleep": "50", "pmd-cpu-mask": "0x2"}
     assert ovs_config((), "host1", ["host1"]) == {}
+
+
+def test_plan_gives_each_host_its_mode_and_commands_firewall_first() -> None:
+    sections = planned(topology.default(), {"host2": "kernel"}, "netdev")
+    assert [heading for heading, _ in sections] == [
+        "on host1 (ovs mode, netdev datapath: asked for (--datapath netdev))",
+        "on host2 (kernel mode)",
+    ]
+    host2 = sections[1][1]
+    assert host2[0].startswith("nft -f -") and any(line.startswith("ip link add vxlan2 type vxlan") for line in host2)
+    assert planned(topology.default(), {}, "netdev", "host2")[0][0].startswith("on host2 (ovs mode")
