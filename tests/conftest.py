@@ -40,6 +40,14 @@ def run_ovsvx(*args: str, check: bool = True, timeout: float = 300, **env: str) 
     return done
 
 
+def start_ovsvx(*args: str, stderr: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    """Start `python -m ovsvx ARGS` in the background with the test state directory; output piped."""
+    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ovsvx", *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=REPO
+    )
+
+
 def leftover_netns() -> list[str]:
     return [n for n in netstack.list_netns() if n.startswith(TEST_PREFIX)]
 

@@ -6,15 +6,13 @@ Shared here so that test modules never import each other.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from ovsvx import waits
-from tests.conftest import REPO, STATE_DIR, Runner, run_ovsvx
+from tests.conftest import Runner, run_ovsvx, start_ovsvx
 
 
 def processes_of(prefix: str) -> list[str]:
@@ -47,33 +45,8 @@ def in_host(prefix: str, host: str, *argv: str) -> str:
 
 
 def start_ping(prefix: str, count: int = 40) -> subprocess.Popen[str]:
-    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ovsvx",
-            "exec",
-            "--prefix",
-            prefix,
-            "ns1",
-            "--",
-            "ping",
-            "-n",
-            "-c",
-            str(count),
-            "-i",
-            "0.1",
-            "-W",
-            "1",
-            "192.168.2.100",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+    pinging = ("ping", "-n", "-c", str(count), "-i", "0.1", "-W", "1", "192.168.2.100")
+    return start_ovsvx("exec", "--prefix", prefix, "ns1", "--", *pinging, stderr=subprocess.STDOUT)
 
 
 def ping_result(ping: subprocess.Popen[str]) -> tuple[int, int, int]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, Runner, leftover_netns, need_lab
+from tests.conftest import STATE_DIR, TEST_PREFIX, Runner, leftover_netns, need_lab, start_ovsvx
 
 FIGURES = (
     "tcp_1stream_gbps",
@@ -48,16 +46,8 @@ def test_a_short_bench_reports_every_mode_and_leaves_nothing(ovsvx: Runner, tmp_
 def test_an_interrupted_bench_tears_its_labs_down(tmp_path: Path) -> None:
     need_lab()
     prefix = f"{TEST_PREFIX}bi-"
-    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
     servers_before = set(iperf_servers())
-    bench = subprocess.Popen(
-        [sys.executable, "-m", "ovsvx", "bench", "--duration", "5", "--modes", "ovs", "--prefix", prefix],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    bench = start_ovsvx("bench", "--duration", "5", "--modes", "ovs", "--prefix", prefix)
     deadline = time.monotonic() + 60
     while not [n for n in leftover_netns() if n.startswith(prefix)] and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -17,7 +17,6 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 from ovsvx import flows, netstack, plan, record, topology
-from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
+from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, processes_of, verify
 
 TOPO = topology.default()
@@ -85,31 +84,8 @@ class Ping:
     """ns1 pings ns2 every 50 ms from before the fault until after the repair."""
 
     def __init__(self, prefix: str):
-        env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ovsvx",
-                "exec",
-                "--prefix",
-                prefix,
-                "ns1",
-                "--",
-                "ping",
-                "-n",
-                "-i",
-                "0.05",
-                "-W",
-                "1",
-                "192.168.2.100",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=REPO,
-        )
+        pinging = ("ping", "-n", "-i", "0.05", "-W", "1", "192.168.2.100")
+        self.process = start_ovsvx("exec", "--prefix", prefix, "ns1", "--", *pinging, stderr=subprocess.STDOUT)
         time.sleep(0.5)
 
     def stop(self) -> tuple[list[int], int, str]:
@@ -237,15 +213,7 @@ def test_a_deploy_interrupted_at_a_random_step(mode: str, sig: signal.Signals) -
 
     seed = int(os.environ.get("OVSVX_FAULT_SEED", time.time_ns()))
     delay = random.Random(seed).uniform(0.1, 0.9 * whole)
-    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    cut = subprocess.Popen(
-        [sys.executable, "-m", "ovsvx", "deploy", "--mode", mode, "--prefix", prefix],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+    cut = start_ovsvx("deploy", "--mode", mode, "--prefix", prefix)
     time.sleep(delay)
     cut.send_signal(sig)
     out, err = cut.communicate(timeout=60)
@@ -300,15 +268,7 @@ def test_a_mode_switch_killed_at_a_random_moment_is_finished_by_a_plain_deploy(o
     seed = int(os.environ.get("OVSVX_FAULT_SEED", time.time_ns()))
     delay = random.Random(seed).uniform(0.1, 0.9 * whole)
     run_ovsvx("deploy", "--mode", old, "--prefix", prefix)
-    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    cut = subprocess.Popen(
-        [sys.executable, "-m", "ovsvx", "deploy", "--mode", new, "--prefix", prefix],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+    cut = start_ovsvx("deploy", "--mode", new, "--prefix", prefix)
     time.sleep(delay)
     cut.kill()
     out, err = cut.communicate(timeout=60)

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
 from ovsvx import record
 from ovsvx.errors import PreconditionError
-from tests.conftest import REPO, STATE_DIR, leftover_netns, run_ovsvx
+from tests.conftest import leftover_netns, run_ovsvx, start_ovsvx
 
 
 def test_a_destroy_during_a_deploy_waits_for_it_and_then_removes_everything(fresh_prefix: str) -> None:
-    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    deploying = subprocess.Popen(
-        [sys.executable, "-m", "ovsvx", "deploy", "--mode", "ovs", "--prefix", fresh_prefix],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+    deploying = start_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
     lock = record.record_path("lab", fresh_prefix).with_suffix(".lock")
     deadline = time.monotonic() + 10
     while not lock.exists() and time.monotonic() < deadline:  # the deploy holds the lock from its start

@@ -23,7 +23,7 @@ import pytest
 
 from ovsvx import flows, netstack, topology, waits
 from ovsvx.netlink import xdp_programs
-from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
+from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, ping_result, start_ping, status, verify
 
 TOPO = topology.default()
@@ -308,26 +308,9 @@ def test_af_xdp_is_refused_for_a_jumbo_underlay(fresh_prefix: str, tmp_path: Pat
 
 def test_a_taken_controller_port_is_refused_clearly(fresh_prefix: str) -> None:
     run_ovsvx("deploy", "--mode", "ovs", "--no-controller", "--prefix", fresh_prefix)
-    env = {**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)}
-    squatter = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ovsvx",
-            "exec",
-            "--prefix",
-            fresh_prefix,
-            "host1",
-            "--",
-            sys.executable,
-            "-c",
-            "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',6653)); s.listen(); print('up',flush=True);"
-            " time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
+    listen = "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',6653)); s.listen(); print('up',flush=True);"
+    squatter = start_ovsvx(
+        "exec", "--prefix", fresh_prefix, "host1", "--", sys.executable, "-c", f"{listen} time.sleep(60)"
     )
     try:
         assert squatter.stdout.readline().strip() == "up"
