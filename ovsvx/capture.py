@@ -33,12 +33,12 @@ from pathlib import Path
 from socket import AF_INET
 from typing import Any
 
-from ovsvx import lab, netstack, preflight, verify, waits
+from ovsvx import lab, netstack, preflight, waits
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.record import Deployment
 from ovsvx.settings import OvsSettings
 from ovsvx.switch import kernel_tunnel_device
-from ovsvx.topology import Host, Mode
+from ovsvx.topology import Host, Mode, Node, find_node
 
 LISTEN_WAIT_S = 5.0
 SETTLE_S = 0.5  # after the ping's answer, for the last frames to reach every tcpdump
@@ -74,17 +74,6 @@ class Frame:
 # --- where to look ---------------------------------------------------------------------
 
 
-def resolve(deployment: Deployment, name: str) -> verify.Node:
-    """A node by name, or the node holding an address."""
-    every = verify.nodes(deployment.topology)
-    for node in every:
-        if name in (node.name, str(node.address)):
-            return node
-    raise UsageError(
-        f"unknown node or address {name!r}: one of {', '.join(n.name for n in every)}, or one of their addresses"
-    )
-
-
 def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Point]:
     """A host's interfaces on the path, in the order a packet from namespace `ns` meets them.
 
@@ -110,7 +99,7 @@ def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Poi
     return found
 
 
-def points(deployment: Deployment, src: verify.Node, dst: verify.Node) -> list[Point]:
+def points(deployment: Deployment, src: Node, dst: Node) -> list[Point]:
     """Every interface a packet from src to dst crosses, in path order."""
     topology = deployment.topology
     found: list[Point] = []
@@ -196,7 +185,7 @@ def _wait_listening(process: subprocess.Popen[str], point: Point) -> None:
 def run(deployment: Deployment, src_name: str, dst_name: str, pcap_dir: Path | None = None) -> list[Frame]:
     """Flush the ARP caches on the path, capture one ping from src to dst everywhere, decode it all."""
     preflight.require_tools("tcpdump", "ping")
-    src, dst = resolve(deployment, src_name), resolve(deployment, dst_name)
+    src, dst = find_node(deployment.topology, src_name), find_node(deployment.topology, dst_name)
     if src == dst:
         raise UsageError("capture needs two different nodes")
     where = points(deployment, src, dst)

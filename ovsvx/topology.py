@@ -424,3 +424,35 @@ def to_toml(topology: Topology) -> str:
         for ns in host["namespaces"]:
             lines += ["", "  [[hosts.namespaces]]"] + [f"  {k} = {value(v)}" for k, v in ns.items()]
     return "\n".join(lines) + "\n"
+
+
+# --- the overlay's nodes, by name or address ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    """Something with an overlay address that a probe, a trace or a capture starts or ends at."""
+
+    name: str
+    host: str  # the host it lives on (a host is on itself)
+    address: IPv4Address
+    is_host: bool
+
+
+def nodes(topology: Topology) -> list[Node]:
+    found = []
+    for host in topology.hosts:
+        found.append(Node(host.name, host.name, host.gateway, True))
+        found += [Node(ns.name, host.name, ns.address, False) for ns in host.namespaces]
+    return found
+
+
+def find_node(topology: Topology, name: str) -> Node:
+    """A node by name, or the node holding an address."""
+    every = nodes(topology)
+    for node in every:
+        if name in (node.name, str(node.address)):
+            return node
+    raise UsageError(
+        f"unknown node or address {name!r}: one of {', '.join(n.name for n in every)}, or one of their addresses"
+    )

@@ -24,7 +24,6 @@ from socket import AF_INET
 from typing import Any
 
 from ovsvx import daemons, flows, lab, netstack, ofctl
-from ovsvx.capture import resolve
 from ovsvx.deploy import site_of
 from ovsvx.errors import UsageError
 from ovsvx.netlink import fdb_entries
@@ -32,8 +31,7 @@ from ovsvx.netstack import RT_TABLE_MAIN
 from ovsvx.plan import ZERO_MAC
 from ovsvx.record import Deployment
 from ovsvx.switch import Port, tunnel_ports, workload_ports
-from ovsvx.topology import Host, Mode, mac_for
-from ovsvx.verify import Node
+from ovsvx.topology import Host, Mode, Node, find_node, mac_for
 
 PROTOCOLS = ("icmp", "tcp", "udp", "arp")
 PROBE_PORT = 5201  # the destination port traced for tcp and udp (iperf3's)
@@ -502,7 +500,7 @@ def _datapath_summary(trace: str, dpctl_show: str) -> list[str]:
 
 
 def run(deployment: Deployment, src_name: str, dst_name: str, proto: str = "icmp") -> list[Hop]:
-    src, dst = resolve(deployment, src_name), resolve(deployment, dst_name)
+    src, dst = find_node(deployment.topology, src_name), find_node(deployment.topology, dst_name)
     if src == dst:
         raise UsageError("trace needs two different nodes")
     tracer = Tracer(deployment, proto)

@@ -23,7 +23,7 @@ from typing import Any
 from ovsvx import lab, netstack
 from ovsvx.errors import ApplyError
 from ovsvx.record import Deployment
-from ovsvx.topology import Topology
+from ovsvx.topology import Node, Topology, nodes
 
 INITIAL_TTL = 64
 IPV4_ICMP_HEADERS = 28  # IP 20 + ICMP 8: ping -s takes the payload size
@@ -33,14 +33,6 @@ TCP_BYTES = "20M"
 PING_COUNT = 3
 PING_INTERVAL_S = "0.05"  # between a probe's echoes: the first reply is what waits on ARP and the controller
 PARALLEL_PINGS = 32  # probes at once: a 32-host lab makes 6017 of them
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    host: str  # the host it lives on (a host is on itself)
-    address: IPv4Address
-    is_host: bool
 
 
 @dataclass(frozen=True)
@@ -67,14 +59,6 @@ class Result:
         data["address"] = str(self.probe.address)
         data.update(ok=self.ok, ttl=self.ttl, detail=self.detail, rtt_ms=self.rtt_ms, gbps=self.gbps)
         return data
-
-
-def nodes(topology: Topology) -> list[Node]:
-    found = []
-    for host in topology.hosts:
-        found.append(Node(host.name, host.name, host.gateway, True))
-        found += [Node(ns.name, host.name, ns.address, False) for ns in host.namespaces]
-    return found
 
 
 def routers_between(a: Node, b: Node) -> int:
