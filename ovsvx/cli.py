@@ -22,7 +22,6 @@ from ovsvx import (
     bench,
     capture,
     controller,
-    daemons,
     doctor,
     flows,
     lab,
@@ -41,7 +40,6 @@ from ovsvx.backends import BACKENDS, DEFAULT_MODE
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
 from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES
-from ovsvx.topology import Mode
 
 out = render.console()
 err_console = render.console(stderr=True)
@@ -396,12 +394,8 @@ def doctor_cmd(topology_file: Path | None, host: str | None, prefix: str | None,
 @reported
 def verify_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
     """Ping every pair of overlay nodes, check the TTLs, a DF full-size ping and TCP."""
-    preflight.require_root()
-    preflight.require_tools("ping", "iperf3")
     scope = deployment_ops.find_scope(host, prefix)
-    deployment = record.require(scope.kind, scope.prefix)
-    sources = None if deployment.is_lab else set(deployment.modes)
-    results = verify.run(deployment, verify.probes(deployment.topology, sources))
+    results = verify.check(scope.kind, scope.prefix)
     ok = all(r.ok for r in results)
     if as_json:
         click.echo(json.dumps({"ok": ok, "checks": [r.to_json() for r in results]}, indent=2))
@@ -633,23 +627,12 @@ def flows_cmd(
 ) -> None:
     """The installed flows of each ovs-mode host, grouped by purpose with packet counters."""
     if write_files:
-        topo = topology.load(topology_file)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for h in [topo.host(host)] if host else topo.hosts:
-            path = out_dir / f"{h.name}.flows"
-            path.write_text(flows.render_file(topo, h))
+        for path in flows.write_files(topology.load(topology_file), out_dir, host):
             out.print(f"wrote {path}")
         return
     preflight.require_root()
     deployment = _deployment(prefix)
-    if host is not None:
-        deployment.topology.host(host)  # an unknown name is an error, not an empty listing
-    shown = 0
-    for site in deployment_ops.sites(deployment):
-        if deployment.modes[site.host.name] != Mode.OVS or (host and site.host.name != host):
-            continue
-        shown += 1
-        home = daemons.ovs_home(deployment, site)
+    for site, home in deployment_ops.ovs_sites(deployment, host):
         if raw:
             click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
             continue
@@ -659,5 +642,3 @@ def flows_cmd(
                 f"{site.host.name}: {site.host.bridge}", ofctl.dump_flows(home, site.host.bridge), generated
             )
         )
-    if not shown:
-        raise UsageError("no host of this deployment runs in ovs mode")

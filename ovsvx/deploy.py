@@ -326,6 +326,20 @@ def site_of(deployment: Deployment, host: str) -> Site:
     raise UsageError(f"{host} is not deployed on this machine: run the command on {host}")
 
 
+def ovs_sites(deployment: Deployment, only: str | None = None) -> list[tuple[Site, daemons.OvsHome]]:
+    """The hosts of the deployment in ovs mode here (or only `only`), each with the OVS it runs."""
+    if only is not None:
+        deployment.topology.host(only)  # an unknown name is an error, not an empty listing
+    found = [
+        (site, daemons.ovs_home(deployment, site))
+        for site in sites(deployment)
+        if deployment.modes[site.host.name] == Mode.OVS and only in (None, site.host.name)
+    ]
+    if not found:
+        raise UsageError("no host of this deployment runs in ovs mode" + (f" among {only}" if only else ""))
+    return found
+
+
 def node_env(deployment: Deployment, node: str) -> dict[str, str] | None:
     """The environment for a command on `node`: a lab host in ovs mode points OVS's tools at its own OVS."""
     if deployment.modes.get(node) != Mode.OVS:

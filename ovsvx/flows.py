@@ -34,6 +34,7 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from ovsvx.switch import tunnel_ports, workload_ports
 from ovsvx.topology import Host, Topology, mac_for
@@ -472,3 +473,14 @@ def render_file(topology: Topology, host: Host) -> str:
         lines.append(f"# {flow.purpose.label}: {flow.note}")
         lines.append(flow.line)
     return "\n".join(lines) + "\n"
+
+
+def write_files(topology: Topology, folder: Path, host: str | None = None) -> list[Path]:
+    """Write each host's (or only `host`'s) flows as an ovs-ofctl file, for --no-controller."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for h in [topology.host(host)] if host else topology.hosts:
+        path = folder / f"{h.name}.flows"
+        path.write_text(render_file(topology, h))
+        written.append(path)
+    return written

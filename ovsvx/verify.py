@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-from ovsvx import lab, netstack
+from ovsvx import lab, netstack, preflight, record
 from ovsvx.errors import ApplyError
 from ovsvx.record import Deployment
 from ovsvx.topology import Node, Topology, nodes
@@ -179,3 +179,13 @@ def run(deployment: Deployment, selected: list[Probe]) -> list[Result]:
         results = list(pool.map(lambda p: _ping(where[p.src], p), pings))
     results += [_tcp(where[p.src], where[p.dst], p) for p in selected if p.kind == "tcp"]
     return results
+
+
+def check(kind: str, prefix: str) -> list[Result]:
+    """Every probe that can run here, for the deployment of `kind` and `prefix`: all of them in a lab; on
+    a real host, those that start on it (the peers' namespaces are on other machines)."""
+    preflight.require_root()
+    preflight.require_tools("ping", "iperf3")
+    deployment = record.require(kind, prefix)
+    sources = None if deployment.is_lab else set(deployment.modes)
+    return run(deployment, probes(deployment.topology, sources))
