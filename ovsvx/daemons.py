@@ -151,8 +151,9 @@ def start_ovs(home: OvsHome) -> list[str]:
             home.netns,
         )
         _wait_for(home.rundir / "db.sock", "ovsdb-server", home.log("ovsdb-server"))
-        _run(["ovs-vsctl", "--no-wait", "init"], env, home.netns)
         started.append("ovsdb-server")
+    # the database's root row, which a deploy killed just after starting ovsdb-server never wrote
+    _run(["ovs-vsctl", "--no-wait", "init"], env, home.netns)
     if running_pid(home.pidfile("ovs-vswitchd"), "ovs-vswitchd") is None:
         _run(["ovs-vswitchd", "--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"], env, home.netns)
         started.append("ovs-vswitchd")

@@ -141,8 +141,7 @@ def deploy(
         fresh = not deployment.path.exists()
         leaving = _leaving(deployment, modes)
         deployment.modes = modes
-        for name, old in leaving.items():
-            deployment.leaving[name] = [b.name for b in old]
+        deployment.leaving = {name: [b.name for b in old] for name, old in leaving.items()}
         if options.firewall is not None:
             deployment.firewall = options.firewall
         if deployment.firewall:

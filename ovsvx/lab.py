@@ -62,12 +62,12 @@ def build(deployment: Deployment) -> list[str]:
                     f"network namespace {name!r} exists and was not made by this lab; "
                     "remove it or pick another --prefix"
                 )
-            continue
-        deployment.own_netns(name)  # recorded before it exists, so cleanup finds it
-        netstack.create_netns(name)
-        with netstack.stack(name) as ns:
+        else:
+            deployment.own_netns(name)  # recorded before it exists, so cleanup finds it
+            netstack.create_netns(name)
+            changes.append(f"lab: netns {name}")
+        with netstack.stack(name) as ns:  # also where a deploy killed a moment after creating it left lo down
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-        changes.append(f"lab: netns {name}")
     changes += _neighbour_room(deployment, topology)
     changes += _wire_underlay(deployment, topology)
     changes += _checksums(deployment, topology)

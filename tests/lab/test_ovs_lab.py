@@ -369,3 +369,19 @@ def test_what_a_killed_ovs_vswitchd_leaves_is_taken_away_by_the_switch_to_kernel
     assert xdp_on(fresh_prefix, "host1") == set()
     report = verify(run_ovsvx, fresh_prefix)
     assert report["ok"], failed(report)
+
+
+def test_an_ovsdb_without_its_root_row_is_initialised_by_the_next_deploy(fresh_prefix: str) -> None:
+    """What a deploy killed just after starting ovsdb-server leaves: a database with no Open_vSwitch row."""
+    run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
+    vswitchd = pid_of(fresh_prefix, "host1", "ovs-vswitchd")  # it would make a root row of its own
+    os.kill(vswitchd, signal.SIGKILL)
+    assert waits.until(lambda: not Path(f"/proc/{vswitchd}").exists(), 5)
+    delete = '["Open_vSwitch",{"op":"delete","table":"Open_vSwitch","where":[]}]'
+    db = f"unix:{STATE_DIR}/lab-{fresh_prefix}/host1/ovs/db.sock"
+    assert json.loads(in_host(fresh_prefix, "host1", "ovsdb-client", "transact", db, delete)) == [{"count": 1}]
+    select = '["Open_vSwitch",{"op":"select","table":"Open_vSwitch","where":[]}]'  # (ovs-vsctl would make one)
+    assert json.loads(in_host(fresh_prefix, "host1", "ovsdb-client", "transact", db, select)) == [{"rows": []}]
+    run_ovsvx("deploy", "--prefix", fresh_prefix)
+    report = verify(run_ovsvx, fresh_prefix)
+    assert report["ok"], failed(report)
