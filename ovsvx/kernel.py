@@ -7,7 +7,7 @@ reconciler does the comparing and applying.
 from __future__ import annotations
 
 from ovsvx.findings import Finding
-from ovsvx.netlink import Reconciler, detach_xdp
+from ovsvx.netlink import Reconciler
 from ovsvx.plan import kernel_plan, render
 from ovsvx.record import Deployment
 from ovsvx.site import Site
@@ -21,7 +21,6 @@ class KernelBackend:
 
     def __init__(self, site: Site, deployment: Deployment):
         self.site = site
-        self.deployment = deployment
         self.plan = kernel_plan(deployment.topology, site.host)
         self.netlink = Reconciler(site, deployment)
 
@@ -42,18 +41,9 @@ class KernelBackend:
         return self.netlink.inspect(self.plan)
 
     def apply(self) -> list[str]:
-        return self._xdp_left() + self.netlink.apply(self.plan)
+        return self.netlink.detach_recorded_xdp() + self.netlink.apply(self.plan)
 
     def destroy(self) -> list[str]:
         host = self.site.host
         links = [host.vxlan, host.bridge, *(ns.peer for ns in host.namespaces)]
-        return self._xdp_left() + self.netlink.remove(links)
-
-    def _xdp_left(self) -> list[str]:
-        """A switch from ovs mode cut short, with ovs-vswitchd killed, leaves XDP on the NIC: the kernel's
-        stack would never see the tunnel.  Take off what the record says ovsvx's OVS may have put there."""
-        name = self.site.host.name
-        removed = detach_xdp(self.site.netns, self.deployment.xdp_devices.get(name, []), name)
-        if name in self.deployment.xdp_devices:
-            self.deployment.note_xdp(name, [])
-        return removed
+        return self.netlink.detach_recorded_xdp() + self.netlink.remove(links)

@@ -326,6 +326,17 @@ class Reconciler:
                         raise
         return removed
 
+    def detach_recorded_xdp(self) -> list[str]:
+        """Take off the XDP programs where the record says this host's OVS read devices through AF_XDP
+        (a killed ovs-vswitchd leaves them, and a plain stack on those devices stays dark), and forget
+        those devices."""
+        name = self.site.host.name
+        if name not in self.deployment.xdp_devices:
+            return []
+        removed = detach_xdp(self.site.netns, self.deployment.xdp_devices[name], name)
+        self.deployment.note_xdp(name, [])
+        return removed
+
     def _restore_sysctls(self) -> list[str]:
         """Put back what a sysctl held before ovsvx, unless someone changed it since (or it is gone)."""
         restored = []

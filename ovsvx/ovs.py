@@ -24,7 +24,7 @@ from ovsvx.controller import logged_errors
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import host_flows, is_learned, render_file
-from ovsvx.netlink import Reconciler, detach_xdp, remove_stale_taps
+from ovsvx.netlink import Reconciler, remove_stale_taps
 from ovsvx.options import DeployOptions
 from ovsvx.plan import MovedAddress, Veth, ovs_plan, render
 from ovsvx.record import Deployment
@@ -247,9 +247,7 @@ class OvsBackend:
                 pass  # a lab's OVS that is going away anyway; a real host's is checked by deploy
         removed += [f"{host.name}: {line}" for line in daemons.stop_ovs(self.home)]
         # stopped cleanly, OVS takes its XDP programs and its bridges' tap devices away; killed, it does not
-        if host.name in self.deployment.xdp_devices:
-            removed += detach_xdp(self.site.netns, self.deployment.xdp_devices[host.name], host.name)
-            self.deployment.note_xdp(host.name, [])
+        removed += self.netlink.detach_recorded_xdp()
         if self.datapath == "netdev":
             taps = [b.name for b in self.bridges] + ([NETDEV_DATAPATH_DEVICE] if self.home.own else [])
             removed += remove_stale_taps(self.site.netns, taps, host.name)

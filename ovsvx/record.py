@@ -104,31 +104,26 @@ class Deployment:
     def note_xdp(self, host: str, devices: list[str]) -> None:
         """Remember, before OVS starts, the devices where its AF_XDP ports will attach XDP programs (or
         forget them, with no devices): what a killed ovs-vswitchd leaves behind is found there."""
-        with self._writing:
-            if devices:
-                self.xdp_devices[host] = devices
-            else:
-                self.xdp_devices.pop(host, None)
-            self.save()
+        self._keep(self.xdp_devices, host, devices)
 
     def note_leaving(self, host: str, modes: list[topo.Mode]) -> None:
         """Remember the modes a switch takes down on `host`, from before the first is touched until the
         last is gone (no modes): a switch cut short is then finished by the next deploy, or destroy."""
-        with self._writing:
-            if modes:
-                self.leaving[host] = modes
-            else:
-                self.leaving.pop(host, None)
-            self.save()
+        self._keep(self.leaving, host, modes)
 
     def set_settings(self, host: str, settings: OvsSettings | None) -> None:
         """Keep what a host's mode decided (datapath, flows source, OVS settings before ovsvx); None
         forgets it."""
+        self._keep(self.settings, host, settings)
+
+    def _keep(self, per_host: dict[str, Any], host: str, value: Any) -> None:
+        """Set `host`'s entry of one of the record's per-host tables, or drop it for an empty value or
+        None, and save."""
         with self._writing:
-            if settings is None:
-                self.settings.pop(host, None)
+            if value:
+                per_host[host] = value
             else:
-                self.settings[host] = settings
+                per_host.pop(host, None)
             self.save()
 
     def save(self) -> None:
