@@ -195,12 +195,21 @@ def topology_show(topology_file: Path | None, as_json: bool) -> None:
     metavar="N",
     help="Instead, N hosts in the tutorial's pattern (host i: 192.168.i.0/24), for large labs.",
 )
+@click.option(
+    "--control",
+    type=click.Choice([str(c) for c in topology.Control]),
+    default=None,
+    help="With --hosts: how hosts learn each other (evpn: AS 65000, a route reflector at 10.33.30.2).",
+)
 @reported
-def topology_init(path: Path, force: bool, count: int | None) -> None:
+def topology_init(path: Path, force: bool, count: int | None, control: str | None) -> None:
     """Write the tutorial's topology as a commented file to start from (default: ./ovsvx.toml)."""
     if path.exists() and not force:
         raise UsageError(f"{path} exists: pass --force to overwrite it")
-    path.write_text(topology.default_text() if count is None else topology.to_toml(topology.generate(count)))
+    if control is not None and count is None:
+        raise UsageError("--control is only read with --hosts N")
+    chosen = topology.Control(control or topology.Control.STATIC)
+    path.write_text(topology.default_text() if count is None else topology.to_toml(topology.generate(count, chosen)))
     out.print(f"wrote {path}: edit it, then `ovsvx deploy -t {path}`")
 
 

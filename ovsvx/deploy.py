@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from ovsvx import daemons, lab, netstack, preflight, record
+from ovsvx import topology as topo
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
 from ovsvx.findings import Finding
@@ -92,11 +93,16 @@ def sites(deployment: Deployment) -> list[Site]:
 
 
 def _open(scope: Scope, topology: Topology) -> Deployment:
+    """The deployment's record, or a new one; a record of another topology is refused, unless under EVPN
+    only hosts were added or removed (the caller retires those that left)."""
     existing = record.load(scope.kind, scope.prefix)
     if existing is None:
         return Deployment(scope.kind, scope.prefix, topology)
-    if existing.topology != topology:
-        raise ConflictError(f"the {scope.describe()} was deployed from a different topology; run `ovsvx destroy` first")
+    if existing.topology != topology and not topo.only_hosts_differ(existing.topology, topology):
+        hint = " (under EVPN, hosts may be added or removed, nothing else changed)" if topology.evpn else ""
+        raise ConflictError(
+            f"the {scope.describe()} was deployed from a different topology{hint}; run `ovsvx destroy` first"
+        )
     if scope.kind == "host" and scope.host not in existing.modes:
         raise ConflictError(
             f"this machine is deployed as {', '.join(existing.modes)}, not {scope.host}; run `ovsvx destroy` first"
@@ -110,6 +116,7 @@ def planned(
     """What `ovsvx plan` prints, changing nothing: per host (or only `host`), a heading naming its mode
     (and ovs mode's datapath, as deploy would choose it without loading a module) and the commands."""
     modes = resolve_modes(topology, requested)
+    check_control(topology, modes)
     chosen, why = choose_datapath(datapath, load_module=False)
     sections = []
     for h in [topology.host(host)] if host else topology.hosts:
@@ -135,7 +142,9 @@ def deploy(
         warnings += preflight.check_real_host(topology, topology.host(scope.host or ""))
     with record.locked(scope.kind, scope.prefix):
         deployment = _open(scope, topology)
+        retired = _retire(deployment, topology)
         modes = resolve_modes(topology, requested, deployment.modes)
+        check_control(topology, modes)
         if scope.kind == "host":
             modes = {scope.host or "": modes[scope.host or ""]}
         fresh = not deployment.path.exists()
@@ -164,11 +173,40 @@ def deploy(
             return changes + backend(modes[site.host.name], site, deployment).apply()
 
         try:
-            changes = lab.build(deployment) if deployment.is_lab else []
+            changes = retired + (lab.build(deployment) if deployment.is_lab else [])
             changes += each_site(sites(deployment), build)
         except (Exception, KeyboardInterrupt) as caught:
             _failed(caught, deployment, fresh)
         return Report(deployment, changes, warnings)
+
+
+def check_control(topology: Topology, modes: Mapping[str, Mode]) -> None:
+    """EVPN is built in kernel mode (FRR); ovs mode's BGP speaker is not there yet."""
+    if not topology.evpn:
+        return
+    ovs = sorted(name for name, mode in modes.items() if mode == Mode.OVS)
+    if ovs:
+        raise UsageError(
+            f'control = "evpn" runs in kernel mode only (ovs mode has no BGP speaker yet), and {", ".join(ovs)} '
+            "would be in ovs mode: deploy with --mode kernel"
+        )
+
+
+def _retire(deployment: Deployment, topology: Topology) -> list[str]:
+    """Take down the hosts that left the topology (EVPN: their peers forget them by BGP), then adopt the
+    new topology.  Nothing to do when the topology is the record's."""
+    if deployment.topology == topology:
+        return []
+    names = {h.name for h in topology.hosts}
+    gone = [site for site in sites(deployment) if site.host.name not in names]
+    removed = each_site(gone, lambda site: _take_down(deployment, site)) if gone else []
+    for site in gone:
+        if deployment.is_lab:
+            removed += lab.retire_host(deployment, site.host.name)
+        deployment.forget_host(site.host.name)
+    deployment.topology = topology
+    deployment.save()
+    return removed
 
 
 UNDONE = "the deploy was undone: nothing is left"
@@ -258,16 +296,18 @@ def _firewall(site: Site, deployment: Deployment) -> list[str]:
     return wall.apply() if deployment.firewall else wall.remove()
 
 
-def _remove(deployment: Deployment) -> list[str]:
-    def remove(site: Site) -> list[str]:
-        name = site.host.name
-        here = dict.fromkeys([*deployment.leaving.get(name, []), deployment.modes[name]])  # a cut switch: both
-        removed = [line for mode in here for line in backend(mode, site, deployment).destroy()]
-        if site.netns is None or netstack.netns_exists(site.netns):  # a lab host's table goes with its netns
-            removed += Firewall(site, deployment.topology).remove()
-        return removed
+def _take_down(deployment: Deployment, site: Site) -> list[str]:
+    """Everything one host has: its modes (both, for a switch cut short) and its firewall table."""
+    name = site.host.name
+    here = dict.fromkeys([*deployment.leaving.get(name, []), deployment.modes[name]])
+    removed = [line for mode in here for line in backend(mode, site, deployment).destroy()]
+    if site.netns is None or netstack.netns_exists(site.netns):  # a lab host's table goes with its netns
+        removed += Firewall(site, deployment.topology).remove()
+    return removed
 
-    removed = each_site(sites(deployment), remove)
+
+def _remove(deployment: Deployment) -> list[str]:
+    removed = each_site(sites(deployment), lambda site: _take_down(deployment, site))
     if deployment.is_lab:
         removed += lab.teardown(deployment)
     deployment.forget()

@@ -51,6 +51,7 @@ class Rules:
     def script(self) -> str:
         """An `nft -f` script that replaces the table atomically (create, delete, define: one transaction)."""
         elements = ", ".join(self.peers)
+        interval = ["        flags interval"] if any("/" in p for p in self.peers) else []
         return "\n".join(
             [
                 f"table {FAMILY} {TABLE} {{}}",
@@ -59,6 +60,7 @@ class Rules:
                 '    comment "ovsvx: VXLAN only from the peer VTEPs; removed by ovsvx destroy"',
                 "    set peers {",
                 "        type ipv4_addr",
+                *interval,
                 f"        elements = {{ {elements} }}",
                 "    }",
                 f"    chain {CHAIN} {{",
@@ -73,7 +75,19 @@ class Rules:
 
 
 def rules(topology: Topology, host: Host) -> Rules:
+    """The peers' VTEPs; under EVPN, where peers come and go by BGP, the whole underlay network: a host
+    that joins must not need a rule changed on every other."""
+    if topology.evpn:
+        return Rules(topology.port, (str(topology.underlay),))
     return Rules(topology.port, tuple(str(p.vtep) for p in topology.peers(host)))
+
+
+def _element(item: Any) -> str | None:
+    """A set element from `nft -j`: an address as text, a prefix as {"prefix": {"addr", "len"}}."""
+    if isinstance(item, str):
+        return item
+    prefix = item.get("prefix") if isinstance(item, dict) else None
+    return f"{prefix['addr']}/{prefix['len']}" if isinstance(prefix, dict) else None
 
 
 def commands(topology: Topology, host: Host) -> list[str]:
@@ -124,7 +138,7 @@ class Firewall:
         rules_count = 0
         for item in table:
             if "set" in item and item["set"]["name"] == "peers":
-                peers = tuple(e for e in item["set"].get("elem", []) if isinstance(e, str))
+                peers = tuple(e for e in map(_element, item["set"].get("elem", [])) if e is not None)
             if "rule" in item:
                 rules_count += 1
                 expressions = item["rule"]["expr"]

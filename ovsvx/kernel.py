@@ -1,17 +1,25 @@
 """Kernel mode: the tutorial's Linux bridge, veth, vxlan device and onlink route, through netlink.
 
 Everything this mode needs is in its plan (`plan.kernel_plan`); the netlink
-reconciler does the comparing and applying.
+reconciler does the comparing and applying.  Under EVPN the host also runs
+FRR (`frr.py`), which adds the peers' routes as their BGP routes arrive.
 """
 
 from __future__ import annotations
 
-from ovsvx.findings import Finding
+from ovsvx import frr
+from ovsvx.daemons import site_dir
+from ovsvx.findings import MISSING, OK, Finding
 from ovsvx.netlink import Reconciler
-from ovsvx.plan import kernel_plan, render
+from ovsvx.plan import kernel_plan, render, routed_vni_bridge
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.topology import Host, Mode, Topology
+
+
+def frr_home(deployment: Deployment, site: Site) -> frr.FrrHome:
+    """Where the host's FRR lives: ovsvx's folder for the host (a lab host's, or this machine's)."""
+    return frr.host_home(site_dir(deployment, site), site.netns)
 
 
 class KernelBackend:
@@ -21,13 +29,18 @@ class KernelBackend:
 
     def __init__(self, site: Site, deployment: Deployment):
         self.site = site
+        self.topology = deployment.topology
         self.plan = kernel_plan(deployment.topology, site.host)
         self.netlink = Reconciler(site, deployment)
+        self.frr = frr_home(deployment, site) if deployment.topology.evpn else None
 
     @staticmethod
     def commands(topology: Topology, host: Host, datapath: str) -> list[str]:
-        """The deployment of `host` as the tutorial's commands, in its order."""
-        return [line for r in kernel_plan(topology, host) for line in render(r)]
+        """The deployment of `host` as the tutorial's commands, in its order (then FRR's, under EVPN)."""
+        lines = [line for r in kernel_plan(topology, host) for line in render(r)]
+        if topology.evpn:
+            lines += frr.render("/etc/frr", frr.host_config(topology, host))
+        return lines
 
     @staticmethod
     def configure(deployment: Deployment, host: str, options: object) -> None:
@@ -38,12 +51,24 @@ class KernelBackend:
         return {}
 
     def inspect(self) -> list[Finding]:
-        return self.netlink.inspect(self.plan)
+        findings = self.netlink.inspect(self.plan)
+        if self.frr is not None:
+            for daemon, pid in frr.running(self.frr).items():
+                what = f"frr {daemon} ({self.frr.rundir})"
+                findings.append(Finding(what, OK if pid else MISSING, f"pid {pid}" if pid else "not running"))
+        return findings
 
     def apply(self) -> list[str]:
-        return self.netlink.detach_recorded_xdp() + self.netlink.apply(self.plan)
+        changes = self.netlink.detach_recorded_xdp() + self.netlink.apply(self.plan)
+        if self.frr is not None:
+            configs = frr.host_config(self.topology, self.site.host)
+            changes += [f"{self.site.host.name}: {line}" for line in frr.start(self.frr, configs)]
+        return changes
 
     def destroy(self) -> list[str]:
         host = self.site.host
+        removed = [f"{host.name}: {line}" for line in frr.stop(self.frr)] if self.frr is not None else []
         links = [host.vxlan, host.bridge, *(ns.peer for ns in host.namespaces)]
-        return self.netlink.detach_recorded_xdp() + self.netlink.remove(links)
+        if self.topology.evpn:
+            links.append(routed_vni_bridge(self.topology))
+        return removed + self.netlink.detach_recorded_xdp() + self.netlink.remove(links)

@@ -13,9 +13,10 @@ by name, and test labs never touch a user's.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from socket import AF_INET
 
-from ovsvx import netstack
+from ovsvx import frr, netstack
 from ovsvx.errors import ConflictError, UsageError
 from ovsvx.nic import set_tx_offload, tx_offload
 from ovsvx.plan import LINK_ALIAS
@@ -71,6 +72,7 @@ def build(deployment: Deployment) -> list[str]:
     changes += _neighbour_room(deployment, topology)
     changes += _wire_underlay(deployment, topology)
     changes += _checksums(deployment, topology)
+    changes += _reflectors(deployment, topology)
     return changes
 
 
@@ -147,8 +149,68 @@ def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
 
 
 def switch_port(deployment: Deployment, host: str) -> str:
-    """The underlay switch's port cabled to `host`'s NIC: the wire as seen from the other end."""
-    return f"p{[h.name for h in deployment.topology.hosts].index(host)}"
+    """The underlay switch's port cabled to `host`'s NIC: the wire as seen from the other end, named
+    for the VTEP it leads to (p0a211e96 is 10.33.30.150), which stays when hosts join or leave."""
+    return _port_for(deployment.topology.host(host).vtep)
+
+
+def _port_for(address: IPv4Address) -> str:
+    return "p" + address.packed.hex()
+
+
+# --- route reflectors (control = "evpn") -------------------------------------------------
+
+REFLECTOR_NIC = "eth0"
+
+
+def reflector_netns(deployment: Deployment, address: IPv4Address) -> str:
+    """The namespace of the route reflector at `address`: a machine of its own on the underlay switch."""
+    return f"{deployment.prefix}rr-{address}"
+
+
+def reflectors(deployment: Deployment) -> list[tuple[IPv4Address, frr.FrrHome]]:
+    """Each route reflector's address and FRR (none without EVPN)."""
+    bgp = deployment.topology.bgp
+    addresses = bgp.route_reflectors if bgp is not None else ()
+    return [(a, frr.reflector_home(deployment.folder, str(a), reflector_netns(deployment, a))) for a in addresses]
+
+
+def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
+    """Under EVPN, each route reflector: a namespace cabled to the underlay switch, running bgpd."""
+    changes = []
+    for address, home in reflectors(deployment):
+        netns = reflector_netns(deployment, address)
+        if not netstack.netns_exists(netns):
+            deployment.own_netns(netns)
+            netstack.create_netns(netns)
+        with netstack.stack(netns) as ns:
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+            held = any(a.get("IFA_ADDRESS") == str(address) for a in ns.get_addr(family=AF_INET))
+        if not held:
+            plug(deployment, _port_for(address), netns, REFLECTOR_NIC)
+            with netstack.stack(netns) as ns:
+                index = ns.link_lookup(ifname=REFLECTOR_NIC)[0]
+                ns.link("set", index=index, mtu=topology.underlay_mtu, state="up")
+                ns.addr("add", index=index, address=str(address), prefixlen=topology.underlay.prefixlen)
+        started = frr.start(home, frr.reflector_config(topology, str(address)))
+        changes += [f"lab: route reflector {netns} {address}: {line}" for line in started]
+    return changes
+
+
+def stop_reflectors(deployment: Deployment) -> list[str]:
+    stopped = [(home, line) for _, home in reflectors(deployment) for line in frr.stop(home)]
+    return [f"lab: route reflector {home.netns}: {line}" for home, line in stopped]
+
+
+def retire_host(deployment: Deployment, host: str) -> list[str]:
+    """Take a host that left the topology out of the lab: its namespace, and with it its cable."""
+    name = deployment.prefix + host
+    removed = []
+    if name in deployment.netns and netstack.netns_exists(name):
+        netstack.remove_netns(name)
+        removed.append(f"lab: - netns {name}")
+    deployment.disown_netns(name)
+    return removed
 
 
 def plug(deployment: Deployment, port: str, netns: str, nic: str) -> None:
@@ -193,7 +255,7 @@ def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
 
 def teardown(deployment: Deployment) -> list[str]:
     """Remove every namespace the lab recorded (workload namespaces first); gone ones are fine."""
-    removed = []
+    removed = stop_reflectors(deployment)
     hosts = {deployment.prefix + h.name for h in deployment.topology.hosts}
     for name in sorted(deployment.netns, key=lambda n: n in hosts):
         if netstack.netns_exists(name):

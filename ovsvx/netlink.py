@@ -198,7 +198,7 @@ class Reconciler:
             case FloodEntry(dev, dst):
                 return _found(r, OK if str(dst) in (stacks.flood_targets(dev) or ()) else MISSING)
             case Bridge(name):
-                return _inspect_link(stacks.get(None), r, name, "bridge", self._unfinished())
+                return _inspect_bridge(stacks.get(None), r, self._unfinished())
             case Veth():
                 return self._inspect_veth(stacks, r)
             case Up():
@@ -397,6 +397,7 @@ def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:
         return base
     data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA") or {}
     dev = ipr.link_lookup(ifname=r.dev)
+    master = ipr.link_lookup(ifname=r.master) if r.master else None
     want = {
         "id": r.vni,
         "dstport": r.port,
@@ -404,6 +405,8 @@ def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:
         "remote": str(r.remote) if r.remote else None,
         "dev": dev[0] if dev else None,
         "mac": r.mac,
+        "learning": int(r.learning),
+        "master": master[0] if master else None,
     }
     have = {
         "id": data.get("IFLA_VXLAN_ID"),
@@ -412,11 +415,21 @@ def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:
         "remote": data.get("IFLA_VXLAN_GROUP"),
         "dev": data.get("IFLA_VXLAN_LINK"),
         "mac": link.get("IFLA_ADDRESS"),
+        "learning": data.get("IFLA_VXLAN_LEARNING"),
+        "master": link.get("IFLA_MASTER"),
     }
     wrong = [f"{k} {have[k]} (want {want[k]})" for k in want if have[k] != want[k]]
     if wrong:
         return _recreate_it(r, ", ".join(wrong))
     return base
+
+
+def _inspect_bridge(ipr: Any, r: Bridge, unfinished: Collection[str]) -> Finding:
+    base = _inspect_link(ipr, r, r.name, "bridge", unfinished)
+    link = _link(ipr, r.name)
+    if base.state != OK or link is None or r.mac is None or link.get("IFLA_ADDRESS") == r.mac:
+        return base
+    return _found(r, DIFFERS, f"address {link.get('IFLA_ADDRESS')}")
 
 
 def _inspect_up(ipr: Any, r: Up) -> Finding:
@@ -451,15 +464,19 @@ def _fix_vxlan(stacks: _Stacks, r: Vxlan, finding: Finding) -> None:
         }
         if r.remote is not None:
             spec["vxlan_group"] = str(r.remote)
+        if not r.learning:
+            spec["vxlan_learning"] = 0
         ipr.link("add", **spec)
-    ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, address=r.mac, state="up")
+    extra = {"master": ipr.link_lookup(ifname=r.master)[0]} if r.master else {}
+    ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, address=r.mac, state="up", **extra)
 
 
 def _fix_bridge(stacks: _Stacks, r: Bridge, finding: Finding) -> None:
     ipr = stacks.get(None)
     if _recreate(ipr, r.name, finding):
         ipr.link("add", ifname=r.name, kind="bridge")
-    ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, state="up")
+    extra = {"address": r.mac} if r.mac else {}
+    ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, state="up", **extra)
 
 
 def _fix_flood(stacks: _Stacks, r: FloodEntry, _: Finding) -> None:

@@ -40,7 +40,12 @@ class Netns:
 
 @dataclass(frozen=True)
 class Vxlan:
-    """The VXLAN device; with a single peer it names it as `remote`, as the tutorial does."""
+    """The VXLAN device; with a single peer it names it as `remote`, as the tutorial does.
+
+    Under EVPN it names no peer and learns nothing from the traffic: FRR's zebra
+    writes its forwarding entries from the routes, and it is the port of the
+    routed VNI's bridge (`master`).
+    """
 
     name: str
     vni: int
@@ -49,6 +54,8 @@ class Vxlan:
     remote: IPv4Address | None
     dev: str
     mac: str  # fixed, so an OVS peer knows this host's router MAC (mixed modes)
+    learning: bool = True
+    master: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class FloodEntry:
 @dataclass(frozen=True)
 class Bridge:
     name: str
+    mac: str | None = None  # None: the kernel's choice
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,8 @@ Resource = Netns | Vxlan | FloodEntry | Bridge | Veth | Up | Address | MovedAddr
 
 def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
     """Everything `host` needs in kernel mode, in the order the tutorial builds it."""
+    if topology.evpn:
+        return evpn_kernel_plan(topology, host)
     peers = topology.peers(host)
     single = peers[0].vtep if len(peers) == 1 else None
     steps: list[Resource] = [
@@ -156,6 +166,41 @@ def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
         _bridge_rp_filter(host),
         FORWARDING,
         *_routes(topology, host, via_dev=host.vxlan),
+    ]
+    return tuple(steps)
+
+
+def routed_vni_bridge(topology: Topology) -> str:
+    """The bridge of EVPN's routed VNI on every kernel-mode host: `vni100` for VNI 100."""
+    return f"vni{topology.vni}"
+
+
+def evpn_kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
+    """Kernel mode under EVPN: the tutorial's layout, with the VNI made EVPN's routed VNI (symmetric IRB).
+
+    The vxlan device names no peer and is the only port of a bridge of its own
+    (`vni100`), which carries the tutorial's vxlan address and its MAC: that is
+    the router MAC FRR advertises with this host's subnet (a type-5 route), and
+    the MAC the peers' routed frames are sent to, as in static mode.  Nothing
+    here depends on the other hosts: FRR adds each peer's route, router-MAC
+    neighbour and forwarding entry as its route arrives, and takes them away
+    when it is withdrawn.  The namespaces' side is as in static mode.
+    """
+    svi = routed_vni_bridge(topology)
+    router_mac = mac_for(host.vxlan_address)
+    steps: list[Resource] = [
+        Bridge(svi, router_mac),
+        Address(svi, host.vxlan_address, 32),
+        Vxlan(
+            host.vxlan, topology.vni, topology.port, host.vtep, None, host.nic, mac_for(host.vtep), False, master=svi
+        ),
+        Bridge(host.bridge),
+        Address(host.bridge, host.gateway, host.prefixlen),
+        *_workloads(host, master=host.bridge, mtu=None, tx_offload=True),
+        RP_FILTER_ALL,
+        _bridge_rp_filter(host),
+        FORWARDING,
+        *(Route(None, host.gateway, ns.veth, netns=ns.name) for ns in host.namespaces),
     ]
     return tuple(steps)
 
@@ -250,16 +295,18 @@ def render(resource: Resource) -> list[str]:
     match resource:
         case Netns(name):
             return [f"ip netns add {name}"]
-        case Vxlan(name, vni, port, local, remote, dev, mac):
+        case Vxlan(name, vni, port, local, remote, dev, mac, learning, master):
             target = f" remote {remote}" if remote is not None else ""
             return [
-                f"ip link add {name} type vxlan id {vni} dstport {port}{target} local {local} dev {dev}",
-                f"ip link set dev {name} address {mac} up",
+                f"ip link add {name} type vxlan id {vni} dstport {port}{target} local {local} dev {dev}"
+                + ("" if learning else " nolearning"),
+                f"ip link set dev {name} address {mac}" + (f" master {master}" if master else "") + " up",
             ]
         case FloodEntry(dev, dst):
             return [f"bridge fdb append {ZERO_MAC} dev {dev} dst {dst}"]
-        case Bridge(name):
-            return [f"ip link add {name} type bridge", f"ip link set dev {name} up"]
+        case Bridge(name, mac):
+            address = f" address {mac}" if mac else ""
+            return [f"ip link add {name} type bridge", f"ip link set dev {name}{address} up"]
         case Veth(name, peer, netns, master, mac, mtu, tx_offload):
             mtu_text = f" mtu {mtu}" if mtu else ""
             return [
@@ -289,12 +336,17 @@ def describe(resource: Resource) -> str:
     match resource:
         case Netns(name):
             return f"netns {name}"
-        case Vxlan(name, vni, port, local, remote, dev, mac):
-            return f"vxlan {name} (id {vni}, dstport {port}, local {local}" + (f", remote {remote})" if remote else ")")
+        case Vxlan(name, vni, port, local, remote, dev, mac, learning, master):
+            return (
+                f"vxlan {name} (id {vni}, dstport {port}, local {local}"
+                + (f", remote {remote}" if remote else "")
+                + ("" if learning else ", nolearning")
+                + (f", in {master})" if master else ")")
+            )
         case FloodEntry(dev, dst):
             return f"fdb {ZERO_MAC} dev {dev} dst {dst}"
-        case Bridge(name):
-            return f"bridge {name}"
+        case Bridge(name, mac):
+            return f"bridge {name}" + (f" {mac}" if mac else "")
         case Veth(name, peer, netns, master, mac):
             return f"veth {name}" + (f" (in {master})" if master else "") + f" <-> {netns}:{peer} {mac}"
         case Up(dev):

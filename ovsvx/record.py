@@ -84,6 +84,20 @@ class Deployment:
                 self.netns.append(name)
                 self.save()
 
+    def disown_netns(self, name: str) -> None:
+        with self._writing:
+            if name in self.netns:
+                self.netns.remove(name)
+                self.save()
+
+    def forget_host(self, host: str) -> None:
+        """Drop every entry of a host that has left the deployment (EVPN lets one leave alone)."""
+        with self._writing:
+            for per_host in (self.modes, self.sysctls, self.settings, self.unfinished_links, self.xdp_devices):
+                per_host.pop(host, None)
+            self.leaving.pop(host, None)
+            self.save()
+
     def making_link(self, host: str, name: str, making: bool) -> None:
         """Claim a link from just before it is created until it carries ovsvx's alias."""
         with self._writing:

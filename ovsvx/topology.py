@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib import resources
 from ipaddress import IPv4Address, IPv4Network
@@ -34,6 +34,18 @@ class Mode(StrEnum):
 
     KERNEL = "kernel"
     OVS = "ovs"
+
+
+class Control(StrEnum):
+    """How hosts learn each other: from the topology file (every host holds every other), or from BGP EVPN
+    routes, so a host joins or leaves without the others being touched."""
+
+    STATIC = "static"
+    EVPN = "evpn"
+
+
+#: 4-byte AS numbers; 0 and 4294967295 are reserved (RFC 7607, RFC 7300).
+ASN_RANGE = (1, 4294967294)
 
 
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -71,14 +83,29 @@ class Host:
 
 
 @dataclass(frozen=True)
+class Bgp:
+    """The EVPN control plane: one AS for the whole overlay (iBGP), whose hosts each peer with every route
+    reflector; a host's router id is its VTEP."""
+
+    asn: int
+    route_reflectors: tuple[IPv4Address, ...]
+
+
+@dataclass(frozen=True)
 class Topology:
-    """A VXLAN overlay: one VNI and UDP port, and the hosts that take part."""
+    """A VXLAN overlay: one VNI and UDP port, the hosts that take part, and how they learn each other."""
 
     vni: int
     port: int
     underlay: IPv4Network
     underlay_mtu: int
     hosts: tuple[Host, ...]
+    control: Control = Control.STATIC
+    bgp: Bgp | None = None  # set exactly when control is EVPN
+
+    @property
+    def evpn(self) -> bool:
+        return self.control == Control.EVPN
 
     @property
     def overlay_mtu(self) -> int:
@@ -101,6 +128,17 @@ class Topology:
                 if ns.name == name:
                     return host, ns
         raise UsageError(f"unknown namespace {name!r}")
+
+
+def only_hosts_differ(old: Topology, new: Topology) -> bool:
+    """True when `new` is `old` with hosts added or removed, and EVPN lets hosts learn each other: then
+    a deploy of `new` touches only the hosts that came or went."""
+    if not (old.evpn and new.evpn):
+        return False
+    if replace(old, hosts=()) != replace(new, hosts=()):
+        return False
+    kept = {h.name: h for h in new.hosts}
+    return all(kept[h.name] == h for h in old.hosts if h.name in kept)
 
 
 def mac_for(address: IPv4Address) -> str:
@@ -159,6 +197,8 @@ def parse(data: dict[str, Any]) -> Topology:
         underlay=top.network("underlay"),
         underlay_mtu=top.integer("underlay_mtu", 1280, 9216, default=1500),
         hosts=tuple(_host(t) for t in top.tables("hosts", minimum=2)),
+        control=Control(top.choice("control", tuple(Control), default=Control.STATIC)),
+        bgp=_bgp(bgp) if (bgp := top.table("bgp", optional=True)) else None,
     )
     top.done()
     _check(topology)
@@ -181,6 +221,12 @@ def _host(t: _Table) -> Host:
     t.done()
     _check_host(host, t.path)
     return host
+
+
+def _bgp(t: _Table) -> Bgp:
+    bgp = Bgp(asn=t.integer("asn", *ASN_RANGE), route_reflectors=tuple(t.addresses("route_reflectors")))
+    t.done()
+    return bgp
 
 
 def _mode(value: str | None) -> Mode | None:
@@ -278,6 +324,26 @@ class _Table:
             raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: a prefix of /30 or shorter")
         return net
 
+    def addresses(self, key: str) -> list[IPv4Address]:
+        """A non-empty list of distinct IPv4 addresses."""
+        value = self._get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: a list of IPv4 addresses, at least one")
+        found: list[IPv4Address] = []
+        for i, text in enumerate(value):
+            try:
+                address = IPv4Address(text)
+            except ValueError:
+                raise TopologyError(f"{self.field(key)}[{i}]: {text!r} is not allowed: an IPv4 address") from None
+            if address in found:
+                raise TopologyError(f"{self.field(key)}[{i}]: {text} is listed twice")
+            found.append(address)
+        return found
+
+    def table(self, key: str, optional: bool = False) -> _Table | None:
+        value = self._get(key, None if optional else ...)
+        return None if value is None else _Table(value, self.field(key))
+
     def tables(self, key: str, minimum: int) -> list[_Table]:
         value = self._get(key)
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value) or len(value) < minimum:
@@ -341,6 +407,26 @@ def _check(topology: Topology) -> None:
             if host.subnet.overlaps(other):
                 raise TopologyError(f"{path}.subnet: {host.subnet} overlaps {where} ({other})")
         nets.append((host.subnet, f"{path}.subnet"))
+    _check_control(topology, vteps)
+
+
+def _check_control(topology: Topology, vteps: dict[IPv4Address, str]) -> None:
+    """EVPN needs its [bgp] table, static has no use for one; route reflectors sit on the underlay, apart
+    from the VTEPs."""
+    if topology.bgp is None:
+        if topology.evpn:
+            raise TopologyError('bgp: missing: control = "evpn" needs a [bgp] table with asn and route_reflectors')
+        return
+    if not topology.evpn:
+        raise TopologyError('bgp: only read with control = "evpn" (control is "static"): remove [bgp] or set control')
+    for i, address in enumerate(topology.bgp.route_reflectors):
+        field = f"bgp.route_reflectors[{i}]"
+        if not _usable(address, topology.underlay):
+            raise TopologyError(
+                f"{field}: {address} is not allowed: a host address inside underlay {topology.underlay}"
+            )
+        if address in vteps:
+            raise TopologyError(f"{field}: {address} is already used by {vteps[address]}")
 
 
 # --- presentation -------------------------------------------------------------
@@ -367,13 +453,17 @@ def to_data(topology: Topology) -> dict[str, Any]:
             data["mode"] = h.mode
         return data
 
-    return {
+    data: dict[str, Any] = {
         "vni": topology.vni,
         "port": topology.port,
         "underlay": str(topology.underlay),
         "underlay_mtu": topology.underlay_mtu,
-        "hosts": [host(h) for h in topology.hosts],
     }
+    if topology.bgp is not None:
+        data["control"] = str(topology.control)
+        data["bgp"] = {"asn": topology.bgp.asn, "route_reflectors": [str(a) for a in topology.bgp.route_reflectors]}
+    data["hosts"] = [host(h) for h in topology.hosts]
+    return data
 
 
 # --- generated topologies ---------------------------------------------------------------
@@ -382,12 +472,14 @@ def to_data(topology: Topology) -> dict[str, Any]:
 MAX_GENERATED_HOSTS = 254
 GENERATED_UNDERLAY = IPv4Network("10.33.0.0/16")
 FIRST_GENERATED_VTEP = IPv4Address("10.33.30.150")
+GENERATED_BGP = Bgp(asn=65000, route_reflectors=(IPv4Address("10.33.30.2"),))
 
 
-def generate(count: int) -> Topology:
+def generate(count: int, control: Control = Control.STATIC) -> Topology:
     """The tutorial's pattern for `count` hosts: host i has NIC ens160 with VTEP 10.33.30.150 + i - 1
     (one /16 underlay), subnet 192.168.i.0/24 with gateway .1 on br<i>, vxlan<i> with .254, and one
-    namespace ns<i> at .100 on tap1/tap2.  For labs of many hosts (`ovsvx topology init --hosts N`)."""
+    namespace ns<i> at .100 on tap1/tap2.  For labs of many hosts (`ovsvx topology init --hosts N`).
+    With EVPN, AS 65000 and one route reflector at 10.33.30.2."""
     if not 2 <= count <= MAX_GENERATED_HOSTS:
         raise UsageError(f"--hosts {count} is not allowed: from 2 to {MAX_GENERATED_HOSTS}")
     hosts = []
@@ -406,7 +498,8 @@ def generate(count: int) -> Topology:
                 namespaces=(Namespace(f"ns{i}", subnet[100], "tap1", "tap2"),),
             )
         )
-    generated = Topology(vni=100, port=4789, underlay=GENERATED_UNDERLAY, underlay_mtu=1500, hosts=tuple(hosts))
+    bgp = GENERATED_BGP if control == Control.EVPN else None
+    generated = Topology(100, 4789, GENERATED_UNDERLAY, 1500, tuple(hosts), Control(control), bgp)
     _check(generated)
     return generated
 
@@ -419,6 +512,10 @@ def to_toml(topology: Topology) -> str:
 
     data = to_data(topology)
     lines = [f"{key} = {value(data[key])}" for key in ("vni", "port", "underlay", "underlay_mtu")]
+    if "bgp" in data:
+        reflectors = ", ".join(value(a) for a in data["bgp"]["route_reflectors"])
+        lines += [f"control = {value(data['control'])}", "", "[bgp]", f"asn = {data['bgp']['asn']}"]
+        lines.append(f"route_reflectors = [{reflectors}]")
     for host in data["hosts"]:
         lines += ["", "[[hosts]]"] + [f"{k} = {value(v)}" for k, v in host.items() if k != "namespaces"]
         for ns in host["namespaces"]:

@@ -1,0 +1,297 @@
+"""The EVPN control plane in kernel mode: FRR's zebra and bgpd, their configuration, and what they know.
+
+Configuration is computed by pure functions from the topology: a host's
+(`host_config`) names only the host itself and the route reflectors, never
+another host, so a host joins or leaves without any other host's
+configuration changing.  A route reflector's (`reflector_config`) accepts any
+VTEP of the underlay (`bgp listen range`), for the same reason.
+
+What a host advertises, and why (README, "Growth: BGP EVPN"): the VNI is
+EVPN's *routed* VNI (symmetric IRB, RFC 9135) in the default VRF, and each
+host sends one type-5 route (RFC 9136) for its subnet, whose next hop is its
+VTEP and whose Router's MAC community is the MAC of its vxlan address.  zebra
+turns each received route into the tutorial's three pieces: a route to the
+subnet through the routed VNI's bridge, a neighbour entry giving the router
+MAC, and a forwarding entry sending that MAC to the VTEP.  Traffic is routed
+at both ends, as in static mode (TTL 62 between namespaces).
+
+ovsvx runs these daemons itself, like a lab host's OVS, each host's with its
+own configuration, sockets, pid and log files under ovsvx's folder for that
+host, as the frr user, like Debian's service; the tools reach them with `vtysh --vty_socket`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ovsvx import netstack, waits
+from ovsvx.daemons import running_pid, stop_pid
+from ovsvx.errors import ApplyError, PreconditionError
+from ovsvx.topology import Host, Topology
+
+FRR_BIN = Path("/usr/lib/frr")
+FRR_USER = "frr"  # Debian's package makes it; the daemons run as it, as the frr service's do
+START_WAIT_S = 15.0  # a daemon's vty socket appears within a second; scaled on a slow machine
+# BGP timers: keepalive and hold time (FRR's datacenter profile), and how soon a host retries a route
+# reflector it lost.  A host that vanishes without a word is forgotten within the hold time.
+KEEPALIVE_S, HOLD_S, CONNECT_RETRY_S = 3, 9, 2
+HOST_DAEMONS = ("zebra", "bgpd")
+REFLECTOR_DAEMONS = ("bgpd",)  # a reflector installs nothing: bgpd runs without zebra (-Z)
+
+
+@dataclass(frozen=True)
+class FrrHome:
+    """Where one FRR instance keeps its configuration, sockets, pids and logs."""
+
+    rundir: Path
+    netns: str | None
+    daemons: tuple[str, ...] = HOST_DAEMONS
+
+    def conf(self, daemon: str) -> Path:
+        return self.rundir / f"{daemon}.conf"
+
+    def pidfile(self, daemon: str) -> Path:
+        return self.rundir / f"{daemon}.pid"
+
+    def log(self, daemon: str) -> Path:
+        return self.rundir / f"{daemon}.log"
+
+    def vty(self, daemon: str) -> Path:
+        return self.rundir / f"{daemon}.vty"
+
+    def marker(self, daemon: str) -> str:
+        """What the daemon's command line holds: its own pid file, which no other process names."""
+        return str(self.pidfile(daemon))
+
+
+# --- configuration (pure) ----------------------------------------------------------------
+
+
+def _router(topology: Topology, router_id: str) -> list[str]:
+    assert topology.bgp is not None
+    return [
+        "frr defaults datacenter",
+        f"router bgp {topology.bgp.asn}",
+        f" bgp router-id {router_id}",
+        " no bgp default ipv4-unicast",
+        f" timers bgp {KEEPALIVE_S} {HOLD_S}",
+    ]
+
+
+def host_config(topology: Topology, host: Host) -> dict[str, str]:
+    """zebra's and bgpd's configuration for `host`: the routed VNI, and one iBGP session per reflector."""
+    assert topology.bgp is not None
+    zebra = [f"hostname {host.name}", "vrf default", f" vni {topology.vni}", "exit-vrf"]
+    bgpd = [f"hostname {host.name}", *_router(topology, str(host.vtep))]
+    for rr in topology.bgp.route_reflectors:
+        bgpd += [
+            f" neighbor {rr} remote-as {topology.bgp.asn}",
+            f" neighbor {rr} description route reflector",
+            f" neighbor {rr} update-source {host.vtep}",
+            f" neighbor {rr} timers connect {CONNECT_RETRY_S}",
+        ]
+    bgpd += [" address-family ipv4 unicast", f"  network {host.subnet}", " exit-address-family"]
+    bgpd += [" address-family l2vpn evpn"]
+    bgpd += [f"  neighbor {rr} activate" for rr in topology.bgp.route_reflectors]
+    bgpd += ["  advertise-all-vni", "  advertise ipv4 unicast", " exit-address-family"]
+    return {"zebra": _text(zebra), "bgpd": _text(bgpd)}
+
+
+def reflector_config(topology: Topology, address: str) -> dict[str, str]:
+    """bgpd's configuration for a route reflector: every VTEP of the underlay is welcome as a client.
+
+    A host forgets the routes of a reflector it loses: FRR 8.4 does not act as
+    a restarting speaker (graceful restart) towards dynamic neighbours, which
+    is what `bgp listen range` makes the hosts.  Traffic keeps flowing through
+    a reflector's restart when the topology lists two (README)."""
+    return {
+        "bgpd": _text(
+            [
+                f"hostname rr-{address}",
+                *_router(topology, address),
+                " neighbor vteps peer-group",
+                f" neighbor vteps remote-as {_asn(topology)}",
+                f" bgp listen range {topology.underlay} peer-group vteps",
+                " bgp listen limit 5000",
+                " address-family l2vpn evpn",
+                "  neighbor vteps activate",
+                "  neighbor vteps route-reflector-client",
+                " exit-address-family",
+            ]
+        )
+    }
+
+
+def _asn(topology: Topology) -> int:
+    assert topology.bgp is not None
+    return topology.bgp.asn
+
+
+def _text(lines: list[str]) -> str:
+    return "\n".join(lines) + "\n"
+
+
+def render(home_hint: str, configs: dict[str, str], netns_hint: str = "") -> list[str]:
+    """The configuration as the commands a person would type: each file, then its daemon."""
+    lines = []
+    for daemon, text in configs.items():
+        path = f"{home_hint}/{daemon}.conf"
+        lines += [f"cat > {path} <<'EOF'", *text.splitlines(), "EOF"]
+    for daemon in configs:
+        lines.append(f"{netns_hint}{FRR_BIN}/{daemon} -d -f {home_hint}/{daemon}.conf")
+    return lines
+
+
+# --- the daemons -------------------------------------------------------------------------
+
+
+def require_installed() -> None:
+    if not (FRR_BIN / "bgpd").exists():
+        raise PreconditionError(f"FRR is not installed (no {FRR_BIN}/bgpd): `apt-get install frr` (scripts/setup does)")
+
+
+def start(home: FrrHome, configs: dict[str, str]) -> list[str]:
+    """Run `home`'s daemons on `configs`: start what is not running, restart what runs an older
+    configuration; returns what it did (nothing when all is as wanted)."""
+    require_installed()
+    home.rundir.mkdir(parents=True, exist_ok=True)
+    shutil.chown(home.rundir, FRR_USER, FRR_USER)  # the daemons drop to this user and write here
+    done = []
+    for daemon in home.daemons:
+        text = configs[daemon]
+        current = home.conf(daemon).read_text() if home.conf(daemon).exists() else None
+        running = running_pid(home.pidfile(daemon), home.marker(daemon)) is not None
+        if running and current == text:
+            continue
+        if running:
+            stop_pid(home.pidfile(daemon), home.marker(daemon))
+        home.conf(daemon).write_text(text)
+        shutil.chown(home.conf(daemon), FRR_USER, FRR_USER)
+        _launch(home, daemon)
+        done.append(f"{'~' if running else '+'} {daemon} ({home.conf(daemon)})")
+    return done
+
+
+def _launch(home: FrrHome, daemon: str) -> None:
+    home.vty(daemon).unlink(missing_ok=True)
+    argv = [str(FRR_BIN / daemon), "-d", "-u", FRR_USER, "-g", FRR_USER, "-P", "0", "-f", str(home.conf(daemon))]
+    argv += ["-i", str(home.pidfile(daemon)), "--vty_socket", str(home.rundir), "--log", f"file:{home.log(daemon)}"]
+    argv += ["-Z"] if "zebra" not in home.daemons else ["-z", str(home.rundir / "zserv.api")]
+    done = netstack.run(home.netns, argv, timeout=30)
+    if done.returncode != 0:
+        raise ApplyError(f"{daemon} did not start: {(done.stderr or done.stdout).strip()}; see {home.log(daemon)}")
+    if not waits.until(home.vty(daemon).exists, START_WAIT_S):
+        raise ApplyError(f"{daemon} did not start (no {home.vty(daemon)}); see {home.log(daemon)}")
+
+
+def stop(home: FrrHome) -> list[str]:
+    """Stop `home`'s daemons, bgpd first: it says goodbye to its peers (a Cease), so they forget this
+    host at once instead of after the hold time; then zebra takes its routes away."""
+    return [f"- {d}" for d in reversed(home.daemons) if stop_pid(home.pidfile(d), home.marker(d))]
+
+
+def running(home: FrrHome) -> dict[str, int | None]:
+    return {d: running_pid(home.pidfile(d), home.marker(d)) for d in home.daemons}
+
+
+# --- what bgpd knows ---------------------------------------------------------------------
+
+
+def show(home: FrrHome, command: str) -> Any:
+    """bgpd's JSON answer to a `show ... json` command; None when bgpd does not answer."""
+    argv = ["vtysh", "--vty_socket", str(home.rundir), "-d", "bgpd", "-c", command]
+    done = netstack.run(home.netns, argv, timeout=10)
+    if done.returncode != 0:
+        return None
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+@dataclass(frozen=True)
+class Session:
+    peer: str
+    state: str  # BGP's FSM state: Established, Active, Connect, ...
+    uptime: str  # "00:01:02", or how long it has been down
+    received: int  # EVPN prefixes received
+
+
+@dataclass(frozen=True)
+class EvpnRoute:
+    """A route as bgpd's EVPN table holds it: type 5 (a subnet) with its next hop (the VTEP) and router MAC."""
+
+    type: int
+    prefix: str  # "192.168.2.0/24" for type 5; "10.33.30.151" (the originator) for type 3
+    vtep: str
+    router_mac: str
+    origin: str  # "local", or the router id of the host that sent it
+
+    def describe(self) -> str:
+        what = f"type-{self.type} route of {self.prefix}"
+        return what + (f" (router MAC {self.router_mac})" if self.router_mac else "")
+
+
+def sessions(home: FrrHome) -> list[Session] | None:
+    """The EVPN sessions, or None when bgpd does not answer."""
+    data = show(home, "show bgp l2vpn evpn summary json")
+    if data is None:
+        return None
+    peers = data.get("peers", {}) if isinstance(data, dict) else {}
+    return [
+        Session(
+            peer,
+            str(p.get("state", "?")),
+            str(p.get("peerUptime", "")),
+            int(p.get("pfxRcd", p.get("prefixReceivedCount", 0)) or 0),
+        )
+        for peer, p in sorted(peers.items())
+    ]
+
+
+def routes(home: FrrHome) -> list[EvpnRoute] | None:
+    """The best EVPN routes bgpd holds, local and received, or None when bgpd does not answer."""
+    data = show(home, "show bgp l2vpn evpn route json")
+    return None if data is None else parse_routes(data)
+
+
+def parse_routes(data: Any) -> list[EvpnRoute]:
+    """The best paths of `show bgp l2vpn evpn route json`: {rd: {"[5]:[0]:[24]:[...]": {"paths": [[...]]}}}."""
+    found = []
+    for rd, table in (data or {}).items():
+        if not isinstance(table, dict):
+            continue
+        for entry in table.values():
+            if not isinstance(entry, dict):
+                continue
+            for group in entry.get("paths", []):
+                found += [_route(rd, p) for p in group if isinstance(p, dict) and _best(p)]
+    return sorted(found, key=lambda r: (r.type, r.prefix))
+
+
+def _best(path: dict[str, Any]) -> bool:
+    best = path.get("bestpath")
+    return best is True or (isinstance(best, dict) and bool(best.get("overall")))
+
+
+def _route(rd: str, path: dict[str, Any]) -> EvpnRoute:
+    """One path; its originator is the address of its route distinguisher (FRR's RD is router-id:n)."""
+    kind = int(path.get("routeType", 0))
+    prefix = f"{path.get('ip')}/{path.get('ipLen')}" if kind == 5 else str(path.get("ip", ""))
+    hops = path.get("nexthops") or [{}]
+    communities = str(path.get("extendedCommunity", {}).get("string", "")).split()
+    rmac = next((word.split(":", 1)[1] for word in communities if word.startswith("Rmac:")), "")
+    origin = "local" if path.get("peerId") == "(unspec)" else rd.rsplit(":", 1)[0]
+    return EvpnRoute(kind, prefix, str(hops[0].get("ip", "")), rmac, origin)
+
+
+def host_home(site_folder: Path, netns: str | None) -> FrrHome:
+    return FrrHome(site_folder / "frr", netns)
+
+
+def reflector_home(lab_folder: Path, address: str, netns: str) -> FrrHome:
+    return FrrHome(lab_folder / f"rr-{address}", netns, REFLECTOR_DAEMONS)

@@ -1,0 +1,180 @@
+"""control = "evpn": its validation, and the pure parts it adds (kernel plan, FRR configuration, firewall,
+growth rule, route parsing).  No root needed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import IPv4Address
+from typing import Any
+
+import pytest
+
+from ovsvx import firewall, frr, plan, topology
+from ovsvx.errors import TopologyError
+from ovsvx.plan import Bridge, Route, Vxlan
+from ovsvx.topology import Control
+
+
+def evpn(count: int = 3) -> topology.Topology:
+    return topology.generate(count, Control.EVPN)
+
+
+def data_with(**bgp: Any) -> dict[str, Any]:
+    data = topology.to_data(evpn())
+    data["bgp"].update(bgp)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("bgp", "message"),
+    [
+        ({"asn": 0}, r"^bgp\.asn: 0 is not allowed: an integer in 1\.\.4294967294$"),
+        ({"asn": "65000"}, r"^bgp\.asn: '65000' is not allowed: an integer"),
+        ({"route_reflectors": []}, r"^bgp\.route_reflectors: \[\] is not allowed: a list of IPv4 addresses"),
+        ({"route_reflectors": ["10.33.30.x"]}, r"^bgp\.route_reflectors\[0\]: '10\.33\.30\.x' is not allowed"),
+        ({"route_reflectors": ["10.34.0.1"]}, r"^bgp\.route_reflectors\[0\]: 10\.34\.0\.1 is not allowed: a host "),
+        ({"route_reflectors": ["10.33.30.150"]}, r"is already used by hosts\[0\]\.vtep$"),
+        (
+            {"route_reflectors": ["10.33.30.2", "10.33.30.2"]},
+            r"^bgp\.route_reflectors\[1\]: 10\.33\.30\.2 is listed twice",
+        ),
+        ({"peers": 1}, r"^bgp\.peers: unknown key; allowed here: asn, route_reflectors$"),
+    ],
+)
+def test_bad_bgp_values_name_the_field(bgp: dict[str, Any], message: str) -> None:
+    with pytest.raises(TopologyError, match=message) as caught:
+        topology.parse(data_with(**bgp))
+    assert "\n" not in str(caught.value)
+
+
+def test_evpn_topology_round_trips_through_data_and_toml() -> None:
+    topo = evpn()
+    assert topology.parse(topology.to_data(topo)) == topo
+    assert topology.parse_text(topology.to_toml(topo), "generated") == topo
+    assert topo.bgp == topology.Bgp(65000, (IPv4Address("10.33.30.2"),))
+
+
+def test_static_is_the_default_and_writes_no_control_key() -> None:
+    topo = topology.default()
+    assert topo.control == Control.STATIC and topo.bgp is None
+    assert "control" not in topology.to_data(topo)
+
+
+def test_a_hosts_evpn_plan_and_frr_config_do_not_depend_on_the_other_hosts() -> None:
+    """What makes growth touch nobody: host1's whole desired state is the same with 2 or 3 hosts."""
+    two, three = evpn(2), evpn(3)
+    host1 = three.hosts[0]
+    assert plan.kernel_plan(two, host1) == plan.kernel_plan(three, host1)
+    assert frr.host_config(two, host1) == frr.host_config(three, host1)
+    assert firewall.rules(two, host1) == firewall.rules(three, host1)
+    assert "10.33.30.151" not in frr.host_config(three, host1)["bgpd"]
+
+
+def test_evpn_kernel_plan_makes_the_vni_a_routed_vni_with_the_vxlan_address_as_router() -> None:
+    topo = evpn(2)
+    host = topo.hosts[0]
+    steps = plan.kernel_plan(topo, host)
+    svi = Bridge("vni100", topology.mac_for(host.vxlan_address))
+    assert svi in steps
+    vxlan = next(s for s in steps if isinstance(s, Vxlan))
+    assert (vxlan.remote, vxlan.learning, vxlan.master) == (None, False, "vni100")
+    assert not [s for s in steps if isinstance(s, plan.FloodEntry)]
+    assert [s.dst for s in steps if isinstance(s, Route)] == [None]  # peers' routes come from FRR
+    text = "\n".join(line for s in steps for line in plan.render(s))
+    assert "ip link add vxlan1 type vxlan id 100 dstport 4789 local 10.33.30.150 dev ens160 nolearning" in text
+    assert "ip link set dev vni100 address 02:00:c0:a8:01:fe up" in text
+
+
+def test_frr_config_advertises_the_subnet_as_type_5_to_every_reflector() -> None:
+    topo = replace(evpn(2), bgp=topology.Bgp(64512, (IPv4Address("10.33.30.2"), IPv4Address("10.33.30.3"))))
+    config = frr.host_config(topo, topo.hosts[0])
+    assert config["zebra"].splitlines()[1:] == ["vrf default", " vni 100", "exit-vrf"]
+    bgpd = config["bgpd"]
+    for line in (
+        "router bgp 64512",
+        " bgp router-id 10.33.30.150",
+        "  network 192.168.1.0/24",
+        "  neighbor 10.33.30.2 activate",
+        "  neighbor 10.33.30.3 activate",
+        "  advertise ipv4 unicast",
+    ):
+        assert line in bgpd.splitlines()
+    reflector = frr.reflector_config(topo, "10.33.30.2")["bgpd"]
+    assert " bgp listen range 10.33.0.0/16 peer-group vteps" in reflector.splitlines()
+    assert "  neighbor vteps route-reflector-client" in reflector.splitlines()
+
+
+def test_evpn_firewall_admits_the_underlay_not_a_list_of_peers() -> None:
+    rules = firewall.rules(evpn(2), evpn(2).hosts[0])
+    assert rules.peers == ("10.33.0.0/16",)
+    assert "flags interval" in rules.script()
+    static = topology.generate(2)
+    assert "flags interval" not in firewall.rules(static, static.hosts[0]).script()
+
+
+def test_only_added_or_removed_hosts_let_a_deployed_evpn_lab_take_a_new_topology() -> None:
+    two, three = evpn(2), evpn(3)
+    assert topology.only_hosts_differ(two, three) and topology.only_hosts_differ(three, two)
+    changed_host = replace(three, hosts=(replace(three.hosts[0], gateway=IPv4Address("192.168.1.2")), *three.hosts[1:]))
+    assert not topology.only_hosts_differ(two, changed_host)
+    assert not topology.only_hosts_differ(two, replace(three, vni=200))
+    assert not topology.only_hosts_differ(topology.generate(2), topology.generate(3))  # static: never
+
+
+ROUTES_JSON = {
+    "10.33.30.150:1": {
+        "rd": "10.33.30.150:1",
+        "[5]:[0]:[24]:[192.168.1.0]": {
+            "paths": [
+                [
+                    {
+                        "bestpath": True,
+                        "routeType": 5,
+                        "ipLen": 24,
+                        "ip": "192.168.1.0",
+                        "peerId": "(unspec)",
+                        "extendedCommunity": {"string": "ET:8 RT:65000:100 Rmac:02:00:c0:a8:01:fe"},
+                        "nexthops": [{"ip": "10.33.30.150"}],
+                    }
+                ]
+            ]
+        },
+    },
+    "10.33.30.151:1": {
+        "rd": "10.33.30.151:1",
+        "[5]:[0]:[24]:[192.168.2.0]": {
+            "paths": [
+                [
+                    {
+                        "valid": True,
+                        "routeType": 5,
+                        "ipLen": 24,
+                        "ip": "192.168.2.0",
+                        "peerId": "10.33.30.3",
+                        "extendedCommunity": {"string": "RT:65000:100 ET:8 Rmac:02:00:c0:a8:02:fe"},
+                        "nexthops": [{"ip": "10.33.30.151"}],
+                    },
+                    {
+                        "bestpath": True,
+                        "routeType": 5,
+                        "ipLen": 24,
+                        "ip": "192.168.2.0",
+                        "peerId": "10.33.30.2",
+                        "extendedCommunity": {"string": "RT:65000:100 ET:8 Rmac:02:00:c0:a8:02:fe"},
+                        "nexthops": [{"ip": "10.33.30.151"}],
+                    },
+                ]
+            ]
+        },
+    },
+    "numPrefix": 2,
+}
+
+
+def test_routes_are_read_from_frr_json_one_best_path_each() -> None:
+    found = frr.parse_routes(ROUTES_JSON)
+    assert found == [
+        frr.EvpnRoute(5, "192.168.1.0/24", "10.33.30.150", "02:00:c0:a8:01:fe", "local"),
+        frr.EvpnRoute(5, "192.168.2.0/24", "10.33.30.151", "02:00:c0:a8:02:fe", "10.33.30.151"),
+    ]
+    assert found[1].describe() == "type-5 route of 192.168.2.0/24 (router MAC 02:00:c0:a8:02:fe)"
