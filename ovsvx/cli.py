@@ -362,6 +362,7 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
                             "mode": h.mode,
                             "ok": h.ok,
                             "details": h.details,
+                            **({"bgp": h.bgp} if h.bgp is not None else {}),
                             "resources": [{"what": f.what, "state": f.state, "detail": f.detail} for f in h.findings],
                         }
                         for name, h in hosts.items()

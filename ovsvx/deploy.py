@@ -16,15 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from ovsvx import daemons, lab, netstack, preflight, record
+from ovsvx import daemons, frr, lab, netstack, preflight, record
 from ovsvx import topology as topo
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
 from ovsvx.findings import Finding
 from ovsvx.firewall import Firewall
 from ovsvx.firewall import commands as firewall_commands
+from ovsvx.kernel import frr_home
 from ovsvx.listeners import overlay_listeners
 from ovsvx.options import DeployOptions
 from ovsvx.ovs import choose_datapath
@@ -70,10 +71,12 @@ def resolve_modes(
     topology: Topology,
     requested: Mapping[str, str],
     deployed: Mapping[str, Mode] | None = None,
-    default: Mode = DEFAULT_MODE,
+    default: Mode | None = None,
 ) -> dict[str, Mode]:
     """The mode of each host: the command line wins, then the mode it is deployed in (so a plain
-    `ovsvx deploy` repairs rather than switches), then the topology's `mode`, then the default."""
+    `ovsvx deploy` repairs rather than switches), then the topology's `mode`, then the default (ovs mode;
+    kernel mode under EVPN, the one that speaks BGP)."""
+    default = default or (Mode.KERNEL if topology.evpn else DEFAULT_MODE)
     names = {h.name for h in topology.hosts}
     for name in requested:
         if name not in names and name != "*":
@@ -327,6 +330,7 @@ class HostStatus:
     mode: str
     findings: list[Finding]
     details: dict[str, str]
+    bgp: dict[str, Any] | None = None  # under EVPN: sessions and routes (frr.summary)
 
     @property
     def ok(self) -> bool:
@@ -353,7 +357,10 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         else:
             details["firewall"] = f"off (--no-firewall): udp {deployment.topology.port} is open to anyone"
         details["listening"] = "; ".join(overlay_listeners(site.netns, deployment.topology.port)) or "nothing"
-        found[site.host.name] = HostStatus(mode, findings, details)
+        bgp = frr.summary(frr_home(deployment, site)) if deployment.topology.evpn and mode == Mode.KERNEL else None
+        if bgp is not None:
+            details.update(frr.describe_summary(bgp))
+        found[site.host.name] = HostStatus(mode, findings, details, bgp)
     return deployment, found
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,7 @@ def reflector_config(topology: Topology, address: str) -> dict[str, str]:
 
     A host forgets the routes of a reflector it loses: FRR 8.4 does not act as
     a restarting speaker (graceful restart) towards dynamic neighbours, which
-    is what `bgp listen range` makes the hosts.  Traffic keeps flowing through
-    a reflector's restart when the topology lists two (README)."""
+    is what `bgp listen range` makes the hosts (README, "Growth: BGP EVPN")."""
     return {
         "bgpd": _text(
             [
@@ -287,6 +286,30 @@ def _route(rd: str, path: dict[str, Any]) -> EvpnRoute:
     rmac = next((word.split(":", 1)[1] for word in communities if word.startswith("Rmac:")), "")
     origin = "local" if path.get("peerId") == "(unspec)" else rd.rsplit(":", 1)[0]
     return EvpnRoute(kind, prefix, str(hops[0].get("ip", "")), rmac, origin)
+
+
+def summary(home: FrrHome) -> dict[str, Any]:
+    """What status shows of a host's BGP: its sessions and the EVPN routes it holds (received ones and
+    its own), as plain data; empty lists when bgpd does not answer."""
+    return {
+        "answering": (found := sessions(home)) is not None,
+        "sessions": [asdict(s) for s in found or []],
+        "routes": [asdict(r) for r in routes(home) or []],
+    }
+
+
+def describe_summary(found: dict[str, Any]) -> dict[str, str]:
+    """The summary as status's text lines."""
+    if not found["answering"]:
+        return {"bgp": "bgpd does not answer"}
+    sessions_text = "; ".join(
+        f"{s['peer']} {s['state']} ({'up' if s['state'] == 'Established' else 'down'} {s['uptime']}),"
+        f" {s['received']} received"
+        for s in found["sessions"]
+    )
+    received = [r for r in found["routes"] if r["origin"] != "local"]
+    routes_text = ", ".join(f"{r['prefix']} via {r['vtep']}" for r in received)
+    return {"bgp": sessions_text or "no sessions", "evpn routes": f"{len(received)} received: {routes_text or '-'}"}
 
 
 def host_home(site_folder: Path, netns: str | None) -> FrrHome:

@@ -151,10 +151,11 @@ def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
 def switch_port(deployment: Deployment, host: str) -> str:
     """The underlay switch's port cabled to `host`'s NIC: the wire as seen from the other end, named
     for the VTEP it leads to (p0a211e96 is 10.33.30.150), which stays when hosts join or leave."""
-    return _port_for(deployment.topology.host(host).vtep)
+    return port_for(deployment.topology.host(host).vtep)
 
 
-def _port_for(address: IPv4Address) -> str:
+def port_for(address: IPv4Address) -> str:
+    """The switch port cabled to the machine at `address` (a host's VTEP, a route reflector)."""
     return "p" + address.packed.hex()
 
 
@@ -187,7 +188,7 @@ def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
             held = any(a.get("IFA_ADDRESS") == str(address) for a in ns.get_addr(family=AF_INET))
         if not held:
-            plug(deployment, _port_for(address), netns, REFLECTOR_NIC)
+            plug(deployment, port_for(address), netns, REFLECTOR_NIC)
             with netstack.stack(netns) as ns:
                 index = ns.link_lookup(ifname=REFLECTOR_NIC)[0]
                 ns.link("set", index=index, mtu=topology.underlay_mtu, state="up")

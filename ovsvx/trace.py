@@ -23,12 +23,13 @@ from ipaddress import IPv4Address, ip_network
 from socket import AF_INET
 from typing import Any
 
-from ovsvx import daemons, flows, lab, netstack, ofctl
+from ovsvx import daemons, flows, frr, lab, netstack, ofctl
 from ovsvx.deploy import site_of
 from ovsvx.errors import UsageError
+from ovsvx.kernel import frr_home
 from ovsvx.netlink import fdb_entries
 from ovsvx.netstack import RT_TABLE_MAIN
-from ovsvx.plan import ZERO_MAC
+from ovsvx.plan import ZERO_MAC, routed_vni_bridge
 from ovsvx.record import Deployment
 from ovsvx.switch import Port, tunnel_ports, workload_ports
 from ovsvx.topology import Host, Mode, Node, find_node, mac_for
@@ -309,9 +310,10 @@ class Tracer:
         with netstack.stack(self.netns(host.name)) as ipr:
             why = []
             if arrived_from == "tunnel":
+                owner = routed_vni_bridge(self.topology) if self.topology.evpn else host.vxlan
                 why.append(
                     f"decapsulated by {host.vxlan} (VNI {self.topology.vni}, UDP {self.topology.port}); "
-                    f"inner destination MAC {packet.eth_dst} is {host.vxlan}'s own"
+                    f"inner destination MAC {packet.eth_dst} is {owner}'s own"
                 )
                 iif = host.vxlan
             elif arrived_from is not None:
@@ -326,6 +328,7 @@ class Tracer:
             dev, nexthop = _lookup(ipr, packet.dst, packet.src if iif else None, iif)
             why.append(f"route: {_route_text(ipr, packet.dst)}")
             ttl = packet.ttl - 1 if iif is not None else packet.ttl
+            tunnel = routed_vni_bridge(self.topology) if self.topology.evpn else host.vxlan
             mac, neigh = _neighbour(ipr, nexthop, dev)
             why.append(
                 neigh
@@ -342,9 +345,11 @@ class Tracer:
                 ttl=ttl,
                 unresolved=None if mac else nexthop,
             )
-            if dev == host.vxlan:
+            if dev == tunnel:
                 remote, fdb = _vxlan_remote(ipr, host.vxlan, mac)
                 why.append(fdb)
+                if self.topology.evpn:
+                    why.append(self.evpn_route(host, packet.dst, remote))
                 peer = next(p for p in self.topology.peers(host) if str(p.vtep) == remote)
                 what = (
                     ("routes" if iif else "sends")
@@ -361,6 +366,14 @@ class Tracer:
             )
             self.hops.append(Hop(host.name, f"routes onto {dev}, TTL {ttl}", why, packet.headers()))
             return packet, None
+
+    def evpn_route(self, host: Host, dst: IPv4Address, remote: str) -> str:
+        """The EVPN route behind a tunnel hop: the one FRR holds for `dst`'s subnet."""
+        held = frr.routes(frr_home(self.deployment, site_of(self.deployment, host.name))) or []
+        route = next((r for r in held if r.type == 5 and dst in ip_network(r.prefix) and r.origin != "local"), None)
+        if route is None:
+            return f"EVPN: {host.name}'s bgpd holds no route for {dst}"
+        return f"EVPN: remote VTEP {remote} and its router MAC from the {route.describe()}, sent by {route.origin}"
 
     def through_switch(self, host: Host, packet: Packet, arrived_from: str | None) -> tuple[Packet, str | None]:
         home = daemons.ovs_home(self.deployment, site_of(self.deployment, host.name))

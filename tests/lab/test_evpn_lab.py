@@ -1,0 +1,131 @@
+"""control = "evpn" in a lab: hosts join and leave through BGP without the others being touched, and the
+overlay rides out a route reflector's restart and a host's lost session.  Kernel mode (FRR)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from ovsvx import frr, lab, netstack, topology, waits
+from ovsvx.topology import Bgp, Control
+from tests.conftest import STATE_DIR, Runner, leftover_netns
+from tests.lab.helpers import in_host, processes_of, status, verify
+
+REACH_S = 10.0  # the issue's bound: a new host reaches every namespace within this of its deploy
+FORGET_S = frr.HOLD_S + 3.0  # a host that went silent is forgotten within the hold time (plus a poll's slack)
+
+
+def evpn_file(tmp_path: Path, count: int, reflectors: tuple[str, ...] = ("10.33.30.2",)) -> Path:
+    topo = topology.generate(count, Control.EVPN)
+    topo = replace(topo, bgp=Bgp(65000, tuple(IPv4Address(a) for a in reflectors)))
+    path = tmp_path / f"evpn-{count}-{len(reflectors)}.toml"
+    path.write_text(topology.to_toml(topo))
+    return path
+
+
+def until_verified(ovsvx: Runner, prefix: str, seconds: float) -> tuple[dict[str, Any], float]:
+    """Verify until it passes or `seconds` (scaled) are up; the last report and when it passed."""
+    start = time.monotonic()
+    report: dict[str, Any] = {}
+
+    def passes() -> bool:
+        nonlocal report
+        report = verify(ovsvx, prefix)
+        return bool(report["ok"])
+
+    waits.until(passes, seconds, interval=0.2)
+    return report, time.monotonic() - start
+
+
+def routes_of(prefix: str, host: str) -> str:
+    return in_host(prefix, host, "ip", "route")
+
+
+def changed_hosts(output: str) -> set[str]:
+    return {line.split(":", 1)[0] for line in output.splitlines() if line.startswith("host")}
+
+
+def test_evpn_is_refused_in_ovs_mode_with_one_line_and_nothing_made(ovsvx: Runner, fresh_prefix: str, tmp_path: Path):
+    done = ovsvx("deploy", "--prefix", fresh_prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", "ovs", check=False)
+    assert done.returncode != 0
+    assert done.stderr.strip().count("\n") == 0
+    assert 'control = "evpn" runs in kernel mode only' in done.stderr
+    assert not [n for n in leftover_netns() if n.startswith(fresh_prefix)]
+
+
+def test_evpn_hosts_join_and_leave_without_touching_the_others(ovsvx: Runner, fresh_prefix: str, tmp_path: Path):
+    prefix = fresh_prefix
+    ovsvx("deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", "kernel")
+    report, _ = until_verified(ovsvx, prefix, REACH_S)
+    assert report["ok"], report
+
+    grown = ovsvx("deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 3)), "--mode", "kernel").stdout
+    assert changed_hosts(grown) == {"host3"}, grown  # host1 and host2: nothing changed
+    report, took = until_verified(ovsvx, prefix, REACH_S)
+    assert report["ok"], report
+    assert len(report["checks"]) == 43
+    print(f"host3 reached by every namespace {took:.1f} s after its deploy returned")
+
+    seen = status(prefix)["hosts"]["host1"]["bgp"]
+    assert [(s["peer"], s["state"]) for s in seen["sessions"]] == [("10.33.30.2", "Established")]
+    assert {(r["prefix"], r["vtep"], r["origin"]) for r in seen["routes"] if r["origin"] != "local"} == {
+        ("192.168.2.0/24", "10.33.30.151", "10.33.30.151"),
+        ("192.168.3.0/24", "10.33.30.152", "10.33.30.152"),
+    }
+    trace = ovsvx("trace", "--prefix", prefix, "ns1", "ns3").stdout
+    assert "from the type-5 route of 192.168.3.0/24 (router MAC 02:00:c0:a8:03:fe), sent by 10.33.30.152" in trace
+
+    shrunk = ovsvx("deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2))).stdout
+    assert changed_hosts(shrunk) == {"host3"}, shrunk
+    assert "host3: - bgpd" in shrunk
+    start = time.monotonic()
+    assert waits.until(lambda: "192.168.3.0/24" not in routes_of(prefix, "host1"), FORGET_S)
+    print(f"host3 gone from host1's routes {time.monotonic() - start:.2f} s after its removal returned")
+    assert "192.168.3.0/24" not in routes_of(prefix, "host2")
+    assert not [p for p in processes_of(prefix) if "/host3/" in p]
+    assert f"{prefix}host3" not in netstack.list_netns()
+    assert verify(ovsvx, prefix)["ok"]
+
+    ovsvx("destroy", "--prefix", prefix)
+    assert not processes_of(prefix)
+
+
+def test_evpn_comes_back_after_a_reflector_restart_and_forgets_a_silent_host(
+    ovsvx: Runner, fresh_prefix: str, tmp_path: Path
+):
+    """What holds with FRR 8.4 (README): a reflector's death takes the routes it gave away (no graceful
+    restart towards dynamic neighbours), and its restart brings every session and route back."""
+    prefix = fresh_prefix
+    three = str(evpn_file(tmp_path, 3))
+    ovsvx("deploy", "--prefix", prefix, "-t", three)
+    report, _ = until_verified(ovsvx, prefix, REACH_S)
+    assert report["ok"], report
+
+    pidfile = STATE_DIR / f"lab-{prefix}" / "rr-10.33.30.2" / "bgpd.pid"
+    os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
+    assert waits.until(lambda: "192.168.2.0/24" not in routes_of(prefix, "host1"), FORGET_S)
+    again = ovsvx("deploy", "--prefix", prefix, "-t", three).stdout
+    assert changed_hosts(again) == set(), again
+    assert "route reflector" in again and "+ bgpd" in again
+    report, took = until_verified(ovsvx, prefix, REACH_S)
+    assert report["ok"], report
+    print(f"every namespace reached again {took:.1f} s after the reflector's restart")
+    sessions = [s for h in status(prefix)["hosts"].values() for s in h["bgp"]["sessions"]]
+    assert [s["state"] for s in sessions] == ["Established"] * 3
+
+    # host3's cable is pulled: the others forget it within the hold time, and learn it again once it is back.
+    port = lab.port_for(IPv4Address("10.33.30.152"))  # host3's VTEP
+    switch = f"{prefix}{lab.UNDERLAY_SWITCH}"
+    netstack.run(switch, ["ip", "link", "set", port, "down"], timeout=10)
+    start = time.monotonic()
+    assert waits.until(lambda: "192.168.3.0/24" not in routes_of(prefix, "host1"), FORGET_S)
+    print(f"silent host3 forgotten by host1 after {time.monotonic() - start:.1f} s")
+    netstack.run(switch, ["ip", "link", "set", port, "up"], timeout=10)
+    assert waits.until(lambda: "192.168.3.0/24" in routes_of(prefix, "host1"), REACH_S + frr.HOLD_S)
+    report, _ = until_verified(ovsvx, prefix, REACH_S)
+    assert report["ok"], report
