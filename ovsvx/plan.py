@@ -159,15 +159,23 @@ def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
         Vxlan(host.vxlan, topology.vni, topology.port, host.vtep, single, host.nic, mac_for(host.vxlan_address)),
         *(FloodEntry(host.vxlan, p.vtep) for p in peers if single is None),
         Address(host.vxlan, host.vxlan_address, 32),
+        *_gateway_side(host),
+        *_routes(topology, host, via_dev=host.vxlan),
+    ]
+    return tuple(steps)
+
+
+def _gateway_side(host: Host) -> list[Resource]:
+    """The namespaces' side of kernel mode, the same in both controls: the bridge that is their gateway,
+    their veths, and the tutorial's sysctls."""
+    return [
         Bridge(host.bridge),
         Address(host.bridge, host.gateway, host.prefixlen),
         *_workloads(host, master=host.bridge, mtu=None, tx_offload=True),
         RP_FILTER_ALL,
         _bridge_rp_filter(host),
         FORWARDING,
-        *_routes(topology, host, via_dev=host.vxlan),
     ]
-    return tuple(steps)
 
 
 def routed_vni_bridge(topology: Topology) -> str:
@@ -194,13 +202,8 @@ def evpn_kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
         Vxlan(
             host.vxlan, topology.vni, topology.port, host.vtep, None, host.nic, mac_for(host.vtep), False, master=svi
         ),
-        Bridge(host.bridge),
-        Address(host.bridge, host.gateway, host.prefixlen),
-        *_workloads(host, master=host.bridge, mtu=None, tx_offload=True),
-        RP_FILTER_ALL,
-        _bridge_rp_filter(host),
-        FORWARDING,
-        *(Route(None, host.gateway, ns.veth, netns=ns.name) for ns in host.namespaces),
+        *_gateway_side(host),
+        *_default_routes(host),
     ]
     return tuple(steps)
 
@@ -276,9 +279,13 @@ def _bridge_rp_filter(host: Host) -> Sysctl:
     return Sysctl(f"net.ipv4.conf.{host.bridge}.rp_filter", "0")
 
 
+def _default_routes(host: Host) -> list[Route]:
+    return [Route(None, host.gateway, ns.veth, netns=ns.name) for ns in host.namespaces]
+
+
 def _routes(topology: Topology, host: Host, via_dev: str) -> list[Route]:
     """Each namespace's default route via the gateway; each peer's subnet via its vxlan address, onlink."""
-    routes = [Route(None, host.gateway, ns.veth, netns=ns.name) for ns in host.namespaces]
+    routes = _default_routes(host)
     routes += [Route(p.subnet, p.vxlan_address, via_dev, onlink=True) for p in topology.peers(host)]
     return routes
 
