@@ -149,14 +149,13 @@ def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
 
 
 def switch_port(deployment: Deployment, host: str) -> str:
-    """The underlay switch's port cabled to `host`'s NIC: the wire as seen from the other end, named
-    for the VTEP it leads to (p0a211e96 is 10.33.30.150), which stays when hosts join or leave."""
-    return port_for(deployment.topology.host(host).vtep)
+    """The underlay switch's port cabled to `host`'s NIC: the wire as seen from the other end."""
+    return f"p{[h.name for h in deployment.topology.hosts].index(host)}"
 
 
-def port_for(address: IPv4Address) -> str:
-    """The switch port cabled to the machine at `address` (a host's VTEP, a route reflector)."""
-    return "p" + address.packed.hex()
+def reflector_port(address: IPv4Address) -> str:
+    """The switch port cabled to the route reflector at `address`: r0a211e02 is 10.33.30.2."""
+    return "r" + address.packed.hex()
 
 
 # --- route reflectors (control = "evpn") -------------------------------------------------
@@ -188,7 +187,7 @@ def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
             held = any(a.get("IFA_ADDRESS") == str(address) for a in ns.get_addr(family=AF_INET))
         if not held:
-            plug(deployment, port_for(address), netns, REFLECTOR_NIC)
+            plug(deployment, reflector_port(address), netns, REFLECTOR_NIC)
             with netstack.stack(netns) as ns:
                 index = ns.link_lookup(ifname=REFLECTOR_NIC)[0]
                 ns.link("set", index=index, mtu=topology.underlay_mtu, state="up")
