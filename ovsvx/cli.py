@@ -39,6 +39,7 @@ from ovsvx import deploy as deployment_ops
 from ovsvx.backends import BACKENDS, DEFAULT_MODE
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
+from ovsvx.ovs import generated_flows
 from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES
 
 out = render.console()
@@ -646,7 +647,7 @@ def flows_cmd(
         if raw:
             click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
             continue
-        generated = {f.cookie: f for f in flows.host_flows(deployment.topology, site.host)}
+        generated = {f.cookie: f for f in generated_flows(deployment, site)}
         out.print(
             render.installed_flows(
                 f"{site.host.name}: {site.host.bridge}", ofctl.dump_flows(home, site.host.bridge), generated

@@ -17,12 +17,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ovsvx import record
 from ovsvx import topology as topo
 from ovsvx.daemons import check_port_free
 from ovsvx.errors import OvsvxError, UsageError
-from ovsvx.flows import host_flows
+from ovsvx.flows import EvpnPeer, host_flows
 from ovsvx.peerwatch import peer_probes
 from ovsvx.topology import Host, Topology
 
@@ -44,7 +45,13 @@ def parse_listen(text: str) -> tuple[str, int]:
     return address, int(port)
 
 
-def serve(listen: str, host_name: str | None, prefix: str | None = None, topology_file: Path | None = None) -> None:
+def serve(
+    listen: str,
+    host_name: str | None,
+    prefix: str | None = None,
+    topology_file: Path | None = None,
+    evpn_state: Path | None = None,
+) -> None:
     """Run the controller for one host: of the lab `prefix`, of a topology file, or else of this machine's
     deployment (the default topology when there is none)."""
     if prefix is not None:
@@ -60,11 +67,12 @@ def serve(listen: str, host_name: str | None, prefix: str | None = None, topolog
     host = topology.host(host_name)
     address = parse_listen(listen)
     check_port_free(None, *address)
-    run(topology, host, address)
+    run(topology, host, address, evpn_state)
 
 
-def run(topology: Topology, host: Host, listen: tuple[str, int]) -> None:
-    """Serve `host`'s bridge its generated flows until interrupted."""
+def run(topology: Topology, host: Host, listen: tuple[str, int], evpn_state: Path | None = None) -> None:
+    """Serve `host`'s bridge its generated flows until interrupted; under EVPN, also speak BGP for it
+    (what it knows is written to `evpn_state`)."""
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     from os_ken import cfg
@@ -77,7 +85,10 @@ def run(topology: Topology, host: Host, listen: tuple[str, int]) -> None:
     cfg.CONF.set_override("ofp_tcp_listen_port", listen[1])
     flows = host_flows(topology, host)
     ofapp.FlowInstaller.flows_by_bridge = {host.bridge: flows}
-    ofapp.FlowInstaller.probes_by_bridge = {host.bridge: peer_probes(topology, host, flows)}
+    if topology.evpn:  # router MACs come with the routes: no peer to ask
+        ofapp.FlowInstaller.on_start = lambda app: _speak_evpn(app, topology, host, evpn_state)
+    else:
+        ofapp.FlowInstaller.probes_by_bridge = {host.bridge: peer_probes(topology, host, flows)}
     logging.getLogger("ovsvx.controller").info(
         "serving %d flows for %s's bridge %s on %s:%d",
         len(ofapp.FlowInstaller.flows_by_bridge[host.bridge]),
@@ -88,15 +99,30 @@ def run(topology: Topology, host: Host, listen: tuple[str, int]) -> None:
     AppManager.run_apps(["ovsvx.ofapp"])
 
 
+def _speak_evpn(app: Any, topology: Topology, host: Host, state: Path | None) -> None:
+    """Start the BGP speaker; each change of its routes gives the bridge new flows and the host new routes."""
+    from ovsvx import evpnspeaker
+
+    log = logging.getLogger("ovsvx.evpn")
+
+    def on_peers(peers: tuple[EvpnPeer, ...]) -> None:
+        for change in evpnspeaker.host_routes(host.bridge, peers):
+            log.info("%s: %s", host.name, change)
+        app.replace_flows(host.bridge, host_flows(topology, host, peers))
+
+    evpnspeaker.Speaker(topology, host, on_peers, state).start()
+
+
 def main() -> int:
     """`python -m ovsvx.controller --listen A:P --serve HOST [--prefix P]`, as ovsvx starts it."""
     parser = argparse.ArgumentParser(prog="python -m ovsvx.controller", description=__doc__.splitlines()[0])
     parser.add_argument("--listen", required=True)
     parser.add_argument("--serve", required=True)
     parser.add_argument("--prefix")
+    parser.add_argument("--evpn-state", type=Path, help="where the EVPN speaker writes its sessions and routes")
     args = parser.parse_args()
     try:
-        serve(args.listen, args.serve, args.prefix)
+        serve(args.listen, args.serve, args.prefix, evpn_state=args.evpn_state)
     except OvsvxError as err:
         print(f"ovsvx controller: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -16,14 +16,17 @@ when /proc confirms the pid is still the program that wrote it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ovsvx import netstack, record, waits
 from ovsvx.errors import ApplyError, PreconditionError
@@ -181,6 +184,24 @@ def controller_files(deployment: Deployment, site: Site) -> tuple[Path, Path]:
     return folder / "controller.pid", folder / "controller.log"
 
 
+def evpn_state_file(deployment: Deployment, site: Site) -> Path:
+    """Where an ovs host's controller writes what its EVPN speaker knows (sessions, routes)."""
+    return site_dir(deployment, site) / "evpn.json"
+
+
+def evpn_state(deployment: Deployment, site: Site) -> dict[str, Any]:
+    """What an ovs host's EVPN speaker last wrote (sessions, routes), in the shape of `frr.summary`;
+    answering is False when there is nothing to read."""
+    try:
+        data = json.loads(evpn_state_file(deployment, site).read_text())
+    except (OSError, ValueError):
+        return {"answering": False, "sessions": [], "routes": []}
+    for session in data.get("sessions", []):  # how long in its state, as FRR shows it: 00:01:02
+        seconds = int(time.time() - session.pop("since", time.time()))
+        session["uptime"] = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return {"answering": controller_pid(deployment, site) is not None, **data}
+
+
 def controller_pid(deployment: Deployment, site: Site) -> int | None:
     return running_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
 
@@ -222,6 +243,8 @@ def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]
     argv = [sys.executable, "-m", "ovsvx.controller", "--listen", f"{listen[0]}:{listen[1]}", "--serve", site.host.name]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]
+    if deployment.topology.evpn:
+        argv += ["--evpn-state", str(evpn_state_file(deployment, site))]
     with open(log, "a") as out:
         process = netstack.popen(
             site.netns,

@@ -71,12 +71,10 @@ def resolve_modes(
     topology: Topology,
     requested: Mapping[str, str],
     deployed: Mapping[str, Mode] | None = None,
-    default: Mode | None = None,
+    default: Mode = DEFAULT_MODE,
 ) -> dict[str, Mode]:
     """The mode of each host: the command line wins, then the mode it is deployed in (so a plain
-    `ovsvx deploy` repairs rather than switches), then the topology's `mode`, then the default (ovs mode;
-    kernel mode under EVPN, the one that speaks BGP)."""
-    default = default or (Mode.KERNEL if topology.evpn else DEFAULT_MODE)
+    `ovsvx deploy` repairs rather than switches), then the topology's `mode`, then the default."""
     names = {h.name for h in topology.hosts}
     for name in requested:
         if name not in names and name != "*":
@@ -119,7 +117,6 @@ def planned(
     """What `ovsvx plan` prints, changing nothing: per host (or only `host`), a heading naming its mode
     (and ovs mode's datapath, as deploy would choose it without loading a module) and the commands."""
     modes = resolve_modes(topology, requested)
-    check_control(topology, modes)
     chosen, why = choose_datapath(datapath, load_module=False)
     sections = []
     for h in [topology.host(host)] if host else topology.hosts:
@@ -147,7 +144,6 @@ def deploy(
         deployment = _open(scope, topology)
         retired = _retire(deployment, topology)
         modes = resolve_modes(topology, requested, deployment.modes)
-        check_control(topology, modes)
         if scope.kind == "host":
             modes = {scope.host or "": modes[scope.host or ""]}
         fresh = not deployment.path.exists()
@@ -181,18 +177,6 @@ def deploy(
         except (Exception, KeyboardInterrupt) as caught:
             _failed(caught, deployment, fresh)
         return Report(deployment, changes, warnings)
-
-
-def check_control(topology: Topology, modes: Mapping[str, Mode]) -> None:
-    """EVPN is built in kernel mode (FRR); ovs mode's BGP speaker is not there yet."""
-    if not topology.evpn:
-        return
-    ovs = sorted(name for name, mode in modes.items() if mode == Mode.OVS)
-    if ovs:
-        raise UsageError(
-            f'control = "evpn" runs in kernel mode only (ovs mode has no BGP speaker yet), and {", ".join(ovs)} '
-            "would be in ovs mode: deploy with --mode kernel"
-        )
 
 
 def _retire(deployment: Deployment, topology: Topology) -> list[str]:
@@ -357,7 +341,11 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         else:
             details["firewall"] = f"off (--no-firewall): udp {deployment.topology.port} is open to anyone"
         details["listening"] = "; ".join(overlay_listeners(site.netns, deployment.topology.port)) or "nothing"
-        bgp = frr.summary(frr_home(deployment, site)) if deployment.topology.evpn and mode == Mode.KERNEL else None
+        bgp = None
+        if deployment.topology.evpn:
+            bgp = (
+                frr.summary(frr_home(deployment, site)) if mode == Mode.KERNEL else daemons.evpn_state(deployment, site)
+            )
         if bgp is not None:
             details.update(frr.describe_summary(bgp))
         found[site.host.name] = HostStatus(mode, findings, details, bgp)

@@ -21,6 +21,10 @@ packet-in on the way:
   namespaces and the peers as it does in kernel mode, without a TTL change.
 * Everything else is dropped by a priority-0 flow in each table, whose packet
   counter shows what was dropped where.
+* Under EVPN (control = "evpn") the peers are not the topology's: they are the
+  type-5 routes the controller's BGP speaker holds (`EvpnPeer`), each with its
+  VTEP, set per packet on the one flow-based tunnel port, and its router MAC.
+  Nothing is learned and no peer is asked: the route says it all.
 
 A flow's cookie is its purpose code in bits 32..39 and a CRC-32 of the flow's
 text below: `ovs-ofctl dump-flows` tells each flow's purpose by its first hex
@@ -35,9 +39,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Any
 
-from ovsvx.switch import tunnel_ports, workload_ports
-from ovsvx.topology import Host, Topology, mac_for
+from ovsvx.switch import evpn_tunnel_port, tunnel_ports, workload_ports
+from ovsvx.topology import Host, Namespace, Topology, mac_for
 
 ETH_ARP = 0x0806
 ETH_IP = 0x0800
@@ -163,8 +168,10 @@ class LearnPeerMac:
 
 Action = Output | Goto | SetField | Move | DecTtl | LearnPeerMac
 
-#: Where ovs-ofctl spells a match field differently from OXM.
-OFCTL_FIELDS = {"ipv4_dst": "nw_dst"}
+#: The tunnel's remote address, as os-ken names the Nicira field (ovs-ofctl: tun_dst).
+TUNNEL_DST = "tun_ipv4_dst"
+#: Where ovs-ofctl spells a field differently from OXM.
+OFCTL_FIELDS = {"ipv4_dst": "nw_dst", TUNNEL_DST: "tun_dst"}
 
 #: Nicira names of the fields `Move` copies, as ovs-ofctl writes them.
 NXM_NAMES = {
@@ -221,7 +228,7 @@ def _action_text(action: Action) -> str:
         case Goto(table):
             return f"goto_table:{table}"
         case SetField(field, value):
-            return f"set_field:{value}->{field}"
+            return f"set_field:{value}->{OFCTL_FIELDS.get(field, field)}"
         case Move(src, dst, _):
             return f"move:{NXM_NAMES[src]}[]->{NXM_NAMES[dst]}[]"
         case DecTtl():
@@ -289,24 +296,100 @@ def _classify(port: str, ip_table: int, what: str) -> list[Flow]:
     ]
 
 
-def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
-    """Every flow `host`'s bridge needs in ovs mode, in canonical order."""
+@dataclass(frozen=True)
+class EvpnPeer:
+    """A remote subnet as an EVPN type-5 route gives it: behind `vtep`, routed to `router_mac`."""
+
+    subnet: IPv4Network
+    vtep: IPv4Address
+    router_mac: str
+
+
+def route_data(peer: EvpnPeer) -> dict[str, Any]:
+    """A received route as status shows it (the shape of `frr.EvpnRoute`)."""
+    vtep = str(peer.vtep)
+    return {"type": 5, "prefix": str(peer.subnet), "vtep": vtep, "router_mac": peer.router_mac, "origin": vtep}
+
+
+def peers_of(state: dict[str, Any]) -> tuple[EvpnPeer, ...]:
+    """The peers a published state names: what the flows were generated from."""
+    return tuple(
+        EvpnPeer(IPv4Network(r["prefix"]), IPv4Address(r["vtep"]), r["router_mac"])
+        for r in sorted(state.get("routes", []), key=lambda r: IPv4Network(r["prefix"]))
+    )
+
+
+def host_flows(topology: Topology, host: Host, evpn_peers: tuple[EvpnPeer, ...] = ()) -> tuple[Flow, ...]:
+    """Every flow `host`'s bridge needs in ovs mode, in canonical order.  Under EVPN the peers are the
+    routes the controller's BGP speaker holds (`evpn_peers`), not the topology's other hosts."""
+    workloads = [(ns, port.name) for ns, port in zip(host.namespaces, workload_ports(host).values(), strict=True)]
+    flows = _own_flows(host, workloads)
+    flows += _evpn_flows(topology, host, evpn_peers) if topology.evpn else _static_peer_flows(topology, host)
+    flows += [Flow(t, 0, (), (), Purpose.DROP, f"anything else in {TABLES[t].name}") for t in TABLES]
+    check(flows)
+    return tuple(sorted(flows, key=lambda f: (f.table, -f.priority, f.text)))
+
+
+def _own_flows(host: Host, workloads: list[tuple[Namespace, str]]) -> list[Flow]:
+    """What does not depend on the peers: the host, its namespaces, and delivery from the tunnel."""
     gateway_mac = mac_for(host.gateway)
     own_mac = mac_for(host.vxlan_address)
-    workloads = [(ns, port.name) for ns, port in zip(host.namespaces, workload_ports(host).values(), strict=True)]
-    tunnels = [(peer, tunnel_ports(topology, host)[peer.name].name) for peer in topology.peers(host)]
     to_host = (SetField("eth_dst", gateway_mac), Output(LOCAL))
-
     flows: list[Flow] = []
     for ns, port in workloads:
         flows += _classify(port, FROM_WORKLOAD, f"namespace {ns.name}")
     flows += _classify(LOCAL, FROM_HOST, f"the host {host.name}")
-    for peer, port in tunnels:
-        flows += _classify(port, FROM_TUNNEL, f"the tunnel from {peer.name}")
-
     flows.append(_arp(host.gateway, gateway_mac, "the gateway"))
     flows.append(_arp(host.vxlan_address, own_mac, f"{host.name}'s vxlan address"))
     flows += [_arp(ns.address, mac_for(ns.address), f"namespace {ns.name}") for ns, _ in workloads]
+    flows.append(_ip_to(FROM_WORKLOAD, host.gateway, (Output(LOCAL),), Purpose.TO_HOST, "to the gateway"))
+    flows.append(_ip_to(FROM_WORKLOAD, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
+    for ns, port in workloads:
+        flows.append(
+            _ip_to(
+                FROM_WORKLOAD,
+                ns.address,
+                (Output(port),),
+                Purpose.LOCAL_L2,
+                f"to namespace {ns.name} on the same bridge",
+            )
+        )
+        flows.append(_ip_to(FROM_HOST, ns.address, (Output(port),), Purpose.LOCAL_L2, f"to namespace {ns.name}"))
+        flows.append(
+            _ip_to(
+                FROM_TUNNEL,
+                ns.address,
+                (
+                    DecTtl(),
+                    SetField("eth_src", gateway_mac),
+                    SetField("eth_dst", mac_for(ns.address)),
+                    Output(port),
+                ),
+                Purpose.ROUTE_IN,
+                f"routed to namespace {ns.name}",
+            )
+        )
+    flows.append(_ip_to(FROM_TUNNEL, host.gateway, to_host, Purpose.TO_HOST, "to the gateway"))
+    flows.append(_ip_to(FROM_TUNNEL, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
+    return flows
+
+
+def _towards(table: int, subnet: IPv4Network, own_mac: str, who: str) -> Flow:
+    """Into TO_PEER from a namespace (routed: TTL - 1) or from the host itself, with this host's router
+    MAC as the source, as its vxlan device would send it."""
+    towards = (SetField("eth_src", own_mac), Goto(TO_PEER))
+    if table == FROM_WORKLOAD:
+        return _ip_to(table, subnet, (DecTtl(), *towards), Purpose.ROUTE_OUT, f"routed towards {who}")
+    return _ip_to(table, subnet, towards, Purpose.HOST_OUT, f"towards {who}")
+
+
+def _static_peer_flows(topology: Topology, host: Host) -> list[Flow]:
+    """The peers of the topology: one tunnel port each, their router MACs learned from their ARP."""
+    own_mac = mac_for(host.vxlan_address)
+    tunnels = [(peer, tunnel_ports(topology, host)[peer.name].name) for peer in topology.peers(host)]
+    flows: list[Flow] = []
+    for peer, port in tunnels:
+        flows += _classify(port, FROM_TUNNEL, f"the tunnel from {peer.name}")
     for index, (peer, port) in enumerate(tunnels):
         learn = LearnPeerMac(TO_PEER, 200, learned_cookie(index), peer.subnet)
         flows.append(
@@ -360,39 +443,9 @@ def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
             )
         )
 
-    flows.append(_ip_to(FROM_WORKLOAD, host.gateway, (Output(LOCAL),), Purpose.TO_HOST, "to the gateway"))
-    flows.append(_ip_to(FROM_WORKLOAD, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
-    for ns, port in workloads:
-        flows.append(
-            _ip_to(
-                FROM_WORKLOAD,
-                ns.address,
-                (Output(port),),
-                Purpose.LOCAL_L2,
-                f"to namespace {ns.name} on the same bridge",
-            )
-        )
-        flows.append(_ip_to(FROM_HOST, ns.address, (Output(port),), Purpose.LOCAL_L2, f"to namespace {ns.name}"))
-        flows.append(
-            _ip_to(
-                FROM_TUNNEL,
-                ns.address,
-                (
-                    DecTtl(),
-                    SetField("eth_src", gateway_mac),
-                    SetField("eth_dst", mac_for(ns.address)),
-                    Output(port),
-                ),
-                Purpose.ROUTE_IN,
-                f"routed to namespace {ns.name}",
-            )
-        )
     for peer, port in tunnels:
-        towards = (SetField("eth_src", own_mac), Goto(TO_PEER))
-        flows.append(
-            _ip_to(FROM_WORKLOAD, peer.subnet, (DecTtl(), *towards), Purpose.ROUTE_OUT, f"routed towards {peer.name}")
-        )
-        flows.append(_ip_to(FROM_HOST, peer.subnet, towards, Purpose.HOST_OUT, f"towards {peer.name}"))
+        flows.append(_towards(FROM_WORKLOAD, peer.subnet, own_mac, peer.name))
+        flows.append(_towards(FROM_HOST, peer.subnet, own_mac, peer.name))
         flows.append(
             _ip_to(
                 TO_PEER,
@@ -407,12 +460,41 @@ def host_flows(topology: Topology, host: Host) -> tuple[Flow, ...]:
                 "controller to ARP for it)",
             )
         )
-    flows.append(_ip_to(FROM_TUNNEL, host.gateway, to_host, Purpose.TO_HOST, "to the gateway"))
-    flows.append(_ip_to(FROM_TUNNEL, host.vxlan_address, to_host, Purpose.TO_HOST, "to the vxlan address"))
+    return flows
 
-    flows += [Flow(t, 0, (), (), Purpose.DROP, f"anything else in {TABLES[t].name}") for t in TABLES]
-    check(flows)
-    return tuple(sorted(flows, key=lambda f: (f.table, -f.priority, f.text)))
+
+def _evpn_flows(topology: Topology, host: Host, peers: tuple[EvpnPeer, ...]) -> list[Flow]:
+    """The peers EVPN's type-5 routes give: one flow-based tunnel port for all, the route's VTEP set per
+    packet and its router MAC as the destination.  The host's own routes to a peer's subnet go via the
+    peer's VTEP, onlink on the bridge (as FRR writes them in kernel mode), so the switch answers ARP for
+    that VTEP from the host."""
+    own_mac = mac_for(host.vxlan_address)
+    port = evpn_tunnel_port(topology, host).name
+    flows = [
+        Flow(
+            CLASSIFY,
+            100,
+            (("in_port", port), ("eth_type", ETH_IP)),
+            (Goto(FROM_TUNNEL),),
+            Purpose.CLASSIFY,
+            "IPv4 from the tunnel (any VTEP: EVPN's peers come and go)",
+        ),
+    ]
+    for peer in peers:
+        who = f"{peer.subnet} (VTEP {peer.vtep}, EVPN)"
+        flows.append(_arp(peer.vtep, peer.router_mac, f"VTEP {peer.vtep}, the host's onlink next hop", LOCAL, 90))
+        flows.append(_towards(FROM_WORKLOAD, peer.subnet, own_mac, who))
+        flows.append(_towards(FROM_HOST, peer.subnet, own_mac, who))
+        flows.append(
+            _ip_to(
+                TO_PEER,
+                peer.subnet,
+                (SetField("eth_dst", peer.router_mac), SetField(TUNNEL_DST, str(peer.vtep)), Output(port)),
+                Purpose.TO_PEER,
+                f"the router MAC and VTEP of the type-5 route of {peer.subnet}",
+            )
+        )
+    return flows
 
 
 LEARNED_NOTE = "the peer's router MAC, learned from its ARP"

@@ -104,9 +104,9 @@ def host_config(topology: Topology, host: Host) -> dict[str, str]:
 def reflector_config(topology: Topology, address: str) -> dict[str, str]:
     """bgpd's configuration for a route reflector: every VTEP of the underlay is welcome as a client.
 
-    A host forgets the routes of a reflector it loses: FRR 8.4 does not act as
-    a restarting speaker (graceful restart) towards dynamic neighbours, which
-    is what `bgp listen range` makes the hosts (README, "Growth: BGP EVPN")."""
+    A host forgets the routes of a reflector it loses: FRR keeps no EVPN route
+    through a peer's graceful restart (FRRouting/frr#9749; README, "Growth: BGP
+    EVPN"), so the reflector asks for none."""
     return {
         "bgpd": _text(
             [

@@ -71,8 +71,8 @@ def build(deployment: Deployment) -> list[str]:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
     changes += _neighbour_room(deployment, topology)
     changes += _wire_underlay(deployment, topology)
-    changes += _checksums(deployment, topology)
     changes += _reflectors(deployment, topology)
+    changes += _checksums(deployment, topology)
     return changes
 
 
@@ -245,11 +245,13 @@ def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
         for host, mode in deployment.modes.items()
     )
     changes = []
-    for host in topology.hosts:
-        netns = deployment.prefix + host.name
-        if tx_offload(netns, host.nic) != offload:
-            set_tx_offload(netns, host.nic, offload)
-            changes.append(f"lab: {host.name}:{host.nic} tx checksum offload {'on' if offload else 'off'}")
+    nics = [(deployment.prefix + host.name, host.nic) for host in topology.hosts]
+    nics += [(reflector_netns(deployment, address), REFLECTOR_NIC) for address, _ in reflectors(deployment)]
+    for netns, nic in nics:
+        if tx_offload(netns, nic) != offload:
+            set_tx_offload(netns, nic, offload)
+            where = netns.removeprefix(deployment.prefix)
+            changes.append(f"lab: {where}:{nic} tx checksum offload {'on' if offload else 'off'}")
     return changes
 
 

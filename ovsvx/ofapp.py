@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, ClassVar
 
@@ -170,12 +171,23 @@ class _Tick(event.EventBase):
     from the one event thread)."""
 
 
+class _NewFlows(event.EventBase):
+    """A bridge's flows changed (EVPN routes came or went): sync its switch again, from the event thread."""
+
+    def __init__(self, bridge: str, flows: tuple[Flow, ...]):
+        super().__init__()
+        self.bridge = bridge
+        self.flows = flows
+
+
 class FlowInstaller(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
     #: bridge name -> its generated flows; set by controller.run before os-ken instantiates the app.
     flows_by_bridge: ClassVar[dict[str, tuple[Flow, ...]]] = {}
     #: bridge name -> the ARP request for each peer's vxlan address, its tunnel port, subnet and counters.
     probes_by_bridge: ClassVar[dict[str, list[PeerProbe]]] = {}
+    #: Run once the app is up, with the app (under EVPN: start the BGP speaker, which calls `replace_flows`).
+    on_start: ClassVar[Callable[[FlowInstaller], None] | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -189,6 +201,21 @@ class FlowInstaller(app_manager.OSKenApp):
     def start(self) -> None:
         super().start()
         self.threads.append(hub.spawn(self._clock))
+        hook = FlowInstaller.on_start  # read off the class: a function there is not a method of the app
+        if hook is not None:
+            hook(self)
+
+    def replace_flows(self, bridge: str, flows: tuple[Flow, ...]) -> None:
+        """New flows for `bridge`, from any thread: the event thread installs them."""
+        self.send_event(self.name, _NewFlows(bridge, flows))
+
+    @set_ev_cls(_NewFlows)
+    def _new_flows(self, ev: _NewFlows) -> None:
+        self.flows_by_bridge[ev.bridge] = ev.flows
+        for datapath, bridge in list(self.synced.values()):
+            if bridge == ev.bridge:
+                self.cookies[datapath.id] = set()
+                datapath.send_msg(datapath.ofproto_parser.OFPFlowStatsRequest(datapath, table_id=ofp.OFPTT_ALL))
 
     def _clock(self) -> None:
         while True:

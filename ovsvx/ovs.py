@@ -23,7 +23,7 @@ from ovsvx import daemons, netstack, ofctl, ovsdb, preflight, switch, waits
 from ovsvx.controller import logged_errors
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
-from ovsvx.flows import host_flows, is_learned, render_file
+from ovsvx.flows import Flow, host_flows, is_learned, peers_of, render_file
 from ovsvx.netlink import Reconciler, remove_stale_taps
 from ovsvx.options import DeployOptions
 from ovsvx.plan import MovedAddress, Veth, ovs_plan, render
@@ -103,6 +103,14 @@ def flows_file(folder: Path, host: str) -> Path:
     return folder / f"{host}.flows"
 
 
+def generated_flows(deployment: Deployment, site: Site) -> tuple[Flow, ...]:
+    """The flows a host's bridge should hold: from the topology, and under EVPN from the routes its
+    controller's speaker holds now.  `deploy`, `status`, `flows` and `trace` all compare with these."""
+    topology = deployment.topology
+    peers = peers_of(daemons.evpn_state(deployment, site)) if topology.evpn else ()
+    return host_flows(topology, site.host, peers)
+
+
 class OvsBackend:
     """Deploys one host of the topology in ovs mode at a site."""
 
@@ -121,7 +129,7 @@ class OvsBackend:
         controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}" if self.flows_from == "controller" else None
         self.before, self.after = ovs_plan(topology, host, self.datapath)
         self.bridges = switch_plan(topology, host, self.datapath, controller, self.port_type)
-        self.flows = host_flows(topology, host)
+        self.topology = topology
         self.netlink = Reconciler(site, deployment)
 
     @staticmethod
@@ -158,6 +166,8 @@ class OvsBackend:
             len(deployment.topology.hosts) if deployment.is_lab else 1,
         )
         flows = "controller"
+        if not options.controller and deployment.topology.evpn:
+            raise UsageError('--no-controller is not allowed with control = "evpn": the controller speaks BGP')
         if not options.controller:
             path = flows_file(options.flows_dir, host).resolve()
             want = render_file(deployment.topology, deployment.topology.host(host))
@@ -366,11 +376,14 @@ class OvsBackend:
     def _flow_difference(self) -> tuple[int, int]:
         """(generated flows missing from the bridge, installed flows not generated)."""
         installed = {f.cookie for f in ofctl.dump_flows(self.home, self.site.host.bridge) if not is_learned(f.cookie)}
-        wanted = {f.cookie for f in self.flows}
+        wanted = {f.cookie for f in self.generated()}
         return len(wanted - installed), len(installed - wanted)
 
+    def generated(self) -> tuple[Flow, ...]:
+        return generated_flows(self.deployment, self.site)
+
     def _flows_finding(self) -> Finding:
-        what = f"flows on {self.site.host.bridge} ({len(self.flows)} generated)"
+        what = f"flows on {self.site.host.bridge} ({len(self.generated())} generated)"
         try:
             missing, stale = self._flow_difference()
         except OvsvxError as err:

@@ -242,7 +242,8 @@ def ovs_plan(topology: Topology, host: Host, datapath: str) -> tuple[tuple[Resou
         Address(host.bridge, host.gateway, host.prefixlen),
         Address(host.bridge, host.vxlan_address, 32),
         _bridge_rp_filter(host),
-        *_routes(topology, host, via_dev=host.bridge),
+        # under EVPN the controller routes each peer's subnet as its route arrives
+        *(_default_routes(host) if topology.evpn else _routes(topology, host, via_dev=host.bridge)),
     )
     return before, after
 

@@ -3,7 +3,8 @@
 Ovs mode replaces the tutorial's Linux bridge by an OVS bridge of the same
 name (br1) holding the namespace's veth (tap2) and one vxlan port per peer
 (for the tutorial's two hosts, a single port named as the tutorial's vxlan
-device, vxlan1).  The bridge runs `fail_mode=secure`, so only the flows of
+device, vxlan1), or, under EVPN, one flow-based vxlan port, vxlan1, for
+whatever peers the routes name.  The bridge runs `fail_mode=secure`, so only the flows of
 `flows.py` forward (installed by an OpenFlow controller on loopback, or loaded
 from a file), and they stay installed while the controller is away.
 
@@ -61,7 +62,10 @@ class OvsBridge:
 
 
 def tunnel_ports(topology: Topology, host: Host) -> dict[str, Port]:
-    """The vxlan port towards each peer, by peer name (the tutorial's two hosts: one port, vxlan1)."""
+    """The vxlan port towards each peer, by peer name (the tutorial's two hosts: one port, vxlan1); under
+    EVPN, one flow-based port for every peer, under the name "*"."""
+    if topology.evpn:
+        return {"*": evpn_tunnel_port(topology, host)}
     peers = topology.peers(host)
     ports = {}
     for i, peer in enumerate(peers):
@@ -69,6 +73,13 @@ def tunnel_ports(topology: Topology, host: Host) -> dict[str, Port]:
         options = (("remote_ip", str(peer.vtep)), ("key", str(topology.vni)), ("dst_port", str(topology.port)))
         ports[peer.name] = Port(name, "vxlan", FIRST_TUNNEL_OFPORT + i, options)
     return ports
+
+
+def evpn_tunnel_port(topology: Topology, host: Host) -> Port:
+    """Under EVPN, the one vxlan port, named as the tutorial's device: its remote is set by each flow
+    (`remote_ip=flow`), from the route the flow was made for, so peers come and go without a port change."""
+    options = (("remote_ip", "flow"), ("key", str(topology.vni)), ("dst_port", str(topology.port)))
+    return Port(host.vxlan, "vxlan", FIRST_TUNNEL_OFPORT, options)
 
 
 def kernel_tunnel_device(port: int) -> str:

@@ -29,6 +29,7 @@ from ovsvx.errors import UsageError
 from ovsvx.kernel import frr_home
 from ovsvx.netlink import fdb_entries
 from ovsvx.netstack import RT_TABLE_MAIN
+from ovsvx.ovs import generated_flows
 from ovsvx.plan import ZERO_MAC, routed_vni_bridge
 from ovsvx.record import Deployment
 from ovsvx.switch import Port, tunnel_ports, workload_ports
@@ -263,7 +264,8 @@ class Tracer:
             "dl_dst=ff:ff:ff:ff:ff:ff"
         )
         text = ofctl.tool(home, "ovs-appctl", "ofproto/trace", host.bridge, spec)
-        why, final = _read_trace(text, host.bridge, {f.cookie: f for f in flows.host_flows(self.topology, host)})
+        generated = {f.cookie: f for f in generated_flows(self.deployment, site_of(self.deployment, host.name))}
+        why, final = _read_trace(text, host.bridge, generated)
         answered = "arp_op=2" in ",".join(f"{k}={v}" for k, v in final.items())
         what = (
             f"the ARP responder answers in the datapath, back out of {port}"
@@ -397,7 +399,7 @@ class Tracer:
             f"nw_src={packet.src},nw_dst={packet.dst},nw_ttl={packet.ttl}"
         )
         text = ofctl.tool(home, "ovs-appctl", "ofproto/trace", host.bridge, spec)
-        generated = {f.cookie: f for f in flows.host_flows(self.topology, host)}
+        generated = {f.cookie: f for f in generated_flows(self.deployment, site_of(self.deployment, host.name))}
         matched, final = _read_trace(text, host.bridge, generated)
         why += matched + _datapath_summary(text, ofctl.tool(home, "ovs-appctl", "dpctl/show"))
         packet = replace(
@@ -408,6 +410,8 @@ class Tracer:
             unresolved=None,
         )
         peer = _tunnel_peer(matched, tunnel_ports(self.topology, host))
+        if peer == "*":  # EVPN's one tunnel port: the peer is the host of the destination's subnet
+            peer = next(h.name for h in self.topology.hosts if packet.dst in h.subnet)
         if peer is not None:
             remote = self.topology.host(peer).vtep
             self.hops.append(

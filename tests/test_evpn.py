@@ -4,15 +4,16 @@ growth rule, route parsing).  No root needed."""
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import pytest
 
-from ovsvx import firewall, frr, plan, topology
+from ovsvx import firewall, flows, frr, plan, switch, topology
 from ovsvx.errors import TopologyError
 from ovsvx.plan import Bridge, Route, Vxlan
 from ovsvx.topology import Control
+from tests import fakeswitch
 
 
 def evpn(count: int = 3) -> topology.Topology:
@@ -178,3 +179,77 @@ def test_routes_are_read_from_frr_json_one_best_path_each() -> None:
         frr.EvpnRoute(5, "192.168.2.0/24", "10.33.30.151", "02:00:c0:a8:02:fe", "10.33.30.151"),
     ]
     assert found[1].describe() == "type-5 route of 192.168.2.0/24 (router MAC 02:00:c0:a8:02:fe)"
+
+
+# --- ovs mode: flows from routes, the controller's speaker ------------------------------------
+
+PEER2 = flows.EvpnPeer(IPv4Network("192.168.2.0/24"), IPv4Address("10.33.30.151"), "02:00:c0:a8:02:fe")
+
+
+def test_ovs_evpn_flows_route_a_namespace_to_the_routes_vtep_and_router_mac() -> None:
+    topo = evpn(2)
+    host = topo.hosts[0]
+    table = flows.host_flows(topo, host, (PEER2,))
+    sent = fakeswitch.run(
+        table,
+        {
+            "in_port": "tap2",
+            "eth_type": flows.ETH_IP,
+            "ipv4_dst": "192.168.2.100",
+            "ttl": 64,
+            "eth_src": "02:00:c0:a8:01:64",
+            "eth_dst": "02:00:c0:a8:01:01",
+        },
+    )
+    assert [port for port, _ in sent.outputs] == ["vxlan1"]
+    out = sent.outputs[0][1]
+    assert (out["eth_src"], out["eth_dst"], out[flows.TUNNEL_DST], out["ttl"]) == (
+        "02:00:c0:a8:01:fe",
+        "02:00:c0:a8:02:fe",
+        "10.33.30.151",
+        63,
+    )
+    came = fakeswitch.run(
+        table,
+        {
+            "in_port": "vxlan1",
+            "eth_type": flows.ETH_IP,
+            "ipv4_dst": "192.168.1.100",
+            "ttl": 63,
+            "eth_src": "02:00:c0:a8:02:fe",
+            "eth_dst": "02:00:c0:a8:01:fe",
+        },
+    )
+    assert [(port, p["ttl"]) for port, p in came.outputs] == [("tap2", 62)]
+
+
+def test_ovs_evpn_flows_without_routes_reach_no_peer_and_name_no_other_host() -> None:
+    topo = evpn(3)
+    host = topo.hosts[0]
+    alone = flows.host_flows(topo, host)
+    assert flows.host_flows(evpn(2), host) == alone  # nothing about host2 or host3
+    dropped = fakeswitch.run(
+        alone,
+        {
+            "in_port": "tap2",
+            "eth_type": flows.ETH_IP,
+            "ipv4_dst": "192.168.2.100",
+            "ttl": 64,
+            "eth_src": "x",
+            "eth_dst": "y",
+        },
+    )
+    assert dropped.dropped
+    assert "set_field:10.33.30.151->tun_dst" in "\n".join(f.text for f in flows.host_flows(topo, host, (PEER2,)))
+
+
+def test_switch_under_evpn_has_one_flow_based_tunnel_port() -> None:
+    topo = evpn(3)
+    ports = switch.tunnel_ports(topo, topo.hosts[0])
+    assert list(ports) == ["*"]
+    assert dict(ports["*"].options)["remote_ip"] == "flow" and ports["*"].name == "vxlan1"
+
+
+def test_published_routes_give_back_the_same_peers() -> None:
+    state = {"routes": [flows.route_data(PEER2)]}
+    assert flows.peers_of(state) == (PEER2,)

@@ -1,0 +1,222 @@
+"""Ovs mode under EVPN: the controller is a BGP EVPN speaker (os-ken's BGPSpeaker), like FRR in kernel mode.
+
+It peers with every route reflector of the topology and advertises this
+host's subnet as a type-5 route exactly as FRR does in kernel mode: next hop
+the VTEP, the routed VNI as the label, route target AS:VNI, the VXLAN
+encapsulation and the Router's MAC community (the MAC of the host's vxlan
+address).  Each type-5 route it receives becomes an `EvpnPeer`, from which the
+switch's flows are generated again (`flows.host_flows`), and a route in the
+host's own table (`subnet via VTEP dev br1 onlink`, as FRR writes it), so
+the host itself reaches the peer.  A withdrawn route takes both away.
+
+os-ken knows no Router's MAC community (RFC 9135: type 0x06, sub-type 0x03),
+which FRR needs to route to this host: `RouterMacCommunity` teaches os-ken's
+packet library to read and write it, and the speaker's EVPN VRF adds it to
+the one route it originates.
+
+What the speaker knows (sessions and routes) is written to a JSON file next
+to the controller's log after each change: `status` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from os_ken.lib.packet import bgp
+from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
+from os_ken.services.protocols.bgp.info_base.vrfevpn import VrfEvpnTable
+from os_ken.services.protocols.bgp.rtconf.common import BGP_CONN_RETRY_TIME
+
+from ovsvx.flows import EvpnPeer, route_data
+from ovsvx.plan import RTPROT_OVSVX
+from ovsvx.topology import Host, Topology, mac_for
+
+LOG = logging.getLogger("ovsvx.evpn")
+ROUTER_MAC = (0x06, 0x03)  # EVPN extended community, Router's MAC sub-type (RFC 9135)
+CONNECT_RETRY_S = 10  # os-ken's shortest
+
+
+@bgp._ExtendedCommunity.register_type(ROUTER_MAC)
+class RouterMacCommunity(bgp._ExtendedCommunity):
+    """The Router's MAC extended community: the MAC a routed packet to this VTEP is sent to."""
+
+    _VALUE_PACK_STR = "!B6s"
+    _VALUE_FIELDS = ["subtype", "mac"]
+
+    def __init__(self, **kwargs: Any):
+        super().__init__()
+        self.do_init(RouterMacCommunity, self, kwargs)
+
+    @classmethod
+    def of(cls, mac: str) -> RouterMacCommunity:
+        return cls(subtype=ROUTER_MAC[1], mac=bytes.fromhex(mac.replace(":", "")))
+
+    @property
+    def text(self) -> str:
+        return ":".join(f"{b:02x}" for b in self.mac)
+
+
+_own_router_mac: dict[str, str] = {}  # route distinguisher -> the router MAC its type-5 routes carry
+
+
+def _insert_with_router_mac(table: Any, path: Any) -> Any:
+    """VrfEvpnTable.insert, adding the Router's MAC community to a type-5 route this speaker originates."""
+    mac = _own_router_mac.get(table.vrf_conf.route_dist)
+    attribute = path.pathattr_map.get(bgp.BGP_ATTR_TYPE_EXTENDED_COMMUNITIES)
+    communities: list[Any] = attribute.communities if attribute is not None else []
+    wanted = mac is not None and attribute is not None and isinstance(path.nlri, bgp.EvpnIpPrefixNLRI)
+    if wanted and not any(isinstance(c, RouterMacCommunity) for c in communities):
+        communities.append(RouterMacCommunity.of(str(mac)))
+    return _plain_insert(table, path)
+
+
+_plain_insert = VrfEvpnTable.insert
+VrfEvpnTable.insert = _insert_with_router_mac
+
+
+class _QuickRetrySpeaker(BGPSpeaker):
+    """os-ken's speaker, dialling a lost reflector again every CONNECT_RETRY_S instead of its default 30 s
+    (the constructor does not offer the setting; the core takes it at start)."""
+
+    def _core_start(self, settings: dict[str, Any]) -> None:
+        super()._core_start({**settings, BGP_CONN_RETRY_TIME: CONNECT_RETRY_S})
+
+
+@dataclass(frozen=True)
+class Session:
+    peer: str
+    state: str  # "Established" or "Down", as FRR's summary words it
+    since: float  # when it entered that state (seconds since the epoch): `status` shows how long
+
+
+class Speaker:
+    """One host's EVPN speaker: its sessions, the peers its routes give, and what follows from them."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        host: Host,
+        on_peers: Callable[[tuple[EvpnPeer, ...]], None],
+        state_file: Path | None,
+    ):
+        assert topology.bgp is not None
+        self.topology, self.host, self.bgp = topology, host, topology.bgp
+        self.on_peers = on_peers
+        self.state_file = state_file
+        self.peers: dict[IPv4Network, EvpnPeer] = {}
+        self.sessions = {str(rr): Session(str(rr), "Down", time.time()) for rr in self.bgp.route_reflectors}
+        self.lock = threading.Lock()
+        self.route_dist = f"{host.vtep}:1"
+        self.route_target = f"{self.bgp.asn}:{topology.vni}"
+
+    def start(self) -> None:
+        from os_ken.services.protocols.bgp.bgpspeaker import EVPN_IP_PREFIX_ROUTE, RF_L2_EVPN, TUNNEL_TYPE_VXLAN
+
+        _own_router_mac[self.route_dist] = mac_for(self.host.vxlan_address)
+        self.speaker = _QuickRetrySpeaker(
+            as_number=self.bgp.asn,
+            router_id=str(self.host.vtep),
+            bgp_server_port=0,  # the reflectors are dialled; nothing listens
+            best_path_change_handler=self._best_path,
+            peer_up_handler=lambda address, _as: self._session(address, "Established"),
+            peer_down_handler=lambda address, _as: self._session(address, "Down"),
+        )
+        self.speaker.vrf_add(self.route_dist, [self.route_target], [self.route_target], route_family=RF_L2_EVPN)
+        self.speaker.evpn_prefix_add(
+            route_type=EVPN_IP_PREFIX_ROUTE,
+            route_dist=self.route_dist,
+            ethernet_tag_id=0,
+            ip_prefix=str(self.host.subnet),
+            gw_ip_addr="0.0.0.0",
+            vni=self.topology.vni,
+            tunnel_type=TUNNEL_TYPE_VXLAN,
+            next_hop=str(self.host.vtep),
+        )
+        for rr in self.bgp.route_reflectors:
+            self.speaker.neighbor_add(str(rr), self.bgp.asn, enable_ipv4=False, enable_evpn=True)
+        self._publish()
+
+    def _session(self, address: str, state: str) -> None:
+        LOG.info("BGP session with %s: %s", address, state)
+        with self.lock:
+            self.sessions[address] = Session(address, state, time.time())
+        self._publish()
+
+    def _best_path(self, event: Any) -> None:
+        peer = route_peer(event.path, str(self.host.vtep))
+        if peer is None:
+            return
+        with self.lock:
+            if event.is_withdraw:
+                gone = self.peers.pop(peer.subnet, None)
+                LOG.info("EVPN: type-5 route of %s withdrawn", peer.subnet)
+                if gone is None:
+                    return
+            else:
+                LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
+                self.peers[peer.subnet] = peer
+            current = tuple(sorted(self.peers.values(), key=lambda p: p.subnet))
+        self.on_peers(current)
+        self._publish()
+
+    def _publish(self) -> None:
+        """Write what the speaker knows for `status`, atomically (a controller run by hand keeps it)."""
+        if self.state_file is None:
+            return
+        with self.lock:
+            received = len(self.peers)
+            data = {
+                "sessions": [{**asdict(s), "received": received} for s in self.sessions.values()],
+                "routes": [route_data(p) for p in self.peers.values()],
+            }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data) + "\n")
+        tmp.replace(self.state_file)
+
+
+def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
+    """The peer a received type-5 path stands for; None for other route types, this host's own route, or
+    a route without a router MAC (which no VXLAN peer could route to)."""
+    if not isinstance(path.nlri, bgp.EvpnIpPrefixNLRI) or path.nexthop in (own_vtep, "0.0.0.0", None):
+        return None
+    attribute = path.get_pattr(bgp.BGP_ATTR_TYPE_EXTENDED_COMMUNITIES)
+    communities = attribute.communities if attribute is not None else []
+    mac = next((c.text for c in communities if isinstance(c, RouterMacCommunity)), None)
+    if mac is None:
+        LOG.warning("EVPN: type-5 route of %s from %s has no router MAC: ignored", path.nlri.ip_prefix, path.nexthop)
+        return None
+    return EvpnPeer(IPv4Network(path.nlri.ip_prefix), IPv4Address(path.nexthop), mac)
+
+
+def host_routes(netns_bridge: str, peers: tuple[EvpnPeer, ...]) -> list[str]:
+    """Make the host's own table route each peer's subnet via its VTEP, onlink on the bridge (proto ovsvx),
+    and drop such routes whose peer is gone; returns what changed.  Runs in the host's namespace."""
+    from pyroute2 import IPRoute
+
+    changes = []
+    wanted = {p.subnet: p for p in peers}
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=netns_bridge)
+        if not index:
+            return []
+        have = {
+            IPv4Network(f"{r.get_attr('RTA_DST')}/{r['dst_len']}"): r
+            for r in ipr.get_routes(family=2, oif=index[0], proto=RTPROT_OVSVX)
+            if r.get_attr("RTA_DST")
+        }
+        for subnet in set(have) - set(wanted):
+            ipr.route("del", dst=str(subnet), oif=index[0], proto=RTPROT_OVSVX)
+            changes.append(f"- route {subnet}")
+        for subnet, peer in wanted.items():
+            if subnet not in have or have[subnet].get_attr("RTA_GATEWAY") != str(peer.vtep):
+                ipr.route("replace", dst=str(subnet), gateway=str(peer.vtep), oif=index[0], flags=4, proto=RTPROT_OVSVX)
+                changes.append(f"+ route {subnet} via {peer.vtep} dev {netns_bridge} onlink")
+    return changes
