@@ -41,6 +41,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from ovsvx.errors import UsageError
 from ovsvx.switch import evpn_tunnel_port, tunnel_ports, workload_ports
 from ovsvx.topology import Host, Namespace, Topology, mac_for
 
@@ -559,6 +560,11 @@ def render_file(topology: Topology, host: Host) -> str:
 
 def write_files(topology: Topology, folder: Path, host: str | None = None) -> list[Path]:
     """Write each host's (or only `host`'s) flows as an ovs-ofctl file, for --no-controller."""
+    if topology.evpn:
+        raise UsageError(
+            'flows files are for --no-controller, which control = "evpn" does not allow: '
+            "the controller makes the flows from the BGP routes it receives"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for h in [topology.host(host)] if host else topology.hosts:

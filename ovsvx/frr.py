@@ -71,10 +71,13 @@ class FrrHome:
 # --- configuration (pure) ----------------------------------------------------------------
 
 
-def _router(topology: Topology, router_id: str) -> list[str]:
+def _router(topology: Topology, name: str, router_id: str) -> list[str]:
+    """The start of a bgpd configuration: FRR's datacenter defaults (first, as FRR wants them), the
+    name, and the router in the overlay's AS."""
     assert topology.bgp is not None
     return [
         "frr defaults datacenter",
+        f"hostname {name}",
         f"router bgp {topology.bgp.asn}",
         f" bgp router-id {router_id}",
         " no bgp default ipv4-unicast",
@@ -86,7 +89,7 @@ def host_config(topology: Topology, host: Host) -> dict[str, str]:
     """zebra's and bgpd's configuration for `host`: the routed VNI, and one iBGP session per reflector."""
     assert topology.bgp is not None
     zebra = [f"hostname {host.name}", "vrf default", f" vni {topology.vni}", "exit-vrf"]
-    bgpd = [f"hostname {host.name}", *_router(topology, str(host.vtep))]
+    bgpd = _router(topology, host.name, str(host.vtep))
     for rr in topology.bgp.route_reflectors:
         bgpd += [
             f" neighbor {rr} remote-as {topology.bgp.asn}",
@@ -110,8 +113,7 @@ def reflector_config(topology: Topology, address: str) -> dict[str, str]:
     return {
         "bgpd": _text(
             [
-                f"hostname rr-{address}",
-                *_router(topology, address),
+                *_router(topology, f"rr-{address}", address),
                 " neighbor vteps peer-group",
                 f" neighbor vteps remote-as {_asn(topology)}",
                 f" bgp listen range {topology.underlay} peer-group vteps",

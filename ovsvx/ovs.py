@@ -143,10 +143,16 @@ class OvsBackend:
             line for b in switch_plan(topology, host, datapath, controller, port_type) for line in switch.render(b)
         ]
         lines += [line for r in after for line in render(r)]
-        lines.append(
-            f"ovsvx controller --serve {host.name} &   # or, with no controller: "
-            f"ovs-ofctl -O OpenFlow13 replace-flows {host.bridge} flows/{host.name}.flows"
-        )
+        if topology.evpn:
+            reflectors = ", ".join(str(rr) for rr in topology.bgp.route_reflectors) if topology.bgp else ""
+            lines.append(
+                f"ovsvx controller --serve {host.name} &   # also its BGP EVPN speaker, peering with {reflectors}"
+            )
+        else:
+            lines.append(
+                f"ovsvx controller --serve {host.name} &   # or, with no controller: "
+                f"ovs-ofctl -O OpenFlow13 replace-flows {host.bridge} flows/{host.name}.flows"
+            )
         return lines
 
     @staticmethod

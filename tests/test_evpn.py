@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ovsvx import firewall, flows, frr, plan, switch, topology
-from ovsvx.errors import TopologyError
+from ovsvx.errors import TopologyError, UsageError
 from ovsvx.plan import Bridge, Route, Vxlan
 from ovsvx.topology import Control
 from tests import fakeswitch
@@ -253,3 +253,9 @@ def test_switch_under_evpn_has_one_flow_based_tunnel_port() -> None:
 def test_published_routes_give_back_the_same_peers() -> None:
     state = {"routes": [flows.route_data(PEER2)]}
     assert flows.peers_of(state) == (PEER2,)
+
+
+def test_flows_files_are_refused_under_evpn(tmp_path: Any) -> None:
+    with pytest.raises(UsageError, match=r'^flows files are for --no-controller, which control = "evpn"'):
+        flows.write_files(evpn(2), tmp_path)
+    assert not list(tmp_path.iterdir())
