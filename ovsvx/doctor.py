@@ -23,7 +23,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from ovsvx import daemons, lab, netstack, preflight, record
+from ovsvx import daemons, frr, lab, netstack, preflight, record
 from ovsvx.deploy import find_scope
 from ovsvx.listeners import listening
 from ovsvx.netlink import xdp_programs
@@ -180,9 +180,25 @@ def host(context: HostContext) -> list[Diagnosis]:
         _firewall,
         _ovs_running,
         _controller_port,
+        _bgp,
         _peers,
     ]
     return [d for check in checks for d in check(context)]
+
+
+def _bgp(context: HostContext) -> list[Diagnosis]:
+    """Under EVPN a host in kernel mode (or not yet deployed) runs FRR: it must be installed."""
+    if not context.topology.evpn or context.mode == Mode.OVS:
+        return []
+    if frr.installed():
+        return [Diagnosis(OK, "FRR installed: kernel mode speaks BGP EVPN with zebra and bgpd")]
+    return [
+        Diagnosis(
+            FAIL,
+            f"FRR is not installed (no zebra or bgpd in {frr.FRR_BIN}): kernel mode under EVPN runs them",
+            "apt-get install frr (scripts/setup does)",
+        )
+    ]
 
 
 def _nic_and_vtep(context: HostContext) -> list[Diagnosis]:

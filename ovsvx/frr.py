@@ -150,8 +150,12 @@ def render(home_hint: str, configs: dict[str, str], netns_hint: str = "") -> lis
 # --- the daemons -------------------------------------------------------------------------
 
 
+def installed() -> bool:
+    return all((FRR_BIN / daemon).exists() for daemon in HOST_DAEMONS)
+
+
 def require_installed() -> None:
-    if not (FRR_BIN / "bgpd").exists():
+    if not installed():
         raise PreconditionError(f"FRR is not installed (no {FRR_BIN}/bgpd): `apt-get install frr` (scripts/setup does)")
 
 
