@@ -151,16 +151,19 @@ class Speaker:
         self._publish()
 
     def _best_path(self, event: Any) -> None:
-        peer = route_peer(event.path, str(self.host.vtep))
-        if peer is None:
+        """A best path came or went: a withdrawal is known by its prefix alone."""
+        nlri = event.path.nlri
+        if not isinstance(nlri, bgp.EvpnIpPrefixNLRI):
             return
         with self.lock:
             if event.is_withdraw:
-                gone = self.peers.pop(peer.subnet, None)
-                LOG.info("EVPN: type-5 route of %s withdrawn", peer.subnet)
-                if gone is None:
+                if self.peers.pop(IPv4Network(nlri.ip_prefix), None) is None:
                     return
+                LOG.info("EVPN: type-5 route of %s withdrawn", nlri.ip_prefix)
             else:
+                peer = route_peer(event.path, str(self.host.vtep))
+                if peer is None:
+                    return
                 LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
                 self.peers[peer.subnet] = peer
             current = tuple(sorted(self.peers.values(), key=lambda p: p.subnet))

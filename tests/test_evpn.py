@@ -259,3 +259,35 @@ def test_flows_files_are_refused_under_evpn(tmp_path: Any) -> None:
     with pytest.raises(UsageError, match=r'^flows files are for --no-controller, which control = "evpn"'):
         flows.write_files(evpn(2), tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+class FakePath:
+    """What os-ken's speaker hands the best-path handler, as far as route_peer reads it."""
+
+    def __init__(self, prefix: str, nexthop: str, communities: list[Any]):
+        from os_ken.lib.packet import bgp
+
+        self.nlri = bgp.EvpnIpPrefixNLRI(
+            route_dist=f"{nexthop}:1", ethernet_tag_id=0, ip_prefix=prefix, gw_ip_addr="0.0.0.0", vni=100
+        )
+        self.nexthop = nexthop
+        self.attribute = bgp.BGPPathAttributeExtendedCommunities(communities=communities)
+
+    def get_pattr(self, _: int) -> Any:
+        return self.attribute
+
+
+def test_the_router_mac_community_round_trips_and_makes_a_route_a_peer() -> None:
+    from os_ken.lib.packet import bgp
+
+    from ovsvx import evpnspeaker
+
+    community = evpnspeaker.RouterMacCommunity.of("02:00:c0:a8:02:fe")
+    wire = community.serialize()
+    assert wire.hex() == "0603" + "0200c0a802fe"  # RFC 9135: type 0x06, sub-type 0x03, the MAC
+    parsed, _ = bgp._ExtendedCommunity.parse(wire)
+    assert isinstance(parsed, evpnspeaker.RouterMacCommunity) and parsed.text == "02:00:c0:a8:02:fe"
+
+    assert evpnspeaker.route_peer(FakePath("192.168.2.0/24", "10.33.30.151", [parsed]), "10.33.30.150") == PEER2
+    assert evpnspeaker.route_peer(FakePath("192.168.1.0/24", "10.33.30.150", [parsed]), "10.33.30.150") is None
+    assert evpnspeaker.route_peer(FakePath("192.168.2.0/24", "10.33.30.151", []), "10.33.30.150") is None
