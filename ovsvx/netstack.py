@@ -169,10 +169,11 @@ def wait_listening(name: str | None, port: int, seconds: float) -> None:
 
 
 # --- programs ----------------------------------------------------------------
-
-
-def _preexec(name: str | None) -> Callable[[], None] | None:
-    return None if name is None else (lambda: enter(name))
+#
+# A program for a namespace is started by a thread that has entered it (`call_in`): the child inherits
+# the namespace at fork.  Never with preexec_fn, which Python forbids in a process with threads: deploy
+# runs hosts in threads, and two of them forking with preexec_fn at once deadlocked in the fork hooks
+# (a Ctrl-C'd deploy hung with both threads in subprocess's fork).
 
 
 COMMAND_TIMEOUT_S = 30.0  # any external command that is not given its own limit
@@ -192,17 +193,14 @@ def run(
     ApplyError, one that is not installed a PreconditionError, both naming it.
     """
     limit = waits.scaled(timeout)
-    try:
+
+    def spawn() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            list(argv),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=limit,
-            preexec_fn=_preexec(name),
-            env=env,
-            check=False,
+            list(argv), input=stdin, capture_output=True, text=True, timeout=limit, env=env, check=False
         )
+
+    try:
+        return call_in(name, spawn)
     except subprocess.TimeoutExpired:
         raise ApplyError(f"{' '.join(argv[:3])} did not finish within {limit:.0f} s") from None
     except FileNotFoundError:
@@ -213,7 +211,7 @@ def popen(
     name: str | None, argv: Sequence[str], env: dict[str, str] | None = None, **kwargs: Any
 ) -> subprocess.Popen[str]:
     """Start a program inside namespace `name`; the caller owns the process."""
-    return subprocess.Popen(list(argv), text=True, preexec_fn=_preexec(name), env=env, **kwargs)
+    return call_in(name, lambda: subprocess.Popen(list(argv), text=True, env=env, **kwargs))
 
 
 def exec_in(name: str | None, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
