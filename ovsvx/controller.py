@@ -103,12 +103,11 @@ def _speak_evpn(app: Any, topology: Topology, host: Host, state: Path | None) ->
     """Start the BGP speaker; each change of its routes gives the bridge new flows and the host new routes."""
     from ovsvx import evpnspeaker
 
-    log = logging.getLogger("ovsvx.evpn")
+    routes = evpnspeaker.HostRoutes(host.bridge)
 
     def on_peers(peers: tuple[EvpnPeer, ...]) -> None:
-        for change in evpnspeaker.host_routes(host.bridge, peers):
-            log.info("%s: %s", host.name, change)
         app.replace_flows(host.bridge, host_flows(topology, host, peers))
+        routes.want(peers)
 
     evpnspeaker.Speaker(topology, host, on_peers, state).start()
 

@@ -151,6 +151,13 @@ class Speaker:
         self._publish()
 
     def _best_path(self, event: Any) -> None:
+        """os-ken's handler: nothing may escape into its session code, which drops the session on any error."""
+        try:
+            self._route_changed(event)
+        except Exception:  # noqa: BLE001 - logged with its traceback, the session goes on
+            LOG.exception("EVPN: handling a route change failed")
+
+    def _route_changed(self, event: Any) -> None:
         """A best path came or went: a withdrawal is known by its prefix alone."""
         nlri = event.path.nlri
         if not isinstance(nlri, bgp.EvpnIpPrefixNLRI):
@@ -167,8 +174,10 @@ class Speaker:
                 LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
                 self.peers[peer.subnet] = peer
             current = tuple(sorted(self.peers.values(), key=lambda p: p.subnet))
-        self.on_peers(current)
-        self._publish()
+        try:
+            self.on_peers(current)
+        finally:
+            self._publish()
 
     def _publish(self) -> None:
         """Write what the speaker knows for `status`, atomically (a controller run by hand keeps it)."""
@@ -199,27 +208,74 @@ def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
     return EvpnPeer(IPv4Network(path.nlri.ip_prefix), IPv4Address(path.nexthop), mac)
 
 
-def host_routes(netns_bridge: str, peers: tuple[EvpnPeer, ...]) -> list[str]:
-    """Make the host's own table route each peer's subnet via its VTEP, onlink on the bridge (proto ovsvx),
-    and drop such routes whose peer is gone; returns what changed.  Runs in the host's namespace."""
-    from pyroute2 import IPRoute
+class HostRoutes:
+    """The host's own routes to the peers' subnets: via each peer's VTEP, onlink on the bridge, proto ovsvx.
 
-    changes = []
-    wanted = {p.subnet: p for p in peers}
-    with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=netns_bridge)
+    The kernel takes an onlink route only through a device that is up, and
+    the controller starts (and learns routes) before deploy sets the bridge up:
+    what cannot be written yet is tried again every RETRY_S until it can.  One
+    netlink handle serves the controller's whole life.
+    """
+
+    RETRY_S = 1.0
+
+    def __init__(self, bridge: str):
+        from pyroute2 import IPRoute
+
+        self.bridge = bridge
+        self.ipr = IPRoute()
+        self.lock = threading.Lock()
+        self.wanted: tuple[EvpnPeer, ...] | None = None  # not written yet
+        self.waiting = False
+        threading.Thread(target=self._retry, name="host-routes", daemon=True).start()
+
+    def want(self, peers: tuple[EvpnPeer, ...]) -> None:
+        with self.lock:
+            self.wanted = peers
+        self._write()
+
+    def _retry(self) -> None:
+        while True:
+            time.sleep(self.RETRY_S)
+            self._write()
+
+    def _write(self) -> None:
+        from pyroute2 import NetlinkError
+
+        with self.lock:
+            if self.wanted is None:
+                return
+            try:
+                changes = self.sync(self.wanted)
+            except (NetlinkError, LookupError) as err:
+                if not self.waiting:
+                    LOG.info("host routes wait for %s (%s); trying again every %g s", self.bridge, err, self.RETRY_S)
+                self.waiting = True
+                return
+            self.wanted, self.waiting = None, False
+        for change in changes:
+            LOG.info("%s: %s", self.bridge, change)
+
+    def sync(self, peers: tuple[EvpnPeer, ...]) -> list[str]:
+        """Add what `peers` need, drop such routes whose peer is gone; returns what changed.  LookupError:
+        the bridge does not exist yet."""
+        changes = []
+        wanted = {p.subnet: p for p in peers}
+        index = self.ipr.link_lookup(ifname=self.bridge)
         if not index:
-            return []
+            raise LookupError("OVS has not made it yet")
         have = {
             IPv4Network(f"{r.get_attr('RTA_DST')}/{r['dst_len']}"): r
-            for r in ipr.get_routes(family=2, oif=index[0], proto=RTPROT_OVSVX)
+            for r in self.ipr.get_routes(family=2, oif=index[0], proto=RTPROT_OVSVX)
             if r.get_attr("RTA_DST")
         }
         for subnet in set(have) - set(wanted):
-            ipr.route("del", dst=str(subnet), oif=index[0], proto=RTPROT_OVSVX)
+            self.ipr.route("del", dst=str(subnet), oif=index[0], proto=RTPROT_OVSVX)
             changes.append(f"- route {subnet}")
         for subnet, peer in wanted.items():
             if subnet not in have or have[subnet].get_attr("RTA_GATEWAY") != str(peer.vtep):
-                ipr.route("replace", dst=str(subnet), gateway=str(peer.vtep), oif=index[0], flags=4, proto=RTPROT_OVSVX)
-                changes.append(f"+ route {subnet} via {peer.vtep} dev {netns_bridge} onlink")
-    return changes
+                self.ipr.route(
+                    "replace", dst=str(subnet), gateway=str(peer.vtep), oif=index[0], flags=4, proto=RTPROT_OVSVX
+                )
+                changes.append(f"+ route {subnet} via {peer.vtep} dev {self.bridge} onlink")
+        return changes

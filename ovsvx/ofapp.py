@@ -211,11 +211,14 @@ class FlowInstaller(app_manager.OSKenApp):
 
     @set_ev_cls(_NewFlows)
     def _new_flows(self, ev: _NewFlows) -> None:
+        """Send a switch in sync only the difference between its flows and the new ones (a route brings
+        or takes a handful); a switch not yet in sync gets them all when it is."""
+        old = {flow.cookie: flow for flow in self.flows_by_bridge.get(ev.bridge, ())}
+        new = {flow.cookie: flow for flow in ev.flows}
         self.flows_by_bridge[ev.bridge] = ev.flows
         for datapath, bridge in list(self.synced.values()):
             if bridge == ev.bridge:
-                self.cookies[datapath.id] = set()
-                datapath.send_msg(datapath.ofproto_parser.OFPFlowStatsRequest(datapath, table_id=ofp.OFPTT_ALL))
+                self._send(datapath, [new[c] for c in set(new) - set(old)], sorted(set(old) - set(new)))
 
     def _clock(self) -> None:
         while True:
@@ -349,6 +352,26 @@ class FlowInstaller(app_manager.OSKenApp):
             "switch %016x refused a message: %s (xid %s)", msg.datapath.id, error_name(msg.type, msg.code), msg.xid
         )
 
+    def _send(self, datapath: Any, add: list[Flow], delete: list[int], ports: dict[str, int] | None = None) -> None:
+        """Delete the flows of the cookies `delete`, add the flows `add`, then a barrier."""
+        parser = datapath.ofproto_parser
+        ports = self.ports.get(datapath.id, {}) if ports is None else ports
+        for cookie in delete:
+            datapath.send_msg(
+                parser.OFPFlowMod(
+                    datapath,
+                    cookie=cookie,
+                    cookie_mask=ALL_COOKIES,
+                    table_id=ofp.OFPTT_ALL,
+                    command=ofp.OFPFC_DELETE,
+                    out_port=ofp.OFPP_ANY,
+                    out_group=ofp.OFPG_ANY,
+                )
+            )
+        for flow in add:
+            datapath.send_msg(flow_mod(datapath, flow, ports))
+        datapath.send_msg(parser.OFPBarrierRequest(datapath))
+
     def _sync(self, datapath: Any) -> None:
         """The one place flows are sent: add what is missing, delete what is not generated."""
         ports = self.ports.get(datapath.id, {})
@@ -372,23 +395,7 @@ class FlowInstaller(app_manager.OSKenApp):
             return
         have = {c for c in self.cookies.pop(datapath.id, set()) if not is_learned(c)}
         want = {flow.cookie: flow for flow in wanted}
-        parser = datapath.ofproto_parser
-        for cookie in sorted(have - set(want)):
-            datapath.send_msg(
-                parser.OFPFlowMod(
-                    datapath,
-                    cookie=cookie,
-                    cookie_mask=ALL_COOKIES,
-                    table_id=ofp.OFPTT_ALL,
-                    command=ofp.OFPFC_DELETE,
-                    out_port=ofp.OFPP_ANY,
-                    out_group=ofp.OFPG_ANY,
-                )
-            )
-        for cookie, flow in want.items():
-            if cookie not in have:
-                datapath.send_msg(flow_mod(datapath, flow, ports))
-        datapath.send_msg(parser.OFPBarrierRequest(datapath))
+        self._send(datapath, [f for c, f in want.items() if c not in have], sorted(have - set(want)), ports)
         LOG.info(
             "bridge %s: %d flow(s) added, %d stale removed, %d kept",
             bridge,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
+from socket import AF_INET
 
 from ovsvx import daemons, netstack, ofctl, ovsdb, preflight, switch, waits
 from ovsvx.controller import logged_errors
@@ -26,7 +27,7 @@ from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import Flow, host_flows, is_learned, peers_of, render_file
 from ovsvx.netlink import Reconciler, remove_stale_taps
 from ovsvx.options import DeployOptions
-from ovsvx.plan import MovedAddress, Veth, ovs_plan, render
+from ovsvx.plan import RTPROT_OVSVX, MovedAddress, Veth, ovs_plan, render
 from ovsvx.record import Deployment
 from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
@@ -417,9 +418,25 @@ class OvsBackend:
             )
 
     def _wait_for_flows(self) -> None:
+        """Until the bridge holds its flows and, under EVPN, the host its routes to the peers the
+        controller knows so far (both follow the routes, and deploy should end with them in place)."""
         if not waits.until(lambda: self._flow_difference() == (0, 0), FLOWS_WAIT_S, interval=0.2):
             missing, stale = self._flow_difference()
             raise ApplyError(
                 f"{self.site.host.name}: {self.site.host.bridge} still lacks {missing} flow(s) "
                 f"and has {stale} stale after {waits.scaled(FLOWS_WAIT_S):g} s{self._controller_said()}"
             )
+        if self.topology.evpn and not waits.until(lambda: not self._routes_missing(), FLOWS_WAIT_S, interval=0.2):
+            raise ApplyError(
+                f"{self.site.host.name}: no route yet to {', '.join(self._routes_missing())} after "
+                f"{waits.scaled(FLOWS_WAIT_S):g} s{self._controller_said()}"
+            )
+
+    def _routes_missing(self) -> list[str]:
+        """The peers' subnets the controller knows and has not routed in the host yet."""
+        peers = peers_of(daemons.evpn_state(self.deployment, self.site))
+        with netstack.stack(self.site.netns) as ipr:
+            routed = {
+                f"{r.get_attr('RTA_DST')}/{r['dst_len']}" for r in ipr.get_routes(family=AF_INET, proto=RTPROT_OVSVX)
+            }
+        return [str(p.subnet) for p in peers if str(p.subnet) not in routed]
