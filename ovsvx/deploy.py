@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ovsvx import daemons, frr, lab, netstack, preflight, record
+from ovsvx import daemons, frr, lab, netstack, preflight, record, waits
 from ovsvx import topology as topo
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
@@ -176,6 +176,8 @@ def deploy(
             changes += each_site(sites(deployment), build)
         except (Exception, KeyboardInterrupt) as caught:
             _failed(caught, deployment, fresh)
+        if deployment.is_lab and topology.evpn:
+            warnings += _await_convergence(deployment)
         return Report(deployment, changes, warnings)
 
 
@@ -194,6 +196,40 @@ def _retire(deployment: Deployment, topology: Topology) -> list[str]:
     deployment.topology = topology
     deployment.save()
     return removed
+
+
+#: How long a lab deploy under EVPN waits for every host to hold every other host's route; BGP takes
+#: seconds (os-ken redials every 10 s), so this only bounds a lab that does not converge.
+CONVERGE_S = 30.0
+
+
+def bgp_summary(deployment: Deployment, site: Site) -> dict[str, Any]:
+    """A host's BGP sessions and EVPN routes: FRR's in kernel mode, the controller's in ovs mode."""
+    if deployment.modes.get(site.host.name) == Mode.KERNEL:
+        return frr.summary(frr_home(deployment, site))
+    return daemons.evpn_state(deployment, site)
+
+
+def unconverged(deployment: Deployment) -> dict[str, int]:
+    """The lab's hosts that do not hold a route of every other host yet, with how many they hold."""
+    expected = len(deployment.topology.hosts) - 1
+    held = {
+        site.host.name: sum(r["origin"] != "local" for r in bgp_summary(deployment, site)["routes"])
+        for site in sites(deployment)
+    }
+    return {name: count for name, count in held.items() if count < expected}
+
+
+def _await_convergence(deployment: Deployment) -> list[str]:
+    """Wait until BGP has given every host of the lab every other host's route, so that what deploy
+    returns to is a lab that verifies; a warning (not an error) when it does not happen in time."""
+    if waits.until(lambda: not unconverged(deployment), CONVERGE_S, interval=0.2):
+        return []
+    lacking = ", ".join(f"{name} holds {count}" for name, count in sorted(unconverged(deployment).items()))
+    return [
+        f"BGP EVPN has not converged after {waits.scaled(CONVERGE_S):g} s ({lacking} of "
+        f"{len(deployment.topology.hosts) - 1} routes): see `ovsvx status`"
+    ]
 
 
 UNDONE = "the deploy was undone: nothing is left"
@@ -341,11 +377,7 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         else:
             details["firewall"] = f"off (--no-firewall): udp {deployment.topology.port} is open to anyone"
         details["listening"] = "; ".join(overlay_listeners(site.netns, deployment.topology.port)) or "nothing"
-        bgp = None
-        if deployment.topology.evpn:
-            bgp = (
-                frr.summary(frr_home(deployment, site)) if mode == Mode.KERNEL else daemons.evpn_state(deployment, site)
-            )
+        bgp = bgp_summary(deployment, site) if deployment.topology.evpn else None
         if bgp is not None:
             details.update(frr.describe_summary(bgp))
         found[site.host.name] = HostStatus(mode, findings, details, bgp)

@@ -14,6 +14,12 @@ which FRR needs to route to this host: `RouterMacCommunity` teaches os-ken's
 packet library to read and write it, and the speaker's EVPN VRF adds it to
 the one route it originates.
 
+When the last reflector session drops, the routes are kept, stale, as a
+graceful-restart helper keeps a restarting peer's (RFC 4724): traffic flows on
+while the reflector restarts, and what is not announced again once sessions
+are back is swept.  (FRR keeps no EVPN route that way: kernel hosts do lose
+theirs.)
+
 What the speaker knows (sessions and routes) is written to a JSON file next
 to the controller's log after each change: `status` reads it.
 """
@@ -42,6 +48,11 @@ from ovsvx.topology import Host, Topology, mac_for
 LOG = logging.getLogger("ovsvx.evpn")
 ROUTER_MAC = (0x06, 0x03)  # EVPN extended community, Router's MAC sub-type (RFC 9135)
 CONNECT_RETRY_S = 10  # os-ken's shortest
+# While no reflector answers, the routes held are kept (as a graceful-restart helper keeps a restarting
+# peer's, RFC 4724) for at most KEEP_S; once a session is back, a kept route not announced again
+# within REFRESH_S (every host has redialled and re-advertised by then) is dropped.
+KEEP_S = 120.0
+REFRESH_S = 30.0
 
 
 @bgp._ExtendedCommunity.register_type(ROUTER_MAC)
@@ -114,6 +125,8 @@ class Speaker:
         self.peers: dict[IPv4Network, EvpnPeer] = {}
         self.sessions = {str(rr): Session(str(rr), "Down", time.time()) for rr in self.bgp.route_reflectors}
         self.lock = threading.Lock()
+        self.stale: set[IPv4Network] = set()  # kept through a reflector's absence, not announced again yet
+        self.sweep: threading.Timer | None = None
         self.route_dist = f"{host.vtep}:1"
         self.route_target = f"{self.bgp.asn}:{topology.vni}"
 
@@ -145,10 +158,43 @@ class Speaker:
         self._publish()
 
     def _session(self, address: str, state: str) -> None:
+        """A session came up or went down.  The last one down leaves the routes in place, stale: traffic
+        keeps flowing on them while the reflectors restart, and they are swept once sessions are back."""
         LOG.info("BGP session with %s: %s", address, state)
         with self.lock:
             self.sessions[address] = Session(address, state, time.time())
+            if state != "Established" and not self._answering() and self.peers and not self.stale:
+                self.stale = set(self.peers)
+                LOG.info("EVPN: no reflector answers: keeping %d route(s) for up to %g s", len(self.stale), KEEP_S)
+                self._sweep_in(KEEP_S)
+            elif state == "Established" and self.stale:
+                self._sweep_in(REFRESH_S)
         self._publish()
+
+    def _answering(self) -> bool:
+        return any(s.state == "Established" for s in self.sessions.values())
+
+    def _sweep_in(self, seconds: float) -> None:
+        if self.sweep is not None:
+            self.sweep.cancel()
+        self.sweep = threading.Timer(seconds, self._sweep_stale)
+        self.sweep.daemon = True
+        self.sweep.start()
+
+    def _sweep_stale(self) -> None:
+        """Drop the kept routes nobody announced again."""
+        with self.lock:
+            gone = sorted(self.stale & set(self.peers))
+            for subnet in gone:
+                del self.peers[subnet]
+            self.stale.clear()
+            current = tuple(sorted(self.peers.values(), key=lambda p: p.subnet))
+        if gone:
+            LOG.info("EVPN: %s not announced again after the reflectors' return: dropped", ", ".join(map(str, gone)))
+            try:
+                self.on_peers(current)
+            finally:
+                self._publish()
 
     def _best_path(self, event: Any) -> None:
         """os-ken's handler: nothing may escape into its session code, which drops the session on any error."""
@@ -163,8 +209,11 @@ class Speaker:
         if not isinstance(nlri, bgp.EvpnIpPrefixNLRI):
             return
         with self.lock:
+            subnet = IPv4Network(nlri.ip_prefix)
             if event.is_withdraw:
-                if self.peers.pop(IPv4Network(nlri.ip_prefix), None) is None:
+                if subnet in self.stale and not self._answering():
+                    return  # the reflector went away, not the route: kept until the sweep
+                if self.peers.pop(subnet, None) is None:
                     return
                 LOG.info("EVPN: type-5 route of %s withdrawn", nlri.ip_prefix)
             else:
@@ -173,6 +222,7 @@ class Speaker:
                     return
                 LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
                 self.peers[peer.subnet] = peer
+                self.stale.discard(peer.subnet)
             current = tuple(sorted(self.peers.values(), key=lambda p: p.subnet))
         try:
             self.on_peers(current)

@@ -291,3 +291,48 @@ def test_the_router_mac_community_round_trips_and_makes_a_route_a_peer() -> None
     assert evpnspeaker.route_peer(FakePath("192.168.2.0/24", "10.33.30.151", [parsed]), "10.33.30.150") == PEER2
     assert evpnspeaker.route_peer(FakePath("192.168.1.0/24", "10.33.30.150", [parsed]), "10.33.30.150") is None
     assert evpnspeaker.route_peer(FakePath("192.168.2.0/24", "10.33.30.151", []), "10.33.30.150") is None
+
+
+class FakeEvent:
+    def __init__(self, path: FakePath, is_withdraw: bool = False):
+        self.path, self.is_withdraw = path, is_withdraw
+
+
+def route_of(prefix: str, vtep: str, mac: str) -> FakePath:
+    from ovsvx import evpnspeaker
+
+    return FakePath(prefix, vtep, [evpnspeaker.RouterMacCommunity.of(mac)])
+
+
+def test_the_speaker_keeps_routes_while_no_reflector_answers_and_sweeps_the_unrefreshed_after() -> None:
+    from ovsvx import evpnspeaker
+
+    topo = evpn(3)
+    told: list[tuple[flows.EvpnPeer, ...]] = []
+    speaker = evpnspeaker.Speaker(topo, topo.hosts[0], told.append, None)
+    host2 = route_of("192.168.2.0/24", "10.33.30.151", "02:00:c0:a8:02:fe")
+    host3 = route_of("192.168.3.0/24", "10.33.30.152", "02:00:c0:a8:03:fe")
+    try:
+        speaker._session("10.33.30.2", "Established")
+        speaker._best_path(FakeEvent(host2))
+        speaker._best_path(FakeEvent(host3))
+        assert told[-1] == (
+            PEER2,
+            flows.EvpnPeer(IPv4Network("192.168.3.0/24"), IPv4Address("10.33.30.152"), "02:00:c0:a8:03:fe"),
+        )
+
+        speaker._session("10.33.30.2", "Down")  # the reflector dies: os-ken withdraws what it gave
+        speaker._best_path(FakeEvent(host2, is_withdraw=True))
+        speaker._best_path(FakeEvent(host3, is_withdraw=True))
+        assert len(told) == 2 and set(speaker.peers) == {PEER2.subnet, IPv4Network("192.168.3.0/24")}
+
+        speaker._session("10.33.30.2", "Established")  # back: host2 announces again, host3 left meanwhile
+        speaker._best_path(FakeEvent(host2))
+        speaker._sweep_stale()
+        assert told[-1] == (PEER2,)
+
+        speaker._best_path(FakeEvent(host2, is_withdraw=True))  # with a session up, a withdrawal is final
+        assert told[-1] == ()
+    finally:
+        if speaker.sweep is not None:
+            speaker.sweep.cancel()
