@@ -56,6 +56,7 @@ def build(deployment: Deployment) -> list[str]:
     topology = deployment.topology
     changes: list[str] = []
     wanted = [deployment.prefix + h.name for h in topology.hosts] + [switch_netns(deployment)]
+    wanted += [home.netns for _, home in reflectors(deployment) if home.netns is not None]
     for name in wanted:
         if netstack.netns_exists(name):
             if name not in deployment.netns:
@@ -133,19 +134,26 @@ def _wire_underlay(deployment: Deployment, topology: Topology) -> list[str]:
             changes.append(f"lab: underlay switch {switch_netns(deployment)}:{SWITCH_BRIDGE}")
         sw.link("set", index=sw.link_lookup(ifname=SWITCH_BRIDGE)[0], state="up")
     for host in topology.hosts:
-        netns = deployment.prefix + host.name
-        with netstack.stack(netns) as ns:
-            cabled = bool(ns.link_lookup(ifname=host.nic))
-            held = any(a.get("IFA_ADDRESS") == str(host.vtep) for a in ns.get_addr(family=AF_INET))
-        if cabled and held:
-            continue
-        plug(deployment, switch_port(deployment, host.name), netns, host.nic)
-        with netstack.stack(netns) as ns:
-            index = ns.link_lookup(ifname=host.nic)[0]
-            ns.link("set", index=index, mtu=topology.underlay_mtu, ifalias=LINK_ALIAS, state="up")
-            ns.addr("add", index=index, address=str(host.vtep), prefixlen=topology.underlay.prefixlen)
-        changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
+        if _cable(deployment, deployment.prefix + host.name, host.nic, switch_port(deployment, host.name), host.vtep):
+            changes.append(f"lab: {host.name}:{host.nic} {host.vtep}/{topology.underlay.prefixlen}")
     return changes
+
+
+def _cable(deployment: Deployment, netns: str, nic: str, port: str, address: IPv4Address) -> bool:
+    """Cable `nic` of machine `netns` to switch port `port`, with `address` on the underlay, where either is
+    missing; True when something was made.  The address counts wherever the machine holds it."""
+    topology = deployment.topology
+    with netstack.stack(netns) as ns:
+        cabled = bool(ns.link_lookup(ifname=nic))
+        held = any(a.get("IFA_ADDRESS") == str(address) for a in ns.get_addr(family=AF_INET))
+    if cabled and held:
+        return False
+    plug(deployment, port, netns, nic)
+    with netstack.stack(netns) as ns:
+        index = ns.link_lookup(ifname=nic)[0]
+        ns.link("set", index=index, mtu=topology.underlay_mtu, ifalias=LINK_ALIAS, state="up")
+        ns.addr("add", index=index, address=str(address), prefixlen=topology.underlay.prefixlen)
+    return True
 
 
 def switch_port(deployment: Deployment, host: str) -> str:
@@ -176,22 +184,12 @@ def reflectors(deployment: Deployment) -> list[tuple[IPv4Address, frr.FrrHome]]:
 
 
 def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
-    """Under EVPN, each route reflector: a namespace cabled to the underlay switch, running bgpd."""
+    """Under EVPN, each route reflector: its namespace (made with the hosts') cabled to the underlay switch,
+    running bgpd."""
     changes = []
     for address, home in reflectors(deployment):
         netns = reflector_netns(deployment, address)
-        if not netstack.netns_exists(netns):
-            deployment.own_netns(netns)
-            netstack.create_netns(netns)
-        with netstack.stack(netns) as ns:
-            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-            held = any(a.get("IFA_ADDRESS") == str(address) for a in ns.get_addr(family=AF_INET))
-        if not held:
-            plug(deployment, reflector_port(address), netns, REFLECTOR_NIC)
-            with netstack.stack(netns) as ns:
-                index = ns.link_lookup(ifname=REFLECTOR_NIC)[0]
-                ns.link("set", index=index, mtu=topology.underlay_mtu, state="up")
-                ns.addr("add", index=index, address=str(address), prefixlen=topology.underlay.prefixlen)
+        _cable(deployment, netns, REFLECTOR_NIC, reflector_port(address), address)
         started = frr.start(home, frr.reflector_config(topology, str(address)))
         changes += [f"lab: route reflector {netns} {address}: {line}" for line in started]
     return changes
