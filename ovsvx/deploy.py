@@ -281,7 +281,9 @@ def each_site(chosen: list[Site], work: Callable[[Site], list[str]]) -> list[str
     """
     if len(chosen) <= 1:
         return [line for site in chosen for line in work(site)]
-    pool = ThreadPoolExecutor(max_workers=min(PARALLEL_HOSTS, len(chosen)), thread_name_prefix="ovsvx-host")
+    pool = ThreadPoolExecutor(
+        max_workers=min(PARALLEL_HOSTS, len(chosen)), thread_name_prefix="ovsvx-host", initializer=_main_thread_signals
+    )
     futures = [pool.submit(work, site) for site in chosen]
     try:
         wait_all(futures, return_when="FIRST_EXCEPTION")
@@ -292,6 +294,13 @@ def each_site(chosen: list[Site], work: Callable[[Site], list[str]]) -> list[str
         if not future.cancelled():
             lines += future.result()  # raises the site's own error
     return lines
+
+
+def _main_thread_signals() -> None:
+    """Leave Ctrl-C to the main thread, the only one where Python runs signal handlers: delivered to a
+    host's thread instead, it would reach the main thread's wait only once some host finished.  (The
+    daemons a host's thread starts inherit the mask; ovsvx stops them with SIGTERM, which stays open.)"""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 @contextmanager

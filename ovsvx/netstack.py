@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -49,14 +50,33 @@ def list_netns() -> list[str]:
     return sorted(netns.listnetns())
 
 
+@contextmanager
+def _forking() -> Iterator[None]:
+    """Hold Ctrl-C while pyroute2 forks to reach a namespace (NetNS, netns.create/remove).
+
+    The interpreter runs logging's fork hooks around every fork; a SIGINT that
+    lands in the one after it is swallowed there ("Exception ignored") and
+    leaves logging's lock held, so every later fork in the process hangs: the
+    fault matrix's interrupted deploy did, with all its threads waiting.  Held
+    this way, the signal arrives once the fork is done and interrupts as usual.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def create_netns(name: str) -> None:
-    netns.create(name)
+    with _forking():
+        netns.create(name)
 
 
 def remove_netns(name: str) -> None:
     """Remove a named namespace; one that is already gone is fine."""
     if netns_exists(name):
-        netns.remove(name)
+        with _forking():
+            netns.remove(name)
 
 
 def enter(name: str | None) -> None:
@@ -112,7 +132,11 @@ def stack(name: str | None) -> Iterator[IPRoute | NetNS]:
     """A pyroute2 handle on the stack of namespace `name` (None: this machine's)."""
     if name is not None and not netns_exists(name):
         raise NotDeployedError(f"network namespace {name!r} does not exist")
-    handle = IPRoute() if name is None else NetNS(name, flags=0)
+    if name is None:
+        handle: IPRoute | NetNS = IPRoute()
+    else:
+        with _forking():
+            handle = NetNS(name, flags=0)
     try:
         yield handle
     finally:
