@@ -286,15 +286,19 @@ def _classify(port: str, ip_table: int, what: str) -> list[Flow]:
             Purpose.CLASSIFY,
             f"ARP from {what}",
         ),
-        Flow(
-            CLASSIFY,
-            100,
-            (("in_port", port), ("eth_type", ETH_IP)),
-            (Goto(ip_table),),
-            Purpose.CLASSIFY,
-            f"IPv4 from {what}",
-        ),
+        _classify_ip(port, ip_table, what),
     ]
+
+
+def _classify_ip(port: str, ip_table: int, what: str) -> Flow:
+    return Flow(
+        CLASSIFY,
+        100,
+        (("in_port", port), ("eth_type", ETH_IP)),
+        (Goto(ip_table),),
+        Purpose.CLASSIFY,
+        f"IPv4 from {what}",
+    )
 
 
 @dataclass(frozen=True)
@@ -471,16 +475,7 @@ def _evpn_flows(topology: Topology, host: Host, peers: tuple[EvpnPeer, ...]) -> 
     that VTEP from the host."""
     own_mac = mac_for(host.vxlan_address)
     port = evpn_tunnel_port(topology, host).name
-    flows = [
-        Flow(
-            CLASSIFY,
-            100,
-            (("in_port", port), ("eth_type", ETH_IP)),
-            (Goto(FROM_TUNNEL),),
-            Purpose.CLASSIFY,
-            "IPv4 from the tunnel (any VTEP: EVPN's peers come and go)",
-        ),
-    ]
+    flows = [_classify_ip(port, FROM_TUNNEL, "the tunnel (any VTEP: EVPN's peers come and go)")]
     for peer in peers:
         who = f"{peer.subnet} (VTEP {peer.vtep}, EVPN)"
         flows.append(_arp(peer.vtep, peer.router_mac, f"VTEP {peer.vtep}, the host's onlink next hop", LOCAL, 90))

@@ -136,14 +136,14 @@ def _text(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(home_hint: str, configs: dict[str, str], netns_hint: str = "") -> list[str]:
+def render(home_hint: str, configs: dict[str, str]) -> list[str]:
     """The configuration as the commands a person would type: each file, then its daemon."""
     lines = []
     for daemon, text in configs.items():
         path = f"{home_hint}/{daemon}.conf"
         lines += [f"cat > {path} <<'EOF'", *text.splitlines(), "EOF"]
     for daemon in configs:
-        lines.append(f"{netns_hint}{FRR_BIN}/{daemon} -d -f {home_hint}/{daemon}.conf")
+        lines.append(f"{FRR_BIN}/{daemon} -d -f {home_hint}/{daemon}.conf")
     return lines
 
 
