@@ -12,7 +12,7 @@ already right; flows the switch learned itself (a peer's router MAC) are
 kept.  It then asks each peer for its router MAC with an ARP request into the
 tunnel, and again whenever a packet for a peer meets the not-yet-learned flow
 (a copy comes to the controller), and whenever a peer is sent to but does not
-answer (`peerwatch`: the counters are read every second).  Errors from the
+answer (`peerwatch`: the counters are read twice a second).  Errors from the
 switch are logged with their OpenFlow names.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from ovsvx import waits
 from ovsvx.flows import (
     CLASSIFY,
     CONTROLLER,
@@ -48,7 +50,7 @@ from ovsvx.flows import (
     SetField,
     is_learned,
 )
-from ovsvx.peerwatch import PROBE_GAP_S, WATCH_S, Counts, PeerProbe, counts, unanswered
+from ovsvx.peerwatch import PROBE_GAP_S, READINGS, WATCH_S, Counts, PeerProbe, counts, unanswered
 
 LOG = logging.getLogger("ovsvx.controller")
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
@@ -196,7 +198,7 @@ class FlowInstaller(app_manager.OSKenApp):
         self.synced: dict[int, tuple[Any, str]] = {}  # datapath id -> (datapath, bridge) once in sync
         self.last_probe: dict[tuple[int, str], float] = {}  # (datapath id, tunnel port) -> when
         self.reading: dict[int, tuple[set[int], dict[int, int]]] = {}  # datapath id -> (xids due, packets)
-        self.counts: dict[int, dict[str, Counts]] = {}  # datapath id -> the last reading, by tunnel port
+        self.counts: dict[int, deque[dict[str, Counts]]] = {}  # datapath id -> the last readings, by tunnel port
 
     def start(self) -> None:
         super().start()
@@ -222,7 +224,7 @@ class FlowInstaller(app_manager.OSKenApp):
 
     def _clock(self) -> None:
         while True:
-            hub.sleep(WATCH_S)
+            hub.sleep(waits.scaled(WATCH_S))
             self.send_event(self.name, _Tick())
 
     @set_ev_cls(_Tick)
@@ -254,8 +256,9 @@ class FlowInstaller(app_manager.OSKenApp):
         bridge = self.synced[datapath.id][1]
         probes = self.probes_by_bridge.get(bridge, [])
         now = counts(probes, packets)
-        silent = unanswered(probes, self.counts.get(datapath.id, {}), now)
-        self.counts[datapath.id] = now
+        readings = self.counts.setdefault(datapath.id, deque(maxlen=READINGS))
+        readings.append(now)
+        silent = unanswered(probes, readings)
         due = self._due(datapath, silent)
         for probe in due:
             LOG.info("bridge %s: %s was sent to and did not answer: asking for its MAC again", bridge, probe.peer)

@@ -8,12 +8,19 @@ exists nobody asks again.
 
 So the controller reads two counters per peer every `WATCH_S`: the packets
 the learned flow sent towards the peer, and the packets that came in from
-the peer's tunnel.  Sending without hearing anything back for a whole period
-is what the kernel's neighbour state machine treats as suspect: the
-controller then asks the peer again with one ARP request (at most one a
-second per peer, like the kernel's unicast probes), and the switch learns the
-answer's MAC at once, new or not.  Idle peers and peers that answer cost
-nothing.
+the peer's tunnel.  What the kernel's neighbour state machine treats as
+suspect is a packet sent that stays unanswered for a while (its "delay"
+state), so a peer is asked again only when something was sent to it in one
+period and nothing at all came back from it in that period nor in the whole
+period after: every packet had at least one full period to be answered,
+however late in a period it left.  One period alone is not enough: a ping
+sent just before a reading, answered just after it, would look unanswered
+(seen on an emulated CPU).  The period is scaled like every deadline
+(`waits.scaled`), so a slow machine waits as much longer as everything else
+does.  The controller then asks the peer again with one ARP request (at most
+one a second per peer, like the kernel's unicast probes), and the switch
+learns the answer's MAC at once, new or not.  Idle peers and peers that
+answer cost nothing.
 
 This module is pure: the probes' frames and the counters' cookies come from
 the topology and the generated flows; `unanswered` decides.
@@ -21,6 +28,7 @@ the topology and the generated flows; `unanswered` decides.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
@@ -29,7 +37,8 @@ from ovsvx.plan import ZERO_MAC
 from ovsvx.switch import tunnel_ports
 from ovsvx.topology import Host, Topology, mac_for
 
-WATCH_S = 1.0  # how often the counters are read: a changed peer MAC is asked for within about two of these
+WATCH_S = 0.5  # how often the counters are read (scaled): a changed peer MAC is asked for within three of these
+READINGS = 3  # what `unanswered` decides from: a period with traffic sent, and the period after it
 PROBE_GAP_S = 1.0  # at most one ARP request per peer this often
 
 
@@ -87,16 +96,19 @@ def counts(probes: list[PeerProbe], packets: dict[int, int]) -> dict[str, Counts
     }
 
 
-def unanswered(probes: list[PeerProbe], before: dict[str, Counts], now: dict[str, Counts]) -> list[PeerProbe]:
-    """The peers that were sent to between two readings and from which nothing came meanwhile.
+def unanswered(probes: list[PeerProbe], readings: Sequence[dict[str, Counts]]) -> list[PeerProbe]:
+    """The peers that were sent to between the oldest two of the last `READINGS` readings (oldest first) and
+    from which nothing at all came between the oldest and the newest.
 
     A learned flow that was rewritten (a new MAC) starts its count again, which reads as nothing sent.
     """
+    if len(readings) < READINGS:
+        return []
+    older, old, now = tuple(readings)[-READINGS:]
     return [
         p
         for p in probes
-        if p.port in before
-        and p.port in now
-        and now[p.port].sent > before[p.port].sent
-        and now[p.port].heard == before[p.port].heard
+        if all(p.port in r for r in (older, old, now))
+        and old[p.port].sent > older[p.port].sent
+        and now[p.port].heard == older[p.port].heard
     ]

@@ -111,11 +111,13 @@ def read(app: ofapp.FlowInstaller, datapath: FakeDatapath, sent: int, heard: int
     return [m for m in datapath.sent[before + 2 :] if isinstance(m, parser.OFPPacketOut)]
 
 
-def test_a_peer_sent_to_without_an_answer_is_asked_again_once_a_second(app: ofapp.FlowInstaller) -> None:
+def test_a_peer_sent_to_and_silent_a_period_after_is_asked_again_once_a_second(app: ofapp.FlowInstaller) -> None:
     datapath = synced(app, set())
-    assert read(app, datapath, sent=10, heard=10) == []  # the first reading only sets the baseline
+    assert read(app, datapath, sent=10, heard=10) == []  # the first readings only set the baseline
     assert read(app, datapath, sent=20, heard=30) == []  # answered
     assert read(app, datapath, sent=20, heard=30) == []  # idle
-    asked = read(app, datapath, sent=25, heard=30)  # sent to, nothing back
+    assert read(app, datapath, sent=25, heard=30) == []  # sent to just now: its answer may still come
+    asked = read(app, datapath, sent=25, heard=30)  # a whole period later, still nothing back
     assert [p.actions[0].port for p in asked] == [PORTS["vxlan1"]]
+    assert read(app, datapath, sent=30, heard=30) == []  # sent again, not yet a period old
     assert read(app, datapath, sent=30, heard=30) == []  # still silent, but asked less than a second ago

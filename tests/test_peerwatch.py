@@ -35,10 +35,15 @@ def test_counts_add_up_what_came_in_by_the_tunnel() -> None:
     assert counts(PROBES, {})[PROBES[1].port] == Counts(0, 0)
 
 
-def test_only_a_peer_sent_to_without_an_answer_is_asked_again() -> None:
+def test_only_a_peer_sent_to_and_silent_for_a_whole_period_after_is_asked_again() -> None:
     a, b = PROBES[0].port, PROBES[1].port
-    before = {a: Counts(10, 10), b: Counts(10, 10)}
-    assert unanswered(PROBES, before, {a: Counts(15, 15), b: Counts(10, 10)}) == []  # answered; idle
-    assert unanswered(PROBES, before, {a: Counts(15, 10), b: Counts(10, 12)}) == [PROBES[0]]  # silent; only heard
-    assert unanswered(PROBES, before, {a: Counts(3, 10), b: Counts(10, 10)}) == []  # relearned: counts anew
-    assert unanswered(PROBES, {}, {a: Counts(15, 10), b: Counts(10, 10)}) == []  # a first reading decides nothing
+    start = {a: Counts(10, 10), b: Counts(10, 10)}
+    sent = {a: Counts(15, 10), b: Counts(10, 12)}  # a: sent to, no answer yet; b: only heard
+    assert unanswered(PROBES, [start, sent, {a: Counts(15, 10), b: Counts(10, 12)}]) == [PROBES[0]]  # still silent
+    assert unanswered(PROBES, [start, sent, {a: Counts(15, 11), b: Counts(10, 12)}]) == []  # answered late
+    assert unanswered(PROBES, [start, start, {a: Counts(15, 10), b: Counts(10, 10)}]) == []  # sent just now
+    answered = {a: Counts(15, 15), b: start[b]}
+    assert unanswered(PROBES, [start, answered, {a: Counts(20, 15), b: start[b]}]) == []  # answered, sent anew
+    relearned = {a: Counts(3, 10), b: start[b]}  # a rewritten learned flow counts anew
+    assert unanswered(PROBES, [start, relearned, relearned]) == []
+    assert unanswered(PROBES, [sent, sent]) == [] and unanswered(PROBES, []) == []  # too few readings decide nothing
