@@ -51,6 +51,7 @@ def test_the_commands_status_and_output_come_back(guest_runs: None) -> None:
     )
     assert done.returncode == 7, done.stderr
     lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout  # CMD's output and nothing else (the first run builds the image too)
     assert lines[1] == "to-stderr" and lines[0].endswith("-amd64")  # Debian's stock kernel, not this machine's
     assert "guest: Debian" in done.stderr and "under " in done.stderr
     assert not run_dirs() - before
