@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from ovsvx import (
+    agent,
     bench,
     capture,
     controller,
@@ -31,12 +32,13 @@ from ovsvx import (
     preflight,
     record,
     render,
+    service,
     topology,
     trace,
     verify,
 )
 from ovsvx import deploy as deployment_ops
-from ovsvx.backends import BACKENDS, DEFAULT_MODE
+from ovsvx.backends import BACKENDS, DEFAULT_MODE, check_mode
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
 from ovsvx.ovs import generated_flows
@@ -336,6 +338,75 @@ def destroy_cmd(host: str | None, prefix: str | None) -> None:
     for line in removed:
         out.print(line)
     out.print(f"destroyed {scope.describe()}" if removed else f"nothing deployed in {scope.describe()}")
+
+
+# --- a real host as a service -----------------------------------------------------------------
+
+required_host_option = click.option("--host", required=True, metavar="HOST", help="This machine as that topology host.")
+single_mode_option = click.option(
+    "--mode",
+    "mode_text",
+    default=None,
+    metavar="MODE",
+    help=f"The host's mode (default: as deployed, else its `mode` in the topology, else {DEFAULT_MODE}).",
+)
+
+
+@main.command("agent")
+@required_host_option
+@topology_option
+@single_mode_option
+@click.option(
+    "--full-check",
+    "full_check_s",
+    type=float,
+    default=agent.FULL_CHECK_S,
+    show_default=True,
+    metavar="S",
+    help="Seconds between full checks, beside the passes that changes announce.",
+)
+@reported
+def agent_cmd(host: str, topology_file: Path | None, mode_text: str | None, full_check_s: float) -> None:
+    """Keep this machine deployed as HOST: converge now, then repair whatever drifts, until SIGTERM.
+
+    What `ovsvx enable` runs under systemd; one line per change on stdout."""
+    topo = _agent_topology(topology_file)
+    agent.run(host, topo, check_mode(mode_text) if mode_text else None, full_check_s)
+
+
+def _agent_topology(topology_file: Path | None) -> topology.Topology:
+    """-t FILE, else the topology this machine is deployed from, else the built-in one."""
+    if topology_file is not None:
+        return topology.load(topology_file)
+    here = record.load("host", "")
+    return here.topology if here is not None else topology.default()
+
+
+@main.command("enable")
+@required_host_option
+@topology_option
+@single_mode_option
+@reported
+def enable_cmd(host: str, topology_file: Path | None, mode_text: str | None) -> None:
+    """Keep this machine as HOST for good: a systemd unit (ovsvx@HOST) that deploys at boot and repairs."""
+    enabled = service.enable(host, topology_file, check_mode(mode_text) if mode_text else None)
+    for warning in enabled.warnings:
+        err_console.print(f"ovsvx: warning: {warning}", soft_wrap=True)
+    for line in enabled.changes:
+        out.print(line)
+    said = enabled.status.describe() if enabled.status else "?"
+    out.print(f"{enabled.unit}: {said}" if enabled.changes else f"{enabled.unit} already as wanted: {said}")
+
+
+@main.command("disable")
+@required_host_option
+@reported
+def disable_cmd(host: str) -> None:
+    """Undo `enable`: stop and remove the unit, destroy the deployment, remove the stored topology."""
+    removed = service.disable(host)
+    for line in removed:
+        out.print(line)
+    out.print(f"disabled {host}" if removed else f"{host} was not enabled or deployed here: nothing to do")
 
 
 # --- status / verify / exec ------------------------------------------------------------

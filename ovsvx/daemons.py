@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -223,24 +222,25 @@ def check_port_free(netns: str | None, host: str, port: int) -> None:
     netstack.call_in(netns, probe)
 
 
-def systemd_unit(site: Site) -> str | None:
-    """The systemd unit running this real host's controller (scripts/ovsvx-controller@.service), if active."""
-    unit = f"ovsvx-controller@{site.host.name}.service"
-    if site.is_lab or shutil.which("systemctl") is None:
-        return None
-    active = netstack.run(None, ["systemctl", "is-active", "--quiet", unit], timeout=10)
-    return unit if active.returncode == 0 else None
-
-
 def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]) -> bool:
-    """Start `ovsvx controller` for the site in the background, in its namespace; False if one runs already
-    (ours, or the systemd unit's on a real host)."""
-    if controller_pid(deployment, site) is not None or systemd_unit(site) is not None:
+    """Start `ovsvx controller` for the site in the background, in its namespace; False if one runs already.
+    (On a real host under `ovsvx enable`, the agent's deploy starts it so: it lives in the agent's unit.)"""
+    if controller_pid(deployment, site) is not None:
         return False
     check_port_free(site.netns, *listen)
     pidfile, log = controller_files(deployment, site)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ovsvx.controller", "--listen", f"{listen[0]}:{listen[1]}", "--serve", site.host.name]
+    # isolated (-I): as root, nothing from the caller's working directory or PYTHON* variables is imported
+    argv = [
+        sys.executable,
+        "-I",
+        "-m",
+        "ovsvx.controller",
+        "--listen",
+        f"{listen[0]}:{listen[1]}",
+        "--serve",
+        site.host.name,
+    ]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]
     if deployment.topology.evpn:
@@ -253,7 +253,11 @@ def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "OVSVX_STATE_DIR": str(record.STATE_DIR)},
+            env={
+                **os.environ,
+                "OVSVX_STATE_DIR": str(record.STATE_DIR),
+                "OVSVX_HOST_RECORD_DIR": str(record.HOST_RECORD_DIR),
+            },
         )
     pidfile.write_text(f"{process.pid}\n")
     return True

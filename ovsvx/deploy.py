@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ovsvx import daemons, frr, lab, netstack, preflight, record, waits
+from ovsvx import daemons, frr, lab, netstack, preflight, record, systemd, waits
 from ovsvx import topology as topo
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
@@ -386,11 +386,20 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         else:
             details["firewall"] = f"off (--no-firewall): udp {deployment.topology.port} is open to anyone"
         details["listening"] = "; ".join(overlay_listeners(site.netns, deployment.topology.port)) or "nothing"
+        if not deployment.is_lab:
+            details["agent"] = _agent_state(site.host.name)
         bgp = bgp_summary(deployment, site) if deployment.topology.evpn else None
         if bgp is not None:
             details.update(frr.describe_summary(bgp))
         found[site.host.name] = HostStatus(mode, findings, details, bgp)
     return deployment, found
+
+
+def _agent_state(host: str) -> str:
+    unit = systemd.unit_state(host)
+    if unit is None:
+        return f"none: nothing repairs this host or brings it back after a reboot (`ovsvx enable --host {host}` does)"
+    return f"{systemd.unit_name(host)} {unit.describe()}"
 
 
 def site_of(deployment: Deployment, host: str) -> Site:

@@ -298,14 +298,7 @@ class OvsBackend:
         if self.flows_from == "controller":
             pid = daemons.controller_pid(self.deployment, self.site)
             log = daemons.controller_files(self.deployment, self.site)[1]
-            unit = daemons.systemd_unit(self.site)
-            info["controller"] = (
-                f"pid {pid}, listening on {LISTEN[0]}:{LISTEN[1]}, log {log}"
-                if pid
-                else f"run by systemd ({unit})"
-                if unit
-                else "not running"
-            )
+            info["controller"] = f"pid {pid}, listening on {LISTEN[0]}:{LISTEN[1]}, log {log}" if pid else "not running"
         else:
             info["flows"] = f"from {self.flows_from} (no controller)"
         return info
@@ -367,10 +360,9 @@ class OvsBackend:
     def _controller_finding(self) -> Finding:
         what = f"controller on {LISTEN[0]}:{LISTEN[1]}"
         pid = daemons.controller_pid(self.deployment, self.site)
-        unit = daemons.systemd_unit(self.site)
-        runner = f"pid {pid}" if pid else unit
-        if runner is None:
+        if pid is None:
             return Finding(what, MISSING, "not running")
+        runner = f"pid {pid}"
         if not (self._ovs_reachable() and self._controller_connected()):
             return Finding(what, DIFFERS, f"{runner}, OVS not connected")
         return Finding(what, OK, f"{runner}, connected")

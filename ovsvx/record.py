@@ -7,8 +7,13 @@ sysctls).  It also keeps the topology a deployment was made from, so status,
 verify, exec and destroy need no `-t` again.
 
 There is one record per lab (by prefix) and one for this machine as a real
-host.  Everything built is volatile (netlink state, namespaces), so the record
-lives on /run, which goes away with it at reboot.
+host.  A lab is volatile through and through (namespaces, its own OVS's
+database on /run), so its record lives on /run and goes with it at reboot.
+A real host's is kept on disk (/var/lib/ovsvx): what it made in the system's
+OVSDB (bridges, ports, settings) outlives a reboot, and so must the proof
+that ovsvx made it, or `status` and `destroy` would no longer find it and
+the next deploy could not adopt it.  The host's running files (controller
+pid and log, FRR's sockets) stay on /run.
 
 A lock per record keeps two deploys, or a deploy and a destroy, from
 interleaving.
@@ -35,6 +40,7 @@ from ovsvx.errors import NotDeployedError, PreconditionError, UsageError
 from ovsvx.settings import OvsSettings
 
 STATE_DIR = Path(os.environ.get("OVSVX_STATE_DIR", "/run/ovsvx"))
+HOST_RECORD_DIR = Path(os.environ.get("OVSVX_HOST_RECORD_DIR", "/var/lib/ovsvx"))
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,11}$")
 LOCK_WAIT_S = 60.0
 
@@ -75,8 +81,9 @@ class Deployment:
 
     @property
     def folder(self) -> Path:
-        """ovsvx's own files for this deployment (a lab host's OVS, controller pid and log)."""
-        return self.path.with_suffix("")
+        """ovsvx's own running files for this deployment (a lab host's OVS, controller pid and log): on
+        /run, whichever kind it is."""
+        return STATE_DIR / self.path.stem
 
     def own_netns(self, name: str) -> None:
         with self._writing:
@@ -167,7 +174,9 @@ class Deployment:
 
 
 def record_path(kind: str, prefix: str) -> Path:
-    return STATE_DIR / (f"lab-{prefix or 'default'}.json" if kind == "lab" else "host.json")
+    if kind == "lab":
+        return STATE_DIR / f"lab-{prefix or 'default'}.json"
+    return HOST_RECORD_DIR / "host.json"
 
 
 def load(kind: str, prefix: str) -> Deployment | None:

@@ -21,6 +21,7 @@ import pytest
 TEST_PREFIX = f"ot{os.getpid() % 1000:03d}"
 STATE_DIR = Path(f"/run/ovsvx-test-{os.getpid()}")
 os.environ["OVSVX_STATE_DIR"] = str(STATE_DIR)  # before ovsvx is imported: records read in-process agree
+os.environ["OVSVX_HOST_RECORD_DIR"] = str(STATE_DIR / "host-record")  # never this machine's /var/lib/ovsvx
 
 from ovsvx import daemons, netstack  # noqa: E402
 

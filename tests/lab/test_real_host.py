@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ovsvx import netstack, topology
+from ovsvx import netstack, topology, waits
 from tests.conftest import REPO, TEST_PREFIX, need_lab
 
 MACHINES = {"host1": f"{TEST_PREFIX}rh-a", "host2": f"{TEST_PREFIX}rh-b"}
@@ -28,7 +32,7 @@ VTEPS = {"host1": "10.33.30.150", "host2": "10.33.30.151"}
 
 def ovsvx_on(machine: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ovsvx inside `machine` as root would on that server."""
-    env = {**os.environ, "OVSVX_STATE_DIR": str(state)}
+    env = {**os.environ, "OVSVX_STATE_DIR": str(state), "OVSVX_HOST_RECORD_DIR": str(state / "var-lib")}
     return subprocess.run(
         [sys.executable, "-m", "ovsvx", *args],
         capture_output=True,
@@ -174,3 +178,113 @@ def test_a_dropping_firewall_gets_the_exact_rule_and_that_rule_is_enough(machine
     assert run_on(f"{TEST_PREFIX}rh-ns2", *ping).returncode == 0  # and the printed rule lets it in
     again = ovsvx_on(a, states["host1"], "deploy", "--host", "host1", "--mode", "kernel", "-t", topo)
     assert "drops input" not in again.stderr
+
+
+# --- the agent: converge, repair, stop; a host known again after a reboot -----------------------------
+
+REPAIR_S = 5.0  # the agent repairs drift that announces itself within this (scaled)
+NS1, NS2 = f"{TEST_PREFIX}rh-ns1", f"{TEST_PREFIX}rh-ns2"
+
+
+class AgentProcess:
+    """`ovsvx agent` running inside a machine, its lines collected as they come."""
+
+    def __init__(self, machine: str, state: Path, *args: str):
+        env = {**os.environ, "OVSVX_STATE_DIR": str(state), "OVSVX_HOST_RECORD_DIR": str(state / "var-lib")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-m", "ovsvx", "agent", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd="/",
+            preexec_fn=lambda: netstack.enter(machine),
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def said(self, text: str, seconds: float) -> bool:
+        return waits.until(lambda: any(text in line for line in self.lines), seconds)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=waits.scaled(30))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def answers(src_ns: str, address: str) -> bool:
+    return run_on(src_ns, "ping", "-c", "1", "-W", "1", address).returncode == 0
+
+
+def test_the_agent_converges_repairs_what_drifts_and_leaves_the_overlay_up(machines: dict[str, Any]) -> None:
+    states, topo = machines["states"], machines["topology"]
+    a = MACHINES["host1"]
+    ovsvx_on(MACHINES["host2"], states["host2"], "deploy", "--host", "host2", "--mode", "kernel", "-t", topo)
+    agent = AgentProcess(a, states["host1"], "--host", "host1", "--mode", "kernel", "-t", topo, "--full-check", "2")
+    try:
+        assert agent.said("host1: ready", 60), "\n".join(agent.lines)
+        assert answers(NS1, "192.168.2.100")
+        drifts = [  # what a person or another program might do to the host, each announced by netlink
+            ("ip", "link", "del", "vxlan1"),
+            ("ip", "route", "del", "192.168.2.0/24"),
+            ("ip", "addr", "del", "192.168.1.1/24", "dev", "br1"),
+        ]
+        for drift in drifts:
+            repairs = sum("repaired" in line for line in agent.lines)
+            assert run_on(a, *drift).returncode == 0
+            started = time.monotonic()
+            assert waits.until(lambda: answers(NS1, "192.168.2.100"), REPAIR_S), (drift, agent.lines[-5:])
+            print(f"\n{' '.join(drift)}: answering again after {time.monotonic() - started:.2f} s")
+            assert waits.until(lambda n=repairs: sum("repaired" in line for line in agent.lines) > n, REPAIR_S)
+        # a sysctl announces nothing: the full check puts it back
+        run_on(a, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        forwarding = lambda: run_on(a, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"  # noqa: E731
+        assert waits.until(forwarding, REPAIR_S), agent.lines[-5:]
+        assert answers(NS1, "192.168.2.100")
+        assert agent.stop() == 0
+        assert "host1: SIGTERM: stopping; the overlay keeps forwarding" in agent.lines
+        assert answers(NS1, "192.168.2.100")  # the agent is gone, the overlay is not
+    finally:
+        agent.stop()
+
+
+def test_a_host_deployed_before_a_reboot_is_still_known_and_the_agent_brings_it_back(
+    machines: dict[str, Any],
+) -> None:
+    states, topo = machines["states"], machines["topology"]
+    a = MACHINES["host1"]
+    for host, machine in MACHINES.items():
+        done = ovsvx_on(machine, states[host], "deploy", "--host", host, "--mode", "kernel", "-t", topo)
+        assert done.returncode == 0, done.stderr
+    # the reboot: what lives in the kernel and on /run is gone; the disk (the record) is not
+    netstack.remove_netns(NS1)
+    for link in ("vxlan1", "br1"):
+        run_on(a, "ip", "link", "del", link)
+    run_on(a, "nft", "delete", "table", "inet", "ovsvx")
+    run_on(a, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+    shutil.rmtree(states["host1"] / "run", ignore_errors=True)
+
+    status = ovsvx_on(a, states["host1"], "status", "--host", "host1", "--json")
+    assert status.returncode == 1, status.stderr  # deployed, and broken: not "nothing is deployed"
+    missing = [r["what"] for r in json.loads(status.stdout)["hosts"]["host1"]["resources"] if r["state"] != "ok"]
+    assert any("vxlan1" in what for what in missing), missing
+    agent = AgentProcess(a, states["host1"], "--host", "host1", "-t", topo)
+    try:
+        assert agent.said("host1: ready", 60), "\n".join(agent.lines)
+        assert answers(NS1, "192.168.2.100")
+    finally:
+        assert agent.stop() == 0
+    again = ovsvx_on(a, states["host1"], "status", "--host", "host1", "--json")
+    assert json.loads(again.stdout)["hosts"]["host1"]["mode"] == "kernel"  # the agent kept the mode deployed
+    gone = ovsvx_on(a, states["host1"], "destroy", "--host", "host1")
+    assert "destroyed host host1" in gone.stdout
+    assert run_on(a, "ip", "-br", "link").stdout.count("\n") == 2  # lo and ens160, as before

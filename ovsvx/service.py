@@ -1,0 +1,146 @@
+"""`ovsvx enable` and `ovsvx disable`: a real host kept at its topology by a systemd unit, or no longer.
+
+enable checks everything first (root, systemd, the topology file, the host in
+it, this machine's NIC and VTEP) and changes nothing when a check fails.  It
+then keeps the topology under /etc/ovsvx (root's, 0600), writes the unit
+`ovsvx@HOST.service` for this installation's interpreter, and starts it, and
+returns once the agent says the host is ready.  Enabled again with another
+mode, the agent restarts and switches the host in place; with another
+topology, the host is destroyed first (as `deploy` asks), then deployed anew.
+
+disable stops and removes the unit, destroys the deployment and removes the
+stored topology: afterwards the machine is as it was before enable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ovsvx import preflight, record, systemd, waits
+from ovsvx import topology as topo
+from ovsvx.deploy import Scope, destroy, resolve_modes
+from ovsvx.errors import ApplyError, ConflictError
+from ovsvx.topology import Mode
+
+CONFIG_DIR = Path(os.environ.get("OVSVX_CONFIG_DIR", "/etc/ovsvx"))
+READY_S = 120.0  # the agent's first pass: a deploy (OVS's and the controller's start in ovs mode)
+
+
+def topology_path(host: str) -> Path:
+    return CONFIG_DIR / f"{host}.toml"
+
+
+@dataclass(frozen=True)
+class Enabled:
+    unit: str
+    changes: list[str]  # what enable did, in order
+    warnings: list[str]
+    status: systemd.UnitState | None
+
+
+def enable(host: str, topology_file: Path | None, mode: Mode | None) -> Enabled:
+    """Make this machine `host` of the topology for good: stored, unit installed and started, ready."""
+    preflight.require_root()
+    wanted = topo.load(topology_file)
+    wanted.host(host)  # the user's values first: an unknown host is refused before anything else
+    systemd.require_systemd()
+    text = topology_file.read_text() if topology_file is not None else topo.default_text()
+    warnings = preflight.check_real_host(wanted, wanted.host(host))
+    deployed = record.load("host", "")
+    if deployed is not None and host not in deployed.modes:
+        raise ConflictError(
+            f"this machine is deployed as {', '.join(deployed.modes)}, not {host}: "
+            f"`ovsvx disable --host {next(iter(deployed.modes))}` (or `ovsvx destroy`) first"
+        )
+    chosen = resolve_modes(wanted, {host: str(mode)} if mode else {}, deployed.modes if deployed else None)[host]
+    unit = systemd.AgentUnit(host, topology_path(host), mode, sys.executable)
+    changes = []
+    if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
+        changes += _stop(host)  # deploy takes no other topology over a deployed one: destroy first
+        changes += destroy(Scope.real(host))
+    changes += _write(topology_path(host), text)
+    changes += _write(systemd.unit_path(host), unit.text(ovs=chosen == Mode.OVS))
+    if changes:
+        systemd.systemctl("daemon-reload")
+    systemd.systemctl("enable", "--quiet", systemd.unit_name(host))
+    state = systemd.unit_state(host)
+    running = state is not None and state.active in ("active", "activating", "reloading")
+    if running and changes:
+        systemd.systemctl("restart", "--no-block", systemd.unit_name(host))
+        changes.append(f"restarted {systemd.unit_name(host)}")
+    elif not running:
+        systemd.systemctl("start", "--no-block", systemd.unit_name(host))
+        changes.append(f"started {systemd.unit_name(host)}")
+    return Enabled(systemd.unit_name(host), changes, warnings, _await_ready(host))
+
+
+def _write(path: Path, text: str) -> list[str]:
+    """Write a root-only file if its content differs; the line saying so, or nothing."""
+    if path.exists() and path.read_text() == text:
+        return []
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600 if path.suffix == ".toml" else 0o644)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
+    return [f"+ {path}"]
+
+
+def _await_ready(host: str) -> systemd.UnitState | None:
+    """Wait until the agent has converged the host (the unit is active: Type=notify), or say why not."""
+
+    def state() -> systemd.UnitState | None:
+        return systemd.unit_state(host)
+
+    if waits.until(lambda: (s := state()) is not None and s.active == "active", READY_S, interval=0.3):
+        return state()
+    now = state()
+    said = now.describe() if now else "no unit"
+    raise ApplyError(
+        f"{systemd.unit_name(host)} is not ready after {waits.scaled(READY_S):.0f} s: {said}; "
+        f"see journalctl -u {systemd.unit_name(host)}"
+    )
+
+
+def _stop(host: str) -> list[str]:
+    state = systemd.unit_state(host)
+    if state is None or state.active in ("inactive", "failed"):
+        return []
+    systemd.systemctl("stop", systemd.unit_name(host))
+    return [f"stopped {systemd.unit_name(host)}"]
+
+
+def disable(host: str) -> list[str]:
+    """Stop and remove the host's unit, destroy what ovsvx made, remove the stored topology."""
+    preflight.require_root()
+    removed = []
+    if systemd.unit_path(host).exists():
+        systemd.systemctl("disable", "--quiet", "--now", systemd.unit_name(host), check=False)
+        systemd.unit_path(host).unlink()
+        systemd.systemctl("daemon-reload")
+        systemd.systemctl("reset-failed", systemd.unit_name(host), check=False)
+        removed.append(f"- {systemd.unit_path(host)}")
+    deployed = record.load("host", "")
+    if deployed is not None and host in deployed.modes:
+        removed += destroy(Scope.real(host))
+    if topology_path(host).exists():
+        topology_path(host).unlink()
+        removed.append(f"- {topology_path(host)}")
+    for folder in (CONFIG_DIR, record.HOST_RECORD_DIR):
+        _remove_if_empty(folder)
+    return removed
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """ovsvx's own folder goes once nothing but a lock file is left in it."""
+    if not folder.is_dir():
+        return
+    rest = [p for p in folder.iterdir() if p.suffix != ".lock"]
+    if not rest:
+        for lock in folder.iterdir():
+            lock.unlink()
+        folder.rmdir()
