@@ -56,7 +56,7 @@ def enable(host: str, topology_file: Path | None, mode: Mode | None) -> Enabled:
             f"`ovsvx disable --host {next(iter(deployed.modes))}` (or `ovsvx destroy`) first"
         )
     chosen = resolve_modes(wanted, {host: str(mode)} if mode else {}, deployed.modes if deployed else None)[host]
-    unit = systemd.AgentUnit(host, topology_path(host), mode, sys.executable)
+    unit = systemd.AgentUnit(host, topology_path(host), mode, sys.executable, systemd.carried_environment())
     changes = []
     if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
         changes += _stop(host)  # deploy takes no other topology over a deployed one: destroy first

@@ -69,6 +69,7 @@ class AgentUnit:
     topology_file: Path
     mode: Mode | None  # None: the host's mode in the topology (else the default)
     python: str  # this installation's interpreter, so the unit runs the ovsvx that wrote it
+    environment: tuple[tuple[str, str], ...] = ()  # ovsvx's settings the enabling command ran with
 
     def argv(self) -> list[str]:
         """The agent's command line: isolated (-I), so nothing from a working directory or PYTHON*
@@ -98,6 +99,7 @@ class AgentUnit:
                 "TimeoutStartSec=infinity",
                 "KillMode=mixed",
                 "Environment=PYTHONUNBUFFERED=1",
+                *(f"Environment={key}={value}" for key, value in self.environment),
                 "UMask=0077",
                 "NoNewPrivileges=yes",
                 "CapabilityBoundingSet=" + " ".join(CAPABILITIES),
@@ -116,6 +118,15 @@ class AgentUnit:
                 "",
             ]
         )
+
+
+#: The settings `enable` carries from its own environment into the unit, so the agent waits as long, and
+#: keeps its state where, the command that enabled it does.
+CARRIED = ("OVSVX_WAIT_SCALE", "OVSVX_STATE_DIR", "OVSVX_HOST_RECORD_DIR")
+
+
+def carried_environment() -> tuple[tuple[str, str], ...]:
+    return tuple((key, os.environ[key]) for key in CARRIED if os.environ.get(key))
 
 
 def notify(**fields: str) -> bool:
