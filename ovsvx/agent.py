@@ -80,7 +80,6 @@ class Agent:
         self.wake = threading.Event()  # something may have drifted
         self.stopping = threading.Event()
         self.ready = False
-        self.passes = 0
         self.warned: set[str] = set()
         self._ovsdb_monitor: subprocess.Popen[str] | None = None
 
@@ -88,7 +87,6 @@ class Agent:
 
     def converge(self) -> Pass:
         """One deploy of the host; its changes and warnings said line by line, an error in one line."""
-        self.passes += 1
         try:
             report = deploy(Scope.real(self.host), self.topology, self.requested, DeployOptions())
         except OvsvxError as err:

@@ -152,7 +152,9 @@ def parse_modes(text: str | None) -> dict[str, str]:
     for part in text.split(","):
         name, sep, mode = part.partition("=")
         if not sep or not name or not mode:
-            raise UsageError(f"--mode {text!r} is not allowed: MODE or HOST=MODE,HOST=MODE")
+            raise UsageError(f"--mode {topology.shown(text)} is not allowed: MODE or HOST=MODE,HOST=MODE")
+        if name.strip() in modes:
+            raise UsageError(f"--mode names {name.strip()!r} twice: one mode per host")
         modes[name.strip()] = mode.strip()
     return modes
 

@@ -41,14 +41,15 @@ from ovsvx.settings import OvsSettings
 
 STATE_DIR = Path(os.environ.get("OVSVX_STATE_DIR", "/run/ovsvx"))
 HOST_RECORD_DIR = Path(os.environ.get("OVSVX_HOST_RECORD_DIR", "/var/lib/ovsvx"))
-PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,11}$")
+PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,11}")  # matched whole: a trailing newline is no prefix
 LOCK_WAIT_S = 60.0
 
 
 def check_prefix(prefix: str) -> str:
-    if prefix and not PREFIX_RE.match(prefix):
+    if prefix and not PREFIX_RE.fullmatch(prefix):
         raise UsageError(
-            f"--prefix {prefix!r} is not allowed: up to 12 characters from a-z 0-9 -, starting with a letter or digit"
+            f"--prefix {topo.shown(prefix)} is not allowed: "
+            "up to 12 characters from a-z 0-9 -, starting with a letter or digit"
         )
     return prefix
 

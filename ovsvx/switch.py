@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 from ovsvx.errors import UsageError
 from ovsvx.plan import PHYS_BRIDGE
-from ovsvx.topology import Host, Topology, mac_for
+from ovsvx.topology import MAX_NAMESPACES, Host, Topology, mac_for
 
 OWNER_KEY = "ovsvx"
 CONTROLLER_PORT = 6653
 CONTROLLER_LISTEN = ("127.0.0.1", CONTROLLER_PORT)  # on loopback: OpenFlow has no authentication here
-FIRST_TUNNEL_OFPORT = 100
+FIRST_TUNNEL_OFPORT = MAX_NAMESPACES + 1  # 100: after every namespace's port
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def ovs_config(specs: tuple[str, ...], host: str, hosts: list[str]) -> dict[str,
     (`--ovs-config ''`) asks for none."""
     wanted: dict[str, str] = {}
     for spec in filter(None, specs):
-        found = _OVS_CONFIG_RE.match(spec)
+        found = _OVS_CONFIG_RE.fullmatch(spec)
         if found is None:
             raise UsageError(
                 f"--ovs-config {spec!r} is not allowed: [HOST:]KEY=VALUE, e.g. pmd-maxsleep=50 "

@@ -48,8 +48,23 @@ class Control(StrEnum):
 ASN_RANGE = (1, 4294967294)
 
 
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-_NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+# matched whole (fullmatch: a trailing newline is not a name); an interface name never starts with "-",
+# which tools it is handed to (ovs-ofctl, ethtool, ovs-appctl) would read as an option
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")
+_NODE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+#: A host's namespaces take OpenFlow ports 1..MAX_NAMESPACES; its tunnel ports come after them.
+MAX_NAMESPACES = 99
+#: UDP ports a VXLAN overlay may take: none of the well-known ones (below 1024: DNS, NTP, ...), nor those
+#: of Open vSwitch's own control channels.  deploy drops the port for everyone but the peers.
+PORT_RANGE = (1024, 65535)
+RESERVED_PORTS = {6633: "OpenFlow", 6640: "OVSDB", 6653: "OpenFlow"}
+SHOWN_CHARS = 60  # an error quotes at most this much of a bad value
+
+
+def shown(value: object) -> str:
+    """A value as an error quotes it: its repr, cut short when long (a 1 MB string is not echoed)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -182,10 +197,14 @@ def parse_text(text: str, source: str) -> Topology:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise TopologyError(f"{source}: malformed TOML: {err}") from None
+    except RecursionError:
+        raise TopologyError(f"{source}: malformed TOML: arrays or tables nested too deeply") from None
     try:
         return parse(data)
     except TopologyError as err:
         raise TopologyError(f"{source}: {err}") from None
+    except RecursionError:
+        raise TopologyError(f"{source}: values nested too deeply") from None
 
 
 def parse(data: dict[str, Any]) -> Topology:
@@ -193,7 +212,7 @@ def parse(data: dict[str, Any]) -> Topology:
     top = _Table(data, "")
     topology = Topology(
         vni=top.integer("vni", 1, 2**24 - 1),
-        port=top.integer("port", 1, 65535),
+        port=_port(top),
         underlay=top.network("underlay"),
         underlay_mtu=top.integer("underlay_mtu", 1280, 9216, default=1500),
         hosts=tuple(_host(t) for t in top.tables("hosts", minimum=2)),
@@ -203,6 +222,14 @@ def parse(data: dict[str, Any]) -> Topology:
     top.done()
     _check(topology)
     return topology
+
+
+def _port(top: _Table) -> int:
+    port = top.integer("port", *PORT_RANGE)
+    if port in RESERVED_PORTS:
+        taken = ", ".join(f"{p} ({what})" for p, what in sorted(RESERVED_PORTS.items()))
+        raise TopologyError(f"port: {port} is not allowed: it is {RESERVED_PORTS[port]}'s; not one of {taken}")
+    return port
 
 
 def _host(t: _Table) -> Host:
@@ -215,7 +242,7 @@ def _host(t: _Table) -> Host:
         bridge=t.ifname("bridge"),
         vxlan=t.ifname("vxlan"),
         vxlan_address=t.address("vxlan_address"),
-        namespaces=tuple(_namespace(n) for n in t.tables("namespaces", minimum=1)),
+        namespaces=tuple(_namespace(n) for n in t.tables("namespaces", minimum=1, maximum=MAX_NAMESPACES)),
         mode=_mode(t.choice("mode", tuple(Mode), default=None)),
     )
     t.done()
@@ -268,7 +295,7 @@ class _Table:
     def integer(self, key: str, lo: int, hi: int, default: Any = ...) -> int:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: an integer in {lo}..{hi}")
+            raise TopologyError(f"{self.field(key)}: {shown(value)} is not allowed: an integer in {lo}..{hi}")
         return value
 
     def string(self, key: str, default: Any = ...) -> Any:
@@ -277,29 +304,29 @@ class _Table:
         if key not in self.data and value is None:
             return None
         if not isinstance(value, str):
-            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: a string")
+            raise TopologyError(f"{self.field(key)}: {shown(value)} is not allowed: a string")
         return value
 
     def choice(self, key: str, allowed: tuple[str, ...], default: Any = ...) -> Any:
         value = self.string(key, default)
         if value is not None and value not in allowed:
-            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: one of {', '.join(allowed)}")
+            raise TopologyError(f"{self.field(key)}: {shown(value)} is not allowed: one of {', '.join(allowed)}")
         return value
 
     def ifname(self, key: str) -> str:
         value: str = self.string(key)
-        if not 1 <= len(value) <= IFNAMSIZ or not _IFNAME_RE.match(value) or value in (".", ".."):
+        if not 1 <= len(value) <= IFNAMSIZ or not _IFNAME_RE.fullmatch(value) or value in (".", ".."):
             raise TopologyError(
-                f"{self.field(key)}: {value!r} is not allowed: an interface name of 1..{IFNAMSIZ} "
-                "characters from A-Z a-z 0-9 _ . -"
+                f"{self.field(key)}: {shown(value)} is not allowed: an interface name of 1..{IFNAMSIZ} "
+                "characters from A-Z a-z 0-9 _ . -, not starting with -"
             )
         return value
 
     def node_name(self, key: str) -> str:
         value: str = self.string(key)
-        if not _NODE_NAME_RE.match(value):
+        if not _NODE_NAME_RE.fullmatch(value):
             raise TopologyError(
-                f"{self.field(key)}: {value!r} is not allowed: 1..32 characters from A-Z a-z 0-9 _ . -, "
+                f"{self.field(key)}: {shown(value)} is not allowed: 1..32 characters from A-Z a-z 0-9 _ . -, "
                 "starting with a letter or digit"
             )
         return value
@@ -309,7 +336,7 @@ class _Table:
         try:
             return IPv4Address(value)
         except ValueError:
-            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: an IPv4 address") from None
+            raise TopologyError(f"{self.field(key)}: {shown(value)} is not allowed: an IPv4 address") from None
 
     def network(self, key: str) -> IPv4Network:
         value = self.string(key)
@@ -317,24 +344,26 @@ class _Table:
             net = IPv4Network(value, strict=True)
         except ValueError:
             raise TopologyError(
-                f"{self.field(key)}: {value!r} is not allowed: an IPv4 network such as 192.168.1.0/24 "
+                f"{self.field(key)}: {shown(value)} is not allowed: an IPv4 network such as 192.168.1.0/24 "
                 "(no host bits set)"
             ) from None
         if net.prefixlen > 30:
-            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: a prefix of /30 or shorter")
+            raise TopologyError(f"{self.field(key)}: {shown(value)} is not allowed: a prefix of /30 or shorter")
         return net
 
     def addresses(self, key: str) -> list[IPv4Address]:
         """A non-empty list of distinct IPv4 addresses."""
         value = self._get(key)
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise TopologyError(f"{self.field(key)}: {value!r} is not allowed: a list of IPv4 addresses, at least one")
+            raise TopologyError(
+                f"{self.field(key)}: {shown(value)} is not allowed: a list of IPv4 addresses, at least one"
+            )
         found: list[IPv4Address] = []
         for i, text in enumerate(value):
             try:
                 address = IPv4Address(text)
             except ValueError:
-                raise TopologyError(f"{self.field(key)}[{i}]: {text!r} is not allowed: an IPv4 address") from None
+                raise TopologyError(f"{self.field(key)}[{i}]: {shown(text)} is not allowed: an IPv4 address") from None
             if address in found:
                 raise TopologyError(f"{self.field(key)}[{i}]: {text} is listed twice")
             found.append(address)
@@ -344,10 +373,12 @@ class _Table:
         value = self._get(key, None if optional else ...)
         return None if value is None else _Table(value, self.field(key))
 
-    def tables(self, key: str, minimum: int) -> list[_Table]:
+    def tables(self, key: str, minimum: int, maximum: int | None = None) -> list[_Table]:
         value = self._get(key)
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value) or len(value) < minimum:
             raise TopologyError(f"{self.field(key)}: expected at least {minimum} [[{key}]] table(s)")
+        if maximum is not None and len(value) > maximum:
+            raise TopologyError(f"{self.field(key)}: {len(value)} [[{key}]] tables; at most {maximum} are allowed")
         return [_Table(v, f"{self.field(key)}[{i}]") for i, v in enumerate(value)]
 
     def done(self) -> None:

@@ -30,7 +30,7 @@ def bad_file(tmp_path: Path) -> Path:
     ("edit", "fragments"),
     [
         (("vni = 100", "vni = 0"), ["vni: 0 is not allowed", "1..16777215"]),
-        (("port = 4789", "port = 99999"), ["port: 99999 is not allowed", "1..65535"]),
+        (("port = 4789", "port = 99999"), ["port: 99999 is not allowed", "1024..65535"]),
         (('vxlan = "vxlan1"', 'vxlan = "a-very-long-vxlan0"'), ["hosts[0].vxlan", "1..15 characters"]),
         (('vtep = "10.33.30.151"', 'vtep = "10.33.30.150"'), ["hosts[1].vtep: 10.33.30.150 is already used"]),
         (('gateway = "192.168.1.1"', 'gateway = "192.168.7.1"'), ["hosts[0].gateway", "inside subnet 192.168.1.0/24"]),
@@ -77,6 +77,8 @@ def test_bad_topology_file_creates_nothing(
         (["exec", "--prefix", "ovtnone-", "ns1", "--", "true"], 5, ["nothing is deployed"]),
         (["topology", "show", "-t", "/nonexistent.toml"], 2, ["cannot read"]),
         (["agent", "--host", "host9"], 2, ["unknown host 'host9'", "host1, host2"]),
+        (["deploy", "--prefix", "ovtbad-", "--mode", "host1=kernel,host1=ovs"], 2, ["--mode names 'host1' twice"]),
+        (["status", "--prefix", "a\n"], 2, ["--prefix 'a\\n' is not allowed"]),
         (["agent", "--host", "host1", "--full-check", "0"], 2, ["--full-check 0 is not allowed", "0.5 to 3600"]),
         (["agent", "--host", "host1", "--mode", "fast"], 2, ["mode 'fast' is not allowed", "ovs, kernel"]),
         (["enable", "--host", "host9"], 2, ["unknown host 'host9'"]),

@@ -74,7 +74,9 @@ BAD = [
     ("vni", 2**24, r"^vni: 16777216 is not allowed"),
     ("vni", "100", r"^vni: '100' is not allowed: an integer"),
     ("vni", True, r"^vni: True is not allowed"),
-    ("port", 0, r"^port: 0 is not allowed: an integer in 1\.\.65535$"),
+    ("port", 0, r"^port: 0 is not allowed: an integer in 1024\.\.65535$"),
+    ("port", 53, r"^port: 53 is not allowed: an integer in 1024\.\.65535$"),  # DNS: dropped host-wide otherwise
+    ("port", 6653, r"^port: 6653 is not allowed: it is OpenFlow's; not one of 6633 \(OpenFlow\), 6640 \(OVSDB\)"),
     ("port", 70000, r"^port: 70000 is not allowed"),
     ("underlay_mtu", 100, r"^underlay_mtu: 100 is not allowed"),
     ("underlay", "10.33.30.1/24", r"^underlay: '10.33.30.1/24' is not allowed: an IPv4 network"),
@@ -103,6 +105,15 @@ BAD = [
     ("hosts.1.name", "host1", r"^hosts\[1\]\.name: name 'host1' is already used by hosts\[0\]\.name$"),
     ("hosts.1.namespaces.0.name", "ns1", r"^hosts\[1\]\.namespaces\[0\]\.name: name 'ns1' is already used"),
     ("hosts.0.name", "host/1", r"^hosts\[0\]\.name: 'host/1' is not allowed"),
+    ("hosts.0.name", "host1\n", r"^hosts\[0\]\.name: 'host1\\n' is not allowed"),  # would split plan's lines
+    ("hosts.0.bridge", "-h", r"^hosts\[0\]\.bridge: '-h' is not allowed: .*, not starting with -$"),  # an option
+    ("hosts.0.vxlan", "vx1\n", r"^hosts\[0\]\.vxlan: 'vx1\\n' is not allowed"),
+    ("hosts.0.name", "x" * 1_000_000, r"^hosts\[0\]\.name: 'x{59}\.\.\. \(1000002 characters\) is not allowed"),
+    (
+        "hosts.0.namespaces",
+        [{"name": "ns1", "address": "192.168.1.100", "veth": "tap1", "peer": "tap2"}] * 100,
+        r"^hosts\[0\]\.namespaces: 100 \[\[namespaces\]\] tables; at most 99 are allowed$",  # ofport 100: the tunnel
+    ),
     ("hosts.0.mode", "vpp", r"^hosts\[0\]\.mode: 'vpp' is not allowed: one of kernel, ovs$"),
     ("hosts.0.vtep", None, r"^hosts\[0\]\.vtep: missing$"),
     ("hosts.0.colour", "blue", r"^hosts\[0\]\.colour: unknown key; allowed here: "),
@@ -161,6 +172,13 @@ def test_malformed_toml_is_one_line(tmp_path: Path, text: str) -> None:
     with pytest.raises(TopologyError, match=rf"^{path}: malformed TOML: .+ \(at (line \d+|end of document)") as caught:
         topology.load(path)
     assert "\n" not in str(caught.value)
+
+
+def test_deeply_nested_arrays_are_malformed_toml_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("vni = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(TopologyError, match=r"deep\.toml: malformed TOML: arrays or tables nested too deeply$"):
+        topology.load(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -386,3 +386,24 @@ def test_an_ovsdb_without_its_root_row_is_initialised_by_the_next_deploy(fresh_p
     run_ovsvx("deploy", "--prefix", fresh_prefix)
     report = verify(run_ovsvx, fresh_prefix)
     assert report["ok"], failed(report)
+
+
+def test_a_folder_named_ovsvx_where_the_operator_stands_is_never_imported(fresh_prefix: str, tmp_path: Path) -> None:
+    """Run as root from /tmp, say: a package of the same name there must not replace ovsvx's own, in the
+    command or in the controller it starts."""
+    planted = tmp_path / "ovsvx"
+    planted.mkdir()
+    marker = tmp_path / "ran-as-root"
+    (planted / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('imported\\n')\n")
+    (planted / "controller.py").write_text(f"open({str(marker)!r}, 'a').write('controller\\n')\n")
+    deployed = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "ovsvx"), "deploy", "--prefix", fresh_prefix, "--mode", "ovs"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "OVSVX_STATE_DIR": str(STATE_DIR)},
+        timeout=waits.scaled(120),
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    assert not marker.exists(), marker.read_text()
+    assert not failed(verify(run_ovsvx, fresh_prefix))  # the controllers that run are ovsvx's own
