@@ -19,6 +19,14 @@ What each datapath needs it for (checked by tests/lab/test_intruder.py):
   too; the userspace datapath reads the NIC through a packet socket, ahead of
   netfilter, so there the table sees nothing and OVS's check is the guard.
 
+A second chain guards the other door, plain IP: deploy turns forwarding on,
+so a neighbour on the underlay with a route `192.168.1.0/24 via <host1's
+VTEP>` could reach ns1 without VXLAN at all.  The forward chain lets a packet
+*to* an overlay subnet through only when it comes in by the host's own
+bridge or tunnel device; whatever else the host forwards is left alone.  In
+ovs mode on the userspace datapath OVS owns the NIC and the kernel never
+routes such a packet; on the kernel datapath it would, and the chain drops it.
+
 Neither stops a packet that forges a peer's source address: that needs the
 underlay to refuse spoofing (or IPsec), which is outside ovsvx.
 """
@@ -32,26 +40,32 @@ from typing import Any
 from ovsvx import netstack, preflight
 from ovsvx.errors import ApplyError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
+from ovsvx.plan import routed_vni_bridge
 from ovsvx.site import Site
 from ovsvx.topology import Host, Topology
 
 TABLE = "ovsvx"
 FAMILY = "inet"
 CHAIN = "vxlan-in"
+FORWARD_CHAIN = "overlay-forward"
 PRIORITY = -10  # before the usual filter chains (priority 0), so drops here are counted here
 
 
 @dataclass(frozen=True)
 class Rules:
-    """The desired table of one host: UDP `port` from `peers` passes, from anyone else is dropped."""
+    """The desired table of one host: UDP `port` from `peers` passes, from anyone else is dropped; what
+    is forwarded to `overlay` comes in by one of `doors` (the bridge, the tunnel device) or is dropped."""
 
     port: int
     peers: tuple[str, ...]
+    overlay: tuple[str, ...]
+    doors: tuple[str, ...]
 
     def script(self) -> str:
         """An `nft -f` script that replaces the table atomically (create, delete, define: one transaction)."""
         elements = ", ".join(self.peers)
         interval = ["        flags interval"] if any("/" in p for p in self.peers) else []
+        doors = ", ".join(f'"{door}"' for door in self.doors)
         return "\n".join(
             [
                 f"table {FAMILY} {TABLE} {{}}",
@@ -68,6 +82,15 @@ class Rules:
                 f'        udp dport {self.port} ip saddr @peers counter accept comment "from a peer VTEP"',
                 f'        udp dport {self.port} counter drop comment "from anyone else"',
                 "    }",
+                "    set overlay {",
+                "        type ipv4_addr",
+                "        flags interval",
+                f"        elements = {{ {', '.join(self.overlay)} }}",
+                "    }",
+                f"    chain {FORWARD_CHAIN} {{",
+                f"        type filter hook forward priority {PRIORITY}; policy accept;",
+                f"        ip daddr @overlay iifname != {{ {doors} }} counter drop",
+                "    }",
                 "}",
                 "",
             ]
@@ -76,10 +99,17 @@ class Rules:
 
 def rules(topology: Topology, host: Host) -> Rules:
     """The peers' VTEPs; under EVPN, where peers come and go by BGP, the whole underlay network: a host
-    that joins must not need a rule changed on every other."""
+    that joins must not need a rule changed on every other.  The overlay: every host's subnet (under EVPN,
+    where the others are not known here, this host's own).  The doors: the host's bridge and its vxlan
+    device, and EVPN's bridge of the routed VNI (ovs mode has only the bridge; a name of no device
+    matches nothing)."""
+    # sets in the order nft lists them (sorted), so what is read back compares equal
+    doors = tuple(sorted((host.bridge, host.vxlan, *((routed_vni_bridge(topology),) if topology.evpn else ()))))
     if topology.evpn:
-        return Rules(topology.port, (str(topology.underlay),))
-    return Rules(topology.port, tuple(str(p.vtep) for p in topology.peers(host)))
+        return Rules(topology.port, (str(topology.underlay),), (str(host.subnet),), doors)
+    overlay = tuple(str(subnet) for subnet in sorted(h.subnet for h in topology.hosts))
+    peers = tuple(str(vtep) for vtep in sorted(p.vtep for p in topology.peers(host)))
+    return Rules(topology.port, peers, overlay, doors)
 
 
 def _element(item: Any) -> str | None:
@@ -99,6 +129,7 @@ def commands(topology: Topology, host: Host) -> list[str]:
 class Counters:
     accepted: int
     dropped: int
+    forward_dropped: int  # plain IP to the overlay that came by another door
 
 
 class Firewall:
@@ -132,24 +163,27 @@ class Firewall:
         table = self._table()
         if table is None:
             return None
-        peers: tuple[str, ...] = ()
+        sets: dict[str, tuple[str, ...]] = {}
         ports = set()
+        doors: tuple[str, ...] = ()
         counts = []
         rules_count = 0
         for item in table:
-            if "set" in item and item["set"]["name"] == "peers":
-                peers = tuple(e for e in map(_element, item["set"].get("elem", [])) if e is not None)
+            if "set" in item:
+                sets[item["set"]["name"]] = tuple(e for e in map(_element, item["set"].get("elem", [])) if e)
             if "rule" in item:
                 rules_count += 1
-                expressions = item["rule"]["expr"]
-                ports |= {
-                    m["match"]["right"]
-                    for m in expressions
-                    if "match" in m and m["match"]["left"].get("payload", {}).get("field") == "dport"
-                }
-                counts += [e["counter"]["packets"] for e in expressions if "counter" in e]
-        shape_ok = rules_count == 2 and len(ports) == 1
-        return Rules(ports.pop() if shape_ok else -1, peers), Counters(*counts) if len(counts) == 2 else None
+                for m in item["rule"]["expr"]:
+                    match = m.get("match", {})
+                    if match.get("left", {}).get("payload", {}).get("field") == "dport":
+                        ports.add(match["right"])
+                    if match.get("left", {}).get("meta", {}).get("key") == "iifname":
+                        doors = tuple(match["right"]["set"]) if isinstance(match["right"], dict) else (match["right"],)
+                    if "counter" in m:
+                        counts.append(m["counter"]["packets"])
+        shape_ok = rules_count == 3 and len(ports) == 1
+        found = Rules(ports.pop() if shape_ok else -1, sets.get("peers", ()), sets.get("overlay", ()), doors)
+        return found, Counters(*counts) if len(counts) == 3 else None
 
     def counters(self) -> Counters | None:
         """Packets to the VXLAN port accepted from peers and dropped from anyone else."""
@@ -164,7 +198,12 @@ class Firewall:
         rules_found, counters = found
         if rules_found != self.wanted:
             return Finding(what, DIFFERS, "rules differ from the topology's")
-        detail = f"{counters.accepted} accepted, {counters.dropped} dropped" if counters else ""
+        detail = (
+            f"{counters.accepted} accepted, {counters.dropped} dropped; "
+            f"{counters.forward_dropped} forwarded to the overlay by another door dropped"
+            if counters
+            else ""
+        )
         return Finding(what, OK, detail)
 
     def apply(self) -> list[str]:

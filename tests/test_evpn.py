@@ -105,12 +105,18 @@ def test_frr_config_advertises_the_subnet_as_type_5_to_every_reflector() -> None
     assert "  neighbor vteps route-reflector-client" in reflector.splitlines()
 
 
+def peers_set(script: str) -> str:
+    """The `set peers { ... }` block of a firewall script."""
+    return script.split("set peers {", 1)[1].split("}", 1)[0]
+
+
 def test_evpn_firewall_admits_the_underlay_not_a_list_of_peers() -> None:
     rules = firewall.rules(evpn(2), evpn(2).hosts[0])
     assert rules.peers == ("10.33.0.0/16",)
-    assert "flags interval" in rules.script()
+    assert "flags interval" in peers_set(rules.script())
+    assert rules.overlay == ("192.168.1.0/24",)  # the others' subnets are not known here: its own is guarded
     static = topology.generate(2)
-    assert "flags interval" not in firewall.rules(static, static.hosts[0]).script()
+    assert "flags interval" not in peers_set(firewall.rules(static, static.hosts[0]).script())
 
 
 def test_only_added_or_removed_hosts_let_a_deployed_evpn_lab_take_a_new_topology() -> None:

@@ -10,12 +10,28 @@ TOPO = topology.default()
 THREE_HOSTS = topology.parse({**three_hosts(), "port": 4790})
 
 
+OVERLAY = ("192.168.1.0/24", "192.168.2.0/24")
+
+
 def test_each_host_admits_exactly_its_peers_on_the_topologys_port() -> None:
-    assert firewall.rules(TOPO, TOPO.host("host1")) == firewall.Rules(4789, ("10.33.30.151",))
-    assert firewall.rules(TOPO, TOPO.host("host2")) == firewall.Rules(4789, ("10.33.30.150",))
-    assert firewall.rules(THREE_HOSTS, THREE_HOSTS.host("host2")) == firewall.Rules(
-        4790, ("10.33.30.150", "10.33.30.152")
+    assert firewall.rules(TOPO, TOPO.host("host1")) == firewall.Rules(
+        4789, ("10.33.30.151",), OVERLAY, ("br1", "vxlan1")
     )
+    assert firewall.rules(TOPO, TOPO.host("host2")) == firewall.Rules(
+        4789, ("10.33.30.150",), OVERLAY, ("br2", "vxlan2")
+    )
+    assert firewall.rules(THREE_HOSTS, THREE_HOSTS.host("host2")) == firewall.Rules(
+        4790, ("10.33.30.150", "10.33.30.152"), (*OVERLAY, "192.168.3.0/24"), ("br2", "vxlan2")
+    )
+
+
+def test_the_overlay_is_forwarded_to_only_from_its_own_doors() -> None:
+    script = firewall.rules(TOPO, TOPO.host("host1")).script().splitlines()
+    assert "        elements = { 192.168.1.0/24, 192.168.2.0/24 }" in script
+    assert "        type filter hook forward priority -10; policy accept;" in script
+    assert [line.strip() for line in script if "@overlay" in line] == [
+        'ip daddr @overlay iifname != { "br1", "vxlan1" } counter drop'
+    ]
 
 
 def test_the_script_replaces_only_ovsvxs_table_and_drops_everyone_else() -> None:

@@ -215,4 +215,28 @@ def test_without_the_firewall_kernel_mode_lets_strangers_in_and_ovs_does_not(
                 assert tunnel_rx(prefix, host) - rx_before[host.name] < 20  # only the peer's few packets
             log = (STATE_DIR / f"lab-{prefix}" / host.name / "ovs" / "ovs-vswitchd.log").read_text()
             assert "receive tunnel port not found" in log and f"tun_src={INTRUDER_ADDRESS}" in log
-    run_ovsvx("deploy", "--prefix", prefix, "--mode", mode)  # the firewall back, for the next test
+    run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--firewall")  # back, for the next test
+
+
+def test_plain_ip_to_a_namespace_gets_in_only_through_the_tunnel(lab_with_intruder: tuple[str, str]) -> None:
+    """The side door: a neighbour routes the overlay subnet via host1's VTEP and pings ns1 as plain IP."""
+    prefix, intruder = lab_with_intruder
+    mode = mode_of(prefix)
+    ns1 = TOPO.hosts[0].namespaces[0]
+    host1 = TOPO.hosts[0]
+    routed = netstack.run(intruder, ["ip", "route", "add", str(host1.subnet), "via", str(host1.vtep)])
+    assert routed.returncode == 0, routed.stderr
+    ping = ["ping", "-c", "3", "-i", "0.2", "-W", "1", str(ns1.address)]
+    run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--firewall")
+    try:
+        before = firewall_counters(prefix, host1.name)
+        assert netstack.run(intruder, ping).returncode != 0, f"the intruder reached {ns1.name} as plain IP"
+        if kernel_takes_the_tunnel(prefix):  # the host's own stack would route it: the forward chain drops it
+            assert firewall_counters(prefix, host1.name).forward_dropped - before.forward_dropped >= 3
+        if mode == "kernel":  # and without the table the door is open: the test can tell
+            run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--no-firewall")
+            assert netstack.run(intruder, ping).returncode == 0
+    finally:
+        netstack.run(intruder, ["ip", "route", "del", str(host1.subnet)])
+        run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--firewall")  # back, for the next test
+    assert run_ovsvx("exec", "--prefix", prefix, "ns1", "--", *ping[:-1], "192.168.2.100", check=False).returncode == 0
