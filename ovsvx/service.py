@@ -93,12 +93,13 @@ def _write(path: Path, text: str) -> list[str]:
 def _await_ready(host: str) -> systemd.UnitState | None:
     """Wait until the agent has converged the host (the unit is active: Type=notify), or say why not."""
 
-    def state() -> systemd.UnitState | None:
-        return systemd.unit_state(host)
+    def ready() -> bool:
+        state = systemd.unit_state(host)
+        return state is not None and state.active == "active"
 
-    if waits.until(lambda: (s := state()) is not None and s.active == "active", READY_S, interval=0.3):
-        return state()
-    now = state()
+    if waits.until(ready, READY_S, interval=0.3):
+        return systemd.unit_state(host)
+    now = systemd.unit_state(host)
     said = now.describe() if now else "no unit"
     raise ApplyError(
         f"{systemd.unit_name(host)} is not ready after {waits.scaled(READY_S):.0f} s: {said}; "
