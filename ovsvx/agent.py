@@ -18,11 +18,16 @@ reboot).  What the agent adds is *when* a pass runs:
 
 Events come in bursts (our own pass makes some), so a pass waits SETTLE_S
 after the first; a pass that changes nothing makes no events, so the agent
-comes to rest.  In ovs mode the pass starts the os-ken controller when it is
-not running, as deploy does; it is the agent's child (in systemd, in its
-unit).  SIGTERM ends the agent after the pass under way and stops that
-controller: the flows stay in OVS (`fail_mode=secure`) and the devices stay,
-so the overlay keeps forwarding while the agent is away.
+comes to rest.  The pass starts the daemons the host needs when they are not
+running, as deploy does: the os-ken controller in ovs mode, FRR's zebra and
+bgpd in kernel mode under EVPN; where systemd is init, each is a service of
+its own (`systemd.start_service`), so they outlive the agent.  SIGTERM ends the
+agent after the pass under way and leaves them all: the flows stay in OVS
+(`fail_mode=secure`), the devices and BGP sessions stay, so the overlay keeps
+forwarding while the agent is away.
+
+The same loop keeps a route reflector (`ovsvx reflector`, `reflector.py`):
+its pass is the reflector's bgpd started, or left as it is.
 
 Each change is one line on stdout (systemd's journal), and so is each
 failure and each recovery from one.
@@ -61,21 +66,40 @@ class Pass:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class Converged:
+    """What a pass's work returns: the changes it made and what to warn about."""
+
+    changes: list[str]
+    warnings: list[str]
+
+
+def deploying(host: str, topology: Topology, mode: Mode | None) -> Callable[[], Converged]:
+    """A host agent's pass: `ovsvx deploy --host HOST`, with its repair semantics."""
+    requested = {host: str(mode)} if mode else {}
+
+    def work() -> Converged:
+        report = deploy(Scope.real(host), topology, requested, DeployOptions())
+        return Converged(report.changes, report.warnings)
+
+    return work
+
+
 class Agent:
-    """Keeps this machine deployed as one host of a topology."""
+    """Keeps this machine at what one piece of work converges it to, pass after pass."""
 
     def __init__(
         self,
-        host: str,
-        topology: Topology,
-        mode: Mode | None = None,
+        name: str,
+        work: Callable[[], Converged],
         say: Callable[[str], None] = lambda line: print(line, flush=True),
         full_check_s: float = FULL_CHECK_S,
+        watch_ovsdb: bool = True,
     ):
-        self.host = host
+        self.name = name
+        self.work = work
         self.full_check_s = full_check_s
-        self.topology = topology
-        self.requested = {host: str(mode)} if mode else {}
+        self.watch_ovsdb = watch_ovsdb
         self.say = say
         self.wake = threading.Event()  # something may have drifted
         self.stopping = threading.Event()
@@ -86,16 +110,16 @@ class Agent:
     # --- one pass -------------------------------------------------------------------------------
 
     def converge(self) -> Pass:
-        """One deploy of the host; its changes and warnings said line by line, an error in one line."""
+        """One pass; its changes and warnings said line by line, an error in one line."""
         try:
-            report = deploy(Scope.real(self.host), self.topology, self.requested, DeployOptions())
+            report = self.work()
         except OvsvxError as err:
             return Pass(False, [], str(err))
         except Exception as err:  # noqa: BLE001 - the agent outlives an error nobody foresaw, and says it
             return Pass(False, [], str(unexpected(err)))
         for warning in report.warnings:
             if warning not in self.warned:  # said once, not on every pass
-                self.say(f"{self.host}: warning: {warning}")
+                self.say(f"{self.name}: warning: {warning}")
         self.warned = set(report.warnings)
         for line in report.changes:
             self.say(line)
@@ -113,13 +137,13 @@ class Agent:
             done = self.converge()
             if done.ok:
                 if failing:
-                    self.say(f"{self.host}: repaired after: {failing}")
+                    self.say(f"{self.name}: repaired after: {failing}")
                 failing, retry = "", RETRY_FIRST_S
                 self._on_converged(done)
                 pause = self.full_check_s
             else:
                 if done.error != failing:
-                    self.say(f"{self.host}: error: {done.error} (trying again)")
+                    self.say(f"{self.name}: error: {done.error} (trying again)")
                 failing = done.error
                 systemd.notify(STATUS=f"not converged: {done.error}"[:400])
                 pause, retry = retry, min(retry * 2, RETRY_MAX_S)
@@ -127,16 +151,15 @@ class Agent:
             if self.wake.wait(waits.scaled(pause)) and not self.stopping.is_set():
                 self.stopping.wait(SETTLE_S)  # the rest of the burst
         self._stop_watches()
-        self._stop_controller()
 
     def _on_converged(self, done: Pass) -> None:
         if not self.ready:
             self.ready = True
-            self.say(f"{self.host}: ready ({len(done.changes)} change(s) to get there)")
-            systemd.notify(READY="1", STATUS=f"{self.host} converged")
+            self.say(f"{self.name}: ready ({len(done.changes)} change(s) to get there)")
+            systemd.notify(READY="1", STATUS=f"{self.name} converged")
         elif done.changes:
-            self.say(f"{self.host}: repaired: {len(done.changes)} change(s)")
-            systemd.notify(STATUS=f"{self.host} converged, last repair {time.strftime('%H:%M:%S')}")
+            self.say(f"{self.name}: repaired: {len(done.changes)} change(s)")
+            systemd.notify(STATUS=f"{self.name} converged, last repair {time.strftime('%H:%M:%S')}")
 
     def stop(self, *_: object) -> None:
         self.stopping.set()
@@ -152,7 +175,7 @@ class Agent:
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
                 return
-            self.say(f"{self.host}: {signal.Signals(signum).name}: stopping; the overlay keeps forwarding")
+            self.say(f"{self.name}: {signal.Signals(signum).name}: stopping; the overlay keeps forwarding")
             self.stop()
 
         signal.signal(signal.SIGTERM, handler)
@@ -179,10 +202,10 @@ class Agent:
     def _keep_ovsdb_watch(self) -> None:
         """In ovs mode, keep an `ovsdb-client monitor` of the interfaces running: each line it prints is
         a change, and its end (ovs-vswitchd or ovsdb-server restarting) is one too."""
-        if self._ovsdb_monitor is not None and self._ovsdb_monitor.poll() is None:
+        if not self.watch_ovsdb or (self._ovsdb_monitor is not None and self._ovsdb_monitor.poll() is None):
             return
         deployment = record.load("host", "")
-        if deployment is None or deployment.modes.get(self.host) != Mode.OVS:
+        if deployment is None or deployment.modes.get(self.name) != Mode.OVS:
             return
         home = daemons.ovs_home(deployment, sites(deployment)[0])
         argv = ["ovsdb-client", "monitor", home.db, "Open_vSwitch", "Interface", "name,ofport"]
@@ -209,21 +232,21 @@ class Agent:
             self._ovsdb_monitor.terminate()
             self._ovsdb_monitor.wait()
 
-    def _stop_controller(self) -> None:
-        deployment = record.load("host", "")
-        if deployment is None:
-            return
-        for site in sites(deployment):
-            if daemons.stop_controller(deployment, site):
-                self.say(f"{site.host.name}: stopped the controller; its flows stay in OVS")
-
 
 def run(host: str, topology: Topology, mode: Mode | None, full_check_s: float = FULL_CHECK_S) -> None:
     """`ovsvx agent`: the agent in the foreground until SIGTERM or Ctrl-C."""
     topology.host(host)  # an unknown host is a usage error before anything runs
+    keep(Agent(host, deploying(host, topology, mode), full_check_s=check_period(full_check_s)))
+
+
+def check_period(full_check_s: float) -> float:
     if not 0.5 <= full_check_s <= 3600:
         raise UsageError(f"--full-check {full_check_s:g} is not allowed: seconds from 0.5 to 3600")
-    agent = Agent(host, topology, mode, full_check_s=full_check_s)
+    return full_check_s
+
+
+def keep(agent: Agent) -> None:
+    """Run `agent` in the foreground until SIGTERM or Ctrl-C."""
     agent.install_signals()
-    agent.say(f"{host}: agent started (pid {os.getpid()}); full check every {full_check_s:g} s")
+    agent.say(f"{agent.name}: agent started (pid {os.getpid()}); full check every {agent.full_check_s:g} s")
     agent.run()

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from ovsvx import (
     plan,
     preflight,
     record,
+    reflector,
     render,
     service,
     topology,
@@ -354,11 +356,7 @@ single_mode_option = click.option(
 )
 
 
-@main.command("agent")
-@required_host_option
-@topology_option
-@single_mode_option
-@click.option(
+full_check_option = click.option(
     "--full-check",
     "full_check_s",
     type=float,
@@ -367,6 +365,13 @@ single_mode_option = click.option(
     metavar="S",
     help="Seconds between full checks, beside the passes that changes announce.",
 )
+
+
+@main.command("agent")
+@required_host_option
+@topology_option
+@single_mode_option
+@full_check_option
 @reported
 def agent_cmd(host: str, topology_file: Path | None, mode_text: str | None, full_check_s: float) -> None:
     """Keep this machine deployed as HOST: converge now, then repair whatever drifts, until SIGTERM.
@@ -384,14 +389,61 @@ def _agent_topology(topology_file: Path | None) -> topology.Topology:
     return here.topology if here is not None else topology.default()
 
 
+reflector_option = click.option(
+    "--reflector",
+    "reflector_text",
+    default=None,
+    metavar="ADDR",
+    help="This machine as the topology's route reflector at ADDR (EVPN), instead of a host.",
+)
+
+
+@main.command("reflector")
+@click.option("--address", "address_text", required=True, metavar="ADDR", help="One of bgp.route_reflectors.")
+@topology_option
+@full_check_option
+@reported
+def reflector_cmd(address_text: str, topology_file: Path | None, full_check_s: float) -> None:
+    """Keep a BGP EVPN route reflector (FRR's bgpd) running at ADDR, until SIGTERM.
+
+    What `ovsvx enable --reflector ADDR` runs under systemd; one line per change on stdout."""
+    reflector.run(topology.load(topology_file), _address("--address", address_text), full_check_s)
+
+
+def _address(option: str, text: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise UsageError(
+            f"{option} {topology.shown(text)} is not allowed: an IPv4 address such as 10.33.30.2"
+        ) from None
+
+
+def _role(host: str | None, reflector_text: str | None) -> IPv4Address | None:
+    """enable and disable act on a host or on a reflector: exactly one of --host and --reflector."""
+    if (host is None) == (reflector_text is None):
+        raise UsageError("give one of --host HOST and --reflector ADDR")
+    return None if reflector_text is None else _address("--reflector", reflector_text)
+
+
 @main.command("enable")
-@required_host_option
+@host_option
+@reflector_option
 @topology_option
 @single_mode_option
 @reported
-def enable_cmd(host: str, topology_file: Path | None, mode_text: str | None) -> None:
-    """Keep this machine as HOST for good: a systemd unit (ovsvx@HOST) that deploys at boot and repairs."""
-    enabled = service.enable(host, topology_file, check_mode(mode_text) if mode_text else None)
+def enable_cmd(host: str | None, reflector_text: str | None, topology_file: Path | None, mode_text: str | None) -> None:
+    """Keep this machine as HOST for good: a systemd unit (ovsvx@HOST) that deploys at boot and repairs.
+
+    With --reflector ADDR instead: the topology's route reflector at ADDR (ovsvx-reflector@ADDR)."""
+    address = _role(host, reflector_text)
+    if address is not None:
+        if mode_text is not None:
+            raise UsageError("--mode is for a host: a route reflector has no mode")
+        enabled = service.enable_reflector(address, topology_file)
+    else:
+        assert host is not None
+        enabled = service.enable(host, topology_file, check_mode(mode_text) if mode_text else None)
     for warning in enabled.warnings:
         err_console.print(f"ovsvx: warning: {warning}", soft_wrap=True)
     for line in enabled.changes:
@@ -401,14 +453,17 @@ def enable_cmd(host: str, topology_file: Path | None, mode_text: str | None) -> 
 
 
 @main.command("disable")
-@required_host_option
+@host_option
+@reflector_option
 @reported
-def disable_cmd(host: str) -> None:
+def disable_cmd(host: str | None, reflector_text: str | None) -> None:
     """Undo `enable`: stop and remove the unit, destroy the deployment, remove the stored topology."""
-    removed = service.disable(host)
+    address = _role(host, reflector_text)
+    what = f"reflector {address}" if address is not None else str(host)
+    removed = service.disable_reflector(address) if address is not None else service.disable(str(host))
     for line in removed:
         out.print(line)
-    out.print(f"disabled {host}" if removed else f"{host} was not enabled or deployed here: nothing to do")
+    out.print(f"disabled {what}" if removed else f"{what} was not enabled or deployed here: nothing to do")
 
 
 # --- status / verify / exec ------------------------------------------------------------

@@ -7,8 +7,9 @@ log files in the lab's folder, so `ovs-vsctl`, `ovs-ofctl` and `ovs-appctl`
 reach them through nothing but OVS_RUNDIR (which `ovsvx exec` sets).
 
 The controller runs alongside OVS, in the host's namespace, listening on
-loopback; in both cases deploy starts it in the background and destroy stops
-it (`ovsvx controller` runs it in the foreground instead, e.g. from systemd).
+loopback; in both cases deploy starts it in the background (on a real host
+with systemd, as a service of its own) and destroy stops it (`ovsvx
+controller` runs it in the foreground instead).
 
 Processes are only ever touched by the pid in their own pidfile, and only
 when /proc confirms the pid is still the program that wrote it.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovsvx import netstack, record, waits
+from ovsvx import netstack, record, systemd, waits
 from ovsvx.errors import ApplyError, PreconditionError
 from ovsvx.record import Deployment
 from ovsvx.site import Site
@@ -224,42 +225,35 @@ def check_port_free(netns: str | None, host: str, port: int) -> None:
 
 def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]) -> bool:
     """Start `ovsvx controller` for the site in the background, in its namespace; False if one runs already.
-    (On a real host under `ovsvx enable`, the agent's deploy starts it so: it lives in the agent's unit.)"""
+    On a real host where systemd is init, it is a service of its own (`systemd.start_service`)."""
     if controller_pid(deployment, site) is not None:
         return False
     check_port_free(site.netns, *listen)
     pidfile, log = controller_files(deployment, site)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     # isolated (-I): as root, nothing from the caller's working directory or PYTHON* variables is imported
-    argv = [
-        sys.executable,
-        "-I",
-        "-m",
-        "ovsvx.controller",
-        "--listen",
-        f"{listen[0]}:{listen[1]}",
-        "--serve",
-        site.host.name,
-    ]
+    argv = [sys.executable, "-I", "-m", CONTROLLER_MARKER, "--listen", f"{listen[0]}:{listen[1]}"]
+    argv += ["--serve", site.host.name]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]
     if deployment.topology.evpn:
         argv += ["--evpn-state", str(evpn_state_file(deployment, site))]
-    with open(log, "a") as out:
-        process = netstack.popen(
-            site.netns,
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={
-                **os.environ,
-                "OVSVX_STATE_DIR": str(record.STATE_DIR),
-                "OVSVX_HOST_RECORD_DIR": str(record.HOST_RECORD_DIR),
-            },
-        )
-    pidfile.write_text(f"{process.pid}\n")
+    env = (("OVSVX_STATE_DIR", str(record.STATE_DIR)), ("OVSVX_HOST_RECORD_DIR", str(record.HOST_RECORD_DIR)))
+    if site.netns is None and systemd.runs_this_stack():
+        name = f"ovsvx-{site.host.name}-controller"
+        pid = systemd.start_service(name, argv, f"ovsvx's OpenFlow controller for {site.host.name}", env, log)
+    else:
+        with open(log, "a") as out:
+            pid = netstack.popen(
+                site.netns,
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **dict(env)},
+            ).pid
+    pidfile.write_text(f"{pid}\n")
     return True
 
 

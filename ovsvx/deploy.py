@@ -396,7 +396,7 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
 
 
 def _agent_state(host: str) -> str:
-    unit = systemd.unit_state(host)
+    unit = systemd.unit_state(systemd.unit_name(host))
     if unit is None:
         return f"none: nothing repairs this host or brings it back after a reboot (`ovsvx enable --host {host}` does)"
     return f"{systemd.unit_name(host)} {unit.describe()}"

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ovsvx import netstack, waits
+from ovsvx import netstack, systemd, waits
 from ovsvx.daemons import running_pid, stop_pid
 from ovsvx.errors import ApplyError, PreconditionError
 from ovsvx.topology import Host, Topology
@@ -47,9 +47,11 @@ REFLECTOR_DAEMONS = ("bgpd",)  # a reflector installs nothing: bgpd runs without
 class FrrHome:
     """Where one FRR instance keeps its configuration, sockets, pids and logs."""
 
+    name: str  # the host's name, or rr-ADDRESS: on a real host, part of each daemon's service name
     rundir: Path
     netns: str | None
     daemons: tuple[str, ...] = HOST_DAEMONS
+    listen: str | None = None  # a reflector's address, the only one its bgpd listens on; a host's listens on none
 
     def conf(self, daemon: str) -> Path:
         return self.rundir / f"{daemon}.conf"
@@ -182,13 +184,20 @@ def start(home: FrrHome, configs: dict[str, str]) -> list[str]:
 
 
 def _launch(home: FrrHome, daemon: str) -> None:
+    """Start one daemon: on a real host where systemd is init, as a service of its own in the
+    foreground (`systemd.start_service`), else daemonized (-d) in the host's namespace."""
     home.vty(daemon).unlink(missing_ok=True)
-    argv = [str(FRR_BIN / daemon), "-d", "-u", FRR_USER, "-g", FRR_USER, "-P", "0", "-f", str(home.conf(daemon))]
+    argv = [str(FRR_BIN / daemon), "-u", FRR_USER, "-g", FRR_USER, "-P", "0", "-f", str(home.conf(daemon))]
     argv += ["-i", str(home.pidfile(daemon)), "--vty_socket", str(home.rundir), "--log", f"file:{home.log(daemon)}"]
     argv += ["-Z"] if "zebra" not in home.daemons else ["-z", str(home.rundir / "zserv.api")]
-    done = netstack.run(home.netns, argv, timeout=30)
-    if done.returncode != 0:
-        raise ApplyError(f"{daemon} did not start: {(done.stderr or done.stdout).strip()}; see {home.log(daemon)}")
+    if daemon == "bgpd":  # a host only dials its reflectors; a reflector listens on its own address only
+        argv += ["-p", "0"] if home.listen is None else ["-l", home.listen]
+    if home.netns is None and systemd.runs_this_stack():
+        systemd.start_service(f"ovsvx-{home.name}-{daemon}", argv, f"FRR {daemon} of ovsvx's {home.name}")
+    else:
+        done = netstack.run(home.netns, [argv[0], "-d", *argv[1:]], timeout=30)
+        if done.returncode != 0:
+            raise ApplyError(f"{daemon} did not start: {(done.stderr or done.stdout).strip()}; see {home.log(daemon)}")
     if not waits.until(home.vty(daemon).exists, START_WAIT_S):
         raise ApplyError(f"{daemon} did not start (no {home.vty(daemon)}); see {home.log(daemon)}")
 
@@ -319,8 +328,10 @@ def describe_summary(found: dict[str, Any]) -> dict[str, str]:
 
 
 def host_home(site_folder: Path, netns: str | None) -> FrrHome:
-    return FrrHome(site_folder / "frr", netns)
+    """A host's FRR, in ovsvx's folder for the host (named for it)."""
+    return FrrHome(site_folder.name, site_folder / "frr", netns)
 
 
-def reflector_home(lab_folder: Path, address: str, netns: str) -> FrrHome:
-    return FrrHome(lab_folder / f"rr-{address}", netns, REFLECTOR_DAEMONS)
+def reflector_home(folder: Path, address: str, netns: str | None) -> FrrHome:
+    """A route reflector's bgpd, in a folder of `folder` (a lab's, or this machine's) named for its address."""
+    return FrrHome(f"rr-{address}", folder / f"rr-{address}", netns, REFLECTOR_DAEMONS, listen=address)

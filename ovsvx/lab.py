@@ -14,7 +14,6 @@ by name, and test labs never touch a user's.
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from socket import AF_INET
 
 from ovsvx import frr, netstack
 from ovsvx.errors import ConflictError, UsageError
@@ -145,7 +144,7 @@ def _cable(deployment: Deployment, netns: str, nic: str, port: str, address: IPv
     topology = deployment.topology
     with netstack.stack(netns) as ns:
         cabled = bool(ns.link_lookup(ifname=nic))
-        held = any(a.get("IFA_ADDRESS") == str(address) for a in ns.get_addr(family=AF_INET))
+    held = address in netstack.local_addresses(netns)
     if cabled and held:
         return False
     plug(deployment, port, netns, nic)

@@ -14,11 +14,13 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -144,6 +146,12 @@ def stack(name: str | None) -> Iterator[IPRoute | NetNS]:
 
 
 RT_TABLE_MAIN = 254  # the main routing table, where ovsvx's routes live
+
+
+def local_addresses(name: str | None) -> set[IPv4Address]:
+    """The IPv4 addresses the stack of namespace `name` holds, on any link."""
+    with stack(name) as ipr:
+        return {IPv4Address(a.get("IFA_ADDRESS")) for a in ipr.get_addr(family=socket.AF_INET)}
 
 
 # --- sysctls -------------------------------------------------------------------

@@ -10,6 +10,10 @@ topology, the host is destroyed first (as `deploy` asks), then deployed anew.
 
 disable stops and removes the unit, destroys the deployment and removes the
 stored topology: afterwards the machine is as it was before enable.
+
+`enable --reflector ADDR` and `disable --reflector ADDR` do the same for a
+route reflector of an EVPN topology (`reflector.py`): its own unit,
+`ovsvx-reflector@ADDR.service`, and its topology under /etc/ovsvx too.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
-from ovsvx import preflight, record, systemd, waits
+from ovsvx import frr, preflight, record, reflector, systemd, waits
 from ovsvx import topology as topo
 from ovsvx.deploy import Scope, destroy, resolve_modes
 from ovsvx.errors import ApplyError, ConflictError
@@ -31,6 +36,10 @@ READY_S = 120.0  # the agent's first pass: a deploy (OVS's and the controller's 
 
 def topology_path(host: str) -> Path:
     return CONFIG_DIR / f"{host}.toml"
+
+
+def reflector_topology_path(address: IPv4Address) -> Path:
+    return CONFIG_DIR / f"reflector-{address}.toml"
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,6 @@ def enable(host: str, topology_file: Path | None, mode: Mode | None) -> Enabled:
     wanted = topo.load(topology_file)
     wanted.host(host)  # the user's values first: an unknown host is refused before anything else
     systemd.require_systemd()
-    text = topology_file.read_text() if topology_file is not None else topo.default_text()
     warnings = preflight.check_real_host(wanted, wanted.host(host))
     deployed = record.load("host", "")
     if deployed is not None and host not in deployed.modes:
@@ -56,25 +64,49 @@ def enable(host: str, topology_file: Path | None, mode: Mode | None) -> Enabled:
             f"`ovsvx disable --host {next(iter(deployed.modes))}` (or `ovsvx destroy`) first"
         )
     chosen = resolve_modes(wanted, {host: str(mode)} if mode else {}, deployed.modes if deployed else None)[host]
-    unit = systemd.AgentUnit(host, topology_path(host), mode, sys.executable, systemd.carried_environment())
+    python, env = sys.executable, systemd.carried_environment()
+    unit = systemd.AgentUnit.host(host, topology_path(host), mode, chosen == Mode.OVS, python, env)
     changes = []
     if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
-        changes += _stop(host)  # deploy takes no other topology over a deployed one: destroy first
+        changes += _stop(unit.unit)  # deploy takes no other topology over a deployed one: destroy first
         changes += destroy(Scope.real(host))
-    changes += _write(topology_path(host), text)
-    changes += _write(systemd.unit_path(host), unit.text(ovs=chosen == Mode.OVS))
+    changes += _write(topology_path(host), _text(topology_file))
+    return Enabled(unit.unit, _install(unit, changes), warnings, _await_ready(unit.unit))
+
+
+def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enabled:
+    """Make this machine the topology's route reflector at `address` for good, as `enable` a host."""
+    preflight.require_root()
+    wanted = topo.load(topology_file)
+    reflector.check(wanted, address)
+    frr.require_installed()
+    systemd.require_systemd()
+    reflector.require_local(address)
+    stored = reflector_topology_path(address)
+    unit = systemd.AgentUnit.reflector(str(address), stored, sys.executable, systemd.carried_environment())
+    changes = _write(stored, _text(topology_file))
+    return Enabled(unit.unit, _install(unit, changes), [], _await_ready(unit.unit))
+
+
+def _text(topology_file: Path | None) -> str:
+    return topology_file.read_text() if topology_file is not None else topo.default_text()
+
+
+def _install(unit: systemd.AgentUnit, changes: list[str]) -> list[str]:
+    """Write, enable and (re)start `unit`; a unit already running restarts when anything it reads changed."""
+    changes = changes + _write(systemd.unit_path(unit.unit), unit.text())
     if changes:
         systemd.systemctl("daemon-reload")
-    systemd.systemctl("enable", "--quiet", systemd.unit_name(host))
-    state = systemd.unit_state(host)
+    systemd.systemctl("enable", "--quiet", unit.unit)
+    state = systemd.unit_state(unit.unit)
     running = state is not None and state.active in ("active", "activating", "reloading")
     if running and changes:
-        systemd.systemctl("restart", "--no-block", systemd.unit_name(host))
-        changes.append(f"restarted {systemd.unit_name(host)}")
+        systemd.systemctl("restart", "--no-block", unit.unit)
+        changes.append(f"restarted {unit.unit}")
     elif not running:
-        systemd.systemctl("start", "--no-block", systemd.unit_name(host))
-        changes.append(f"started {systemd.unit_name(host)}")
-    return Enabled(systemd.unit_name(host), changes, warnings, _await_ready(host))
+        systemd.systemctl("start", "--no-block", unit.unit)
+        changes.append(f"started {unit.unit}")
+    return changes
 
 
 def _write(path: Path, text: str) -> list[str]:
@@ -90,47 +122,61 @@ def _write(path: Path, text: str) -> list[str]:
     return [f"+ {path}"]
 
 
-def _await_ready(host: str) -> systemd.UnitState | None:
-    """Wait until the agent has converged the host (the unit is active: Type=notify), or say why not."""
+def _await_ready(unit: str) -> systemd.UnitState | None:
+    """Wait until the agent has converged (the unit is active: Type=notify), or say why not."""
 
     def ready() -> bool:
-        state = systemd.unit_state(host)
+        state = systemd.unit_state(unit)
         return state is not None and state.active == "active"
 
     if waits.until(ready, READY_S, interval=0.3):
-        return systemd.unit_state(host)
-    now = systemd.unit_state(host)
+        return systemd.unit_state(unit)
+    now = systemd.unit_state(unit)
     said = now.describe() if now else "no unit"
-    raise ApplyError(
-        f"{systemd.unit_name(host)} is not ready after {waits.scaled(READY_S):.0f} s: {said}; "
-        f"see journalctl -u {systemd.unit_name(host)}"
-    )
+    raise ApplyError(f"{unit} is not ready after {waits.scaled(READY_S):.0f} s: {said}; see journalctl -u {unit}")
 
 
-def _stop(host: str) -> list[str]:
-    state = systemd.unit_state(host)
+def _stop(unit: str) -> list[str]:
+    state = systemd.unit_state(unit)
     if state is None or state.active in ("inactive", "failed"):
         return []
-    systemd.systemctl("stop", systemd.unit_name(host))
-    return [f"stopped {systemd.unit_name(host)}"]
+    systemd.systemctl("stop", unit)
+    return [f"stopped {unit}"]
 
 
 def disable(host: str) -> list[str]:
     """Stop and remove the host's unit, destroy what ovsvx made, remove the stored topology."""
     preflight.require_root()
-    removed = []
-    if systemd.unit_path(host).exists():
-        systemd.systemctl("disable", "--quiet", "--now", systemd.unit_name(host), check=False)
-        systemd.unit_path(host).unlink()
-        systemd.systemctl("daemon-reload")
-        systemd.systemctl("reset-failed", systemd.unit_name(host), check=False)
-        removed.append(f"- {systemd.unit_path(host)}")
+    removed = _uninstall(systemd.unit_name(host))
     deployed = record.load("host", "")
     if deployed is not None and host in deployed.modes:
         removed += destroy(Scope.real(host))
-    if topology_path(host).exists():
-        topology_path(host).unlink()
-        removed.append(f"- {topology_path(host)}")
+    return removed + _forget(topology_path(host))
+
+
+def disable_reflector(address: IPv4Address) -> list[str]:
+    """Stop and remove the reflector's unit and its bgpd, remove the stored topology."""
+    preflight.require_root()
+    removed = _uninstall(systemd.reflector_unit_name(str(address))) + reflector.stop(address)
+    return removed + _forget(reflector_topology_path(address))
+
+
+def _uninstall(unit: str) -> list[str]:
+    if not systemd.unit_path(unit).exists():
+        return []
+    systemd.systemctl("disable", "--quiet", "--now", unit, check=False)
+    systemd.unit_path(unit).unlink()
+    systemd.systemctl("daemon-reload")
+    systemd.systemctl("reset-failed", unit, check=False)
+    return [f"- {systemd.unit_path(unit)}"]
+
+
+def _forget(stored: Path) -> list[str]:
+    """Remove a stored topology, and ovsvx's folders once nothing of theirs is left."""
+    removed = []
+    if stored.exists():
+        stored.unlink()
+        removed.append(f"- {stored}")
     for folder in (CONFIG_DIR, record.HOST_RECORD_DIR):
         _remove_if_empty(folder)
     return removed

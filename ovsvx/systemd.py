@@ -52,39 +52,64 @@ CAPABILITIES = (
 )
 
 
+Env = tuple[tuple[str, str], ...]
+
+
 def unit_name(host: str) -> str:
     return f"ovsvx@{host}.service"
 
 
-def unit_path(host: str) -> Path:
+def reflector_unit_name(address: str) -> str:
+    return f"ovsvx-reflector@{address}.service"
+
+
+def unit_path(unit: str) -> Path:
     """A unit file of the instance's own name: systemd takes it over any template of that name."""
-    return UNIT_DIR / unit_name(host)
+    return UNIT_DIR / unit
 
 
 @dataclass(frozen=True)
 class AgentUnit:
-    """What one host's unit says: who runs, from which topology file, in which mode."""
+    """What one unit of ovsvx's says: which ovsvx command it keeps running, and after what."""
 
-    host: str
-    topology_file: Path
-    mode: Mode | None  # None: the host's mode in the topology (else the default)
+    unit: str  # ovsvx@host1.service, ovsvx-reflector@10.33.30.2.service
+    enabled_as: str  # what `ovsvx enable` was told: --host host1, --reflector 10.33.30.2
+    command: tuple[str, ...]  # ovsvx's arguments: agent --host host1 -t /etc/ovsvx/host1.toml
+    description: str
     python: str  # this installation's interpreter, so the unit runs the ovsvx that wrote it
-    environment: tuple[tuple[str, str], ...] = ()  # ovsvx's settings the enabling command ran with
+    environment: Env = ()  # ovsvx's settings the enabling command ran with
+    after_ovs: bool = False  # ordered after the system's Open vSwitch
+
+    @classmethod
+    def host(
+        cls, host: str, topology_file: Path, mode: Mode | None, ovs: bool, python: str, environment: Env = ()
+    ) -> AgentUnit:
+        """A host's agent; without `mode`, the host's mode in the topology (else the default).  `ovs`: the
+        host runs in ovs mode, so the system's Open vSwitch comes first."""
+        command = ("agent", "--host", host, "-t", str(topology_file)) + (("--mode", str(mode)) if mode else ())
+        description = f"ovsvx agent for {host}: keeps this machine at its VXLAN overlay"
+        return cls(unit_name(host), f"--host {host}", command, description, python, environment, after_ovs=ovs)
+
+    @classmethod
+    def reflector(cls, address: str, topology_file: Path, python: str, environment: Env = ()) -> AgentUnit:
+        """A route reflector's keeper (`ovsvx reflector`): bgpd for the overlay's hosts at `address`."""
+        command = ("reflector", "--address", address, "-t", str(topology_file))
+        description = f"ovsvx BGP EVPN route reflector at {address}"
+        return cls(reflector_unit_name(address), f"--reflector {address}", command, description, python, environment)
 
     def argv(self) -> list[str]:
-        """The agent's command line: isolated (-I), so nothing from a working directory or PYTHON*
-        variable is imported as root."""
-        argv = [self.python, "-I", "-m", "ovsvx", "agent", "--host", self.host, "-t", str(self.topology_file)]
-        return argv + (["--mode", str(self.mode)] if self.mode else [])
+        """The command line: isolated (-I), so nothing from a working directory or PYTHON* variable is
+        imported as root."""
+        return [self.python, "-I", "-m", "ovsvx", *self.command]
 
-    def text(self, ovs: bool) -> str:
-        """The unit file.  `ovs`: the host runs in ovs mode, so the system's Open vSwitch comes first."""
-        after = "network-online.target" + (" openvswitch-switch.service" if ovs else "")
+    def text(self) -> str:
+        """The unit file."""
+        after = "network-online.target" + (" openvswitch-switch.service" if self.after_ovs else "")
         return "\n".join(
             [
-                f"# Written by `ovsvx enable --host {self.host}`; `ovsvx disable --host {self.host}` removes it.",
+                f"# Written by `ovsvx enable {self.enabled_as}`; `ovsvx disable {self.enabled_as}` removes it.",
                 "[Unit]",
-                f"Description=ovsvx agent for {self.host}: keeps this machine at its VXLAN overlay",
+                f"Description={self.description}",
                 f"Wants={after}",
                 f"After={after}",
                 "StartLimitIntervalSec=0",
@@ -125,7 +150,7 @@ class AgentUnit:
 CARRIED = ("OVSVX_WAIT_SCALE", "OVSVX_STATE_DIR", "OVSVX_HOST_RECORD_DIR")
 
 
-def carried_environment() -> tuple[tuple[str, str], ...]:
+def carried_environment() -> Env:
     return tuple((key, os.environ[key]) for key in CARRIED if os.environ.get(key))
 
 
@@ -171,16 +196,11 @@ class UnitState:
         return f"{self.active} ({self.sub}), {self.enabled or 'not installed'}, pid {self.pid or '-'}{said}"
 
 
-def unit_state(host: str) -> UnitState | None:
-    """The host's agent unit as systemd sees it; None where there is no systemd or no such unit."""
-    if shutil.which("systemctl") is None or not unit_path(host).exists():
+def unit_state(unit: str) -> UnitState | None:
+    """One of ovsvx's installed units as systemd sees it; None where there is no systemd or no such unit."""
+    if shutil.which("systemctl") is None or not unit_path(unit).exists():
         return None
-    fields = dict(
-        line.partition("=")[::2]
-        for line in systemctl(
-            "show", unit_name(host), "-p", "ActiveState,SubState,UnitFileState,StatusText,MainPID", check=False
-        ).splitlines()
-    )
+    fields = _show(unit, "ActiveState", "SubState", "UnitFileState", "StatusText", "MainPID")
     return UnitState(
         fields.get("ActiveState", ""),
         fields.get("SubState", ""),
@@ -188,3 +208,44 @@ def unit_state(host: str) -> UnitState | None:
         fields.get("StatusText", ""),
         int(fields.get("MainPID", "0") or 0),
     )
+
+
+def _show(unit: str, *properties: str) -> dict[str, str]:
+    shown = systemctl("show", unit, "-p", ",".join(properties), check=False)
+    return dict(line.partition("=")[::2] for line in shown.splitlines())
+
+
+# --- the daemons of a real host, each a unit of its own -------------------------------------------
+
+
+def runs_this_stack() -> bool:
+    """True where systemd is init and this thread is in its network namespace, so a daemon it starts
+    may be a service of its own: not in a lab host's namespace, nor a namespace playing a machine."""
+    try:
+        same = os.stat("/proc/thread-self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        return False
+    return same and Path("/run/systemd/system").is_dir() and shutil.which("systemd-run") is not None
+
+
+def start_service(name: str, argv: list[str], description: str, env: Env = (), log: Path | None = None) -> int:
+    """Run `argv` in the foreground as the transient service `name` (systemd-run) and return its pid.
+
+    A daemon ovsvx starts on a real host (the controller, zebra, bgpd) is so
+    outside the agent's unit: restarting, killing or stopping the agent leaves
+    it running, and the overlay forwarding; `systemctl status NAME` and the
+    journal show it.  It goes with the machine's next boot, when the agent
+    starts it again.  A unit of that name left over (its pid file lost) is
+    stopped first: it can only be an earlier start of the same daemon."""
+    systemctl("stop", name, check=False)
+    systemctl("reset-failed", name, check=False)
+    run = ["systemd-run", "--quiet", "--collect", f"--unit={name}", f"--description={description}"]
+    run += ["--property=Type=exec", "--working-directory=/", *(f"--setenv={key}={value}" for key, value in env)]
+    run += [f"--property=StandardOutput=append:{log}"] if log is not None else []
+    done = netstack.run(None, [*run, *argv], timeout=60)
+    if done.returncode != 0:
+        raise ApplyError(f"systemd-run {name}: {(done.stderr or done.stdout).strip()}")
+    pid = int(_show(name, "MainPID").get("MainPID", "0") or 0)
+    if pid == 0:
+        raise ApplyError(f"{name} did not start: see journalctl -u {name}")
+    return pid

@@ -10,7 +10,7 @@ import pytest
 from ovsvx import systemd
 from ovsvx.topology import Mode
 
-UNIT = systemd.AgentUnit("host1", Path("/etc/ovsvx/host1.toml"), Mode.KERNEL, "/opt/x/.venv/bin/python")
+UNIT = systemd.AgentUnit.host("host1", Path("/etc/ovsvx/host1.toml"), Mode.KERNEL, False, "/opt/x/.venv/bin/python")
 
 
 def lines(text: str) -> dict[str, str]:
@@ -18,13 +18,14 @@ def lines(text: str) -> dict[str, str]:
 
 
 def test_the_unit_runs_this_installation_isolated_with_the_stored_topology() -> None:
-    unit = lines(UNIT.text(ovs=False))
+    unit = lines(UNIT.text())
     assert unit["ExecStart"] == (
         "/opt/x/.venv/bin/python -I -m ovsvx agent --host host1 -t /etc/ovsvx/host1.toml --mode kernel"
     )
     assert unit["Type"] == "notify" and unit["Restart"] == "always" and unit["WorkingDirectory"] == "/"
     assert unit["After"] == "network-online.target"  # kernel mode: no Open vSwitch to wait for
-    assert lines(UNIT.text(ovs=True))["After"] == "network-online.target openvswitch-switch.service"
+    ovs = systemd.AgentUnit.host("host1", Path("/etc/ovsvx/host1.toml"), None, True, "/usr/bin/python3")
+    assert lines(ovs.text())["After"] == "network-online.target openvswitch-switch.service"
     assert unit["NoNewPrivileges"] == "yes" and "CAP_NET_ADMIN" in unit["CapabilityBoundingSet"]
     assert "CAP_SYS_ADMIN" in unit["CapabilityBoundingSet"] and "CAP_SYS_PTRACE" not in unit["CapabilityBoundingSet"]
     # a private mount namespace would hide the workload namespaces' bind mounts from the rest of the machine
@@ -32,9 +33,23 @@ def test_the_unit_runs_this_installation_isolated_with_the_stored_topology() -> 
 
 
 def test_without_a_mode_the_unit_leaves_it_to_the_topology() -> None:
-    unit = systemd.AgentUnit("host2", Path("/etc/ovsvx/host2.toml"), None, "/usr/bin/python3")
-    assert "--mode" not in lines(unit.text(ovs=True))["ExecStart"]
-    assert systemd.unit_path("host2").name == "ovsvx@host2.service"
+    unit = systemd.AgentUnit.host("host2", Path("/etc/ovsvx/host2.toml"), None, True, "/usr/bin/python3")
+    assert "--mode" not in lines(unit.text())["ExecStart"]
+    assert systemd.unit_path(unit.unit).name == "ovsvx@host2.service"
+
+
+def test_a_reflector_is_a_unit_of_its_own_as_hardened_as_a_hosts() -> None:
+    rr = systemd.AgentUnit.reflector("10.33.30.2", Path("/etc/ovsvx/reflector-10.33.30.2.toml"), "/usr/bin/python3")
+    text = rr.text()
+    assert rr.unit == "ovsvx-reflector@10.33.30.2.service"
+    assert text.startswith("# Written by `ovsvx enable --reflector 10.33.30.2`")
+    unit = lines(text)
+    assert unit["ExecStart"] == (
+        "/usr/bin/python3 -I -m ovsvx reflector --address 10.33.30.2 -t /etc/ovsvx/reflector-10.33.30.2.toml"
+    )
+    assert unit["After"] == "network-online.target" and unit["Type"] == "notify"
+    hardening = {k: v for k, v in lines(UNIT.text()).items() if k not in ("ExecStart", "Description")}
+    assert {k: v for k, v in unit.items() if k not in ("ExecStart", "Description")} == hardening
 
 
 def test_notify_sends_one_datagram_of_key_value_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

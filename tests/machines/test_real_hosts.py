@@ -39,6 +39,7 @@ echo bridges; ovs-vsctl --timeout=10 list-br 2>&1
 echo sysctls; sysctl net.ipv4.ip_forward net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter
 echo netns; ls /run/netns 2>/dev/null
 echo etc; find /etc/ovsvx /etc/systemd/system 2>/dev/null | sort
+echo units; systemctl list-units --all --plain --no-legend 'ovsvx*' | awk '{print $1, $3}'
 """
 
 
@@ -109,9 +110,10 @@ def struck(fault: list[str], back_within: float) -> tuple[float, int]:
     return round(max(b - a for a, b in zip(replies, replies[1:], strict=False)), 2), sent - received
 
 
-def enable_both(host1_mode: str, host2_mode: str) -> None:
-    request = remote.submit(f".venv/bin/ovsvx enable --host host2 --mode {host2_mode}")
-    done = ovsvx_here("enable", "--host", "host1", "--mode", host1_mode)
+def enable_both(host1_mode: str, host2_mode: str, *topology: str) -> None:
+    """`enable` on both machines at once, in their modes (with `-t FILE`, from that topology)."""
+    request = remote.submit(" ".join([".venv/bin/ovsvx enable --host host2 --mode", host2_mode, *topology]))
+    done = ovsvx_here("enable", "--host", "host1", "--mode", host1_mode, *topology)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ovsvx@host1.service: active (running)" in done.stdout, done.stdout
     there = remote.result(request)
@@ -160,18 +162,7 @@ def test_enabled_hosts_survive_a_reboot_drift_and_restarts_and_disable_leaves_no
         disable_both(censuses)
         return
 
-    # host2 reboots: nobody types anything, ns1 and ns2 talk again
-    remote.probe("ns2", "192.168.1.100")
-    booted = remote.boots()
-    remote.submit("systemctl reboot")
-    record = remote.CTL / f"boot-{booted + 1}.json"
-    assert waits.until(record.exists, REBOOT_S + REACHABLE_S, interval=1), "host2 did not come back"
-    times = json.loads(record.read_text())
-    reachable = times["first_reply"] - times["network_up"]
-    print(f"[{host1_mode}/{host2_mode}] host2 rebooted: network up -> ns2 answered by ns1 in {reachable:.1f} s")
-    assert reachable <= waits.scaled(REACHABLE_S)
-    assert waits.until(answers, REPAIR_S)
-    (remote.CTL / "probe").unlink()
+    rebooted_host2(f"[{host1_mode}/{host2_mode}]")
 
     # drift on host1, each repaired by the agent with no command typed
     tunnel = ["ovs-vsctl", "del-port", "br1", "vxlan1"] if host1_mode == "ovs" else ["ip", "link", "del", "vxlan1"]
@@ -181,15 +172,21 @@ def test_enabled_hosts_survive_a_reboot_drift_and_restarts_and_disable_leaves_no
         back, lost = struck(["systemctl", "restart", "openvswitch-switch"], REPAIR_S * 4)
         print(f"[{host1_mode}/{host2_mode}] systemctl restart openvswitch-switch: dark {back} s, {lost} lost")
 
-    # the agent killed: systemd starts it again, and the overlay never notices
-    old = int(here("systemctl", "show", "-p", "MainPID", "--value", "ovsvx@host1.service").stdout)
+    killed("ovsvx@host1.service", f"[{host1_mode}/{host2_mode}] agent")
+    disable_both(censuses)
+
+
+def killed(unit: str, label: str) -> None:
+    """`kill -9` of the unit's main process while ns1 pings ns2: systemd starts it again, and the overlay
+    never notices (what it started, the controller or FRR, are services of their own)."""
+    old = int(here("systemctl", "show", "-p", "MainPID", "--value", unit).stdout)
     pinger = Pinger()
     try:
         time.sleep(1)
         os.kill(old, signal.SIGKILL)
 
         def restarted() -> bool:
-            shown = here("systemctl", "show", "-p", "MainPID,ActiveState", "ovsvx@host1.service").stdout
+            shown = here("systemctl", "show", "-p", "MainPID,ActiveState", unit).stdout
             fields = dict(line.split("=", 1) for line in shown.splitlines())
             return fields["ActiveState"] == "active" and int(fields["MainPID"]) not in (0, old)
 
@@ -197,10 +194,25 @@ def test_enabled_hosts_survive_a_reboot_drift_and_restarts_and_disable_leaves_no
         time.sleep(1)
     finally:
         _, sent, received = pinger.stop()
-    print(f"[{host1_mode}/{host2_mode}] agent killed -9: restarted by systemd, {sent - received} of {sent} lost")
+    print(f"{label} killed -9: restarted by systemd, {sent - received} of {sent} lost")
     assert sent - received <= 1  # the one ping that may be in flight when ping is stopped
 
-    disable_both(censuses)
+
+def rebooted_host2(label: str) -> float:
+    """Reboot host2 with nobody typing anything: the seconds from its network up to ns1's first answer
+    to ns2 (host2's own probe)."""
+    remote.probe("ns2", "192.168.1.100")
+    booted = remote.boots()
+    remote.submit("systemctl reboot")
+    record = remote.CTL / f"boot-{booted + 1}.json"
+    assert waits.until(record.exists, REBOOT_S + REACHABLE_S, interval=1), "host2 did not come back"
+    times = json.loads(record.read_text())
+    reachable = float(times["first_reply"] - times["network_up"])
+    print(f"{label} host2 rebooted: network up -> ns2 answered by ns1 in {reachable:.1f} s")
+    assert reachable <= waits.scaled(REACHABLE_S)
+    assert waits.until(answers, REPAIR_S)
+    (remote.CTL / "probe").unlink()
+    return reachable
 
 
 def disable_both(before: tuple[str, str]) -> None:
@@ -223,3 +235,58 @@ def test_a_deployed_host_without_enable_is_still_known_after_a_reboot(censuses: 
     gone = remote.on_host2(".venv/bin/ovsvx destroy --host host2")
     assert "- ovs bridge br2" in gone.stdout, gone.stdout
     assert census_host2() == censuses[1]
+
+
+REFLECTOR = "10.33.30.2"  # the route reflector, on host1 beside its VTEP, as the default EVPN topology has it
+EVPN_TOPOLOGY = f"""control = "evpn"
+{{default}}
+[bgp]
+asn = 65000
+route_reflectors = ["{REFLECTOR}"]
+"""
+
+
+@pytest.fixture
+def reflector_on_host1() -> Iterator[str]:
+    """host1 holds the reflector's address and runs it (`enable --reflector`), from a topology file both
+    machines read; afterwards neither the unit nor the address is left."""
+    from ovsvx import topology
+
+    path = remote.CTL / "evpn.toml"
+    path.write_text(EVPN_TOPOLOGY.format(default=topology.default_text()))
+    assert here("ip", "addr", "add", f"{REFLECTOR}/24", "dev", "ens160").returncode == 0
+    try:
+        done = ovsvx_here("enable", "--reflector", REFLECTOR, "-t", str(path))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"ovsvx-reflector@{REFLECTOR}.service: active (running)" in done.stdout, done.stdout
+        yield str(path)
+    finally:
+        ovsvx_here("disable", "--reflector", REFLECTOR)
+        here("ip", "addr", "del", f"{REFLECTOR}/24", "dev", "ens160")
+
+
+def test_an_evpn_overlay_of_real_machines_needs_nothing_but_ovsvx_and_frr(
+    censuses: tuple[str, str], reflector_on_host1: str
+) -> None:
+    """Both hosts in kernel mode under EVPN, learning each other from the reflector host1 runs: verify
+    passes from both ends, the daemons outlive their agent's and the reflector's restarts, host2 comes
+    back by itself after a reboot, and disabling all three leaves both machines as they were."""
+    label = "[evpn kernel/kernel]"
+    started = time.monotonic()
+    enable_both("kernel", "kernel", "-t", reflector_on_host1)
+    print(f"\n{label} enable on both (reflector running): {time.monotonic() - started:.1f} s")
+    assert waits.until(answers, REACHABLE_S), "ns1 never reached ns2 through the routes BGP carried"
+    print(f"{label} verify from host1: {verified(ovsvx_here('verify', '--json').stdout)}")
+    print(f"{label} verify from host2: {verified(remote.on_host2('.venv/bin/ovsvx verify --json').stdout)}")
+    status = json.loads(ovsvx_here("status", "--json").stdout)
+    bgp = status["hosts"]["host1"]["bgp"]
+    assert [s["state"] for s in bgp["sessions"]] == ["Established"], bgp
+    assert {r["prefix"] for r in bgp["routes"] if r["origin"] != "local"} >= {"192.168.2.0/24"}, bgp
+
+    killed("ovsvx@host1.service", f"{label} agent")
+    killed(f"ovsvx-reflector@{REFLECTOR}.service", f"{label} reflector's keeper")
+    rebooted_host2(label)
+
+    assert ovsvx_here("disable", "--reflector", REFLECTOR).returncode == 0
+    assert here("ip", "addr", "del", f"{REFLECTOR}/24", "dev", "ens160").returncode == 0
+    disable_both(censuses)
