@@ -22,13 +22,16 @@ host, as the frr user, like Debian's service; the tools reach them with `vtysh -
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
+import os
+import pwd
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ovsvx import netstack, systemd, waits
+from ovsvx import netstack, record, systemd, waits
 from ovsvx.daemons import running_pid, stop_pid
 from ovsvx.errors import ApplyError, PreconditionError
 from ovsvx.topology import Host, Topology
@@ -45,7 +48,8 @@ REFLECTOR_DAEMONS = ("bgpd",)  # a reflector installs nothing: bgpd runs without
 
 @dataclass(frozen=True)
 class FrrHome:
-    """Where one FRR instance keeps its configuration, sockets, pids and logs."""
+    """Where one FRR instance keeps its configuration (root's folder), and its sockets, pids and logs
+    (the daemons' folder inside it, the frr user's)."""
 
     name: str  # the host's name, or rr-ADDRESS: on a real host, part of each daemon's service name
     rundir: Path
@@ -53,17 +57,22 @@ class FrrHome:
     daemons: tuple[str, ...] = HOST_DAEMONS
     listen: str | None = None  # a reflector's address, the only one its bgpd listens on; a host's listens on none
 
+    @property
+    def workdir(self) -> Path:
+        """The daemons' own folder: what they write (pids, vty sockets, logs, zebra's API socket)."""
+        return self.rundir / "run"
+
     def conf(self, daemon: str) -> Path:
         return self.rundir / f"{daemon}.conf"
 
     def pidfile(self, daemon: str) -> Path:
-        return self.rundir / f"{daemon}.pid"
+        return self.workdir / f"{daemon}.pid"
 
     def log(self, daemon: str) -> Path:
-        return self.rundir / f"{daemon}.log"
+        return self.workdir / f"{daemon}.log"
 
     def vty(self, daemon: str) -> Path:
-        return self.rundir / f"{daemon}.vty"
+        return self.workdir / f"{daemon}.vty"
 
     def marker(self, daemon: str) -> str:
         """What the daemon's command line holds: its own pid file, which no other process names."""
@@ -165,8 +174,9 @@ def start(home: FrrHome, configs: dict[str, str]) -> list[str]:
     """Run `home`'s daemons on `configs`: start what is not running, restart what runs an older
     configuration; returns what it did (nothing when all is as wanted)."""
     require_installed()
-    home.rundir.mkdir(parents=True, exist_ok=True)
-    shutil.chown(home.rundir, FRR_USER, FRR_USER)  # the daemons drop to this user and write here
+    if home.netns is None and "zebra" in home.daemons:
+        _require_no_frr_service()
+    _prepare(home)
     done = []
     for daemon in home.daemons:
         text = configs[daemon]
@@ -176,11 +186,55 @@ def start(home: FrrHome, configs: dict[str, str]) -> list[str]:
             continue
         if running:
             stop_pid(home.pidfile(daemon), home.marker(daemon))
-        home.conf(daemon).write_text(text)
-        shutil.chown(home.conf(daemon), FRR_USER, FRR_USER)
+        _write_conf(home.conf(daemon), text)
         _launch(home, daemon)
         done.append(f"{'~' if running else '+'} {daemon} ({home.conf(daemon)})")
     return done
+
+
+SERVICE_ZEBRA_PID = Path("/run/frr/zebra.pid")  # Debian's frr service
+
+
+def _require_no_frr_service() -> None:
+    """Two zebras on one machine would fight over its routes and neighbour entries."""
+    pid = running_pid(SERVICE_ZEBRA_PID, "zebra")
+    if pid is not None:
+        raise PreconditionError(
+            f"the frr service runs a zebra of its own (pid {pid}); ovsvx runs FRR itself under EVPN:"
+            " `systemctl disable --now frr` first"
+        )
+
+
+def _prepare(home: FrrHome) -> None:
+    """The folders, so that the frr user can replace nothing root writes or changes.
+
+    The configuration folder is root's (0755): the daemons read their files
+    there and write nothing.  Their own folder inside it is made by root and
+    handed to the frr user, never followed through a link; each of ovsvx's
+    folders above is made traversable (not readable) for them, whatever umask
+    made it (the agent's unit runs with 0077)."""
+    home.rundir.mkdir(parents=True, exist_ok=True)
+    for folder in (home.rundir, *home.rundir.parents):
+        if folder != record.STATE_DIR and record.STATE_DIR not in folder.parents:
+            break
+        os.chmod(folder, os.stat(folder).st_mode & 0o7777 | 0o111)
+    os.chmod(home.rundir, 0o755)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(home.workdir, 0o750)
+    found = os.lstat(home.workdir)
+    if not stat.S_ISDIR(found.st_mode):
+        raise ApplyError(f"{home.workdir} is not a folder (a link or a file took its place): remove it")
+    user = pwd.getpwnam(FRR_USER)
+    os.chown(home.workdir, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    os.chmod(home.workdir, 0o750)
+
+
+def _write_conf(path: Path, text: str) -> None:
+    """A configuration file, root's and world-readable, never written through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o644)
+        out.write(text)
 
 
 def _launch(home: FrrHome, daemon: str) -> None:
@@ -188,8 +242,8 @@ def _launch(home: FrrHome, daemon: str) -> None:
     foreground (`systemd.start_service`), else daemonized (-d) in the host's namespace."""
     home.vty(daemon).unlink(missing_ok=True)
     argv = [str(FRR_BIN / daemon), "-u", FRR_USER, "-g", FRR_USER, "-P", "0", "-f", str(home.conf(daemon))]
-    argv += ["-i", str(home.pidfile(daemon)), "--vty_socket", str(home.rundir), "--log", f"file:{home.log(daemon)}"]
-    argv += ["-Z"] if "zebra" not in home.daemons else ["-z", str(home.rundir / "zserv.api")]
+    argv += ["-i", str(home.pidfile(daemon)), "--vty_socket", str(home.workdir), "--log", f"file:{home.log(daemon)}"]
+    argv += ["-Z"] if "zebra" not in home.daemons else ["-z", str(home.workdir / "zserv.api")]
     if daemon == "bgpd":  # a host only dials its reflectors; a reflector listens on its own address only
         argv += ["-p", "0"] if home.listen is None else ["-l", home.listen]
     if home.netns is None and systemd.runs_this_stack():
@@ -217,7 +271,7 @@ def running(home: FrrHome) -> dict[str, int | None]:
 
 def show(home: FrrHome, command: str) -> Any:
     """bgpd's JSON answer to a `show ... json` command; None when bgpd does not answer."""
-    argv = ["vtysh", "--vty_socket", str(home.rundir), "-d", "bgpd", "-c", command]
+    argv = ["vtysh", "--vty_socket", str(home.workdir), "-d", "bgpd", "-c", command]
     done = netstack.run(home.netns, argv, timeout=10)
     if done.returncode != 0:
         return None

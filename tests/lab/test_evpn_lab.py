@@ -128,7 +128,7 @@ def test_evpn_comes_back_after_a_reflector_restart_and_forgets_a_silent_host(
     report, _ = until_verified(ovsvx, prefix, REACH_S)
     assert report["ok"], report
 
-    pidfile = STATE_DIR / f"lab-{prefix}" / "rr-10.33.30.2" / "bgpd.pid"
+    pidfile = STATE_DIR / f"lab-{prefix}" / "rr-10.33.30.2" / "run" / "bgpd.pid"
     os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
     assert waits.until(lambda: "192.168.2.0/24" not in routes_of(prefix, "host1"), FORGET_S)
     start = time.monotonic()
@@ -166,7 +166,7 @@ def test_ovs_hosts_keep_forwarding_through_a_reflector_restart(ovsvx: Runner, fr
     assert ping.stdout is not None
     while "bytes from" not in ping.stdout.readline():  # under way: the kill lands mid-stream
         assert ping.poll() is None, "ping ended before its first reply"
-    pidfile = STATE_DIR / f"lab-{prefix}" / "rr-10.33.30.2" / "bgpd.pid"
+    pidfile = STATE_DIR / f"lab-{prefix}" / "rr-10.33.30.2" / "run" / "bgpd.pid"
     os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
 
     def sessions(state: str) -> bool:
