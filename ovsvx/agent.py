@@ -20,7 +20,7 @@ Events come in bursts (our own pass makes some), so a pass waits SETTLE_S
 after the first; a pass that changes nothing makes no events, so the agent
 comes to rest.  The pass starts the daemons the host needs when they are not
 running, as deploy does: the os-ken controller in ovs mode, FRR's zebra and
-bgpd in kernel mode under EVPN; where systemd is init, each is a service of
+bgpd in kernel mode under EVPN; under ovsvx's unit, each is a service of
 its own (`systemd.start_service`), so they outlive the agent.  SIGTERM ends the
 agent after the pass under way and leaves them all: the flows stay in OVS
 (`fail_mode=secure`), the devices and BGP sessions stay, so the overlay keeps

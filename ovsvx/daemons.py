@@ -225,7 +225,7 @@ def check_port_free(netns: str | None, host: str, port: int) -> None:
 
 def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]) -> bool:
     """Start `ovsvx controller` for the site in the background, in its namespace; False if one runs already.
-    On a real host where systemd is init, it is a service of its own (`systemd.start_service`)."""
+    On a real host under ovsvx's unit, it is a service of its own (`systemd.start_service`)."""
     if controller_pid(deployment, site) is not None:
         return False
     check_port_free(site.netns, *listen)
@@ -239,7 +239,7 @@ def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]
     if deployment.topology.evpn:
         argv += ["--evpn-state", str(evpn_state_file(deployment, site))]
     env = (("OVSVX_STATE_DIR", str(record.STATE_DIR)), ("OVSVX_HOST_RECORD_DIR", str(record.HOST_RECORD_DIR)))
-    if site.netns is None and systemd.runs_this_stack():
+    if systemd.daemons_are_units(site.netns):
         name = f"ovsvx-{site.host.name}-controller"
         pid = systemd.start_service(name, argv, f"ovsvx's OpenFlow controller for {site.host.name}", env, log)
     else:

@@ -238,7 +238,7 @@ def _write_conf(path: Path, text: str) -> None:
 
 
 def _launch(home: FrrHome, daemon: str) -> None:
-    """Start one daemon: on a real host where systemd is init, as a service of its own in the
+    """Start one daemon: on a real host under ovsvx's unit, as a service of its own in the
     foreground (`systemd.start_service`), else daemonized (-d) in the host's namespace."""
     home.vty(daemon).unlink(missing_ok=True)
     argv = [str(FRR_BIN / daemon), "-u", FRR_USER, "-g", FRR_USER, "-P", "0", "-f", str(home.conf(daemon))]
@@ -246,7 +246,7 @@ def _launch(home: FrrHome, daemon: str) -> None:
     argv += ["-Z"] if "zebra" not in home.daemons else ["-z", str(home.workdir / "zserv.api")]
     if daemon == "bgpd":  # a host only dials its reflectors; a reflector listens on its own address only
         argv += ["-p", "0"] if home.listen is None else ["-l", home.listen]
-    if home.netns is None and systemd.runs_this_stack():
+    if systemd.daemons_are_units(home.netns):
         systemd.start_service(f"ovsvx-{home.name}-{daemon}", argv, f"FRR {daemon} of ovsvx's {home.name}")
     else:
         done = netstack.run(home.netns, [argv[0], "-d", *argv[1:]], timeout=30)

@@ -12,7 +12,7 @@ started again within the full check, and an address that went missing is
 said until it is back.
 
 bgpd runs with ovsvx's other running files, in a folder of its own named for
-the address; on a machine whose init is systemd it is a service of its own
+the address; under its unit it is a service of its own
 (`ovsvx-rr-ADDR-bgpd`), which the keeper's restart leaves running.
 """
 

@@ -124,6 +124,7 @@ class AgentUnit:
                 "TimeoutStartSec=infinity",
                 "KillMode=mixed",
                 "Environment=PYTHONUNBUFFERED=1",
+                f"Environment={DAEMON_UNITS}=1",
                 *(f"Environment={key}={value}" for key, value in self.environment),
                 "UMask=0077",
                 "NoNewPrivileges=yes",
@@ -218,14 +219,15 @@ def _show(unit: str, *properties: str) -> dict[str, str]:
 # --- the daemons of a real host, each a unit of its own -------------------------------------------
 
 
-def runs_this_stack() -> bool:
-    """True where systemd is init and this thread is in its network namespace, so a daemon it starts
-    may be a service of its own: not in a lab host's namespace, nor a namespace playing a machine."""
-    try:
-        same = os.stat("/proc/thread-self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
-    except OSError:
-        return False
-    return same and Path("/run/systemd/system").is_dir() and shutil.which("systemd-run") is not None
+#: What ovsvx's units set, so that the daemons their ovsvx starts on this machine are services of their own.
+DAEMON_UNITS = "OVSVX_DAEMON_UNITS"
+
+
+def daemons_are_units(netns: str | None) -> bool:
+    """True in ovsvx's units (the agent, the reflector), for a daemon of this machine's own stack: not
+    one in a lab host's namespace.  (Said by the unit, not sensed: comparing this stack with init's
+    would need CAP_SYS_PTRACE, which the units do not have.)"""
+    return netns is None and os.environ.get(DAEMON_UNITS) == "1"
 
 
 def start_service(name: str, argv: list[str], description: str, env: Env = (), log: Path | None = None) -> int:

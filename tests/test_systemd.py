@@ -28,6 +28,8 @@ def test_the_unit_runs_this_installation_isolated_with_the_stored_topology() -> 
     assert lines(ovs.text())["After"] == "network-online.target openvswitch-switch.service"
     assert unit["NoNewPrivileges"] == "yes" and "CAP_NET_ADMIN" in unit["CapabilityBoundingSet"]
     assert "CAP_SYS_ADMIN" in unit["CapabilityBoundingSet"] and "CAP_SYS_PTRACE" not in unit["CapabilityBoundingSet"]
+    # what the agent starts (controller, FRR) becomes a service of its own, so it outlives the agent
+    assert "Environment=OVSVX_DAEMON_UNITS=1" in UNIT.text().splitlines()
     # a private mount namespace would hide the workload namespaces' bind mounts from the rest of the machine
     assert not {"ProtectSystem", "PrivateTmp", "ProtectHome", "ProtectKernelTunables"} & set(unit)
 
