@@ -24,7 +24,6 @@ from ovsvx.errors import ApplyError, UsageError
 from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment, check_prefix
 from ovsvx.site import Site
-from ovsvx.switch import CONTROLLER_LISTEN
 from ovsvx.topology import Mode, Topology
 
 #: What the bench can measure: a mode, or ovs mode on a named datapath (its own column, beside the others).
@@ -141,7 +140,7 @@ def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str |
     )
     time.sleep(KNOCK_S)
     started = time.time()  # the clock of ping's -D stamps
-    daemons.start_controller(deployment, site, CONTROLLER_LISTEN)
+    daemons.start_controller(deployment, site)
     out, _ = pinger.communicate(timeout=deadline + waits.scaled(10))
     stamps = [float(s) for s in verify.STAMP_RE.findall(out)]
     if not stamps:

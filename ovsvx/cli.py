@@ -44,7 +44,7 @@ from ovsvx.backends import BACKENDS, DEFAULT_MODE, check_mode
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
 from ovsvx.ovs import generated_flows
-from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES
+from ovsvx.switch import PORT_TYPES
 
 out = render.console()
 err_console = render.console(stderr=True)
@@ -732,13 +732,12 @@ def bench_cmd(
 @prefix_option
 @click.option(
     "--listen",
-    default="{}:{}".format(*CONTROLLER_LISTEN),
-    show_default=True,
-    metavar="ADDR:PORT",
-    help="Where OVS connects (keep it on loopback: OpenFlow has no authentication here).",
+    default=None,
+    metavar="unix:PATH|ADDR:PORT",
+    help="Where OVS connects (default: the Unix socket deploy gave the host's OVS; a TCP port only on loopback).",
 )
 @reported
-def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: str | None, listen: str) -> None:
+def controller_cmd(topology_file: Path | None, host_name: str | None, prefix: str | None, listen: str | None) -> None:
     """Run the os-ken controller for one host's bridge in the foreground (alongside its OVS)."""
     controller.serve(listen, host_name, prefix, topology_file)
 

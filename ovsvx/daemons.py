@@ -6,8 +6,8 @@ ovs-vswitchd inside its namespace, with their own database, sockets, pid and
 log files in the lab's folder, so `ovs-vsctl`, `ovs-ofctl` and `ovs-appctl`
 reach them through nothing but OVS_RUNDIR (which `ovsvx exec` sets).
 
-The controller runs alongside OVS, in the host's namespace, listening on
-loopback; in both cases deploy starts it in the background (on a real host
+The controller runs alongside OVS, in the host's namespace, listening on a
+Unix socket in OVS's run folder (`controller_socket`); in both cases deploy starts it in the background (on a real host
 with systemd, as a service of its own) and destroy stops it (`ovsvx
 controller` runs it in the foreground instead).
 
@@ -206,8 +206,20 @@ def controller_pid(deployment: Deployment, site: Site) -> int | None:
     return running_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
 
 
+def controller_socket(deployment: Deployment, site: Site) -> Path:
+    """Where the host's controller listens and its OVS connects (`unix:PATH`): a Unix socket in OVS's own
+    run folder, root's (and the only place OVS dials a Unix socket: it refuses others as a possible
+    exploit), so no other user can take OVS's connection, as one can take a TCP port on loopback
+    while the controller is down."""
+    return controller_socket_in(ovs_home(deployment, site).rundir, site.host.name)
+
+
+def controller_socket_in(rundir: Path, host: str) -> Path:
+    return rundir / f"ovsvx-{host}.openflow"
+
+
 def check_port_free(netns: str | None, host: str, port: int) -> None:
-    """Refuse to start a controller whose listening port is taken."""
+    """Refuse to start a controller whose listening TCP port is taken."""
 
     def probe() -> None:
         with socket.socket() as sock:
@@ -223,16 +235,40 @@ def check_port_free(netns: str | None, host: str, port: int) -> None:
     netstack.call_in(netns, probe)
 
 
-def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]) -> bool:
-    """Start `ovsvx controller` for the site in the background, in its namespace; False if one runs already.
-    On a real host under ovsvx's unit, it is a service of its own (`systemd.start_service`)."""
+def serving(path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket `path`."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def claim_socket(path: Path) -> None:
+    """Make way for a controller's Unix socket: a stale one (nothing accepts on it) is removed; one that
+    is served is refused.  Its folder must be root's alone, or another user could serve it."""
+    folder = os.stat(path.parent)
+    if folder.st_uid != 0 or folder.st_mode & 0o022:
+        raise PreconditionError(
+            f"{path.parent} is writable by others than root: the controller's socket needs a folder of root's"
+        )
+    if serving(path):
+        raise PreconditionError(f"a controller already serves {path}: stop it first")
+    path.unlink(missing_ok=True)
+
+
+def start_controller(deployment: Deployment, site: Site) -> bool:
+    """Start `ovsvx controller` for the site in the background, in its namespace, on its Unix socket;
+    False if one runs already.  On a real host under ovsvx's unit, it is a service of its own
+    (`systemd.start_service`)."""
     if controller_pid(deployment, site) is not None:
         return False
-    check_port_free(site.netns, *listen)
     pidfile, log = controller_files(deployment, site)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
+    claim_socket(controller_socket(deployment, site))
     # isolated (-I): as root, nothing from the caller's working directory or PYTHON* variables is imported
-    argv = [sys.executable, "-I", "-m", CONTROLLER_MARKER, "--listen", f"{listen[0]}:{listen[1]}"]
+    argv = [sys.executable, "-I", "-m", CONTROLLER_MARKER, "--listen", f"unix:{controller_socket(deployment, site)}"]
     argv += ["--serve", site.host.name]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]
@@ -257,5 +293,15 @@ def start_controller(deployment: Deployment, site: Site, listen: tuple[str, int]
     return True
 
 
+def wait_serving(netns: str | None, path: Path, seconds: float) -> None:
+    """Until the controller listens on its socket (os-ken takes a moment to import and bind)."""
+    if not waits.until(lambda: netstack.UNIX_LISTENING in netstack.unix_states(netns, path), seconds):
+        raise ApplyError(f"the controller does not serve {path} after {waits.scaled(seconds):g} s")
+
+
 def stop_controller(deployment: Deployment, site: Site) -> bool:
-    return stop_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
+    """Stop the host's controller, and remove its socket (os-ken leaves it behind)."""
+    stopped = stop_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
+    if stopped:
+        controller_socket(deployment, site).unlink(missing_ok=True)
+    return stopped

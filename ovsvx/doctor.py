@@ -25,12 +25,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx import daemons, frr, lab, netstack, preflight, record
 from ovsvx.deploy import find_scope
-from ovsvx.listeners import listening
 from ovsvx.netlink import xdp_programs
 from ovsvx.netstack import RT_TABLE_MAIN
 from ovsvx.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
 from ovsvx.site import Site
-from ovsvx.switch import CONTROLLER_LISTEN, CONTROLLER_PORT
 from ovsvx.topology import VXLAN_OVERHEAD, Mode, Topology
 from ovsvx.topology import load as load_topology
 
@@ -179,7 +177,6 @@ def host(context: HostContext) -> list[Diagnosis]:
         _conflicts,
         _firewall,
         _ovs_running,
-        _controller_port,
         _bgp,
         _peers,
     ]
@@ -378,23 +375,6 @@ def _ovs_running(context: HostContext) -> list[Diagnosis]:
             "systemctl start openvswitch-switch",
         )
     ]
-
-
-def _controller_port(context: HostContext) -> list[Diagnosis]:
-    takers = [
-        item
-        for item in listening(context.site.netns)
-        if item.proto == "tcp" and item.port == CONTROLLER_PORT and not item.owner.startswith("ovsvx controller")
-    ]
-    if takers:
-        return [
-            Diagnosis(
-                FAIL,
-                f"controller port {CONTROLLER_PORT} is taken: {takers[0].text}",
-                "stop that program (ovs mode's controller listens on {}:{})".format(*CONTROLLER_LISTEN),
-            )
-        ]
-    return [Diagnosis(OK, f"controller port {CONTROLLER_PORT} free (or ovsvx's own controller)")]
 
 
 def _peers(context: HostContext) -> list[Diagnosis]:

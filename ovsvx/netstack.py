@@ -178,7 +178,7 @@ def write_sysctl(name: str | None, key: str, value: str) -> None:
 # --- sockets -------------------------------------------------------------------
 
 
-TCP_ESTABLISHED, TCP_LISTEN = "01", "0A"  # /proc/net/tcp's state codes
+TCP_LISTEN = "0A"  # /proc/net/tcp's state code
 
 
 def tcp_states(name: str | None, port: int) -> list[str]:
@@ -190,6 +190,20 @@ def tcp_states(name: str | None, port: int) -> list[str]:
     table = call_in(name, lambda: Path("/proc/thread-self/net/tcp").read_text())
     needle = f":{port:04X}"
     return [fields[3] for fields in (line.split() for line in table.splitlines()[1:]) if fields[1].endswith(needle)]
+
+
+UNIX_LISTENING, UNIX_CONNECTED = "listening", "connected"
+
+
+def unix_states(name: str | None, path: Path) -> list[str]:
+    """What the Unix sockets of namespace `name` bound to `path` are doing: the listening one, and one
+    connected per accepted connection (which carries its listener's path).  From /proc/net/unix,
+    read without connecting (a probe's connection would look like a switch to the controller)."""
+    table = call_in(name, lambda: Path("/proc/thread-self/net/unix").read_text())
+    rows = [line.split() for line in table.splitlines()[1:]]
+    ours = [fields for fields in rows if len(fields) == 8 and fields[7] == str(path)]
+    # Flags: __SO_ACCEPTCON (0x10000) on a listening socket; St: 03, SS_CONNECTED, on an accepted one
+    return [UNIX_LISTENING if int(f[3], 16) & 0x10000 else UNIX_CONNECTED if f[5] == "03" else f[5] for f in ours]
 
 
 def wait_listening(name: str | None, port: int, seconds: float) -> None:

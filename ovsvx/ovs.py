@@ -31,10 +31,9 @@ from ovsvx.plan import RTPROT_OVSVX, MovedAddress, Veth, ovs_plan, render
 from ovsvx.record import Deployment
 from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
-from ovsvx.switch import CONTROLLER_LISTEN, PORT_TYPES, switch_plan
+from ovsvx.switch import PORT_TYPES, switch_plan
 from ovsvx.topology import Host, Mode, Topology
 
-LISTEN = CONTROLLER_LISTEN
 CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
 FLOWS_WAIT_S = 20.0  # OVS connects and the controller installs every flow
 DATAPATHS = ("auto", "system", "netdev")
@@ -127,7 +126,8 @@ class OvsBackend:
         self.tuning = self.settings.ovs_config
         topology, host = deployment.topology, site.host
         self.home = daemons.ovs_home(deployment, site)
-        controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}" if self.flows_from == "controller" else None
+        self.socket = daemons.controller_socket(deployment, site)
+        controller = f"unix:{self.socket}" if self.flows_from == "controller" else None
         self.before, self.after = ovs_plan(topology, host, self.datapath)
         self.bridges = switch_plan(topology, host, self.datapath, controller, self.port_type)
         self.topology = topology
@@ -137,7 +137,7 @@ class OvsBackend:
     def commands(topology: Topology, host: Host, datapath: str) -> list[str]:
         """The deployment of `host` as the commands a person would type, in order."""
         before, after = ovs_plan(topology, host, datapath)
-        controller = f"tcp:{LISTEN[0]}:{LISTEN[1]}"
+        controller = f"unix:{daemons.controller_socket_in(daemons.SYSTEM_RUNDIR, host.name)}"  # a real host's
         port_type, _ = choose_port_type("auto", datapath, "", topology.underlay_mtu)
         lines = [line for r in before for line in render(r)]
         lines += [
@@ -228,10 +228,10 @@ class OvsBackend:
             self.deployment.note_xdp(host, self._xdp_devices())
         changes = [f"{host}: started {program}" for program in daemons.start_ovs(self.home)]
         if self.flows_from == "controller":
-            if daemons.start_controller(self.deployment, self.site, LISTEN):
-                changes.append(f"{host}: started controller on {LISTEN[0]}:{LISTEN[1]}")
+            if daemons.start_controller(self.deployment, self.site):
+                changes.append(f"{host}: started controller on unix:{self.socket}")
             # listening before the bridge names it, so OVS connects at once instead of backing off
-            netstack.wait_listening(self.site.netns, LISTEN[1], CONTROLLER_START_S)
+            daemons.wait_serving(self.site.netns, self.socket, CONTROLLER_START_S)
         remade = self._devices_to_make()
         changes += self.netlink.apply(self.before)
         with ovsdb.connect(self.home.db) as api:
@@ -298,7 +298,7 @@ class OvsBackend:
         if self.flows_from == "controller":
             pid = daemons.controller_pid(self.deployment, self.site)
             log = daemons.controller_files(self.deployment, self.site)[1]
-            info["controller"] = f"pid {pid}, listening on {LISTEN[0]}:{LISTEN[1]}, log {log}" if pid else "not running"
+            info["controller"] = f"pid {pid}, listening on unix:{self.socket}, log {log}" if pid else "not running"
         else:
             info["flows"] = f"from {self.flows_from} (no controller)"
         return info
@@ -358,7 +358,7 @@ class OvsBackend:
         return findings
 
     def _controller_finding(self) -> Finding:
-        what = f"controller on {LISTEN[0]}:{LISTEN[1]}"
+        what = f"controller on unix:{self.socket}"
         pid = daemons.controller_pid(self.deployment, self.site)
         if pid is None:
             return Finding(what, MISSING, "not running")
@@ -368,9 +368,9 @@ class OvsBackend:
         return Finding(what, OK, f"{runner}, connected")
 
     def _controller_connected(self) -> bool:
-        """OVS holds a connection to the controller's port (read from the socket table, at once; OVSDB's
+        """OVS holds a connection to the controller's socket (read from the socket table, at once; OVSDB's
         is_connected column is refreshed only every few seconds)."""
-        return netstack.TCP_ESTABLISHED in netstack.tcp_states(self.site.netns, LISTEN[1])
+        return netstack.UNIX_CONNECTED in netstack.unix_states(self.site.netns, self.socket)
 
     def _flow_difference(self) -> tuple[int, int]:
         """(generated flows missing from the bridge, installed flows not generated)."""

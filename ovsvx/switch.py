@@ -29,7 +29,6 @@ from ovsvx.topology import MAX_NAMESPACES, Host, Topology, mac_for
 
 OWNER_KEY = "ovsvx"
 CONTROLLER_PORT = 6653
-CONTROLLER_LISTEN = ("127.0.0.1", CONTROLLER_PORT)  # on loopback: OpenFlow has no authentication here
 FIRST_TUNNEL_OFPORT = MAX_NAMESPACES + 1  # 100: after every namespace's port
 
 

@@ -220,7 +220,8 @@ def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
         "ovs-vsctl add-port br1 vxlan1 -- set interface vxlan1 type=vxlan ofport_request=100 "
         "options:remote_ip=10.33.30.151 options:key=100 options:dst_port=4789"
     ) in lines
-    assert "ovs-vsctl set-controller br1 tcp:127.0.0.1:6653" in lines
+    # OVS dials the controller's Unix socket, in its own run folder (root's): never a TCP port
+    assert "ovs-vsctl set-controller br1 unix:/var/run/openvswitch/ovsvx-host1.openflow" in lines
     assert (
         "ovs-vsctl add-br br1 -- set bridge br1 datapath_type=netdev external_ids:ovsvx=true "
         "other_config:hwaddr=02:00:c0:a8:01:01 other_config:disable-in-band=true fail_mode=secure"

@@ -12,7 +12,7 @@ from tests.fakeovsdb import FakeOvsdb
 
 TOPO = topology.default()
 HOST = TOPO.host("host1")
-BRIDGES = switch_plan(TOPO, HOST, "netdev", "tcp:127.0.0.1:6653", "system")
+BRIDGES = switch_plan(TOPO, HOST, "netdev", "unix:/var/run/openvswitch/ovsvx-host1.openflow", "system")
 BR1 = next(b for b in BRIDGES if b.name == HOST.bridge)
 
 
@@ -24,7 +24,7 @@ def test_a_new_bridge_is_made_in_one_transaction_as_planned_and_then_left_alone(
     assert (row.external_ids, row.fail_mode, [c.target for c in row.controller]) == (
         {OWNER_KEY: "true"},
         ["secure"],
-        ["tcp:127.0.0.1:6653"],
+        ["unix:/var/run/openvswitch/ovsvx-host1.openflow"],
     )
     assert [c.max_backoff for c in row.controller] == [ovsdb.CONTROLLER_MAX_BACKOFF_MS]
     vxlan, planned = db.find("Interface", "vxlan1"), next(p for p in BR1.ports if p.name == "vxlan1")

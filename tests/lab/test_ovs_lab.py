@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,10 +91,9 @@ def test_status_names_the_datapath_and_the_processes(lab: str) -> None:
     assert details["port type"].startswith(
         "afxdp-nonpmd (fastest measured" if details["datapath"].startswith("netdev") else "system"
     )
-    assert "listening on 127.0.0.1:6653" in details["controller"]
+    assert f"listening on unix:{STATE_DIR}/lab-{lab}/host1/ovs/ovsvx-host1.openflow" in details["controller"]
     assert details["ovs-vswitchd"].startswith("pid ")
-    controller_pid = pid_of(lab, "host1", "controller")
-    assert details["listening"] == f"tcp 127.0.0.1:6653 ovsvx controller (pid {controller_pid})"  # nothing else
+    assert details["listening"] == "nothing"  # the controller is on a Unix socket, the tunnel is OVS's own
 
 
 def test_ovs_tools_work_inside_a_host_with_no_flags(lab: str) -> None:
@@ -307,20 +305,40 @@ def test_af_xdp_is_refused_for_a_jumbo_underlay(fresh_prefix: str, tmp_path: Pat
     assert not [n for n in leftover_netns() if n.startswith(fresh_prefix)]  # refused before any change
 
 
-def test_a_taken_controller_port_is_refused_clearly(fresh_prefix: str) -> None:
-    run_ovsvx("deploy", "--mode", "ovs", "--no-controller", "--prefix", fresh_prefix)
-    listen = "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',6653)); s.listen(); print('up',flush=True);"
-    squatter = start_ovsvx(
-        "exec", "--prefix", fresh_prefix, "host1", "--", sys.executable, "-c", f"{listen} time.sleep(60)"
+def test_a_stranger_on_the_openflow_port_gets_no_connection_while_the_controller_is_down(
+    fresh_prefix: str,
+) -> None:
+    """The controller killed, a program of `nobody`'s takes 127.0.0.1:6653 in host1's stack, deploy runs:
+    OVS dials the controller's Unix socket (root's folder), so the program is handed nothing, and the
+    controller deploy starts again serves the bridge."""
+    run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
+    os.kill(pid_of(fresh_prefix, "host1", "controller"), signal.SIGKILL)
+    listen = (
+        f"import socket; s=socket.socket(); s.bind(('127.0.0.1',6653)); s.listen(); s.settimeout({waits.scaled(10)});"
+        "print('up',flush=True); s.accept(); print('got a connection',flush=True)"
     )
+    squatter = start_ovsvx(
+        "exec", "--prefix", fresh_prefix, "host1", "--",
+        "setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "/usr/bin/python3", "-c", listen,
+    )  # fmt: skip
     try:
         assert squatter.stdout.readline().strip() == "up"
-        refused = run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix, check=False)
-        assert refused.returncode == 3
-        assert refused.stderr.strip().startswith("ovsvx: error: controller port 127.0.0.1:6653 is in use")
+        run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
+        assert verify(run_ovsvx, fresh_prefix)["ok"]
+        out, err = squatter.communicate(timeout=waits.scaled(30))
+        assert "got a connection" not in out and "TimeoutError" in err  # waited its 10 s, handed nothing
     finally:
         squatter.kill()
         squatter.wait()
+
+
+def test_the_controller_never_listens_beyond_loopback() -> None:
+    refused = run_ovsvx("controller", "--serve", "host1", "--listen", "0.0.0.0:6653", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "ovsvx: error: --listen '0.0.0.0:6653' is not allowed: unix:PATH (an absolute path) or a loopback "
+        "ADDRESS:PORT with a port in 1..65535, never another address"
+    ]
 
 
 def test_ovs_config_is_set_per_host_kept_by_a_plain_deploy_and_put_back_when_dropped(fresh_prefix: str) -> None:

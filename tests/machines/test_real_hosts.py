@@ -265,15 +265,20 @@ def reflector_on_host1() -> Iterator[str]:
         here("ip", "addr", "del", f"{REFLECTOR}/24", "dev", "ens160")
 
 
+EVPN_MODES = os.environ.get("OVSVX_MACHINES_EVPN", "ovs,kernel").split(",")
+
+
 def test_an_evpn_overlay_of_real_machines_needs_nothing_but_ovsvx_and_frr(
     censuses: tuple[str, str], reflector_on_host1: str
 ) -> None:
-    """Both hosts in kernel mode under EVPN, learning each other from the reflector host1 runs: verify
-    passes from both ends, the daemons outlive their agent's and the reflector's restarts, host2 comes
-    back by itself after a reboot, and disabling all three leaves both machines as they were."""
-    label = "[evpn kernel/kernel]"
+    """Mixed, under EVPN: host1 in ovs mode (the controller's BGP speaker), host2 in kernel mode (FRR),
+    learning each other from the reflector host1 runs: verify passes from both ends, the daemons
+    outlive their agent's and the reflector's restarts, host2 comes back by itself after a reboot, and
+    disabling all three leaves both machines as they were."""
+    host1_mode, host2_mode = EVPN_MODES
+    label = f"[evpn {host1_mode}/{host2_mode}]"
     started = time.monotonic()
-    enable_both("kernel", "kernel", "-t", reflector_on_host1)
+    enable_both(host1_mode, host2_mode, "-t", reflector_on_host1)
     print(f"\n{label} enable on both (reflector running): {time.monotonic() - started:.1f} s")
     assert waits.until(answers, REACHABLE_S), "ns1 never reached ns2 through the routes BGP carried"
     print(f"{label} verify from host1: {verified(ovsvx_here('verify', '--json').stdout)}")
