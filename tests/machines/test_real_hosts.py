@@ -265,16 +265,18 @@ def reflector_on_host1() -> Iterator[str]:
         here("ip", "addr", "del", f"{REFLECTOR}/24", "dev", "ens160")
 
 
-EVPN_MODES = os.environ.get("OVSVX_MACHINES_EVPN", "ovs,kernel").split(",")
+# Kernel mode on both in the suite.  Mixed (os-ken's speaker on host1, FRR on host2) passed the same
+# steps by hand (OVSVX_MACHINES_EVPN=ovs,kernel), in 615 s instead of ~200 under emulation.
+EVPN_MODES = os.environ.get("OVSVX_MACHINES_EVPN", "kernel,kernel").split(",")
 
 
 def test_an_evpn_overlay_of_real_machines_needs_nothing_but_ovsvx_and_frr(
     censuses: tuple[str, str], reflector_on_host1: str
 ) -> None:
-    """Mixed, under EVPN: host1 in ovs mode (the controller's BGP speaker), host2 in kernel mode (FRR),
-    learning each other from the reflector host1 runs: verify passes from both ends, the daemons
-    outlive their agent's and the reflector's restarts, host2 comes back by itself after a reboot, and
-    disabling all three leaves both machines as they were."""
+    """Both hosts under EVPN (in kernel mode, or as OVSVX_MACHINES_EVPN says), learning each other from
+    the reflector host1 runs: verify passes from both ends, the daemons outlive their agent's and the
+    reflector's restarts, host2 comes back by itself after a reboot, and disabling all three leaves
+    both machines as they were."""
     host1_mode, host2_mode = EVPN_MODES
     label = f"[evpn {host1_mode}/{host2_mode}]"
     started = time.monotonic()
