@@ -441,6 +441,11 @@ def _check(topology: Topology) -> None:
     _check_control(topology, vteps)
 
 
+#: Under EVPN the hosts' firewall admits the whole underlay to the VXLAN port (peers are not listed): a
+#: /16 holds 65,534 VTEPs, and anything wider would open the tunnel to a far larger part of the network.
+EVPN_WIDEST_UNDERLAY = 16
+
+
 def _check_control(topology: Topology, vteps: dict[IPv4Address, str]) -> None:
     """EVPN needs its [bgp] table, static has no use for one; route reflectors sit on the underlay, apart
     from the VTEPs."""
@@ -450,6 +455,11 @@ def _check_control(topology: Topology, vteps: dict[IPv4Address, str]) -> None:
         return
     if not topology.evpn:
         raise TopologyError('bgp: only read with control = "evpn" (control is "static"): remove [bgp] or set control')
+    if topology.underlay.prefixlen < EVPN_WIDEST_UNDERLAY:
+        raise TopologyError(
+            f"underlay: {topology.underlay} is too wide under EVPN: at most a /{EVPN_WIDEST_UNDERLAY} "
+            "(the firewall admits the whole underlay to the VXLAN port, since peers come and go)"
+        )
     for i, address in enumerate(topology.bgp.route_reflectors):
         field = f"bgp.route_reflectors[{i}]"
         if not _usable(address, topology.underlay):

@@ -149,6 +149,16 @@ def test_subnet_overlapping_the_underlay() -> None:
         topology.parse(data)
 
 
+def test_an_evpn_underlay_wider_than_a_16_is_refused() -> None:
+    """The hosts' firewall admits the whole underlay to the VXLAN port under EVPN: it stays bounded."""
+    data = default_data()
+    data.update(control="evpn", underlay="10.0.0.0/8", bgp={"asn": 65000, "route_reflectors": ["10.33.30.2"]})
+    with pytest.raises(TopologyError, match=r"^underlay: 10\.0\.0\.0/8 is too wide under EVPN: at most a /16 "):
+        topology.parse(data)
+    data.update(underlay="10.33.0.0/16")
+    assert topology.parse(data).underlay.prefixlen == 16
+
+
 @pytest.mark.parametrize("field", ["name", "nic", "vtep", "subnet", "mode"])
 def test_an_explicit_null_is_refused_like_any_wrong_type(field: str) -> None:
     """TOML has no null, but the deployment record is JSON; the fuzz test found this one."""
