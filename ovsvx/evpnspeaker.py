@@ -41,6 +41,7 @@ from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 from os_ken.services.protocols.bgp.info_base.vrfevpn import VrfEvpnTable
 from os_ken.services.protocols.bgp.rtconf.common import BGP_CONN_RETRY_TIME
 
+from ovsvx import frr
 from ovsvx.flows import EvpnPeer, route_data
 from ovsvx.plan import RTPROT_OVSVX
 from ovsvx.topology import Host, Topology, mac_for
@@ -153,8 +154,11 @@ class Speaker:
             tunnel_type=TUNNEL_TYPE_VXLAN,
             next_hop=str(self.host.vtep),
         )
+        # TCP MD5 (RFC 2385): os-ken packs the key into TCP_MD5SIG's struct as it is, so it must be bytes (a
+        # str fails there, in the thread that dials, and no session ever comes up); it keeps it out of its log
+        secret = password.encode() if (password := frr.password(self.topology)) is not None else None
         for rr in self.bgp.route_reflectors:
-            self.speaker.neighbor_add(str(rr), self.bgp.asn, enable_ipv4=False, enable_evpn=True)
+            self.speaker.neighbor_add(str(rr), self.bgp.asn, enable_ipv4=False, enable_evpn=True, password=secret)
         self._publish()
 
     def _session(self, address: str, state: str) -> None:

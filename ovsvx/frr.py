@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,6 +80,43 @@ class FrrHome:
         return str(self.pidfile(daemon))
 
 
+# --- the sessions' password ---------------------------------------------------------------
+
+PASSWORD_MAX = 80  # TCP MD5's key length (TCP_MD5SIG_MAXKEYLEN)
+_PASSWORD_RE = re.compile(rf"[!-~]{{1,{PASSWORD_MAX}}}")  # printable ASCII, no spaces: a word in FRR's syntax
+
+
+def password(topology: Topology) -> str | None:
+    """The BGP sessions' TCP MD5 password, from the topology's root-only `bgp.password_file`; None when it
+    names none.  The file is refused unless it is root's alone (another user could read or set it), and
+    its content is never shown: not in an error, `plan`, `status` or a log."""
+    path = topology.bgp.password_file if topology.bgp is not None else None
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as err:
+        raise PreconditionError(f"bgp.password_file {path}: cannot be read ({err.strerror})") from None
+    with os.fdopen(fd) as file:
+        found = os.fstat(file.fileno())
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != 0 or found.st_mode & 0o077:
+            raise PreconditionError(
+                f"bgp.password_file {path}: must be a file of root's that no one else may read or write"
+                f" (chown root {path}; chmod 600 {path})"
+            )
+        text = file.read().rstrip("\n")
+    if not _PASSWORD_RE.fullmatch(text):
+        raise PreconditionError(
+            f"bgp.password_file {path}: the password must be 1..{PASSWORD_MAX} printable ASCII characters,"
+            " no spaces, on one line"
+        )
+    return text
+
+
+#: What `plan` prints instead of the password.
+HIDDEN = "<bgp.password_file>"
+
+
 # --- configuration (pure) ----------------------------------------------------------------
 
 
@@ -96,8 +134,9 @@ def _router(topology: Topology, name: str, router_id: str) -> list[str]:
     ]
 
 
-def host_config(topology: Topology, host: Host) -> dict[str, str]:
-    """zebra's and bgpd's configuration for `host`: the routed VNI, and one iBGP session per reflector."""
+def host_config(topology: Topology, host: Host, secret: str | None = None) -> dict[str, str]:
+    """zebra's and bgpd's configuration for `host`: the routed VNI, and one iBGP session per reflector
+    (with `secret`, the sessions' TCP MD5 password)."""
     assert topology.bgp is not None
     zebra = [f"hostname {host.name}", "vrf default", f" vni {topology.vni}", "exit-vrf"]
     bgpd = _router(topology, host.name, str(host.vtep))
@@ -108,6 +147,7 @@ def host_config(topology: Topology, host: Host) -> dict[str, str]:
             f" neighbor {rr} update-source {host.vtep}",
             f" neighbor {rr} timers connect {CONNECT_RETRY_S}",
         ]
+        bgpd += [f" neighbor {rr} password {secret}"] if secret is not None else []
     bgpd += [" address-family ipv4 unicast", f"  network {host.subnet}", " exit-address-family"]
     bgpd += [" address-family l2vpn evpn"]
     bgpd += [f"  neighbor {rr} activate" for rr in topology.bgp.route_reflectors]
@@ -115,7 +155,7 @@ def host_config(topology: Topology, host: Host) -> dict[str, str]:
     return {"zebra": _text(zebra), "bgpd": _text(bgpd)}
 
 
-def reflector_config(topology: Topology, address: str) -> dict[str, str]:
+def reflector_config(topology: Topology, address: str, secret: str | None = None) -> dict[str, str]:
     """bgpd's configuration for a route reflector: every VTEP of the underlay is welcome as a client.
 
     A host forgets the routes of a reflector it loses: FRR keeps no EVPN route
@@ -129,6 +169,7 @@ def reflector_config(topology: Topology, address: str) -> dict[str, str]:
                 f" neighbor vteps remote-as {_asn(topology)}",
                 f" bgp listen range {topology.underlay} peer-group vteps",
                 " bgp listen limit 5000",
+                *([f" neighbor vteps password {secret}"] if secret is not None else []),
                 " address-family l2vpn evpn",
                 "  neighbor vteps activate",
                 "  neighbor vteps route-reflector-client",
@@ -230,10 +271,12 @@ def _prepare(home: FrrHome) -> None:
 
 
 def _write_conf(path: Path, text: str) -> None:
-    """A configuration file, root's and world-readable, never written through a link."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    """A configuration file, root's, readable by the frr group alone (it may hold the sessions'
+    password), never written through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
     with os.fdopen(fd, "w") as out:
-        os.fchmod(fd, 0o644)
+        os.fchown(fd, 0, pwd.getpwnam(FRR_USER).pw_gid)
+        os.fchmod(fd, 0o640)
         out.write(text)
 
 

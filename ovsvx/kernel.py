@@ -39,7 +39,8 @@ class KernelBackend:
         """The deployment of `host` as the tutorial's commands, in its order (then FRR's, under EVPN)."""
         lines = [line for r in kernel_plan(topology, host) for line in render(r)]
         if topology.evpn:
-            lines += frr.render("/etc/frr", frr.host_config(topology, host))
+            hidden = frr.HIDDEN if topology.bgp and topology.bgp.password_file else None
+            lines += frr.render("/etc/frr", frr.host_config(topology, host, hidden))
         return lines
 
     @staticmethod
@@ -61,7 +62,7 @@ class KernelBackend:
     def apply(self) -> list[str]:
         changes = self.netlink.detach_recorded_xdp() + self.netlink.apply(self.plan)
         if self.frr is not None:
-            configs = frr.host_config(self.topology, self.site.host)
+            configs = frr.host_config(self.topology, self.site.host, frr.password(self.topology))
             changes += [f"{self.site.host.name}: {line}" for line in frr.start(self.frr, configs)]
         return changes
 

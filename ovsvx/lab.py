@@ -189,7 +189,7 @@ def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
     for address, home in reflectors(deployment):
         netns = reflector_netns(deployment, address)
         _cable(deployment, netns, REFLECTOR_NIC, reflector_port(address), address)
-        started = frr.start(home, frr.reflector_config(topology, str(address)))
+        started = frr.start(home, frr.reflector_config(topology, str(address), frr.password(topology)))
         changes += [f"lab: route reflector {netns} {address}: {line}" for line in started]
     return changes
 

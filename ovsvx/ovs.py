@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from socket import AF_INET
 
-from ovsvx import daemons, netstack, ofctl, ovsdb, preflight, switch, waits
+from ovsvx import daemons, frr, netstack, ofctl, ovsdb, preflight, switch, waits
 from ovsvx.controller import logged_errors
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
@@ -223,6 +223,7 @@ class OvsBackend:
 
     def apply(self) -> list[str]:
         self.netlink.refuse_foreign(self.netlink.inspect(self.before + self.after))
+        frr.password(self.topology)  # the speaker reads it: a file that will not do is refused here, in one line
         host = self.site.host.name
         if self.port_type.startswith("afxdp"):
             self.deployment.note_xdp(host, self._xdp_devices())

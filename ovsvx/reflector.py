@@ -53,7 +53,7 @@ def require_local(address: IPv4Address) -> None:
 def converge(topology: Topology, address: IPv4Address) -> Converged:
     """The reflector's bgpd running on its configuration: started, restarted on a new one, or left be."""
     require_local(address)
-    started = frr.start(home(address), frr.reflector_config(topology, str(address)))
+    started = frr.start(home(address), frr.reflector_config(topology, str(address), frr.password(topology)))
     return Converged([f"reflector {address}: {line}" for line in started], [])
 
 

@@ -104,6 +104,9 @@ class Bgp:
 
     asn: int
     route_reflectors: tuple[IPv4Address, ...]
+    # A root-only file holding the sessions' TCP MD5 password (RFC 2385), read where a session is made and
+    # never written anywhere else; None: the sessions have none.
+    password_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,14 @@ def _host(t: _Table) -> Host:
 
 
 def _bgp(t: _Table) -> Bgp:
-    bgp = Bgp(asn=t.integer("asn", *ASN_RANGE), route_reflectors=tuple(t.addresses("route_reflectors")))
+    password_file = t.string("password_file", default=None)
+    if password_file is not None and not (password_file.startswith("/") and "\n" not in password_file):
+        raise TopologyError(f"{t.field('password_file')}: {shown(password_file)} is not allowed: an absolute path")
+    bgp = Bgp(
+        asn=t.integer("asn", *ASN_RANGE),
+        route_reflectors=tuple(t.addresses("route_reflectors")),
+        password_file=Path(password_file) if password_file is not None else None,
+    )
     t.done()
     return bgp
 
@@ -503,6 +513,8 @@ def to_data(topology: Topology) -> dict[str, Any]:
     if topology.bgp is not None:
         data["control"] = str(topology.control)
         data["bgp"] = {"asn": topology.bgp.asn, "route_reflectors": [str(a) for a in topology.bgp.route_reflectors]}
+        if topology.bgp.password_file is not None:
+            data["bgp"]["password_file"] = str(topology.bgp.password_file)
     data["hosts"] = [host(h) for h in topology.hosts]
     return data
 
@@ -557,6 +569,8 @@ def to_toml(topology: Topology) -> str:
         reflectors = ", ".join(value(a) for a in data["bgp"]["route_reflectors"])
         lines += [f"control = {value(data['control'])}", "", "[bgp]", f"asn = {data['bgp']['asn']}"]
         lines.append(f"route_reflectors = [{reflectors}]")
+        if "password_file" in data["bgp"]:
+            lines.append(f"password_file = {value(data['bgp']['password_file'])}")
     for host in data["hosts"]:
         lines += ["", "[[hosts]]"] + [f"{k} = {value(v)}" for k, v in host.items() if k != "namespaces"]
         for ns in host["namespaces"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,7 +40,8 @@ def data_with(**bgp: Any) -> dict[str, Any]:
             {"route_reflectors": ["10.33.30.2", "10.33.30.2"]},
             r"^bgp\.route_reflectors\[1\]: 10\.33\.30\.2 is listed twice",
         ),
-        ({"peers": 1}, r"^bgp\.peers: unknown key; allowed here: asn, route_reflectors$"),
+        ({"peers": 1}, r"^bgp\.peers: unknown key; allowed here: asn, password_file, route_reflectors$"),
+        ({"password_file": "bgp.secret"}, r"^bgp\.password_file: 'bgp\.secret' is not allowed: an absolute path$"),
     ],
 )
 def test_bad_bgp_values_name_the_field(bgp: dict[str, Any], message: str) -> None:
@@ -103,6 +105,18 @@ def test_frr_config_advertises_the_subnet_as_type_5_to_every_reflector() -> None
     reflector = frr.reflector_config(topo, "10.33.30.2")["bgpd"]
     assert " bgp listen range 10.33.0.0/16 peer-group vteps" in reflector.splitlines()
     assert "  neighbor vteps route-reflector-client" in reflector.splitlines()
+
+
+def test_a_password_goes_into_every_session_and_never_into_the_plan() -> None:
+    topo = replace(evpn(2), bgp=topology.Bgp(65000, (IPv4Address("10.33.30.2"),), Path("/etc/ovsvx/bgp.secret")))
+    assert topology.parse_text(topology.to_toml(topo), "generated") == topo
+    assert " neighbor 10.33.30.2 password s3cret" in frr.host_config(topo, topo.hosts[0], "s3cret")["bgpd"].splitlines()
+    assert " neighbor vteps password s3cret" in frr.reflector_config(topo, "10.33.30.2", "s3cret")["bgpd"].splitlines()
+    assert "password" not in frr.host_config(evpn(2), topo.hosts[0])["bgpd"]
+    from ovsvx.kernel import KernelBackend
+
+    plan_text = "\n".join(KernelBackend.commands(topo, topo.hosts[0], "system"))
+    assert f" neighbor 10.33.30.2 password {frr.HIDDEN}" in plan_text.splitlines()  # the file is read only to deploy
 
 
 def peers_set(script: str) -> str:

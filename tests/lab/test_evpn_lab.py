@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ovsvx import frr, netstack, topology, waits
+from ovsvx import frr, lab, netstack, record, topology, waits
 from ovsvx.evpnspeaker import CONNECT_RETRY_S
 from ovsvx.topology import Bgp, Control
 from tests.conftest import STATE_DIR, Runner, leftover_netns
@@ -192,3 +192,59 @@ def test_evpn_hosts_switch_modes_and_verify_as_soon_as_deploy_returns(ovsvx: Run
         report = verify(ovsvx, fresh_prefix)
         assert report["ok"], (mode, [c for c in report["checks"] if not c["ok"]])
     assert not [p for p in processes_of(fresh_prefix) if "ovsvx.controller" in p]  # ovs mode is gone
+
+
+STRANGER = "10.33.30.200"  # a machine of the underlay, inside the reflector's listen range
+
+
+def stranger_bgpd(prefix: str, secret: str | None) -> frr.FrrHome:
+    """An iBGP speaker of a stranger's on the underlay, dialling the reflector (with `secret`, the password)."""
+    netns = f"{prefix}stranger"
+    if not netstack.netns_exists(netns):
+        netstack.create_netns(netns)
+        lab.plug(record.require("lab", prefix), "pstr", netns, "eth0")
+        with netstack.stack(netns) as ns:
+            index = ns.link_lookup(ifname="eth0")[0]
+            ns.link("set", index=index, state="up")
+            ns.addr("add", index=index, address=STRANGER, prefixlen=16)
+    home = frr.FrrHome("stranger", STATE_DIR / f"lab-{prefix}" / "stranger", netns, ("bgpd",))
+    lines = ["frr defaults datacenter", "router bgp 65000", f" bgp router-id {STRANGER}"]
+    lines += [" no bgp default ipv4-unicast", " neighbor 10.33.30.2 remote-as 65000"]
+    lines += [" neighbor 10.33.30.2 timers connect 2"]
+    lines += [f" neighbor 10.33.30.2 password {secret}"] if secret else []
+    lines += [" address-family l2vpn evpn", "  neighbor 10.33.30.2 activate", " exit-address-family"]
+    frr.start(home, {"bgpd": "\n".join(lines) + "\n"})
+    return home
+
+
+def test_with_a_password_only_who_knows_it_gets_a_session(ovsvx: Runner, fresh_prefix: str, tmp_path: Path):
+    """bgp.password_file: the hosts (FRR and os-ken's speaker) and the reflector use it (TCP MD5); a
+    stranger's bgpd on the underlay without it gets no session, and with it gets one (so the test can
+    tell).  The password shows in no plan and no status."""
+    secret = tmp_path / "bgp.secret"
+    secret.write_text("only-the-overlay-knows\n")
+    secret.chmod(0o600)
+    topo = topology.generate(2, topology.Control.EVPN)
+    topo = replace(topo, bgp=Bgp(65000, (IPv4Address("10.33.30.2"),), secret))
+    path = tmp_path / "evpn-secret.toml"
+    path.write_text(topology.to_toml(topo))
+    prefix = fresh_prefix
+    ovsvx("deploy", "--prefix", prefix, "-t", str(path), "--mode", "host1=ovs,host2=kernel")
+    try:
+        report, _ = until_verified(ovsvx, prefix, REACH_S)
+        assert report["ok"], report
+        shown = ovsvx("plan", "-t", str(path), "--mode", "kernel").stdout + ovsvx("status", "--prefix", prefix).stdout
+        assert "only-the-overlay-knows" not in shown
+
+        def established(home: frr.FrrHome) -> bool:
+            return [s.state for s in frr.sessions(home) or []] == ["Established"]
+
+        stranger = stranger_bgpd(prefix, None)
+        time.sleep(waits.scaled(3 * frr.CONNECT_RETRY_S + 1))  # three dials refused by TCP MD5
+        assert not established(stranger), frr.sessions(stranger)
+        stranger = stranger_bgpd(prefix, "only-the-overlay-knows")
+        assert waits.until(lambda: established(stranger), REACH_S, interval=0.5), frr.sessions(stranger)
+    finally:
+        frr.stop(frr.FrrHome("stranger", STATE_DIR / f"lab-{prefix}" / "stranger", f"{prefix}stranger", ("bgpd",)))
+        if netstack.netns_exists(f"{prefix}stranger"):
+            netstack.remove_netns(f"{prefix}stranger")

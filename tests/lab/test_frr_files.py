@@ -7,12 +7,14 @@ import pwd
 import shutil
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
-from ovsvx import frr, record
-from ovsvx.errors import ApplyError
+from ovsvx import frr, record, topology
+from ovsvx.errors import ApplyError, PreconditionError
 from tests.conftest import need_lab
 
 
@@ -28,9 +30,14 @@ def test_configuration_is_roots_and_only_the_daemons_folder_is_frrs(home: frr.Fr
     frr._prepare(home)
     frr._write_conf(home.conf("bgpd"), "hostname host1\n")
     conf, rundir, workdir = (os.stat(p) for p in (home.conf("bgpd"), home.rundir, home.workdir))
-    assert (conf.st_uid, stat.S_IMODE(conf.st_mode)) == (0, 0o644)
+    frr_user = pwd.getpwnam("frr")
+    assert (conf.st_uid, conf.st_gid, stat.S_IMODE(conf.st_mode)) == (
+        0,
+        frr_user.pw_gid,
+        0o640,
+    )  # it may hold the password
     assert (rundir.st_uid, stat.S_IMODE(rundir.st_mode)) == (0, 0o755)
-    assert (workdir.st_uid, stat.S_IMODE(workdir.st_mode)) == (pwd.getpwnam("frr").pw_uid, 0o750)
+    assert (workdir.st_uid, stat.S_IMODE(workdir.st_mode)) == (frr_user.pw_uid, 0o750)
     assert home.pidfile("bgpd").parent == home.vty("bgpd").parent == home.log("bgpd").parent == home.workdir
     for folder in home.rundir.parents:  # traversable by the frr user up to ovsvx's state folder
         assert os.stat(folder).st_mode & 0o001
@@ -59,3 +66,23 @@ def test_a_configuration_is_never_written_through_a_link(home: frr.FrrHome, tmp_
     with pytest.raises(OSError):
         frr._write_conf(home.conf("bgpd"), "hostname host1\n")
     assert victim.read_text() == "precious\n"
+
+
+def test_the_bgp_password_is_taken_only_from_a_file_of_roots_alone(tmp_path: Path) -> None:
+    need_lab()
+    secret = tmp_path / "bgp.secret"
+    secret.write_text("s3cret\n")
+    topo = replace(
+        topology.generate(2, topology.Control.EVPN),
+        bgp=topology.Bgp(65000, (IPv4Address("10.33.30.2"),), secret),
+    )
+    secret.chmod(0o640)
+    with pytest.raises(PreconditionError, match=r"must be a file of root's that no one else may read") as caught:
+        frr.password(topo)
+    assert "s3cret" not in str(caught.value)
+    secret.chmod(0o600)
+    assert frr.password(topo) == "s3cret"
+    secret.write_text("two words\n")
+    with pytest.raises(PreconditionError, match=r"1\.\.80 printable ASCII characters, no spaces") as caught:
+        frr.password(topo)
+    assert "two words" not in str(caught.value)
