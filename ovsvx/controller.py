@@ -53,7 +53,7 @@ class Listen:
 
 
 def parse_listen(text: str) -> Listen:
-    """'unix:/run/ovsvx/host/host1/openflow.sock', or '127.0.0.1:6653' (loopback only: OpenFlow has no
+    """'unix:/var/run/openvswitch/ovsvx-host1.openflow', or '127.0.0.1:6653' (loopback only: OpenFlow has no
     authentication, and a switch elsewhere would be handed this host's flows)."""
     allowed = "unix:PATH (an absolute path) or a loopback ADDRESS:PORT with a port in 1..65535"
     if text.startswith("unix:"):

@@ -28,7 +28,6 @@ from ovsvx.plan import PHYS_BRIDGE
 from ovsvx.topology import MAX_NAMESPACES, Host, Topology, mac_for
 
 OWNER_KEY = "ovsvx"
-CONTROLLER_PORT = 6653
 FIRST_TUNNEL_OFPORT = MAX_NAMESPACES + 1  # 100: after every namespace's port
 
 
@@ -46,7 +45,7 @@ class OvsBridge:
     datapath_type: str
     ports: tuple[Port, ...]
     hwaddr: str | None = None  # the internal port's MAC; flows address the gateway by it
-    controller: str | None = None  # "tcp:127.0.0.1:6653"; None: flows are loaded with ovs-ofctl
+    controller: str | None = None  # "unix:/var/run/openvswitch/ovsvx-host1.openflow"; None: flows from ovs-ofctl
     fail_mode: str | None = None  # "secure": only our flows forward; None: OVS's default (NORMAL switching)
     mtu: int | None = None  # of the internal port
 
