@@ -94,9 +94,12 @@ def serve(
     if host_name is None:
         raise UsageError(f"--serve is needed: one of {', '.join(h.name for h in topology.hosts)}")
     host = topology.host(host_name)
-    if listen is None and deployment is None:
+    if listen is not None:
+        address = parse_listen(listen)
+    elif deployment is not None:
+        address = Listen(str(_socket_of(deployment, host)))
+    else:
         raise UsageError("--listen is needed: nothing is deployed here whose socket the controller could serve")
-    address = parse_listen(listen) if listen is not None else Listen(str(_socket_of(deployment, host)))
     if address.port:
         check_port_free(None, address.host, address.port)
     else:
@@ -104,7 +107,7 @@ def serve(
     run(topology, host, address, evpn_state)
 
 
-def _socket_of(deployment: Any, host: Host) -> Path:
+def _socket_of(deployment: record.Deployment, host: Host) -> Path:
     from ovsvx.deploy import site_of
 
     return controller_socket(deployment, site_of(deployment, host.name))

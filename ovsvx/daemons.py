@@ -266,9 +266,10 @@ def start_controller(deployment: Deployment, site: Site) -> bool:
         return False
     pidfile, log = controller_files(deployment, site)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
-    claim_socket(controller_socket(deployment, site))
+    listen = controller_socket(deployment, site)
+    claim_socket(listen)
     # isolated (-I): as root, nothing from the caller's working directory or PYTHON* variables is imported
-    argv = [sys.executable, "-I", "-m", CONTROLLER_MARKER, "--listen", f"unix:{controller_socket(deployment, site)}"]
+    argv = [sys.executable, "-I", "-m", CONTROLLER_MARKER, "--listen", f"unix:{listen}"]
     argv += ["--serve", site.host.name]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]

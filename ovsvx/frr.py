@@ -258,8 +258,11 @@ def _prepare(home: FrrHome) -> None:
     for folder in (home.rundir, *home.rundir.parents):
         if folder != record.STATE_DIR and record.STATE_DIR not in folder.parents:
             break
-        os.chmod(folder, os.stat(folder).st_mode & 0o7777 | 0o111)
-    os.chmod(home.rundir, 0o755)
+        mode = stat.S_IMODE(os.stat(folder).st_mode)
+        if mode & 0o111 != 0o111:  # changed only where it must be: the agent calls this on every pass
+            os.chmod(folder, mode | 0o111)
+    if stat.S_IMODE(os.stat(home.rundir).st_mode) != 0o755:
+        os.chmod(home.rundir, 0o755)
     with contextlib.suppress(FileExistsError):
         os.mkdir(home.workdir, 0o750)
     found = os.lstat(home.workdir)
