@@ -71,7 +71,8 @@ def enable(host: str, topology_file: Path | None, mode: Mode | None) -> Enabled:
         changes += _stop(unit.unit)  # deploy takes no other topology over a deployed one: destroy first
         changes += destroy(Scope.real(host))
     changes += _write(topology_path(host), _text(topology_file))
-    return Enabled(unit.unit, _install(unit, changes), warnings, _await_ready(unit.unit))
+    changes, superseded = _install(unit, changes)
+    return Enabled(unit.unit, changes, warnings, _await_ready(unit.unit, superseded))
 
 
 def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enabled:
@@ -84,29 +85,30 @@ def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enable
     reflector.require_local(address)
     stored = reflector_topology_path(address)
     unit = systemd.AgentUnit.reflector(str(address), stored, sys.executable, systemd.carried_environment())
-    changes = _write(stored, _text(topology_file))
-    return Enabled(unit.unit, _install(unit, changes), [], _await_ready(unit.unit))
+    changes, superseded = _install(unit, _write(stored, _text(topology_file)))
+    return Enabled(unit.unit, changes, [], _await_ready(unit.unit, superseded))
 
 
 def _text(topology_file: Path | None) -> str:
     return topology_file.read_text() if topology_file is not None else topo.default_text()
 
 
-def _install(unit: systemd.AgentUnit, changes: list[str]) -> list[str]:
-    """Write, enable and (re)start `unit`; a unit already running restarts when anything it reads changed."""
+def _install(unit: systemd.AgentUnit, changes: list[str]) -> tuple[list[str], str | None]:
+    """Write, enable and (re)start `unit`; a unit already running restarts when anything it reads changed.
+
+    Also returns the invocation that a (re)start supersedes (None when the unit was left running as it
+    was): until systemd runs another, an "active" unit is still the old agent."""
     changes = changes + _write(systemd.unit_path(unit.unit), unit.text())
     if changes:
         systemd.systemctl("daemon-reload")
     systemd.systemctl("enable", "--quiet", unit.unit)
     state = systemd.unit_state(unit.unit)
     running = state is not None and state.active in ("active", "activating", "reloading")
-    if running and changes:
-        systemd.systemctl("restart", "--no-block", unit.unit)
-        changes.append(f"restarted {unit.unit}")
-    elif not running:
-        systemd.systemctl("start", "--no-block", unit.unit)
-        changes.append(f"started {unit.unit}")
-    return changes
+    if running and not changes:
+        return changes, None
+    systemd.systemctl("restart" if running else "start", "--no-block", unit.unit)
+    changes.append(f"{'restarted' if running else 'started'} {unit.unit}")
+    return changes, state.invocation if state is not None else ""
 
 
 def _write(path: Path, text: str) -> list[str]:
@@ -122,12 +124,13 @@ def _write(path: Path, text: str) -> list[str]:
     return [f"+ {path}"]
 
 
-def _await_ready(unit: str) -> systemd.UnitState | None:
-    """Wait until the agent has converged (the unit is active: Type=notify), or say why not."""
+def _await_ready(unit: str, superseded: str | None) -> systemd.UnitState | None:
+    """Wait until the agent has converged (the unit is active: Type=notify), or say why not.  An agent
+    (re)started by enable counts only once systemd runs a new invocation, not the `superseded` one."""
 
     def ready() -> bool:
         state = systemd.unit_state(unit)
-        return state is not None and state.active == "active"
+        return state is not None and state.active == "active" and state.invocation != superseded
 
     if waits.until(ready, READY_S, interval=0.3):
         return systemd.unit_state(unit)

@@ -191,6 +191,7 @@ class UnitState:
     enabled: str  # enabled, disabled, "" when there is no such unit
     status: str  # what the agent last told systemd (STATUS=)
     pid: int
+    invocation: str = ""  # systemd's id of this run of the unit: a restart gets a new one
 
     def describe(self) -> str:
         said = f"; {self.status}" if self.status else ""
@@ -201,13 +202,14 @@ def unit_state(unit: str) -> UnitState | None:
     """One of ovsvx's installed units as systemd sees it; None where there is no systemd or no such unit."""
     if shutil.which("systemctl") is None or not unit_path(unit).exists():
         return None
-    fields = _show(unit, "ActiveState", "SubState", "UnitFileState", "StatusText", "MainPID")
+    fields = _show(unit, "ActiveState", "SubState", "UnitFileState", "StatusText", "MainPID", "InvocationID")
     return UnitState(
         fields.get("ActiveState", ""),
         fields.get("SubState", ""),
         fields.get("UnitFileState", ""),
         fields.get("StatusText", ""),
         int(fields.get("MainPID", "0") or 0),
+        fields.get("InvocationID", ""),
     )
 
 
