@@ -152,7 +152,8 @@ class Reconciler:
                     try:
                         self._fix(stacks, finding)
                     except NetlinkError as err:
-                        raise ApplyError(f"{self.site.host.name}: {describe(resource)}: {err}") from None
+                        why = _failed(resource, err)
+                        raise ApplyError(f"{self.site.host.name}: {describe(resource)}: {why}") from None
                     finally:
                         stacks.changed(resource)
                     mark = "+" if finding.state == MISSING else "~"
@@ -386,6 +387,17 @@ def _inspect_link(ipr: Any, r: Resource, name: str, kind: str, unfinished: Colle
     if not _is_up(link):
         return _found(r, DIFFERS, "down", SET_UP)
     return _found(r, OK)
+
+
+def _failed(resource: Resource, err: NetlinkError) -> str:
+    """Why the kernel refused a change, in words where the errno alone would puzzle."""
+    if isinstance(resource, Vxlan) and err.code == errno.EADDRINUSE:
+        return (
+            f"UDP port {resource.port} is held by another tunnel device here (Open vSwitch's "
+            f"vxlan_sys_{resource.port}, while one of its bridges has a vxlan port on it, or another vxlan "
+            "device): remove that, or give the topology another port"
+        )
+    return str(err)
 
 
 def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:

@@ -36,6 +36,7 @@ from ovsvx.topology import Host, Mode, Topology
 
 CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
 FLOWS_WAIT_S = 20.0  # OVS connects and the controller installs every flow
+TUNNEL_DEVICE_GONE_S = 5.0  # OVS deletes its kernel tunnel device soon after the last vxlan port on its UDP port
 DATAPATHS = ("auto", "system", "netdev")
 AUTO_PORT_TYPE = "afxdp-nonpmd"
 NETDEV_DATAPATH_DEVICE = "ovs-netdev"  # the userspace datapath's own tap, one per OVS
@@ -263,6 +264,8 @@ class OvsBackend:
                     removed += [f"{host.name}: {line}" for line in ovsdb.restore_config(api, before)]
             except OvsvxError:
                 pass  # a lab's OVS that is going away anyway; a real host's is checked by deploy
+        if self.datapath == "system":
+            self._await_tunnel_device_gone()
         removed += [f"{host.name}: {line}" for line in daemons.stop_ovs(self.home)]
         # stopped cleanly, OVS takes its XDP programs and its bridges' tap devices away; killed, it does not
         removed += self.netlink.detach_recorded_xdp()
@@ -273,6 +276,19 @@ class OvsBackend:
             shutil.rmtree(daemons.site_dir(self.deployment, self.site), ignore_errors=True)
         self.deployment.set_settings(host.name, None)  # what this mode decided goes with it
         return removed
+
+    def _await_tunnel_device_gone(self) -> None:
+        """On the kernel datapath OVS's tunnel device (vxlan_sys_PORT) holds the UDP port until OVS deletes
+        it, a moment after the last vxlan port on that port is gone; kernel mode's vxlan device cannot come
+        up before (EADDRINUSE), so a switch to kernel mode waits for it.  Another vxlan port of the
+        system's OVS on the same UDP port keeps the device: then kernel mode says so when it tries."""
+        device = switch.kernel_tunnel_device(self.topology.port)
+
+        def gone() -> bool:
+            with netstack.stack(self.site.netns) as ipr:
+                return not ipr.link_lookup(ifname=device)
+
+        waits.until(gone, TUNNEL_DEVICE_GONE_S, interval=0.1)
 
     def details(self) -> dict[str, str]:
         """What status shows beyond findings: datapath, processes, logs."""

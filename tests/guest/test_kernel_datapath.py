@@ -151,6 +151,13 @@ def test_mixed_mode_kernel_host_and_kernel_datapath_ovs_host(fresh_prefix: str) 
     report = verify(fresh_prefix)
     assert report["ok"], failed(report)
     assert status(fresh_prefix)["hosts"]["host2"]["details"]["datapath"].startswith("system (")
+    # switched the other way round in one deploy: host2's vxlan2 can come up only once OVS has let go of
+    # the UDP port (its vxlan_sys_4789), and the switch waits for that instead of failing
+    switched = run_ovsvx("deploy", "--prefix", fresh_prefix, "--mode", "host1=ovs,host2=kernel")
+    assert "host2: switching from ovs to kernel mode" in switched.stdout
+    assert TUNNEL_DEVICE not in [link["ifname"] for link in links(f"{fresh_prefix}host2")]
+    report = verify(fresh_prefix)
+    assert report["ok"], failed(report)
     run_ovsvx("destroy", "--prefix", fresh_prefix)
     assert_destroyed(fresh_prefix)
 

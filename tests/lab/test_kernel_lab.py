@@ -112,3 +112,25 @@ def test_a_first_deploy_that_fails_leaves_nothing(ovsvx: Runner, fresh_prefix: s
         assert "nothing deployed" in ovsvx("destroy", "--prefix", fresh_prefix).stdout
     finally:
         netstack.remove_netns(f"{fresh_prefix}ns1")
+
+
+def test_a_udp_port_held_by_another_tunnel_device_is_named_and_repaired_once_free(
+    ovsvx: Runner, fresh_prefix: str
+) -> None:
+    """Open vSwitch's kernel tunnel device (vxlan_sys_4789, metadata-based) holds the UDP port while one of
+    its bridges has a vxlan port on it, and the kernel then refuses vxlan1: deploy says which port and
+    what holds it.  Here a device of the same kind stands in for OVS's, which this kernel cannot run."""
+    ovsvx("deploy", "--mode", "kernel", "--prefix", fresh_prefix)
+    in_host1 = ("exec", "--prefix", fresh_prefix, "host1", "--", "ip", "link")
+    ovsvx(*in_host1, "del", "vxlan1")
+    ovsvx(*in_host1, "add", "vxlan_sys_4789", "type", "vxlan", "external", "dstport", "4789", "udp6zerocsumrx")
+    ovsvx(*in_host1, "set", "vxlan_sys_4789", "up")
+
+    refused = ovsvx("deploy", "--prefix", fresh_prefix, check=False)
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "vxlan vxlan1" in refused.stderr and "UDP port 4789 is held by another tunnel device" in refused.stderr
+
+    ovsvx(*in_host1, "del", "vxlan_sys_4789")
+    assert "host1: ~ vxlan vxlan1" in ovsvx("deploy", "--prefix", fresh_prefix).stdout
+    report = verify(ovsvx, fresh_prefix)
+    assert report["ok"], failed(report)
