@@ -4,10 +4,13 @@ It peers with every route reflector of the topology and advertises this
 host's subnet as a type-5 route exactly as FRR does in kernel mode: next hop
 the VTEP, the routed VNI as the label, route target AS:VNI, the VXLAN
 encapsulation and the Router's MAC community (the MAC of the host's vxlan
-address).  Each type-5 route it receives becomes an `EvpnPeer`, from which the
-switch's flows are generated again (`flows.host_flows`), and a route in the
-host's own table (`subnet via VTEP dev br1 onlink`, as FRR writes it), so
-the host itself reaches the peer.  A withdrawn route takes both away.
+address).  Each type-5 route it receives that an overlay route can be
+(`routepolicy.refusal`; a refused one is logged and counted) becomes an
+`EvpnPeer`, from which the switch's flows are generated again
+(`flows.host_flows`), and a route in the host's own table (`subnet via VTEP
+dev br1 onlink`, as FRR writes it), so the host itself reaches the peer; a
+route ovsvx did not make is never replaced.  A withdrawn route takes both
+away.
 
 os-ken knows no Router's MAC community (RFC 9135: type 0x06, sub-type 0x03),
 which FRR needs to route to this host: `RouterMacCommunity` teaches os-ken's
@@ -34,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from socket import AF_INET
 from typing import Any
 
 from os_ken.lib.packet import bgp
@@ -41,8 +45,10 @@ from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 from os_ken.services.protocols.bgp.info_base.vrfevpn import VrfEvpnTable
 from os_ken.services.protocols.bgp.rtconf.common import BGP_CONN_RETRY_TIME
 
-from ovsvx import frr
+from ovsvx import frr, routepolicy
 from ovsvx.flows import EvpnPeer, route_data
+from ovsvx.netlink import RTNH_F_ONLINK
+from ovsvx.netstack import RT_TABLE_MAIN
 from ovsvx.plan import RTPROT_OVSVX
 from ovsvx.topology import Host, Topology, mac_for
 
@@ -124,6 +130,7 @@ class Speaker:
         self.on_peers = on_peers
         self.state_file = state_file
         self.peers: dict[IPv4Network, EvpnPeer] = {}
+        self.refused: dict[IPv4Network, tuple[EvpnPeer, str]] = {}  # announced, not taken: why
         self.sessions = {str(rr): Session(str(rr), "Down", time.time()) for rr in self.bgp.route_reflectors}
         self.lock = threading.Lock()
         self.stale: set[IPv4Network] = set()  # kept through a reflector's absence, not announced again yet
@@ -213,25 +220,48 @@ class Speaker:
         if not isinstance(nlri, bgp.EvpnIpPrefixNLRI):
             return
         with self.lock:
-            subnet = IPv4Network(nlri.ip_prefix)
-            if event.is_withdraw:
-                if subnet in self.stale and not self._answering():
-                    return  # the reflector went away, not the route: kept until the sweep
-                if self.peers.pop(subnet, None) is None:
-                    return
-                LOG.info("EVPN: type-5 route of %s withdrawn", nlri.ip_prefix)
-            else:
-                peer = route_peer(event.path, str(self.host.vtep))
-                if peer is None:
-                    return
-                LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
-                self.peers[peer.subnet] = peer
-                self.stale.discard(peer.subnet)
+            refused = dict(self.refused)
+            changed = (
+                self._withdrawn(IPv4Network(nlri.ip_prefix))
+                if event.is_withdraw
+                else self._take(route_peer(event.path, str(self.host.vtep)))
+            )
             current = tuple(sorted(self.peers.values(), key=lambda p: p.subnet))
         try:
-            self.on_peers(current)
+            if changed:
+                self.on_peers(current)
         finally:
-            self._publish()
+            if changed or refused != self.refused:
+                self._publish()
+
+    def _withdrawn(self, subnet: IPv4Network) -> bool:
+        """Forget a withdrawn route (a refused one too); True when the peers changed.  A route kept while
+        no reflector answers stays until the sweep: the reflector went away, not the route."""
+        self.refused.pop(subnet, None)
+        if subnet in self.stale and not self._answering():
+            return False
+        if self.peers.pop(subnet, None) is None:
+            return False
+        LOG.info("EVPN: type-5 route of %s withdrawn", subnet)
+        return True
+
+    def _take(self, peer: EvpnPeer | None) -> bool:
+        """Hold an announced route's peer, unless no overlay route could be what it announces (then it
+        is refused, logged and counted, and a peer held for that prefix before goes).  True when the
+        peers changed."""
+        if peer is None:
+            return False
+        why = routepolicy.refusal(self.topology, self.host, peer.subnet, peer.vtep)
+        if why is not None:
+            if self.refused.get(peer.subnet) != (peer, why):
+                LOG.warning("EVPN: type-5 route of %s via VTEP %s refused: %s", peer.subnet, peer.vtep, why)
+            self.refused[peer.subnet] = (peer, why)
+            return self.peers.pop(peer.subnet, None) is not None
+        LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
+        self.refused.pop(peer.subnet, None)
+        self.peers[peer.subnet] = peer
+        self.stale.discard(peer.subnet)
+        return True
 
     def _publish(self) -> None:
         """Write what the speaker knows for `status`, atomically (a controller run by hand keeps it)."""
@@ -242,6 +272,7 @@ class Speaker:
             data = {
                 "sessions": [{**asdict(s), "received": received} for s in self.sessions.values()],
                 "routes": [route_data(p) for p in self.peers.values()],
+                "refused": [{**route_data(p), "why": why} for p, why in self.refused.values()],
             }
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data) + "\n")
@@ -280,6 +311,7 @@ class HostRoutes:
         self.ipr = IPRoute()
         self.lock = threading.Lock()
         self.wanted: tuple[EvpnPeer, ...] | None = None  # not written yet
+        self.in_the_way: set[IPv4Network] = set()  # peers' subnets another route holds (said once)
         self.waiting = False
         threading.Thread(target=self._retry, name="host-routes", daemon=True).start()
 
@@ -311,25 +343,40 @@ class HostRoutes:
             LOG.info("%s: %s", self.bridge, change)
 
     def sync(self, peers: tuple[EvpnPeer, ...]) -> list[str]:
-        """Add what `peers` need, drop such routes whose peer is gone; returns what changed.  LookupError:
-        the bridge does not exist yet."""
+        """Add what `peers` need, drop such routes whose peer is gone; returns what changed.  A route to a
+        peer's subnet that ovsvx did not make is left in place, and the peer's route not written (said
+        once).  LookupError: the bridge does not exist yet."""
         changes = []
         wanted = {p.subnet: p for p in peers}
         index = self.ipr.link_lookup(ifname=self.bridge)
         if not index:
             raise LookupError("OVS has not made it yet")
-        have = {
-            IPv4Network(f"{r.get_attr('RTA_DST')}/{r['dst_len']}"): r
-            for r in self.ipr.get_routes(family=2, oif=index[0], proto=RTPROT_OVSVX)
-            if r.get_attr("RTA_DST")
-        }
+        have, foreign = {}, set()
+        for r in self.ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN):
+            if r.get_attr("RTA_DST") is None:
+                continue
+            subnet = IPv4Network(f"{r.get_attr('RTA_DST')}/{r['dst_len']}")
+            if r["proto"] != RTPROT_OVSVX:
+                foreign.add(subnet)
+            elif r.get_attr("RTA_OIF") == index[0]:
+                have[subnet] = r
         for subnet in set(have) - set(wanted):
             self.ipr.route("del", dst=str(subnet), oif=index[0], proto=RTPROT_OVSVX)
             changes.append(f"- route {subnet}")
+        for subnet in sorted(set(wanted) & foreign - self.in_the_way):
+            LOG.warning("EVPN: a route to %s that ovsvx did not make is in the way: left alone, not replaced", subnet)
+        self.in_the_way = set(wanted) & foreign
         for subnet, peer in wanted.items():
+            if subnet in foreign:
+                continue
             if subnet not in have or have[subnet].get_attr("RTA_GATEWAY") != str(peer.vtep):
                 self.ipr.route(
-                    "replace", dst=str(subnet), gateway=str(peer.vtep), oif=index[0], flags=4, proto=RTPROT_OVSVX
+                    "replace",
+                    dst=str(subnet),
+                    gateway=str(peer.vtep),
+                    oif=index[0],
+                    flags=RTNH_F_ONLINK,
+                    proto=RTPROT_OVSVX,
                 )
                 changes.append(f"+ route {subnet} via {peer.vtep} dev {self.bridge} onlink")
         return changes

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ovsvx import netstack, record, systemd, waits
+from ovsvx import netstack, record, routepolicy, systemd, waits
 from ovsvx.daemons import running_pid, stop_pid
 from ovsvx.errors import ApplyError, PreconditionError
 from ovsvx.topology import Host, Topology
@@ -150,8 +150,10 @@ def host_config(topology: Topology, host: Host, secret: str | None = None) -> di
         bgpd += [f" neighbor {rr} password {secret}"] if secret is not None else []
     bgpd += [" address-family ipv4 unicast", f"  network {host.subnet}", " exit-address-family"]
     bgpd += [" address-family l2vpn evpn"]
-    bgpd += [f"  neighbor {rr} activate" for rr in topology.bgp.route_reflectors]
-    bgpd += ["  advertise-all-vni", "  advertise ipv4 unicast", " exit-address-family"]
+    for rr in topology.bgp.route_reflectors:
+        bgpd += [f"  neighbor {rr} activate", f"  neighbor {rr} route-map {routepolicy.ROUTE_MAP} in"]
+    bgpd += ["  advertise-all-vni", "  advertise ipv4 unicast", " exit-address-family", "exit"]
+    bgpd += routepolicy.frr_policy(topology, host)  # only what an overlay route can be comes in
     return {"zebra": _text(zebra), "bgpd": _text(bgpd)}
 
 
@@ -424,7 +426,11 @@ def describe_summary(found: dict[str, Any]) -> dict[str, str]:
     )
     received = [r for r in found["routes"] if r["origin"] != "local"]
     routes_text = ", ".join(f"{r['prefix']} via {r['vtep']}" for r in received)
-    return {"bgp": sessions_text or "no sessions", "evpn routes": f"{len(received)} received: {routes_text or '-'}"}
+    lines = {"bgp": sessions_text or "no sessions", "evpn routes": f"{len(received)} received: {routes_text or '-'}"}
+    if "refused" in found:  # what routepolicy turned down, where the speaker counts it
+        refused = "; ".join(f"{r['prefix']} via {r['vtep']}: {r['why']}" for r in found["refused"])
+        lines["evpn routes refused"] = f"{len(found['refused'])}" + (f": {refused}" if refused else "")
+    return lines
 
 
 def host_home(site_folder: Path, netns: str | None) -> FrrHome:

@@ -400,7 +400,8 @@ class _Table:
 # --- validation across fields ------------------------------------------------
 
 
-def _usable(addr: IPv4Address, net: IPv4Network) -> bool:
+def usable(addr: IPv4Address, net: IPv4Network) -> bool:
+    """A host address of `net`: inside it, and neither its network nor its broadcast address."""
     return addr in net and addr not in (net.network_address, net.broadcast_address)
 
 
@@ -410,7 +411,7 @@ def _check_host(host: Host, path: str) -> None:
     own += [(f"namespaces[{i}].address", ns.address) for i, ns in enumerate(host.namespaces)]
     seen: dict[IPv4Address, str] = {}
     for field, addr in own:
-        if not _usable(addr, host.subnet):
+        if not usable(addr, host.subnet):
             raise TopologyError(f"{path}.{field}: {addr} is not allowed: a host address inside subnet {host.subnet}")
         if addr in seen:
             raise TopologyError(f"{path}.{field}: {addr} is already used by {path}.{seen[addr]}")
@@ -437,7 +438,7 @@ def _check(topology: Topology) -> None:
             if name in names:
                 raise TopologyError(f"{path}.{field}: name {name!r} is already used by {names[name]}")
             names[name] = f"{path}.{field}"
-        if not _usable(host.vtep, topology.underlay):
+        if not usable(host.vtep, topology.underlay):
             raise TopologyError(
                 f"{path}.vtep: {host.vtep} is not allowed: a host address inside underlay {topology.underlay}"
             )
@@ -472,7 +473,7 @@ def _check_control(topology: Topology, vteps: dict[IPv4Address, str]) -> None:
         )
     for i, address in enumerate(topology.bgp.route_reflectors):
         field = f"bgp.route_reflectors[{i}]"
-        if not _usable(address, topology.underlay):
+        if not usable(address, topology.underlay):
             raise TopologyError(
                 f"{field}: {address} is not allowed: a host address inside underlay {topology.underlay}"
             )

@@ -356,3 +356,86 @@ def test_the_speaker_keeps_routes_while_no_reflector_answers_and_sweeps_the_unre
     finally:
         if speaker.sweep is not None:
             speaker.sweep.cancel()
+
+
+OFF_UNDERLAY = "is not a host address of the underlay 10.33.0.0/16"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "vtep", "why"),
+    [
+        ("0.0.0.0/0", "10.33.30.151", "the default route is never an overlay route"),
+        ("10.33.30.0/24", "10.33.30.151", "10.33.30.0/24 lies inside the underlay 10.33.0.0/16"),
+        ("10.33.30.2/32", "10.33.30.151", "10.33.30.2/32 lies inside the underlay 10.33.0.0/16"),
+        ("10.0.0.0/8", "10.33.30.151", "10.0.0.0/8 lies around the underlay 10.33.0.0/16"),
+        ("192.168.1.0/24", "10.33.30.151", "192.168.1.0/24 lies inside this host's subnet 192.168.1.0/24"),
+        ("192.168.0.0/16", "10.33.30.151", "192.168.0.0/16 lies around this host's subnet 192.168.1.0/24"),
+        ("192.168.2.0/24", "172.16.0.1", f"its next hop 172.16.0.1 {OFF_UNDERLAY}"),
+        ("192.168.2.0/24", "10.33.255.255", f"its next hop 10.33.255.255 {OFF_UNDERLAY}"),
+        ("192.168.2.0/24", "10.33.30.151", None),
+        ("172.20.0.0/22", "10.33.40.7", None),
+    ],
+)
+def test_a_host_takes_only_what_an_overlay_route_can_be(prefix: str, vtep: str, why: str | None) -> None:
+    from ovsvx import routepolicy
+
+    topo = evpn(3)
+    assert routepolicy.refusal(topo, topo.hosts[0], IPv4Network(prefix), IPv4Address(vtep)) == why
+
+
+def test_frr_is_given_the_same_policy_as_a_prefix_list_and_a_route_map() -> None:
+    from ovsvx import routepolicy
+
+    topo = evpn(3)
+    lines = routepolicy.frr_policy(topo, topo.hosts[0])
+    listed = [line for line in lines if line.startswith("ip prefix-list ovsvx-not-overlay ")]
+    assert listed[0] == "ip prefix-list ovsvx-not-overlay seq 5 permit 0.0.0.0/0"
+    assert "ip prefix-list ovsvx-not-overlay seq 10 permit 0.0.0.0/1" in listed  # around the underlay
+    assert any(line.endswith(" permit 10.32.0.0/15") for line in listed)
+    assert any(line.endswith(" permit 10.33.0.0/16 le 32") for line in listed)  # inside it
+    assert any(line.endswith(" permit 192.168.0.0/23") for line in listed)  # around the host's subnet
+    assert listed[-1].endswith(" permit 192.168.1.0/24 le 32")
+    assert len(listed) == 1 + 16 + 24  # /0, the underlay's 15 supernets and itself, the subnet's 23 and itself
+    config = frr.host_config(topo, topo.hosts[0])["bgpd"]
+    for rr in topo.bgp.route_reflectors if topo.bgp else ():
+        assert f"  neighbor {rr} route-map ovsvx-evpn-in in" in config
+    assert config.index("route-map ovsvx-evpn-in deny 10") > config.index("ip prefix-list ovsvx-not-overlay")
+    # and every prefix the list names is one refusal() turns down, and the other way round at its edges
+    host = topo.hosts[0]
+    for network, _ in routepolicy.refused_prefixes(topo, host):
+        assert routepolicy.refusal(topo, host, network, IPv4Address("10.33.30.151")) is not None
+
+
+def test_the_speaker_refuses_what_no_overlay_route_can_be_and_counts_it() -> None:
+    from ovsvx import evpnspeaker
+
+    topo = evpn(3)
+    told: list[tuple[flows.EvpnPeer, ...]] = []
+    speaker = evpnspeaker.Speaker(topo, topo.hosts[0], told.append, None)
+    rogue = route_of("0.0.0.0/0", "10.33.30.151", "02:00:c0:a8:02:fe")
+    speaker._best_path(FakeEvent(route_of("192.168.2.0/24", "10.33.30.151", "02:00:c0:a8:02:fe")))
+    speaker._best_path(FakeEvent(rogue))
+    assert told == [(PEER2,)] and list(speaker.refused) == [IPv4Network("0.0.0.0/0")]
+
+    # host2's subnet announced again with a next hop off the underlay: refused, and the peer held goes
+    speaker._best_path(FakeEvent(route_of("192.168.2.0/24", "172.16.0.9", "02:00:c0:a8:02:fe")))
+    assert told[-1] == () and set(speaker.refused) == {IPv4Network("0.0.0.0/0"), PEER2.subnet}
+
+    speaker._best_path(FakeEvent(rogue, is_withdraw=True))
+    assert set(speaker.refused) == {PEER2.subnet}
+
+
+def test_the_speaker_publishes_what_it_refused_for_status(tmp_path: Path) -> None:
+    import json
+
+    from ovsvx import evpnspeaker
+
+    topo = evpn(3)
+    state = tmp_path / "evpn.json"
+    speaker = evpnspeaker.Speaker(topo, topo.hosts[0], lambda _: None, state)
+    speaker._best_path(FakeEvent(route_of("10.0.0.0/8", "10.33.30.151", "02:00:c0:a8:02:fe")))
+    published = json.loads(state.read_text())
+    assert published["routes"] == []
+    assert [(r["prefix"], r["vtep"], r["why"]) for r in published["refused"]] == [
+        ("10.0.0.0/8", "10.33.30.151", "10.0.0.0/8 lies around the underlay 10.33.0.0/16")
+    ]
