@@ -233,7 +233,9 @@ def rebooted_host2(label: str) -> float:
     booted = remote.boots()
     remote.submit("systemctl reboot")
     record = remote.CTL / f"boot-{booted + 1}.json"
-    assert waits.until(record.exists, REBOOT_S + REACHABLE_S, interval=1), "host2 did not come back"
+    if not waits.until(record.exists, REBOOT_S + REACHABLE_S, interval=1):
+        said = remote.on_host2("systemctl list-jobs --no-pager; journalctl -b --no-pager -u 'ovsvx*' | tail -n 40")
+        raise AssertionError(f"ns1 and ns2 never talked after host2's reboot; host2 says:\n{said.stdout}")
     times = json.loads(record.read_text())
     reachable = float(times["first_reply"] - times["network_up"])
     print(f"{label} host2 rebooted: network up -> ns2 answered by ns1 in {reachable:.1f} s")
