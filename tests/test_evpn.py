@@ -400,7 +400,7 @@ def test_frr_is_given_the_same_policy_as_a_prefix_list_and_a_route_map() -> None
     for rr in topo.bgp.route_reflectors if topo.bgp else ():
         assert f"  neighbor {rr} route-map ovsvx-evpn-in in" in config
     assert config.index("route-map ovsvx-evpn-in deny 10") > config.index("ip prefix-list ovsvx-not-overlay")
-    # and every prefix the list names is one refusal() turns down, and the other way round at its edges
+    # and every prefix the list names is one refusal() turns down
     host = topo.hosts[0]
     for network, _ in routepolicy.refused_prefixes(topo, host):
         assert routepolicy.refusal(topo, host, network, IPv4Address("10.33.30.151")) is not None
