@@ -264,7 +264,9 @@ class Speaker:
         return True
 
     def _publish(self) -> None:
-        """Write what the speaker knows for `status`, atomically (a controller run by hand keeps it)."""
+        """Write what the speaker knows for `status`, atomically (a controller run by hand keeps it).  The
+        lock is held until the file is in place: the sweep runs on a timer thread, and two writers that took
+        their snapshots in one order must not land in the other (the older one would be what `status` reads)."""
         if self.state_file is None:
             return
         with self.lock:
@@ -274,9 +276,9 @@ class Speaker:
                 "routes": [route_data(p) for p in self.peers.values()],
                 "refused": [{**route_data(p), "why": why} for p, why in self.refused.values()],
             }
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data) + "\n")
-        tmp.replace(self.state_file)
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data) + "\n")
+            tmp.replace(self.state_file)
 
 
 def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
