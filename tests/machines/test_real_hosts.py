@@ -151,17 +151,22 @@ def verified_from_both(label: str) -> None:
 def switched(host: str, mode: str, label: str) -> None:
     """`enable --host HOST --mode MODE` on an enabled host: its agent restarts and switches it in place,
     and enable returns once the new agent is ready."""
-    started = time.monotonic()
+    started, since = time.monotonic(), int(time.time())
     argv = ["enable", "--host", host, "--mode", mode]
+    # what the new agent said, stamped: where a switch's time went
+    journal = f"journalctl --no-pager -o short-precise -u ovsvx@{host}.service --since @{since} | tail -n 25"
     if host == "host1":
         done = ovsvx_here(*argv)
         said, rc, shown = done.stdout + done.stderr, done.returncode, ovsvx_here("status", "--json").stdout
+        agent_said = subprocess.run(journal, shell=True, capture_output=True, text=True).stdout
     else:
         there = remote.on_host2(" ".join([".venv/bin/ovsvx", *argv]))
         said, rc, shown = there.stdout, there.returncode, remote.on_host2(".venv/bin/ovsvx status --json").stdout
+        agent_said = remote.on_host2(journal).stdout
     assert rc == 0, said
     assert f"restarted ovsvx@{host}.service" in said and "active (running)" in said, said
     print(f"{label} enable --host {host} --mode {mode} on the enabled host: {time.monotonic() - started:.1f} s")
+    print(agent_said.rstrip())
     now = json.loads(shown)["hosts"][host]
     assert (now["mode"], now["ok"]) == (mode, True), now  # ready means switched, not the old agent still up
 
