@@ -1,10 +1,13 @@
 """Measure the raw underlay, kernel vxlan and OVS side by side, in one run, on labs of the bench's own.
 
 For each mode the bench builds a lab under its own prefix (never a user's),
-measures, and destroys it, also when interrupted.  The underlay is measured
-between the two hosts' NICs in the kernel-mode lab (in ovs mode the userspace
-datapath sits on the NIC).  Figures are what one run on this machine gave:
-they are for comparing the modes with each other, not targets.
+measures every column round after round, interleaved, and destroys the labs,
+also when interrupted.  The underlay is measured between the two hosts' NICs
+in the kernel-mode lab (in ovs mode the userspace datapath sits on the NIC).
+An idle lab costs nothing measurable (its ovs-vswitchd: 1 tick of CPU in 5 s),
+so every lab stays up while the others are measured.  Figures are for
+comparing the modes with each other on this machine, not targets; `figures`
+turns the rounds into medians, spreads and doubts.
 """
 
 from __future__ import annotations
@@ -14,19 +17,19 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from ovsvx import daemons, netstack, ofctl, preflight, verify, waits
 from ovsvx.deploy import Scope, deploy, destroy
 from ovsvx.errors import ApplyError, UsageError
+from ovsvx.figures import KERNEL, UNDERLAY, Figures, Summary, doubts, interleaved, ratio
 from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment, check_prefix
 from ovsvx.site import Site
 from ovsvx.topology import Mode, Topology
 
-#: What the bench can measure: a mode, or ovs mode on a named datapath (its own column, beside the others).
 # the columns a bench can measure: each mode, and ovs mode on a datapath of its choosing
 MODES = (*Mode, *(f"{Mode.OVS}:{datapath}" for datapath in ("system", "netdev")))
 IPERF_PORT = 5301
@@ -34,23 +37,7 @@ PING_COUNT = 200
 PING_INTERVAL_S = 0.005
 FIRST_PACKET_S = 20.0  # a controller that has not forwarded the first packet by then has failed
 KNOCK_S = 0.2  # the pings' head start: they are already knocking when the controller starts (not a wait)
-
-
-@dataclass
-class Figures:
-    """One mode's (or the underlay's) measurements; None where a figure does not apply."""
-
-    tcp_1stream_gbps: float | None = None
-    tcp_1stream_reverse_gbps: float | None = None
-    tcp_4stream_gbps: float | None = None
-    tcp_4stream_reverse_gbps: float | None = None
-    rtt_min_ms: float | None = None
-    rtt_median_ms: float | None = None
-    rtt_p99_ms: float | None = None
-    cpu_s_per_gbit: float | None = None  # machine-wide CPU seconds per gigabit sent, single stream
-    deploy_s: float | None = None
-    controller_to_first_packet_s: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+REPEAT = 3  # rounds by default: the fewest that have a median and a spread
 
 
 def parse_modes(text: str) -> list[str]:
@@ -156,6 +143,56 @@ def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str |
 # --- the run --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Lab:
+    """A column's lab, up for every round: where its packets go from and to."""
+
+    scope: Scope
+    deployment: Deployment
+    src_ns: str
+    dst_ns: str
+    address: str
+
+
+def _build(
+    column: str, topology: Topology, prefix: str, options: DeployOptions, step: Callable[[str], None]
+) -> tuple[Lab, float]:
+    """Deploy one column's lab; the lab and how long its deploy took."""
+    mode, _, datapath = column.partition(":")
+    scope = Scope.lab(_lab_prefix(prefix, column))
+    step(f"{column}: deploying a lab")
+    started = time.monotonic()
+    chosen = DeployOptions()
+    if mode == Mode.OVS:
+        chosen = dataclasses.replace(options, datapath=datapath or options.datapath)
+    deployment = deploy(scope, topology, {"*": mode}, chosen).deployment
+    deploy_s = round(time.monotonic() - started, 2)
+    src, dst = topology.hosts[0].namespaces[0], topology.hosts[1].namespaces[0]
+    return Lab(scope, deployment, scope.prefix + src.name, scope.prefix + dst.name, str(dst.address)), deploy_s
+
+
+def _underlay(kernel_lab: Lab, topology: Topology) -> Lab:
+    """The physical baseline: the kernel-mode lab's two hosts, NIC to NIC."""
+    src, dst = topology.hosts[0], topology.hosts[1]
+    prefix = kernel_lab.scope.prefix
+    return dataclasses.replace(kernel_lab, src_ns=prefix + src.name, dst_ns=prefix + dst.name, address=str(dst.vtep))
+
+
+def _measure(column: str, lab: Lab, seconds: float, options: DeployOptions, step: Callable[[str], None]) -> Figures:
+    """One round of one column: its path, and in ovs mode the controller's first packet."""
+    figures = Figures()
+    measure_path(lab.src_ns, lab.dst_ns, lab.address, seconds, figures, step)
+    if column.partition(":")[0] == Mode.OVS:
+        step("controller start to first forwarded packet")
+        host = lab.deployment.topology.hosts[0]
+        site = Site(host, lab.scope.prefix + host.name, lab.scope.prefix)
+        figures.controller_to_first_packet_s = controller_to_first_packet(lab.deployment, site, lab.src_ns, lab.address)
+        figures.extra["datapath"] = lab.deployment.settings[host.name].datapath
+        figures.extra["port_type"] = lab.deployment.settings[host.name].port_type
+        figures.extra["ovs_config"] = " ".join(options.ovs_config or ())
+    return figures
+
+
 def run(
     topology: Topology,
     modes: list[str],
@@ -163,86 +200,67 @@ def run(
     prefix: str,
     step: Callable[[str], None] = lambda _: None,
     options: DeployOptions = DeployOptions(),
-) -> dict[str, Figures]:
-    """Measure the underlay and each mode in turn; every lab is destroyed, whatever happens."""
+    repeat: int = REPEAT,
+) -> dict[str, list[Figures]]:
+    """Each column's figures, one per round: every lab is built first, then the columns are measured
+    interleaved, `repeat` rounds of underlay, kernel, ...; every lab is destroyed, whatever happens."""
     preflight.require_root()
     preflight.require_tools("iperf3", "ping")
     check_prefix(prefix)
-    results: dict[str, Figures] = {}
-    src, dst = topology.hosts[0], topology.hosts[1]
-    ns_src, ns_dst = src.namespaces[0], dst.namespaces[0]
-    for column in [Mode.KERNEL, *(m for m in modes if m != Mode.KERNEL)]:
-        mode, _, datapath = column.partition(":")
-        scope = Scope.lab(_lab_prefix(prefix, column))
-        try:
-            step(f"{column}: deploying a lab")
-            started = time.monotonic()
-            chosen = (
-                dataclasses.replace(options, datapath=datapath or options.datapath)
-                if mode == Mode.OVS
-                else DeployOptions()
-            )
-            deployment = deploy(scope, topology, {"*": mode}, chosen).deployment
-            deploy_s = round(time.monotonic() - started, 2)
-            if mode == Mode.KERNEL:  # the physical baseline, NIC to NIC
-                results["underlay"] = Figures()
-                measure_path(
-                    scope.prefix + src.name,
-                    scope.prefix + dst.name,
-                    str(dst.vtep),
-                    seconds,
-                    results["underlay"],
-                    lambda what: step(f"underlay: {what}"),
-                )
-            if column not in modes:
-                continue
-            figures = results[column] = Figures(deploy_s=deploy_s)
-            measure_path(
-                scope.prefix + ns_src.name,
-                scope.prefix + ns_dst.name,
-                str(ns_dst.address),
-                seconds,
-                figures,
-                partial(_labelled, step, column),
-            )
-            if mode == Mode.OVS:
-                step(f"{column}: controller start to first forwarded packet")
-                site = Site(src, scope.prefix + src.name, scope.prefix)
-                figures.controller_to_first_packet_s = controller_to_first_packet(
-                    deployment, site, scope.prefix + ns_src.name, str(ns_dst.address)
-                )
-                figures.extra["datapath"] = deployment.settings[src.name].datapath
-                figures.extra["port_type"] = deployment.settings[src.name].port_type
-                figures.extra["ovs_config"] = " ".join(options.ovs_config or ())
-        finally:
-            step(f"{column}: destroying its lab")
-            destroy(scope)
-    return results
+    built = [KERNEL, *(m for m in modes if m != KERNEL)]  # kernel mode's lab always: the underlay is measured there
+    columns = [UNDERLAY, *(m for m in built if m in modes)]
+    labs: dict[str, Lab] = {}
+    deploy_s: dict[str, float] = {}
+    samples: dict[str, list[Figures]] = {column: [] for column in columns}
+    try:
+        for column in built:
+            labs[column], deploy_s[column] = _build(column, topology, prefix, options, step)
+        labs[UNDERLAY] = _underlay(labs[KERNEL], topology)
+        for round_, column in interleaved(columns, repeat):
+            said = partial(_labelled, step, f"round {round_ + 1} of {repeat}, {column}")
+            figures = _measure(column, labs[column], seconds, options, said)
+            figures.deploy_s = deploy_s.get(column) if round_ == 0 else None  # a lab is deployed once
+            samples[column].append(figures)
+    finally:
+        for column in reversed(built):
+            if column in labs:
+                step(f"{column}: destroying its lab")
+                destroy(labs[column].scope)
+    return samples
 
 
-def ratio(value: float | None, base: float | None) -> float | None:
-    if value is None or not base:
-        return None
-    return round(value / base, 3)
-
-
-def to_json(results: dict[str, Figures], seconds: float) -> dict[str, Any]:
+def to_json(summaries: dict[str, Summary], seconds: float) -> dict[str, Any]:
+    """Each column's medians (under the figures' own names), its min and max, and every sample; ratios
+    from the medians; the doubts in words."""
     modes = {}
-    for name, figures in results.items():
-        data = {k: v for k, v in vars(figures).items() if k != "extra"}
-        data.update(figures.extra)
-        modes[name] = data
-    underlay, kernel = results["underlay"], results.get(Mode.KERNEL)
+    for name, summary in summaries.items():
+        median = summary.median
+        modes[name] = {
+            **median.numbers(),
+            **median.extra,
+            "min": summary.low.numbers(),
+            "max": summary.high.numbers(),
+            "samples": [s.numbers() for s in summary.samples],
+        }
+    under, kernel = summaries[UNDERLAY].median, summaries[KERNEL].median if KERNEL in summaries else None
     ratios = {
         name: {
-            "tcp_1stream_vs_underlay": ratio(figures.tcp_1stream_gbps, underlay.tcp_1stream_gbps),
-            "tcp_1stream_vs_kernel": ratio(figures.tcp_1stream_gbps, kernel.tcp_1stream_gbps if kernel else None),
-            "rtt_median_vs_kernel": ratio(figures.rtt_median_ms, kernel.rtt_median_ms if kernel else None),
+            "tcp_1stream_vs_underlay": ratio(s.median.tcp_1stream_gbps, under.tcp_1stream_gbps),
+            "tcp_1stream_vs_kernel": ratio(s.median.tcp_1stream_gbps, kernel.tcp_1stream_gbps if kernel else None),
+            "rtt_median_vs_kernel": ratio(s.median.rtt_median_ms, kernel.rtt_median_ms if kernel else None),
         }
-        for name, figures in results.items()
-        if name != "underlay"
+        for name, s in summaries.items()
+        if name != UNDERLAY
     }
-    return {"duration_s": seconds, "modes": modes, "ratios": ratios}
+    rounds = min(len(s.samples) for s in summaries.values())
+    return {
+        "duration_s": seconds,
+        "repeat": rounds,
+        "order": [f"{column}#{round_ + 1}" for round_, column in interleaved(list(summaries), rounds)],
+        "modes": modes,
+        "ratios": ratios,
+        "doubts": doubts(summaries),
+    }
 
 
 def require_matplotlib() -> Any:
@@ -254,17 +272,18 @@ def require_matplotlib() -> Any:
     return matplotlib
 
 
-def _labelled(step: Callable[[str], None], column: str, what: str) -> None:
-    step(f"{column}: {what}")
+def _labelled(step: Callable[[str], None], label: str, what: str) -> None:
+    step(f"{label}: {what}")
 
 
-def plot(results: dict[str, Figures], path: str) -> None:
-    """A PNG bar chart of throughput and latency per mode (needs the optional matplotlib)."""
+def plot(summaries: dict[str, Summary], path: str) -> None:
+    """A PNG bar chart of throughput and latency per column: medians, the runs' min-max as error bars
+    (needs the optional matplotlib)."""
     matplotlib = require_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results)
+    names = list(summaries)
     fig, (tcp, rtt) = plt.subplots(1, 2, figsize=(11, 4.5))
     width = 0.2
     series = [
@@ -273,27 +292,22 @@ def plot(results: dict[str, Figures], path: str) -> None:
         ("4 streams", "tcp_4stream_gbps"),
         ("4 streams, reverse", "tcp_4stream_reverse_gbps"),
     ]
-    for i, (label, key) in enumerate(series):
-        tcp.bar(
-            [x + (i - 1.5) * width for x in range(len(names))],
-            [getattr(results[n], key) or 0 for n in names],
-            width,
-            label=label,
-        )
-    tcp.set_xticks(range(len(names)), names)
-    tcp.set_ylabel("TCP throughput, Gbit/s (iperf3)")
-    tcp.legend(fontsize=8)
-    for i, (label, key) in enumerate([("min", "rtt_min_ms"), ("median", "rtt_median_ms"), ("p99", "rtt_p99_ms")]):
-        rtt.bar(
-            [x + (i - 1) * width for x in range(len(names))],
-            [getattr(results[n], key) or 0 for n in names],
-            width,
-            label=label,
-        )
-    rtt.set_xticks(range(len(names)), names)
-    rtt.set_ylabel("ping round trip, ms")
-    rtt.legend(fontsize=8)
-    fig.suptitle("ovsvx bench: underlay, kernel vxlan and OVS on one machine")
+    for axes, keys, unit in (
+        (tcp, series, "TCP throughput, Gbit/s (iperf3)"),
+        (rtt, [("min", "rtt_min_ms"), ("median", "rtt_median_ms"), ("p99", "rtt_p99_ms")], "ping round trip, ms"),
+    ):
+        middle = (len(keys) - 1) / 2
+        for i, (label, key) in enumerate(keys):
+            medians = [getattr(summaries[n].median, key) or 0 for n in names]
+            below = [m - (getattr(summaries[n].low, key) or m) for n, m in zip(names, medians, strict=True)]
+            above = [(getattr(summaries[n].high, key) or m) - m for n, m in zip(names, medians, strict=True)]
+            spots = [x + (i - middle) * width for x in range(len(names))]
+            axes.bar(spots, medians, width, yerr=[below, above], capsize=2, label=label)
+        axes.set_xticks(range(len(names)), names)
+        axes.set_ylabel(unit)
+        axes.legend(fontsize=8)
+    rounds = min(len(s.samples) for s in summaries.values())
+    fig.suptitle(f"ovsvx bench: underlay, kernel vxlan and OVS on one machine (median of {rounds}, min-max)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

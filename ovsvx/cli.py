@@ -25,6 +25,7 @@ from ovsvx import (
     capture,
     controller,
     doctor,
+    figures,
     flows,
     lab,
     netstack,
@@ -643,6 +644,13 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     "--duration", default=5.0, show_default=True, type=click.FloatRange(0.5, 300), help="Seconds per iperf3 run."
 )
 @click.option(
+    "--repeat",
+    default=bench.REPEAT,
+    show_default=True,
+    type=click.IntRange(1, 50),
+    help="Rounds: each column is measured this many times, interleaved, and reported as median [min-max].",
+)
+@click.option(
     "--json", "json_spec", is_flag=False, flag_value="-", default=None, metavar="", help="Print JSON for machines."
 )
 @click.option(
@@ -678,6 +686,7 @@ def bench_cmd(
     topology_file: Path | None,
     modes_text: str,
     duration: float,
+    repeat: int,
     json_spec: str | None,
     json_path: Path | None,
     plot_path: Path | None,
@@ -686,7 +695,7 @@ def bench_cmd(
     ovs_config: tuple[str, ...],
 ) -> None:
     """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
-    its own that the bench builds and destroys (also on Ctrl-C)."""
+    its own that the bench builds and destroys (also on Ctrl-C), round after round, interleaved."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     if json_spec not in (None, "-"):  # `--json FILE`, the old spelling
@@ -703,23 +712,25 @@ def bench_cmd(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
     ) as progress:
         task = progress.add_task("starting", total=None)
-        results = bench.run(
+        samples = bench.run(
             topo,
             modes,
             duration,
             prefix,
             lambda what: progress.update(task, description=what),
             DeployOptions(port_type=port_type, ovs_config=ovs_config),
+            repeat,
         )
-    data = bench.to_json(results, duration)
+    summaries = figures.summarize(samples)
+    data = bench.to_json(summaries, duration)
     if json_path is not None:
         json_path.write_text(json.dumps(data, indent=2) + "\n")
     if plot_path is not None:
-        bench.plot(results, str(plot_path))
+        bench.plot(summaries, str(plot_path))
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        out.print(render.bench(results, duration))
+        out.print(render.bench(summaries, duration))
 
 
 # --- ovs mode: controller and flows ----------------------------------------------------

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ovsvx import doctor as diagnose
 from ovsvx import flows
-from ovsvx.bench import Figures, ratio
+from ovsvx.figures import UNDERLAY, Summary, doubts, ratio
 
 if TYPE_CHECKING:
     from ovsvx.capture import Frame
@@ -153,28 +153,38 @@ BENCH_ROWS = [
 ]
 
 
-def _cell(value: float | None, *bases: tuple[str, float | None]) -> str:
+def _cell(summary: Summary, key: str, *bases: tuple[str, float | None]) -> str:
+    """The median, its runs' range when they differ, and its ratios (of medians) to the bases."""
+    value = getattr(summary.median, key)
     if value is None:
         return "-"
+    low, high = getattr(summary.low, key), getattr(summary.high, key)
+    # three significant digits: repeated runs differ in the third already
+    shown = f"{value:.3g}" + (f" [{low:.3g}-{high:.3g}]" if low != high else "")
     ratios = [f"{ratio(value, base):.2f}x {name}" for name, base in bases if base]
-    return f"{value:g}" + (f" ({', '.join(ratios)})" if ratios else "")
+    return shown + (f" ({', '.join(ratios)})" if ratios else "")
 
 
-def bench(results: dict[str, Figures], duration: float) -> Group:
-    """Each figure per column, with its ratio to the underlay and to kernel mode."""
-    under, kern = results["underlay"], results.get("kernel")
-    table = Table("figure", *results, title=f"ovsvx bench ({duration:g} s per iperf3 run)", title_justify="left")
+def bench(summaries: dict[str, Summary], duration: float) -> Group:
+    """Each figure per column: the median of the rounds with their [min-max], its ratio to the underlay
+    and to kernel mode; then what the runs cannot be trusted for."""
+    under, kern = summaries[UNDERLAY].median, summaries["kernel"].median if "kernel" in summaries else None
+    rounds = min(len(s.samples) for s in summaries.values())
+    how = f"median [min-max] of {rounds} interleaved rounds" if rounds > 1 else "one round"
+    title = f"ovsvx bench ({duration:g} s per iperf3 run, {how})"
+    table = Table("figure", *summaries, title=title, title_justify="left")
     for label, key in BENCH_ROWS:
         cells = []
-        for name, figures in results.items():
-            bases: list[tuple[str, Any]] = [] if name == "underlay" else [("underlay", getattr(under, key))]
-            if kern is not None and name not in ("underlay", "kernel"):
+        for name, summary in summaries.items():
+            bases: list[tuple[str, Any]] = [] if name == UNDERLAY else [(UNDERLAY, getattr(under, key))]
+            if kern is not None and name not in (UNDERLAY, "kernel"):
                 bases.append(("kernel", getattr(kern, key)))
-            cells.append(_cell(getattr(figures, key), *bases))
+            cells.append(_cell(summary, key, *bases))
         table.add_row(label, *cells)
     notes = [
-        Text(f"{name} datapath: {f.extra['datapath']}, port type: {f.extra['port_type']}")
-        for name, f in results.items()
-        if "datapath" in f.extra
+        Text(f"{name} datapath: {s.median.extra['datapath']}, port type: {s.median.extra['port_type']}")
+        for name, s in summaries.items()
+        if "datapath" in s.median.extra
     ]
+    notes += [Text(f"not to be trusted: {doubt}", style="yellow") for doubt in doubts(summaries)]
     return Group(table, *notes)

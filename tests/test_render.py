@@ -9,10 +9,10 @@ from ipaddress import IPv4Address
 from rich.console import RenderableType
 
 from ovsvx import flows, render, topology
-from ovsvx.bench import Figures
 from ovsvx.capture import Frame
 from ovsvx.deploy import HostStatus
 from ovsvx.doctor import Diagnosis
+from ovsvx.figures import Figures, Summary
 from ovsvx.findings import Finding
 from ovsvx.ofctl import InstalledFlow
 from ovsvx.trace import Hop
@@ -90,16 +90,19 @@ def test_doctor_flows_and_bench_show_text_verbatim() -> None:
     )
     assert_verbatim(text, rule, "not generated", f"host1: br1 {TAGGED}")
 
-    figures = {
-        "underlay": Figures(tcp_1stream_gbps=2.0),
-        "kernel": Figures(tcp_1stream_gbps=1.0),
-        "ovs:system": Figures(tcp_1stream_gbps=1.0, extra={"datapath": "system", "port_type": "[x]"}),
+    tagged = {"datapath": "system", "port_type": "[x]"}
+    summaries = {
+        "underlay": Summary((Figures(tcp_1stream_gbps=2.0), Figures(tcp_1stream_gbps=2.0))),
+        "kernel": Summary((Figures(tcp_1stream_gbps=1.0), Figures(tcp_1stream_gbps=1.0))),
+        "ovs:system": Summary((Figures(tcp_1stream_gbps=0.8, extra=tagged), Figures(tcp_1stream_gbps=1.2))),
     }
     assert_verbatim(
-        shown(render.bench(figures, 4)),
+        shown(render.bench(summaries, 4)),
         "ovs:system",
-        "1 (0.50x underlay, 1.00x kernel)",
+        "1 [0.8-1.2] (0.50x underlay, 1.00x kernel)",
         "ovs:system datapath: system, port type: [x]",
+        "median [min-max] of 2 interleaved rounds",
+        "cannot tell the two apart",
     )
 
 

@@ -162,7 +162,9 @@ def test_mixed_mode_kernel_host_and_kernel_datapath_ovs_host(fresh_prefix: str) 
     assert_destroyed(fresh_prefix)
 
 
-def test_bench_measures_both_datapaths_against_kernel_vxlan(tmp_path: Path) -> None:
+def test_bench_measures_the_kernel_datapath_against_kernel_vxlan(tmp_path: Path) -> None:
+    """The guest measures the kernel datapath's column; the userspace datapath's is the bench test's
+    outside the guest, where `ovs` has no module and takes that datapath."""
     need_lab()
     prefix = f"{TEST_PREFIX}b-"  # the bench adds each column's initials: ot123b-os-
     report = tmp_path / "bench.json"
@@ -170,19 +172,19 @@ def test_bench_measures_both_datapaths_against_kernel_vxlan(tmp_path: Path) -> N
         "bench",
         "--duration",
         "1",
+        "--repeat",
+        "1",  # the rounds are the bench test's outside the guest; here, the column
         "--modes",
-        "kernel,ovs:system,ovs:netdev",
+        "kernel,ovs:system",
         "--prefix",
         prefix,
         "--json-file",
         str(report),
     )
     data = json.loads(report.read_text())
-    assert list(data["modes"]) == ["underlay", "kernel", "ovs:system", "ovs:netdev"]
+    assert list(data["modes"]) == ["underlay", "kernel", "ovs:system"]
     assert data["modes"]["ovs:system"]["datapath"] == "system"
-    assert data["modes"]["ovs:netdev"]["datapath"] == "netdev"
-    for column in ("ovs:system", "ovs:netdev"):
-        assert data["modes"][column]["tcp_1stream_gbps"] > 0
-        assert data["ratios"][column]["tcp_1stream_vs_kernel"] > 0
+    assert data["modes"]["ovs:system"]["tcp_1stream_gbps"] > 0
+    assert data["ratios"]["ovs:system"]["tcp_1stream_vs_kernel"] > 0
     assert "ovs:system datapath: system" in done.stdout
     assert not [n for n in leftover_netns() if n.startswith(prefix)]

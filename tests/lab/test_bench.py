@@ -25,12 +25,17 @@ def test_a_short_bench_reports_every_mode_and_leaves_nothing(ovsvx: Runner, tmp_
     need_lab()
     prefix = f"{TEST_PREFIX}b-"
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    done = ovsvx("bench", "--duration", "1", "--json-file", str(out), "--plot", str(png), "--prefix", prefix)
+    argv = ("bench", "--duration", "1", "--repeat", "2", "--json-file", str(out), "--plot", str(png))
+    done = ovsvx(*argv, "--prefix", prefix)
     report = json.loads(out.read_text())
     assert set(report["modes"]) == {"underlay", "kernel", "ovs"}
+    assert report["order"] == ["underlay#1", "kernel#1", "ovs#1", "underlay#2", "kernel#2", "ovs#2"]
     for mode in ("underlay", "kernel", "ovs"):
         figures = report["modes"][mode]
-        assert all(figures[key] > 0 for key in FIGURES), (mode, figures)
+        assert len(figures["samples"]) == 2
+        assert all(s[key] > 0 for s in figures["samples"] for key in FIGURES), (mode, figures)
+        for key in FIGURES:  # the median of two rounds lies between them
+            assert figures["min"][key] <= figures[key] <= figures["max"][key], (mode, key, figures)
         assert figures["rtt_min_ms"] <= figures["rtt_median_ms"] <= figures["rtt_p99_ms"]
     assert report["modes"]["kernel"]["deploy_s"] > 0 and report["modes"]["ovs"]["deploy_s"] > 0
     assert report["modes"]["ovs"]["controller_to_first_packet_s"] > 0
@@ -39,7 +44,7 @@ def test_a_short_bench_reports_every_mode_and_leaves_nothing(ovsvx: Runner, tmp_
         report["modes"]["ovs"]["tcp_1stream_gbps"] / report["modes"]["kernel"]["tcp_1stream_gbps"], 3
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "TCP 1 stream, Gbit/s" in done.stdout
+    assert "TCP 1 stream, Gbit/s" in done.stdout and "of 2 interleaved rounds" in done.stdout
     assert not [n for n in leftover_netns() if n.startswith(prefix)]
 
 
