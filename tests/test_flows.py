@@ -245,6 +245,21 @@ def test_af_xdp_ports_change_only_how_devices_are_read() -> None:
     assert [(p.name, p.ofport) for b in xdp for p in b.ports] == [(p.name, p.ofport) for b in plain for p in b.ports]
 
 
+def test_the_kernel_datapath_tunnel_carries_an_outer_checksum_and_the_userspace_one_does_not() -> None:
+    from ovsvx.ovs import OvsBackend
+    from ovsvx.switch import switch_plan
+
+    def vxlan_options(datapath: str, topo: topology.Topology = TOPO) -> dict[str, str]:
+        (vxlan,) = [p for b in switch_plan(topo, topo.hosts[0], datapath, None) for p in b.ports if p.type == "vxlan"]
+        return dict(vxlan.options)
+
+    assert vxlan_options("system") == {"remote_ip": "10.33.30.151", "key": "100", "dst_port": "4789", "csum": "true"}
+    assert "csum" not in vxlan_options("netdev")
+    assert vxlan_options("system", topology.generate(2, topology.Control.EVPN))["csum"] == "true"
+    plan = OvsBackend.commands(TOPO, HOST1, "system")
+    assert [line for line in plan if "add-port br1 vxlan1" in line and "options:csum=true" in line]
+
+
 def test_an_installed_flow_is_named_by_its_cookie_for_flows_and_trace_alike() -> None:
     host = TOPO.host("host1")
     generated = {f.cookie: f for f in flows.host_flows(TOPO, host)}
