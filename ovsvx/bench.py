@@ -24,7 +24,7 @@ from typing import Any
 from ovsvx import daemons, netstack, ofctl, preflight, verify, waits
 from ovsvx.deploy import Scope, deploy, destroy
 from ovsvx.errors import ApplyError, UsageError
-from ovsvx.figures import KERNEL, UNDERLAY, Figures, Summary, doubts, interleaved, ratio
+from ovsvx.figures import KERNEL, UNDERLAY, Figures, Summary, doubts, interleaved, ratio, rounds
 from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment, check_prefix
 from ovsvx.site import Site
@@ -266,11 +266,11 @@ def to_json(summaries: dict[str, Summary], seconds: float) -> dict[str, Any]:
         for name, s in summaries.items()
         if name != UNDERLAY
     }
-    rounds = min(len(s.samples) for s in summaries.values())
+    repeated = rounds(summaries)
     return {
         "duration_s": seconds,
-        "repeat": rounds,
-        "order": [f"{column}#{round_ + 1}" for round_, column in interleaved(list(summaries), rounds)],
+        "repeat": repeated,
+        "order": [f"{column}#{round_ + 1}" for round_, column in interleaved(list(summaries), repeated)],
         "modes": modes,
         "ratios": ratios,
         "doubts": doubts(summaries),
@@ -320,8 +320,8 @@ def plot(summaries: dict[str, Summary], path: str) -> None:
         axes.set_xticks(range(len(names)), names)
         axes.set_ylabel(unit)
         axes.legend(fontsize=8)
-    rounds = min(len(s.samples) for s in summaries.values())
-    fig.suptitle(f"ovsvx bench: underlay, kernel vxlan and OVS on one machine (median of {rounds}, min-max)")
+    title = f"ovsvx bench: underlay, kernel vxlan and OVS on one machine (median of {rounds(summaries)}, min-max)"
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 UNDERLAY = "underlay"  # the raw NIC-to-NIC column, measured in the kernel-mode lab
@@ -56,15 +57,16 @@ class Summary:
 
     samples: tuple[Figures, ...]
 
-    @property
+    # computed once: the table, the doubts, the JSON and the plot each read them figure by figure
+    @cached_property
     def median(self) -> Figures:
         return _combined(self.samples, statistics.median)
 
-    @property
+    @cached_property
     def low(self) -> Figures:
         return _combined(self.samples, min)
 
-    @property
+    @cached_property
     def high(self) -> Figures:
         return _combined(self.samples, max)
 
@@ -76,6 +78,11 @@ class Summary:
 
 def summarize(samples: dict[str, list[Figures]]) -> dict[str, Summary]:
     return {column: Summary(tuple(found)) for column, found in samples.items() if found}
+
+
+def rounds(summaries: dict[str, Summary]) -> int:
+    """How many rounds every column has."""
+    return min(len(s.samples) for s in summaries.values())
 
 
 def interleaved(columns: Sequence[str], repeat: int) -> list[tuple[int, str]]:
@@ -92,8 +99,8 @@ def ratio(value: float | None, base: float | None) -> float | None:
 def doubts(summaries: dict[str, Summary]) -> list[str]:
     """Why the figures of these runs are not to be taken at their word; empty when nothing says so."""
     said = []
-    rounds = min(len(s.samples) for s in summaries.values())
-    if rounds < 2:
+    repeated = rounds(summaries)
+    if repeated < 2:
         said.append("one run of each column: no spread to judge the figures by (--repeat 3 or more to quote them)")
     under = summaries.get(UNDERLAY)
     for name, summary in summaries.items():
@@ -105,7 +112,7 @@ def doubts(summaries: dict[str, Summary]) -> list[str]:
                 f" {raw:g} Gbit/s): the underlay's figure is noise, and so are the ratios to it"
             )
     kernel = summaries.get(KERNEL)
-    if kernel is None or rounds < 2:
+    if kernel is None or repeated < 2:
         return said
     for name, summary in summaries.items():
         if name in (UNDERLAY, KERNEL):

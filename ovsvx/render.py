@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ovsvx import doctor as diagnose
 from ovsvx import flows
-from ovsvx.figures import UNDERLAY, Summary, doubts, ratio
+from ovsvx.figures import KERNEL, UNDERLAY, Summary, doubts, ratio, rounds
 
 if TYPE_CHECKING:
     from ovsvx.capture import Frame
@@ -168,17 +168,17 @@ def _cell(summary: Summary, key: str, *bases: tuple[str, float | None]) -> str:
 def bench(summaries: dict[str, Summary], duration: float) -> Group:
     """Each figure per column: the median of the rounds with their [min-max], its ratio to the underlay
     and to kernel mode; then what the runs cannot be trusted for."""
-    under, kern = summaries[UNDERLAY].median, summaries["kernel"].median if "kernel" in summaries else None
-    rounds = min(len(s.samples) for s in summaries.values())
-    how = f"median [min-max] of {rounds} interleaved rounds" if rounds > 1 else "one round"
+    under, kern = summaries[UNDERLAY].median, summaries[KERNEL].median if KERNEL in summaries else None
+    repeated = rounds(summaries)
+    how = f"median [min-max] of {repeated} interleaved rounds" if repeated > 1 else "one round"
     title = f"ovsvx bench ({duration:g} s per iperf3 run, {how})"
     table = Table("figure", *summaries, title=title, title_justify="left")
     for label, key in BENCH_ROWS:
         cells = []
         for name, summary in summaries.items():
             bases: list[tuple[str, Any]] = [] if name == UNDERLAY else [(UNDERLAY, getattr(under, key))]
-            if kern is not None and name not in (UNDERLAY, "kernel"):
-                bases.append(("kernel", getattr(kern, key)))
+            if kern is not None and name not in (UNDERLAY, KERNEL):
+                bases.append((KERNEL, getattr(kern, key)))
             cells.append(_cell(summary, key, *bases))
         table.add_row(label, *cells)
     notes = [
