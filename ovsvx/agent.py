@@ -247,6 +247,7 @@ def check_period(full_check_s: float) -> float:
 
 def keep(agent: Agent) -> None:
     """Run `agent` in the foreground until SIGTERM or Ctrl-C."""
+    systemd.notify_socket()  # kept from the processes the agent starts
     agent.install_signals()
     agent.say(f"{agent.name}: agent started (pid {os.getpid()}); full check every {agent.full_check_s:g} s")
     agent.run()

@@ -275,7 +275,12 @@ def start_controller(deployment: Deployment, site: Site) -> bool:
         argv += ["--prefix", deployment.prefix]
     if deployment.topology.evpn:
         argv += ["--evpn-state", str(evpn_state_file(deployment, site))]
-    env = (("OVSVX_STATE_DIR", str(record.STATE_DIR)), ("OVSVX_HOST_RECORD_DIR", str(record.HOST_RECORD_DIR)))
+    # where state lives, and how much slower than normal this machine is (the peer watch's period)
+    env = (
+        ("OVSVX_STATE_DIR", str(record.STATE_DIR)),
+        ("OVSVX_HOST_RECORD_DIR", str(record.HOST_RECORD_DIR)),
+        ("OVSVX_WAIT_SCALE", f"{waits.scale():g}"),
+    )
     if systemd.daemons_are_units(site.netns):
         name = f"ovsvx-{site.host.name}-controller"
         pid = systemd.start_service(name, argv, f"ovsvx's OpenFlow controller for {site.host.name}", env, log)

@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from ovsvx import netstack
@@ -155,9 +156,17 @@ def carried_environment() -> Env:
     return tuple((key, os.environ[key]) for key in CARRIED if os.environ.get(key))
 
 
+@cache
+def notify_socket() -> str | None:
+    """$NOTIFY_SOCKET, taken out of the environment the first time it is asked for, as `sd_notify`'s
+    unset_environment does: it is the unit's main process's alone (NotifyAccess=main), and a child that
+    inherits it (OVS's tools notify when they start) is refused by systemd with a warning in the journal."""
+    return os.environ.pop("NOTIFY_SOCKET", None)
+
+
 def notify(**fields: str) -> bool:
     """Tell systemd about the service (READY="1", STATUS="..."); False when not run by systemd."""
-    address = os.environ.get("NOTIFY_SOCKET")
+    address = notify_socket()
     if not address:
         return False
     if address.startswith("@"):  # an abstract socket

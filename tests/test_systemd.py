@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -55,10 +56,17 @@ def test_a_reflector_is_a_unit_of_its_own_as_hardened_as_a_hosts() -> None:
 
 
 def test_notify_sends_one_datagram_of_key_value_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    systemd.notify_socket.cache_clear()
     assert not systemd.notify(READY="1")  # not under systemd: nothing to tell
     path = tmp_path / "notify"
+    systemd.notify_socket.cache_clear()
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(str(path))
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
         assert systemd.notify(READY="1", STATUS="host1 converged")
+        assert "NOTIFY_SOCKET" not in os.environ  # the processes the agent starts do not inherit it
+        assert systemd.notify(STATUS="host1 converged, last repair 10:00:00")
         assert server.recv(4096) == b"READY=1\nSTATUS=host1 converged"
+        assert server.recv(4096) == b"STATUS=host1 converged, last repair 10:00:00"
+    systemd.notify_socket.cache_clear()

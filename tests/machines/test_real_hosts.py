@@ -185,6 +185,11 @@ def test_enabled_hosts_in_every_mode_survive_a_reboot_drift_and_restarts_and_dis
     print(f"\n{label} enable on both: {time.monotonic() - started:.1f} s")
     verified_from_both(label)
     assert "system@ovs-system" in here("ovs-appctl", "dpctl/show").stdout
+    # the controller, a service of its own, paces its peer watch by this machine's scale, as the agent does
+    shown = here("systemctl", "show", "-p", "Environment", "ovsvx-host1-controller.service").stdout
+    assert f"OVSVX_WAIT_SCALE={waits.scale():g}" in shown.split(), shown
+    refused = here("journalctl", "-b", "--no-pager", "-u", "ovsvx@host1.service", "-g", "reception only permitted")
+    assert refused.stdout.count("reception only permitted") == 0, refused.stdout  # only the agent notifies
     security = here("systemd-analyze", "security", "--no-pager", "ovsvx@host1.service").stdout
     print(f"{label} {security.strip().splitlines()[-1]}")
     rebooted_host2(label)
