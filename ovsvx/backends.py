@@ -1,10 +1,12 @@
 """The modes ovsvx can deploy a host in, by name.
 
 Each backend deploys one host of the topology at a `Site` and offers the same
-verbs: `commands` (the deployment as the commands a person would type),
+verbs: `commands` (the deployment as the commands a person would type), `pieces`
+(what the host is made of, as values: what `graph` draws),
 `configure` (decide, once per deploy, what the mode needs recorded),
 `inspect()` (findings, no change), `apply()` (changes made), `destroy()`
-(what it removed) and `details()` (what status shows beyond findings).  The
+(what it removed), `details()` (what status shows beyond findings) and
+`tunnel_packets()` (each tunnel's counters, by device or port).  The
 CLI's `--mode` choices come from here.
 """
 
@@ -17,9 +19,14 @@ from ovsvx.findings import Finding
 from ovsvx.kernel import KernelBackend
 from ovsvx.options import DeployOptions
 from ovsvx.ovs import OvsBackend
+from ovsvx.plan import Resource
 from ovsvx.record import Deployment
 from ovsvx.site import Site
+from ovsvx.switch import OvsBridge
 from ovsvx.topology import Host, Mode, Topology
+
+#: One piece of a host's desired state: a netlink value, or an OVS bridge with its ports.
+Piece = Resource | OvsBridge
 
 
 class Backend(Protocol):
@@ -29,11 +36,14 @@ class Backend(Protocol):
     @staticmethod
     def commands(topology: Topology, host: Host, datapath: str) -> list[str]: ...
     @staticmethod
+    def pieces(topology: Topology, host: Host, datapath: str) -> tuple[Piece, ...]: ...
+    @staticmethod
     def configure(deployment: Deployment, host: str, options: DeployOptions) -> None: ...
     def inspect(self) -> list[Finding]: ...
     def apply(self) -> list[str]: ...
     def destroy(self) -> list[str]: ...
     def details(self) -> dict[str, str]: ...
+    def tunnel_packets(self) -> dict[str, tuple[int, int]]: ...
 
 
 BACKENDS: dict[Mode, type[Backend]] = {

@@ -27,9 +27,11 @@ from ovsvx import (
     doctor,
     figures,
     flows,
+    graph,
     lab,
     netstack,
     ofctl,
+    pictures,
     plan,
     preflight,
     record,
@@ -224,17 +226,22 @@ def topology_init(path: Path, force: bool, count: int | None, control: str | Non
 # --- plan / deploy / destroy ---------------------------------------------------------
 
 
-@main.command("plan")
-@topology_option
-@host_option
-@click.option("--mode", "mode_text", default=None, metavar="MODE", help="As for deploy.")
-@click.option(
+#: `plan` and `graph` show a topology as deploy would make it, in these modes and on this datapath.
+planned_mode_option = click.option("--mode", "mode_text", default=None, metavar="MODE", help="As for deploy.")
+planned_datapath_option = click.option(
     "--datapath",
     default="auto",
     show_default=True,
     type=click.Choice(["auto", "system", "netdev"]),
     help="ovs mode: which datapath to show (auto: what this machine has, without loading anything).",
 )
+
+
+@main.command("plan")
+@topology_option
+@host_option
+@planned_mode_option
+@planned_datapath_option
 @reported
 def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None, datapath: str) -> None:
     """Print, without changing anything, the commands equivalent to a deployment (kernel mode: the tutorial's)."""
@@ -247,6 +254,57 @@ def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None
         click.echo(f"\n# --- {heading} ---")
         click.echo("# first the firewall: the VXLAN port only from the peers (deploy --no-firewall skips it)")
         click.echo("\n".join(lines))
+
+
+#: What `graph -o FILE` writes when --format is not given, by the file's suffix.
+GRAPH_SUFFIXES = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
+
+
+@main.command("graph")
+@topology_option
+@host_option
+@prefix_option
+@planned_mode_option
+@planned_datapath_option
+@click.option(
+    "--format", "fmt", type=click.Choice(graph.FORMATS), default=None, help="Default: by -o's suffix, else dot."
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here.")
+@reported
+def graph_cmd(
+    topology_file: Path | None,
+    host: str | None,
+    prefix: str | None,
+    mode_text: str | None,
+    datapath: str,
+    fmt: str | None,
+    output: Path | None,
+) -> None:
+    """Draw the overlay: from the topology alone, or (--host/--prefix) a deployment with its live state."""
+    fmt = fmt or _graph_format(output)
+    if fmt == "png" and output is None and sys.stdout.isatty():
+        raise UsageError("--format png is binary: give -o FILE.png")
+    if host is not None or prefix is not None:
+        if topology_file is not None or mode_text is not None or datapath != "auto":
+            raise UsageError("-t, --mode and --datapath draw a topology alone: --host/--prefix draw what is deployed")
+        drawn = pictures.observed(deployment_ops.find_scope(host, prefix))
+    else:
+        drawn = pictures.sketched(topology.load(topology_file), parse_modes(mode_text), datapath)
+    picture = graph.rendered(drawn, fmt)
+    if output is None:
+        sys.stdout.buffer.write(picture)
+        return
+    output.write_bytes(picture)
+    err_console.print(f"wrote {output} ({fmt}, {len(picture)} bytes)")
+
+
+def _graph_format(output: Path | None) -> str:
+    if output is None:
+        return "dot"
+    if output.suffix not in GRAPH_SUFFIXES:
+        allowed = ", ".join(GRAPH_SUFFIXES)
+        raise UsageError(f"-o {output}: no format for suffix {output.suffix!r}: one of {allowed}, or --format")
+    return GRAPH_SUFFIXES[output.suffix]
 
 
 @main.command("deploy")

@@ -22,6 +22,7 @@ class Finding:
     detail: str = ""
     resource: Any = None  # the desired value, for the backend that fixes it
     remedy: str = ""  # for DIFFERS where it matters: SET_UP or RECREATE
+    piece: str = ""  # the device (or "netns NAME") it is about, where a picture colours it; "": host-wide
 
     @property
     def text(self) -> str:

@@ -7,11 +7,11 @@ FRR (`frr.py`), which adds the peers' routes as their BGP routes arrive.
 
 from __future__ import annotations
 
-from ovsvx import frr
+from ovsvx import frr, netstack
 from ovsvx.daemons import site_dir
 from ovsvx.findings import MISSING, OK, Finding
 from ovsvx.netlink import Reconciler
-from ovsvx.plan import kernel_plan, render, routed_vni_bridge
+from ovsvx.plan import Resource, kernel_plan, render, routed_vni_bridge
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.topology import Host, Mode, Topology
@@ -44,12 +44,22 @@ class KernelBackend:
         return lines
 
     @staticmethod
+    def pieces(topology: Topology, host: Host, datapath: str) -> tuple[Resource, ...]:
+        """What `host` is made of in kernel mode (what `graph` draws): the plan's values."""
+        return kernel_plan(topology, host)
+
+    @staticmethod
     def configure(deployment: Deployment, host: str, options: object) -> None:
         """Kernel mode has nothing to decide beyond the topology.  (Ovs mode's settings stay until its
         destroy has used them: a switch cut short still knows how to take ovs mode down.)"""
 
     def details(self) -> dict[str, str]:
         return {}
+
+    def tunnel_packets(self) -> dict[str, tuple[int, int]]:
+        """The vxlan device's packets sent and received (one device for every peer)."""
+        counted = netstack.link_packets(self.site.netns, self.site.host.vxlan)
+        return {self.site.host.vxlan: counted} if counted is not None else {}
 
     def inspect(self) -> list[Finding]:
         findings = self.netlink.inspect(self.plan)

@@ -43,6 +43,7 @@ from ovsvx.plan import (
     Veth,
     Vxlan,
     describe,
+    piece_of,
 )
 from ovsvx.record import Deployment
 from ovsvx.site import Site
@@ -52,7 +53,7 @@ IFF_UP = 1
 
 
 def _found(resource: Resource, state: str, detail: str = "", remedy: str = "") -> Finding:
-    return Finding(describe(resource), state, detail, resource, remedy)
+    return Finding(describe(resource), state, detail, resource, remedy, piece_of(resource))
 
 
 def _recreate_it(resource: Resource, detail: str) -> Finding:

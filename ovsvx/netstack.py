@@ -145,6 +145,16 @@ def stack(name: str | None) -> Iterator[IPRoute | NetNS]:
         handle.close()
 
 
+def link_packets(name: str | None, dev: str) -> tuple[int, int] | None:
+    """The packets `dev` in namespace `name` has sent and received (its counters), or None if it is absent."""
+    with stack(name) as ipr:
+        found = ipr.link_lookup(ifname=dev)
+        if not found:
+            return None
+        stats = ipr.get_links(found[0])[0].get_attr("IFLA_STATS64") or {}
+    return int(stats.get("tx_packets", 0)), int(stats.get("rx_packets", 0))
+
+
 RT_TABLE_MAIN = 254  # the main routing table, where ovsvx's routes live
 
 

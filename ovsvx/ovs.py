@@ -27,11 +27,11 @@ from ovsvx.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.flows import Flow, host_flows, is_learned, peers_of, render_file
 from ovsvx.netlink import Reconciler, remove_stale_taps
 from ovsvx.options import DeployOptions
-from ovsvx.plan import RTPROT_OVSVX, MovedAddress, Veth, ovs_plan, render
+from ovsvx.plan import RTPROT_OVSVX, MovedAddress, Resource, Veth, ovs_plan, render
 from ovsvx.record import Deployment
 from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
-from ovsvx.switch import PORT_TYPES, switch_plan
+from ovsvx.switch import PORT_TYPES, OvsBridge, switch_plan
 from ovsvx.topology import Host, Mode, Topology
 
 CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
@@ -133,6 +133,13 @@ class OvsBackend:
         self.bridges = switch_plan(topology, host, self.datapath, controller, self.port_type)
         self.topology = topology
         self.netlink = Reconciler(site, deployment)
+
+    @staticmethod
+    def pieces(topology: Topology, host: Host, datapath: str) -> tuple[Resource | OvsBridge, ...]:
+        """What `host` is made of in ovs mode (what `graph` draws): the netlink plan's values and the
+        switch's bridges."""
+        before, after = ovs_plan(topology, host, datapath)
+        return (*before, *switch_plan(topology, host, datapath, None), *after)
 
     @staticmethod
     def commands(topology: Topology, host: Host, datapath: str) -> list[str]:
@@ -290,6 +297,14 @@ class OvsBackend:
 
         waits.until(gone, TUNNEL_DEVICE_GONE_S, interval=0.1)
 
+    def tunnel_packets(self) -> dict[str, tuple[int, int]]:
+        """Each vxlan port's packets sent and received, as OVS last read them; nothing without OVS."""
+        if not self._ovs_reachable():
+            return {}
+        tunnels = [p.name for b in self.bridges for p in b.ports if p.type == "vxlan"]
+        with ovsdb.connect(self.home.db) as api:
+            return ovsdb.packets(api, tunnels)
+
     def details(self) -> dict[str, str]:
         """What status shows beyond findings: datapath, processes, logs."""
         info = {
@@ -378,11 +393,11 @@ class OvsBackend:
         what = f"controller on unix:{self.socket}"
         pid = daemons.controller_pid(self.deployment, self.site)
         if pid is None:
-            return Finding(what, MISSING, "not running")
+            return Finding(what, MISSING, "not running", piece=self.site.host.bridge)
         runner = f"pid {pid}"
         if not (self._ovs_reachable() and self._controller_connected()):
-            return Finding(what, DIFFERS, f"{runner}, OVS not connected")
-        return Finding(what, OK, f"{runner}, connected")
+            return Finding(what, DIFFERS, f"{runner}, OVS not connected", piece=self.site.host.bridge)
+        return Finding(what, OK, f"{runner}, connected", piece=self.site.host.bridge)
 
     def _controller_connected(self) -> bool:
         """OVS holds a connection to the controller's socket (read from the socket table, at once; OVSDB's
@@ -403,10 +418,10 @@ class OvsBackend:
         try:
             missing, stale = self._flow_difference()
         except OvsvxError as err:
-            return Finding(what, MISSING, str(err))
+            return Finding(what, MISSING, str(err), piece=self.site.host.bridge)
         if (missing, stale) == (0, 0):
-            return Finding(what, OK)
-        return Finding(what, DIFFERS, f"{missing} missing, {stale} not generated")
+            return Finding(what, OK, piece=self.site.host.bridge)
+        return Finding(what, DIFFERS, f"{missing} missing, {stale} not generated", piece=self.site.host.bridge)
 
     def _controller_said(self) -> str:
         """The controller log's last error, quoted, so the reason survives a deploy that is rolled back."""

@@ -65,6 +65,17 @@ def connect(db: str) -> Iterator[Any]:
         conn.stop()
 
 
+def packets(api: Any, names: Collection[str]) -> dict[str, tuple[int, int]]:
+    """The packets each of these interfaces has sent and received, as OVS last read them (every 5 s)."""
+    counted = {}
+    for name in names:
+        row = _row(api, "Interface", name)
+        if row is not None:
+            stats = dict(row.statistics)
+            counted[name] = (int(stats.get("tx_packets", 0)), int(stats.get("rx_packets", 0)))
+    return counted
+
+
 def _row(api: Any, table: str, name: str) -> Any | None:
     return idlutils.row_by_value(api.idl, table, "name", name, None)
 
@@ -82,7 +93,7 @@ def inspect(api: Any, bridge: OvsBridge) -> list[Finding]:
     what = f"ovs bridge {bridge.name} ({bridge.datapath_type})"
     row = _row(api, "Bridge", bridge.name)
     if row is None:
-        return [Finding(what, MISSING, resource=bridge)]
+        return [Finding(what, MISSING, resource=bridge, piece=bridge.name)]
     if OWNER_KEY not in row.external_ids:
         return [
             Finding(
@@ -92,6 +103,7 @@ def inspect(api: Any, bridge: OvsBridge) -> list[Finding]:
                 f"(no external_ids:{OWNER_KEY}); remove it or rename the bridge in the "
                 "topology",
                 bridge,
+                piece=bridge.name,
             )
         ]
     wrong = []
@@ -103,12 +115,12 @@ def inspect(api: Any, bridge: OvsBridge) -> list[Finding]:
     targets = sorted(c.target for c in row.controller)
     if targets != ([bridge.controller] if bridge.controller else []):
         wrong.append(f"controller {', '.join(targets) or 'none'}")
-    findings = [Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge)]
+    findings = [Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge, piece=bridge.name)]
     present = {p.name for p in row.ports} - {bridge.name}
     for port in bridge.ports:
         findings.append(_inspect_port(api, bridge, port, present))
     findings += [
-        Finding(f"ovs port {name} on {bridge.name}", DIFFERS, "not in the plan: remove", bridge)
+        Finding(f"ovs port {name} on {bridge.name}", DIFFERS, "not in the plan: remove", bridge, piece=name)
         for name in sorted(present - {p.name for p in bridge.ports})
     ]
     return findings
@@ -117,17 +129,17 @@ def inspect(api: Any, bridge: OvsBridge) -> list[Finding]:
 def _inspect_port(api: Any, bridge: OvsBridge, port: Port, present: set[str]) -> Finding:
     what = f"ovs port {port.name} on {bridge.name}" + (f" ({port.type})" if port.type else "")
     if port.name not in present:
-        return Finding(what, MISSING, resource=bridge)
+        return Finding(what, MISSING, resource=bridge, piece=port.name)
     iface = _row(api, "Interface", port.name)
     if iface is None:  # a port whose interface row is gone
-        return Finding(what, MISSING, resource=bridge)
+        return Finding(what, MISSING, resource=bridge, piece=port.name)
     want = _interface_want(port)
     have = {"type": iface.type, "options": dict(iface.options), "ofport_request": _one(iface.ofport_request)}
     wrong = [f"{k} {have[k]}" for k in want if have[k] != want[k]]
     ofport = _one(iface.ofport)
     if not ofport or ofport < 0:
         wrong.append(f"no OpenFlow port ({_one(iface.error) or 'no reason given'})")
-    return Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge)
+    return Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge, piece=port.name)
 
 
 def apply(api: Any, bridge: OvsBridge, reopen: Collection[str] = frozenset()) -> list[str]:

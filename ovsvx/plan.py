@@ -370,3 +370,18 @@ def describe(resource: Resource) -> str:
                 " onlink" if onlink else ""
             )
     raise TypeError(f"not a plan resource: {resource!r}")
+
+
+def piece_of(resource: Resource) -> str:
+    """The device (or "netns NAME") a resource belongs to, where a picture colours it; "" for the
+    host-wide ones (sysctls)."""
+    match resource:
+        case Netns(name):
+            return f"netns {name}"
+        case Vxlan(name=name) | Bridge(name=name) | Veth(name=name):
+            return name
+        case Address(dev=dev, netns=netns) | Route(dev=dev, netns=netns):
+            return f"netns {netns}" if netns else dev
+        case FloodEntry(dev=dev) | Up(dev=dev) | MovedAddress(dev=dev):
+            return dev
+    return ""

@@ -86,6 +86,11 @@ def test_bad_topology_file_creates_nothing(
         (["controller", "--host", "host1"], 2, ["--host is now --serve HOST"]),
         (["flows", "--host", "host1"], 2, ["--host is now --only HOST"]),
         (["bench", "--json", "out.json"], 2, ["--json is a flag", "--json-file out.json"]),
+        (["graph", "-o", "overlay.jpg"], 2, ["-o overlay.jpg", "suffix '.jpg'", ".svg, .png"]),
+        (["graph", "--format", "gif"], 2, ["'gif' is not one of", "mermaid"]),
+        (["graph", "--prefix", "ovtnone-", "--mode", "kernel"], 2, ["--prefix draw what is deployed"]),
+        (["graph", "--prefix", "ovtnone-"], 5, ["nothing is deployed"]),
+        (["graph", "--mode", "host9=kernel"], 2, ["--mode names unknown host 'host9'"]),
     ],
 )
 def test_bad_command_line_values(ovsvx: Runner, argv: list[str], code: int, fragments: list[str]) -> None:

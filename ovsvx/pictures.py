@@ -1,0 +1,66 @@
+"""What `ovsvx graph` draws: a topology as deploy would make it, or a deployment with its live state.
+
+The drawing itself is `graph` (pure); this module gathers its inputs: each
+host's mode, datapath and pieces (from its backend), and, for a deployment,
+what `status` finds, the tunnels' counters and the BGP sessions.  No traffic
+is sent and nothing is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ovsvx import graph
+from ovsvx.backends import BACKENDS, backend
+from ovsvx.deploy import HostStatus, Scope, resolve_modes, sites, status
+from ovsvx.findings import OK
+from ovsvx.graph import Live, Picture
+from ovsvx.ovs import choose_datapath
+from ovsvx.record import Deployment
+from ovsvx.settings import OvsSettings
+from ovsvx.topology import Mode, Topology
+
+
+def sketched(topology: Topology, requested: Mapping[str, str], datapath: str) -> Picture:
+    """The topology alone, each host as deploy would make it (the datapath as `plan` would choose it,
+    without loading anything)."""
+    modes = resolve_modes(topology, requested)
+    chosen, _ = choose_datapath(datapath, load_module=False)
+    return _drawn(topology, modes, dict.fromkeys(modes, chosen), lab=False)
+
+
+def observed(scope: Scope) -> Picture:
+    """A deployment, coloured by what `status` finds, with its tunnels' packets and BGP sessions.  A real
+    host knows only its own state: its peers are drawn as the topology has them, uncoloured."""
+    deployment, hosts = status(scope)
+    topology = deployment.topology
+    modes = resolve_modes(topology, {}, deployment.modes)
+    datapaths = {h: deployment.settings.get(h, OvsSettings()).datapath for h in modes}
+    drawn = _drawn(topology, modes, datapaths, lab=deployment.is_lab)
+    return graph.with_live(drawn, _live(deployment, hosts))
+
+
+def _drawn(topology: Topology, modes: Mapping[str, Mode], datapaths: Mapping[str, str], lab: bool) -> Picture:
+    pieces = {h.name: BACKENDS[modes[h.name]].pieces(topology, h, datapaths[h.name]) for h in topology.hosts}
+    return graph.picture(topology, modes, pieces, datapaths, lab)
+
+
+def _live(deployment: Deployment, hosts: Mapping[str, HostStatus]) -> Live:
+    states: dict[str, str] = {}
+    for name, found in hosts.items():
+        for finding in found.findings:
+            if finding.piece:
+                piece = graph.key(name, finding.piece)
+                states[piece] = graph.worst([states.get(piece, OK), finding.state])
+    packets = {
+        graph.key(site.host.name, tunnel): counted
+        for site in sites(deployment)
+        for tunnel, counted in backend(deployment.modes[site.host.name], site, deployment).tunnel_packets().items()
+    }
+    sessions = {
+        (name, str(session["peer"])): str(session["state"])
+        for name, found in hosts.items()
+        for session in (found.bgp or {}).get("sessions", [])
+    }
+    host_states = {name: graph.worst(f.state for f in found.findings) for name, found in hosts.items()}
+    return Live(states, host_states, packets, sessions)
