@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from ovsvx import daemons, netstack, record, systemd, waits
+from ovsvx import daemons, metrics, netstack, record, systemd, waits
 from ovsvx.deploy import Scope, deploy, sites
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
@@ -105,11 +105,19 @@ class Agent:
         self.stopping = threading.Event()
         self.ready = False
         self.warned: set[str] = set()
+        self.passes = metrics.Passes()  # what `--metrics` exports of the agent itself
         self._ovsdb_monitor: subprocess.Popen[str] | None = None
 
     # --- one pass -------------------------------------------------------------------------------
 
     def converge(self) -> Pass:
+        """One pass, counted in `passes`."""
+        started = time.monotonic()
+        done = self._pass()
+        self.passes.record(done.ok, time.monotonic() - started, done.changes, repairing=self.ready)
+        return done
+
+    def _pass(self) -> Pass:
         """One pass; its changes and warnings said line by line, an error in one line."""
         try:
             report = self.work()
@@ -233,10 +241,20 @@ class Agent:
             self._ovsdb_monitor.wait()
 
 
-def run(host: str, topology: Topology, mode: Mode | None, full_check_s: float = FULL_CHECK_S) -> None:
-    """`ovsvx agent`: the agent in the foreground until SIGTERM or Ctrl-C."""
+def run(
+    host: str,
+    topology: Topology,
+    mode: Mode | None,
+    full_check_s: float = FULL_CHECK_S,
+    metrics_at: tuple[str, int] | None = None,
+) -> None:
+    """`ovsvx agent`: the agent in the foreground until SIGTERM or Ctrl-C; with `metrics_at`, the host's
+    metrics and the agent's own served there."""
     topology.host(host)  # an unknown host is a usage error before anything runs
-    keep(Agent(host, deploying(host, topology, mode), full_check_s=check_period(full_check_s)))
+    agent = Agent(host, deploying(host, topology, mode), full_check_s=check_period(full_check_s))
+    if metrics_at is not None:
+        metrics.serve(metrics.registry_for(Scope.real(host), agent.passes), metrics_at)
+    keep(agent)
 
 
 def check_period(full_check_s: float) -> float:

@@ -6,7 +6,8 @@ verbs: `commands` (the deployment as the commands a person would type), `pieces`
 `configure` (decide, once per deploy, what the mode needs recorded),
 `inspect()` (findings, no change), `apply()` (changes made), `destroy()`
 (what it removed), `details()` (what status shows beyond findings) and
-`tunnel_packets()` (each tunnel's counters, by device or port).  The
+`tunnel_traffic()` (each tunnel's counters, by device or port) and
+`flow_traffic()` (what the flows matched, by purpose; ovs mode).  The
 CLI's `--mode` choices come from here.
 """
 
@@ -24,6 +25,7 @@ from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.switch import OvsBridge
 from ovsvx.topology import Host, Mode, Topology
+from ovsvx.traffic import Traffic
 
 #: One piece of a host's desired state: a netlink value, or an OVS bridge with its ports.
 Piece = Resource | OvsBridge
@@ -43,7 +45,8 @@ class Backend(Protocol):
     def apply(self) -> list[str]: ...
     def destroy(self) -> list[str]: ...
     def details(self) -> dict[str, str]: ...
-    def tunnel_packets(self) -> dict[str, tuple[int, int]]: ...
+    def tunnel_traffic(self) -> dict[str, Traffic]: ...
+    def flow_traffic(self) -> dict[str, Traffic]: ...
 
 
 BACKENDS: dict[Mode, type[Backend]] = {

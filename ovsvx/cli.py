@@ -29,6 +29,7 @@ from ovsvx import (
     flows,
     graph,
     lab,
+    metrics,
     netstack,
     ofctl,
     pictures,
@@ -426,18 +427,29 @@ full_check_option = click.option(
 )
 
 
+def metrics_option(default: str | None, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--metrics", "metrics_text", default=default, metavar="[ADDR:]PORT", help=help_text)
+
+
+AGENT_METRICS_HELP = "Serve the host's metrics and the agent's at http://ADDR:PORT/metrics (ADDR: 127.0.0.1)."
+
+
 @main.command("agent")
 @required_host_option
 @topology_option
 @single_mode_option
 @full_check_option
+@metrics_option(None, AGENT_METRICS_HELP)
 @reported
-def agent_cmd(host: str, topology_file: Path | None, mode_text: str | None, full_check_s: float) -> None:
+def agent_cmd(
+    host: str, topology_file: Path | None, mode_text: str | None, full_check_s: float, metrics_text: str | None
+) -> None:
     """Keep this machine deployed as HOST: converge now, then repair whatever drifts, until SIGTERM.
 
     What `ovsvx enable` runs under systemd; one line per change on stdout."""
+    metrics_at = metrics.parse_address(metrics_text) if metrics_text else None
     topo = _agent_topology(topology_file)
-    agent.run(host, topo, check_mode(mode_text) if mode_text else None, full_check_s)
+    agent.run(host, topo, check_mode(mode_text) if mode_text else None, full_check_s, metrics_at)
 
 
 def _agent_topology(topology_file: Path | None) -> topology.Topology:
@@ -490,19 +502,28 @@ def _role(host: str | None, reflector_text: str | None) -> IPv4Address | None:
 @reflector_option
 @topology_option
 @single_mode_option
+@metrics_option(None, "The agent serves the host's metrics there (as `ovsvx agent --metrics`).")
 @reported
-def enable_cmd(host: str | None, reflector_text: str | None, topology_file: Path | None, mode_text: str | None) -> None:
+def enable_cmd(
+    host: str | None,
+    reflector_text: str | None,
+    topology_file: Path | None,
+    mode_text: str | None,
+    metrics_text: str | None,
+) -> None:
     """Keep this machine as HOST for good: a systemd unit (ovsvx@HOST) that deploys at boot and repairs.
 
     With --reflector ADDR instead: the topology's route reflector at ADDR (ovsvx-reflector@ADDR)."""
     address = _role(host, reflector_text)
     if address is not None:
-        if mode_text is not None:
-            raise UsageError("--mode is for a host: a route reflector has no mode")
+        if mode_text is not None or metrics_text is not None:
+            raise UsageError("--mode and --metrics are for a host: a route reflector has neither")
         enabled = service.enable_reflector(address, topology_file)
     else:
         assert host is not None
-        enabled = service.enable(host, topology_file, check_mode(mode_text) if mode_text else None)
+        if metrics_text is not None:
+            metrics.parse_address(metrics_text)  # refused here, not by the unit at its start
+        enabled = service.enable(host, topology_file, check_mode(mode_text) if mode_text else None, metrics_text)
     for warning in enabled.warnings:
         err_console.print(f"ovsvx: warning: {warning}", soft_wrap=True)
     for line in enabled.changes:
@@ -792,6 +813,29 @@ def bench_cmd(
 
 
 # --- ovs mode: controller and flows ----------------------------------------------------
+
+
+@main.command("metrics")
+@host_option
+@prefix_option
+@metrics_option(str(metrics.DEFAULT_PORT), "Serve at http://ADDR:PORT/metrics (ADDR: 127.0.0.1).")
+@click.option("--once", is_flag=True, help="Print one scrape and exit, instead of serving.")
+@reported
+def metrics_cmd(host: str | None, prefix: str | None, metrics_text: str, once: bool) -> None:
+    """The overlay's metrics for Prometheus: a lab's (an enabled host's agent serves its own: --metrics)."""
+    preflight.require_root()
+    scope = deployment_ops.find_scope(host, prefix)
+    record.require(scope.kind, scope.prefix)  # nothing deployed: said now, not as an empty scrape
+    registry = metrics.registry_for(scope)
+    if once:
+        click.echo(metrics.scrape(registry), nl=False)
+        return
+    address = metrics.parse_address(metrics_text)
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # for sigwait, here and in the server's thread
+    metrics.serve(registry, address)
+    err_console.print(f"serving {scope.describe()}'s metrics on http://{address[0]}:{address[1]}/metrics")
+    signal.sigwait(stop)
 
 
 @main.command("controller")

@@ -507,6 +507,14 @@ def explain(cookie: int, generated: dict[int, Flow]) -> tuple[str, str] | None:
     return None
 
 
+def purpose_label(cookie: int) -> str:
+    """The purpose a cookie says (its top bits), by label; "foreign" for a flow ovsvx did not make."""
+    try:
+        return Purpose(cookie >> 32).label
+    except ValueError:
+        return "foreign"
+
+
 def learned_cookie(peer_index: int) -> int:
     """The cookie of the flow the switch learns for the peer at `peer_index` (see LearnPeerMac)."""
     return (int(Purpose.LEARNED) << 32) | peer_index

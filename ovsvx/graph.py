@@ -23,14 +23,19 @@ from ipaddress import IPv4Address
 
 import graphviz
 
-from ovsvx.errors import PreconditionError, UsageError
+from ovsvx.errors import ApplyError, PreconditionError, UsageError
 from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK
 from ovsvx.plan import Address, Bridge, MovedAddress, Netns, Resource, Route, Veth, Vxlan
 from ovsvx.switch import OvsBridge, Port
 from ovsvx.topology import Host, Mode, Topology
+from ovsvx.traffic import Traffic
 
 FORMATS = ("svg", "png", "dot", "mermaid")
 UNDERLAY = "underlay"
+MESH = "mesh"
+#: Up to this many hosts, a line for each tunnel; beyond, the lines of a full mesh would hide the hosts (and
+#: Graphviz cannot rank hundreds of lines between boxes), so one node stands for all of them.
+MESH_LINES = 4
 #: What a state looks like: Graphviz colour names (Mermaid takes the same).
 COLOURS = {OK: "forestgreen", MISSING: "red", DIFFERS: "darkorange", FOREIGN: "purple"}
 WORST_FIRST = (MISSING, FOREIGN, DIFFERS, OK)
@@ -99,7 +104,7 @@ class Live:
 
     states: Mapping[str, str] = field(default_factory=dict)  # piece -> worst state found
     host_states: Mapping[str, str] = field(default_factory=dict)  # host -> worst state of all its findings
-    packets: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # tunnel piece -> (sent, received)
+    traffic: Mapping[str, Traffic] = field(default_factory=dict)  # tunnel piece -> its counters
     sessions: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (host, reflector) -> "Established"
 
 
@@ -127,7 +132,11 @@ def picture(
         edges += host_edges
         datapath = f", {datapaths[host.name]} datapath" if modes[host.name] == Mode.OVS else ""
         boxes.append((host.name, f"{host.name} · {modes[host.name]} mode{datapath}"))
-    edges += _tunnels(topology, {n.key: n for n in nodes})
+    if len(topology.hosts) <= MESH_LINES:
+        edges += _tunnels(topology, {n.key: n for n in nodes})
+    else:
+        nodes.append(_mesh(topology))
+        edges += [Edge(n.key, MESH, Line.TUNNEL) for n in nodes if n.kind == Kind.TUNNEL]
     if topology.bgp is not None:
         for rr in topology.bgp.route_reflectors:
             nodes.append(Node(f"rr {rr}", Kind.REFLECTOR, ("route reflector", str(rr), f"AS {topology.bgp.asn}")))
@@ -243,6 +252,13 @@ def _address_in(pieces: Iterable[Resource | OvsBridge], veth: Veth) -> str:
     return next((p.cidr for p in pieces if isinstance(p, Address) and p.netns == veth.netns and p.dev == veth.peer), "")
 
 
+def _mesh(topology: Topology) -> Node:
+    """More hosts than MESH_LINES: one node stands for the tunnels between every two of them."""
+    count = len(topology.hosts)
+    lines = ("VXLAN full mesh", f"{count * (count - 1) // 2} tunnels between {count} hosts")
+    return Node(MESH, Kind.UNDERLAY, (*lines, f"VNI {topology.vni} · UDP {topology.port}"))
+
+
 def _tunnels(topology: Topology, nodes: Mapping[str, Node]) -> list[Edge]:
     """A dashed line between the tunnel ends of every pair of hosts."""
     label = f"VXLAN · VNI {topology.vni} · UDP {topology.port}"
@@ -272,9 +288,9 @@ def with_live(drawn: Picture, live: Live) -> Picture:
     nodes = []
     for node in drawn.nodes:
         label = node.label
-        if node.key in live.packets:
-            sent, received = live.packets[node.key]
-            label = (*label, f"{sent} packets sent · {received} received")
+        if node.key in live.traffic:
+            counted = live.traffic[node.key]
+            label = (*label, f"{counted.sent_packets} packets sent · {counted.received_packets} received")
         nodes.append(replace(node, label=label, state=live.states.get(node.key, node.state)))
     edges = []
     for edge in drawn.edges:
@@ -374,4 +390,8 @@ def rendered(drawn: Picture, fmt: str) -> bytes:
         raise UsageError(f"--format {fmt!r} is not allowed: one of {', '.join(FORMATS)}")
     if shutil.which("dot") is None:
         raise PreconditionError(f"{fmt} needs Graphviz's dot: apt install graphviz (or --format dot|mermaid)")
-    return bytes(graphviz.pipe("dot", fmt, source.encode()))
+    try:
+        return bytes(graphviz.pipe("dot", fmt, source.encode(), quiet=True))
+    except graphviz.CalledProcessError as err:
+        said = (err.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise ApplyError(f"Graphviz's dot could not draw it: {said[-1] if said else err}") from None

@@ -15,6 +15,7 @@ from ovsvx.plan import Resource, kernel_plan, render, routed_vni_bridge
 from ovsvx.record import Deployment
 from ovsvx.site import Site
 from ovsvx.topology import Host, Mode, Topology
+from ovsvx.traffic import Traffic
 
 
 def frr_home(deployment: Deployment, site: Site) -> frr.FrrHome:
@@ -56,10 +57,14 @@ class KernelBackend:
     def details(self) -> dict[str, str]:
         return {}
 
-    def tunnel_packets(self) -> dict[str, tuple[int, int]]:
-        """The vxlan device's packets sent and received (one device for every peer)."""
-        counted = netstack.link_packets(self.site.netns, self.site.host.vxlan)
+    def tunnel_traffic(self) -> dict[str, Traffic]:
+        """The vxlan device's counters (one device for every peer)."""
+        counted = netstack.link_traffic(self.site.netns, self.site.host.vxlan)
         return {self.site.host.vxlan: counted} if counted is not None else {}
+
+    def flow_traffic(self) -> dict[str, Traffic]:
+        """Kernel mode has no flows."""
+        return {}
 
     def inspect(self) -> list[Finding]:
         findings = self.netlink.inspect(self.plan)

@@ -28,6 +28,7 @@ from pyroute2 import IPRoute, NetNS, netns
 
 from ovsvx import waits
 from ovsvx.errors import ApplyError, NotDeployedError, PreconditionError, UsageError
+from ovsvx.traffic import Traffic
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -145,14 +146,15 @@ def stack(name: str | None) -> Iterator[IPRoute | NetNS]:
         handle.close()
 
 
-def link_packets(name: str | None, dev: str) -> tuple[int, int] | None:
-    """The packets `dev` in namespace `name` has sent and received (its counters), or None if it is absent."""
+def link_traffic(name: str | None, dev: str) -> Traffic | None:
+    """What `dev` in namespace `name` has sent and received (its counters), or None if it is absent."""
     with stack(name) as ipr:
         found = ipr.link_lookup(ifname=dev)
         if not found:
             return None
         stats = ipr.get_links(found[0])[0].get_attr("IFLA_STATS64") or {}
-    return int(stats.get("tx_packets", 0)), int(stats.get("rx_packets", 0))
+    keys = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes")
+    return Traffic(*(int(stats.get(k, 0)) for k in keys))
 
 
 RT_TABLE_MAIN = 254  # the main routing table, where ovsvx's routes live

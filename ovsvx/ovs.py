@@ -24,7 +24,7 @@ from ovsvx import daemons, frr, netstack, ofctl, ovsdb, preflight, switch, waits
 from ovsvx.controller import logged_errors
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
-from ovsvx.flows import Flow, host_flows, is_learned, peers_of, render_file
+from ovsvx.flows import Flow, host_flows, is_learned, peers_of, purpose_label, render_file
 from ovsvx.netlink import Reconciler, remove_stale_taps
 from ovsvx.options import DeployOptions
 from ovsvx.plan import RTPROT_OVSVX, MovedAddress, Resource, Veth, ovs_plan, render
@@ -33,6 +33,7 @@ from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
 from ovsvx.switch import PORT_TYPES, OvsBridge, switch_plan
 from ovsvx.topology import Host, Mode, Topology
+from ovsvx.traffic import Traffic
 
 CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
 FLOWS_WAIT_S = 20.0  # OVS connects and the controller installs every flow
@@ -297,13 +298,23 @@ class OvsBackend:
 
         waits.until(gone, TUNNEL_DEVICE_GONE_S, interval=0.1)
 
-    def tunnel_packets(self) -> dict[str, tuple[int, int]]:
-        """Each vxlan port's packets sent and received, as OVS last read them; nothing without OVS."""
+    def tunnel_traffic(self) -> dict[str, Traffic]:
+        """Each vxlan port's counters, as OVS last read them; nothing without OVS."""
         if not self._ovs_reachable():
             return {}
         tunnels = [p.name for b in self.bridges for p in b.ports if p.type == "vxlan"]
         with ovsdb.connect(self.home.db) as api:
-            return ovsdb.packets(api, tunnels)
+            return ovsdb.traffic(api, tunnels)
+
+    def flow_traffic(self) -> dict[str, Traffic]:
+        """What the bridge's flows matched, summed by purpose (the cookie's top bits), learned ones too."""
+        if not self._ovs_reachable():
+            return {}
+        summed: dict[str, Traffic] = {}
+        for flow in ofctl.dump_flows(self.home, self.site.host.bridge):
+            purpose = purpose_label(flow.cookie)
+            summed[purpose] = summed.get(purpose, Traffic()) + Traffic(flow.n_packets, flow.n_bytes)
+        return summed
 
     def details(self) -> dict[str, str]:
         """What status shows beyond findings: datapath, processes, logs."""

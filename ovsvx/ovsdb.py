@@ -22,6 +22,7 @@ from ovsvx import waits
 from ovsvx.errors import ApplyError, ConflictError, PreconditionError
 from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK, Finding
 from ovsvx.switch import OWNER_KEY, OvsBridge, Port
+from ovsvx.traffic import Traffic
 
 TIMEOUT_S = 10  # one OVSDB transaction
 CONTROLLER_MAX_BACKOFF_MS = 1000
@@ -65,14 +66,15 @@ def connect(db: str) -> Iterator[Any]:
         conn.stop()
 
 
-def packets(api: Any, names: Collection[str]) -> dict[str, tuple[int, int]]:
-    """The packets each of these interfaces has sent and received, as OVS last read them (every 5 s)."""
+def traffic(api: Any, names: Collection[str]) -> dict[str, Traffic]:
+    """What each of these interfaces has sent and received, as OVS last read it (every 5 s)."""
     counted = {}
     for name in names:
         row = _row(api, "Interface", name)
         if row is not None:
             stats = dict(row.statistics)
-            counted[name] = (int(stats.get("tx_packets", 0)), int(stats.get("rx_packets", 0)))
+            keys = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes")
+            counted[name] = Traffic(*(int(stats.get(k, 0)) for k in keys))
     return counted
 
 

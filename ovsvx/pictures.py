@@ -52,10 +52,10 @@ def _live(deployment: Deployment, hosts: Mapping[str, HostStatus]) -> Live:
             if finding.piece:
                 piece = graph.key(name, finding.piece)
                 states[piece] = graph.worst([states.get(piece, OK), finding.state])
-    packets = {
+    traffic = {
         graph.key(site.host.name, tunnel): counted
         for site in sites(deployment)
-        for tunnel, counted in backend(deployment.modes[site.host.name], site, deployment).tunnel_packets().items()
+        for tunnel, counted in backend(deployment.modes[site.host.name], site, deployment).tunnel_traffic().items()
     }
     sessions = {
         (name, str(session["peer"])): str(session["state"])
@@ -63,4 +63,4 @@ def _live(deployment: Deployment, hosts: Mapping[str, HostStatus]) -> Live:
         for session in (found.bgp or {}).get("sessions", [])
     }
     host_states = {name: graph.worst(f.state for f in found.findings) for name, found in hosts.items()}
-    return Live(states, host_states, packets, sessions)
+    return Live(states, host_states, traffic, sessions)

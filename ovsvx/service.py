@@ -50,7 +50,7 @@ class Enabled:
     status: systemd.UnitState | None
 
 
-def enable(host: str, topology_file: Path | None, mode: Mode | None) -> Enabled:
+def enable(host: str, topology_file: Path | None, mode: Mode | None, metrics: str | None = None) -> Enabled:
     """Make this machine `host` of the topology for good: stored, unit installed and started, ready."""
     preflight.require_root()
     wanted = topo.load(topology_file)
@@ -65,7 +65,7 @@ def enable(host: str, topology_file: Path | None, mode: Mode | None) -> Enabled:
         )
     chosen = resolve_modes(wanted, {host: str(mode)} if mode else {}, deployed.modes if deployed else None)[host]
     python, env = sys.executable, systemd.carried_environment()
-    unit = systemd.AgentUnit.host(host, topology_path(host), mode, chosen == Mode.OVS, python, env)
+    unit = systemd.AgentUnit.host(host, topology_path(host), mode, chosen == Mode.OVS, python, env, metrics)
     changes = []
     if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
         changes += _stop(unit.unit)  # deploy takes no other topology over a deployed one: destroy first

@@ -83,11 +83,19 @@ class AgentUnit:
 
     @classmethod
     def host(
-        cls, host: str, topology_file: Path, mode: Mode | None, ovs: bool, python: str, environment: Env = ()
+        cls,
+        host: str,
+        topology_file: Path,
+        mode: Mode | None,
+        ovs: bool,
+        python: str,
+        environment: Env = (),
+        metrics: str | None = None,
     ) -> AgentUnit:
         """A host's agent; without `mode`, the host's mode in the topology (else the default).  `ovs`: the
-        host runs in ovs mode, so the system's Open vSwitch comes first."""
+        host runs in ovs mode, so the system's Open vSwitch comes first.  `metrics`: where it serves them."""
         command = ("agent", "--host", host, "-t", str(topology_file)) + (("--mode", str(mode)) if mode else ())
+        command += ("--metrics", metrics) if metrics else ()
         description = f"ovsvx agent for {host}: keeps this machine at its VXLAN overlay"
         return cls(unit_name(host), f"--host {host}", command, description, python, environment, after_ovs=ovs)
 

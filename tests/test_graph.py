@@ -19,6 +19,7 @@ from ovsvx.backends import BACKENDS
 from ovsvx.findings import MISSING, OK
 from ovsvx.graph import Kind, Line, Live, Picture
 from ovsvx.topology import Control, Mode, Topology
+from ovsvx.traffic import Traffic
 from tests.topologies import three_hosts
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -112,7 +113,7 @@ def test_live_state_colours_the_pieces_and_labels_packets_and_sessions() -> None
     live = Live(
         states={f"host1/{host1.vxlan}": MISSING, f"host1/{host1.bridge}": OK},
         host_states={"host1": MISSING},
-        packets={f"host1/{host1.vxlan}": (12, 10)},
+        traffic={f"host1/{host1.vxlan}": Traffic(12, 1200, 10, 1000)},
         sessions={("host1", rr): "Established", ("host2", rr): "Active"},
     )
     shown = graph.with_live(picture, live)
@@ -128,11 +129,16 @@ def test_live_state_colours_the_pieces_and_labels_packets_and_sessions() -> None
     assert "classDef missing" in graph.to_mermaid(shown)
 
 
-def test_thirty_two_hosts_are_drawn_with_every_tunnel() -> None:
+def test_thirty_two_hosts_share_one_mesh_node_instead_of_496_lines() -> None:
     big = topology.generate(32)
     picture = drawn(big, every(big, Mode.KERNEL))
-    assert len([e for e in picture.edges if e.kind == Line.TUNNEL]) == 32 * 31 // 2
+    tunnels = [e for e in picture.edges if e.kind == Line.TUNNEL]
+    assert len(tunnels) == 32 and {e.b for e in tunnels} == {graph.MESH}
+    (mesh,) = [n for n in picture.nodes if n.key == graph.MESH]
+    assert mesh.label[1] == "496 tunnels between 32 hosts"
     assert graph.to_dot(picture).count("subgraph cluster_") == 32
+    if not NO_DOT:  # and Graphviz can rank it (a line per tunnel between 32 boxes, it cannot)
+        assert graph.rendered(picture, "svg").startswith(b"<?xml")
 
 
 @pytest.mark.skipif(NO_DOT, reason="Graphviz's dot is not installed (scripts/setup installs it)")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ovsvx import netstack, topology, waits
 from tests.conftest import REPO, TEST_PREFIX, need_lab
@@ -205,6 +206,7 @@ def test_a_dropping_firewall_gets_the_exact_rule_and_that_rule_is_enough(machine
 
 REPAIR_S = 5.0  # the agent repairs drift that announces itself within this (scaled)
 NS1, NS2 = f"{TEST_PREFIX}rh-ns1", f"{TEST_PREFIX}rh-ns2"
+SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
 
 
 class AgentProcess:
@@ -250,7 +252,9 @@ def test_the_agent_converges_repairs_what_drifts_and_leaves_the_overlay_up(machi
     states, topo = machines["states"], machines["topology"]
     a = MACHINES["host1"]
     ovsvx_on(MACHINES["host2"], states["host2"], "deploy", "--host", "host2", "--mode", "kernel", "-t", topo)
-    agent = AgentProcess(a, states["host1"], "--host", "host1", "--mode", "kernel", "-t", topo, "--full-check", "2")
+    agent = AgentProcess(
+        a, states["host1"], "--host", "host1", "--mode", "kernel", "-t", topo, "--full-check", "2", "--metrics", "9477"
+    )
     try:
         assert agent.said("host1: ready", 60), "\n".join(agent.lines)
         assert answers(NS1, "192.168.2.100")
@@ -284,6 +288,19 @@ def test_the_agent_converges_repairs_what_drifts_and_leaves_the_overlay_up(machi
         forwarding = lambda: run_on(a, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"  # noqa: E731
         assert waits.until(forwarding, REPAIR_S), agent.lines[-5:]
         assert answers(NS1, "192.168.2.100")
+        # what the agent served all along, on the machine's loopback: the repairs by kind, the tunnel's counters
+        scraped = run_on(a, sys.executable, "-c", SCRAPE, "http://127.0.0.1:9477/metrics")
+        assert scraped.returncode == 0, scraped.stderr
+        said = {
+            (f.name, tuple(s.labels.items())): s.value
+            for f in text_string_to_metric_families(scraped.stdout)
+            for s in f.samples
+        }
+        for kind in ("vxlan", "route", "address", "sysctl"):
+            assert said[("ovsvx_agent_repairs", (("kind", kind),))] >= 1, said
+        assert said[("ovsvx_agent_last_pass_converged", ())] == 1
+        tunnel = (("host", "host1"), ("peer", "host2"), ("tunnel", "vxlan1"))
+        assert said[("ovsvx_tunnel_tx_packets", tunnel)] >= 1 and said[("ovsvx_tunnel_rx_packets", tunnel)] >= 1
         assert agent.stop() == 0
         assert "host1: SIGTERM: stopping; the overlay keeps forwarding" in agent.lines
         assert answers(NS1, "192.168.2.100")  # the agent is gone, the overlay is not

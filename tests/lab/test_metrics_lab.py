@@ -1,0 +1,81 @@
+"""`ovsvx metrics --prefix P` on a real lab: Prometheus scrapes it while ns1 pings ns2, and the counters move.
+
+ovs mode (the default), so both kinds of counter are read: the vxlan ports' (OVS refreshes them every
+5 s, hence the polling) and the flows' by purpose.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ovsvx import waits
+from tests.conftest import Runner, start_ovsvx
+from tests.lab.helpers import ping_result, start_ping
+
+SERVING_S = 10.0  # the endpoint answers once the command has imported and bound its port
+COUNTED_S = 15.0  # OVS reads its interfaces' counters every 5 s
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(url: str) -> Samples | None:
+    try:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+    except OSError:
+        return None
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+TUNNEL = (("host", "host1"), ("peer", "host2"), ("tunnel", "vxlan1"))
+ROUTE_OUT = (("host", "host1"), ("purpose", "route-out"))
+
+
+def test_a_scrape_while_ns1_pings_ns2_sees_the_tunnel_and_flow_counters_move(ovsvx: Runner, fresh_prefix: str) -> None:
+    ovsvx("deploy", "--prefix", fresh_prefix)
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    served = start_ovsvx("metrics", "--prefix", fresh_prefix, "--metrics", url.split("/")[2])
+    try:
+        assert waits.until(lambda: scrape(url) is not None, SERVING_S), served.stderr
+        before = scrape(url)
+        assert before is not None and before[("ovsvx_deployed", ())] == 1
+        ping = start_ping(fresh_prefix, count=30)
+        sent, received, _ = ping_result(ping)
+        assert received == sent
+
+        def moved() -> bool:
+            now = scrape(url) or {}
+            return all(
+                now.get(key, 0) >= before.get(key, 0) + sent
+                for key in (
+                    ("ovsvx_tunnel_tx_packets_total", TUNNEL),
+                    ("ovsvx_tunnel_rx_packets_total", TUNNEL),
+                    ("ovsvx_flow_packets_total", ROUTE_OUT),
+                )
+            )
+
+        assert waits.until(moved, COUNTED_S, interval=1), (before, scrape(url))
+        after = scrape(url) or {}
+        assert after[("ovsvx_tunnel_tx_bytes_total", TUNNEL)] > before[("ovsvx_tunnel_tx_bytes_total", TUNNEL)]
+        assert ("ovsvx_tunnel_last_received_timestamp_seconds", TUNNEL) in after  # it grew between two scrapes
+    finally:
+        served.send_signal(signal.SIGTERM)
+        try:
+            code = served.wait(timeout=waits.scaled(10))
+        except subprocess.TimeoutExpired:
+            served.kill()
+            raise
+    assert code == 0, served.stderr.read() if served.stderr else ""
