@@ -18,7 +18,9 @@ from tests.conftest import Runner, start_ovsvx
 from tests.lab.helpers import ping_result, start_ping
 
 SERVING_S = 10.0  # the endpoint answers once the command has imported and bound its port
-COUNTED_S = 15.0  # OVS reads its interfaces' counters every 5 s
+COUNTED_S = 11.0  # OVS reads its interfaces' counters every 5 s: two readings, and time to spare
+PINGS = 150  # at 10 a second, 15 s: still pinging when the counters have moved
+MOVED = 10  # packets more than before, in each counter
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -48,18 +50,17 @@ def test_a_scrape_while_ns1_pings_ns2_sees_the_tunnel_and_flow_counters_move(ovs
     ovsvx("deploy", "--prefix", fresh_prefix)
     url = f"http://127.0.0.1:{free_port()}/metrics"
     served = start_ovsvx("metrics", "--prefix", fresh_prefix, "--metrics", url.split("/")[2])
+    ping: subprocess.Popen[str] | None = None
     try:
         assert waits.until(lambda: scrape(url) is not None, SERVING_S), served.stderr
         before = scrape(url)
         assert before is not None and before[("ovsvx_deployed", ())] == 1
-        ping = start_ping(fresh_prefix, count=30)
-        sent, received, _ = ping_result(ping)
-        assert received == sent
+        ping = start_ping(fresh_prefix, count=PINGS)
 
         def moved() -> bool:
             now = scrape(url) or {}
             return all(
-                now.get(key, 0) >= before.get(key, 0) + sent
+                now.get(key, 0) >= before.get(key, 0) + MOVED
                 for key in (
                     ("ovsvx_tunnel_tx_packets_total", TUNNEL),
                     ("ovsvx_tunnel_rx_packets_total", TUNNEL),
@@ -68,10 +69,16 @@ def test_a_scrape_while_ns1_pings_ns2_sees_the_tunnel_and_flow_counters_move(ovs
             )
 
         assert waits.until(moved, COUNTED_S, interval=1), (before, scrape(url))
+        assert ping.poll() is None  # the counters moved while ns1 was still pinging
+        sent, received, _ = ping_result(ping)
+        assert received == sent
         after = scrape(url) or {}
         assert after[("ovsvx_tunnel_tx_bytes_total", TUNNEL)] > before[("ovsvx_tunnel_tx_bytes_total", TUNNEL)]
         assert ("ovsvx_tunnel_last_received_timestamp_seconds", TUNNEL) in after  # it grew between two scrapes
     finally:
+        if ping is not None and ping.poll() is None:  # the test failed while it ran
+            ping.kill()
+            ping.wait()
         served.send_signal(signal.SIGTERM)
         try:
             code = served.wait(timeout=waits.scaled(10))
