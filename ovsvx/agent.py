@@ -247,13 +247,14 @@ def run(
     mode: Mode | None,
     full_check_s: float = FULL_CHECK_S,
     metrics_at: tuple[str, int] | None = None,
+    probes: bool = False,
 ) -> None:
     """`ovsvx agent`: the agent in the foreground until SIGTERM or Ctrl-C; with `metrics_at`, the host's
     metrics and the agent's own served there."""
     topology.host(host)  # an unknown host is a usage error before anything runs
     agent = Agent(host, deploying(host, topology, mode), full_check_s=check_period(full_check_s))
     if metrics_at is not None:
-        metrics.serve(metrics.registry_for(Scope.real(host), agent.passes), metrics_at)
+        metrics.serve(metrics.registry_for(Scope.real(host), agent.passes, probes), metrics_at)
     keep(agent)
 
 

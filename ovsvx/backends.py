@@ -6,8 +6,9 @@ verbs: `commands` (the deployment as the commands a person would type), `pieces`
 `configure` (decide, once per deploy, what the mode needs recorded),
 `inspect()` (findings, no change), `apply()` (changes made), `destroy()`
 (what it removed), `details()` (what status shows beyond findings) and
-`tunnel_traffic()` (each tunnel's counters, by device or port) and
-`flow_traffic()` (what the flows matched, by purpose; ovs mode).  The
+`tunnel_traffic()` (each tunnel's counters, by device or port),
+`flow_traffic()` (what the flows matched, by purpose; ovs mode) and
+`answering()` (which peers answered lately, where the mode can tell).  The
 CLI's `--mode` choices come from here.
 """
 
@@ -47,6 +48,7 @@ class Backend(Protocol):
     def details(self) -> dict[str, str]: ...
     def tunnel_traffic(self) -> dict[str, Traffic]: ...
     def flow_traffic(self) -> dict[str, Traffic]: ...
+    def answering(self) -> dict[str, bool]: ...
 
 
 BACKENDS: dict[Mode, type[Backend]] = {

@@ -432,6 +432,9 @@ def metrics_option(default: str | None, help_text: str) -> Callable[[Callable[..
 
 
 AGENT_METRICS_HELP = "Serve the host's metrics and the agent's at http://ADDR:PORT/metrics (ADDR: 127.0.0.1)."
+probes_option = click.option(
+    "--probes", is_flag=True, help="Each scrape also runs verify's pings (they send traffic) as gauges."
+)
 
 
 @main.command("agent")
@@ -440,16 +443,24 @@ AGENT_METRICS_HELP = "Serve the host's metrics and the agent's at http://ADDR:PO
 @single_mode_option
 @full_check_option
 @metrics_option(None, AGENT_METRICS_HELP)
+@probes_option
 @reported
 def agent_cmd(
-    host: str, topology_file: Path | None, mode_text: str | None, full_check_s: float, metrics_text: str | None
+    host: str,
+    topology_file: Path | None,
+    mode_text: str | None,
+    full_check_s: float,
+    metrics_text: str | None,
+    probes: bool,
 ) -> None:
     """Keep this machine deployed as HOST: converge now, then repair whatever drifts, until SIGTERM.
 
     What `ovsvx enable` runs under systemd; one line per change on stdout."""
+    if probes and not metrics_text:
+        raise UsageError("--probes are served with the metrics: give --metrics [ADDR:]PORT too")
     metrics_at = metrics.parse_address(metrics_text) if metrics_text else None
     topo = _agent_topology(topology_file)
-    agent.run(host, topo, check_mode(mode_text) if mode_text else None, full_check_s, metrics_at)
+    agent.run(host, topo, check_mode(mode_text) if mode_text else None, full_check_s, metrics_at, probes)
 
 
 def _agent_topology(topology_file: Path | None) -> topology.Topology:
@@ -503,6 +514,7 @@ def _role(host: str | None, reflector_text: str | None) -> IPv4Address | None:
 @topology_option
 @single_mode_option
 @metrics_option(None, "The agent serves the host's metrics there (as `ovsvx agent --metrics`).")
+@probes_option
 @reported
 def enable_cmd(
     host: str | None,
@@ -510,20 +522,24 @@ def enable_cmd(
     topology_file: Path | None,
     mode_text: str | None,
     metrics_text: str | None,
+    probes: bool,
 ) -> None:
     """Keep this machine as HOST for good: a systemd unit (ovsvx@HOST) that deploys at boot and repairs.
 
     With --reflector ADDR instead: the topology's route reflector at ADDR (ovsvx-reflector@ADDR)."""
     address = _role(host, reflector_text)
     if address is not None:
-        if mode_text is not None or metrics_text is not None:
-            raise UsageError("--mode and --metrics are for a host: a route reflector has neither")
+        if mode_text is not None or metrics_text is not None or probes:
+            raise UsageError("--mode, --metrics and --probes are for a host: a route reflector has none")
         enabled = service.enable_reflector(address, topology_file)
     else:
         assert host is not None
         if metrics_text is not None:
             metrics.parse_address(metrics_text)  # refused here, not by the unit at its start
-        enabled = service.enable(host, topology_file, check_mode(mode_text) if mode_text else None, metrics_text)
+        elif probes:
+            raise UsageError("--probes are served with the metrics: give --metrics [ADDR:]PORT too")
+        mode = check_mode(mode_text) if mode_text else None
+        enabled = service.enable(host, topology_file, mode, metrics_text, probes)
     for warning in enabled.warnings:
         err_console.print(f"ovsvx: warning: {warning}", soft_wrap=True)
     for line in enabled.changes:
@@ -820,13 +836,14 @@ def bench_cmd(
 @prefix_option
 @metrics_option(str(metrics.DEFAULT_PORT), "Serve at http://ADDR:PORT/metrics (ADDR: 127.0.0.1).")
 @click.option("--once", is_flag=True, help="Print one scrape and exit, instead of serving.")
+@probes_option
 @reported
-def metrics_cmd(host: str | None, prefix: str | None, metrics_text: str, once: bool) -> None:
+def metrics_cmd(host: str | None, prefix: str | None, metrics_text: str, once: bool, probes: bool) -> None:
     """The overlay's metrics for Prometheus: a lab's (an enabled host's agent serves its own: --metrics)."""
     preflight.require_root()
     scope = deployment_ops.find_scope(host, prefix)
     record.require(scope.kind, scope.prefix)  # nothing deployed: said now, not as an empty scrape
-    registry = metrics.registry_for(scope)
+    registry = metrics.registry_for(scope, probes=probes)
     if once:
         click.echo(metrics.scrape(registry), nl=False)
         return

@@ -66,6 +66,15 @@ class KernelBackend:
         """Kernel mode has no flows."""
         return {}
 
+    def answering(self) -> dict[str, bool]:
+        """Each peer, by name: whether the kernel holds a live neighbour entry for its vxlan address (it
+        answered the ARP the host sent through the tunnel).  Under EVPN FRR writes those entries from the
+        routes: they say nothing of the peer, so nothing is said."""
+        if self.topology.evpn:
+            return {}
+        answered = netstack.answered_neighbours(self.site.netns, self.site.host.vxlan)
+        return {peer.name: str(peer.vxlan_address) in answered for peer in self.topology.peers(self.site.host)}
+
     def inspect(self) -> list[Finding]:
         findings = self.netlink.inspect(self.plan)
         if self.frr is not None:

@@ -6,15 +6,19 @@ units, `_total` for what only grows):
 - per tunnel, labelled with the peer it goes to ("*" for a device or port that
   serves every peer): packets and bytes each way (the vxlan device's or OVS port's
   counters), and when something last came in from it, as seen between scrapes;
+- per peer (static control): whether it answered lately, as the host's own ARP
+  state says (the kernel's neighbour entry, or the MAC the switch learned);
 - per flow purpose (ovs mode; the cookies say it): packets and bytes matched;
 - under EVPN, per BGP session: established or not, for how long, routes received;
   and the routes the host refused;
 - from the agent that serves them (not a lab): its passes, the repairs it made by
   kind (link, route, address, ...), and how long its last pass took and whether it
-  converged.
+  converged;
+- with `--probes` only: `verify`'s pings from this host (a lab: from every node),
+  each as a gauge with its round trip.
 
-Nothing is sent and nothing is changed: a scrape reads counters, OVSDB and the
-BGP view.  `--metrics ADDR:PORT` says where (loopback unless an address is
+Without `--probes` nothing is sent and nothing is changed: a scrape reads
+counters, OVSDB and the BGP view.  `--metrics ADDR:PORT` says where (loopback unless an address is
 given): the endpoint is unauthenticated, so it is for a local Prometheus or an
 SSH tunnel, not for the network.
 """
@@ -33,7 +37,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ovsvx import record
+from ovsvx import record, verify
 from ovsvx.backends import BACKENDS, Piece, backend
 from ovsvx.deploy import Scope, bgp_summary, sites
 from ovsvx.errors import ConflictError, UsageError
@@ -99,9 +103,10 @@ def repair_kind(change: str) -> str:
 class OverlayCollector(Collector):
     """Reads one deployment (a lab, or this host) at each scrape."""
 
-    def __init__(self, scope: Scope, passes: Passes | None = None):
+    def __init__(self, scope: Scope, passes: Passes | None = None, probes: bool = False):
         self.scope = scope
         self.passes = passes
+        self.probes = probes
         self.heard: dict[tuple[str, str], tuple[int, float | None]] = {}  # (host, tunnel) -> (received, when grew)
 
     def collect(self) -> Iterator[Metric]:
@@ -111,6 +116,8 @@ class OverlayCollector(Collector):
         if deployment is not None:
             for site in sites(deployment):
                 self._host(families, deployment, site)
+            if self.probes:
+                families.probed(_pings(deployment))
         if self.passes is not None:
             families.passes(self.passes)
         yield from families.all()
@@ -127,6 +134,8 @@ class OverlayCollector(Collector):
             families.tunnel(host, peer, tunnel, counted, self._last_heard(host, tunnel, counted.received_packets))
         for purpose, counted in sorted(chosen.flow_traffic().items()):
             families.flow(host, purpose, counted)
+        for peer, answered in sorted(chosen.answering().items()):
+            families.answered.add_metric([host, peer], 1 if answered else 0)
         if deployment.topology.evpn:
             families.bgp(host, bgp_summary(deployment, site))
 
@@ -137,6 +146,12 @@ class OverlayCollector(Collector):
             when = time.time()
         self.heard[(host, tunnel)] = (received, when)
         return when
+
+
+def _pings(deployment: Deployment) -> list[verify.Result]:
+    """`verify`'s pings that can start here (its TCP probe would load the overlay at every scrape)."""
+    sources = None if deployment.is_lab else set(deployment.modes)
+    return verify.run(deployment, [p for p in verify.probes(deployment.topology, sources) if p.kind != "tcp"])
 
 
 def tunnel_peers(topology: Topology, host: Host, pieces: Iterable[Piece]) -> dict[str, str]:
@@ -172,6 +187,11 @@ class Families:
             "When the tunnel's received counter last grew, as seen between scrapes",
             labels=tunnel,
         )
+        self.answered = GaugeMetricFamily(
+            "ovsvx_peer_answered",
+            "1 if the peer answered lately (kernel: a live neighbour entry; ovs: its router MAC learned, 5 min)",
+            labels=["host", "peer"],
+        )
         purpose = ["host", "purpose"]
         self.flow_packets = CounterMetricFamily(
             "ovsvx_flow_packets", "Packets matched, by flow purpose", labels=purpose
@@ -190,6 +210,9 @@ class Families:
         self.refused_routes = GaugeMetricFamily(
             "ovsvx_bgp_routes_refused", "EVPN routes the host refused (its route policy)", labels=["host"]
         )
+        probe = ["kind", "src", "dst"]
+        self.probe_ok = GaugeMetricFamily("ovsvx_probe_ok", "1 if verify's probe passed (--probes)", labels=probe)
+        self.probe_rtt = GaugeMetricFamily("ovsvx_probe_rtt_seconds", "The probe's round trip (--probes)", labels=probe)
         self.agent: list[Metric] = []
 
     def tunnel(self, host: str, peer: str, tunnel: str, counted: Traffic, heard: float | None) -> None:
@@ -219,6 +242,13 @@ class Families:
         if isinstance(refused, list):  # counted where the speaker keeps them (ovs mode)
             self.refused_routes.add_metric([host], len(refused))
 
+    def probed(self, results: Iterable[verify.Result]) -> None:
+        for result in results:
+            labels = [result.probe.kind, result.probe.src, result.probe.dst]
+            self.probe_ok.add_metric(labels, 1 if result.ok else 0)
+            if result.rtt_ms is not None:
+                self.probe_rtt.add_metric(labels, result.rtt_ms / 1000)
+
     def passes(self, passes: Passes) -> None:
         with passes.lock:
             done = CounterMetricFamily("ovsvx_agent_passes", "The agent's passes, by result", labels=["result"])
@@ -242,12 +272,15 @@ class Families:
             self.received_packets,
             self.received_bytes,
             self.heard,
+            self.answered,
             self.flow_packets,
             self.flow_bytes,
             self.established,
             self.uptime,
             self.received_routes,
             self.refused_routes,
+            self.probe_ok,
+            self.probe_rtt,
             *self.agent,
         ]
         return [family for family in every if family.samples]
@@ -268,9 +301,9 @@ def uptime_seconds(text: str) -> float | None:
 # --- serving ---------------------------------------------------------------------------------------
 
 
-def registry_for(scope: Scope, passes: Passes | None = None) -> CollectorRegistry:
+def registry_for(scope: Scope, passes: Passes | None = None, probes: bool = False) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(OverlayCollector(scope, passes))
+    registry.register(OverlayCollector(scope, passes, probes))
     return registry
 
 

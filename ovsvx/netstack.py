@@ -157,6 +157,29 @@ def link_traffic(name: str | None, dev: str) -> Traffic | None:
     return Traffic(*(int(stats.get(k, 0)) for k in keys))
 
 
+NUD_STATES = {
+    0x01: "INCOMPLETE",
+    0x02: "REACHABLE",
+    0x04: "STALE",
+    0x08: "DELAY",
+    0x10: "PROBE",
+    0x20: "FAILED",
+    0x40: "NOARP",
+    0x80: "PERMANENT",
+}
+#: A neighbour that answered: learned from its reply and not since given up on (permanent ones are not learned).
+ANSWERED_STATES = frozenset({"REACHABLE", "STALE", "DELAY", "PROBE"})
+
+
+def answered_neighbours(name: str | None, dev: str) -> set[str]:
+    """The addresses on `dev` whose ARP the kernel last saw answered (a neighbour entry it learned and has
+    not failed): a neighbour that does not answer, or has not been asked lately, has none."""
+    with stack(name) as ipr:
+        index = ipr.link_lookup(ifname=dev)
+        entries = ipr.get_neighbours(family=socket.AF_INET, ifindex=index[0]) if index else []
+        return {str(e.get_attr("NDA_DST")) for e in entries if NUD_STATES.get(e["state"]) in ANSWERED_STATES}
+
+
 RT_TABLE_MAIN = 254  # the main routing table, where ovsvx's routes live
 
 

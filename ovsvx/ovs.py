@@ -24,7 +24,7 @@ from ovsvx import daemons, frr, netstack, ofctl, ovsdb, preflight, switch, waits
 from ovsvx.controller import logged_errors
 from ovsvx.errors import ApplyError, OvsvxError, UsageError
 from ovsvx.findings import DIFFERS, MISSING, OK, Finding
-from ovsvx.flows import Flow, host_flows, is_learned, peers_of, purpose_label, render_file
+from ovsvx.flows import Flow, host_flows, is_learned, learned_cookie, peers_of, purpose_label, render_file
 from ovsvx.netlink import Reconciler, remove_stale_taps
 from ovsvx.options import DeployOptions
 from ovsvx.plan import RTPROT_OVSVX, MovedAddress, Resource, Veth, ovs_plan, render
@@ -305,6 +305,16 @@ class OvsBackend:
         tunnels = [p.name for b in self.bridges for p in b.ports if p.type == "vxlan"]
         with ovsdb.connect(self.home.db) as api:
             return ovsdb.traffic(api, tunnels)
+
+    def answering(self) -> dict[str, bool]:
+        """Each peer, by name: whether the switch holds the router MAC it learned from the peer's ARP reply
+        (kept 5 min; the controller's peer watch asks again when traffic goes unanswered).  Under EVPN the
+        MACs come with the routes: nothing is said."""
+        if self.topology.evpn or not self._ovs_reachable():
+            return {}
+        learned = {f.cookie for f in ofctl.dump_flows(self.home, self.site.host.bridge) if is_learned(f.cookie)}
+        peers = self.topology.peers(self.site.host)
+        return {peer.name: learned_cookie(index) in learned for index, peer in enumerate(peers)}
 
     def flow_traffic(self) -> dict[str, Traffic]:
         """What the bridge's flows matched, summed by purpose (the cookie's top bits), learned ones too."""

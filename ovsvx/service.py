@@ -50,7 +50,9 @@ class Enabled:
     status: systemd.UnitState | None
 
 
-def enable(host: str, topology_file: Path | None, mode: Mode | None, metrics: str | None = None) -> Enabled:
+def enable(
+    host: str, topology_file: Path | None, mode: Mode | None, metrics: str | None = None, probes: bool = False
+) -> Enabled:
     """Make this machine `host` of the topology for good: stored, unit installed and started, ready."""
     preflight.require_root()
     wanted = topo.load(topology_file)
@@ -65,7 +67,7 @@ def enable(host: str, topology_file: Path | None, mode: Mode | None, metrics: st
         )
     chosen = resolve_modes(wanted, {host: str(mode)} if mode else {}, deployed.modes if deployed else None)[host]
     python, env = sys.executable, systemd.carried_environment()
-    unit = systemd.AgentUnit.host(host, topology_path(host), mode, chosen == Mode.OVS, python, env, metrics)
+    unit = systemd.AgentUnit.host(host, topology_path(host), mode, chosen == Mode.OVS, python, env, (metrics, probes))
     changes = []
     if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
         changes += _stop(unit.unit)  # deploy takes no other topology over a deployed one: destroy first

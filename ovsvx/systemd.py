@@ -90,12 +90,14 @@ class AgentUnit:
         ovs: bool,
         python: str,
         environment: Env = (),
-        metrics: str | None = None,
+        metrics: tuple[str | None, bool] = (None, False),
     ) -> AgentUnit:
         """A host's agent; without `mode`, the host's mode in the topology (else the default).  `ovs`: the
-        host runs in ovs mode, so the system's Open vSwitch comes first.  `metrics`: where it serves them."""
+        host runs in ovs mode, so the system's Open vSwitch comes first.  `metrics`: where it serves them,
+        and whether with the probes."""
         command = ("agent", "--host", host, "-t", str(topology_file)) + (("--mode", str(mode)) if mode else ())
-        command += ("--metrics", metrics) if metrics else ()
+        address, probes = metrics
+        command += (("--metrics", address) if address else ()) + (("--probes",) if probes else ())
         description = f"ovsvx agent for {host}: keeps this machine at its VXLAN overlay"
         return cls(unit_name(host), f"--host {host}", command, description, python, environment, after_ovs=ovs)
 

@@ -28,7 +28,7 @@ from ovsvx.deploy import site_of
 from ovsvx.errors import UsageError
 from ovsvx.kernel import frr_home
 from ovsvx.netlink import fdb_entries
-from ovsvx.netstack import RT_TABLE_MAIN
+from ovsvx.netstack import NUD_STATES, RT_TABLE_MAIN
 from ovsvx.ovs import generated_flows
 from ovsvx.plan import ZERO_MAC, routed_vni_bridge
 from ovsvx.record import Deployment
@@ -37,16 +37,6 @@ from ovsvx.topology import Host, Mode, Node, find_node, mac_for
 
 PROTOCOLS = ("icmp", "tcp", "udp", "arp")
 PROBE_PORT = 5201  # the destination port traced for tcp and udp (iperf3's)
-NUD_STATES = {
-    0x01: "INCOMPLETE",
-    0x02: "REACHABLE",
-    0x04: "STALE",
-    0x08: "DELAY",
-    0x10: "PROBE",
-    0x20: "FAILED",
-    0x40: "NOARP",
-    0x80: "PERMANENT",
-}
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,9 @@ def test_bad_topology_file_creates_nothing(
         (["graph", "--prefix", "ovtnone-", "--mode", "kernel"], 2, ["--prefix draw what is deployed"]),
         (["graph", "--prefix", "ovtnone-"], 5, ["nothing is deployed"]),
         (["graph", "--mode", "host9=kernel"], 2, ["--mode names unknown host 'host9'"]),
+        (["agent", "--host", "host1", "--probes"], 2, ["--probes are served with the metrics", "--metrics"]),
+        (["agent", "--host", "host1", "--metrics", "99999"], 2, ["--metrics '99999' is not allowed", "ADDR:PORT"]),
+        (["enable", "--reflector", "10.33.30.2", "--metrics", "9477"], 2, ["a route reflector has none"]),
     ],
 )
 def test_bad_command_line_values(ovsvx: Runner, argv: list[str], code: int, fragments: list[str]) -> None:

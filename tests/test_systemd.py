@@ -41,6 +41,13 @@ def test_without_a_mode_the_unit_leaves_it_to_the_topology() -> None:
     assert systemd.unit_path(unit.unit).name == "ovsvx@host2.service"
 
 
+def test_metrics_and_probes_are_passed_to_the_agent() -> None:
+    path = Path("/etc/ovsvx/host1.toml")
+    unit = systemd.AgentUnit.host("host1", path, None, False, "/usr/bin/python3", (), ("9477", True))
+    assert unit.argv()[-4:] == [str(path), "--metrics", "9477", "--probes"]
+    assert systemd.AgentUnit.host("host1", path, None, False, "/usr/bin/python3").argv()[-1] == str(path)
+
+
 def test_a_reflector_is_a_unit_of_its_own_as_hardened_as_a_hosts() -> None:
     rr = systemd.AgentUnit.reflector("10.33.30.2", Path("/etc/ovsvx/reflector-10.33.30.2.toml"), "/usr/bin/python3")
     text = rr.text()

@@ -75,6 +75,7 @@ def test_a_scrape_while_ns1_pings_ns2_sees_the_tunnel_and_flow_counters_move(ovs
         after = scrape(url) or {}
         assert after[("ovsvx_tunnel_tx_bytes_total", TUNNEL)] > before[("ovsvx_tunnel_tx_bytes_total", TUNNEL)]
         assert ("ovsvx_tunnel_last_received_timestamp_seconds", TUNNEL) in after  # it grew between two scrapes
+        assert after[("ovsvx_peer_answered", (("host", "host1"), ("peer", "host2")))] == 1
     finally:
         if ping is not None and ping.poll() is None:  # the test failed while it ran
             ping.kill()
@@ -86,3 +87,15 @@ def test_a_scrape_while_ns1_pings_ns2_sees_the_tunnel_and_flow_counters_move(ovs
             served.kill()
             raise
     assert code == 0, served.stderr.read() if served.stderr else ""
+
+
+def test_probes_are_served_only_when_asked_and_say_what_verify_says(ovsvx: Runner, fresh_prefix: str) -> None:
+    ovsvx("deploy", "--prefix", fresh_prefix, "--mode", "kernel")
+    assert "ovsvx_probe_ok" not in ovsvx("metrics", "--prefix", fresh_prefix, "--once").stdout  # sends nothing
+    said = {
+        (s.labels["src"], s.labels["dst"]): s.value
+        for f in text_string_to_metric_families(ovsvx("metrics", "--prefix", fresh_prefix, "--once", "--probes").stdout)
+        for s in f.samples
+        if s.name == "ovsvx_probe_ok" and s.labels["kind"] == "ping"
+    }
+    assert said[("ns1", "ns2")] == 1 and len(said) == 12 and set(said.values()) == {1}  # 4 nodes, each to 3
