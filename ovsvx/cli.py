@@ -281,14 +281,18 @@ def graph_cmd(
     fmt: str | None,
     output: Path | None,
 ) -> None:
-    """Draw the overlay: from the topology alone, or (--host/--prefix) a deployment with its live state."""
+    """Draw the overlay: a deployment with its live state (--host/--prefix, else the one status would
+    show, as root), or a topology alone (-t/--mode/--datapath, or nothing deployed)."""
     fmt = fmt or _graph_format(output)
     if fmt == "png" and output is None and sys.stdout.isatty():
         raise UsageError("--format png is binary: give -o FILE.png")
+    alone = topology_file is not None or mode_text is not None or datapath != "auto"
     if host is not None or prefix is not None:
-        if topology_file is not None or mode_text is not None or datapath != "auto":
+        if alone:
             raise UsageError("-t, --mode and --datapath draw a topology alone: --host/--prefix draw what is deployed")
         drawn = pictures.observed(deployment_ops.find_scope(host, prefix))
+    elif not alone and os.geteuid() == 0 and (scope := pictures.deployed_here()) is not None:
+        drawn = pictures.observed(scope)  # as status: the default lab, else this host's deployment
     else:
         drawn = pictures.sketched(topology.load(topology_file), parse_modes(mode_text), datapath)
     picture = graph.rendered(drawn, fmt)

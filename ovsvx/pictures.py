@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ovsvx import graph
+from ovsvx import graph, record
 from ovsvx.backends import BACKENDS, backend
-from ovsvx.deploy import HostStatus, Scope, resolve_modes, sites, status
+from ovsvx.deploy import HostStatus, Scope, find_scope, resolve_modes, sites, status
 from ovsvx.findings import OK
 from ovsvx.graph import Live, Picture
 from ovsvx.ovs import choose_datapath
@@ -27,6 +27,12 @@ def sketched(topology: Topology, requested: Mapping[str, str], datapath: str) ->
     modes = resolve_modes(topology, requested)
     chosen, _ = choose_datapath(datapath, load_module=False)
     return _drawn(topology, modes, dict.fromkeys(modes, chosen), lab=False)
+
+
+def deployed_here() -> Scope | None:
+    """The deployment `status` would show without --host or --prefix, if there is one."""
+    scope = find_scope(None, None)
+    return scope if record.load(scope.kind, scope.prefix) is not None else None
 
 
 def observed(scope: Scope) -> Picture:
