@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from functools import cached_property
 from pathlib import Path
 from socket import AF_INET
 
@@ -306,13 +307,19 @@ class OvsBackend:
         with ovsdb.connect(self.home.db) as api:
             return ovsdb.traffic(api, tunnels)
 
+    @cached_property
+    def _read_flows(self) -> list[ofctl.InstalledFlow]:
+        """The installed flows, dumped once for the readings of one scrape (answering, flow_traffic):
+        deploy and status dump them afresh."""
+        return ofctl.dump_flows(self.home, self.site.host.bridge)
+
     def answering(self) -> dict[str, bool]:
         """Each peer, by name: whether the switch holds the router MAC it learned from the peer's ARP reply
         (kept 5 min; the controller's peer watch asks again when traffic goes unanswered).  Under EVPN the
         MACs come with the routes: nothing is said."""
         if self.topology.evpn or not self._ovs_reachable():
             return {}
-        learned = {f.cookie for f in ofctl.dump_flows(self.home, self.site.host.bridge) if is_learned(f.cookie)}
+        learned = {f.cookie for f in self._read_flows if is_learned(f.cookie)}
         peers = self.topology.peers(self.site.host)
         return {peer.name: learned_cookie(index) in learned for index, peer in enumerate(peers)}
 
@@ -321,7 +328,7 @@ class OvsBackend:
         if not self._ovs_reachable():
             return {}
         summed: dict[str, Traffic] = {}
-        for flow in ofctl.dump_flows(self.home, self.site.host.bridge):
+        for flow in self._read_flows:
             purpose = purpose_label(flow.cookie)
             summed[purpose] = summed.get(purpose, Traffic()) + Traffic(flow.n_packets, flow.n_bytes)
         return summed
