@@ -153,8 +153,7 @@ def link_traffic(name: str | None, dev: str) -> Traffic | None:
         if not found:
             return None
         stats = ipr.get_links(found[0])[0].get_attr("IFLA_STATS64") or {}
-    keys = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes")
-    return Traffic(*(int(stats.get(k, 0)) for k in keys))
+    return Traffic.from_counters(stats)
 
 
 NUD_STATES = {

@@ -72,9 +72,7 @@ def traffic(api: Any, names: Collection[str]) -> dict[str, Traffic]:
     for name in names:
         row = _row(api, "Interface", name)
         if row is not None:
-            stats = dict(row.statistics)
-            keys = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes")
-            counted[name] = Traffic(*(int(stats.get(k, 0)) for k in keys))
+            counted[name] = Traffic.from_counters(dict(row.statistics))
     return counted
 
 

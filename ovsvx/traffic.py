@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+#: The counters' names, the same in the kernel's link statistics (IFLA_STATS64) and in OVS's Interface table.
+COUNTERS = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes")
 
 
 @dataclass(frozen=True)
@@ -14,6 +19,11 @@ class Traffic:
     sent_bytes: int = 0
     received_packets: int = 0
     received_bytes: int = 0
+
+    @classmethod
+    def from_counters(cls, stats: Mapping[str, Any]) -> Traffic:
+        """From a device's or an OVS interface's statistics, by their common names (absent: 0)."""
+        return cls(*(int(stats.get(name, 0)) for name in COUNTERS))
 
     def __add__(self, other: Traffic) -> Traffic:
         return Traffic(
