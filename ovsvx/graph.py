@@ -26,7 +26,7 @@ import graphviz
 from ovsvx.errors import ApplyError, PreconditionError, UsageError
 from ovsvx.findings import DIFFERS, FOREIGN, MISSING, OK
 from ovsvx.plan import Address, Bridge, MovedAddress, Netns, Resource, Route, Veth, Vxlan
-from ovsvx.switch import OvsBridge, Port
+from ovsvx.switch import OvsBridge, Port, tunnel_remotes
 from ovsvx.topology import Host, Mode, Topology
 from ovsvx.traffic import Traffic
 
@@ -155,20 +155,18 @@ class _HostDrawing:
     """One host's nodes and edges, from its pieces: devices become nodes, veths and ports lines, and
     addresses lines of the label of the device (or namespace) they sit on."""
 
-    def __init__(self, topology: Topology, host: Host):
+    def __init__(self, topology: Topology, host: Host, peers: Mapping[str, str]):
         self.host = host
         self.labels: dict[str, list[str]] = {host.nic: [host.nic, f"{host.vtep}/{topology.underlay.prefixlen} · VTEP"]}
         self.kinds = {host.nic: Kind.NIC}
-        self.peers: dict[str, str] = {}  # a tunnel -> the VTEP it names
+        self.peers = peers  # a tunnel -> the VTEP it names (switch.tunnel_remotes)
         self.edges = [Edge(key(host.name, host.nic), UNDERLAY, Line.WIRE)]
         self.vtep_on = host.nic  # what carries the VTEP address: the NIC, or br-phy on the userspace datapath
         self.in_bridge: dict[str, str] = {}  # an OVS port's name -> its bridge
         self.routed: dict[str, list[str]] = {}  # a device the host routes peers' subnets to -> those subnets
 
-    def add(self, piece: str, kind: Kind, label: list[str], peer: str = "") -> None:
+    def add(self, piece: str, kind: Kind, label: list[str]) -> None:
         self.labels[piece], self.kinds[piece] = label, kind
-        if kind == Kind.TUNNEL:
-            self.peers[piece] = peer
 
     def link(self, a: str, b: str, kind: Line, label: str = "", piece: str = "") -> None:
         """A line from `a` down to `b` (the picture's ranks run from the namespaces to the underlay)."""
@@ -182,7 +180,7 @@ class _HostDrawing:
             case Bridge(bridge):
                 self.add(bridge, Kind.BRIDGE, [bridge, "Linux bridge"])
             case Vxlan():
-                self.add(piece.name, Kind.TUNNEL, _vxlan_label(piece), str(piece.remote or ""))
+                self.add(piece.name, Kind.TUNNEL, _vxlan_label(piece))
                 if piece.master:  # EVPN's routed VNI: its bridge is what the host routes the peers' subnets to
                     self.link(piece.master, piece.name, Line.PORT, piece=piece.name)
                     self.routed.setdefault(piece.master, []).append("the peers' subnets, from BGP EVPN")
@@ -202,7 +200,7 @@ class _HostDrawing:
     def port(self, bridge: str, port: Port) -> None:
         self.in_bridge[port.name] = bridge
         if port.type == "vxlan":
-            self.add(port.name, Kind.TUNNEL, _port_label(port), dict(port.options).get("remote_ip", ""))
+            self.add(port.name, Kind.TUNNEL, _port_label(port))
             self.link(bridge, port.name, Line.PORT, piece=port.name)
         elif port.name == self.host.nic:
             self.link(bridge, port.name, Line.PORT, piece=port.name)
@@ -225,7 +223,7 @@ class _HostDrawing:
 
 
 def _host(topology: Topology, host: Host, pieces: Sequence[Resource | OvsBridge]) -> tuple[list[Node], list[Edge]]:
-    drawing = _HostDrawing(topology, host)
+    drawing = _HostDrawing(topology, host, tunnel_remotes(pieces))
     for piece in pieces:
         drawing.device(piece)
     for piece in pieces:  # the namespaces' side, once every bridge is known

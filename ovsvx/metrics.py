@@ -41,11 +41,10 @@ from ovsvx import record, verify
 from ovsvx.backends import BACKENDS, Piece, backend
 from ovsvx.deploy import Scope, bgp_summary, sites
 from ovsvx.errors import ConflictError, UsageError
-from ovsvx.plan import Vxlan
 from ovsvx.record import Deployment
 from ovsvx.settings import OvsSettings
 from ovsvx.site import Site
-from ovsvx.switch import OvsBridge
+from ovsvx.switch import tunnel_remotes
 from ovsvx.topology import Host, Topology
 from ovsvx.traffic import Traffic
 
@@ -150,20 +149,13 @@ class OverlayCollector(Collector):
 
 def _pings(deployment: Deployment) -> list[verify.Result]:
     """`verify`'s pings that can start here (its TCP probe would load the overlay at every scrape)."""
-    sources = None if deployment.is_lab else set(deployment.modes)
-    return verify.run(deployment, [p for p in verify.probes(deployment.topology, sources) if p.kind != "tcp"])
+    return verify.run(deployment, [p for p in verify.local_probes(deployment) if p.kind != "tcp"])
 
 
 def tunnel_peers(topology: Topology, host: Host, pieces: Iterable[Piece]) -> dict[str, str]:
     """Each tunnel device or port of `host` -> the peer host it goes to (EVERY_PEER where it serves all)."""
     by_vtep = {str(h.vtep): h.name for h in topology.peers(host)}
-    remotes: dict[str, str] = {}
-    for piece in pieces:
-        if isinstance(piece, Vxlan):
-            remotes[piece.name] = str(piece.remote or "")
-        elif isinstance(piece, OvsBridge):
-            remotes.update((p.name, dict(p.options).get("remote_ip", "")) for p in piece.ports if p.type == "vxlan")
-    return {tunnel: by_vtep.get(remote, EVERY_PEER) for tunnel, remote in remotes.items()}
+    return {tunnel: by_vtep.get(remote, EVERY_PEER) for tunnel, remote in tunnel_remotes(pieces).items()}
 
 
 class Families:

@@ -21,10 +21,11 @@ port numbers never change across restarts; every bridge carries
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ovsvx.errors import UsageError
-from ovsvx.plan import PHYS_BRIDGE
+from ovsvx.plan import PHYS_BRIDGE, Resource, Vxlan
 from ovsvx.topology import MAX_NAMESPACES, Host, Topology, mac_for
 
 OWNER_KEY = "ovsvx"
@@ -175,3 +176,15 @@ def ovs_config(specs: tuple[str, ...], host: str, hosts: list[str]) -> dict[str,
         if found["host"] in (None, host):
             wanted[found["key"]] = found["value"]
     return wanted
+
+
+def tunnel_remotes(pieces: Iterable[Resource | OvsBridge]) -> dict[str, str]:
+    """Each tunnel among a host's pieces, a vxlan device or an OVS vxlan port, by name -> the remote VTEP
+    it names: "" for kernel mode's device towards several peers, "flow" for EVPN's flow-based port."""
+    remotes: dict[str, str] = {}
+    for piece in pieces:
+        if isinstance(piece, Vxlan):
+            remotes[piece.name] = str(piece.remote or "")
+        elif isinstance(piece, OvsBridge):
+            remotes.update((p.name, dict(p.options).get("remote_ip", "")) for p in piece.ports if p.type == "vxlan")
+    return remotes
