@@ -460,11 +460,16 @@ def agent_cmd(
     """Keep this machine deployed as HOST: converge now, then repair whatever drifts, until SIGTERM.
 
     What `ovsvx enable` runs under systemd; one line per change on stdout."""
-    if probes and not metrics_text:
-        raise UsageError("--probes are served with the metrics: give --metrics [ADDR:]PORT too")
-    metrics_at = metrics.parse_address(metrics_text) if metrics_text else None
+    metrics_at = _agent_metrics(metrics_text, probes)
     topo = _agent_topology(topology_file)
     agent.run(host, topo, check_mode(mode_text) if mode_text else None, full_check_s, metrics_at, probes)
+
+
+def _agent_metrics(metrics_text: str | None, probes: bool) -> tuple[str, int] | None:
+    """Where an agent serves its metrics (None: it does not); --probes only with --metrics."""
+    if probes and not metrics_text:
+        raise UsageError("--probes are served with the metrics: give --metrics [ADDR:]PORT too")
+    return metrics.parse_address(metrics_text) if metrics_text else None
 
 
 def _agent_topology(topology_file: Path | None) -> topology.Topology:
@@ -538,10 +543,7 @@ def enable_cmd(
         enabled = service.enable_reflector(address, topology_file)
     else:
         assert host is not None
-        if metrics_text is not None:
-            metrics.parse_address(metrics_text)  # refused here, not by the unit at its start
-        elif probes:
-            raise UsageError("--probes are served with the metrics: give --metrics [ADDR:]PORT too")
+        _agent_metrics(metrics_text, probes)  # refused here, not by the unit at its start
         mode = check_mode(mode_text) if mode_text else None
         enabled = service.enable(host, topology_file, mode, metrics_text, probes)
     for warning in enabled.warnings:

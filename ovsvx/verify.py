@@ -187,5 +187,10 @@ def check(kind: str, prefix: str) -> list[Result]:
     preflight.require_root()
     preflight.require_tools("ping", "iperf3")
     deployment = record.require(kind, prefix)
-    sources = None if deployment.is_lab else set(deployment.modes)
-    return run(deployment, probes(deployment.topology, sources))
+    return run(deployment, local_probes(deployment))
+
+
+def local_probes(deployment: Deployment) -> list[Probe]:
+    """The probes that can start here: all of them in a lab; on a real host, those that start on it (the
+    peers' namespaces are on other machines)."""
+    return probes(deployment.topology, None if deployment.is_lab else set(deployment.modes))
