@@ -206,7 +206,7 @@ CONVERGE_S = 30.0
 def bgp_summary(deployment: Deployment, site: Site) -> dict[str, Any]:
     """A host's BGP sessions and EVPN routes: FRR's in kernel mode, the controller's in ovs mode."""
     if deployment.modes.get(site.host.name) == Mode.KERNEL:
-        return frr.summary(frr_home(deployment, site))
+        return frr.summary(frr_home(deployment, site), deployment.topology, site.host)
     return daemons.evpn_state(deployment, site)
 
 

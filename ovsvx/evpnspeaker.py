@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 from pathlib import Path
 from socket import AF_INET
 from typing import Any
@@ -282,9 +282,14 @@ class Speaker:
 
 
 def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
-    """The peer a received type-5 path stands for; None for other route types, this host's own route, or
-    a route without a router MAC (which no VXLAN peer could route to)."""
+    """The peer a received type-5 path stands for; None for other route types, this host's own route, a
+    next hop that names no IPv4 VTEP, or a route without a router MAC (which no VXLAN peer could route to)."""
     if not isinstance(path.nlri, bgp.EvpnIpPrefixNLRI) or path.nexthop in (own_vtep, "0.0.0.0", None):
+        return None
+    vtep = routepolicy.vtep_of(path.nexthop)
+    if vtep is None or str(vtep) == own_vtep:
+        if vtep is None:
+            LOG.warning("EVPN: type-5 route of %s via %s, no IPv4 VTEP: ignored", path.nlri.ip_prefix, path.nexthop)
         return None
     attribute = path.get_pattr(bgp.BGP_ATTR_TYPE_EXTENDED_COMMUNITIES)
     communities = attribute.communities if attribute is not None else []
@@ -292,7 +297,7 @@ def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
     if mac is None:
         LOG.warning("EVPN: type-5 route of %s from %s has no router MAC: ignored", path.nlri.ip_prefix, path.nexthop)
         return None
-    return EvpnPeer(IPv4Network(path.nlri.ip_prefix), IPv4Address(path.nexthop), mac)
+    return EvpnPeer(IPv4Network(path.nlri.ip_prefix), vtep, mac)
 
 
 class HostRoutes:

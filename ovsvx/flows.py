@@ -24,7 +24,9 @@ packet-in on the way:
 * Under EVPN (control = "evpn") the peers are not the topology's: they are the
   type-5 routes the controller's BGP speaker holds (`EvpnPeer`), each with its
   VTEP, set per packet on the one flow-based tunnel port, and its router MAC.
-  Nothing is learned and no peer is asked: the route says it all.
+  Nothing is learned and no peer is asked: the route says it all.  The port
+  takes packets only from the VTEPs the routes name: any other sender of the
+  underlay is dropped in table 0.
 
 A flow's cookie is its purpose code in bits 32..39 and a CRC-32 of the flow's
 text below: `ovs-ofctl dump-flows` tells each flow's purpose by its first hex
@@ -35,7 +37,7 @@ controller compares a switch with the generated set.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -169,10 +171,11 @@ class LearnPeerMac:
 
 Action = Output | Goto | SetField | Move | DecTtl | LearnPeerMac
 
-#: The tunnel's remote address, as os-ken names the Nicira field (ovs-ofctl: tun_dst).
+#: The tunnel's remote and sending addresses, as os-ken names the Nicira fields (ovs-ofctl: tun_dst, tun_src).
 TUNNEL_DST = "tun_ipv4_dst"
+TUNNEL_SRC = "tun_ipv4_src"
 #: Where ovs-ofctl spells a field differently from OXM.
-OFCTL_FIELDS = {"ipv4_dst": "nw_dst", TUNNEL_DST: "tun_dst"}
+OFCTL_FIELDS = {"ipv4_dst": "nw_dst", TUNNEL_DST: "tun_dst", TUNNEL_SRC: "tun_src"}
 
 #: Nicira names of the fields `Move` copies, as ovs-ofctl writes them.
 NXM_NAMES = {
@@ -470,12 +473,15 @@ def _static_peer_flows(topology: Topology, host: Host) -> list[Flow]:
 
 def _evpn_flows(topology: Topology, host: Host, peers: tuple[EvpnPeer, ...]) -> list[Flow]:
     """The peers EVPN's type-5 routes give: one flow-based tunnel port for all, the route's VTEP set per
-    packet and its router MAC as the destination.  The host's own routes to a peer's subnet go via the
-    peer's VTEP, onlink on the bridge (as FRR writes them in kernel mode), so the switch answers ARP for
-    that VTEP from the host."""
+    packet and its router MAC as the destination; the port takes packets only from those VTEPs.  The
+    host's own routes to a peer's subnet go via the peer's VTEP, onlink on the bridge (as FRR writes them
+    in kernel mode), so the switch answers ARP for that VTEP from the host."""
     own_mac = mac_for(host.vxlan_address)
     port = evpn_tunnel_port(topology, host).name
-    flows = [_classify_ip(port, FROM_TUNNEL, "the tunnel (any VTEP: EVPN's peers come and go)")]
+    flows: list[Flow] = []
+    for vtep in sorted({peer.vtep for peer in peers}):  # a VTEP no route names is dropped in table 0
+        tunnel = _classify_ip(port, FROM_TUNNEL, f"the tunnel from VTEP {vtep}, which BGP announced")
+        flows.append(replace(tunnel, match=(*tunnel.match, (TUNNEL_SRC, str(vtep)))))
     for peer in peers:
         who = f"{peer.subnet} (VTEP {peer.vtep}, EVPN)"
         flows.append(_arp(peer.vtep, peer.router_mac, f"VTEP {peer.vtep}, the host's onlink next hop", LOCAL, 90))

@@ -29,6 +29,7 @@ import pwd
 import re
 import stat
 from dataclasses import asdict, dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ def host_config(topology: Topology, host: Host, secret: str | None = None) -> di
     (with `secret`, the sessions' TCP MD5 password)."""
     assert topology.bgp is not None
     zebra = [f"hostname {host.name}", "vrf default", f" vni {topology.vni}", "exit-vrf"]
+    zebra += routepolicy.frr_policy(topology, host)  # only what an overlay route can be reaches the kernel
     bgpd = _router(topology, host.name, str(host.vtep))
     for rr in topology.bgp.route_reflectors:
         bgpd += [
@@ -151,9 +153,8 @@ def host_config(topology: Topology, host: Host, secret: str | None = None) -> di
     bgpd += [" address-family ipv4 unicast", f"  network {host.subnet}", " exit-address-family"]
     bgpd += [" address-family l2vpn evpn"]
     for rr in topology.bgp.route_reflectors:
-        bgpd += [f"  neighbor {rr} activate", f"  neighbor {rr} route-map {routepolicy.ROUTE_MAP} in"]
+        bgpd += [f"  neighbor {rr} activate"]
     bgpd += ["  advertise-all-vni", "  advertise ipv4 unicast", " exit-address-family", "exit"]
-    bgpd += routepolicy.frr_policy(topology, host)  # only what an overlay route can be comes in
     return {"zebra": _text(zebra), "bgpd": _text(bgpd)}
 
 
@@ -317,9 +318,9 @@ def running(home: FrrHome) -> dict[str, int | None]:
 # --- what bgpd knows ---------------------------------------------------------------------
 
 
-def show(home: FrrHome, command: str) -> Any:
-    """bgpd's JSON answer to a `show ... json` command; None when bgpd does not answer."""
-    argv = ["vtysh", "--vty_socket", str(home.workdir), "-d", "bgpd", "-c", command]
+def show(home: FrrHome, command: str, daemon: str = "bgpd") -> Any:
+    """A daemon's JSON answer to a `show ... json` command; None when it does not answer."""
+    argv = ["vtysh", "--vty_socket", str(home.workdir), "-d", daemon, "-c", command]
     done = netstack.run(home.netns, argv, timeout=10)
     if done.returncode != 0:
         return None
@@ -405,13 +406,35 @@ def _route(rd: str, path: dict[str, Any]) -> EvpnRoute:
     return EvpnRoute(kind, prefix, str(hops[0].get("ip", "")), rmac, origin)
 
 
-def summary(home: FrrHome) -> dict[str, Any]:
-    """What status shows of a host's BGP: its sessions and the EVPN routes it holds (received ones and
-    its own), as plain data; empty lists when bgpd does not answer."""
+def refused_routes(home: FrrHome, topology: Topology, host: Host) -> list[dict[str, str]]:
+    """The routes from BGP that zebra holds inactive because `routepolicy`'s route-map denied them, each
+    with why (FRR counts none itself); empty when zebra does not answer."""
+    data = show(home, "show ip route bgp json", "zebra")
+    refused = []
+    for prefix, entries in (data if isinstance(data, dict) else {}).items():
+        for entry in entries if isinstance(entries, list) else []:
+            hop = str((entry.get("nexthops") or [{}])[0].get("ip", ""))
+            vtep = routepolicy.vtep_of(hop)
+            if entry.get("internalNextHopActiveNum") != 0:
+                continue  # installed, or held back by no rule of ours
+            why = (
+                routepolicy.refusal(topology, host, IPv4Network(prefix), vtep)
+                if vtep is not None
+                else f"its next hop {hop} is not an IPv4 address"
+            )
+            if why is not None:
+                refused.append({"prefix": prefix, "vtep": str(vtep or hop), "router_mac": "", "why": why})
+    return refused
+
+
+def summary(home: FrrHome, topology: Topology, host: Host) -> dict[str, Any]:
+    """What status shows of a host's BGP: its sessions, the EVPN routes it holds (received ones and its
+    own) and those it refused, as plain data; empty lists when bgpd does not answer."""
     return {
         "answering": (found := sessions(home)) is not None,
         "sessions": [asdict(s) for s in found or []],
         "routes": [asdict(r) for r in routes(home) or []],
+        "refused": refused_routes(home, topology, host),
     }
 
 
@@ -427,7 +450,7 @@ def describe_summary(found: dict[str, Any]) -> dict[str, str]:
     received = [r for r in found["routes"] if r["origin"] != "local"]
     routes_text = ", ".join(f"{r['prefix']} via {r['vtep']}" for r in received)
     lines = {"bgp": sessions_text or "no sessions", "evpn routes": f"{len(received)} received: {routes_text or '-'}"}
-    if "refused" in found:  # what routepolicy turned down, where the speaker counts it
+    if "refused" in found:  # what routepolicy turned down
         refused = "; ".join(f"{r['prefix']} via {r['vtep']}: {r['why']}" for r in found["refused"])
         lines["evpn routes refused"] = f"{len(found['refused'])}" + (f": {refused}" if refused else "")
     return lines

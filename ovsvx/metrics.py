@@ -231,7 +231,7 @@ class Families:
             if up and seconds is not None:
                 self.uptime.add_metric(labels, seconds)
         refused = summary.get("refused")
-        if isinstance(refused, list):  # counted where the speaker keeps them (ovs mode)
+        if isinstance(refused, list):  # the speaker's (ovs mode) or zebra's (kernel mode)
             self.refused_routes.add_metric([host], len(refused))
 
     def probed(self, results: Iterable[verify.Result]) -> None:

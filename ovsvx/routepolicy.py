@@ -15,23 +15,27 @@ and, where it becomes a route in the host's table, it never replaces a route
 ovsvx did not make (`evpnspeaker.HostRoutes`).  That is os-ken's speaker,
 in ovs mode, which logs each refusal and counts it for `status`.
 
-FRR, in kernel mode, is given the prefix rules as a prefix-list and a
-route-map on its reflector sessions (`frr_policy`).  Its route-maps cannot
-test an EVPN route's next hop (`match ip next-hop` matched none on FRR 8.4,
-host1's good route included), so the next-hop rule is the speaker's alone;
-what FRR has there is its next-hop tracking, which by default resolves a
-next hop through no default route (not exercised by the suite).  bgpd keeps
-no count of what its route-map denied, so only ovs-mode hosts count.
+FRR, in kernel mode, holds every route to all of these rules in zebra, where
+a route from BGP becomes a route of the host (`frr_policy`): a route-map on
+what zebra takes from bgpd (`ip protocol bgp route-map`) denies the prefixes
+and admits only next hops that are host addresses of the underlay (as IPv4,
+or mapped into IPv6, as FRR's EVPN `network` statements send them); a denied
+route stays in FRR's tables, inactive, and never reaches the kernel.  bgpd's
+own inbound route-maps were tried first and do not work here: on FRR 8.4
+`match ip address prefix-list` matches no EVPN route, so a rogue speaker's
+default route was installed (`tests/lab/test_evpn_lab.py -k rogue`).  FRR
+logs no refusal; `frr.refused_routes` reads them back from zebra for status.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 
 from ovsvx.topology import Host, Topology, usable
 
-ROUTE_MAP = "ovsvx-evpn-in"  # FRR: what a host takes from its reflectors
-REFUSED_PREFIXES = "ovsvx-not-overlay"  # FRR: prefixes no overlay route may have
+ROUTE_MAP = "ovsvx-evpn-in"  # zebra: which routes from BGP the host takes
+REFUSED_PREFIXES = "ovsvx-not-overlay"  # prefixes no overlay route may have
+VTEPS = "ovsvx-vteps"  # next hops an overlay route may have: the underlay's host addresses (IPv4, and IPv6-mapped)
 
 
 def refusal(topology: Topology, host: Host, prefix: IPv4Network, vtep: IPv4Address) -> str | None:
@@ -47,6 +51,16 @@ def refusal(topology: Topology, host: Host, prefix: IPv4Network, vtep: IPv4Addre
     return None
 
 
+def vtep_of(next_hop: str | None) -> IPv4Address | None:
+    """A route's next hop as the VTEP it names: an IPv4 address, or one mapped into IPv6 (`::ffff:a.b.c.d`,
+    as FRR sends the routes of an EVPN `network` statement); None for anything else."""
+    try:
+        address = ip_address(next_hop or "")
+    except ValueError:
+        return None
+    return address.ipv4_mapped if isinstance(address, IPv6Address) else address
+
+
 def refused_prefixes(topology: Topology, host: Host) -> list[tuple[IPv4Network, int]]:
     """The prefixes `refusal` turns down, as prefix-list entries (a prefix, and the longest length it
     covers): the default route, each network around or inside the underlay and the host's subnet."""
@@ -58,19 +72,32 @@ def refused_prefixes(topology: Topology, host: Host) -> list[tuple[IPv4Network, 
 
 
 def frr_policy(topology: Topology, host: Host) -> list[str]:
-    """bgpd's configuration lines for `refusal`'s rules on prefixes: a prefix-list of what no overlay
-    route may be, and the route-map that the reflector sessions apply to what comes in.  Routes of other
-    types (FRR's own bookkeeping of the VNI) pass untouched."""
+    """zebra's configuration lines for `refusal`'s rules: a prefix-list of what no overlay route may be,
+    one of the next hops it may have, and the route-map zebra holds every route from bgpd to."""
     lines = []
     for seq, (network, longest) in enumerate(refused_prefixes(topology, host), start=1):
         covers = f" le {longest}" if longest > network.prefixlen else ""
         lines.append(f"ip prefix-list {REFUSED_PREFIXES} seq {seq * 5} permit {network}{covers}")
+    for family, mapped, bits in (("ip", "", 0), ("ipv6", "::ffff:", 96)):  # a next hop comes in either form
+        underlay = topology.underlay
+        lines += [
+            f"{family} prefix-list {VTEPS} seq 5 deny {mapped}{underlay.network_address}/{bits + 32}",
+            f"{family} prefix-list {VTEPS} seq 10 deny {mapped}{underlay.broadcast_address}/{bits + 32}",
+            f"{family} prefix-list {VTEPS} seq 15 permit {mapped}{underlay.network_address}/"
+            f"{bits + underlay.prefixlen} ge {bits + 32}",
+        ]
     lines += [
         f"route-map {ROUTE_MAP} deny 10",
-        " match evpn route-type prefix",
         f" match ip address prefix-list {REFUSED_PREFIXES}",
         "exit",
         f"route-map {ROUTE_MAP} permit 20",
+        f" match ip next-hop prefix-list {VTEPS}",
         "exit",
+        f"route-map {ROUTE_MAP} permit 25",
+        f" match ipv6 next-hop prefix-list {VTEPS}",
+        "exit",
+        f"route-map {ROUTE_MAP} deny 30",
+        "exit",
+        f"ip protocol bgp route-map {ROUTE_MAP}",
     ]
     return lines

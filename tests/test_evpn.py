@@ -91,7 +91,7 @@ def test_evpn_kernel_plan_makes_the_vni_a_routed_vni_with_the_vxlan_address_as_r
 def test_frr_config_advertises_the_subnet_as_type_5_to_every_reflector() -> None:
     topo = replace(evpn(2), bgp=topology.Bgp(64512, (IPv4Address("10.33.30.2"), IPv4Address("10.33.30.3"))))
     config = frr.host_config(topo, topo.hosts[0])
-    assert config["zebra"].splitlines()[1:] == ["vrf default", " vni 100", "exit-vrf"]
+    assert config["zebra"].splitlines()[1:4] == ["vrf default", " vni 100", "exit-vrf"]
     bgpd = config["bgpd"]
     for line in (
         "router bgp 64512",
@@ -229,18 +229,19 @@ def test_ovs_evpn_flows_route_a_namespace_to_the_routes_vtep_and_router_mac() ->
         "10.33.30.151",
         63,
     )
-    came = fakeswitch.run(
-        table,
-        {
-            "in_port": "vxlan1",
-            "eth_type": flows.ETH_IP,
-            "ipv4_dst": "192.168.1.100",
-            "ttl": 63,
-            "eth_src": "02:00:c0:a8:02:fe",
-            "eth_dst": "02:00:c0:a8:01:fe",
-        },
-    )
-    assert [(port, p["ttl"]) for port, p in came.outputs] == [("tap2", 62)]
+    came = {
+        "in_port": "vxlan1",
+        flows.TUNNEL_SRC: "10.33.30.151",
+        "eth_type": flows.ETH_IP,
+        "ipv4_dst": "192.168.1.100",
+        "ttl": 63,
+        "eth_src": "02:00:c0:a8:02:fe",
+        "eth_dst": "02:00:c0:a8:01:fe",
+    }
+    assert [(port, p["ttl"]) for port, p in fakeswitch.run(table, came).outputs] == [("tap2", 62)]
+    # the same frame from a VTEP that no route names (a stranger of the underlay) is dropped at the door
+    stranger = fakeswitch.run(table, {**came, flows.TUNNEL_SRC: "10.33.30.200"})
+    assert stranger.dropped and [(f.table, f.purpose) for f in stranger.path] == [(flows.CLASSIFY, flows.Purpose.DROP)]
 
 
 def test_ovs_evpn_flows_without_routes_reach_no_peer_and_name_no_other_host() -> None:
@@ -383,7 +384,7 @@ def test_a_host_takes_only_what_an_overlay_route_can_be(prefix: str, vtep: str, 
     assert routepolicy.refusal(topo, topo.hosts[0], IPv4Network(prefix), IPv4Address(vtep)) == why
 
 
-def test_frr_is_given_the_same_policy_as_a_prefix_list_and_a_route_map() -> None:
+def test_frr_holds_what_bgp_installs_to_the_same_policy_in_zebra() -> None:
     from ovsvx import routepolicy
 
     topo = evpn(3)
@@ -396,10 +397,29 @@ def test_frr_is_given_the_same_policy_as_a_prefix_list_and_a_route_map() -> None
     assert any(line.endswith(" permit 192.168.0.0/23") for line in listed)  # around the host's subnet
     assert listed[-1].endswith(" permit 192.168.1.0/24 le 32")
     assert len(listed) == 1 + 16 + 24  # /0, the underlay's 15 supernets and itself, the subnet's 23 and itself
-    config = frr.host_config(topo, topo.hosts[0])["bgpd"]
-    for rr in topo.bgp.route_reflectors if topo.bgp else ():
-        assert f"  neighbor {rr} route-map ovsvx-evpn-in in" in config
-    assert config.index("route-map ovsvx-evpn-in deny 10") > config.index("ip prefix-list ovsvx-not-overlay")
+    assert lines[-18:] == [
+        "ip prefix-list ovsvx-vteps seq 5 deny 10.33.0.0/32",
+        "ip prefix-list ovsvx-vteps seq 10 deny 10.33.255.255/32",
+        "ip prefix-list ovsvx-vteps seq 15 permit 10.33.0.0/16 ge 32",
+        "ipv6 prefix-list ovsvx-vteps seq 5 deny ::ffff:10.33.0.0/128",
+        "ipv6 prefix-list ovsvx-vteps seq 10 deny ::ffff:10.33.255.255/128",
+        "ipv6 prefix-list ovsvx-vteps seq 15 permit ::ffff:10.33.0.0/112 ge 128",
+        "route-map ovsvx-evpn-in deny 10",
+        " match ip address prefix-list ovsvx-not-overlay",
+        "exit",
+        "route-map ovsvx-evpn-in permit 20",
+        " match ip next-hop prefix-list ovsvx-vteps",
+        "exit",
+        "route-map ovsvx-evpn-in permit 25",
+        " match ipv6 next-hop prefix-list ovsvx-vteps",
+        "exit",
+        "route-map ovsvx-evpn-in deny 30",
+        "exit",
+        "ip protocol bgp route-map ovsvx-evpn-in",
+    ]
+    config = frr.host_config(topo, topo.hosts[0])
+    assert "\n".join(lines) in config["zebra"]  # zebra holds what bgpd hands it to the policy
+    assert "route-map" not in config["bgpd"]  # bgpd's inbound route-maps match no EVPN prefix on FRR 8.4
     # and every prefix the list names is one refusal() turns down
     host = topo.hosts[0]
     for network, _ in routepolicy.refused_prefixes(topo, host):
@@ -439,3 +459,32 @@ def test_the_speaker_publishes_what_it_refused_for_status(tmp_path: Path) -> Non
     assert [(r["prefix"], r["vtep"], r["why"]) for r in published["refused"]] == [
         ("10.0.0.0/8", "10.33.30.151", "10.0.0.0/8 lies around the underlay 10.33.0.0/16")
     ]
+
+
+@pytest.mark.parametrize(
+    ("next_hop", "vtep"),
+    [
+        ("10.33.30.201", "10.33.30.201"),
+        ("::ffff:10.33.30.201", "10.33.30.201"),  # FRR's EVPN `network` statements send this form
+        ("::ffff:a21:1ec9", "10.33.30.201"),  # zebra writes it so
+        ("2001:db8::1", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_a_next_hop_names_an_ipv4_vtep_or_none(next_hop: str | None, vtep: str | None) -> None:
+    from ovsvx import routepolicy
+
+    assert routepolicy.vtep_of(next_hop) == (IPv4Address(vtep) if vtep else None)
+
+
+def test_the_speaker_takes_a_route_whose_next_hop_is_mapped_into_ipv6_and_ignores_an_ipv6_one() -> None:
+    """A route with an IPv6 next hop once stopped the speaker's handling of every route after it."""
+    from ovsvx import evpnspeaker
+
+    topo = evpn(3)
+    told: list[tuple[flows.EvpnPeer, ...]] = []
+    speaker = evpnspeaker.Speaker(topo, topo.hosts[0], told.append, None)
+    speaker._best_path(FakeEvent(route_of("192.168.77.0/24", "2001:db8::1", "02:66:66:66:66:01")))
+    speaker._best_path(FakeEvent(route_of("192.168.77.0/24", "::ffff:10.33.30.201", "02:66:66:66:66:01")))
+    assert told == [(flows.EvpnPeer(IPv4Network("192.168.77.0/24"), IPv4Address("10.33.30.201"), "02:66:66:66:66:01"),)]

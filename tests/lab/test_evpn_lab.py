@@ -18,6 +18,7 @@ from ovsvx.evpnspeaker import CONNECT_RETRY_S
 from ovsvx.topology import Bgp, Control
 from tests.conftest import STATE_DIR, Runner, leftover_netns
 from tests.lab.helpers import in_host, ping_result, processes_of, start_ping, status, verify
+from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject
 
 REACH_S = 10.0  # the issue's bound: a new host reaches every namespace within this of its deploy
 FORGET_S = frr.HOLD_S + 3.0  # a host that went silent is forgotten within the hold time (plus a poll's slack)
@@ -206,11 +207,12 @@ def test_evpn_hosts_switch_modes_and_verify_as_soon_as_deploy_returns(ovsvx: Run
     assert not [p for p in processes_of(fresh_prefix) if "ovsvx.controller" in p]  # ovs mode is gone
 
 
-STRANGER = "10.33.30.200"  # a machine of the underlay, inside the reflector's listen range
+STRANGER = INTRUDER_ADDRESS  # a machine of the underlay, inside the reflector's listen range
+ROGUE_MAC = "02:66:66:66:66:01"
 
 
-def stranger_bgpd(prefix: str, secret: str | None) -> frr.FrrHome:
-    """An iBGP speaker of a stranger's on the underlay, dialling the reflector (with `secret`, the password)."""
+def stranger_on_the_underlay(prefix: str) -> str:
+    """A stranger's machine cabled to the lab's underlay (its namespace)."""
     netns = f"{prefix}stranger"
     if not netstack.netns_exists(netns):
         netstack.create_netns(netns)
@@ -219,14 +221,40 @@ def stranger_bgpd(prefix: str, secret: str | None) -> frr.FrrHome:
             index = ns.link_lookup(ifname="eth0")[0]
             ns.link("set", index=index, state="up")
             ns.addr("add", index=index, address=STRANGER, prefixlen=16)
-    home = frr.FrrHome("stranger", STATE_DIR / f"lab-{prefix}" / "stranger", netns, ("bgpd",))
+    return netns
+
+
+def stranger_home(prefix: str) -> frr.FrrHome:
+    return frr.FrrHome("stranger", STATE_DIR / f"lab-{prefix}" / "stranger", f"{prefix}stranger", ("bgpd",))
+
+
+def stranger_bgpd(prefix: str, secret: str | None, announces: tuple[str, ...] = ()) -> frr.FrrHome:
+    """An iBGP speaker of a stranger's on the underlay, dialling the reflector (with `secret`, the password),
+    announcing a type-5 route of each prefix in `announces`, with itself as the VTEP, as a host's would
+    look (the overlay's route target, a router MAC)."""
+    stranger_on_the_underlay(prefix)
+    home = stranger_home(prefix)
+    frr.stop(home)
     lines = ["frr defaults datacenter", "router bgp 65000", f" bgp router-id {STRANGER}"]
     lines += [" no bgp default ipv4-unicast", " neighbor 10.33.30.2 remote-as 65000"]
     lines += [" neighbor 10.33.30.2 timers connect 2"]
     lines += [f" neighbor 10.33.30.2 password {secret}"] if secret else []
-    lines += [" address-family l2vpn evpn", "  neighbor 10.33.30.2 activate", " exit-address-family"]
+    lines += [" address-family l2vpn evpn", "  neighbor 10.33.30.2 activate"]
+    lines += ["  neighbor 10.33.30.2 route-map as-a-host out"]
+    for index, network in enumerate(announces, start=1):
+        lines.append(
+            f"  network {network} rd {STRANGER}:{index} ethtag 0 label 100 esi 00:00:00:00:00:00:00:00:00:00"
+            f" gwip 0.0.0.0 routermac {ROGUE_MAC}"
+        )
+    lines += [" exit-address-family", "exit", "route-map as-a-host permit 10", " set extcommunity rt 65000:100"]
     frr.start(home, {"bgpd": "\n".join(lines) + "\n"})
     return home
+
+
+def remove_stranger(prefix: str) -> None:
+    frr.stop(stranger_home(prefix))
+    if netstack.netns_exists(f"{prefix}stranger"):
+        netstack.remove_netns(f"{prefix}stranger")
 
 
 def test_with_a_password_only_who_knows_it_gets_a_session(ovsvx: Runner, fresh_prefix: str, tmp_path: Path):
@@ -257,6 +285,49 @@ def test_with_a_password_only_who_knows_it_gets_a_session(ovsvx: Runner, fresh_p
         stranger = stranger_bgpd(prefix, "only-the-overlay-knows")
         assert waits.until(lambda: established(stranger), REACH_S, interval=0.5), frr.sessions(stranger)
     finally:
-        frr.stop(frr.FrrHome("stranger", STATE_DIR / f"lab-{prefix}" / "stranger", f"{prefix}stranger", ("bgpd",)))
-        if netstack.netns_exists(f"{prefix}stranger"):
-            netstack.remove_netns(f"{prefix}stranger")
+        remove_stranger(prefix)
+
+
+def test_a_rogue_speaker_gets_no_default_route_and_an_unannounced_vtep_no_frames(
+    ovsvx: Runner, fresh_prefix: str, tmp_path: Path
+) -> None:
+    """Issue 21's attacks on a mixed lab (host1 ovs on the userspace datapath, host2 kernel mode with FRR):
+
+    - a stranger of the underlay sends VXLAN frames (an echo to ns1) to host1 before BGP names it: OVS's
+      flow-based tunnel port drops them (it took any VTEP's before);
+    - the stranger then speaks iBGP (the reflector admits the underlay) and announces the default route,
+      the underlay and 192.168.77.0/24: both hosts take only the last (FRR installed the default route
+      before), count the other two in status with why, and now take its frames (so the test can tell)."""
+    prefix = fresh_prefix
+    ovsvx("deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", "host1=ovs,host2=kernel")
+    try:
+        report, _ = until_verified(ovsvx, prefix, REACH_S)
+        assert report["ok"], report
+        host1 = topology.generate(2, Control.EVPN).hosts[0]
+
+        def frames_seen_in_ns1() -> list[str]:
+            listener = Listener(prefix, host1.namespaces[0])
+            try:
+                inject(stranger_on_the_underlay(prefix), host1)
+            finally:
+                seen = listener.seen()
+            return [line for line in seen if f"> {host1.namespaces[0].address}: ICMP echo request" in line]
+
+        assert frames_seen_in_ns1() == [], "an unannounced VTEP's frames reached ns1"
+
+        stranger_bgpd(prefix, None, ("0.0.0.0/0", "10.33.0.0/16", "192.168.77.0/24"))
+        hosts = ("host1", "host2")
+        taken = waits.until(lambda: all("192.168.77.0/24" in routes_of(prefix, h) for h in hosts), REACH_S * 3)
+        assert taken, {h: routes_of(prefix, h) for h in hosts}
+        shown = status(prefix)["hosts"]
+        for host in hosts:
+            table = routes_of(prefix, host)
+            assert "default" not in table and "10.33.0.0/16 via" not in table, (host, table)
+            refused = {r["prefix"]: r["why"] for r in shown[host]["bgp"]["refused"]}
+            assert refused == {
+                "0.0.0.0/0": "the default route is never an overlay route",
+                "10.33.0.0/16": "10.33.0.0/16 lies inside the underlay 10.33.0.0/16",
+            }, (host, refused)
+        assert frames_seen_in_ns1(), "an announced VTEP's frames should reach ns1"
+    finally:
+        remove_stranger(prefix)
