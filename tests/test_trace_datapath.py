@@ -83,3 +83,24 @@ def test_the_tunnel_is_found_by_the_port_the_flows_output_to() -> None:
     matched = ["table 50 (to-peer) learned: ...", "    load:0x200c0a802fe->NXM_OF_ETH_DST[]", "    output:100"]
     assert _tunnel_peer(matched, tunnels) == "host2"
     assert _tunnel_peer(["table 40 (from-tunnel) route-in: ...", "    output:1"], tunnels) is None
+
+
+def test_a_drop_at_the_end_of_a_table_is_named_and_is_the_trace_s_last_word() -> None:
+    """The priority-0 flow that ends each table matches on nothing: OVS prints no match before its priority
+    (it was shown as an unnamed line, and the trace went on to say the packet was delivered)."""
+    from ovsvx import flows
+    from ovsvx.trace import _datapath_actions, _read_trace
+
+    topo = topology.default()
+    generated = {f.cookie: f for f in flows.host_flows(topo, topo.hosts[1])}
+    drop = next(f for f in generated.values() if f.purpose == flows.Purpose.DROP and f.table == flows.CLASSIFY)
+    text = (
+        f'bridge("br2")\n-------------\n 0. priority 0, cookie {drop.cookie:#x}\n    drop\n\n'
+        "Final flow: unchanged\nMegaflow: recirc_id=0,eth,ip,in_port=100\nDatapath actions: drop\n"
+    )
+    matched, _ = _read_trace(text, "br2", generated)
+    assert (
+        matched[0] == f"table 0 (classify) drop: anything else in classify [any, priority 0, cookie {drop.cookie:#x}]"
+    )
+    assert _datapath_actions(text) == "drop"
+    assert _datapath_actions(trace_ending("3")) == "3"
