@@ -37,15 +37,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
-from socket import AF_INET
+from socket import AF_INET, IP_TTL, IPPROTO_IP
 from typing import Any
 
 from os_ken.lib.packet import bgp
+from os_ken.services.protocols.bgp import base as bgp_base
 from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 from os_ken.services.protocols.bgp.info_base.vrfevpn import VrfEvpnTable
 from os_ken.services.protocols.bgp.rtconf.common import BGP_CONN_RETRY_TIME
 
-from ovsvx import frr, routepolicy
+from ovsvx import frr, gtsm, routepolicy
 from ovsvx.flows import EvpnPeer, route_data
 from ovsvx.netlink import RTNH_F_ONLINK
 from ovsvx.netstack import RT_TABLE_MAIN
@@ -98,6 +99,33 @@ def _insert_with_router_mac(table: Any, path: Any) -> Any:
 
 _plain_insert = VrfEvpnTable.insert
 VrfEvpnTable.insert = _insert_with_router_mac
+
+
+#: Linux's IP_MINTTL (the socket module names it from Python 3.12 on): the lowest TTL a socket takes.
+IP_MINTTL = 21
+
+
+class _OneHopSockets:
+    """The socket module as os-ken's BGP base module sees it: each IPv4 socket it dials with leaves with
+    TTL 255 and takes only TTL 255 (GTSM, `gtsm`).  os-ken knows no TTL security; its dialling code makes
+    its socket through this module-level name and connects at once, so this is the one place to set both
+    before the SYN."""
+
+    def __init__(self, module: Any):
+        self._module = module
+
+    def socket(self, *args: Any, **kwargs: Any) -> Any:
+        sock = self._module.socket(*args, **kwargs)
+        if sock.family == AF_INET:
+            sock.setsockopt(IPPROTO_IP, IP_TTL, gtsm.TTL)
+            sock.setsockopt(IPPROTO_IP, IP_MINTTL, gtsm.TTL)
+        return sock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+bgp_base.socket = _OneHopSockets(bgp_base.socket)
 
 
 class _QuickRetrySpeaker(BGPSpeaker):

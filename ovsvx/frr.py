@@ -148,6 +148,7 @@ def host_config(topology: Topology, host: Host, secret: str | None = None) -> di
             f" neighbor {rr} description route reflector",
             f" neighbor {rr} update-source {host.vtep}",
             f" neighbor {rr} timers connect {CONNECT_RETRY_S}",
+            f" neighbor {rr} ttl-security hops 1",  # GTSM: the reflector is on the underlay's link
         ]
         bgpd += [f" neighbor {rr} password {secret}"] if secret is not None else []
     bgpd += [" address-family ipv4 unicast", f"  network {host.subnet}", " exit-address-family"]
@@ -171,6 +172,7 @@ def reflector_config(topology: Topology, address: str, secret: str | None = None
                 " neighbor vteps peer-group",
                 f" neighbor vteps remote-as {_asn(topology)}",
                 f" bgp listen range {topology.underlay} peer-group vteps",
+                " neighbor vteps ttl-security hops 1",  # sends TTL 255; `gtsm`'s table holds the clients to it
                 " bgp listen limit 5000",
                 *([f" neighbor vteps password {secret}"] if secret is not None else []),
                 " address-family l2vpn evpn",

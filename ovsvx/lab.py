@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from ovsvx import frr, netstack
+from ovsvx import frr, gtsm, netstack
 from ovsvx.errors import ConflictError, UsageError
 from ovsvx.nic import set_tx_offload, tx_offload
 from ovsvx.plan import LINK_ALIAS
@@ -189,13 +189,15 @@ def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
     for address, home in reflectors(deployment):
         netns = reflector_netns(deployment, address)
         _cable(deployment, netns, REFLECTOR_NIC, reflector_port(address), address)
-        started = frr.start(home, frr.reflector_config(topology, str(address), frr.password(topology)))
+        started = gtsm.apply(netns, address)
+        started += frr.start(home, frr.reflector_config(topology, str(address), frr.password(topology)))
         changes += [f"lab: route reflector {netns} {address}: {line}" for line in started]
     return changes
 
 
 def stop_reflectors(deployment: Deployment) -> list[str]:
     stopped = [(home, line) for _, home in reflectors(deployment) for line in frr.stop(home)]
+    stopped += [(home, line) for address, home in reflectors(deployment) for line in gtsm.remove(home.netns, address)]
     return [f"lab: route reflector {home.netns}: {line}" for home, line in stopped]
 
 

@@ -22,7 +22,7 @@ import contextlib
 import shutil
 from ipaddress import IPv4Address
 
-from ovsvx import frr, netstack, record
+from ovsvx import frr, gtsm, netstack, record
 from ovsvx.agent import Agent, Converged, check_period, keep
 from ovsvx.errors import PreconditionError, UsageError
 from ovsvx.topology import Topology
@@ -53,14 +53,15 @@ def require_local(address: IPv4Address) -> None:
 def converge(topology: Topology, address: IPv4Address) -> Converged:
     """The reflector's bgpd running on its configuration: started, restarted on a new one, or left be."""
     require_local(address)
-    started = frr.start(home(address), frr.reflector_config(topology, str(address), frr.password(topology)))
+    started = gtsm.apply(None, address)
+    started += frr.start(home(address), frr.reflector_config(topology, str(address), frr.password(topology)))
     return Converged([f"reflector {address}: {line}" for line in started], [])
 
 
 def stop(address: IPv4Address) -> list[str]:
     """Stop the reflector's bgpd and remove its folder (and the reflectors' one, once empty)."""
     where = home(address)
-    stopped = [f"reflector {address}: {line}" for line in frr.stop(where)]
+    stopped = [f"reflector {address}: {line}" for line in frr.stop(where) + gtsm.remove(None, address)]
     shutil.rmtree(where.rundir, ignore_errors=True)
     with contextlib.suppress(OSError):
         where.rundir.parent.rmdir()

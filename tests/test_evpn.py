@@ -488,3 +488,26 @@ def test_the_speaker_takes_a_route_whose_next_hop_is_mapped_into_ipv6_and_ignore
     speaker._best_path(FakeEvent(route_of("192.168.77.0/24", "2001:db8::1", "02:66:66:66:66:01")))
     speaker._best_path(FakeEvent(route_of("192.168.77.0/24", "::ffff:10.33.30.201", "02:66:66:66:66:01")))
     assert told == [(flows.EvpnPeer(IPv4Network("192.168.77.0/24"), IPv4Address("10.33.30.201"), "02:66:66:66:66:01"),)]
+
+
+def test_every_bgp_speaker_of_the_overlay_sends_and_takes_only_ttl_255() -> None:
+    """GTSM: FRR on hosts and reflectors by its own line; os-ken's speaker by the sockets it dials with;
+    the reflector's clients held to it by an nftables table (FRR does not hold a listen range to it)."""
+    import socket
+
+    from os_ken.services.protocols.bgp import base
+
+    from ovsvx import evpnspeaker, gtsm
+
+    topo = evpn(2)
+    assert " neighbor 10.33.30.2 ttl-security hops 1" in frr.host_config(topo, topo.hosts[0])["bgpd"].splitlines()
+    assert " neighbor vteps ttl-security hops 1" in frr.reflector_config(topo, "10.33.30.2")["bgpd"].splitlines()
+    sock = base.socket.socket(socket.AF_INET)  # as os-ken's dialling code makes it
+    try:
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 255
+        assert sock.getsockopt(socket.IPPROTO_IP, evpnspeaker.IP_MINTTL) == 255
+    finally:
+        sock.close()
+    rule = "ip daddr 10.33.30.2 tcp dport 179 ip ttl != 255 counter drop"
+    assert rule in gtsm.script(IPv4Address("10.33.30.2"))
+    assert "table inet ovsvx-gtsm-10.33.30.2 {" in gtsm.script(IPv4Address("10.33.30.2"))

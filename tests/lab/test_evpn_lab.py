@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ovsvx import frr, lab, netstack, record, topology, waits
+from ovsvx import frr, gtsm, lab, netstack, record, topology, waits
 from ovsvx.evpnspeaker import CONNECT_RETRY_S
 from ovsvx.topology import Bgp, Control
 from tests.conftest import STATE_DIR, Runner, leftover_netns
@@ -329,5 +329,46 @@ def test_a_rogue_speaker_gets_no_default_route_and_an_unannounced_vtep_no_frames
                 "10.33.0.0/16": "10.33.0.0/16 lies inside the underlay 10.33.0.0/16",
             }, (host, refused)
         assert frames_seen_in_ns1(), "an announced VTEP's frames should reach ns1"
+    finally:
+        remove_stranger(prefix)
+
+
+ONE_ROUTER_AWAY = """table ip one-router-away {
+    chain out {
+        type filter hook output priority 0; policy accept;
+        tcp dport 179 ip ttl set 254
+    }
+}
+"""
+
+
+def test_bgp_from_beyond_one_hop_gets_no_session(ovsvx: Runner, fresh_prefix: str, tmp_path: Path) -> None:
+    """GTSM: every BGP packet of the overlay leaves with TTL 255 and the reflector takes no other.  A
+    stranger's bgpd one router away (its packets leave with TTL 254, as a router would pass them on) never
+    gets a session, and the reflector's table counts its packets; on the link it gets one (no password
+    here), so the test can tell.  Both hosts' sessions, FRR's and os-ken's, are up through it."""
+    prefix = fresh_prefix
+    ovsvx("deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", "host1=ovs,host2=kernel")
+    try:
+        report, _ = until_verified(ovsvx, prefix, REACH_S)
+        assert report["ok"], report
+        reflector = IPv4Address("10.33.30.2")
+        rr_netns = lab.reflector_netns(record.require("lab", prefix), reflector)
+        before = gtsm.dropped(rr_netns, reflector)
+        assert before is not None, "no GTSM table on the reflector"
+        hosts = status(prefix)["hosts"]
+        assert all(hosts[h]["bgp"]["sessions"][0]["state"] == "Established" for h in ("host1", "host2")), hosts
+
+        def established(home: frr.FrrHome) -> bool:
+            return [s.state for s in frr.sessions(home) or []] == ["Established"]
+
+        lowered = netstack.run(stranger_on_the_underlay(prefix), ["nft", "-f", "-"], stdin=ONE_ROUTER_AWAY)
+        assert lowered.returncode == 0, lowered.stderr
+        stranger = stranger_bgpd(prefix, None)
+        time.sleep(waits.scaled(3 * frr.CONNECT_RETRY_S + 1))  # three dials, each dropped by the reflector
+        assert not established(stranger), frr.sessions(stranger)
+        assert (gtsm.dropped(rr_netns, reflector) or 0) >= before + 3
+        netstack.run(f"{prefix}stranger", ["nft", "delete", "table", "ip", "one-router-away"])
+        assert waits.until(lambda: established(stranger), REACH_S, interval=0.5), frr.sessions(stranger)
     finally:
         remove_stranger(prefix)
