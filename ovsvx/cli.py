@@ -48,7 +48,7 @@ from ovsvx.backends import BACKENDS, DEFAULT_MODE, check_mode
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.options import DeployOptions
 from ovsvx.ovs import generated_flows
-from ovsvx.switch import PORT_TYPES
+from ovsvx.switch import PORT_TYPES, TUNNEL_CSUM
 
 out = render.console()
 err_console = render.console(stderr=True)
@@ -66,6 +66,14 @@ ovs_config_option = click.option(
     multiple=True,
     metavar="[HOST:]KEY=VALUE",
     help="ovs mode: set OVS's other_config KEY (e.g. pmd-maxsleep=50, host2:pmd-cpu-mask=0x2); repeatable.",
+)
+tunnel_csum_option = click.option(
+    "--tunnel-csum",
+    "tunnel_csum",
+    default=None,
+    type=click.Choice(TUNNEL_CSUM),
+    help="ovs mode: the vxlan ports' outer UDP checksum; auto (the default) sends it on the kernel datapath "
+    "only (a receiving NIC that checks it spares the kernel checking the inner one).",
 )
 prefix_option = click.option(
     "--prefix",
@@ -353,6 +361,7 @@ def _graph_format(output: Path | None) -> str:
     "to a 1500-byte underlay, else system.",
 )
 @ovs_config_option
+@tunnel_csum_option
 @click.option(
     "--firewall/--no-firewall",
     default=None,
@@ -370,6 +379,7 @@ def deploy_cmd(
     datapath: str | None,
     port_type: str | None,
     ovs_config: tuple[str, ...],
+    tunnel_csum: str | None,
     firewall: bool | None,
 ) -> None:
     """Build the overlay: the whole lab, or this machine as --host HOST."""
@@ -382,6 +392,7 @@ def deploy_cmd(
         port_type=port_type,
         firewall=firewall,
         ovs_config=ovs_config or None,
+        tunnel_csum=tunnel_csum,
     )
     report = deployment_ops.deploy(scope, topo, parse_modes(mode_text), options)
     for warning in report.warnings:
@@ -782,6 +793,7 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     help="As for deploy: how the ovs lab's userspace datapath reads its devices.",
 )
 @ovs_config_option
+@tunnel_csum_option
 @reported
 def bench_cmd(
     topology_file: Path | None,
@@ -794,6 +806,7 @@ def bench_cmd(
     prefix: str,
     port_type: str,
     ovs_config: tuple[str, ...],
+    tunnel_csum: str | None,
 ) -> None:
     """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
     its own that the bench builds and destroys (also on Ctrl-C), round after round, interleaved."""
@@ -819,7 +832,7 @@ def bench_cmd(
             duration,
             prefix,
             lambda what: progress.update(task, description=what),
-            DeployOptions(port_type=port_type, ovs_config=ovs_config),
+            DeployOptions(port_type=port_type, ovs_config=ovs_config, tunnel_csum=tunnel_csum),
             repeat,
         )
     summaries = figures.summarize(samples)

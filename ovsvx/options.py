@@ -21,3 +21,4 @@ class DeployOptions:
     port_type: str | None = None  # ovs mode, userspace datapath: auto, system, afxdp or afxdp-nonpmd
     firewall: bool | None = None  # the VXLAN port admits only the peer VTEPs (nftables table inet ovsvx)
     ovs_config: tuple[str, ...] | None = None  # ovs mode: [HOST:]KEY=VALUE for OVS's other_config
+    tunnel_csum: str | None = None  # ovs mode: the vxlan ports' outer UDP checksum, auto, on or off

@@ -132,7 +132,8 @@ class OvsBackend:
         self.socket = daemons.controller_socket(deployment, site)
         controller = f"unix:{self.socket}" if self.flows_from == "controller" else None
         self.before, self.after = ovs_plan(topology, host, self.datapath)
-        self.bridges = switch_plan(topology, host, self.datapath, controller, self.port_type)
+        csum = self.settings.tunnel_csum_asked
+        self.bridges = switch_plan(topology, host, self.datapath, controller, self.port_type, csum)
         self.topology = topology
         self.netlink = Reconciler(site, deployment)
 
@@ -199,6 +200,9 @@ class OvsBackend:
                     f"{path} does not match the topology: regenerate it with `ovsvx flows --render` (with the same -t)"
                 )
             flows = str(path)
+        csum = options.tunnel_csum or previous.tunnel_csum_asked
+        if csum not in switch.TUNNEL_CSUM:
+            raise UsageError(f"--tunnel-csum {csum!r} is not allowed: one of {', '.join(switch.TUNNEL_CSUM)}")
         if options.ovs_config is None:
             tuning = previous.ovs_config
         else:
@@ -213,6 +217,7 @@ class OvsBackend:
             port_type_asked=options.port_type or previous.port_type_asked,
             ovs_config=tuning,
             ovs_config_before=previous.ovs_config_before,
+            tunnel_csum_asked=csum,
         )
 
     # --- the verbs -------------------------------------------------------------
@@ -333,11 +338,20 @@ class OvsBackend:
             summed[purpose] = summed.get(purpose, Traffic()) + Traffic(flow.n_packets, flow.n_bytes)
         return summed
 
+    def _csum_text(self) -> str:
+        asked = self.settings.tunnel_csum_asked
+        on = switch.tunnel_csum(self.datapath, asked)
+        why = (
+            f"--tunnel-csum {asked}" if asked != "auto" else f"auto: {'the kernel' if on else 'the userspace'} datapath"
+        )
+        return f"{'on' if on else 'off'} ({why})"
+
     def details(self) -> dict[str, str]:
         """What status shows beyond findings: datapath, processes, logs."""
         info = {
             "datapath": f"{self.datapath} ({self.settings.why})",
             "port type": f"{self.port_type} ({self.settings.port_type_why})",
+            "tunnel checksum": self._csum_text(),
         }
         if self.tuning:
             info["ovs other_config"] = ", ".join(f"{k}={v}" for k, v in sorted(self.tuning.items()))

@@ -188,6 +188,10 @@ def apply(api: Any, bridge: OvsBridge, reopen: Collection[str] = frozenset()) ->
                 txn.add(api.del_port(name, bridge=bridge.name))
             for port in bridge.ports:
                 txn.add(api.add_port(bridge.name, port.name, may_exist=True))
+                iface = _row(api, "Interface", port.name)
+                unwanted = sorted(set(iface.options) - set(dict(port.options))) if iface is not None else []
+                if unwanted:  # setting a map column adds keys: one the plan dropped (csum, say) is removed
+                    txn.add(api.db_remove("Interface", port.name, "options", *unwanted))
                 txn.add(api.db_set("Interface", port.name, *_interface_want(port).items()))
             if bridge.mtu:
                 txn.add(api.db_set("Interface", bridge.name, ("mtu_request", bridge.mtu)))

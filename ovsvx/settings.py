@@ -23,6 +23,7 @@ class OvsSettings:
     port_type_asked: str = "auto"
     ovs_config: dict[str, str] = field(default_factory=dict)  # other_config keys ovsvx sets
     ovs_config_before: dict[str, str | None] = field(default_factory=dict)  # what they held before ovsvx
+    tunnel_csum_asked: str = "auto"  # what --tunnel-csum said (auto: on for the kernel datapath), kept
 
     @property
     def userspace(self) -> bool:

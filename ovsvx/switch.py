@@ -84,15 +84,20 @@ def _tunnel_options(topology: Topology, csum: bool) -> tuple[tuple[str, str], ..
     return (("key", str(topology.vni)), ("dst_port", str(topology.port)), *((("csum", "true"),) if csum else ()))
 
 
-def tunnel_csum(datapath: str) -> bool:
-    """Whether the vxlan ports send an outer UDP checksum: on the kernel datapath, yes.  OVS sends none by
+#: --tunnel-csum: "auto" (on for the kernel datapath only), "on" or "off".
+TUNNEL_CSUM = ("auto", "on", "off")
+
+
+def tunnel_csum(datapath: str, asked: str = "auto") -> bool:
+    """Whether the vxlan ports send an outer UDP checksum: as `asked` (--tunnel-csum), which by default
+    ("auto") is on the kernel datapath only, for the reasons below.  OVS sends none by
     default; with one, a receiving NIC that checks it can vouch for the inner packet's checksum too, so
     the receiving kernel verifies nothing in software (antrea measured 2.6 -> 5.2 Gbit/s on real NICs,
     its issue 1048).  veth underlays need no checksum checked at all, so the lab and the guest cannot
     show the gain: there the runs could not tell on from off (docs/performance.md).  Receivers take
     either (zero means none): kernel-mode, tutorial-built (`noudpcsum`) and EVPN peers were shown to
     interoperate.  On the userspace datapath ovs-vswitchd would compute it per packet in software: no."""
-    return datapath == "system"
+    return datapath == "system" if asked == "auto" else asked == "on"
 
 
 def kernel_tunnel_device(port: int) -> str:
@@ -113,14 +118,20 @@ def workload_ports(host: Host, port_type: str = "system") -> dict[str, Port]:
 
 
 def switch_plan(
-    topology: Topology, host: Host, datapath: str, controller: str | None, port_type: str = "system"
+    topology: Topology,
+    host: Host,
+    datapath: str,
+    controller: str | None,
+    port_type: str = "system",
+    csum: str = "auto",
 ) -> tuple[OvsBridge, ...]:
-    """The bridges `host` needs in ovs mode (br-phy first, on the userspace datapath)."""
+    """The bridges `host` needs in ovs mode (br-phy first, on the userspace datapath); `csum`: the
+    tunnels' outer checksum as --tunnel-csum says it."""
     bridges = []
     if datapath == "netdev":
         kind = "" if port_type == "system" else port_type
         bridges.append(OvsBridge(PHYS_BRIDGE, datapath, (Port(host.nic, kind, 1),)))
-    tunnels = tunnel_ports(topology, host, tunnel_csum(datapath))
+    tunnels = tunnel_ports(topology, host, tunnel_csum(datapath, csum))
     ports = (*workload_ports(host, port_type).values(), *tunnels.values())
     bridges.append(
         OvsBridge(

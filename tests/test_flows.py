@@ -249,8 +249,9 @@ def test_the_kernel_datapath_tunnel_carries_an_outer_checksum_and_the_userspace_
     from ovsvx.ovs import OvsBackend
     from ovsvx.switch import switch_plan
 
-    def vxlan_options(datapath: str, topo: topology.Topology = TOPO) -> dict[str, str]:
-        (vxlan,) = [p for b in switch_plan(topo, topo.hosts[0], datapath, None) for p in b.ports if p.type == "vxlan"]
+    def vxlan_options(datapath: str, topo: topology.Topology = TOPO, csum: str = "auto") -> dict[str, str]:
+        bridges = switch_plan(topo, topo.hosts[0], datapath, None, csum=csum)
+        (vxlan,) = [p for b in bridges for p in b.ports if p.type == "vxlan"]
         return dict(vxlan.options)
 
     assert vxlan_options("system") == {"remote_ip": "10.33.30.151", "key": "100", "dst_port": "4789", "csum": "true"}
@@ -258,6 +259,9 @@ def test_the_kernel_datapath_tunnel_carries_an_outer_checksum_and_the_userspace_
     assert vxlan_options("system", topology.generate(2, topology.Control.EVPN))["csum"] == "true"
     plan = OvsBackend.commands(TOPO, HOST1, "system")
     assert [line for line in plan if "add-port br1 vxlan1" in line and "options:csum=true" in line]
+    # --tunnel-csum says otherwise, on either datapath
+    assert vxlan_options("netdev", csum="on")["csum"] == "true"
+    assert "csum" not in vxlan_options("system", csum="off")
 
 
 def test_an_installed_flow_is_named_by_its_cookie_for_flows_and_trace_alike() -> None:

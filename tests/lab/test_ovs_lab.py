@@ -368,6 +368,23 @@ def test_ovs_config_is_set_per_host_kept_by_a_plain_deploy_and_put_back_when_dro
     assert in_host(fresh_prefix, "host2", "ovs-vsctl", "get", "Open_vSwitch", ".", "other_config").strip() == "{}"
 
 
+def test_the_tunnel_checksum_is_asked_for_kept_by_a_plain_deploy_and_carried_by_the_overlay(fresh_prefix: str) -> None:
+    """--tunnel-csum on the userspace datapath (whose default is off): the vxlan ports carry it, the
+    overlay still verifies (so OVS computes it right), a plain deploy keeps it, auto takes it away."""
+
+    def csum(host: str) -> str:
+        return in_host(fresh_prefix, host, "ovs-vsctl", "get", "interface", f"vxlan{host[-1]}", "options").strip()
+
+    run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix, "--tunnel-csum", "on")
+    assert all('csum="true"' in csum(h) for h in ("host1", "host2")), {h: csum(h) for h in ("host1", "host2")}
+    assert status(fresh_prefix)["hosts"]["host1"]["details"]["tunnel checksum"] == "on (--tunnel-csum on)"
+    assert json.loads(run_ovsvx("verify", "--prefix", fresh_prefix, "--json").stdout)["ok"]
+    assert "nothing changed" in run_ovsvx("deploy", "--prefix", fresh_prefix).stdout
+    run_ovsvx("deploy", "--prefix", fresh_prefix, "--tunnel-csum", "auto")
+    assert not any("csum" in csum(h) for h in ("host1", "host2"))
+    assert status(fresh_prefix)["hosts"]["host1"]["details"]["tunnel checksum"] == "off (auto: the userspace datapath)"
+
+
 def xdp_on(prefix: str, host: str) -> set[str]:
     """The links of a lab host that carry an XDP program."""
     with netstack.stack(f"{prefix}{host}") as ipr:
