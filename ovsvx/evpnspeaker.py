@@ -315,9 +315,10 @@ def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
     if not isinstance(path.nlri, bgp.EvpnIpPrefixNLRI) or path.nexthop in (own_vtep, "0.0.0.0", None):
         return None
     vtep = routepolicy.vtep_of(path.nexthop)
-    if vtep is None or str(vtep) == own_vtep:
-        if vtep is None:
-            LOG.warning("EVPN: type-5 route of %s via %s, no IPv4 VTEP: ignored", path.nlri.ip_prefix, path.nexthop)
+    if vtep is None:
+        LOG.warning("EVPN: type-5 route of %s via %s, no IPv4 VTEP: ignored", path.nlri.ip_prefix, path.nexthop)
+        return None
+    if str(vtep) == own_vtep:  # its own route, with the next hop written IPv6-mapped
         return None
     attribute = path.get_pattr(bgp.BGP_ATTR_TYPE_EXTENDED_COMMUNITIES)
     communities = attribute.communities if attribute is not None else []

@@ -415,11 +415,11 @@ def refused_routes(home: FrrHome, topology: Topology, host: Host) -> list[dict[s
     refused = []
     for prefix, entries in (data if isinstance(data, dict) else {}).items():
         for entry in entries if isinstance(entries, list) else []:
+            if entry.get("internalNextHopActiveNum") != 0:
+                continue  # a route zebra took
             hop = str((entry.get("nexthops") or [{}])[0].get("ip", ""))
             vtep = routepolicy.vtep_of(hop)
-            if entry.get("internalNextHopActiveNum") != 0:
-                continue  # installed, or held back by no rule of ours
-            why = (
+            why = (  # none: inactive for a reason of FRR's own (its next hop unreachable, say)
                 routepolicy.refusal(topology, host, IPv4Network(prefix), vtep)
                 if vtep is not None
                 else f"its next hop {hop} is not an IPv4 address"
