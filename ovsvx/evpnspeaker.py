@@ -312,13 +312,13 @@ class Speaker:
 def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
     """The peer a received type-5 path stands for; None for other route types, this host's own route, a
     next hop that names no IPv4 VTEP, or a route without a router MAC (which no VXLAN peer could route to)."""
-    if not isinstance(path.nlri, bgp.EvpnIpPrefixNLRI) or path.nexthop in (own_vtep, "0.0.0.0", None):
+    if not isinstance(path.nlri, bgp.EvpnIpPrefixNLRI) or path.nexthop in ("0.0.0.0", None):
         return None
     vtep = routepolicy.vtep_of(path.nexthop)
     if vtep is None:
         LOG.warning("EVPN: type-5 route of %s via %s, no IPv4 VTEP: ignored", path.nlri.ip_prefix, path.nexthop)
         return None
-    if str(vtep) == own_vtep:  # its own route, with the next hop written IPv6-mapped
+    if str(vtep) == own_vtep:  # its own route, the next hop written either way
         return None
     attribute = path.get_pattr(bgp.BGP_ATTR_TYPE_EXTENDED_COMMUNITIES)
     communities = attribute.communities if attribute is not None else []

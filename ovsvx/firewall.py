@@ -120,6 +120,14 @@ def _element(item: Any) -> str | None:
     return f"{prefix['addr']}/{prefix['len']}" if isinstance(prefix, dict) else None
 
 
+def listed(netns: str | None, family: str, table: str) -> list[dict[str, Any]] | None:
+    """A table's objects from `nft -j` (its metainfo left out), or None when there is no such table."""
+    done = netstack.run(netns, ["nft", "-j", "list", "table", family, table])
+    if done.returncode != 0:
+        return None
+    return [item for item in json.loads(done.stdout).get("nftables", []) if "metainfo" not in item]
+
+
 def commands(topology: Topology, host: Host) -> list[str]:
     """The table as a person would load it by hand (for `ovsvx plan`)."""
     return ["nft -f - <<'EOF'", *rules(topology, host).script().splitlines(), "EOF"]
@@ -150,17 +158,10 @@ class Firewall:
             )
         return done.stdout
 
-    def _table(self) -> list[dict[str, Any]] | None:
-        """The table's objects from `nft -j`, or None when there is no such table."""
-        done = netstack.run(self.site.netns, ["nft", "-j", "list", "table", FAMILY, TABLE])
-        if done.returncode != 0:
-            return None
-        return [item for item in json.loads(done.stdout).get("nftables", []) if "metainfo" not in item]
-
     def installed(self) -> tuple[Rules, Counters | None] | None:
         """The rules the table holds, read back in the shape they were written, with their counters;
         None when there is no table (one `nft -j` listing for both)."""
-        table = self._table()
+        table = listed(self.site.netns, FAMILY, TABLE)
         if table is None:
             return None
         sets: dict[str, tuple[str, ...]] = {}
@@ -217,7 +218,7 @@ class Firewall:
         ]
 
     def remove(self) -> list[str]:
-        if self._table() is None:
+        if listed(self.site.netns, FAMILY, TABLE) is None:
             return []
         self._nft("delete", "table", FAMILY, TABLE)
         return [f"{self.site.host.name}: - nftables table {FAMILY} {TABLE}"]

@@ -20,11 +20,10 @@ Each speaker does its part:
 
 from __future__ import annotations
 
-import json
 from ipaddress import IPv4Address
 from typing import Any
 
-from ovsvx import netstack, preflight
+from ovsvx import firewall, netstack, preflight
 from ovsvx.errors import ApplyError
 
 TTL = 255  # what every BGP packet leaves with, and the only TTL taken: one hop (RFC 5082)
@@ -61,10 +60,10 @@ def script(address: IPv4Address) -> str:
 def _rule(netns: str | None, address: IPv4Address) -> dict[str, Any] | None:
     """The table's one rule from `nft -j` ({} when the table holds another shape), or None when there is
     no table."""
-    done = netstack.run(netns, ["nft", "-j", "list", "table", FAMILY, table(address)])
-    if done.returncode != 0:
+    items = firewall.listed(netns, FAMILY, table(address))
+    if items is None:
         return None
-    rules = [item["rule"] for item in json.loads(done.stdout).get("nftables", []) if "rule" in item]
+    rules = [item["rule"] for item in items if "rule" in item]
     return rules[0] if len(rules) == 1 else {}
 
 

@@ -196,8 +196,11 @@ def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
 
 
 def stop_reflectors(deployment: Deployment) -> list[str]:
-    stopped = [(home, line) for _, home in reflectors(deployment) for line in frr.stop(home)]
-    stopped += [(home, line) for address, home in reflectors(deployment) for line in gtsm.remove(home.netns, address)]
+    stopped = [
+        (home, line)
+        for address, home in reflectors(deployment)
+        for line in frr.stop(home) + gtsm.remove(home.netns, address)
+    ]
     return [f"lab: route reflector {home.netns}: {line}" for home, line in stopped]
 
 

@@ -78,8 +78,8 @@ def frr_policy(topology: Topology, host: Host) -> list[str]:
     for seq, (network, longest) in enumerate(refused_prefixes(topology, host), start=1):
         covers = f" le {longest}" if longest > network.prefixlen else ""
         lines.append(f"ip prefix-list {REFUSED_PREFIXES} seq {seq * 5} permit {network}{covers}")
+    underlay = topology.underlay
     for family, mapped, bits in (("ip", "", 0), ("ipv6", "::ffff:", 96)):  # a next hop comes in either form
-        underlay = topology.underlay
         lines += [
             f"{family} prefix-list {VTEPS} seq 5 deny {mapped}{underlay.network_address}/{bits + 32}",
             f"{family} prefix-list {VTEPS} seq 10 deny {mapped}{underlay.broadcast_address}/{bits + 32}",
