@@ -13,12 +13,16 @@ turns the rounds into medians, spreads and doubts.
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from ovsvx import daemons, netstack, ofctl, preflight, verify, waits
@@ -28,10 +32,12 @@ from ovsvx.figures import KERNEL, UNDERLAY, Figures, Summary, doubts, interleave
 from ovsvx.options import DeployOptions
 from ovsvx.record import Deployment, check_prefix
 from ovsvx.site import Site
-from ovsvx.topology import Mode, Topology
+from ovsvx.topology import Encryption, Ipsec, Mode, Topology
 
-# the columns a bench can measure: each mode, and ovs mode on a datapath of its choosing
-MODES = (*Mode, *(f"{Mode.OVS}:{datapath}" for datapath in ("system", "netdev")))
+#: Kernel mode with encryption = "ipsec": beside the kernel column, what ESP costs.
+IPSEC = "ipsec"
+# the columns a bench can measure: each mode, ovs mode on a datapath of its choosing, and kernel mode encrypted
+MODES = (*Mode, *(f"{Mode.OVS}:{datapath}" for datapath in ("system", "netdev")), IPSEC)
 IPERF_PORT = 5301
 PING_COUNT = 200
 PING_INTERVAL_S = 0.005
@@ -41,7 +47,7 @@ REPEAT = 3  # rounds by default: the fewest that have a median and a spread
 
 
 def parse_modes(text: str) -> list[str]:
-    """The columns to measure, in order: kernel, ovs, or ovs on a datapath (ovs:system, ovs:netdev)."""
+    """The columns to measure, in order: kernel, ovs, ovs on a datapath (ovs:system, ovs:netdev), ipsec."""
     modes = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
@@ -154,11 +160,20 @@ class Lab:
     address: str
 
 
+def _encrypted(topology: Topology, folder: str) -> Topology:
+    """The bench's topology with IPsec, keyed by a random key of the bench's own in a root-only file."""
+    path = os.path.join(folder, "ipsec.psk")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(secrets.token_urlsafe(32))
+    return dataclasses.replace(topology, encryption=Encryption.IPSEC, ipsec=Ipsec(Path(path)))
+
+
 def _build(
     column: str, topology: Topology, prefix: str, options: DeployOptions, step: Callable[[str], None]
 ) -> tuple[Lab, float]:
     """Deploy one column's lab; the lab and how long its deploy took."""
     mode, _, datapath = column.partition(":")
+    mode = Mode.KERNEL if column == IPSEC else mode
     scope = Scope.lab(_lab_prefix(prefix, column))
     step(f"{column}: deploying a lab")
     started = time.monotonic()
@@ -221,9 +236,11 @@ def run(
     labs: dict[str, Lab] = {}
     deploy_s: dict[str, float] = {}
     samples: dict[str, list[Figures]] = {column: [] for column in columns}
+    key_folder = tempfile.TemporaryDirectory(prefix="ovsvx-bench-")  # the ipsec column's key, gone at the end
     try:
         for column in built:
-            labs[column], deploy_s[column] = _build(column, topology, prefix, options, step)
+            wanted = _encrypted(topology, key_folder.name) if column == IPSEC else topology
+            labs[column], deploy_s[column] = _build(column, wanted, prefix, options, step)
         labs[UNDERLAY] = _underlay(labs[KERNEL], topology)
         for round_, column in interleaved(columns, repeat):
             said = partial(_labelled, step, f"round {round_ + 1} of {repeat}, {column}")
@@ -240,6 +257,7 @@ def run(
             if column in labs:
                 step(f"{column}: destroying its lab")
                 destroy(labs[column].scope)
+        key_folder.cleanup()
     return samples
 
 

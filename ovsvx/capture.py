@@ -133,9 +133,10 @@ def flush_neighbours(netns: str | None) -> None:
 
 
 @contextmanager
-def _tcpdumps(where: list[Point], folder: Path, port: int) -> Iterator[None]:
-    """tcpdump at every point, writing pcaps of the ping's frames (ARP, ICMP, and the tunnel's UDP);
-    stopped (and flushed) when the block ends."""
+def _tcpdumps(where: list[Point], folder: Path, port: int, encrypted: bool) -> Iterator[None]:
+    """tcpdump at every point, writing pcaps of the ping's frames (ARP, ICMP, and the tunnel's UDP, or
+    the ESP that carries it); stopped (and flushed) when the block ends."""
+    wanted = f"arp or icmp or udp port {port}" + (" or esp" if encrypted else "")
     running: list[subprocess.Popen[str]] = []
     try:
         for point in where:
@@ -153,7 +154,7 @@ def _tcpdumps(where: list[Point], folder: Path, port: int) -> Iterator[None]:
                     "-n",
                     "-s",
                     str(SNAPLEN),
-                    f"arp or icmp or udp port {port}",
+                    wanted,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -193,7 +194,7 @@ def run(deployment: Deployment, src_name: str, dst_name: str, pcap_dir: Path | N
         folder = Path(scratch)
         for netns in {p.netns for p in where}:
             flush_neighbours(netns)
-        with _tcpdumps(where, folder, deployment.topology.port):
+        with _tcpdumps(where, folder, deployment.topology.port, deployment.topology.encrypted):
             netstack.run(
                 lab.node_netns(deployment, src.name), ["ping", "-n", "-c", "1", "-W", "2", str(dst.address)], timeout=10
             )
@@ -225,8 +226,10 @@ def read(folder: Path, where: list[Point]) -> list[Frame]:
 
 
 def decode(packet: Any) -> list[dict[str, Any]]:
-    """The layers of one frame as plain data: Ethernet, IPv4, UDP, VXLAN, again inside, ARP, ICMP."""
+    """The layers of one frame as plain data: Ethernet, IPv4, UDP, VXLAN, again inside, ARP, ICMP; of
+    an encrypted one, what is in clear: ESP's SPI and sequence number."""
     from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.layers.ipsec import ESP
     from scapy.layers.l2 import ARP, Ether
     from scapy.layers.vxlan import VXLAN
 
@@ -241,6 +244,9 @@ def decode(packet: Any) -> list[dict[str, Any]]:
             layers.append({"layer": "udp", "sport": layer.sport, "dport": layer.dport})
         elif isinstance(layer, VXLAN):
             layers.append({"layer": "vxlan", "vni": layer.vni})
+        elif isinstance(layer, ESP):
+            layers.append({"layer": "esp", "spi": f"0x{layer.spi:08x}", "seq": layer.seq})
+            break  # the rest is ciphertext
         elif isinstance(layer, ARP):
             layers.append(
                 {
@@ -279,6 +285,8 @@ def describe_layer(layer: dict[str, Any]) -> str:
             return f"UDP {layer['sport']} > {layer['dport']}"
         case "vxlan":
             return f"VXLAN vni {layer['vni']}"
+        case "esp":
+            return f"ESP spi {layer['spi']} seq {layer['seq']} (encrypted: VXLAN inside)"
         case "arp" if layer["op"] == "request":
             return f"ARP who-has {layer['target_ip']} tell {layer['sender_ip']} ({layer['sender_mac']})"
         case "arp":

@@ -750,7 +750,8 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     "modes_text",
     default="kernel,ovs",
     show_default=True,
-    help="Which modes to measure: kernel, ovs, or ovs on a datapath (ovs:system, ovs:netdev), each its own column.",
+    help="Which modes to measure: kernel, ovs, ovs on a datapath (ovs:system, ovs:netdev), or ipsec (kernel mode "
+    "encrypted), each its own column.",
 )
 @click.option(
     "--duration", default=5.0, show_default=True, type=click.FloatRange(0.5, 300), help="Seconds per iperf3 run."

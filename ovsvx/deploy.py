@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ovsvx import daemons, frr, lab, netstack, preflight, record, systemd, waits
+from ovsvx import daemons, frr, ipsec, lab, netstack, preflight, record, systemd, waits
 from ovsvx import topology as topo
 from ovsvx.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
@@ -121,7 +121,8 @@ def planned(
     sections = []
     for h in [topology.host(host)] if host else topology.hosts:
         note = f", {chosen} datapath: {why}" if modes[h.name] == Mode.OVS else ""
-        commands = [*firewall_commands(topology, h), *BACKENDS[modes[h.name]].commands(topology, h, chosen)]
+        commands = [*firewall_commands(topology, h), *ipsec.commands(topology, h)]
+        commands += BACKENDS[modes[h.name]].commands(topology, h, chosen)
         sections.append((f"on {h.name} ({modes[h.name]} mode{note})", commands))
     return sections
 
@@ -154,8 +155,16 @@ def deploy(
             deployment.firewall = options.firewall
         if deployment.firewall:
             preflight.require_tools("nft")
+        elif topology.encrypted:
+            raise UsageError(
+                '--no-firewall is not allowed with encryption = "ipsec": the firewall keeps VXLAN from going in '
+                "clear when charon is gone"
+            )
         else:
             warnings.append(NO_FIREWALL_WARNING.format(port=topology.port, vni=topology.vni))
+        if topology.encrypted:
+            ipsec.require_installed()
+            ipsec.read_psk(topology)  # a bad key file is refused before anything changes
         for name, mode in modes.items():
             BACKENDS[mode].configure(deployment, name, options)
         deployment.save()  # the record exists before the first change
@@ -169,6 +178,7 @@ def deploy(
             if name in leaving:
                 deployment.note_leaving(name, [])
             changes += _firewall(site, deployment)
+            changes += ipsec.HostIpsec(site, deployment).apply()
             return changes + backend(modes[site.host.name], site, deployment).apply()
 
         try:
@@ -332,7 +342,9 @@ def _take_down(deployment: Deployment, site: Site) -> list[str]:
     """Everything one host has: its modes (both, for a switch cut short) and its firewall table."""
     name = site.host.name
     here = dict.fromkeys([*deployment.leaving.get(name, []), deployment.modes[name]])
-    removed = [line for mode in here for line in backend(mode, site, deployment).destroy()]
+    # charon first: a backend's destroy may take the host's folder, and with it charon's pidfile
+    removed = ipsec.HostIpsec(site, deployment).remove()
+    removed += [line for mode in here for line in backend(mode, site, deployment).destroy()]
     if site.netns is None or netstack.netns_exists(site.netns):  # a lab host's table goes with its netns
         removed += Firewall(site, deployment.topology).remove()
     return removed
@@ -374,7 +386,7 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
     for site in sites(deployment):
         mode = deployment.modes[site.host.name]
         chosen = backend(mode, site, deployment)
-        findings = chosen.inspect()
+        findings = chosen.inspect() + ipsec.HostIpsec(site, deployment).inspect()
         details = chosen.details()
         if deployment.firewall:
             findings.append(Firewall(site, deployment.topology).inspect())

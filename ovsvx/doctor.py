@@ -23,13 +23,13 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from ovsvx import daemons, frr, lab, netstack, preflight, record
+from ovsvx import daemons, frr, ipsec, lab, netstack, preflight, record
 from ovsvx.deploy import find_scope
 from ovsvx.netlink import xdp_programs
 from ovsvx.netstack import RT_TABLE_MAIN
 from ovsvx.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
 from ovsvx.site import Site
-from ovsvx.topology import VXLAN_OVERHEAD, Mode, Topology
+from ovsvx.topology import Mode, Topology
 from ovsvx.topology import load as load_topology
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -178,6 +178,7 @@ def host(context: HostContext) -> list[Diagnosis]:
         _firewall,
         _ovs_running,
         _bgp,
+        _ipsec,
         _peers,
     ]
     return [d for check in checks for d in check(context)]
@@ -196,6 +197,31 @@ def _bgp(context: HostContext) -> list[Diagnosis]:
             "apt-get install frr (scripts/setup does)",
         )
     ]
+
+
+def _ipsec(context: HostContext) -> list[Diagnosis]:
+    """An encrypted overlay needs strongSwan's charon, and a key file only root can read."""
+    topology = context.topology
+    if topology.ipsec is None:
+        return []
+    found = []
+    if ipsec.installed():
+        found.append(Diagnosis(OK, f"strongSwan installed: {ipsec.CHARON} keys the overlay's ESP"))
+    else:
+        found.append(
+            Diagnosis(
+                FAIL,
+                f'strongSwan is not installed (no {ipsec.CHARON}): encryption = "ipsec" runs it',
+                "apt-get install charon-systemd strongswan-swanctl libstrongswan-standard-plugins (scripts/setup does)",
+            )
+        )
+    path = topology.ipsec.psk_file
+    problem = ipsec.psk_file_problem(path)
+    if problem:
+        found.append(Diagnosis(FAIL, f"ipsec.psk_file {path}: {problem}", "write the key there, root's, mode 0600"))
+    else:
+        found.append(Diagnosis(OK, f"ipsec.psk_file {path}: root's, closed to others"))
+    return found
 
 
 def _nic_and_vtep(context: HostContext) -> list[Diagnosis]:
@@ -240,8 +266,8 @@ def _mtu(context: HostContext) -> list[Diagnosis]:
         return [
             Diagnosis(
                 FAIL,
-                f"{h.nic} MTU {mtu} leaves {mtu - VXLAN_OVERHEAD} bytes after the "
-                f"{VXLAN_OVERHEAD}-byte encapsulation, but the overlay is planned for "
+                f"{h.nic} MTU {mtu} leaves {mtu - topology.encapsulation} bytes after the "
+                f"{topology.encapsulation}-byte encapsulation, but the overlay is planned for "
                 f"{topology.overlay_mtu}: full-size packets would be dropped",
                 f"ip link set {h.nic} mtu {topology.underlay_mtu}, or underlay_mtu = {mtu} in the topology",
             )
@@ -249,7 +275,8 @@ def _mtu(context: HostContext) -> list[Diagnosis]:
     return [
         Diagnosis(
             OK,
-            f"{h.nic} MTU {mtu}: room for the {VXLAN_OVERHEAD}-byte encapsulation (overlay MTU {topology.overlay_mtu})",
+            f"{h.nic} MTU {mtu}: room for the {topology.encapsulation}-byte encapsulation "
+            f"(overlay MTU {topology.overlay_mtu})",
         )
     ]
 

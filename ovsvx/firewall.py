@@ -28,7 +28,11 @@ ovs mode on the userspace datapath OVS owns the NIC and the kernel never
 routes such a packet; on the kernel datapath it would, and the chain drops it.
 
 Neither stops a packet that forges a peer's source address: that needs the
-underlay to refuse spoofing (or IPsec), which is outside ovsvx.
+underlay to refuse spoofing, or IPsec.  With ``encryption = "ipsec"``
+(ipsec.py) the VXLAN port admits only what ESP brought from a peer (``meta
+ipsec exists``), and a third chain keeps VXLAN to a peer from leaving without
+ESP (``rt ipsec missing``): the door stays shut when charon is gone, not only
+while its trap policies hold.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ TABLE = "ovsvx"
 FAMILY = "inet"
 CHAIN = "vxlan-in"
 FORWARD_CHAIN = "overlay-forward"
+OUT_CHAIN = "vxlan-out"  # encrypted overlays only
 PRIORITY = -10  # before the usual filter chains (priority 0), so drops here are counted here
 
 
@@ -60,6 +65,29 @@ class Rules:
     peers: tuple[str, ...]
     overlay: tuple[str, ...]
     doors: tuple[str, ...]
+    encrypted: bool = False  # VXLAN in and out only through ESP
+
+    def _vxlan_chains(self) -> list[str]:
+        if not self.encrypted:
+            return [
+                f"    chain {CHAIN} {{",
+                f"        type filter hook input priority {PRIORITY}; policy accept;",
+                f'        udp dport {self.port} ip saddr @peers counter accept comment "from a peer VTEP"',
+                f'        udp dport {self.port} counter drop comment "from anyone else"',
+                "    }",
+            ]
+        return [
+            f"    chain {CHAIN} {{",
+            f"        type filter hook input priority {PRIORITY}; policy accept;",
+            f"        udp dport {self.port} ip saddr @peers meta ipsec exists counter accept"
+            ' comment "from a peer VTEP, through ESP"',
+            f'        udp dport {self.port} counter drop comment "in clear, or from anyone else"',
+            "    }",
+            f"    chain {OUT_CHAIN} {{",
+            f"        type filter hook output priority {PRIORITY}; policy accept;",
+            f'        udp dport {self.port} ip daddr @peers rt ipsec missing counter drop comment "never in clear"',
+            "    }",
+        ]
 
     def script(self) -> str:
         """An `nft -f` script that replaces the table atomically (create, delete, define: one transaction)."""
@@ -77,11 +105,7 @@ class Rules:
                 *interval,
                 f"        elements = {{ {elements} }}",
                 "    }",
-                f"    chain {CHAIN} {{",
-                f"        type filter hook input priority {PRIORITY}; policy accept;",
-                f'        udp dport {self.port} ip saddr @peers counter accept comment "from a peer VTEP"',
-                f'        udp dport {self.port} counter drop comment "from anyone else"',
-                "    }",
+                *self._vxlan_chains(),
                 "    set overlay {",
                 "        type ipv4_addr",
                 "        flags interval",
@@ -109,7 +133,7 @@ def rules(topology: Topology, host: Host) -> Rules:
         return Rules(topology.port, (str(topology.underlay),), (str(host.subnet),), doors)
     overlay = tuple(str(subnet) for subnet in sorted(h.subnet for h in topology.hosts))
     peers = tuple(str(vtep) for vtep in sorted(p.vtep for p in topology.peers(host)))
-    return Rules(topology.port, peers, overlay, doors)
+    return Rules(topology.port, peers, overlay, doors, topology.encrypted)
 
 
 def _element(item: Any) -> str | None:
@@ -138,6 +162,7 @@ class Counters:
     accepted: int
     dropped: int
     forward_dropped: int  # plain IP to the overlay that came by another door
+    clear_dropped: int | None = None  # encrypted overlays: VXLAN to a peer that would have left without ESP
 
 
 class Firewall:
@@ -167,13 +192,11 @@ class Firewall:
         sets: dict[str, tuple[str, ...]] = {}
         ports = set()
         doors: tuple[str, ...] = ()
-        counts = []
-        rules_count = 0
+        counts: dict[str, list[int]] = {CHAIN: [], FORWARD_CHAIN: [], OUT_CHAIN: []}
         for item in table:
             if "set" in item:
                 sets[item["set"]["name"]] = tuple(e for e in map(_element, item["set"].get("elem", [])) if e)
             if "rule" in item:
-                rules_count += 1
                 for m in item["rule"]["expr"]:
                     match = m.get("match", {})
                     if match.get("left", {}).get("payload", {}).get("field") == "dport":
@@ -181,10 +204,15 @@ class Firewall:
                     if match.get("left", {}).get("meta", {}).get("key") == "iifname":
                         doors = tuple(match["right"]["set"]) if isinstance(match["right"], dict) else (match["right"],)
                     if "counter" in m:
-                        counts.append(m["counter"]["packets"])
-        shape_ok = rules_count == 3 and len(ports) == 1
-        found = Rules(ports.pop() if shape_ok else -1, sets.get("peers", ()), sets.get("overlay", ()), doors)
-        return found, Counters(*counts) if len(counts) == 3 else None
+                        counts.setdefault(item["rule"]["chain"], []).append(m["counter"]["packets"])
+        encrypted = bool(counts[OUT_CHAIN])
+        shape = [len(counts[CHAIN]), len(counts[FORWARD_CHAIN]), len(counts[OUT_CHAIN])]
+        shape_ok = shape == [2, 1, 1 if encrypted else 0] and len(ports) == 1
+        found = Rules(ports.pop() if shape_ok else -1, sets.get("peers", ()), sets.get("overlay", ()), doors, encrypted)
+        if not shape_ok:
+            return found, None
+        (accepted, dropped), (forwarded,) = counts[CHAIN], counts[FORWARD_CHAIN]
+        return found, Counters(accepted, dropped, forwarded, counts[OUT_CHAIN][0] if encrypted else None)
 
     def counters(self) -> Counters | None:
         """Packets to the VXLAN port accepted from peers and dropped from anyone else."""
@@ -202,6 +230,7 @@ class Firewall:
         detail = (
             f"{counters.accepted} accepted, {counters.dropped} dropped; "
             f"{counters.forward_dropped} forwarded to the overlay by another door dropped"
+            + (f"; {counters.clear_dropped} kept from leaving in clear" if counters.clear_dropped is not None else "")
             if counters
             else ""
         )

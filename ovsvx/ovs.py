@@ -176,6 +176,12 @@ class OvsBackend:
         if wanted not in DATAPATHS:
             raise UsageError(f"--datapath {wanted!r} is not allowed: one of {', '.join(DATAPATHS)}")
         chosen, why = choose_datapath(wanted)
+        if deployment.topology.encrypted and chosen != "system":
+            raise UsageError(
+                f'encryption = "ipsec" is not allowed on OVS\'s userspace datapath ({host}: {why}): it sends its '
+                "tunnel packets past the kernel's IPsec; use the kernel datapath (--datapath system, with the "
+                "openvswitch module) or kernel mode (--mode kernel)"
+            )
         port_type, port_why = choose_port_type(
             options.port_type or previous.port_type_asked,
             chosen,

@@ -158,6 +158,8 @@ def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
     steps: list[Resource] = [
         Vxlan(host.vxlan, topology.vni, topology.port, host.vtep, single, host.nic, mac_for(host.vxlan_address)),
         *(FloodEntry(host.vxlan, p.vtep) for p in peers if single is None),
+        # ESP's bytes come after the vxlan device's own MTU (its NIC's less VXLAN's): the device says less
+        *([Up(host.vxlan, topology.overlay_mtu)] if topology.encrypted else []),
         Address(host.vxlan, host.vxlan_address, 32),
         *_gateway_side(host),
         *_routes(topology, host, via_dev=host.vxlan),

@@ -23,7 +23,7 @@ from ipaddress import IPv4Address, ip_network
 from socket import AF_INET
 from typing import Any
 
-from ovsvx import daemons, flows, frr, lab, netstack, ofctl
+from ovsvx import daemons, flows, frr, ipsec, lab, netstack, ofctl
 from ovsvx.deploy import site_of
 from ovsvx.errors import UsageError
 from ovsvx.kernel import frr_home
@@ -440,20 +440,27 @@ class Tracer:
         with netstack.stack(self.netns(src_host.name)) as ipr:
             dev, nexthop = _lookup(ipr, dst_host.vtep)
             mac, neigh = _neighbour(ipr, nexthop, dev)
-            outer = (
-                f"Ether {_mac(ipr, dev)} > {mac or f'<MAC of {nexthop}>'} / IP {src_host.vtep} > "
-                f"{dst_host.vtep} / UDP > {self.topology.port} / VXLAN vni {self.topology.vni}"
-            )
+            own_mac = _mac(ipr, dev)
             why = [f"route: {_route_text(ipr, dst_host.vtep)}", neigh]
-        packet = replace(packet, outer=outer)
-        self.hops.append(
-            Hop(
-                "underlay",
-                f"{src_host.name} {dev} -> {dst_host.name} {dst_host.nic}: VXLAN over UDP {self.topology.port}",
-                why,
-                packet.headers(),
+        esp = ""
+        carried = f"VXLAN over UDP {self.topology.port}"
+        if self.topology.encrypted:
+            home = ipsec.home(self.deployment, site_of(self.deployment, src_host.name))
+            spi = ipsec.out_spi(home, dst_host)
+            esp = f" / ESP spi {spi or '<none: no SA>'}"
+            carried = f"ESP (transport mode) carrying {carried}"
+            why.append(
+                f"xfrm: charon's SA to-{dst_host.name} encrypts it, spi {spi}"
+                if spi
+                else f"xfrm: no SA to-{dst_host.name}: the kernel drops it (see `ovsvx status`)"
             )
+        outer = (
+            f"Ether {own_mac} > {mac or f'<MAC of {nexthop}>'} / IP {src_host.vtep} > "
+            f"{dst_host.vtep}{esp} / UDP > {self.topology.port} / VXLAN vni {self.topology.vni}"
         )
+        packet = replace(packet, outer=outer)
+        where = f"{src_host.name} {dev} -> {dst_host.name} {dst_host.nic}"
+        self.hops.append(Hop("underlay", f"{where}: {carried}", why, packet.headers()))
         return replace(packet, outer="")
 
 

@@ -117,7 +117,11 @@ BAD = [
     ("hosts.0.mode", "vpp", r"^hosts\[0\]\.mode: 'vpp' is not allowed: one of kernel, ovs$"),
     ("hosts.0.vtep", None, r"^hosts\[0\]\.vtep: missing$"),
     ("hosts.0.colour", "blue", r"^hosts\[0\]\.colour: unknown key; allowed here: "),
-    ("vnid", 100, r"^vnid: unknown key; allowed here: bgp, control, hosts, port, underlay, underlay_mtu, vni$"),
+    (
+        "vnid",
+        100,
+        r"^vnid: unknown key; allowed here: bgp, control, encryption, hosts, ipsec, port, underlay, underlay_mtu, vni$",
+    ),
     ("control", "ospf", r"^control: 'ospf' is not allowed: one of static, evpn$"),
     ("control", "evpn", r'^bgp: missing: control = "evpn" needs a \[bgp\] table with asn and route_reflectors$'),
     ("bgp", {"asn": 65000, "route_reflectors": ["10.33.30.2"]}, r'^bgp: only read with control = "evpn"'),

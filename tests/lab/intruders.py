@@ -27,10 +27,11 @@ def inner_macs(host: topology.Host) -> list[str]:
     ]
 
 
-def crafted(host: topology.Host, own_mac: str, vtep_mac: str) -> list[bytes]:
+def crafted(host: topology.Host, own_mac: str, vtep_mac: str, src: str = INTRUDER_ADDRESS) -> list[bytes]:
     """VXLAN frames (VNI 100, port 4789) from the intruder's NIC (`own_mac`) to `host`, each an ICMP echo
-    to its namespace.  The source MAC is given: scapy would take it from this process's own namespace,
-    which need not have a NIC at all (all zeros then, which a bridge drops)."""
+    to its namespace, from the address `src` (the intruder's own, or a forged one).  The source MAC is
+    given: scapy would take it from this process's own namespace, which need not have a NIC at all (all
+    zeros then, which a bridge drops)."""
     from scapy.layers.inet import ICMP, IP, UDP
     from scapy.layers.l2 import Ether
     from scapy.layers.vxlan import VXLAN
@@ -38,7 +39,7 @@ def crafted(host: topology.Host, own_mac: str, vtep_mac: str) -> list[bytes]:
     peer_subnet = next(h.subnet for h in TOPO.peers(host))
     outer = (
         Ether(src=own_mac, dst=vtep_mac)
-        / IP(src=INTRUDER_ADDRESS, dst=str(host.vtep))
+        / IP(src=src, dst=str(host.vtep))
         / UDP(sport=43210, dport=TOPO.port)
         / VXLAN(vni=TOPO.vni, flags=0x08)
     )
@@ -46,13 +47,13 @@ def crafted(host: topology.Host, own_mac: str, vtep_mac: str) -> list[bytes]:
     return [bytes(outer / Ether(src=INTRUDER_MAC, dst=mac) / inner) for mac in inner_macs(host)]
 
 
-def inject(intruder: str, host: topology.Host, repeat: int = 5) -> int:
-    """Send the crafted frames from the intruder's NIC; returns how many were sent."""
+def inject(intruder: str, host: topology.Host, repeat: int = 5, src: str = INTRUDER_ADDRESS) -> int:
+    """Send the crafted frames from the intruder's NIC, from address `src`; returns how many were sent."""
     assert netstack.run(intruder, ["ping", "-c", "1", "-W", "2", str(host.vtep)]).returncode == 0
     with netstack.stack(intruder) as ns:
         vtep_mac = ns.get_neighbours(dst=str(host.vtep))[0].get("NDA_LLADDR")
         own_mac = ns.get_links(ifname="eth0")[0].get("IFLA_ADDRESS")
-    frames = crafted(host, own_mac, vtep_mac) * repeat
+    frames = crafted(host, own_mac, vtep_mac, src) * repeat
 
     def send() -> None:
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
