@@ -42,6 +42,7 @@ echo sysctls; sysctl net.ipv4.ip_forward net.ipv4.conf.all.rp_filter net.ipv4.co
 echo netns; ls /run/netns 2>/dev/null
 echo etc; find /etc/ovsvx /etc/systemd/system 2>/dev/null | sort
 echo units; systemctl list-units --all --plain --no-legend 'ovsvx*' | awk '{print $1, $3}'
+echo xfrm; ip xfrm state; ip xfrm policy | grep -v '^src 0.0.0.0/0 dst 0.0.0.0/0\|^src ::/0 dst ::/0\|socket'
 """
 
 
@@ -335,4 +336,60 @@ def test_an_evpn_overlay_of_real_machines_needs_nothing_but_ovsvx_and_frr(
 
     assert ovsvx_here("disable", "--reflector", REFLECTOR).returncode == 0
     assert here("ip", "addr", "del", f"{REFLECTOR}/24", "dev", "ens160").returncode == 0
+    disable_both(censuses)
+
+
+KEY_FILE = "/etc/ovsvx-test-ipsec.psk"  # each machine's own copy of the key, root's, 0600; not in the census
+IPSEC_TOPOLOGY = f"""{{head}}encryption = "ipsec"
+
+[ipsec]
+psk_file = "{KEY_FILE}"
+
+{{hosts}}"""
+
+
+@pytest.fixture
+def encrypted_topology() -> Iterator[str]:
+    """The tutorial's topology with `encryption = "ipsec"`, in a file both machines read, and the same key
+    on each machine in a root-only file; afterwards no key file is left."""
+    from ovsvx import topology
+
+    text = topology.default_text()
+    first_table = text.index("[[hosts]]")
+    path = remote.CTL / "ipsec.toml"
+    path.write_text(IPSEC_TOPOLOGY.format(head=text[:first_table], hosts=text[first_table:]))
+    key = f"ovsvx-machines-{os.urandom(12).hex()}"
+    with os.fdopen(os.open(KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(key + "\n")
+    assert remote.on_host2(f"umask 077 && echo {key} > {KEY_FILE}").returncode == 0
+    try:
+        yield str(path)
+    finally:
+        here("rm", "-f", KEY_FILE)
+        remote.on_host2(f"rm -f {KEY_FILE}")
+
+
+def test_an_encrypted_overlay_of_a_kernel_and_an_ovs_machine_comes_back_after_a_reboot(
+    censuses: tuple[str, str], encrypted_topology: str
+) -> None:
+    """host1 in kernel mode, host2 in ovs mode on the kernel datapath, IPsec between them: verify passes
+    from both ends, each machine's charon (a service of its own) has the SA with the other, host2 comes
+    back encrypted by itself after a reboot, and disable leaves no charon, SA or policy."""
+    label = "[ipsec kernel/ovs]"
+    started = time.monotonic()
+    enable_both("kernel", "ovs", "-t", encrypted_topology)
+    print(f"\n{label} enable on both: {time.monotonic() - started:.1f} s")
+    assert waits.until(answers, REACHABLE_S), "ns1 never reached ns2 through ESP"
+    verified_from_both(label)
+    for host, shown in (
+        ("host1", ovsvx_here("status", "--json").stdout),
+        ("host2", remote.on_host2(".venv/bin/ovsvx status --json").stdout),
+    ):
+        found = {r["what"].split(" (")[0]: r for r in json.loads(shown)["hosts"][host]["resources"]}
+        peer = "host2" if host == "host1" else "host1"
+        sa = found[f"ipsec SA with {peer}"]
+        assert sa["state"] == "ok" and sa["detail"].startswith("up for"), sa
+        print(f"{label} {host}: {found['charon']['detail']}; SA with {peer}: {sa['detail']}")
+    assert "proto esp" in here("ip", "xfrm", "state").stdout
+    rebooted_host2(label)
     disable_both(censuses)
