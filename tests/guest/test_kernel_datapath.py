@@ -162,9 +162,10 @@ def test_mixed_mode_kernel_host_and_kernel_datapath_ovs_host(fresh_prefix: str) 
     assert_destroyed(fresh_prefix)
 
 
-def test_bench_measures_the_kernel_datapath_against_kernel_vxlan(tmp_path: Path) -> None:
-    """The guest measures the kernel datapath's column; the userspace datapath's is the bench test's
-    outside the guest, where `ovs` has no module and takes that datapath."""
+def test_bench_measures_the_kernel_datapath_and_ipsec_against_kernel_vxlan(tmp_path: Path) -> None:
+    """The guest measures the kernel datapath's column, and the ipsec column, which needs the kernel's
+    ESP; the userspace datapath's is the bench test's outside the guest, where `ovs` has no module and
+    takes that datapath."""
     need_lab()
     prefix = f"{TEST_PREFIX}b-"  # the bench adds each column's initials: ot123b-os-
     report = tmp_path / "bench.json"
@@ -175,16 +176,19 @@ def test_bench_measures_the_kernel_datapath_against_kernel_vxlan(tmp_path: Path)
         "--repeat",
         "1",  # the rounds are the bench test's outside the guest; here, the column
         "--modes",
-        "kernel,ovs:system",
+        "kernel,ovs:system,ipsec",
         "--prefix",
         prefix,
         "--json-file",
         str(report),
     )
     data = json.loads(report.read_text())
-    assert list(data["modes"]) == ["underlay", "kernel", "ovs:system"]
+    assert list(data["modes"]) == ["underlay", "kernel", "ovs:system", "ipsec"]
     assert data["modes"]["ovs:system"]["datapath"] == "system"
     assert data["modes"]["ovs:system"]["tcp_1stream_gbps"] > 0
     assert data["ratios"]["ovs:system"]["tcp_1stream_vs_kernel"] > 0
     assert "ovs:system datapath: system" in done.stdout
+    ipsec = data["modes"]["ipsec"]  # kernel mode encrypted: throughput, RTT and CPU against kernel mode
+    assert ipsec["tcp_1stream_gbps"] > 0 and ipsec["rtt_median_ms"] > 0 and ipsec["cpu_s_per_gbit"] > 0
+    assert data["ratios"]["ipsec"]["tcp_1stream_vs_kernel"] > 0
     assert not [n for n in leftover_netns() if n.startswith(prefix)]
