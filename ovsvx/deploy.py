@@ -164,7 +164,8 @@ def deploy(
             warnings.append(NO_FIREWALL_WARNING.format(port=topology.port, vni=topology.vni))
         if topology.encrypted:
             ipsec.require_installed()
-            ipsec.read_psk(topology)  # a bad key file is refused before anything changes
+            for name in modes:  # a file that cannot serve is refused before anything changes
+                ipsec.read_credentials(topology, topology.host(name))
         for name, mode in modes.items():
             BACKENDS[mode].configure(deployment, name, options)
         deployment.save()  # the record exists before the first change

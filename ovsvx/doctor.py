@@ -215,12 +215,15 @@ def _ipsec(context: HostContext) -> list[Diagnosis]:
                 "apt-get install charon-systemd strongswan-swanctl libstrongswan-standard-plugins (scripts/setup does)",
             )
         )
-    path = topology.ipsec.psk_file
-    problem = ipsec.psk_file_problem(path)
-    if problem:
-        found.append(Diagnosis(FAIL, f"ipsec.psk_file {path}: {problem}", "write the key there, root's, mode 0600"))
-    else:
-        found.append(Diagnosis(OK, f"ipsec.psk_file {path}: root's, closed to others"))
+    for name, path, secret in topology.ipsec.files(context.site.host.name):
+        problem = ipsec.file_problem(path, secret)
+        if problem:
+            fix = "write the key there, root's, mode 0600" if secret else "put the file there"
+            found.append(Diagnosis(FAIL, f"ipsec.{name} {path}: {problem}", fix))
+        else:
+            found.append(
+                Diagnosis(OK, f"ipsec.{name} {path}: " + ("root's, closed to others" if secret else "present"))
+            )
     return found
 
 

@@ -38,7 +38,7 @@ import socket
 import stat
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,7 @@ def connections(topology: Topology, host: Host) -> dict[str, dict[str, Any]]:
             "start_action": "trap",
         }
 
+    auth = _auth(topology, host)
     return {
         conn_name(peer): {
             "version": "2",
@@ -95,14 +96,29 @@ def connections(topology: Topology, host: Host) -> dict[str, dict[str, Any]]:
             "encap": "no",
             "mobike": "no",
             "dpd_delay": "10s",
-            "local": {"auth": "psk", "id": str(host.vtep)},
-            "remote": {"auth": "psk", "id": str(peer.vtep)},
+            "local": {**auth["local"], "id": str(host.vtep)},
+            "remote": {**auth["remote"], "id": str(peer.vtep)},
             "children": {
                 f"to-{peer.name}": child("dynamic[udp]", f"dynamic[udp/{port}]"),
                 f"from-{peer.name}": child(f"dynamic[udp/{port}]", "dynamic[udp]"),
             },
         }
         for peer in topology.peers(host)
+    }
+
+
+def _auth(topology: Topology, host: Host) -> dict[str, dict[str, Any]]:
+    """How each side proves itself: the key both know, or a certificate naming its VTEP (the identity
+    each side asks of the other), checked against the CA.  Certificates by path: `load` sends their
+    contents."""
+    assert topology.ipsec is not None
+    ipsec = topology.ipsec
+    if not ipsec.certificates:
+        return {"local": {"auth": "psk"}, "remote": {"auth": "psk"}}
+    assert ipsec.cert is not None and ipsec.ca is not None
+    return {
+        "local": {"auth": "pubkey", "certs": [str(ipsec.of(ipsec.cert, host.name))]},
+        "remote": {"auth": "pubkey", "cacerts": [str(ipsec.ca)]},
     }
 
 
@@ -113,12 +129,16 @@ def shared_key(topology: Topology, host: Host, secret: str) -> dict[str, Any]:
 
 
 def swanctl_conf(topology: Topology, host: Host) -> str:
-    """What is loaded, as the swanctl.conf a person would write for it; the key elided."""
+    """What is loaded, as the swanctl.conf a person would write for it; the key elided (a certificate's
+    private key is not in swanctl.conf at all: swanctl reads it from its private/ folder)."""
     assert topology.ipsec is not None
+    lines = _section("connections", connections(topology, host))
+    if topology.ipsec.certificates:
+        return "\n".join(lines)
     owners = shared_key(topology, host, ELIDED)["owners"]
     secrets = {f"id-{i}": owner for i, owner in enumerate(owners, 1)}
     secrets["secret"] = f"{ELIDED} (from {topology.ipsec.psk_file})"
-    return "\n".join(_section("connections", connections(topology, host)) + _section("secrets", {"ike-ovsvx": secrets}))
+    return "\n".join(lines + _section("secrets", {"ike-ovsvx": secrets}))
 
 
 def _section(name: str, body: dict[str, Any], depth: int = 0) -> list[str]:
@@ -136,38 +156,59 @@ def commands(topology: Topology, host: Host) -> list[str]:
     """The encryption as a person would set it up by hand (for `ovsvx plan`)."""
     if not topology.encrypted:
         return []
-    conf = "/etc/swanctl/conf.d/ovsvx.conf"
-    return [f"cat > {conf} <<'EOF'", *swanctl_conf(topology, host).splitlines(), "EOF", "swanctl --load-all"]
-
-
-# --- the key ----------------------------------------------------------------------------------
-
-
-def read_psk(topology: Topology) -> str:
-    """The pre-shared key, from a file only root can read or change; errors name the file, never the key."""
     assert topology.ipsec is not None
-    path = topology.ipsec.psk_file
-    problem = psk_file_problem(path)
-    if problem:
-        raise TopologyError(f"ipsec.psk_file: {path}: {problem}")
-    secret = path.read_text(encoding="utf-8", errors="strict").strip()
+    ipsec = topology.ipsec
+    conf = "/etc/swanctl/conf.d/ovsvx.conf"
+    key = [f"install -m 600 {ipsec.of(ipsec.key, host.name)} /etc/swanctl/private/"] if ipsec.key else []
+    return [*key, f"cat > {conf} <<'EOF'", *swanctl_conf(topology, host).splitlines(), "EOF", "swanctl --load-all"]
+
+
+# --- the credentials -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What one host proves itself with, read from its files: the pre-shared key, or its certificate and
+    key and the CA's certificate (PEM).  Never shown: only `load` sends it, to charon."""
+
+    secret: str = field(default="", repr=False)
+    cert: bytes = b""
+    key: bytes = field(default=b"", repr=False)
+    ca: bytes = b""
+
+
+def read_credentials(topology: Topology, host: Host) -> Credentials:
+    """The host's credentials; a file that cannot serve is refused, naming the field and file, never what
+    it holds.  Key files must be root's and closed to others."""
+    assert topology.ipsec is not None
+    read = {name: _read(name, path, secret) for name, path, secret in topology.ipsec.files(host.name)}
+    if "psk_file" not in read:
+        return Credentials(cert=read["cert"], key=read["key"], ca=read["ca"])
+    secret = read["psk_file"].decode("utf-8", errors="replace").strip()
     if len(secret) < PSK_MIN_CHARS:
         raise TopologyError(
-            f"ipsec.psk_file: {path}: the key is shorter than {PSK_MIN_CHARS} characters "
+            f"ipsec.psk_file: {topology.ipsec.psk_file}: the key is shorter than {PSK_MIN_CHARS} characters "
             "(make one with `head -c 32 /dev/urandom | base64 > FILE`)"
         )
-    return secret
+    return Credentials(secret=secret)
 
 
-def psk_file_problem(path: Path) -> str:
-    """Why `path` cannot hold the key ("" when it can): missing, not a plain file, or open to others."""
+def _read(name: str, path: Path, secret: bool = False) -> bytes:
+    problem = file_problem(path, secret)
+    if problem:
+        raise TopologyError(f"ipsec.{name}: {path}: {problem}")
+    return path.read_bytes()
+
+
+def file_problem(path: Path, secret: bool = True) -> str:
+    """Why `path` cannot serve ("" when it can): missing, not a plain file, or (a secret) open to others."""
     try:
         found = os.stat(path, follow_symlinks=False)
     except OSError as err:
         return f"cannot read: {err.strerror}"
     if not stat.S_ISREG(found.st_mode):
         return "not a plain file (a link or a folder is not followed)"
-    if found.st_uid != 0 or found.st_mode & 0o077:
+    if secret and (found.st_uid != 0 or found.st_mode & 0o077):
         return (
             f"must be root's and closed to others (owner uid {found.st_uid}, mode {stat.S_IMODE(found.st_mode):04o}):"
             " chown root and chmod 600 it"
@@ -311,8 +352,11 @@ def load(home: CharonHome, topology: Topology, host: Host) -> bool:
     """Give charon the host's connections and key, and drop connections of peers that left; then start
     IKE with each peer rather than wait for the first packet.  True if anything was loaded."""
     wanted = connections(topology, host)
-    secret = read_psk(topology)
-    digest = hashlib.sha256(json.dumps([wanted, secret], sort_keys=True).encode()).hexdigest()
+    credentials = read_credentials(topology, host)
+    given = json.dumps(
+        [wanted, credentials.secret, *(b.hex() for b in (credentials.cert, credentials.key, credentials.ca))]
+    )
+    digest = hashlib.sha256(given.encode()).hexdigest()
     pid = charon_pid(home)
     if home.loaded.exists() and json.loads(home.loaded.read_text()) == {"pid": pid, "digest": digest}:
         return False
@@ -320,9 +364,13 @@ def load(home: CharonHome, topology: Topology, host: Host) -> bool:
         for name in _loaded_conns(vici) - set(wanted):
             vici.unload_conn({"name": name})
             _terminate(vici, name)
+        if credentials.secret:
+            vici.load_shared(shared_key(topology, host, credentials.secret))
+        else:
+            vici.load_key({"type": "any", "data": credentials.key})
+            vici.load_cert({"type": "X509", "flag": "CA", "data": credentials.ca})
         for name, conn in wanted.items():
-            vici.load_conn({name: conn})
-        vici.load_shared(shared_key(topology, host, secret))
+            vici.load_conn({name: _with_contents(conn, credentials)})
         for peer in topology.peers(host):
             # one side of each pair starts IKE, so the two do not make an IKE SA each; the other's traps
             # start it when the first side is down.  -1: return at once (status shows how it went)
@@ -333,6 +381,16 @@ def load(home: CharonHome, topology: Topology, host: Host) -> bool:
     with os.fdopen(fd, "w") as out:
         json.dump({"pid": pid, "digest": digest}, out)
     return True
+
+
+def _with_contents(conn: dict[str, Any], credentials: Credentials) -> dict[str, Any]:
+    """A connection as vici takes it: certificates as their contents, not their paths (charon may run
+    where the paths mean nothing, and reads no file of ours)."""
+    if not credentials.cert:
+        return conn
+    local = {**conn["local"], "certs": [credentials.cert]}
+    remote = {**conn["remote"], "cacerts": [credentials.ca]}
+    return {**conn, "local": local, "remote": remote}
 
 
 def _loaded_conns(vici: Any) -> set[str]:
@@ -447,7 +505,7 @@ class HostIpsec:
     def apply(self) -> list[str]:
         if not self.topology.encrypted:
             return self.remove()
-        read_psk(self.topology)  # a bad key file is refused before charon starts
+        read_credentials(self.topology, self.site.host)  # a bad file is refused before charon starts
         name = self.site.host.name
         changes = [f"{name}: + charon ({self.home.conf})"] if start(self.home) else []
         if load(self.home, self.topology, self.site.host):

@@ -121,12 +121,40 @@ class Bgp:
     password_file: Path | None = None
 
 
+#: Stands for a host's name in an [ipsec] path, so that one topology serves every host of a lab.
+HOST_IN_PATH = "{host}"
+
+
 @dataclass(frozen=True)
 class Ipsec:
-    """Where IKE's key comes from: a pre-shared key in a root-only file, read where charon is given it and
-    never written anywhere else (not in `plan`, the record, a log or an error)."""
+    """How the VTEPs prove themselves to each other in IKE: a pre-shared key in a root-only file, or
+    certificates: each host's own (naming its VTEP as an IP address in subjectAltName) with its key,
+    and the CA that signed them.  Key files are read where charon is given them and never written
+    anywhere else (not in `plan`, the record, a log or an error)."""
 
-    psk_file: Path
+    psk_file: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+
+    @property
+    def certificates(self) -> bool:
+        return self.psk_file is None
+
+    def of(self, path: Path, host: str) -> Path:
+        """`path` for `host`: {host} in it replaced by the host's name."""
+        return Path(str(path).replace(HOST_IN_PATH, host))
+
+    def files(self, host: str) -> list[tuple[str, Path, bool]]:
+        """The files `host` reads, each as (its field, its path, whether it holds a secret)."""
+        if self.psk_file is not None:
+            return [("psk_file", self.psk_file, True)]
+        assert self.cert is not None and self.key is not None and self.ca is not None
+        return [
+            ("cert", self.of(self.cert, host), False),
+            ("key", self.of(self.key, host), True),
+            ("ca", self.ca, False),
+        ]
 
 
 @dataclass(frozen=True)
@@ -296,9 +324,23 @@ def _bgp(t: _Table) -> Bgp:
     return bgp
 
 
+CERTIFICATE_FIELDS = ("cert", "key", "ca")
+
+
 def _ipsec(t: _Table) -> Ipsec:
-    ipsec = Ipsec(psk_file=t.absolute_path("psk_file"))
+    """A pre-shared key, or certificates: exactly one of the two, and all three files of the second."""
+    ipsec = Ipsec(**{name: t.absolute_path(name, default=None) for name in ("psk_file", *CERTIFICATE_FIELDS)})
     t.done()
+    given = [name for name in CERTIFICATE_FIELDS if getattr(ipsec, name) is not None]
+    if ipsec.psk_file is not None and given:
+        raise TopologyError(
+            f"{t.field(given[0])}: not allowed with psk_file: one way of proving, a key or certificates"
+        )
+    if ipsec.psk_file is None and len(given) < len(CERTIFICATE_FIELDS):
+        if not given:
+            raise TopologyError(f"{t.field('psk_file')}: missing: a pre-shared key file, or cert, key and ca")
+        lacking = next(name for name in CERTIFICATE_FIELDS if name not in given)
+        raise TopologyError(f"{t.field(lacking)}: missing: certificates need cert, key and ca")
     return ipsec
 
 
@@ -530,7 +572,9 @@ def _check_encryption(topology: Topology) -> None:
     announces) are not followed by IKE yet, so the two are not combined."""
     if topology.ipsec is None:
         if topology.encrypted:
-            raise TopologyError('ipsec: missing: encryption = "ipsec" needs an [ipsec] table with psk_file')
+            raise TopologyError(
+                'ipsec: missing: encryption = "ipsec" needs an [ipsec] table with psk_file, or cert, key and ca'
+            )
         return
     if not topology.encrypted:
         raise TopologyError(
@@ -580,7 +624,8 @@ def to_data(topology: Topology) -> dict[str, Any]:
             data["bgp"]["password_file"] = str(topology.bgp.password_file)
     if topology.ipsec is not None:
         data["encryption"] = str(topology.encryption)
-        data["ipsec"] = {"psk_file": str(topology.ipsec.psk_file)}
+        fields = ("psk_file", *CERTIFICATE_FIELDS)
+        data["ipsec"] = {name: str(path) for name in fields if (path := getattr(topology.ipsec, name)) is not None}
     data["hosts"] = [host(h) for h in topology.hosts]
     return data
 
@@ -638,7 +683,7 @@ def to_toml(topology: Topology) -> str:
         if "password_file" in data["bgp"]:
             lines.append(f"password_file = {value(data['bgp']['password_file'])}")
     if "ipsec" in data:
-        lines += ["", "[ipsec]", f"psk_file = {value(data['ipsec']['psk_file'])}"]
+        lines += ["", "[ipsec]", *(f"{name} = {value(path)}" for name, path in data["ipsec"].items())]
     for host in data["hosts"]:
         lines += ["", "[[hosts]]"] + [f"{k} = {value(v)}" for k, v in host.items() if k != "namespaces"]
         for ns in host["namespaces"]:

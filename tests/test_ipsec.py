@@ -59,7 +59,13 @@ def test_the_file_round_trips_and_the_overlay_makes_room_for_esp() -> None:
             'encryption = "ipsec"\n[ipsec]\npsk_file = "k.psk"\n',
             r"^ipsec.psk_file: 'k.psk' is not allowed: an absolute",
         ),
-        ('encryption = "ipsec"\n[ipsec]\npsk_file = "/k"\ncert = "/c"\n', r"^ipsec.cert: unknown key"),
+        ('encryption = "ipsec"\n[ipsec]\npsk_file = "/k"\ncert = "/c"\n', r"^ipsec.cert: not allowed with psk_file"),
+        (
+            'encryption = "ipsec"\n[ipsec]\ncert = "/c"\nca = "/a"\n',
+            r"^ipsec.key: missing: certificates need cert, key",
+        ),
+        ('encryption = "ipsec"\n[ipsec]\n', r"^ipsec.psk_file: missing: a pre-shared key file, or cert, key and ca$"),
+        ('encryption = "ipsec"\n[ipsec]\npsk_file = "/k"\ncrl = "/c"\n', r"^ipsec.crl: unknown key"),
     ],
 )
 def test_bad_encryption_fields_name_the_field(extra: str, message: str) -> None:
@@ -93,6 +99,24 @@ def test_each_peer_gets_a_connection_with_a_child_sa_each_way() -> None:
     assert ipsec.shared_key(topo, host1, "k")["owners"] == ["10.33.30.150", "10.33.30.151", "10.33.30.152"]
 
 
+def certified(hosts: int = 2) -> topology.Topology:
+    paths = topology.Ipsec(
+        cert=Path("/etc/ovsvx/{host}.pem"), key=Path("/etc/ovsvx/{host}.key"), ca=Path("/etc/ca.pem")
+    )
+    return replace(topology.generate(hosts), encryption=topology.Encryption.IPSEC, ipsec=paths)
+
+
+def test_certificates_name_each_hosts_own_files_and_ask_the_peer_for_its_vtep() -> None:
+    topo = certified()
+    assert topology.parse_text(topology.to_toml(topo), "x") == topo
+    conn = ipsec.connections(topo, topo.hosts[1])["ovsvx-host1"]
+    assert conn["local"] == {"auth": "pubkey", "certs": ["/etc/ovsvx/host2.pem"], "id": "10.33.30.151"}
+    assert conn["remote"] == {"auth": "pubkey", "cacerts": ["/etc/ca.pem"], "id": "10.33.30.150"}
+    commands = ipsec.commands(topo, topo.hosts[1])
+    assert commands[0] == "install -m 600 /etc/ovsvx/host2.key /etc/swanctl/private/"
+    assert "secrets {" not in commands and "secret" not in " ".join(commands)
+
+
 def test_the_swanctl_configuration_elides_the_key() -> None:
     text = ipsec.swanctl_conf(encrypted(), topology.generate(2).hosts[0])
     assert text.startswith("connections {\n    ovsvx-host2 {\n")
@@ -111,17 +135,18 @@ def test_the_firewall_admits_vxlan_only_through_esp_and_lets_none_leave_in_clear
 
 def test_the_key_file_must_be_roots_alone_and_long_enough(tmp_path: Path) -> None:
     topo = encrypted(psk=key_file(tmp_path))
+    host = topo.hosts[0]
     if os.geteuid() == 0:
-        assert ipsec.read_psk(topo) == KEY
-    os.chmod(topo.ipsec.psk_file, 0o644)  # type: ignore[union-attr]
+        assert ipsec.read_credentials(topo, host).secret == KEY
+    os.chmod(topo.ipsec.psk_file, 0o644)  # type: ignore[arg-type, union-attr]
     with pytest.raises(TopologyError, match=r"must be root's and closed to others .*mode 0644.*chmod 600") as caught:
-        ipsec.read_psk(topo)
+        ipsec.read_credentials(topo, host)
     assert KEY not in str(caught.value)
     (tmp_path / "short").mkdir()
     short = encrypted(psk=key_file(tmp_path / "short", "tiny-key"))
     if os.geteuid() == 0:  # root's file: only its length is wrong
         with pytest.raises(TopologyError, match="the key is shorter than 16 characters") as caught:
-            ipsec.read_psk(short)
+            ipsec.read_credentials(short, short.hosts[0])
         assert "tiny-key" not in str(caught.value)
 
 
