@@ -130,7 +130,7 @@ def rules(topology: Topology, host: Host) -> Rules:
     # sets in the order nft lists them (sorted), so what is read back compares equal
     doors = tuple(sorted((host.bridge, host.vxlan, *((routed_vni_bridge(topology),) if topology.evpn else ()))))
     if topology.evpn:
-        return Rules(topology.port, (str(topology.underlay),), (str(host.subnet),), doors)
+        return Rules(topology.port, (str(topology.underlay),), (str(host.subnet),), doors, topology.encrypted)
     overlay = tuple(str(subnet) for subnet in sorted(h.subnet for h in topology.hosts))
     peers = tuple(str(vtep) for vtep in sorted(p.vtep for p in topology.peers(host)))
     return Rules(topology.port, peers, overlay, doors, topology.encrypted)

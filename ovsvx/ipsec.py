@@ -69,12 +69,48 @@ ELIDED = "<elided>"
 # --- what charon is given: pure values ----------------------------------------------------------
 
 
-def conn_name(peer: Host) -> str:
-    return f"ovsvx-{peer.name}"
+EVPN_CONN = "ovsvx-evpn"
+
+
+def conn_name(topology: Topology, peer: Host) -> str:
+    """The connection that reaches `peer`: its own under static control; under EVPN the one for all."""
+    return EVPN_CONN if topology.evpn else f"ovsvx-{peer.name}"
+
+
+def child_names(topology: Topology, peer: Host) -> tuple[str, str]:
+    """The CHILD_SAs that carry VXLAN to `peer` and from it."""
+    who = "any" if topology.evpn else peer.name
+    return f"to-{who}", f"from-{who}"
 
 
 def connections(topology: Topology, host: Host) -> dict[str, dict[str, Any]]:
-    """One IKE connection per peer, as vici's load-conn takes it, each with its two CHILD_SAs."""
+    """The IKE connections, as vici's load-conn takes them, each with its two CHILD_SAs: one per peer
+    under static control; under EVPN, where the peers are whoever BGP announces, one for the whole
+    underlay.  Its trap policies cover every VTEP of the underlay, and charon dials the one the first
+    packet is for (the acquire's destination): IKE follows joins and leaves with nothing reloaded."""
+    auth = _auth(topology, host)
+    if topology.evpn:
+        underlay = str(topology.underlay)
+        to, back = child_names(topology, host)
+        return {EVPN_CONN: _conn(topology, host, underlay, auth["local"], auth["remote"], to, back, underlay)}
+    found = {}
+    for peer in topology.peers(host):
+        remote = {**auth["remote"], "id": str(peer.vtep)}
+        to, back = child_names(topology, peer)
+        found[conn_name(topology, peer)] = _conn(topology, host, str(peer.vtep), auth["local"], remote, to, back)
+    return found
+
+
+def _conn(
+    topology: Topology,
+    host: Host,
+    remote_addrs: str,
+    local: dict[str, Any],
+    remote: dict[str, Any],
+    to: str,
+    back: str,
+    remote_net: str = "dynamic",
+) -> dict[str, Any]:
     port = topology.port
 
     def child(local_ts: str, remote_ts: str) -> dict[str, Any]:
@@ -86,24 +122,20 @@ def connections(topology: Topology, host: Host) -> dict[str, dict[str, Any]]:
             "start_action": "trap",
         }
 
-    auth = _auth(topology, host)
     return {
-        conn_name(peer): {
-            "version": "2",
-            "local_addrs": [str(host.vtep)],
-            "remote_addrs": [str(peer.vtep)],
-            "proposals": [IKE_PROPOSAL],
-            "encap": "no",
-            "mobike": "no",
-            "dpd_delay": "10s",
-            "local": {**auth["local"], "id": str(host.vtep)},
-            "remote": {**auth["remote"], "id": str(peer.vtep)},
-            "children": {
-                f"to-{peer.name}": child("dynamic[udp]", f"dynamic[udp/{port}]"),
-                f"from-{peer.name}": child(f"dynamic[udp/{port}]", "dynamic[udp]"),
-            },
-        }
-        for peer in topology.peers(host)
+        "version": "2",
+        "local_addrs": [str(host.vtep)],
+        "remote_addrs": [remote_addrs],
+        "proposals": [IKE_PROPOSAL],
+        "encap": "no",
+        "mobike": "no",
+        "dpd_delay": "10s",
+        "local": {**local, "id": str(host.vtep)},
+        "remote": remote,
+        "children": {
+            to: child("dynamic[udp]", f"{remote_net}[udp/{port}]"),
+            back: child(f"dynamic[udp/{port}]", f"{remote_net}[udp]"),
+        },
     }
 
 
@@ -123,7 +155,10 @@ def _auth(topology: Topology, host: Host) -> dict[str, dict[str, Any]]:
 
 
 def shared_key(topology: Topology, host: Host, secret: str) -> dict[str, Any]:
-    """The key as vici's load-shared takes it: one for this host and all its peers."""
+    """The key as vici's load-shared takes it: one for this host and all its peers (under EVPN, whoever
+    proves they have it)."""
+    if topology.evpn:
+        return {"id": "ovsvx", "type": "IKE", "data": secret}
     owners = [str(host.vtep), *(str(peer.vtep) for peer in topology.peers(host))]
     return {"id": "ovsvx", "type": "IKE", "data": secret, "owners": owners}
 
@@ -135,7 +170,7 @@ def swanctl_conf(topology: Topology, host: Host) -> str:
     lines = _section("connections", connections(topology, host))
     if topology.ipsec.certificates:
         return "\n".join(lines)
-    owners = shared_key(topology, host, ELIDED)["owners"]
+    owners = shared_key(topology, host, ELIDED).get("owners", [])
     secrets = {f"id-{i}": owner for i, owner in enumerate(owners, 1)}
     secrets["secret"] = f"{ELIDED} (from {topology.ipsec.psk_file})"
     return "\n".join(lines + _section("secrets", {"ike-ovsvx": secrets}))
@@ -371,12 +406,12 @@ def load(home: CharonHome, topology: Topology, host: Host) -> bool:
             vici.load_cert({"type": "X509", "flag": "CA", "data": credentials.ca})
         for name, conn in wanted.items():
             vici.load_conn({name: _with_contents(conn, credentials)})
-        for peer in topology.peers(host):
+        for peer in [] if topology.evpn else topology.peers(host):  # under EVPN the first packet starts IKE
             # one side of each pair starts IKE, so the two do not make an IKE SA each; the other's traps
             # start it when the first side is down.  -1: return at once (status shows how it went)
             if host.vtep < peer.vtep:
-                for child in (f"to-{peer.name}", f"from-{peer.name}"):
-                    list(vici.initiate({"ike": conn_name(peer), "child": child, "timeout": -1}))
+                for child in child_names(topology, peer):
+                    list(vici.initiate({"ike": conn_name(topology, peer), "child": child, "timeout": -1}))
     fd = os.open(home.loaded, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump({"pid": pid, "digest": digest}, out)
@@ -425,44 +460,54 @@ class PeerSa:
         return f"{self.state}{age}" + (f": {self.detail}" if self.detail else "")
 
 
-def peer_sas(home: CharonHome, topology: Topology, host: Host) -> list[PeerSa]:
-    """Each peer's IKE SA and CHILD_SAs, from charon; `down` says why when charon's log does."""
+def _sas_with(listed: list[tuple[str, dict[str, Any]]], peer: Host) -> list[dict[str, Any]]:
+    """ovsvx's IKE SAs whose other end is `peer`'s VTEP (under EVPN one connection serves every peer)."""
+    return [sa for name, sa in listed if name.startswith("ovsvx-") and sa.get("remote-host") == str(peer.vtep).encode()]
+
+
+def _listed(home: CharonHome) -> list[tuple[str, dict[str, Any]]]:
     with session(home) as vici:
-        listed = [sa for entry in vici.list_sas() for sa in entry.items()]
+        return [sa for entry in vici.list_sas() for sa in entry.items()]
+
+
+def _installed(sas: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The installed CHILD_SAs of established IKE SAs, by child name."""
+    return {
+        child["name"].decode(): child
+        for sa in sas
+        if sa["state"] == b"ESTABLISHED"
+        for child in sa.get("child-sas", {}).values()
+        if child.get("state") == b"INSTALLED"
+    }
+
+
+def peer_sas(home: CharonHome, topology: Topology, host: Host) -> list[PeerSa]:
+    """Each peer's IKE SA and CHILD_SAs, from charon; `down` says why when charon's log does.  Under
+    EVPN a peer's SAs come with its first packet: down means no traffic yet, or no way through."""
+    listed = _listed(home)
     found = []
     for peer in topology.peers(host):
-        mine = [sa for name, sa in listed if name == conn_name(peer)]
-        established = [sa for sa in mine if sa["state"] == b"ESTABLISHED"]
-        children = {
-            child["name"].decode()
-            for sa in established
-            for child in sa.get("child-sas", {}).values()
-            if child.get("state") == b"INSTALLED"
-        }
-        both = {f"to-{peer.name}", f"from-{peer.name}"}
-        if established and both <= children:
-            age = max(int(sa.get("established", b"0")) for sa in established)
+        mine = _sas_with(listed, peer)
+        installed = _installed(mine)
+        both = set(child_names(topology, peer))
+        if both <= set(installed):
+            age = max(int(sa.get("established", b"0")) for sa in mine if sa["state"] == b"ESTABLISHED")
             found.append(PeerSa(peer.name, str(peer.vtep), UP, age, f"ESP both ways ({', '.join(sorted(both))})"))
         elif mine:
-            missing = ", ".join(sorted(both - children))
+            missing = ", ".join(sorted(both - set(installed)))
             found.append(PeerSa(peer.name, str(peer.vtep), CONNECTING, None, f"waiting for {missing}"))
         else:
-            found.append(PeerSa(peer.name, str(peer.vtep), DOWN, None, why_down(home, peer)))
+            found.append(PeerSa(peer.name, str(peer.vtep), DOWN, None, why_down(home, topology, peer)))
     return found
 
 
-def out_spi(home: CharonHome, peer: Host) -> str | None:
+def out_spi(home: CharonHome, topology: Topology, peer: Host) -> str | None:
     """The SPI of the SA that encrypts VXLAN to `peer` now (its to-PEER CHILD_SA), None without one."""
-    with session(home) as vici:
-        listed = [sa for entry in vici.list_sas({"ike": conn_name(peer)}) for sa in entry.values()]
-    for sa in listed:
-        for child in sa.get("child-sas", {}).values():
-            if child.get("name") == f"to-{peer.name}".encode() and child.get("state") == b"INSTALLED":
-                return f"0x{child['spi-out'].decode()}"
-    return None
+    child = _installed(_sas_with(_listed(home), peer)).get(child_names(topology, peer)[0])
+    return f"0x{child['spi-out'].decode()}" if child else None
 
 
-#: What charon's log says when IKE#: What charon's log says when IKE with a peer fails, and what that means to a person.
+#: What charon's log says when IKE with a peer fails, and what that means to a person.
 FAILURES = (
     ("AUTHENTICATION_FAILED", "authentication failed: the two hosts' keys differ"),
     ("MAC mismatched", "authentication failed: the two hosts' keys differ"),
@@ -473,16 +518,17 @@ FAILURES = (
 LOG_TAIL_BYTES = 65536
 
 
-def why_down(home: CharonHome, peer: Host) -> str:
+def why_down(home: CharonHome, topology: Topology, peer: Host) -> str:
     """The latest failure charon logged for `peer` (its lines carry the connection's name, or the peer's
-    address before a connection is chosen), else that nothing was tried yet."""
+    address before a connection is chosen; under EVPN, where one connection serves all, only the
+    address), else that nothing was tried yet."""
     try:
         with open(home.log, "rb") as log:
             log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
             lines = log.read().decode(errors="replace").splitlines()
     except OSError:
         return "no IKE SA"
-    marks = (f"<{conn_name(peer)}|", str(peer.vtep))
+    marks = (str(peer.vtep),) if topology.evpn else (f"<{conn_name(topology, peer)}|", str(peer.vtep))
     for line in reversed(lines):
         if any(mark in line for mark in marks):
             for pattern, meaning in FAILURES:

@@ -568,8 +568,7 @@ def _check_control(topology: Topology, vteps: dict[IPv4Address, str]) -> None:
 
 
 def _check_encryption(topology: Topology) -> None:
-    """IPsec needs its [ipsec] table, and no IPsec has no use for one; EVPN's peers (whoever BGP
-    announces) are not followed by IKE yet, so the two are not combined."""
+    """IPsec needs its [ipsec] table, and no IPsec has no use for one."""
     if topology.ipsec is None:
         if topology.encrypted:
             raise TopologyError(
@@ -579,11 +578,6 @@ def _check_encryption(topology: Topology) -> None:
     if not topology.encrypted:
         raise TopologyError(
             'ipsec: only read with encryption = "ipsec" (encryption is "none"): remove [ipsec] or set it'
-        )
-    if topology.evpn:
-        raise TopologyError(
-            'encryption: "ipsec" is not allowed with control = "evpn" yet: IKE does not follow the peers BGP '
-            'announces; use control = "static"'
         )
 
 

@@ -446,13 +446,14 @@ class Tracer:
         carried = f"VXLAN over UDP {self.topology.port}"
         if self.topology.encrypted:
             home = ipsec.home(self.deployment, site_of(self.deployment, src_host.name))
-            spi = ipsec.out_spi(home, dst_host)
+            spi = ipsec.out_spi(home, self.topology, dst_host)
+            to = ipsec.child_names(self.topology, dst_host)[0]
             esp = f" / ESP spi {spi or '<none: no SA>'}"
             carried = f"ESP (transport mode) carrying {carried}"
             why.append(
-                f"xfrm: charon's SA to-{dst_host.name} encrypts it, spi {spi}"
+                f"xfrm: charon's SA {to} encrypts it, spi {spi}"
                 if spi
-                else f"xfrm: no SA to-{dst_host.name}: the kernel drops it (see `ovsvx status`)"
+                else f"xfrm: no SA {to} yet: the packet starts IKE, and the kernel drops it meanwhile"
             )
         outer = (
             f"Ether {own_mac} > {mac or f'<MAC of {nexthop}>'} / IP {src_host.vtep} > "

@@ -75,10 +75,21 @@ def test_bad_encryption_fields_name_the_field(extra: str, message: str) -> None:
         topology.parse(topology.tomllib.loads(text[:first_table] + extra + "\n" + text[first_table:]))
 
 
-def test_evpn_is_refused_until_ike_follows_bgp() -> None:
+def test_under_evpn_one_connection_covers_the_underlay_and_any_vtep_may_prove_itself() -> None:
+    """The peers are whoever BGP announces: the trap policies cover the whole underlay, and charon dials
+    the VTEP the first packet is for; nothing is reloaded when a host joins or leaves."""
     evpn = topology.generate(3, topology.Control.EVPN)
-    with pytest.raises(TopologyError, match='encryption: "ipsec" is not allowed with control = "evpn" yet'):
-        topology.parse(topology.to_data(replace(evpn, encryption="ipsec", ipsec=topology.Ipsec(Path("/k")))))
+    topo = replace(evpn, encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(Path("/k")))
+    assert topology.parse(topology.to_data(topo)) == topo
+    conns = ipsec.connections(topo, topo.hosts[0])
+    assert list(conns) == ["ovsvx-evpn"]
+    conn = conns["ovsvx-evpn"]
+    assert conn["remote_addrs"] == ["10.33.0.0/16"] and "id" not in conn["remote"]
+    assert conn["children"]["to-any"]["remote_ts"] == ["10.33.0.0/16[udp/4789]"]
+    assert conn["children"]["from-any"]["local_ts"] == ["dynamic[udp/4789]"]
+    assert "owners" not in ipsec.shared_key(topo, topo.hosts[0], "k")
+    script = firewall.rules(topo, topo.hosts[0]).script()
+    assert "ip saddr @peers meta ipsec exists" in script and "rt ipsec missing" in script
 
 
 # --- what charon is given ---------------------------------------------------------------------------

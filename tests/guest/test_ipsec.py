@@ -219,7 +219,7 @@ def test_a_peer_with_another_key_is_unreachable_and_status_says_why(
     with ipsec.session(homes["host2"]) as vici:
         vici.load_shared(ipsec.shared_key(encrypted, HOST2, "some-other-key-of-host2s-own"))
     with ipsec.session(homes["host1"]) as vici:  # a DELETE to host2: both forget the SAs
-        list(vici.terminate({"ike": ipsec.conn_name(HOST2), "timeout": -1}))
+        list(vici.terminate({"ike": ipsec.conn_name(encrypted, HOST2), "timeout": -1}))
     assert waits.until(lambda: sa_findings(prefix, "host2")["ipsec SA with host1"]["state"] == "missing", 10)
     assert not ping_ns2(prefix)
 
@@ -310,3 +310,43 @@ def test_certificates_signed_by_one_ca_key_the_overlay(fresh_prefix: str, tmp_pa
     for host, peer in (("host1", "host2"), ("host2", "host1")):
         sa = sa_findings(fresh_prefix, host)[f"ipsec SA with {peer}"]
         assert sa["state"] == "ok" and sa["detail"].startswith("up for"), sa
+
+
+def test_under_evpn_ike_follows_the_hosts_bgp_brings_and_takes(fresh_prefix: str, tmp_path: Path) -> None:
+    """Under EVPN the peers are whoever BGP announces: one connection covers the underlay, and charon
+    dials the VTEP each first packet is for.  A host that joins is reached encrypted with nothing changed
+    on the others (an ovs host on the kernel datapath and a kernel host); one that leaves takes its SAs
+    with it."""
+    if esp_missing():
+        pytest.skip("this kernel has no ESP: run it with scripts/guest")
+    psk = tmp_path / "ipsec.psk"
+    with os.fdopen(os.open(psk, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+        out.write(KEY + "\n")
+
+    def evpn(count: int) -> str:
+        hosts = topology.generate(count, topology.Control.EVPN)
+        encrypted = replace(hosts, encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(psk))
+        path = tmp_path / f"evpn-{count}.toml"
+        path.write_text(topology.to_toml(encrypted))
+        return str(path)
+
+    def verified() -> bool:
+        return bool(json.loads(run_ovsvx("verify", "--prefix", fresh_prefix, "--json", check=False).stdout)["ok"])
+
+    run_ovsvx("deploy", "--prefix", fresh_prefix, "-t", evpn(2), "--mode", "host1=ovs,host2=kernel")
+    assert waits.until(verified, 30)
+    grown = run_ovsvx("deploy", "--prefix", fresh_prefix, "-t", evpn(3), "--mode", "host3=kernel").stdout
+    assert {line.split(":", 1)[0] for line in grown.splitlines() if line.startswith("host")} == {"host3"}, grown
+    assert waits.until(verified, 30)
+    for host in ("host1", "host2"):
+        sa = sa_findings(fresh_prefix, host)["ipsec SA with host3"]
+        assert sa["state"] == "ok" and sa["detail"].startswith("up for"), sa
+
+    shrunk = run_ovsvx("deploy", "--prefix", fresh_prefix, "-t", evpn(2)).stdout
+    assert "host3: - charon" in shrunk, shrunk
+
+    def host3_forgotten() -> bool:  # its charon said goodbye: no SA with its VTEP is left on host1
+        return "10.33.30.152" not in netstack.run(f"{fresh_prefix}host1", ["ip", "xfrm", "state"]).stdout
+
+    assert waits.until(host3_forgotten, 10)
+    assert verified()
