@@ -83,34 +83,39 @@ def child_names(topology: Topology, peer: Host) -> tuple[str, str]:
     return f"to-{who}", f"from-{who}"
 
 
-def connections(topology: Topology, host: Host) -> dict[str, dict[str, Any]]:
-    """The IKE connections, as vici's load-conn takes them, each with its two CHILD_SAs: one per peer
-    under static control; under EVPN, where the peers are whoever BGP announces, one for the whole
-    underlay.  Its trap policies cover every VTEP of the underlay, and charon dials the one the first
-    packet is for (the acquire's destination): IKE follows joins and leaves with nothing reloaded."""
-    auth = _auth(topology, host)
+@dataclass(frozen=True)
+class FarEnd:
+    """What one connection reaches: the addresses IKE dials or answers, the selector of their VXLAN
+    ("dynamic": the peer's own address), the identity asked of them, and the two CHILD_SAs' names."""
+
+    conn: str
+    addrs: str
+    net: str
+    identity: dict[str, str]
+    children: tuple[str, str]
+
+
+def far_ends(topology: Topology, host: Host) -> list[FarEnd]:
+    """Each peer, by its VTEP, under static control; under EVPN, where the peers are whoever BGP
+    announces, the whole underlay: its trap policies cover every VTEP, and charon dials the one the
+    first packet is for (the acquire's destination), so IKE follows joins and leaves with nothing
+    reloaded."""
     if topology.evpn:
         underlay = str(topology.underlay)
-        to, back = child_names(topology, host)
-        return {EVPN_CONN: _conn(topology, host, underlay, auth["local"], auth["remote"], to, back, underlay)}
-    found = {}
-    for peer in topology.peers(host):
-        remote = {**auth["remote"], "id": str(peer.vtep)}
-        to, back = child_names(topology, peer)
-        found[conn_name(topology, peer)] = _conn(topology, host, str(peer.vtep), auth["local"], remote, to, back)
-    return found
+        return [FarEnd(EVPN_CONN, underlay, underlay, {}, child_names(topology, host))]
+    return [
+        FarEnd(conn_name(topology, p), str(p.vtep), "dynamic", {"id": str(p.vtep)}, child_names(topology, p))
+        for p in topology.peers(host)
+    ]
 
 
-def _conn(
-    topology: Topology,
-    host: Host,
-    remote_addrs: str,
-    local: dict[str, Any],
-    remote: dict[str, Any],
-    to: str,
-    back: str,
-    remote_net: str = "dynamic",
-) -> dict[str, Any]:
+def connections(topology: Topology, host: Host) -> dict[str, dict[str, Any]]:
+    """The IKE connections, as vici's load-conn takes them, each with its two CHILD_SAs."""
+    auth = _auth(topology, host)
+    return {far.conn: _conn(topology, host, auth, far) for far in far_ends(topology, host)}
+
+
+def _conn(topology: Topology, host: Host, auth: dict[str, dict[str, Any]], far: FarEnd) -> dict[str, Any]:
     port = topology.port
 
     def child(local_ts: str, remote_ts: str) -> dict[str, Any]:
@@ -122,19 +127,20 @@ def _conn(
             "start_action": "trap",
         }
 
+    to, back = far.children
     return {
         "version": "2",
         "local_addrs": [str(host.vtep)],
-        "remote_addrs": [remote_addrs],
+        "remote_addrs": [far.addrs],
         "proposals": [IKE_PROPOSAL],
         "encap": "no",
         "mobike": "no",
         "dpd_delay": "10s",
-        "local": {**local, "id": str(host.vtep)},
-        "remote": remote,
+        "local": {**auth["local"], "id": str(host.vtep)},
+        "remote": {**auth["remote"], **far.identity},
         "children": {
-            to: child("dynamic[udp]", f"{remote_net}[udp/{port}]"),
-            back: child(f"dynamic[udp/{port}]", f"{remote_net}[udp]"),
+            to: child("dynamic[udp]", f"{far.net}[udp/{port}]"),
+            back: child(f"dynamic[udp/{port}]", f"{far.net}[udp]"),
         },
     }
 
