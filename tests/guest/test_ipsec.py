@@ -152,6 +152,11 @@ def test_verify_passes_and_each_peer_has_its_sa(encrypted_lab: Lab) -> None:
     for host, peer in (("host1", "host2"), ("host2", "host1")):
         sa = sa_findings(prefix, host)[f"ipsec SA with {peer}"]
         assert sa["state"] == "ok" and sa["detail"].startswith("up for"), sa
+    # the key is in no file ovsvx or charon wrote: the record, strongswan.conf, charon's log, ...
+    deployment = record.require("lab", prefix)
+    written = [p for p in deployment.folder.rglob("*") if p.is_file()] + [deployment.path]
+    assert any(p.name == "charon.log" for p in written)
+    assert not [p for p in written if KEY.encode() in p.read_bytes()]
 
 
 def test_the_underlay_carries_esp_and_never_vxlan_in_clear(encrypted_lab: Lab) -> None:
