@@ -212,7 +212,7 @@ def _ipsec(context: HostContext) -> list[Diagnosis]:
             Diagnosis(
                 FAIL,
                 f'strongSwan is not installed (no {ipsec.CHARON}): encryption = "ipsec" runs it',
-                "apt-get install charon-systemd strongswan-swanctl libstrongswan-standard-plugins (scripts/setup does)",
+                ipsec.INSTALL,
             )
         )
     for name, path, secret in topology.ipsec.files(context.site.host.name):

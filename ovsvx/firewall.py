@@ -68,26 +68,26 @@ class Rules:
     encrypted: bool = False  # VXLAN in and out only through ESP
 
     def _vxlan_chains(self) -> list[str]:
-        if not self.encrypted:
-            return [
-                f"    chain {CHAIN} {{",
-                f"        type filter hook input priority {PRIORITY}; policy accept;",
-                f'        udp dport {self.port} ip saddr @peers counter accept comment "from a peer VTEP"',
-                f'        udp dport {self.port} counter drop comment "from anyone else"',
-                "    }",
-            ]
-        return [
+        """The VXLAN port's own chains: in, from the peers (through ESP when encrypted); out, when
+        encrypted, never in clear."""
+        through_esp = " meta ipsec exists" if self.encrypted else ""
+        from_peer = "from a peer VTEP, through ESP" if self.encrypted else "from a peer VTEP"
+        dropped = "in clear, or from anyone else" if self.encrypted else "from anyone else"
+        lines = [
             f"    chain {CHAIN} {{",
             f"        type filter hook input priority {PRIORITY}; policy accept;",
-            f"        udp dport {self.port} ip saddr @peers meta ipsec exists counter accept"
-            ' comment "from a peer VTEP, through ESP"',
-            f'        udp dport {self.port} counter drop comment "in clear, or from anyone else"',
-            "    }",
-            f"    chain {OUT_CHAIN} {{",
-            f"        type filter hook output priority {PRIORITY}; policy accept;",
-            f'        udp dport {self.port} ip daddr @peers rt ipsec missing counter drop comment "never in clear"',
+            f'        udp dport {self.port} ip saddr @peers{through_esp} counter accept comment "{from_peer}"',
+            f'        udp dport {self.port} counter drop comment "{dropped}"',
             "    }",
         ]
+        if self.encrypted:
+            lines += [
+                f"    chain {OUT_CHAIN} {{",
+                f"        type filter hook output priority {PRIORITY}; policy accept;",
+                f'        udp dport {self.port} ip daddr @peers rt ipsec missing counter drop comment "never in clear"',
+                "    }",
+            ]
+        return lines
 
     def script(self) -> str:
         """An `nft -f` script that replaces the table atomically (create, delete, define: one transaction)."""

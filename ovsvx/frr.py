@@ -33,7 +33,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from ovsvx import netstack, record, routepolicy, systemd, waits
+from ovsvx import netstack, record, routepolicy, secretfile, systemd, waits
 from ovsvx.daemons import running_pid, stop_pid
 from ovsvx.errors import ApplyError, PreconditionError
 from ovsvx.topology import Host, Topology
@@ -95,17 +95,15 @@ def password(topology: Topology) -> str | None:
     if path is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        opened = secretfile.open_file(path)
     except OSError as err:
         raise PreconditionError(f"bgp.password_file {path}: cannot be read ({err.strerror})") from None
-    with os.fdopen(fd) as file:
-        found = os.fstat(file.fileno())
-        if not stat.S_ISREG(found.st_mode) or found.st_uid != 0 or found.st_mode & 0o077:
-            raise PreconditionError(
-                f"bgp.password_file {path}: must be a file of root's that no one else may read or write"
-                f" (chown root {path}; chmod 600 {path})"
-            )
-        text = file.read().rstrip("\n")
+    if not opened.regular or not opened.roots_alone:
+        raise PreconditionError(
+            f"bgp.password_file {path}: must be a file of root's that no one else may read or write"
+            f" (chown root {path}; chmod 600 {path})"
+        )
+    text = opened.data.decode(errors="replace").rstrip("\n")
     if not _PASSWORD_RE.fullmatch(text):
         raise PreconditionError(
             f"bgp.password_file {path}: the password must be 1..{PASSWORD_MAX} printable ASCII characters,"

@@ -31,18 +31,18 @@ What is protected, and why this way:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import socket
-import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ovsvx import netstack, systemd, waits
+from ovsvx import netstack, secretfile, systemd, waits
 from ovsvx.daemons import running_pid, serving, site_dir, stop_pid
 from ovsvx.errors import ApplyError, PreconditionError, TopologyError
 from ovsvx.findings import MISSING, OK, Finding
@@ -64,6 +64,8 @@ ESP_PROPOSAL = "aes128gcm16-x25519"  # topology.ESP_OVERHEAD is this cipher's
 PSK_MIN_CHARS = 16
 START_WAIT_S = 15.0
 ELIDED = "<elided>"
+NOT_PLAIN = "not a plain file (a link or a folder is not followed)"
+INSTALL = "apt-get install charon-systemd strongswan-swanctl libstrongswan-standard-plugins (scripts/setup does)"
 
 
 # --- what charon is given: pure values ----------------------------------------------------------
@@ -235,26 +237,31 @@ def read_credentials(topology: Topology, host: Host) -> Credentials:
 
 
 def _read(name: str, path: Path, secret: bool = False) -> bytes:
-    problem = file_problem(path, secret)
+    data, problem = _checked(path, secret)
     if problem:
         raise TopologyError(f"ipsec.{name}: {path}: {problem}")
-    return path.read_bytes()
+    return data
 
 
 def file_problem(path: Path, secret: bool = True) -> str:
     """Why `path` cannot serve ("" when it can): missing, not a plain file, or (a secret) open to others."""
+    return _checked(path, secret)[1]
+
+
+def _checked(path: Path, secret: bool) -> tuple[bytes, str]:
+    """The file's content and "", or no content and why it cannot serve (secretfile reads it once)."""
     try:
-        found = os.stat(path, follow_symlinks=False)
+        opened = secretfile.open_file(path)
     except OSError as err:
-        return f"cannot read: {err.strerror}"
-    if not stat.S_ISREG(found.st_mode):
-        return "not a plain file (a link or a folder is not followed)"
-    if secret and (found.st_uid != 0 or found.st_mode & 0o077):
-        return (
-            f"must be root's and closed to others (owner uid {found.st_uid}, mode {stat.S_IMODE(found.st_mode):04o}):"
+        return b"", NOT_PLAIN if err.errno == errno.ELOOP else f"cannot read: {err.strerror}"
+    if not opened.regular:
+        return b"", NOT_PLAIN
+    if secret and not opened.roots_alone:
+        return b"", (
+            f"must be root's and closed to others (owner uid {opened.uid}, mode {opened.mode:04o}):"
             " chown root and chmod 600 it"
         )
-    return ""
+    return opened.data, ""
 
 
 # --- charon, one per host -----------------------------------------------------------------------
@@ -326,10 +333,7 @@ def installed() -> bool:
 
 def require_installed() -> None:
     if not installed():
-        raise PreconditionError(
-            f'encryption = "ipsec" needs strongSwan (no {CHARON}): '
-            "`apt-get install charon-systemd strongswan-swanctl libstrongswan-standard-plugins` (scripts/setup does)"
-        )
+        raise PreconditionError(f'encryption = "ipsec" needs strongSwan (no {CHARON}): {INSTALL}')
 
 
 def charon_pid(home: CharonHome) -> int | None:
@@ -389,11 +393,10 @@ def session(home: CharonHome) -> Iterator[Any]:
         sock.close()
 
 
-def load(home: CharonHome, topology: Topology, host: Host) -> bool:
-    """Give charon the host's connections and key, and drop connections of peers that left; then start
-    IKE with each peer rather than wait for the first packet.  True if anything was loaded."""
+def load(home: CharonHome, topology: Topology, host: Host, credentials: Credentials) -> bool:
+    """Give charon the host's connections and credentials, and drop connections of peers that left; then
+    start IKE with each peer rather than wait for the first packet.  True if anything was loaded."""
     wanted = connections(topology, host)
-    credentials = read_credentials(topology, host)
     given = json.dumps(
         [wanted, credentials.secret, *(b.hex() for b in (credentials.cert, credentials.key, credentials.ca))]
     )
@@ -557,10 +560,10 @@ class HostIpsec:
     def apply(self) -> list[str]:
         if not self.topology.encrypted:
             return self.remove()
-        read_credentials(self.topology, self.site.host)  # a bad file is refused before charon starts
+        credentials = read_credentials(self.topology, self.site.host)  # a bad file: refused before charon starts
         name = self.site.host.name
         changes = [f"{name}: + charon ({self.home.conf})"] if start(self.home) else []
-        if load(self.home, self.topology, self.site.host):
+        if load(self.home, self.topology, self.site.host, credentials):
             peers = ", ".join(p.name for p in self.topology.peers(self.site.host))
             changes.append(f"{name}: ipsec: IKEv2 and ESP with {peers} (udp {self.topology.port}, transport mode)")
         return changes
