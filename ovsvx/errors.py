@@ -59,8 +59,8 @@ def unexpected(err: BaseException) -> OvsvxError:
     frame = err.__traceback__
     while frame is not None:
         path = Path(frame.tb_frame.f_code.co_filename)
-        if path.parent == PACKAGE:
-            where = f" (in {path.name}:{frame.tb_lineno}, {frame.tb_frame.f_code.co_name})"
+        if path.is_relative_to(PACKAGE):
+            where = f" (in {path.relative_to(PACKAGE)}:{frame.tb_lineno}, {frame.tb_frame.f_code.co_name})"
         frame = frame.tb_next
     said = str(err) or repr(err)
     return ApplyError(f"unexpected {type(err).__name__}: {said}{where}")

@@ -23,7 +23,8 @@ STATE_DIR = Path(f"/run/ovsvx-test-{os.getpid()}")
 os.environ["OVSVX_STATE_DIR"] = str(STATE_DIR)  # before ovsvx is imported: records read in-process agree
 os.environ["OVSVX_HOST_RECORD_DIR"] = str(STATE_DIR / "host-record")  # never this machine's /var/lib/ovsvx
 
-from ovsvx import daemons, netstack  # noqa: E402
+from ovsvx.host import netstack  # noqa: E402
+from ovsvx.ovs import daemons
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""A tiny Open vSwitch database: enough of ovsdbapp's API for ovsvx/ovsdb.py, to test it without OVS.
+"""A tiny Open vSwitch database: enough of ovsdbapp's API for ovsvx/ovs/ovsdb.py, to test it without OVS.
 
 Rows live in four tables (Bridge, Port, Interface, Controller) as ovsdbapp's
 IDL shows them: attributes, with optional columns as lists and maps as

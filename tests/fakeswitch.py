@@ -12,7 +12,19 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from ovsvx.flows import CONTROLLER, ETH_IP, IN_PORT, DecTtl, Flow, Goto, LearnPeerMac, Move, Output, Purpose, SetField
+from ovsvx.ovs.flows import (
+    CONTROLLER,
+    ETH_IP,
+    IN_PORT,
+    DecTtl,
+    Flow,
+    Goto,
+    LearnPeerMac,
+    Move,
+    Output,
+    Purpose,
+    SetField,
+)
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ovsvx import bench
-from ovsvx.figures import Figures, Summary, doubts, interleaved, summarize
+from ovsvx.observe import bench
+from ovsvx.observe.figures import Figures, Summary, doubts, interleaved, summarize
 
 
 def rounds(*gbps: float) -> Summary:

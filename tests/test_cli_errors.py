@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import topology
+from ovsvx.model import topology
 from tests.conftest import Runner, leftover_netns
 
 

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from ovsvx import doctor, topology
-from ovsvx.site import Site
+from ovsvx.model import topology
+from ovsvx.model.site import Site
+from ovsvx.observe import doctor
 
 TOPO = topology.default()
 

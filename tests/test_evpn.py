@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
-from ovsvx import firewall, flows, frr, plan, switch, topology
 from ovsvx.errors import TopologyError, UsageError
-from ovsvx.plan import Bridge, Route, Vxlan
-from ovsvx.topology import Control
+from ovsvx.host import firewall, plan
+from ovsvx.host.plan import Bridge, Route, Vxlan
+from ovsvx.kernel import frr
+from ovsvx.model import topology
+from ovsvx.model.topology import Control
+from ovsvx.ovs import flows, switch
 from tests import fakeswitch
 
 
@@ -113,7 +116,7 @@ def test_a_password_goes_into_every_session_and_never_into_the_plan() -> None:
     assert " neighbor 10.33.30.2 password s3cret" in frr.host_config(topo, topo.hosts[0], "s3cret")["bgpd"].splitlines()
     assert " neighbor vteps password s3cret" in frr.reflector_config(topo, "10.33.30.2", "s3cret")["bgpd"].splitlines()
     assert "password" not in frr.host_config(evpn(2), topo.hosts[0])["bgpd"]
-    from ovsvx.kernel import KernelBackend
+    from ovsvx.kernel.backend import KernelBackend
 
     plan_text = "\n".join(KernelBackend.commands(topo, topo.hosts[0], "system"))
     assert f" neighbor 10.33.30.2 password {frr.HIDDEN}" in plan_text.splitlines()  # the file is read only to deploy
@@ -301,7 +304,7 @@ class FakePath:
 def test_the_router_mac_community_round_trips_and_makes_a_route_a_peer() -> None:
     from os_ken.lib.packet import bgp
 
-    from ovsvx import evpnspeaker
+    from ovsvx.ovs import evpnspeaker
 
     community = evpnspeaker.RouterMacCommunity.of("02:00:c0:a8:02:fe")
     wire = community.serialize()
@@ -320,13 +323,13 @@ class FakeEvent:
 
 
 def route_of(prefix: str, vtep: str, mac: str) -> FakePath:
-    from ovsvx import evpnspeaker
+    from ovsvx.ovs import evpnspeaker
 
     return FakePath(prefix, vtep, [evpnspeaker.RouterMacCommunity.of(mac)])
 
 
 def test_the_speaker_keeps_routes_while_no_reflector_answers_and_sweeps_the_unrefreshed_after() -> None:
-    from ovsvx import evpnspeaker
+    from ovsvx.ovs import evpnspeaker
 
     topo = evpn(3)
     told: list[tuple[flows.EvpnPeer, ...]] = []
@@ -378,14 +381,14 @@ OFF_UNDERLAY = "is not a host address of the underlay 10.33.0.0/16"
     ],
 )
 def test_a_host_takes_only_what_an_overlay_route_can_be(prefix: str, vtep: str, why: str | None) -> None:
-    from ovsvx import routepolicy
+    from ovsvx.model import routepolicy
 
     topo = evpn(3)
     assert routepolicy.refusal(topo, topo.hosts[0], IPv4Network(prefix), IPv4Address(vtep)) == why
 
 
 def test_frr_holds_what_bgp_installs_to_the_same_policy_in_zebra() -> None:
-    from ovsvx import routepolicy
+    from ovsvx.model import routepolicy
 
     topo = evpn(3)
     lines = routepolicy.frr_policy(topo, topo.hosts[0])
@@ -427,7 +430,7 @@ def test_frr_holds_what_bgp_installs_to_the_same_policy_in_zebra() -> None:
 
 
 def test_the_speaker_refuses_what_no_overlay_route_can_be_and_counts_it() -> None:
-    from ovsvx import evpnspeaker
+    from ovsvx.ovs import evpnspeaker
 
     topo = evpn(3)
     told: list[tuple[flows.EvpnPeer, ...]] = []
@@ -448,7 +451,7 @@ def test_the_speaker_refuses_what_no_overlay_route_can_be_and_counts_it() -> Non
 def test_the_speaker_publishes_what_it_refused_for_status(tmp_path: Path) -> None:
     import json
 
-    from ovsvx import evpnspeaker
+    from ovsvx.ovs import evpnspeaker
 
     topo = evpn(3)
     state = tmp_path / "evpn.json"
@@ -473,14 +476,14 @@ def test_the_speaker_publishes_what_it_refused_for_status(tmp_path: Path) -> Non
     ],
 )
 def test_a_next_hop_names_an_ipv4_vtep_or_none(next_hop: str | None, vtep: str | None) -> None:
-    from ovsvx import routepolicy
+    from ovsvx.model import routepolicy
 
     assert routepolicy.vtep_of(next_hop) == (IPv4Address(vtep) if vtep else None)
 
 
 def test_the_speaker_takes_a_route_whose_next_hop_is_mapped_into_ipv6_and_ignores_an_ipv6_one() -> None:
     """A route with an IPv6 next hop once stopped the speaker's handling of every route after it."""
-    from ovsvx import evpnspeaker
+    from ovsvx.ovs import evpnspeaker
 
     topo = evpn(3)
     told: list[tuple[flows.EvpnPeer, ...]] = []
@@ -497,7 +500,8 @@ def test_every_bgp_speaker_of_the_overlay_sends_and_takes_only_ttl_255() -> None
 
     from os_ken.services.protocols.bgp import base
 
-    from ovsvx import evpnspeaker, gtsm
+    from ovsvx.host import gtsm
+    from ovsvx.ovs import evpnspeaker
 
     topo = evpn(2)
     assert " neighbor 10.33.30.2 ttl-security hops 1" in frr.host_config(topo, topo.hosts[0])["bgpd"].splitlines()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ovsvx import firewall, topology
+from ovsvx.host import firewall
+from ovsvx.model import topology
 from tests.topologies import three_hosts
 
 TOPO = topology.default()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import flows, switch, topology
-from ovsvx.flows import ETH_ARP, ETH_IP, LOCAL, Purpose
+from ovsvx.model import topology
+from ovsvx.ovs import flows, switch
+from ovsvx.ovs.flows import ETH_ARP, ETH_IP, LOCAL, Purpose
 from tests import fakeswitch
 from tests.topologies import three_hosts
 
@@ -175,7 +176,7 @@ def test_everything_else_is_dropped(packet: dict) -> None:
 def test_every_flow_serializes_as_an_openflow_13_flow_mod() -> None:
     from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
-    from ovsvx import ofapp
+    from ovsvx.ovs import ofapp
 
     class Datapath:  # what os-ken's message classes read from a datapath to serialize
         ofproto = ofproto_v1_3
@@ -191,14 +192,14 @@ def test_every_flow_serializes_as_an_openflow_13_flow_mod() -> None:
 
 
 def test_the_controller_knows_which_ports_the_flows_need() -> None:
-    from ovsvx.ofapp import missing_ports
+    from ovsvx.ovs.ofapp import missing_ports
 
     assert missing_ports(FLOWS1, {"tap2": 1, "vxlan1": 100, "br1": 0xFFFFFFFE}) == []
     assert missing_ports(FLOWS1, {"tap2": 1}) == ["vxlan1"]
 
 
 def test_switch_errors_are_decoded_into_names() -> None:
-    from ovsvx.ofapp import error_name
+    from ovsvx.ovs.ofapp import error_name
 
     assert error_name(2, 4) == "OFPET_BAD_ACTION/OFPBAC_BAD_OUT_PORT"
     assert error_name(5, 0) == "OFPET_FLOW_MOD_FAILED/OFPFMFC_UNKNOWN"
@@ -213,7 +214,7 @@ def test_readme_documents_every_table_and_cookie_purpose() -> None:
 
 
 def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
-    from ovsvx.ovs import OvsBackend
+    from ovsvx.ovs.backend import OvsBackend
 
     lines = OvsBackend.commands(TOPO, HOST1, "netdev")
     assert (
@@ -233,7 +234,7 @@ def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
 
 
 def test_af_xdp_ports_change_only_how_devices_are_read() -> None:
-    from ovsvx.switch import switch_plan
+    from ovsvx.ovs.switch import switch_plan
 
     plain = switch_plan(TOPO, HOST1, "netdev", None)
     xdp = switch_plan(TOPO, HOST1, "netdev", None, "afxdp-nonpmd")
@@ -246,8 +247,8 @@ def test_af_xdp_ports_change_only_how_devices_are_read() -> None:
 
 
 def test_the_kernel_datapath_tunnel_carries_an_outer_checksum_and_the_userspace_one_does_not() -> None:
-    from ovsvx.ovs import OvsBackend
-    from ovsvx.switch import switch_plan
+    from ovsvx.ovs.backend import OvsBackend
+    from ovsvx.ovs.switch import switch_plan
 
     def vxlan_options(datapath: str, topo: topology.Topology = TOPO, csum: str = "auto") -> dict[str, str]:
         bridges = switch_plan(topo, topo.hosts[0], datapath, None, csum=csum)

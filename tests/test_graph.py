@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import graph, topology
-from ovsvx.backends import BACKENDS
-from ovsvx.findings import MISSING, OK
-from ovsvx.graph import Kind, Line, Live, Picture
-from ovsvx.topology import Control, Mode, Topology
-from ovsvx.traffic import Traffic
+from ovsvx.deploy.backends import BACKENDS
+from ovsvx.model import topology
+from ovsvx.model.findings import MISSING, OK
+from ovsvx.model.topology import Control, Mode, Topology
+from ovsvx.model.traffic import Traffic
+from ovsvx.observe import graph
+from ovsvx.observe.graph import Kind, Line, Live, Picture
 from tests.topologies import three_hosts
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import doctor, firewall, ipsec, netstack, topology
 from ovsvx.errors import TopologyError
-from ovsvx.site import Site
+from ovsvx.host import firewall, ipsec, netstack
+from ovsvx.model import topology
+from ovsvx.model.site import Site
+from ovsvx.observe import doctor
 from tests.conftest import Runner
 from tests.test_cli_errors import one_line_error
 

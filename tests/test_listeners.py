@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ovsvx.listeners import Listener, decode_address, parse_table
+from ovsvx.host.listeners import Listener, decode_address, parse_table
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:19FD 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0

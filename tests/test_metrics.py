@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ovsvx import metrics, topology
-from ovsvx.backends import BACKENDS
-from ovsvx.deploy import Scope
+from ovsvx.deploy.backends import BACKENDS
+from ovsvx.deploy.deploy import Scope
 from ovsvx.errors import UsageError
-from ovsvx.topology import Control, Mode
+from ovsvx.model import topology
+from ovsvx.model.topology import Control, Mode
+from ovsvx.observe import metrics
 from tests.topologies import three_hosts
 
 

@@ -18,9 +18,10 @@ os.environ.setdefault("OSKEN_HUB_TYPE", "native")
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from ovsvx import ofapp, topology
-from ovsvx.flows import host_flows, learned_cookie
-from ovsvx.peerwatch import peer_probes
+from ovsvx.model import topology
+from ovsvx.ovs import ofapp
+from ovsvx.ovs.flows import host_flows, learned_cookie
+from ovsvx.ovs.peerwatch import peer_probes
 
 TOPO = topology.default()
 HOST = TOPO.host("host1")

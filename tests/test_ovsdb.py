@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from ovsvx import ovsdb, topology
 from ovsvx.errors import ConflictError
-from ovsvx.findings import OK
-from ovsvx.switch import OWNER_KEY, switch_plan
+from ovsvx.model import topology
+from ovsvx.model.findings import OK
+from ovsvx.ovs import ovsdb
+from ovsvx.ovs.switch import OWNER_KEY, switch_plan
 from tests.fakeovsdb import FakeOvsdb
 
 TOPO = topology.default()

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from ovsvx import topology
-from ovsvx.deploy import PARALLEL_HOSTS, each_site
+from ovsvx.deploy.deploy import PARALLEL_HOSTS, each_site
+from ovsvx.deploy.lab import neighbour_entries
 from ovsvx.errors import ApplyError
-from ovsvx.lab import neighbour_entries
-from ovsvx.site import Site
+from ovsvx.model import topology
+from ovsvx.model.site import Site
 
 TOPO = topology.generate(12)
 SITES = [Site(host, f"t-{host.name}", "t-") for host in TOPO.hosts]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from scapy.layers.l2 import ARP, Ether
 
-from ovsvx import topology
-from ovsvx.flows import CLASSIFY, host_flows, learned_cookie
-from ovsvx.peerwatch import Counts, counts, peer_probes, unanswered
+from ovsvx.model import topology
+from ovsvx.ovs.flows import CLASSIFY, host_flows, learned_cookie
+from ovsvx.ovs.peerwatch import Counts, counts, peer_probes, unanswered
 
 TOPO = topology.generate(3)
 HOST = TOPO.hosts[0]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ovsvx import plan, topology
-from ovsvx.deploy import planned, resolve_modes
-from ovsvx.switch import ovs_config
+from ovsvx.deploy.deploy import planned, resolve_modes
+from ovsvx.host import plan
+from ovsvx.model import topology
+from ovsvx.ovs.switch import ovs_config
 from tests.topologies import three_hosts
 
 TUTORIAL_HOST1 = """\

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from ovsvx import netstack, topology
 from ovsvx.errors import ConflictError
-from ovsvx.netlink import RTNH_F_ONLINK, Reconciler
-from ovsvx.plan import RTPROT_OVSVX, Route, kernel_plan
-from ovsvx.record import Deployment
-from ovsvx.site import Site
+from ovsvx.host import netstack
+from ovsvx.host.netlink import RTNH_F_ONLINK, Reconciler
+from ovsvx.host.plan import RTPROT_OVSVX, Route, kernel_plan
+from ovsvx.model import topology
+from ovsvx.model.record import Deployment
+from ovsvx.model.site import Site
 
 TOPO = topology.generate(8)
 HOST = TOPO.hosts[0]

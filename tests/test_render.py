@@ -8,15 +8,17 @@ from ipaddress import IPv4Address
 
 from rich.console import RenderableType
 
-from ovsvx import flows, render, topology
-from ovsvx.capture import Frame
-from ovsvx.deploy import HostStatus
-from ovsvx.doctor import Diagnosis
-from ovsvx.figures import Figures, Summary
-from ovsvx.findings import Finding
-from ovsvx.ofctl import InstalledFlow
-from ovsvx.trace import Hop
-from ovsvx.verify import Probe, Result
+from ovsvx.cli import render
+from ovsvx.deploy.deploy import HostStatus
+from ovsvx.model import topology
+from ovsvx.model.findings import Finding
+from ovsvx.observe.capture import Frame
+from ovsvx.observe.doctor import Diagnosis
+from ovsvx.observe.figures import Figures, Summary
+from ovsvx.observe.trace import Hop
+from ovsvx.observe.verify import Probe, Result
+from ovsvx.ovs import flows
+from ovsvx.ovs.ofctl import InstalledFlow
 from tests.conftest import run_ovsvx
 
 MAC = "d2:58:02:ab:21:4f"  # ":ab:" is the emoji code for the AB button

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from ovsvx import topology
-from ovsvx.controller import logged_errors
 from ovsvx.errors import TopologyError
-from ovsvx.preflight import Blocker
-from ovsvx.settings import OvsSettings
-from ovsvx.topology import Mode
+from ovsvx.host.preflight import Blocker
+from ovsvx.model import topology
+from ovsvx.model.settings import OvsSettings
+from ovsvx.model.topology import Mode
+from ovsvx.ovs.controller import logged_errors
 
 
 def test_a_firewall_blocker_keeps_what_blocks_and_how_to_allow_apart() -> None:
@@ -23,8 +23,8 @@ def test_a_firewall_blocker_keeps_what_blocks_and_how_to_allow_apart() -> None:
 
 def test_the_controllers_errors_are_read_by_the_fields_of_its_log_format() -> None:
     log = (
-        "2026-11-27 04:55:02,485 ovsvx.controller INFO serving 29 flows\n"
-        "2026-11-27 04:55:03,001 ovsvx.controller ERROR bridge br1 lacks port(s) vxlan1: not installing\n"
+        "2026-11-27 04:55:02,485 ovsvx.ovs.controller INFO serving 29 flows\n"
+        "2026-11-27 04:55:03,001 ovsvx.ovs.controller ERROR bridge br1 lacks port(s) vxlan1: not installing\n"
         "2026-11-27 04:55:03,002 os_ken.ofproto INFO a message that mentions ERROR in passing\n"
         "a line of someone else's\n"
     )

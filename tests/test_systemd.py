@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import systemd
-from ovsvx.topology import Mode
+from ovsvx.host import systemd
+from ovsvx.model.topology import Mode
 
 UNIT = systemd.AgentUnit.host("host1", Path("/etc/ovsvx/host1.toml"), Mode.KERNEL, False, "/opt/x/.venv/bin/python")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import topology
 from ovsvx.errors import TopologyError, UsageError
+from ovsvx.model import topology
 from tests.topologies import default_data, three_hosts
 
 

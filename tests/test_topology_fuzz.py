@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovsvx import topology
 from ovsvx.errors import TopologyError
+from ovsvx.model import topology
 
 DEFAULT = topology.to_data(topology.default())
 

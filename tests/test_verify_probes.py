@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ovsvx import topology, verify
+from ovsvx.model import topology
+from ovsvx.observe import verify
 
 
 def by_pair(probes: list[verify.Probe], kind: str = "ping") -> dict[tuple[str, str], int | None]:

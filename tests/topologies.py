@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ovsvx import topology
+from ovsvx.model import topology
 
 
 def default_data() -> dict[str, Any]:

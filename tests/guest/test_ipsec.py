@@ -24,9 +24,12 @@ from typing import Any
 
 import pytest
 
-from ovsvx import ipsec, lab, netstack, record, topology, waits
-from ovsvx.firewall import Counters, Firewall
-from ovsvx.site import Site
+from ovsvx import waits
+from ovsvx.deploy import lab
+from ovsvx.host import ipsec, netstack
+from ovsvx.host.firewall import Counters, Firewall
+from ovsvx.model import record, topology
+from ovsvx.model.site import Site
 from tests.conftest import TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import failed, status
 from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject

@@ -7,7 +7,9 @@ import socket
 import subprocess
 import time
 
-from ovsvx import netstack, topology, waits
+from ovsvx import waits
+from ovsvx.host import netstack
+from ovsvx.model import topology
 
 TOPO = topology.default()
 INTRUDER_ADDRESS = "10.33.30.200"  # a machine of the underlay that is no VTEP of the topology

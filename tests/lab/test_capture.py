@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ovsvx import flows
+from ovsvx.ovs import flows
 from tests.conftest import Runner
 
 

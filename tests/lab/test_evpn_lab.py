@@ -13,9 +13,13 @@ from typing import Any
 
 import pytest
 
-from ovsvx import frr, gtsm, lab, netstack, record, topology, waits
-from ovsvx.evpnspeaker import CONNECT_RETRY_S
-from ovsvx.topology import Bgp, Control
+from ovsvx import waits
+from ovsvx.deploy import lab
+from ovsvx.host import gtsm, netstack
+from ovsvx.kernel import frr
+from ovsvx.model import record, topology
+from ovsvx.model.topology import Bgp, Control
+from ovsvx.ovs.evpnspeaker import CONNECT_RETRY_S
 from tests.conftest import STATE_DIR, Runner, leftover_netns
 from tests.lab.helpers import in_host, ping_result, processes_of, start_ping, status, verify
 from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject
@@ -204,7 +208,7 @@ def test_evpn_hosts_switch_modes_and_verify_as_soon_as_deploy_returns(ovsvx: Run
         assert "not converged" not in done.stdout + done.stderr
         report = verify(ovsvx, fresh_prefix)
         assert report["ok"], (mode, [c for c in report["checks"] if not c["ok"]])
-    assert not [p for p in processes_of(fresh_prefix) if "ovsvx.controller" in p]  # ovs mode is gone
+    assert not [p for p in processes_of(fresh_prefix) if "ovsvx.ovs.controller" in p]  # ovs mode is gone
 
 
 STRANGER = INTRUDER_ADDRESS  # a machine of the underlay, inside the reflector's listen range

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx import frr, record, topology
 from ovsvx.errors import ApplyError, PreconditionError
+from ovsvx.kernel import frr
+from ovsvx.model import record, topology
 from tests.conftest import need_lab
 
 

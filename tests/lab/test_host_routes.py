@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
-from ovsvx import netstack
-from ovsvx.evpnspeaker import HostRoutes
-from ovsvx.flows import EvpnPeer
+from ovsvx.host import netstack
+from ovsvx.ovs.evpnspeaker import HostRoutes
+from ovsvx.ovs.flows import EvpnPeer
 from tests.conftest import need_lab
 
 

@@ -26,11 +26,12 @@ from ovsdbapp import exceptions as ovsdbapp_errors
 from ovsdbapp.backend.ovs_idl import transaction
 from pyroute2.netlink.exceptions import NetlinkError
 
-from ovsvx import netstack, topology
-from ovsvx.deploy import UNDONE, Scope, deploy, destroy
+from ovsvx.deploy.deploy import UNDONE, Scope, deploy, destroy
 from ovsvx.errors import OvsvxError
-from ovsvx.options import DeployOptions
-from ovsvx.record import record_path
+from ovsvx.host import netstack
+from ovsvx.model import topology
+from ovsvx.model.options import DeployOptions
+from ovsvx.model.record import record_path
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab
 from tests.lab.helpers import processes_of
 

@@ -26,9 +26,11 @@ from typing import Any
 
 import pytest
 
-from ovsvx import lab, netstack, record, topology
-from ovsvx.firewall import Counters, Firewall
-from ovsvx.site import Site
+from ovsvx.deploy import lab
+from ovsvx.host import netstack
+from ovsvx.host.firewall import Counters, Firewall
+from ovsvx.model import record, topology
+from ovsvx.model.site import Site
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import in_host
 from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject

@@ -102,7 +102,7 @@ def test_a_link_not_made_by_ovsvx_is_refused_and_left_alone(ovsvx: Runner, fresh
 
 
 def test_a_first_deploy_that_fails_leaves_nothing(ovsvx: Runner, fresh_prefix: str) -> None:
-    from ovsvx import netstack
+    from ovsvx.host import netstack
 
     netstack.create_netns(f"{fresh_prefix}ns1")  # in the way: not made by ovsvx
     try:

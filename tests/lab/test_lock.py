@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from ovsvx import record
 from ovsvx.errors import PreconditionError
+from ovsvx.model import record
 from tests.conftest import leftover_netns, run_ovsvx, start_ovsvx
 
 

@@ -20,8 +20,11 @@ from typing import Any
 
 import pytest
 
-from ovsvx import flows, netstack, topology, waits
-from ovsvx.netlink import xdp_programs
+from ovsvx import waits
+from ovsvx.host import netstack
+from ovsvx.host.netlink import xdp_programs
+from ovsvx.model import topology
+from ovsvx.ovs import flows
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, ping_result, start_ping, status, verify
 

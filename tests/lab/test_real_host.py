@@ -24,7 +24,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ovsvx import netstack, topology, waits
+from ovsvx import waits
+from ovsvx.host import netstack
+from ovsvx.model import topology
 from tests.conftest import REPO, TEST_PREFIX, need_lab
 
 MACHINES = {"host1": f"{TEST_PREFIX}rh-a", "host2": f"{TEST_PREFIX}rh-b"}

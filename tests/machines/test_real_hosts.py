@@ -291,7 +291,7 @@ route_reflectors = ["{REFLECTOR}"]
 def reflector_on_host1() -> Iterator[str]:
     """host1 holds the reflector's address and runs it (`enable --reflector`), from a topology file both
     machines read; afterwards neither the unit nor the address is left."""
-    from ovsvx import topology
+    from ovsvx.model import topology
 
     path = remote.CTL / "evpn.toml"
     path.write_text(EVPN_TOPOLOGY.format(default=topology.default_text()))
@@ -352,7 +352,7 @@ psk_file = "{KEY_FILE}"
 def encrypted_topology() -> Iterator[str]:
     """The tutorial's topology with `encryption = "ipsec"`, in a file both machines read, and the same key
     on each machine in a root-only file; afterwards no key file is left."""
-    from ovsvx import topology
+    from ovsvx.model import topology
 
     text = topology.default_text()
     first_table = text.index("[[hosts]]")

@@ -1,0 +1,276 @@
+"""A real host's ovsvx as a long-running process: converge at start, then keep the host at its topology.
+
+The agent does nothing that `ovsvx deploy --host H` does not: each pass *is*
+that deploy, with its repair semantics (compare every piece with the machine,
+fix only what differs, adopt what the on-disk record says ovsvx made before a
+reboot).  What the agent adds is *when* a pass runs:
+
+- at start, and again with a growing pause while it fails (a NIC not up yet,
+  Open vSwitch still starting): the first pass that succeeds tells systemd the
+  host is ready;
+- soon after anything that may have drifted: a netlink notification from this
+  machine's stack (a link, an address or a route added or removed: a deleted
+  vxlan device, a NIC back with a new ifindex), or a change in OVSDB's
+  interfaces (a deleted port, an ovs-vswitchd restarted, which also ends the
+  monitor);
+- every FULL_CHECK_S in any case, the backstop for what sends no event (a
+  sysctl, an nftables rule, a flow, a workload namespace's own stack).
+
+Events come in bursts (our own pass makes some), so a pass waits SETTLE_S
+after the first; a pass that changes nothing makes no events, so the agent
+comes to rest.  The pass starts the daemons the host needs when they are not
+running, as deploy does: the os-ken controller in ovs mode, FRR's zebra and
+bgpd in kernel mode under EVPN; under ovsvx's unit, each is a service of
+its own (`systemd.start_service`), so they outlive the agent.  SIGTERM ends the
+agent after the pass under way and leaves them all: the flows stay in OVS
+(`fail_mode=secure`), the devices and BGP sessions stay, so the overlay keeps
+forwarding while the agent is away.
+
+The same loop keeps a route reflector (`ovsvx reflector`, `reflector.py`):
+its pass is the reflector's bgpd started, or left as it is.
+
+Each change is one line on stdout (systemd's journal), and so is each
+failure and each recovery from one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from ovsvx import waits
+from ovsvx.deploy.deploy import Scope, deploy, sites
+from ovsvx.errors import OvsvxError, UsageError, unexpected
+from ovsvx.host import netstack, systemd
+from ovsvx.model import record
+from ovsvx.model.options import DeployOptions
+from ovsvx.model.topology import Mode, Topology
+from ovsvx.observe import metrics
+from ovsvx.ovs import daemons
+
+FULL_CHECK_S = 30.0  # a pass this often even when nothing announced a change
+SETTLE_S = 0.3  # after an event, for the rest of its burst
+RETRY_FIRST_S = 1.0  # after a failed pass, doubling up to RETRY_MAX_S
+RETRY_MAX_S = 30.0
+OVSDB_RETRY_S = 1.0  # how soon the OVSDB monitor is started again after it ended (OVS restarting)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one pass did."""
+
+    ok: bool
+    changes: list[str]
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Converged:
+    """What a pass's work returns: the changes it made and what to warn about."""
+
+    changes: list[str]
+    warnings: list[str]
+
+
+def deploying(host: str, topology: Topology, mode: Mode | None) -> Callable[[], Converged]:
+    """A host agent's pass: `ovsvx deploy --host HOST`, with its repair semantics."""
+    requested = {host: str(mode)} if mode else {}
+
+    def work() -> Converged:
+        report = deploy(Scope.real(host), topology, requested, DeployOptions())
+        return Converged(report.changes, report.warnings)
+
+    return work
+
+
+class Agent:
+    """Keeps this machine at what one piece of work converges it to, pass after pass."""
+
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], Converged],
+        say: Callable[[str], None] = lambda line: print(line, flush=True),
+        full_check_s: float = FULL_CHECK_S,
+        watch_ovsdb: bool = True,
+    ):
+        self.name = name
+        self.work = work
+        self.full_check_s = full_check_s
+        self.watch_ovsdb = watch_ovsdb
+        self.say = say
+        self.wake = threading.Event()  # something may have drifted
+        self.stopping = threading.Event()
+        self.ready = False
+        self.warned: set[str] = set()
+        self.passes = metrics.Passes()  # what `--metrics` exports of the agent itself
+        self._ovsdb_monitor: subprocess.Popen[str] | None = None
+
+    # --- one pass -------------------------------------------------------------------------------
+
+    def converge(self) -> Pass:
+        """One pass, counted in `passes`."""
+        started = time.monotonic()
+        done = self._pass()
+        self.passes.record(done.ok, time.monotonic() - started, done.changes, repairing=self.ready)
+        return done
+
+    def _pass(self) -> Pass:
+        """One pass; its changes and warnings said line by line, an error in one line."""
+        try:
+            report = self.work()
+        except OvsvxError as err:
+            return Pass(False, [], str(err))
+        except Exception as err:  # noqa: BLE001 - the agent outlives an error nobody foresaw, and says it
+            return Pass(False, [], str(unexpected(err)))
+        for warning in report.warnings:
+            if warning not in self.warned:  # said once, not on every pass
+                self.say(f"{self.name}: warning: {warning}")
+        self.warned = set(report.warnings)
+        for line in report.changes:
+            self.say(line)
+        return Pass(True, report.changes)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Converge, then keep converging on events and on the clock, until SIGTERM (or stop())."""
+        self._start_netlink_watch()
+        retry = RETRY_FIRST_S
+        failing = ""
+        while not self.stopping.is_set():
+            self.wake.clear()
+            done = self.converge()
+            if done.ok:
+                if failing:
+                    self.say(f"{self.name}: repaired after: {failing}")
+                failing, retry = "", RETRY_FIRST_S
+                self._on_converged(done)
+                pause = self.full_check_s
+            else:
+                if done.error != failing:
+                    self.say(f"{self.name}: error: {done.error} (trying again)")
+                failing = done.error
+                systemd.notify(STATUS=f"not converged: {done.error}"[:400])
+                pause, retry = retry, min(retry * 2, RETRY_MAX_S)
+            self._keep_ovsdb_watch()
+            if self.wake.wait(waits.scaled(pause)) and not self.stopping.is_set():
+                self.stopping.wait(SETTLE_S)  # the rest of the burst
+        self._stop_watches()
+
+    def _on_converged(self, done: Pass) -> None:
+        if not self.ready:
+            self.ready = True
+            self.say(f"{self.name}: ready ({len(done.changes)} change(s) to get there)")
+            systemd.notify(READY="1", STATUS=f"{self.name} converged")
+        elif done.changes:
+            self.say(f"{self.name}: repaired: {len(done.changes)} change(s)")
+            systemd.notify(STATUS=f"{self.name} converged, last repair {time.strftime('%H:%M:%S')}")
+
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def install_signals(self) -> None:
+        """SIGTERM and Ctrl-C stop the loop.  Children forked by pyroute2 to reach a namespace inherit the
+        handler, and are ended with SIGTERM: in them it must be the default, death."""
+        me = os.getpid()
+
+        def handler(signum: int, _: FrameType | None) -> None:
+            if os.getpid() != me:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            self.say(f"{self.name}: {signal.Signals(signum).name}: stopping; the overlay keeps forwarding")
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # --- what wakes it ------------------------------------------------------------------------
+
+    def _start_netlink_watch(self) -> None:
+        """A thread that wakes the loop on every link, address or route notification of this stack.
+
+        pyroute2's socket is bound in the thread that reads it: its event loop belongs to one thread."""
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK
+
+        def watch() -> None:
+            ipr = IPRoute()
+            ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE)
+            while not self.stopping.is_set():
+                if ipr.get():
+                    self.wake.set()
+
+        threading.Thread(target=watch, name="ovsvx-netlink", daemon=True).start()
+
+    def _keep_ovsdb_watch(self) -> None:
+        """In ovs mode, keep an `ovsdb-client monitor` of the interfaces running: each line it prints is
+        a change, and its end (ovs-vswitchd or ovsdb-server restarting) is one too."""
+        if not self.watch_ovsdb or (self._ovsdb_monitor is not None and self._ovsdb_monitor.poll() is None):
+            return
+        deployment = record.load("host", "")
+        if deployment is None or deployment.modes.get(self.name) != Mode.OVS:
+            return
+        home = daemons.ovs_home(deployment, sites(deployment)[0])
+        argv = ["ovsdb-client", "monitor", home.db, "Open_vSwitch", "Interface", "name,ofport"]
+        try:
+            monitor = netstack.popen(
+                None, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+            )
+        except OSError:
+            return  # not installed: the full checks still run
+        self._ovsdb_monitor = monitor
+
+        def read() -> None:
+            assert monitor.stdout is not None
+            for _line in monitor.stdout:
+                self.wake.set()
+            monitor.wait()
+            if not self.stopping.wait(waits.scaled(OVSDB_RETRY_S)):
+                self.wake.set()  # a pass restarts the monitor, once OVS is back
+
+        threading.Thread(target=read, name="ovsvx-ovsdb", daemon=True).start()
+
+    def _stop_watches(self) -> None:
+        if self._ovsdb_monitor is not None and self._ovsdb_monitor.poll() is None:
+            self._ovsdb_monitor.terminate()
+            self._ovsdb_monitor.wait()
+
+
+def run(
+    host: str,
+    topology: Topology,
+    mode: Mode | None,
+    full_check_s: float = FULL_CHECK_S,
+    metrics_at: tuple[str, int] | None = None,
+    probes: bool = False,
+) -> None:
+    """`ovsvx agent`: the agent in the foreground until SIGTERM or Ctrl-C; with `metrics_at`, the host's
+    metrics and the agent's own served there."""
+    topology.host(host)  # an unknown host is a usage error before anything runs
+    agent = Agent(host, deploying(host, topology, mode), full_check_s=check_period(full_check_s))
+    if metrics_at is not None:
+        metrics.serve(metrics.registry_for(Scope.real(host), agent.passes, probes), metrics_at)
+    keep(agent)
+
+
+def check_period(full_check_s: float) -> float:
+    if not 0.5 <= full_check_s <= 3600:
+        raise UsageError(f"--full-check {full_check_s:g} is not allowed: seconds from 0.5 to 3600")
+    return full_check_s
+
+
+def keep(agent: Agent) -> None:
+    """Run `agent` in the foreground until SIGTERM or Ctrl-C."""
+    systemd.notify_socket()  # kept from the processes the agent starts
+    agent.install_signals()
+    agent.say(f"{agent.name}: agent started (pid {os.getpid()}); full check every {agent.full_check_s:g} s")
+    agent.run()

@@ -1,0 +1,202 @@
+"""`ovsvx enable` and `ovsvx disable`: a real host kept at its topology by a systemd unit, or no longer.
+
+enable checks everything first (root, systemd, the topology file, the host in
+it, this machine's NIC and VTEP) and changes nothing when a check fails.  It
+then keeps the topology under /etc/ovsvx (root's, 0600), writes the unit
+`ovsvx@HOST.service` for this installation's interpreter, and starts it, and
+returns once the agent says the host is ready.  Enabled again with another
+mode, the agent restarts and switches the host in place; with another
+topology, the host is destroyed first (as `deploy` asks), then deployed anew.
+
+disable stops and removes the unit, destroys the deployment and removes the
+stored topology: afterwards the machine is as it was before enable.
+
+`enable --reflector ADDR` and `disable --reflector ADDR` do the same for a
+route reflector of an EVPN topology (`reflector.py`): its own unit,
+`ovsvx-reflector@ADDR.service`, and its topology under /etc/ovsvx too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from ovsvx import waits
+from ovsvx.deploy import reflector
+from ovsvx.deploy.deploy import Scope, destroy, resolve_modes
+from ovsvx.errors import ApplyError, ConflictError
+from ovsvx.host import preflight, systemd
+from ovsvx.kernel import frr
+from ovsvx.model import record
+from ovsvx.model import topology as topo
+from ovsvx.model.topology import Mode
+
+CONFIG_DIR = Path(os.environ.get("OVSVX_CONFIG_DIR", "/etc/ovsvx"))
+READY_S = 120.0  # the agent's first pass: a deploy (OVS's and the controller's start in ovs mode)
+
+
+def topology_path(host: str) -> Path:
+    return CONFIG_DIR / f"{host}.toml"
+
+
+def reflector_topology_path(address: IPv4Address) -> Path:
+    return CONFIG_DIR / f"reflector-{address}.toml"
+
+
+@dataclass(frozen=True)
+class Enabled:
+    unit: str
+    changes: list[str]  # what enable did, in order
+    warnings: list[str]
+    status: systemd.UnitState | None
+
+
+def enable(
+    host: str, topology_file: Path | None, mode: Mode | None, metrics: str | None = None, probes: bool = False
+) -> Enabled:
+    """Make this machine `host` of the topology for good: stored, unit installed and started, ready."""
+    preflight.require_root()
+    wanted = topo.load(topology_file)
+    wanted.host(host)  # the user's values first: an unknown host is refused before anything else
+    systemd.require_systemd()
+    warnings = preflight.check_real_host(wanted, wanted.host(host))
+    deployed = record.load("host", "")
+    if deployed is not None and host not in deployed.modes:
+        raise ConflictError(
+            f"this machine is deployed as {', '.join(deployed.modes)}, not {host}: "
+            f"`ovsvx disable --host {next(iter(deployed.modes))}` (or `ovsvx destroy`) first"
+        )
+    chosen = resolve_modes(wanted, {host: str(mode)} if mode else {}, deployed.modes if deployed else None)[host]
+    python, env = sys.executable, systemd.carried_environment()
+    unit = systemd.AgentUnit.host(host, topology_path(host), mode, chosen == Mode.OVS, python, env, (metrics, probes))
+    changes = []
+    if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
+        changes += _stop(unit.unit)  # deploy takes no other topology over a deployed one: destroy first
+        changes += destroy(Scope.real(host))
+    changes += _write(topology_path(host), _text(topology_file))
+    changes, superseded = _install(unit, changes)
+    return Enabled(unit.unit, changes, warnings, _await_ready(unit.unit, superseded))
+
+
+def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enabled:
+    """Make this machine the topology's route reflector at `address` for good, as `enable` a host."""
+    preflight.require_root()
+    wanted = topo.load(topology_file)
+    reflector.check(wanted, address)
+    frr.require_installed()
+    systemd.require_systemd()
+    reflector.require_local(address)
+    stored = reflector_topology_path(address)
+    unit = systemd.AgentUnit.reflector(str(address), stored, sys.executable, systemd.carried_environment())
+    changes, superseded = _install(unit, _write(stored, _text(topology_file)))
+    return Enabled(unit.unit, changes, [], _await_ready(unit.unit, superseded))
+
+
+def _text(topology_file: Path | None) -> str:
+    return topology_file.read_text() if topology_file is not None else topo.default_text()
+
+
+def _install(unit: systemd.AgentUnit, changes: list[str]) -> tuple[list[str], str | None]:
+    """Write, enable and (re)start `unit`; a unit already running restarts when anything it reads changed.
+
+    Also returns the invocation that a (re)start supersedes (None when the unit was left running as it
+    was): until systemd runs another, an "active" unit is still the old agent."""
+    changes = changes + _write(systemd.unit_path(unit.unit), unit.text())
+    if changes:
+        systemd.systemctl("daemon-reload")
+    systemd.systemctl("enable", "--quiet", unit.unit)
+    state = systemd.unit_state(unit.unit)
+    running = state is not None and state.active in ("active", "activating", "reloading")
+    if running and not changes:
+        return changes, None
+    systemd.systemctl("restart" if running else "start", "--no-block", unit.unit)
+    changes.append(f"{'restarted' if running else 'started'} {unit.unit}")
+    return changes, state.invocation if state is not None else ""
+
+
+def _write(path: Path, text: str) -> list[str]:
+    """Write a root-only file if its content differs; the line saying so, or nothing."""
+    if path.exists() and path.read_text() == text:
+        return []
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600 if path.suffix == ".toml" else 0o644)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
+    return [f"+ {path}"]
+
+
+def _await_ready(unit: str, superseded: str | None) -> systemd.UnitState | None:
+    """Wait until the agent has converged (the unit is active: Type=notify), or say why not.  An agent
+    (re)started by enable counts only once systemd runs a new invocation, not the `superseded` one."""
+
+    def ready() -> bool:
+        state = systemd.unit_state(unit)
+        return state is not None and state.active == "active" and state.invocation != superseded
+
+    if waits.until(ready, READY_S, interval=0.3):
+        return systemd.unit_state(unit)
+    now = systemd.unit_state(unit)
+    said = now.describe() if now else "no unit"
+    raise ApplyError(f"{unit} is not ready after {waits.scaled(READY_S):.0f} s: {said}; see journalctl -u {unit}")
+
+
+def _stop(unit: str) -> list[str]:
+    state = systemd.unit_state(unit)
+    if state is None or state.active in ("inactive", "failed"):
+        return []
+    systemd.systemctl("stop", unit)
+    return [f"stopped {unit}"]
+
+
+def disable(host: str) -> list[str]:
+    """Stop and remove the host's unit, destroy what ovsvx made, remove the stored topology."""
+    preflight.require_root()
+    removed = _uninstall(systemd.unit_name(host))
+    deployed = record.load("host", "")
+    if deployed is not None and host in deployed.modes:
+        removed += destroy(Scope.real(host))
+    return removed + _forget(topology_path(host))
+
+
+def disable_reflector(address: IPv4Address) -> list[str]:
+    """Stop and remove the reflector's unit and its bgpd, remove the stored topology."""
+    preflight.require_root()
+    removed = _uninstall(systemd.reflector_unit_name(str(address))) + reflector.stop(address)
+    return removed + _forget(reflector_topology_path(address))
+
+
+def _uninstall(unit: str) -> list[str]:
+    if not systemd.unit_path(unit).exists():
+        return []
+    systemd.systemctl("disable", "--quiet", "--now", unit, check=False)
+    systemd.unit_path(unit).unlink()
+    systemd.systemctl("daemon-reload")
+    systemd.systemctl("reset-failed", unit, check=False)
+    return [f"- {systemd.unit_path(unit)}"]
+
+
+def _forget(stored: Path) -> list[str]:
+    """Remove a stored topology, and ovsvx's folders once nothing of theirs is left."""
+    removed = []
+    if stored.exists():
+        stored.unlink()
+        removed.append(f"- {stored}")
+    for folder in (CONFIG_DIR, record.HOST_RECORD_DIR):
+        _remove_if_empty(folder)
+    return removed
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """ovsvx's own folder goes once nothing but a lock file is left in it."""
+    if not folder.is_dir():
+        return
+    rest = [p for p in folder.iterdir() if p.suffix != ".lock"]
+    if not rest:
+        for lock in folder.iterdir():
+            lock.unlink()
+        folder.rmdir()

@@ -1,0 +1,39 @@
+"""What a NIC needs beyond netlink: its checksum offload (ethtool) and announcing an address (ARP).
+
+Small wrappers, each one external tool or one frame, shared by the
+reconciler (netlink.py) and the lab (lab.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ovsvx.errors import ApplyError
+from ovsvx.host import netstack
+from ovsvx.host.plan import ZERO_MAC
+
+
+def tx_offload(netns: str | None, dev: str) -> bool:
+    shown = netstack.run(netns, ["ethtool", "-k", dev], timeout=10)
+    return "tx-checksumming: on" in shown.stdout
+
+
+def set_tx_offload(netns: str | None, dev: str, on: bool) -> None:
+    setting = "on" if on else "off"
+    done = netstack.run(netns, ["ethtool", "-K", dev, "tx", setting], timeout=10)
+    if done.returncode != 0:
+        raise ApplyError(f"ethtool -K {dev} tx {setting}: {done.stderr.strip()}")
+
+
+def announce(netns: str | None, dev: str, address: Any, mac: str) -> None:
+    """Send a gratuitous ARP for `address` from `dev`: the address moved to another MAC, and peers
+    (a kernel's neighbour table, OVS's tunnel neighbour cache) would keep sending to the old one."""
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+    from scapy.layers.l2 import ARP, Ether
+    from scapy.sendrecv import sendp
+
+    frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
+        op=1, hwsrc=mac, psrc=str(address), pdst=str(address), hwdst=ZERO_MAC
+    )
+    netstack.call_in(netns, lambda: sendp(frame, iface=dev, count=2, inter=0.05, verbose=False))

@@ -1,0 +1,468 @@
+"""The EVPN control plane in kernel mode: FRR's zebra and bgpd, their configuration, and what they know.
+
+Configuration is computed by pure functions from the topology: a host's
+(`host_config`) names only the host itself and the route reflectors, never
+another host, so a host joins or leaves without any other host's
+configuration changing.  A route reflector's (`reflector_config`) accepts any
+VTEP of the underlay (`bgp listen range`), for the same reason.
+
+What a host advertises, and why (README, "Growth: BGP EVPN"): the VNI is
+EVPN's *routed* VNI (symmetric IRB, RFC 9135) in the default VRF, and each
+host sends one type-5 route (RFC 9136) for its subnet, whose next hop is its
+VTEP and whose Router's MAC community is the MAC of its vxlan address.  zebra
+turns each received route into the tutorial's three pieces: a route to the
+subnet through the routed VNI's bridge, a neighbour entry giving the router
+MAC, and a forwarding entry sending that MAC to the VTEP.  Traffic is routed
+at both ends, as in static mode (TTL 62 between namespaces).
+
+ovsvx runs these daemons itself, like a lab host's OVS, each host's with its
+own configuration, sockets, pid and log files under ovsvx's folder for that
+host, as the frr user, like Debian's service; the tools reach them with `vtysh --vty_socket`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import re
+import stat
+from dataclasses import asdict, dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from ovsvx import waits
+from ovsvx.errors import ApplyError, PreconditionError
+from ovsvx.host import netstack, secretfile, systemd
+from ovsvx.model import record, routepolicy
+from ovsvx.model.topology import Host, Topology
+from ovsvx.ovs.daemons import running_pid, stop_pid
+
+FRR_BIN = Path("/usr/lib/frr")
+FRR_USER = "frr"  # Debian's package makes it; the daemons run as it, as the frr service's do
+START_WAIT_S = 15.0  # a daemon's vty socket appears within a second; scaled on a slow machine
+# BGP timers: keepalive and hold time (FRR's datacenter profile), and how soon a host retries a route
+# reflector it lost.  A host that vanishes without a word is forgotten within the hold time.
+KEEPALIVE_S, HOLD_S, CONNECT_RETRY_S = 3, 9, 2
+HOST_DAEMONS = ("zebra", "bgpd")
+REFLECTOR_DAEMONS = ("bgpd",)  # a reflector installs nothing: bgpd runs without zebra (-Z)
+
+
+@dataclass(frozen=True)
+class FrrHome:
+    """Where one FRR instance keeps its configuration (root's folder), and its sockets, pids and logs
+    (the daemons' folder inside it, the frr user's)."""
+
+    name: str  # the host's name, or rr-ADDRESS: on a real host, part of each daemon's service name
+    rundir: Path
+    netns: str | None
+    daemons: tuple[str, ...] = HOST_DAEMONS
+    listen: str | None = None  # a reflector's address, the only one its bgpd listens on; a host's listens on none
+
+    @property
+    def workdir(self) -> Path:
+        """The daemons' own folder: what they write (pids, vty sockets, logs, zebra's API socket)."""
+        return self.rundir / "run"
+
+    def conf(self, daemon: str) -> Path:
+        return self.rundir / f"{daemon}.conf"
+
+    def pidfile(self, daemon: str) -> Path:
+        return self.workdir / f"{daemon}.pid"
+
+    def log(self, daemon: str) -> Path:
+        return self.workdir / f"{daemon}.log"
+
+    def vty(self, daemon: str) -> Path:
+        return self.workdir / f"{daemon}.vty"
+
+    def marker(self, daemon: str) -> str:
+        """What the daemon's command line holds: its own pid file, which no other process names."""
+        return str(self.pidfile(daemon))
+
+
+# --- the sessions' password ---------------------------------------------------------------
+
+PASSWORD_MAX = 80  # TCP MD5's key length (TCP_MD5SIG_MAXKEYLEN)
+_PASSWORD_RE = re.compile(rf"[!-~]{{1,{PASSWORD_MAX}}}")  # printable ASCII, no spaces: a word in FRR's syntax
+
+
+def password(topology: Topology) -> str | None:
+    """The BGP sessions' TCP MD5 password, from the topology's root-only `bgp.password_file`; None when it
+    names none.  The file is refused unless it is root's alone (another user could read or set it), and
+    its content is never shown: not in an error, `plan`, `status` or a log."""
+    path = topology.bgp.password_file if topology.bgp is not None else None
+    if path is None:
+        return None
+    try:
+        opened = secretfile.open_file(path)
+    except OSError as err:
+        raise PreconditionError(f"bgp.password_file {path}: cannot be read ({err.strerror})") from None
+    if not opened.regular or not opened.roots_alone:
+        raise PreconditionError(
+            f"bgp.password_file {path}: must be a file of root's that no one else may read or write"
+            f" (chown root {path}; chmod 600 {path})"
+        )
+    text = opened.data.decode(errors="replace").rstrip("\n")
+    if not _PASSWORD_RE.fullmatch(text):
+        raise PreconditionError(
+            f"bgp.password_file {path}: the password must be 1..{PASSWORD_MAX} printable ASCII characters,"
+            " no spaces, on one line"
+        )
+    return text
+
+
+#: What `plan` prints instead of the password.
+HIDDEN = "<bgp.password_file>"
+
+
+# --- configuration (pure) ----------------------------------------------------------------
+
+
+def _router(topology: Topology, name: str, router_id: str) -> list[str]:
+    """The start of a bgpd configuration: FRR's datacenter defaults (first, as FRR wants them), the
+    name, and the router in the overlay's AS."""
+    assert topology.bgp is not None
+    return [
+        "frr defaults datacenter",
+        f"hostname {name}",
+        f"router bgp {topology.bgp.asn}",
+        f" bgp router-id {router_id}",
+        " no bgp default ipv4-unicast",
+        f" timers bgp {KEEPALIVE_S} {HOLD_S}",
+    ]
+
+
+def host_config(topology: Topology, host: Host, secret: str | None = None) -> dict[str, str]:
+    """zebra's and bgpd's configuration for `host`: the routed VNI, and one iBGP session per reflector
+    (with `secret`, the sessions' TCP MD5 password)."""
+    assert topology.bgp is not None
+    zebra = [f"hostname {host.name}", "vrf default", f" vni {topology.vni}", "exit-vrf"]
+    zebra += routepolicy.frr_policy(topology, host)  # only what an overlay route can be reaches the kernel
+    bgpd = _router(topology, host.name, str(host.vtep))
+    for rr in topology.bgp.route_reflectors:
+        bgpd += [
+            f" neighbor {rr} remote-as {topology.bgp.asn}",
+            f" neighbor {rr} description route reflector",
+            f" neighbor {rr} update-source {host.vtep}",
+            f" neighbor {rr} timers connect {CONNECT_RETRY_S}",
+            f" neighbor {rr} ttl-security hops 1",  # GTSM: the reflector is on the underlay's link
+        ]
+        bgpd += [f" neighbor {rr} password {secret}"] if secret is not None else []
+    bgpd += [" address-family ipv4 unicast", f"  network {host.subnet}", " exit-address-family"]
+    bgpd += [" address-family l2vpn evpn"]
+    for rr in topology.bgp.route_reflectors:
+        bgpd += [f"  neighbor {rr} activate"]
+    bgpd += ["  advertise-all-vni", "  advertise ipv4 unicast", " exit-address-family", "exit"]
+    return {"zebra": _text(zebra), "bgpd": _text(bgpd)}
+
+
+def reflector_config(topology: Topology, address: str, secret: str | None = None) -> dict[str, str]:
+    """bgpd's configuration for a route reflector: every VTEP of the underlay is welcome as a client.
+
+    A host forgets the routes of a reflector it loses: FRR keeps no EVPN route
+    through a peer's graceful restart (FRRouting/frr#9749; README, "Growth: BGP
+    EVPN"), so the reflector asks for none."""
+    return {
+        "bgpd": _text(
+            [
+                *_router(topology, f"rr-{address}", address),
+                " neighbor vteps peer-group",
+                f" neighbor vteps remote-as {_asn(topology)}",
+                f" bgp listen range {topology.underlay} peer-group vteps",
+                " neighbor vteps ttl-security hops 1",  # sends TTL 255; `gtsm`'s table holds the clients to it
+                " bgp listen limit 5000",
+                *([f" neighbor vteps password {secret}"] if secret is not None else []),
+                " address-family l2vpn evpn",
+                "  neighbor vteps activate",
+                "  neighbor vteps route-reflector-client",
+                " exit-address-family",
+            ]
+        )
+    }
+
+
+def _asn(topology: Topology) -> int:
+    assert topology.bgp is not None
+    return topology.bgp.asn
+
+
+def _text(lines: list[str]) -> str:
+    return "\n".join(lines) + "\n"
+
+
+def render(home_hint: str, configs: dict[str, str]) -> list[str]:
+    """The configuration as the commands a person would type: each file, then its daemon."""
+    lines = []
+    for daemon, text in configs.items():
+        path = f"{home_hint}/{daemon}.conf"
+        lines += [f"cat > {path} <<'EOF'", *text.splitlines(), "EOF"]
+    for daemon in configs:
+        lines.append(f"{FRR_BIN}/{daemon} -d -f {home_hint}/{daemon}.conf")
+    return lines
+
+
+# --- the daemons -------------------------------------------------------------------------
+
+
+def installed() -> bool:
+    return all((FRR_BIN / daemon).exists() for daemon in HOST_DAEMONS)
+
+
+def require_installed() -> None:
+    if not installed():
+        raise PreconditionError(f"FRR is not installed (no {FRR_BIN}/bgpd): `apt-get install frr` (scripts/setup does)")
+
+
+def start(home: FrrHome, configs: dict[str, str]) -> list[str]:
+    """Run `home`'s daemons on `configs`: start what is not running, restart what runs an older
+    configuration; returns what it did (nothing when all is as wanted)."""
+    require_installed()
+    if home.netns is None and "zebra" in home.daemons:
+        _require_no_frr_service()
+    _prepare(home)
+    done = []
+    for daemon in home.daemons:
+        text = configs[daemon]
+        current = home.conf(daemon).read_text() if home.conf(daemon).exists() else None
+        running = running_pid(home.pidfile(daemon), home.marker(daemon)) is not None
+        if running and current == text:
+            continue
+        if running:
+            stop_pid(home.pidfile(daemon), home.marker(daemon))
+        _write_conf(home.conf(daemon), text)
+        _launch(home, daemon)
+        done.append(f"{'~' if running else '+'} {daemon} ({home.conf(daemon)})")
+    return done
+
+
+SERVICE_ZEBRA_PID = Path("/run/frr/zebra.pid")  # Debian's frr service
+
+
+def _require_no_frr_service() -> None:
+    """Two zebras on one machine would fight over its routes and neighbour entries."""
+    pid = running_pid(SERVICE_ZEBRA_PID, "zebra")
+    if pid is not None:
+        raise PreconditionError(
+            f"the frr service runs a zebra of its own (pid {pid}); ovsvx runs FRR itself under EVPN:"
+            " `systemctl disable --now frr` first"
+        )
+
+
+def _prepare(home: FrrHome) -> None:
+    """The folders, so that the frr user can replace nothing root writes or changes.
+
+    The configuration folder is root's (0755): the daemons read their files
+    there and write nothing.  Their own folder inside it is made by root and
+    handed to the frr user, never followed through a link; each of ovsvx's
+    folders above is made traversable (not readable) for them, whatever umask
+    made it (the agent's unit runs with 0077)."""
+    home.rundir.mkdir(parents=True, exist_ok=True)
+    for folder in (home.rundir, *home.rundir.parents):
+        if folder != record.STATE_DIR and record.STATE_DIR not in folder.parents:
+            break
+        mode = stat.S_IMODE(os.stat(folder).st_mode)
+        if mode & 0o111 != 0o111:  # changed only where it must be: the agent calls this on every pass
+            os.chmod(folder, mode | 0o111)
+    if stat.S_IMODE(os.stat(home.rundir).st_mode) != 0o755:
+        os.chmod(home.rundir, 0o755)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(home.workdir, 0o750)
+    found = os.lstat(home.workdir)
+    if not stat.S_ISDIR(found.st_mode):
+        raise ApplyError(f"{home.workdir} is not a folder (a link or a file took its place): remove it")
+    user = pwd.getpwnam(FRR_USER)
+    os.chown(home.workdir, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    os.chmod(home.workdir, 0o750)
+
+
+def _write_conf(path: Path, text: str) -> None:
+    """A configuration file, root's, readable by the frr group alone (it may hold the sessions'
+    password), never written through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
+    with os.fdopen(fd, "w") as out:
+        os.fchown(fd, 0, pwd.getpwnam(FRR_USER).pw_gid)
+        os.fchmod(fd, 0o640)
+        out.write(text)
+
+
+def _launch(home: FrrHome, daemon: str) -> None:
+    """Start one daemon: on a real host under ovsvx's unit, as a service of its own in the
+    foreground (`systemd.start_service`), else daemonized (-d) in the host's namespace."""
+    home.vty(daemon).unlink(missing_ok=True)
+    argv = [str(FRR_BIN / daemon), "-u", FRR_USER, "-g", FRR_USER, "-P", "0", "-f", str(home.conf(daemon))]
+    argv += ["-i", str(home.pidfile(daemon)), "--vty_socket", str(home.workdir), "--log", f"file:{home.log(daemon)}"]
+    argv += ["-Z"] if "zebra" not in home.daemons else ["-z", str(home.workdir / "zserv.api")]
+    if daemon == "bgpd":  # a host only dials its reflectors; a reflector listens on its own address only
+        argv += ["-p", "0"] if home.listen is None else ["-l", home.listen]
+    if systemd.daemons_are_units(home.netns):
+        systemd.start_service(f"ovsvx-{home.name}-{daemon}", argv, f"FRR {daemon} of ovsvx's {home.name}")
+    else:
+        done = netstack.run(home.netns, [argv[0], "-d", *argv[1:]], timeout=30)
+        if done.returncode != 0:
+            raise ApplyError(f"{daemon} did not start: {(done.stderr or done.stdout).strip()}; see {home.log(daemon)}")
+    if not waits.until(home.vty(daemon).exists, START_WAIT_S):
+        raise ApplyError(f"{daemon} did not start (no {home.vty(daemon)}); see {home.log(daemon)}")
+
+
+def stop(home: FrrHome) -> list[str]:
+    """Stop `home`'s daemons, bgpd first: it says goodbye to its peers (a Cease), so they forget this
+    host at once instead of after the hold time; then zebra takes its routes away."""
+    return [f"- {d}" for d in reversed(home.daemons) if stop_pid(home.pidfile(d), home.marker(d))]
+
+
+def running(home: FrrHome) -> dict[str, int | None]:
+    return {d: running_pid(home.pidfile(d), home.marker(d)) for d in home.daemons}
+
+
+# --- what bgpd knows ---------------------------------------------------------------------
+
+
+def show(home: FrrHome, command: str, daemon: str = "bgpd") -> Any:
+    """A daemon's JSON answer to a `show ... json` command; None when it does not answer."""
+    argv = ["vtysh", "--vty_socket", str(home.workdir), "-d", daemon, "-c", command]
+    done = netstack.run(home.netns, argv, timeout=10)
+    if done.returncode != 0:
+        return None
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+@dataclass(frozen=True)
+class Session:
+    peer: str
+    state: str  # BGP's FSM state: Established, Active, Connect, ...
+    uptime: str  # "00:01:02", or how long it has been down
+    received: int  # EVPN prefixes received
+
+
+@dataclass(frozen=True)
+class EvpnRoute:
+    """A route as bgpd's EVPN table holds it: type 5 (a subnet) with its next hop (the VTEP) and router MAC."""
+
+    type: int
+    prefix: str  # "192.168.2.0/24" for type 5; "10.33.30.151" (the originator) for type 3
+    vtep: str
+    router_mac: str
+    origin: str  # "local", or the router id of the host that sent it
+
+    def describe(self) -> str:
+        what = f"type-{self.type} route of {self.prefix}"
+        return what + (f" (router MAC {self.router_mac})" if self.router_mac else "")
+
+
+def sessions(home: FrrHome) -> list[Session] | None:
+    """The EVPN sessions, or None when bgpd does not answer."""
+    data = show(home, "show bgp l2vpn evpn summary json")
+    if data is None:
+        return None
+    peers = data.get("peers", {}) if isinstance(data, dict) else {}
+    return [
+        Session(
+            peer,
+            str(p.get("state", "?")),
+            str(p.get("peerUptime", "")),
+            int(p.get("pfxRcd", p.get("prefixReceivedCount", 0)) or 0),
+        )
+        for peer, p in sorted(peers.items())
+    ]
+
+
+def routes(home: FrrHome) -> list[EvpnRoute] | None:
+    """The best EVPN routes bgpd holds, local and received, or None when bgpd does not answer."""
+    data = show(home, "show bgp l2vpn evpn route json")
+    return None if data is None else parse_routes(data)
+
+
+def parse_routes(data: Any) -> list[EvpnRoute]:
+    """The best paths of `show bgp l2vpn evpn route json`: {rd: {"[5]:[0]:[24]:[...]": {"paths": [[...]]}}}."""
+    found = []
+    for rd, table in (data or {}).items():
+        if not isinstance(table, dict):
+            continue
+        for entry in table.values():
+            if not isinstance(entry, dict):
+                continue
+            for group in entry.get("paths", []):
+                found += [_route(rd, p) for p in group if isinstance(p, dict) and _best(p)]
+    return sorted(found, key=lambda r: (r.type, r.prefix))
+
+
+def _best(path: dict[str, Any]) -> bool:
+    best = path.get("bestpath")
+    return best is True or (isinstance(best, dict) and bool(best.get("overall")))
+
+
+def _route(rd: str, path: dict[str, Any]) -> EvpnRoute:
+    """One path; its originator is the address of its route distinguisher (FRR's RD is router-id:n)."""
+    kind = int(path.get("routeType", 0))
+    prefix = f"{path.get('ip')}/{path.get('ipLen')}" if kind == 5 else str(path.get("ip", ""))
+    hops = path.get("nexthops") or [{}]
+    communities = str(path.get("extendedCommunity", {}).get("string", "")).split()
+    rmac = next((word.split(":", 1)[1] for word in communities if word.startswith("Rmac:")), "")
+    origin = "local" if path.get("peerId") == "(unspec)" else rd.rsplit(":", 1)[0]
+    return EvpnRoute(kind, prefix, str(hops[0].get("ip", "")), rmac, origin)
+
+
+def refused_routes(home: FrrHome, topology: Topology, host: Host) -> list[dict[str, str]]:
+    """The routes from BGP that zebra holds inactive because `routepolicy`'s route-map denied them, each
+    with why (FRR counts none itself); empty when zebra does not answer."""
+    data = show(home, "show ip route bgp json", "zebra")
+    refused = []
+    for prefix, entries in (data if isinstance(data, dict) else {}).items():
+        for entry in entries if isinstance(entries, list) else []:
+            if entry.get("internalNextHopActiveNum") != 0:
+                continue  # a route zebra took
+            hop = str((entry.get("nexthops") or [{}])[0].get("ip", ""))
+            vtep = routepolicy.vtep_of(hop)
+            why = (  # none: inactive for a reason of FRR's own (its next hop unreachable, say)
+                routepolicy.refusal(topology, host, IPv4Network(prefix), vtep)
+                if vtep is not None
+                else f"its next hop {hop} is not an IPv4 address"
+            )
+            if why is not None:
+                refused.append({"prefix": prefix, "vtep": str(vtep or hop), "router_mac": "", "why": why})
+    return refused
+
+
+def summary(home: FrrHome, topology: Topology, host: Host) -> dict[str, Any]:
+    """What status shows of a host's BGP: its sessions, the EVPN routes it holds (received ones and its
+    own) and those it refused, as plain data; empty lists when bgpd does not answer."""
+    return {
+        "answering": (found := sessions(home)) is not None,
+        "sessions": [asdict(s) for s in found or []],
+        "routes": [asdict(r) for r in routes(home) or []],
+        "refused": refused_routes(home, topology, host),
+    }
+
+
+def describe_summary(found: dict[str, Any]) -> dict[str, str]:
+    """The summary as status's text lines."""
+    if not found["answering"]:
+        return {"bgp": "bgpd does not answer"}
+    sessions_text = "; ".join(
+        f"{s['peer']} {s['state']} ({'up' if s['state'] == 'Established' else 'down'} {s['uptime']}),"
+        f" {s['received']} received"
+        for s in found["sessions"]
+    )
+    received = [r for r in found["routes"] if r["origin"] != "local"]
+    routes_text = ", ".join(f"{r['prefix']} via {r['vtep']}" for r in received)
+    lines = {"bgp": sessions_text or "no sessions", "evpn routes": f"{len(received)} received: {routes_text or '-'}"}
+    if "refused" in found:  # what routepolicy turned down
+        refused = "; ".join(f"{r['prefix']} via {r['vtep']}: {r['why']}" for r in found["refused"])
+        lines["evpn routes refused"] = f"{len(found['refused'])}" + (f": {refused}" if refused else "")
+    return lines
+
+
+def host_home(site_folder: Path, netns: str | None) -> FrrHome:
+    """A host's FRR, in ovsvx's folder for the host (named for it)."""
+    return FrrHome(site_folder.name, site_folder / "frr", netns)
+
+
+def reflector_home(folder: Path, address: str, netns: str | None) -> FrrHome:
+    """A route reflector's bgpd, in a folder of `folder` (a lab's, or this machine's) named for its address."""
+    return FrrHome(f"rr-{address}", folder / f"rr-{address}", netns, REFLECTOR_DAEMONS, listen=address)

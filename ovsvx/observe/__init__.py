@@ -1,0 +1,1 @@
+"""Looking without changing: trace, capture, verify, bench, doctor, graph and metrics, through the Backend interface."""

@@ -1,0 +1,73 @@
+"""What `ovsvx graph` draws: a topology as deploy would make it, or a deployment with its live state.
+
+The drawing itself is `graph` (pure); this module gathers its inputs: each
+host's mode, datapath and pieces (from its backend), and, for a deployment,
+what `status` finds, the tunnels' counters and the BGP sessions.  No traffic
+is sent and nothing is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ovsvx.deploy.backends import BACKENDS, backend
+from ovsvx.deploy.deploy import HostStatus, Scope, find_scope, resolve_modes, sites, status
+from ovsvx.model import record
+from ovsvx.model.findings import OK
+from ovsvx.model.record import Deployment
+from ovsvx.model.settings import OvsSettings
+from ovsvx.model.topology import Mode, Topology
+from ovsvx.observe import graph
+from ovsvx.observe.graph import Live, Picture
+from ovsvx.ovs.backend import choose_datapath
+
+
+def sketched(topology: Topology, requested: Mapping[str, str], datapath: str) -> Picture:
+    """The topology alone, each host as deploy would make it (the datapath as `plan` would choose it,
+    without loading anything)."""
+    modes = resolve_modes(topology, requested)
+    chosen, _ = choose_datapath(datapath, load_module=False)
+    return _drawn(topology, modes, dict.fromkeys(modes, chosen), lab=False)
+
+
+def deployed_here() -> Scope | None:
+    """The deployment `status` would show without --host or --prefix, if there is one."""
+    scope = find_scope(None, None)
+    return scope if record.load(scope.kind, scope.prefix) is not None else None
+
+
+def observed(scope: Scope) -> Picture:
+    """A deployment, coloured by what `status` finds, with its tunnels' packets and BGP sessions.  A real
+    host knows only its own state: its peers are drawn as the topology has them, uncoloured."""
+    deployment, hosts = status(scope)
+    topology = deployment.topology
+    modes = resolve_modes(topology, {}, deployment.modes)
+    datapaths = {h: deployment.settings.get(h, OvsSettings()).datapath for h in modes}
+    drawn = _drawn(topology, modes, datapaths, lab=deployment.is_lab)
+    return graph.with_live(drawn, _live(deployment, hosts))
+
+
+def _drawn(topology: Topology, modes: Mapping[str, Mode], datapaths: Mapping[str, str], lab: bool) -> Picture:
+    pieces = {h.name: BACKENDS[modes[h.name]].pieces(topology, h, datapaths[h.name]) for h in topology.hosts}
+    return graph.picture(topology, modes, pieces, datapaths, lab)
+
+
+def _live(deployment: Deployment, hosts: Mapping[str, HostStatus]) -> Live:
+    states: dict[str, str] = {}
+    for name, found in hosts.items():
+        for finding in found.findings:
+            if finding.piece:
+                piece = graph.key(name, finding.piece)
+                states[piece] = graph.worst([states.get(piece, OK), finding.state])
+    traffic = {
+        graph.key(site.host.name, tunnel): counted
+        for site in sites(deployment)
+        for tunnel, counted in backend(deployment.modes[site.host.name], site, deployment).tunnel_traffic().items()
+    }
+    sessions = {
+        (name, str(session["peer"])): str(session["state"])
+        for name, found in hosts.items()
+        for session in (found.bgp or {}).get("sessions", [])
+    }
+    host_states = {name: graph.worst(f.state for f in found.findings) for name, found in hosts.items()}
+    return Live(states, host_states, traffic, sessions)
