@@ -14,7 +14,9 @@ from ovsvx.errors import TopologyError, UsageError
 from ovsvx.host import firewall, plan
 from ovsvx.host.plan import Bridge, Route, Vxlan
 from ovsvx.kernel import frr
+from ovsvx.kernel.plan import kernel_plan
 from ovsvx.model import topology
+from ovsvx.model.bgp import BgpView
 from ovsvx.model.topology import Control
 from ovsvx.ovs import flows, switch
 from tests import fakeswitch
@@ -70,7 +72,7 @@ def test_a_hosts_evpn_plan_and_frr_config_do_not_depend_on_the_other_hosts() -> 
     """What makes growth touch nobody: host1's whole desired state is the same with 2 or 3 hosts."""
     two, three = evpn(2), evpn(3)
     host1 = three.hosts[0]
-    assert plan.kernel_plan(two, host1) == plan.kernel_plan(three, host1)
+    assert kernel_plan(two, host1) == kernel_plan(three, host1)
     assert frr.host_config(two, host1) == frr.host_config(three, host1)
     assert firewall.rules(two, host1) == firewall.rules(three, host1)
     assert "10.33.30.151" not in frr.host_config(three, host1)["bgpd"]
@@ -79,7 +81,7 @@ def test_a_hosts_evpn_plan_and_frr_config_do_not_depend_on_the_other_hosts() -> 
 def test_evpn_kernel_plan_makes_the_vni_a_routed_vni_with_the_vxlan_address_as_router() -> None:
     topo = evpn(2)
     host = topo.hosts[0]
-    steps = plan.kernel_plan(topo, host)
+    steps = kernel_plan(topo, host)
     svi = Bridge("vni100", topology.mac_for(host.vxlan_address))
     assert svi in steps
     vxlan = next(s for s in steps if isinstance(s, Vxlan))
@@ -118,7 +120,7 @@ def test_a_password_goes_into_every_session_and_never_into_the_plan() -> None:
     assert "password" not in frr.host_config(evpn(2), topo.hosts[0])["bgpd"]
     from ovsvx.kernel.backend import KernelBackend
 
-    plan_text = "\n".join(KernelBackend.commands(topo, topo.hosts[0], "system"))
+    plan_text = "\n".join(KernelBackend.commands(topo, topo.hosts[0], {}))
     assert f" neighbor 10.33.30.2 password {frr.HIDDEN}" in plan_text.splitlines()  # the file is read only to deploy
 
 
@@ -275,7 +277,7 @@ def test_switch_under_evpn_has_one_flow_based_tunnel_port() -> None:
 
 
 def test_published_routes_give_back_the_same_peers() -> None:
-    state = {"routes": [flows.route_data(PEER2)]}
+    state = BgpView(answering=True, routes=[flows.route_of(PEER2)])
     assert flows.peers_of(state) == (PEER2,)
 
 

@@ -216,7 +216,7 @@ def test_readme_documents_every_table_and_cookie_purpose() -> None:
 def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
     from ovsvx.ovs.backend import OvsBackend
 
-    lines = OvsBackend.commands(TOPO, HOST1, "netdev")
+    lines = OvsBackend.commands(TOPO, HOST1, {"datapath": "netdev"})
     assert (
         "ovs-vsctl add-port br1 vxlan1 -- set interface vxlan1 type=vxlan ofport_request=100 "
         "options:remote_ip=10.33.30.151 options:key=100 options:dst_port=4789"
@@ -230,7 +230,7 @@ def test_ovs_plan_prints_the_switch_as_ovs_vsctl_commands() -> None:
     assert lines.index(
         "ovs-vsctl add-br br-phy -- set bridge br-phy datapath_type=netdev external_ids:ovsvx=true"
     ) < lines.index("ip addr add 10.33.30.150/24 dev br-phy")
-    assert not [line for line in OvsBackend.commands(TOPO, HOST1, "system") if "br-phy" in line]
+    assert not [line for line in OvsBackend.commands(TOPO, HOST1, {"datapath": "system"}) if "br-phy" in line]
 
 
 def test_af_xdp_ports_change_only_how_devices_are_read() -> None:
@@ -258,7 +258,7 @@ def test_the_kernel_datapath_tunnel_carries_an_outer_checksum_and_the_userspace_
     assert vxlan_options("system") == {"remote_ip": "10.33.30.151", "key": "100", "dst_port": "4789", "csum": "true"}
     assert "csum" not in vxlan_options("netdev")
     assert vxlan_options("system", topology.generate(2, topology.Control.EVPN))["csum"] == "true"
-    plan = OvsBackend.commands(TOPO, HOST1, "system")
+    plan = OvsBackend.commands(TOPO, HOST1, {"datapath": "system"})
     assert [line for line in plan if "add-port br1 vxlan1" in line and "options:csum=true" in line]
     # --tunnel-csum says otherwise, on either datapath
     assert vxlan_options("netdev", csum="on")["csum"] == "true"

@@ -29,8 +29,11 @@ NO_DOT = shutil.which("dot") is None
 
 
 def drawn(top: Topology, modes: dict[str, Mode], datapath: str = "system", lab: bool = False) -> Picture:
-    pieces = {h.name: BACKENDS[modes[h.name]].pieces(top, h, datapath) for h in top.hosts}
-    return graph.picture(top, modes, pieces, dict.fromkeys(modes, datapath), lab)
+    """As `graph` draws a topology whose ovs-mode hosts decided on `datapath`."""
+    decided = {"datapath": datapath}
+    pieces = {h.name: BACKENDS[modes[h.name]].pieces(top, h, decided) for h in top.hosts}
+    labels = {name: BACKENDS[mode].label(decided)[0] for name, mode in modes.items()}
+    return graph.picture(top, modes, pieces, labels, lab)
 
 
 def every(top: Topology, mode: Mode) -> dict[str, Mode]:

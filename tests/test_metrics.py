@@ -55,18 +55,20 @@ def test_frr_uptimes_become_seconds(text: str, seconds: float | None) -> None:
 def test_each_tunnel_is_labelled_with_the_peer_it_goes_to() -> None:
     two = topology.default()
     host1 = two.host("host1")
-    assert metrics.tunnel_peers(two, host1, BACKENDS[Mode.KERNEL].pieces(two, host1, "system")) == {"vxlan1": "host2"}
+    assert metrics.tunnel_peers(two, host1, BACKENDS[Mode.KERNEL].pieces(two, host1, {"datapath": "system"})) == {
+        "vxlan1": "host2"
+    }
     three = topology.parse(three_hosts())
     ovs = metrics.tunnel_peers(
-        three, three.host("host1"), BACKENDS[Mode.OVS].pieces(three, three.host("host1"), "system")
+        three, three.host("host1"), BACKENDS[Mode.OVS].pieces(three, three.host("host1"), {"datapath": "system"})
     )
     assert ovs == {"vxlan1-1": "host2", "vxlan1-2": "host3"}
     kernel = metrics.tunnel_peers(
-        three, three.host("host1"), BACKENDS[Mode.KERNEL].pieces(three, three.host("host1"), "system")
+        three, three.host("host1"), BACKENDS[Mode.KERNEL].pieces(three, three.host("host1"), {"datapath": "system"})
     )
     assert kernel == {"vxlan1": metrics.EVERY_PEER}  # one device floods to both
     evpn = topology.generate(3, Control.EVPN)
-    pieces = BACKENDS[Mode.OVS].pieces(evpn, evpn.hosts[0], "system")
+    pieces = BACKENDS[Mode.OVS].pieces(evpn, evpn.hosts[0], {"datapath": "system"})
     assert metrics.tunnel_peers(evpn, evpn.hosts[0], pieces) == {evpn.hosts[0].vxlan: metrics.EVERY_PEER}
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from ovsvx.deploy.deploy import planned, resolve_modes
 from ovsvx.host import plan
+from ovsvx.kernel.plan import kernel_plan
 from ovsvx.model import topology
+from ovsvx.model.options import DeployOptions
+from ovsvx.ovs.plan import ovs_plan
+from ovsvx.ovs.settings import Datapath
 from ovsvx.ovs.switch import ovs_config
 from tests.topologies import three_hosts
 
@@ -30,7 +34,7 @@ ip route add 192.168.2.0/24 via 192.168.2.254 dev vxlan1 onlink"""
 
 
 def rendered(topo: topology.Topology, host: str) -> str:
-    return "\n".join(line for r in plan.kernel_plan(topo, topo.host(host)) for line in plan.render(r))
+    return "\n".join(line for r in kernel_plan(topo, topo.host(host)) for line in plan.render(r))
 
 
 def test_host1_renders_as_the_tutorial() -> None:
@@ -39,7 +43,7 @@ def test_host1_renders_as_the_tutorial() -> None:
 
 def test_ovs_mode_keeps_the_layout_on_the_switchs_internal_port() -> None:
     topo = topology.default()
-    before, after = plan.ovs_plan(topo, topo.hosts[0], "netdev")
+    before, after = ovs_plan(topo, topo.hosts[0], Datapath.NETDEV)
     text = "\n".join(line for r in before + after for line in plan.render(r))
     assert "ip netns exec ns1 ip link set dev tap1 address 02:00:c0:a8:01:64 mtu 1450 up" in text
     assert "ip netns exec ns1 ethtool -K tap1 tx off" in text
@@ -51,18 +55,18 @@ def test_ovs_mode_keeps_the_layout_on_the_switchs_internal_port() -> None:
         "ip netns exec ns1 ip route add default via 192.168.1.1 dev tap1\n"
         "ip route add 192.168.2.0/24 via 192.168.2.254 dev br1 onlink"
     )
-    _, system_after = plan.ovs_plan(topo, topo.hosts[0], "system")
+    _, system_after = ovs_plan(topo, topo.hosts[0], Datapath.SYSTEM)
     assert not [r for r in system_after if isinstance(r, plan.MovedAddress)]  # the kernel routes the tunnel
 
 
 def test_the_kernel_datapath_keeps_offloads_and_leaves_the_ip_stack_alone() -> None:
     """Only the userspace datapath needs TX checksums in software and the host's stack kept off its ports."""
     topo = topology.default()
-    before, after = plan.ovs_plan(topo, topo.hosts[0], "system")
+    before, after = ovs_plan(topo, topo.hosts[0], Datapath.SYSTEM)
     text = "\n".join(line for r in before + after for line in plan.render(r))
     assert "ethtool" not in text and "arp_ignore" not in text and "br-phy" not in text
     assert "ip netns exec ns1 ip link set dev tap1 address 02:00:c0:a8:01:64 mtu 1450 up" in text  # no ICMP "too big"
-    userspace, _ = plan.ovs_plan(topo, topo.hosts[0], "netdev")
+    userspace, _ = ovs_plan(topo, topo.hosts[0], Datapath.NETDEV)
     assert plan.Sysctl("net.ipv4.conf.tap2.arp_ignore", "8") in userspace
 
 
@@ -76,13 +80,13 @@ def test_host2_is_the_mirror_image() -> None:
 def test_vxlan_address_is_a_host_route() -> None:
     """The tutorial's question 1: a /24 on vxlan1 would compete with br1's connected route."""
     topo = topology.default()
-    addresses = [r for r in plan.kernel_plan(topo, topo.hosts[0]) if isinstance(r, plan.Address)]
+    addresses = [r for r in kernel_plan(topo, topo.hosts[0]) if isinstance(r, plan.Address)]
     assert [(a.dev, a.prefixlen) for a in addresses] == [("vxlan1", 32), ("br1", 24), ("tap1", 24)]
 
 
 def test_three_hosts_flood_to_each_peer_and_route_each_subnet() -> None:
     topo = topology.parse(three_hosts())
-    steps = plan.kernel_plan(topo, topo.hosts[0])
+    steps = kernel_plan(topo, topo.hosts[0])
     vxlan = next(r for r in steps if isinstance(r, plan.Vxlan))
     assert vxlan.remote is None
     assert [str(r.dst) for r in steps if isinstance(r, plan.FloodEntry)] == ["10.33.30.151", "10.33.30.152"]
@@ -95,7 +99,7 @@ def test_three_hosts_flood_to_each_peer_and_route_each_subnet() -> None:
 
 def test_every_resource_describes_itself() -> None:
     topo = topology.parse(three_hosts())
-    for r in plan.kernel_plan(topo, topo.hosts[0]):
+    for r in kernel_plan(topo, topo.hosts[0]):
         assert plan.describe(r) and plan.render(r)
 
 
@@ -115,11 +119,13 @@ def test_ovs_config_specs_apply_to_every_host_or_to_the_one_named() -> None:
 
 
 def test_plan_gives_each_host_its_mode_and_commands_firewall_first() -> None:
-    sections = planned(topology.default(), {"host2": "kernel"}, "netdev")
+    sections = planned(topology.default(), {"host2": "kernel"}, DeployOptions(datapath="netdev"))
     assert [heading for heading, _ in sections] == [
         "on host1 (ovs mode, netdev datapath: asked for (--datapath netdev))",
         "on host2 (kernel mode)",
     ]
     host2 = sections[1][1]
     assert host2[0].startswith("nft -f -") and any(line.startswith("ip link add vxlan2 type vxlan") for line in host2)
-    assert planned(topology.default(), {}, "netdev", "host2")[0][0].startswith("on host2 (ovs mode")
+    assert planned(topology.default(), {}, DeployOptions(datapath="netdev"), "host2")[0][0].startswith(
+        "on host2 (ovs mode"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ovsvx.errors import UsageError
-from ovsvx.ovs.backend import AFXDP_MAX_HOSTS_HERE, AUTO_PORT_TYPE, choose_port_type
+from ovsvx.ovs.choices import AFXDP_MAX_HOSTS_HERE, AUTO_PORT_TYPE, choose_port_type
 
 
 def test_auto_takes_af_xdp_on_the_userspace_datapath_of_a_small_lab_or_a_real_host() -> None:

@@ -16,10 +16,12 @@ import pytest
 
 from ovsvx.errors import ConflictError
 from ovsvx.host import netstack
-from ovsvx.host.netlink import RTNH_F_ONLINK, Reconciler
-from ovsvx.host.plan import RTPROT_OVSVX, Route, kernel_plan
+from ovsvx.host.netlink import Reconciler
+from ovsvx.host.plan import RTPROT_OVSVX, Route
+from ovsvx.host.routes import RTNH_F_ONLINK
+from ovsvx.kernel.plan import kernel_plan
 from ovsvx.model import topology
-from ovsvx.model.record import Deployment
+from ovsvx.model.record import Deployment, Kind
 from ovsvx.model.site import Site
 
 TOPO = topology.generate(8)
@@ -69,7 +71,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> FakeStack:
 
 
 def reconciler() -> Reconciler:
-    return Reconciler(Site(HOST, None), Deployment("lab", "", TOPO))
+    return Reconciler(Site(HOST, None), Deployment(Kind.LAB, "", TOPO))
 
 
 def test_routes_to_every_peer_are_added_with_one_read_of_the_table_per_pass(stack: FakeStack) -> None:

@@ -12,10 +12,10 @@ from ovsvx.cli import render
 from ovsvx.deploy.deploy import HostStatus
 from ovsvx.model import topology
 from ovsvx.model.findings import Finding
+from ovsvx.model.path import Hop
 from ovsvx.observe.capture import Frame
 from ovsvx.observe.doctor import Diagnosis
 from ovsvx.observe.figures import Figures, Summary
-from ovsvx.observe.trace import Hop
 from ovsvx.observe.verify import Probe, Result
 from ovsvx.ovs import flows
 from ovsvx.ovs.ofctl import InstalledFlow

@@ -9,9 +9,9 @@ import pytest
 from ovsvx.errors import TopologyError
 from ovsvx.host.preflight import Blocker
 from ovsvx.model import topology
-from ovsvx.model.settings import OvsSettings
 from ovsvx.model.topology import Mode
 from ovsvx.ovs.controller import logged_errors
+from ovsvx.ovs.settings import OvsSettings
 
 
 def test_a_firewall_blocker_keeps_what_blocks_and_how_to_allow_apart() -> None:

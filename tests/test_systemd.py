@@ -11,7 +11,8 @@ import pytest
 from ovsvx.host import systemd
 from ovsvx.model.topology import Mode
 
-UNIT = systemd.AgentUnit.host("host1", Path("/etc/ovsvx/host1.toml"), Mode.KERNEL, False, "/opt/x/.venv/bin/python")
+OVS_FIRST = ("openvswitch-switch.service",)  # what ovs mode's host is ordered after
+UNIT = systemd.AgentUnit.host("host1", Path("/etc/ovsvx/host1.toml"), Mode.KERNEL, (), "/opt/x/.venv/bin/python")
 
 
 def lines(text: str) -> dict[str, str]:
@@ -25,7 +26,7 @@ def test_the_unit_runs_this_installation_isolated_with_the_stored_topology() -> 
     )
     assert unit["Type"] == "notify" and unit["Restart"] == "always" and unit["WorkingDirectory"] == "/"
     assert unit["After"] == "network-online.target"  # kernel mode: no Open vSwitch to wait for
-    ovs = systemd.AgentUnit.host("host1", Path("/etc/ovsvx/host1.toml"), None, True, "/usr/bin/python3")
+    ovs = systemd.AgentUnit.host("host1", Path("/etc/ovsvx/host1.toml"), None, OVS_FIRST, "/usr/bin/python3")
     assert lines(ovs.text())["After"] == "network-online.target openvswitch-switch.service"
     assert unit["NoNewPrivileges"] == "yes" and "CAP_NET_ADMIN" in unit["CapabilityBoundingSet"]
     assert "CAP_SYS_ADMIN" in unit["CapabilityBoundingSet"] and "CAP_SYS_PTRACE" not in unit["CapabilityBoundingSet"]
@@ -36,16 +37,16 @@ def test_the_unit_runs_this_installation_isolated_with_the_stored_topology() -> 
 
 
 def test_without_a_mode_the_unit_leaves_it_to_the_topology() -> None:
-    unit = systemd.AgentUnit.host("host2", Path("/etc/ovsvx/host2.toml"), None, True, "/usr/bin/python3")
+    unit = systemd.AgentUnit.host("host2", Path("/etc/ovsvx/host2.toml"), None, OVS_FIRST, "/usr/bin/python3")
     assert "--mode" not in lines(unit.text())["ExecStart"]
     assert systemd.unit_path(unit.unit).name == "ovsvx@host2.service"
 
 
 def test_metrics_and_probes_are_passed_to_the_agent() -> None:
     path = Path("/etc/ovsvx/host1.toml")
-    unit = systemd.AgentUnit.host("host1", path, None, False, "/usr/bin/python3", (), ("9477", True))
+    unit = systemd.AgentUnit.host("host1", path, None, (), "/usr/bin/python3", (), ("9477", True))
     assert unit.argv()[-4:] == [str(path), "--metrics", "9477", "--probes"]
-    assert systemd.AgentUnit.host("host1", path, None, False, "/usr/bin/python3").argv()[-1] == str(path)
+    assert systemd.AgentUnit.host("host1", path, None, (), "/usr/bin/python3").argv()[-1] == str(path)
 
 
 def test_a_reflector_is_a_unit_of_its_own_as_hardened_as_a_hosts() -> None:

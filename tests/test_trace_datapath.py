@@ -5,8 +5,8 @@ from __future__ import annotations
 from ovsvx.errors import UsageError
 from ovsvx.model import topology
 from ovsvx.observe.bench import _lab_prefix, parse_modes
-from ovsvx.observe.trace import _datapath_summary, _tunnel_peer
 from ovsvx.ovs.switch import tunnel_ports
+from ovsvx.ovs.trace import _datapath_summary, _tunnel_peer
 
 SYSTEM_SHOW = """system@ovs-system:
   lookups: hit:37 missed:12 lost:0
@@ -88,8 +88,8 @@ def test_the_tunnel_is_found_by_the_port_the_flows_output_to() -> None:
 def test_a_drop_at_the_end_of_a_table_is_named_and_is_the_trace_s_last_word() -> None:
     """The priority-0 flow that ends each table matches on nothing: OVS prints no match before its priority
     (it was shown as an unnamed line, and the trace went on to say the packet was delivered)."""
-    from ovsvx.observe.trace import _datapath_actions, _read_trace
     from ovsvx.ovs import flows
+    from ovsvx.ovs.trace import _datapath_actions, _read_trace
 
     topo = topology.default()
     generated = {f.cookie: f for f in flows.host_flows(topo, topo.hosts[1])}

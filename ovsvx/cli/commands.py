@@ -25,12 +25,13 @@ from ovsvx.deploy import deploy as deployment_ops
 from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, check_mode
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.host import netstack, plan, preflight
-from ovsvx.model import record, topology
+from ovsvx.model import path, record, topology
 from ovsvx.model.options import DeployOptions
+from ovsvx.model.record import Kind
 from ovsvx.observe import bench, capture, doctor, figures, graph, metrics, pictures, trace, verify
-from ovsvx.ovs import controller, flows, ofctl
-from ovsvx.ovs.backend import generated_flows
-from ovsvx.ovs.switch import PORT_TYPES, TUNNEL_CSUM
+from ovsvx.ovs import choices, controller, daemons, flows, ofctl
+from ovsvx.ovs.flowwatch import generated_flows
+from ovsvx.ovs.switch import TUNNEL_CSUM
 
 out = render.console()
 err_console = render.console(stderr=True)
@@ -223,7 +224,7 @@ planned_datapath_option = click.option(
     "--datapath",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "system", "netdev"]),
+    type=click.Choice(list(choices.DATAPATHS)),
     help="ovs mode: which datapath to show (auto: what this machine has, without loading anything).",
 )
 
@@ -241,7 +242,7 @@ def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None
         f"# ovsvx tags each link it makes with alias '{plan.LINK_ALIAS}' and each route with "
         f"proto {plan.RTPROT_OVSVX}, so destroy removes only its own."
     )
-    for heading, lines in deployment_ops.planned(topo, parse_modes(mode_text), datapath, host):
+    for heading, lines in deployment_ops.planned(topo, parse_modes(mode_text), DeployOptions(datapath=datapath), host):
         click.echo(f"\n# --- {heading} ---")
         click.echo("# first the firewall: the VXLAN port only from the peers (deploy --no-firewall skips it)")
         click.echo("\n".join(lines))
@@ -284,7 +285,8 @@ def graph_cmd(
     elif not alone and os.geteuid() == 0 and (scope := pictures.deployed_here()) is not None:
         drawn = pictures.observed(scope)  # as status: the default lab, else this host's deployment
     else:
-        drawn = pictures.sketched(topology.load(topology_file), parse_modes(mode_text), datapath)
+        asked = DeployOptions(datapath=datapath)
+        drawn = pictures.sketched(topology.load(topology_file), parse_modes(mode_text), asked)
     picture = graph.rendered(drawn, fmt)
     if output is None:
         sys.stdout.buffer.write(picture)
@@ -330,14 +332,14 @@ def _graph_format(output: Path | None) -> str:
 @click.option(
     "--datapath",
     default=None,
-    type=click.Choice(["auto", "system", "netdev"]),
+    type=click.Choice(list(choices.DATAPATHS)),
     help="ovs mode: the kernel's datapath (system) or the userspace one (netdev); auto (the default) picks "
     "system where the openvswitch module loads.",
 )
 @click.option(
     "--port-type",
     default=None,
-    type=click.Choice(["auto", *PORT_TYPES]),
+    type=click.Choice(list(choices.PORT_TYPES)),
     help="ovs mode, userspace datapath: read the devices through packet sockets (system) or AF_XDP "
     "(afxdp-nonpmd; afxdp adds a busy-polling PMD thread); auto (the default): afxdp-nonpmd up "
     "to a 1500-byte underlay, else system.",
@@ -469,7 +471,7 @@ def _agent_topology(topology_file: Path | None) -> topology.Topology:
     """-t FILE, else the topology this machine is deployed from, else the built-in one."""
     if topology_file is not None:
         return topology.load(topology_file)
-    here = record.load("host", "")
+    here = record.load(Kind.HOST, "")
     return here.topology if here is not None else topology.default()
 
 
@@ -669,7 +671,7 @@ def _default_pair(deployment: record.Deployment, src: str | None, dst: str | Non
 @prefix_option
 @click.argument("src", required=False)
 @click.argument("dst", required=False)
-@click.option("--proto", default="icmp", show_default=True, type=click.Choice(list(trace.PROTOCOLS)))
+@click.option("--proto", default="icmp", show_default=True, type=click.Choice(list(path.PROTOCOLS)))
 @json_option
 @reported
 def trace_cmd(prefix: str | None, src: str | None, dst: str | None, proto: str, as_json: bool) -> None:
@@ -772,7 +774,7 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     "--port-type",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", *PORT_TYPES]),
+    type=click.Choice(list(choices.PORT_TYPES)),
     help="As for deploy: how the ovs lab's userspace datapath reads its devices.",
 )
 @ovs_config_option
@@ -902,7 +904,7 @@ def flows_cmd(
         return
     preflight.require_root()
     deployment = _deployment(prefix)
-    for site, home in deployment_ops.ovs_sites(deployment, host):
+    for site, home in daemons.ovs_homes(deployment, deployment_ops.sites(deployment), host):
         if raw:
             click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
             continue

@@ -24,10 +24,10 @@ from ovsvx.ovs import flows
 
 if TYPE_CHECKING:
     from ovsvx.deploy.deploy import HostStatus
+    from ovsvx.model.findings import Diagnosis
+    from ovsvx.model.path import Hop
     from ovsvx.model.topology import Topology
     from ovsvx.observe.capture import Frame
-    from ovsvx.observe.doctor import Diagnosis
-    from ovsvx.observe.trace import Hop
     from ovsvx.observe.verify import Result
     from ovsvx.ovs.ofctl import InstalledFlow
 

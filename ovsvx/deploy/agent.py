@@ -45,20 +45,21 @@ from dataclasses import dataclass
 from types import FrameType
 
 from ovsvx import waits
+from ovsvx.deploy.backends import backend
 from ovsvx.deploy.deploy import Scope, deploy, sites
 from ovsvx.errors import OvsvxError, UsageError, unexpected
 from ovsvx.host import netstack, systemd
 from ovsvx.model import record
 from ovsvx.model.options import DeployOptions
+from ovsvx.model.record import Kind
 from ovsvx.model.topology import Mode, Topology
 from ovsvx.observe import metrics
-from ovsvx.ovs import daemons
 
 FULL_CHECK_S = 30.0  # a pass this often even when nothing announced a change
 SETTLE_S = 0.3  # after an event, for the rest of its burst
 RETRY_FIRST_S = 1.0  # after a failed pass, doubling up to RETRY_MAX_S
 RETRY_MAX_S = 30.0
-OVSDB_RETRY_S = 1.0  # how soon the OVSDB monitor is started again after it ended (OVS restarting)
+FEED_RETRY_S = 1.0  # how soon the mode's change feed is started again after it ended (OVS restarting)
 
 
 @dataclass(frozen=True)
@@ -98,19 +99,19 @@ class Agent:
         work: Callable[[], Converged],
         say: Callable[[str], None] = lambda line: print(line, flush=True),
         full_check_s: float = FULL_CHECK_S,
-        watch_ovsdb: bool = True,
+        watch_feed: bool = True,
     ):
         self.name = name
         self.work = work
         self.full_check_s = full_check_s
-        self.watch_ovsdb = watch_ovsdb
+        self.watch_feed = watch_feed
         self.say = say
         self.wake = threading.Event()  # something may have drifted
         self.stopping = threading.Event()
         self.ready = False
         self.warned: set[str] = set()
         self.passes = metrics.Passes()  # what `--metrics` exports of the agent itself
-        self._ovsdb_monitor: subprocess.Popen[str] | None = None
+        self._feed: subprocess.Popen[str] | None = None  # the mode's change feed (ovs mode: OVSDB's)
 
     # --- one pass -------------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class Agent:
                 failing = done.error
                 systemd.notify(STATUS=f"not converged: {done.error}"[:400])
                 pause, retry = retry, min(retry * 2, RETRY_MAX_S)
-            self._keep_ovsdb_watch()
+            self._keep_change_feed()
             if self.wake.wait(waits.scaled(pause)) and not self.stopping.is_set():
                 self.stopping.wait(SETTLE_S)  # the rest of the burst
         self._stop_watches()
@@ -211,38 +212,39 @@ class Agent:
 
         threading.Thread(target=watch, name="ovsvx-netlink", daemon=True).start()
 
-    def _keep_ovsdb_watch(self) -> None:
-        """In ovs mode, keep an `ovsdb-client monitor` of the interfaces running: each line it prints is
-        a change, and its end (ovs-vswitchd or ovsdb-server restarting) is one too."""
-        if not self.watch_ovsdb or (self._ovsdb_monitor is not None and self._ovsdb_monitor.poll() is None):
+    def _keep_change_feed(self) -> None:
+        """Keep the mode's change feed running, if it has one (ovs mode: an `ovsdb-client monitor` of the
+        interfaces): each line it prints is a change, and its end (the daemon restarting) is one too."""
+        if not self.watch_feed or (self._feed is not None and self._feed.poll() is None):
             return
-        deployment = record.load("host", "")
-        if deployment is None or deployment.modes.get(self.name) != Mode.OVS:
+        deployment = record.load(Kind.HOST, "")
+        if deployment is None or self.name not in deployment.modes:
             return
-        home = daemons.ovs_home(deployment, sites(deployment)[0])
-        argv = ["ovsdb-client", "monitor", home.db, "Open_vSwitch", "Interface", "name,ofport"]
+        argv = backend(deployment.modes[self.name], sites(deployment)[0], deployment).change_feed()
         try:
-            monitor = netstack.popen(
-                None, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+            feed = (
+                netstack.popen(None, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                if argv
+                else None
             )
         except OSError:
             return  # not installed: the full checks still run
-        self._ovsdb_monitor = monitor
+        self._feed = feed
+        if feed is not None:
+            threading.Thread(target=self._read_feed, args=(feed,), name="ovsvx-feed", daemon=True).start()
 
-        def read() -> None:
-            assert monitor.stdout is not None
-            for _line in monitor.stdout:
-                self.wake.set()
-            monitor.wait()
-            if not self.stopping.wait(waits.scaled(OVSDB_RETRY_S)):
-                self.wake.set()  # a pass restarts the monitor, once OVS is back
-
-        threading.Thread(target=read, name="ovsvx-ovsdb", daemon=True).start()
+    def _read_feed(self, feed: subprocess.Popen[str]) -> None:
+        assert feed.stdout is not None
+        for _line in feed.stdout:
+            self.wake.set()
+        feed.wait()
+        if not self.stopping.wait(waits.scaled(FEED_RETRY_S)):
+            self.wake.set()  # a pass restarts the feed, once its daemon is back
 
     def _stop_watches(self) -> None:
-        if self._ovsdb_monitor is not None and self._ovsdb_monitor.poll() is None:
-            self._ovsdb_monitor.terminate()
-            self._ovsdb_monitor.wait()
+        if self._feed is not None and self._feed.poll() is None:
+            self._feed.terminate()
+            self._feed.wait()
 
 
 def run(

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from ovsvx import waits
 from ovsvx.deploy import lab
@@ -26,18 +26,14 @@ from ovsvx.host import ipsec, netstack, preflight, systemd
 from ovsvx.host.firewall import Firewall
 from ovsvx.host.firewall import commands as firewall_commands
 from ovsvx.host.listeners import overlay_listeners
-from ovsvx.kernel import frr
-from ovsvx.kernel.backend import frr_home
 from ovsvx.model import record
 from ovsvx.model import topology as topo
-from ovsvx.model.findings import Finding
+from ovsvx.model.bgp import BgpView
+from ovsvx.model.findings import OK, Finding
 from ovsvx.model.options import DeployOptions
-from ovsvx.model.record import Deployment
-from ovsvx.model.settings import OvsSettings
+from ovsvx.model.record import Deployment, Kind
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Mode, Topology
-from ovsvx.ovs import daemons
-from ovsvx.ovs.backend import choose_datapath
 
 # Hosts deployed at once.  Hosts do not depend on each other, and most of a
 # host's time is spent waiting for its daemons, so a 32-host lab goes several
@@ -47,20 +43,20 @@ PARALLEL_HOSTS = 8
 
 @dataclass(frozen=True)
 class Scope:
-    kind: str  # "lab" or "host"
+    kind: Kind
     prefix: str = ""
     host: str | None = None
 
     @classmethod
     def lab(cls, prefix: str) -> Scope:
-        return cls("lab", record.check_prefix(prefix))
+        return cls(Kind.LAB, record.check_prefix(prefix))
 
     @classmethod
     def real(cls, host: str) -> Scope:
-        return cls("host", "", host)
+        return cls(Kind.HOST, "", host)
 
     def describe(self) -> str:
-        if self.kind == "host":
+        if self.kind is Kind.HOST:
             return f"host {self.host}"
         return f"lab {self.prefix!r}" if self.prefix else "lab"
 
@@ -109,7 +105,7 @@ def _open(scope: Scope, topology: Topology) -> Deployment:
         raise ConflictError(
             f"the {scope.describe()} was deployed from a different topology{hint}; run `ovsvx destroy` first"
         )
-    if scope.kind == "host" and scope.host not in existing.modes:
+    if scope.kind is Kind.HOST and scope.host not in existing.modes:
         raise ConflictError(
             f"this machine is deployed as {', '.join(existing.modes)}, not {scope.host}; run `ovsvx destroy` first"
         )
@@ -117,18 +113,19 @@ def _open(scope: Scope, topology: Topology) -> Deployment:
 
 
 def planned(
-    topology: Topology, requested: Mapping[str, str], datapath: str, host: str | None = None
+    topology: Topology, requested: Mapping[str, str], options: DeployOptions, host: str | None = None
 ) -> list[tuple[str, list[str]]]:
     """What `ovsvx plan` prints, changing nothing: per host (or only `host`), a heading naming its mode
-    (and ovs mode's datapath, as deploy would choose it without loading a module) and the commands."""
+    (and what the mode would decide, as deploy would without changing anything) and the commands."""
     modes = resolve_modes(topology, requested)
-    chosen, why = choose_datapath(datapath, load_module=False)
     sections = []
     for h in [topology.host(host)] if host else topology.hosts:
-        note = f", {chosen} datapath: {why}" if modes[h.name] == Mode.OVS else ""
+        chosen = BACKENDS[modes[h.name]]
+        decided = chosen.foresee(options)
+        what, why = chosen.label(decided)
         commands = [*firewall_commands(topology, h), *ipsec.commands(topology, h)]
-        commands += BACKENDS[modes[h.name]].commands(topology, h, chosen)
-        sections.append((f"on {h.name} ({modes[h.name]} mode{note})", commands))
+        commands += chosen.commands(topology, h, decided)
+        sections.append((f"on {h.name} ({modes[h.name]} mode{f', {what}: {why}' if what else ''})", commands))
     return sections
 
 
@@ -144,13 +141,13 @@ def deploy(
     """
     preflight.require_root()
     warnings: list[str] = []
-    if scope.kind == "host":
+    if scope.kind is Kind.HOST:
         warnings += preflight.check_real_host(topology, topology.host(scope.host or ""))
     with record.locked(scope.kind, scope.prefix):
         deployment = _open(scope, topology)
         retired = _retire(deployment, topology)
         modes = resolve_modes(topology, requested, deployment.modes)
-        if scope.kind == "host":
+        if scope.kind is Kind.HOST:
             modes = {scope.host or "": modes[scope.host or ""]}
         fresh = not deployment.path.exists()
         leaving = _leaving(deployment, modes)
@@ -219,20 +216,15 @@ def _retire(deployment: Deployment, topology: Topology) -> list[str]:
 CONVERGE_S = 30.0
 
 
-def bgp_summary(deployment: Deployment, site: Site) -> dict[str, Any]:
-    """A host's BGP sessions and EVPN routes: FRR's in kernel mode, the controller's in ovs mode."""
-    if deployment.modes.get(site.host.name) == Mode.KERNEL:
-        return frr.summary(frr_home(deployment, site), deployment.topology, site.host)
-    return daemons.evpn_state(deployment, site)
+def bgp_view(deployment: Deployment, site: Site) -> BgpView:
+    """A host's BGP sessions and EVPN routes, as its mode's speaker knows them."""
+    return backend(deployment.modes[site.host.name], site, deployment).bgp()
 
 
 def unconverged(deployment: Deployment) -> dict[str, int]:
     """The lab's hosts that do not hold a route of every other host yet, with how many they hold."""
     expected = len(deployment.topology.hosts) - 1
-    held = {
-        site.host.name: sum(r["origin"] != "local" for r in bgp_summary(deployment, site)["routes"])
-        for site in sites(deployment)
-    }
+    held = {site.host.name: len(bgp_view(deployment, site).received) for site in sites(deployment)}
     return {name: count for name, count in held.items() if count < expected}
 
 
@@ -377,11 +369,11 @@ class HostStatus:
     mode: str
     findings: list[Finding]
     details: dict[str, str]
-    bgp: dict[str, Any] | None = None  # under EVPN: sessions and routes (frr.summary)
+    bgp: BgpView | None = None  # under EVPN: its sessions and routes
 
     @property
     def ok(self) -> bool:
-        return all(f.state == "ok" for f in self.findings)
+        return all(f.state == OK for f in self.findings)
 
 
 def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
@@ -396,19 +388,14 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         details = chosen.details()
         if deployment.firewall:
             findings.append(Firewall(site, deployment.topology).inspect())
-            if mode == Mode.OVS and deployment.settings.get(site.host.name, OvsSettings()).userspace:
-                details["firewall"] = (
-                    "nftables sees no tunnel traffic on the userspace datapath; "
-                    "OVS's remote_ip check admits only the peers"
-                )
         else:
             details["firewall"] = f"off (--no-firewall): udp {deployment.topology.port} is open to anyone"
         details["listening"] = "; ".join(overlay_listeners(site.netns, deployment.topology.port)) or "nothing"
         if not deployment.is_lab:
             details["agent"] = _agent_state(site.host.name)
-        bgp = bgp_summary(deployment, site) if deployment.topology.evpn else None
+        bgp = chosen.bgp() if deployment.topology.evpn else None
         if bgp is not None:
-            details.update(frr.describe_summary(bgp))
+            details.update(bgp.describe())
         found[site.host.name] = HostStatus(mode, findings, details, bgp)
     return deployment, found
 
@@ -428,25 +415,12 @@ def site_of(deployment: Deployment, host: str) -> Site:
     raise UsageError(f"{host} is not deployed on this machine: run the command on {host}")
 
 
-def ovs_sites(deployment: Deployment, only: str | None = None) -> list[tuple[Site, daemons.OvsHome]]:
-    """The hosts of the deployment in ovs mode here (or only `only`), each with the OVS it runs."""
-    if only is not None:
-        deployment.topology.host(only)  # an unknown name is an error, not an empty listing
-    found = [
-        (site, daemons.ovs_home(deployment, site))
-        for site in sites(deployment)
-        if deployment.modes[site.host.name] == Mode.OVS and only in (None, site.host.name)
-    ]
-    if not found:
-        raise UsageError("no host of this deployment runs in ovs mode" + (f" among {only}" if only else ""))
-    return found
-
-
 def node_env(deployment: Deployment, node: str) -> dict[str, str] | None:
-    """The environment for a command on `node`: a lab host in ovs mode points OVS's tools at its own OVS."""
-    if deployment.modes.get(node) != Mode.OVS:
+    """The environment for a command on `node`: a host's mode may point its own tools somewhere (a lab
+    host's OVS); a namespace needs nothing."""
+    if node not in deployment.modes:
         return None
-    return daemons.ovs_home(deployment, site_of(deployment, node)).env()
+    return backend(deployment.modes[node], site_of(deployment, node), deployment).tool_env()
 
 
 def find_scope(host: str | None, prefix: str | None) -> Scope:
@@ -455,8 +429,8 @@ def find_scope(host: str | None, prefix: str | None) -> Scope:
         return Scope.real(host)
     if prefix is not None:
         return Scope.lab(prefix)
-    if record.load("lab", "") is None:
-        here = record.load("host", "")
+    if record.load(Kind.LAB, "") is None:
+        here = record.load(Kind.HOST, "")
         if here is not None:
             return Scope.real(next(iter(here.modes)))
     return Scope.lab("")

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
+from ovsvx.deploy.backends import BACKENDS, decided
 from ovsvx.errors import ConflictError, UsageError
-from ovsvx.host import gtsm, netstack
+from ovsvx.host import gtsm, netstack, secretfile
 from ovsvx.host.nic import set_tx_offload, tx_offload
 from ovsvx.host.plan import LINK_ALIAS
 from ovsvx.kernel import frr
 from ovsvx.model.record import Deployment
-from ovsvx.model.settings import OvsSettings
 from ovsvx.model.site import Site
-from ovsvx.model.topology import Mode, Topology
+from ovsvx.model.topology import Topology
 
 UNDERLAY_SWITCH = "underlay"
 SWITCH_BRIDGE = "sw0"
@@ -191,7 +191,7 @@ def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
         netns = reflector_netns(deployment, address)
         _cable(deployment, netns, REFLECTOR_NIC, reflector_port(address), address)
         started = gtsm.apply(netns, address)
-        started += frr.start(home, frr.reflector_config(topology, str(address), frr.password(topology)))
+        started += frr.start(home, frr.reflector_config(topology, str(address), secretfile.bgp_password(topology)))
         changes += [f"lab: route reflector {netns} {address}: {line}" for line in started]
     return changes
 
@@ -235,18 +235,15 @@ def plug(deployment: Deployment, port: str, netns: str, nic: str) -> None:
 def _checksums(deployment: Deployment, topology: Topology) -> list[str]:
     """A veth leaves checksums to "hardware" that never fills them in; a real NIC computes them.
 
-    OVS's userspace datapath reads frames raw and drops VXLAN whose UDP checksum
-    was left for offload (counted as datapath_drop_tunnel_pop_error), so a
-    kernel-mode host could not reach an ovs-mode one.  While any host of the
-    lab runs ovs mode on the userspace datapath, the lab's NICs therefore
+    A datapath that reads frames raw (OVS's userspace one) drops VXLAN whose UDP
+    checksum was left for offload (counted as datapath_drop_tunnel_pop_error), so
+    a kernel-mode host could not reach an ovs-mode one.  While any host of the
+    lab runs such a datapath (`Backend.raw_frames`), the lab's NICs therefore
     checksum in software, as a real NIC's hardware would; otherwise (kernel
     mode, or OVS's kernel datapath, which decapsulates in the kernel) they keep
     offloading, which is much faster: it is also what lets TSO reach the wire.
     """
-    offload = not any(
-        mode == Mode.OVS and deployment.settings.get(host, OvsSettings()).userspace
-        for host, mode in deployment.modes.items()
-    )
+    offload = not any(BACKENDS[mode].raw_frames(decided(deployment, host)) for host, mode in deployment.modes.items())
     changes = []
     nics = [(deployment.prefix + host.name, host.nic) for host in topology.hosts]
     nics += [(reflector_netns(deployment, address), REFLECTOR_NIC) for address, _ in reflectors(deployment)]

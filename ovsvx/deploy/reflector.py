@@ -24,7 +24,7 @@ from ipaddress import IPv4Address
 
 from ovsvx.deploy.agent import Agent, Converged, check_period, keep
 from ovsvx.errors import PreconditionError, UsageError
-from ovsvx.host import gtsm, netstack
+from ovsvx.host import gtsm, netstack, secretfile
 from ovsvx.kernel import frr
 from ovsvx.model import record
 from ovsvx.model.topology import Topology
@@ -56,7 +56,7 @@ def converge(topology: Topology, address: IPv4Address) -> Converged:
     """The reflector's bgpd running on its configuration: started, restarted on a new one, or left be."""
     require_local(address)
     started = gtsm.apply(None, address)
-    started += frr.start(home(address), frr.reflector_config(topology, str(address), frr.password(topology)))
+    started += frr.start(home(address), frr.reflector_config(topology, str(address), secretfile.bgp_password(topology)))
     return Converged([f"reflector {address}: {line}" for line in started], [])
 
 
@@ -76,4 +76,4 @@ def run(topology: Topology, address: IPv4Address, full_check_s: float) -> None:
     frr.require_installed()
     check(topology, address)
     work = lambda: converge(topology, address)  # noqa: E731 - the pass, named by the agent's line
-    keep(Agent(f"reflector {address}", work, full_check_s=check_period(full_check_s), watch_ovsdb=False))
+    keep(Agent(f"reflector {address}", work, full_check_s=check_period(full_check_s), watch_feed=False))

@@ -26,12 +26,14 @@ from pathlib import Path
 
 from ovsvx import waits
 from ovsvx.deploy import reflector
+from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import Scope, destroy, resolve_modes
 from ovsvx.errors import ApplyError, ConflictError
 from ovsvx.host import preflight, systemd
 from ovsvx.kernel import frr
 from ovsvx.model import record
 from ovsvx.model import topology as topo
+from ovsvx.model.record import Kind
 from ovsvx.model.topology import Mode
 
 CONFIG_DIR = Path(os.environ.get("OVSVX_CONFIG_DIR", "/etc/ovsvx"))
@@ -63,7 +65,7 @@ def enable(
     wanted.host(host)  # the user's values first: an unknown host is refused before anything else
     systemd.require_systemd()
     warnings = preflight.check_real_host(wanted, wanted.host(host))
-    deployed = record.load("host", "")
+    deployed = record.load(Kind.HOST, "")
     if deployed is not None and host not in deployed.modes:
         raise ConflictError(
             f"this machine is deployed as {', '.join(deployed.modes)}, not {host}: "
@@ -71,7 +73,8 @@ def enable(
         )
     chosen = resolve_modes(wanted, {host: str(mode)} if mode else {}, deployed.modes if deployed else None)[host]
     python, env = sys.executable, systemd.carried_environment()
-    unit = systemd.AgentUnit.host(host, topology_path(host), mode, chosen == Mode.OVS, python, env, (metrics, probes))
+    after = BACKENDS[chosen].system_services
+    unit = systemd.AgentUnit.host(host, topology_path(host), mode, after, python, env, (metrics, probes))
     changes = []
     if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
         changes += _stop(unit.unit)  # deploy takes no other topology over a deployed one: destroy first
@@ -157,7 +160,7 @@ def disable(host: str) -> list[str]:
     """Stop and remove the host's unit, destroy what ovsvx made, remove the stored topology."""
     preflight.require_root()
     removed = _uninstall(systemd.unit_name(host))
-    deployed = record.load("host", "")
+    deployed = record.load(Kind.HOST, "")
     if deployed is not None and host in deployed.modes:
         removed += destroy(Scope.real(host))
     return removed + _forget(topology_path(host))

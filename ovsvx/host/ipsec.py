@@ -45,11 +45,11 @@ from typing import Any
 from ovsvx import waits
 from ovsvx.errors import ApplyError, PreconditionError, TopologyError
 from ovsvx.host import netstack, secretfile, systemd
+from ovsvx.host.processes import running_pid, serving, site_dir, stop_pid
 from ovsvx.model.findings import MISSING, OK, Finding
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, Topology
-from ovsvx.ovs.daemons import running_pid, serving, site_dir, stop_pid
 
 CHARON = Path("/usr/sbin/charon-systemd")
 MARKER = "charon-systemd"
@@ -610,3 +610,23 @@ class HostIpsec:
             state = OK if sa.state == UP else MISSING
             findings.append(Finding(f"ipsec SA with {sa.peer} ({sa.vtep})", state, sa.describe()))
         return findings
+
+
+@dataclass(frozen=True)
+class Esp:
+    """What ESP adds to the underlay hop `trace` tells: its header, and the SA that encrypts it."""
+
+    header: str  # " / ESP spi 0x..." between the outer IP and UDP
+    why: str
+
+
+def esp_on_the_way(deployment: Deployment, site: Site, peer: Host) -> Esp:
+    """The ESP the VXLAN packets from `site` to `peer` travel in now (or that none is up yet)."""
+    spi = out_spi(home(deployment, site), deployment.topology, peer)
+    to = child_names(deployment.topology, peer)[0]
+    why = (
+        f"xfrm: charon's SA {to} encrypts it, spi {spi}"
+        if spi
+        else f"xfrm: no SA {to} yet: the packet starts IKE, and the kernel drops it meanwhile"
+    )
+    return Esp(f" / ESP spi {spi or '<none: no SA>'}", why)

@@ -23,12 +23,10 @@ from typing import Any
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx.errors import ApplyError, ConflictError
-from ovsvx.host import netstack
-from ovsvx.host.netstack import RT_TABLE_MAIN
+from ovsvx.host import netstack, routes
 from ovsvx.host.nic import announce, set_tx_offload, tx_offload
 from ovsvx.host.plan import (
     LINK_ALIAS,
-    RTPROT_OVSVX,
     ZERO_MAC,
     Address,
     Bridge,
@@ -44,15 +42,14 @@ from ovsvx.host.plan import (
     describe,
     piece_of,
 )
-from ovsvx.model.findings import DIFFERS, FOREIGN, MISSING, OK, RECREATE, SET_UP, Finding
+from ovsvx.model.findings import DIFFERS, FOREIGN, MISSING, OK, RECREATE, SET_UP, Finding, Remedy, State
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 
-RTNH_F_ONLINK = 4
 IFF_UP = 1
 
 
-def _found(resource: Resource, state: str, detail: str = "", remedy: str = "") -> Finding:
+def _found(resource: Resource, state: State, detail: str = "", remedy: Remedy = Remedy.NONE) -> Finding:
     return Finding(describe(resource), state, detail, resource, remedy, piece_of(resource))
 
 
@@ -86,7 +83,7 @@ class _Stacks:
 
     def routes(self, netns: str | None) -> list[Any]:
         if netns not in self.route_dumps:
-            self.route_dumps[netns] = list(self.get(netns).get_routes(family=AF_INET, table=RT_TABLE_MAIN))
+            self.route_dumps[netns] = routes.table(self.get(netns))
         return self.route_dumps[netns]
 
     def index(self, netns: str | None, dev: str) -> int | None:
@@ -316,17 +313,7 @@ class Reconciler:
     # --- removal ---------------------------------------------------------------
 
     def _remove_routes(self, ipr: Any) -> list[str]:
-        removed = []
-        for route in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN):
-            if route["proto"] == RTPROT_OVSVX:
-                dst = f"{route.get('RTA_DST') or '0.0.0.0'}/{route['dst_len']}"
-                try:
-                    ipr.route("del", dst=dst, table=RT_TABLE_MAIN, proto=RTPROT_OVSVX)
-                    removed.append(f"{self.site.host.name}: - route {dst}")
-                except NetlinkError as err:
-                    if err.code != errno.ESRCH:
-                        raise
-        return removed
+        return [f"{self.site.host.name}: {line}" for line in routes.sweep(ipr, routes.table(ipr))]
 
     def detach_recorded_xdp(self) -> list[str]:
         """Take off the XDP programs where the record says this host's OVS read devices through AF_XDP
@@ -560,36 +547,13 @@ def _fix_address(stacks: _Stacks, r: Address, _: Finding) -> None:
 # --- routes, FDB, offloads ----------------------------------------------------------------
 
 
-def _inspect_route(dev: int | None, routes: list[Any], r: Route) -> Finding:
-    dst = None if r.dst is None else str(r.dst.network_address)
-    dst_len = 0 if r.dst is None else r.dst.prefixlen
-    for route in routes:
-        if route.get("RTA_DST") != dst or route["dst_len"] != dst_len:
-            continue
-        if route["proto"] != RTPROT_OVSVX:
-            return _found(r, FOREIGN, _foreign(f"route {r.dst_text}", f"proto {route['proto']}"))
-        onlink = bool(route["flags"] & RTNH_F_ONLINK)
-        if (
-            route.get("RTA_GATEWAY") != str(r.gateway)
-            or dev is None
-            or route.get("RTA_OIF") != dev
-            or onlink != r.onlink
-        ):
-            return _found(r, DIFFERS, "replace")
-        return _found(r, OK)
-    return _found(r, MISSING)
+def _inspect_route(dev: int | None, dumped: list[Any], r: Route) -> Finding:
+    state, detail = routes.compare(dumped, dev, r)
+    return _found(r, state, _foreign(f"route {r.dst_text}", detail) if state == FOREIGN else detail)
 
 
 def _fix_route(stacks: _Stacks, r: Route, _: Finding) -> None:
-    stacks.get(r.netns).route(
-        "replace",
-        dst=r.dst_text if r.dst else "0.0.0.0/0",
-        gateway=str(r.gateway),
-        oif=stacks.index(r.netns, r.dev),
-        flags=RTNH_F_ONLINK if r.onlink else 0,
-        proto=RTPROT_OVSVX,
-        table=RT_TABLE_MAIN,
-    )
+    routes.write(stacks.get(r.netns), r, stacks.index(r.netns, r.dev))
 
 
 def fdb_entries(ipr: Any, index: int) -> list[Any]:

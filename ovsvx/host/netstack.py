@@ -156,6 +156,7 @@ def link_traffic(name: str | None, dev: str) -> Traffic | None:
     return Traffic.from_counters(stats)
 
 
+NUD_PERMANENT = 0x80  # configured, not learned
 NUD_STATES = {
     0x01: "INCOMPLETE",
     0x02: "REACHABLE",

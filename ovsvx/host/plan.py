@@ -149,108 +149,12 @@ class Sysctl:
 Resource = Netns | Vxlan | FloodEntry | Bridge | Veth | Up | Address | MovedAddress | Route | Sysctl
 
 
-def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
-    """Everything `host` needs in kernel mode, in the order the tutorial builds it."""
-    if topology.evpn:
-        return evpn_kernel_plan(topology, host)
-    peers = topology.peers(host)
-    single = peers[0].vtep if len(peers) == 1 else None
-    steps: list[Resource] = [
-        Vxlan(host.vxlan, topology.vni, topology.port, host.vtep, single, host.nic, mac_for(host.vxlan_address)),
-        *(FloodEntry(host.vxlan, p.vtep) for p in peers if single is None),
-        # ESP's bytes come after the vxlan device's own MTU (its NIC's less VXLAN's): the device says less
-        *([Up(host.vxlan, topology.overlay_mtu)] if topology.encrypted else []),
-        Address(host.vxlan, host.vxlan_address, 32),
-        *_gateway_side(host),
-        *_routes(topology, host, via_dev=host.vxlan),
-    ]
-    return tuple(steps)
-
-
-def _gateway_side(host: Host) -> list[Resource]:
-    """The namespaces' side of kernel mode, the same in both controls: the bridge that is their gateway,
-    their veths, and the tutorial's sysctls."""
-    return [
-        Bridge(host.bridge),
-        Address(host.bridge, host.gateway, host.prefixlen),
-        *_workloads(host, master=host.bridge, mtu=None, tx_offload=True),
-        RP_FILTER_ALL,
-        _bridge_rp_filter(host),
-        FORWARDING,
-    ]
-
-
 def routed_vni_bridge(topology: Topology) -> str:
     """The bridge of EVPN's routed VNI on every kernel-mode host: `vni100` for VNI 100."""
     return f"vni{topology.vni}"
 
 
-def evpn_kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:
-    """Kernel mode under EVPN: the tutorial's layout, with the VNI made EVPN's routed VNI (symmetric IRB).
-
-    The vxlan device names no peer and is the only port of a bridge of its own
-    (`vni100`), which carries the tutorial's vxlan address and its MAC: that is
-    the router MAC FRR advertises with this host's subnet (a type-5 route), and
-    the MAC the peers' routed frames are sent to, as in static mode.  Nothing
-    here depends on the other hosts: FRR adds each peer's route, router-MAC
-    neighbour and forwarding entry as its route arrives, and takes them away
-    when it is withdrawn.  The namespaces' side is as in static mode.
-    """
-    svi = routed_vni_bridge(topology)
-    router_mac = mac_for(host.vxlan_address)
-    steps: list[Resource] = [
-        Bridge(svi, router_mac),
-        Address(svi, host.vxlan_address, 32),
-        Vxlan(
-            host.vxlan, topology.vni, topology.port, host.vtep, None, host.nic, mac_for(host.vtep), False, master=svi
-        ),
-        *_gateway_side(host),
-        *_default_routes(host),
-    ]
-    return tuple(steps)
-
-
-def ovs_plan(topology: Topology, host: Host, datapath: str) -> tuple[tuple[Resource, ...], tuple[Resource, ...]]:
-    """Ovs mode's netlink state: (before the switch exists, after it has its internal ports).
-
-    The bridge's internal port carries the gateway address and the tutorial's
-    vxlan address (there is no vxlan device: the tunnel is an OVS port), and
-    the peers' subnets are routed onto it, so the host itself reaches every
-    node as it does in kernel mode.  The userspace (netdev) datapath sends
-    tunnel packets from its own stack, so the VTEP address moves from the NIC
-    onto br-phy, the bridge that holds the NIC, and it reads its ports beside
-    the host's IP stack, which must keep off them; the kernel datapath (system)
-    takes its ports' frames before the IP stack and tunnels through the
-    kernel's own vxlan device, so it needs neither.
-    """
-    userspace = datapath == "netdev"
-    ports = [ns.peer for ns in host.namespaces] if userspace else []
-    before: tuple[Resource, ...] = (
-        *_workloads(host, master=None, mtu=topology.overlay_mtu, tx_offload=not userspace),
-        RP_FILTER_ALL,
-        FORWARDING,
-        *(s for port in ports for s in _port_sysctls(port, ipv6=False)),
-    )
-    underlay: tuple[Resource, ...] = ()
-    if userspace:
-        underlay = (
-            Up(PHYS_BRIDGE),
-            MovedAddress(host.vtep, topology.underlay.prefixlen, host.nic, PHYS_BRIDGE),
-            *_port_sysctls(host.nic, ipv6=True),
-        )
-    after = (
-        *underlay,
-        Up(host.bridge, topology.overlay_mtu),
-        Address(host.bridge, host.gateway, host.prefixlen),
-        Address(host.bridge, host.vxlan_address, 32),
-        _bridge_rp_filter(host),
-        # under EVPN the controller routes each peer's subnet as its route arrives
-        *(_default_routes(host) if topology.evpn else _routes(topology, host, via_dev=host.bridge)),
-    )
-    return before, after
-
-
-def _workloads(host: Host, master: str | None, mtu: int | None, tx_offload: bool) -> list[Resource]:
+def workloads(host: Host, master: str | None, mtu: int | None, tx_offload: bool) -> list[Resource]:
     steps: list[Resource] = []
     for ns in host.namespaces:
         steps += [
@@ -266,29 +170,17 @@ RP_FILTER_ALL = Sysctl("net.ipv4.conf.all.rp_filter", "0")
 FORWARDING = Sysctl("net.ipv4.ip_forward", "1")
 
 
-def _port_sysctls(port: str, ipv6: bool) -> tuple[Sysctl, ...]:
-    """Keep the host's own IP stack off a device that is an OVS port on the userspace datapath.
-
-    OVS reads such a device through a packet socket, but the kernel still
-    receives every frame on it too: it would answer ARP there with the
-    device's own MAC and route what arrives, a second copy of every packet.
-    `ipv6` keeps IPv6 on (a real NIC may need it); a workload port needs none.
-    """
-    found = (Sysctl(f"net.ipv4.conf.{port}.arp_ignore", "8"), Sysctl(f"net.ipv4.conf.{port}.forwarding", "0"))
-    return found if ipv6 else (*found, Sysctl(f"net.ipv6.conf.{port}.disable_ipv6", "1"))
-
-
-def _bridge_rp_filter(host: Host) -> Sysctl:
+def bridge_rp_filter(host: Host) -> Sysctl:
     return Sysctl(f"net.ipv4.conf.{host.bridge}.rp_filter", "0")
 
 
-def _default_routes(host: Host) -> list[Route]:
+def default_routes(host: Host) -> list[Route]:
     return [Route(None, host.gateway, ns.veth, netns=ns.name) for ns in host.namespaces]
 
 
-def _routes(topology: Topology, host: Host, via_dev: str) -> list[Route]:
+def peer_routes(topology: Topology, host: Host, via_dev: str) -> list[Route]:
     """Each namespace's default route via the gateway; each peer's subnet via its vxlan address, onlink."""
-    routes = _default_routes(host)
+    routes = default_routes(host)
     routes += [Route(p.subnet, p.vxlan_address, via_dev, onlink=True) for p in topology.peers(host)]
     return routes
 

@@ -8,9 +8,13 @@ or change it.  Callers word their own refusals, naming their own field.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ovsvx.errors import PreconditionError
+from ovsvx.model.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -41,3 +45,32 @@ def open_file(path: Path) -> Opened:
     finally:
         os.close(fd)
     return Opened(data, found.st_uid, stat.S_IMODE(found.st_mode), regular)
+
+
+PASSWORD_MAX = 80  # TCP MD5's key length (TCP_MD5SIG_MAXKEYLEN)
+_PASSWORD_RE = re.compile(rf"[!-~]{{1,{PASSWORD_MAX}}}")  # printable ASCII, no spaces: a word in FRR's syntax
+
+
+def bgp_password(topology: Topology) -> str | None:
+    """The BGP sessions' TCP MD5 password, from the topology's root-only `bgp.password_file`; None when it
+    names none.  The file is refused unless it is root's alone (another user could read or set it), and
+    its content is never shown: not in an error, `plan`, `status` or a log."""
+    path = topology.bgp.password_file if topology.bgp is not None else None
+    if path is None:
+        return None
+    try:
+        opened = open_file(path)
+    except OSError as err:
+        raise PreconditionError(f"bgp.password_file {path}: cannot be read ({err.strerror})") from None
+    if not opened.regular or not opened.roots_alone:
+        raise PreconditionError(
+            f"bgp.password_file {path}: must be a file of root's that no one else may read or write"
+            f" (chown root {path}; chmod 600 {path})"
+        )
+    text = opened.data.decode(errors="replace").rstrip("\n")
+    if not _PASSWORD_RE.fullmatch(text):
+        raise PreconditionError(
+            f"bgp.password_file {path}: the password must be 1..{PASSWORD_MAX} printable ASCII characters,"
+            " no spaces, on one line"
+        )
+    return text

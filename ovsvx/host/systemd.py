@@ -79,7 +79,7 @@ class AgentUnit:
     description: str
     python: str  # this installation's interpreter, so the unit runs the ovsvx that wrote it
     environment: Env = ()  # ovsvx's settings the enabling command ran with
-    after_ovs: bool = False  # ordered after the system's Open vSwitch
+    after: tuple[str, ...] = ()  # the system's services it is ordered after (its mode's: Open vSwitch)
 
     @classmethod
     def host(
@@ -87,19 +87,19 @@ class AgentUnit:
         host: str,
         topology_file: Path,
         mode: Mode | None,
-        ovs: bool,
+        after: tuple[str, ...],
         python: str,
         environment: Env = (),
         metrics: tuple[str | None, bool] = (None, False),
     ) -> AgentUnit:
-        """A host's agent; without `mode`, the host's mode in the topology (else the default).  `ovs`: the
-        host runs in ovs mode, so the system's Open vSwitch comes first.  `metrics`: where it serves them,
+        """A host's agent; without `mode`, the host's mode in the topology (else the default).  `after`: the
+        system's services the host's mode needs first (ovs mode: Open vSwitch).  `metrics`: where it serves them,
         and whether with the probes."""
         command = ("agent", "--host", host, "-t", str(topology_file)) + (("--mode", str(mode)) if mode else ())
         address, probes = metrics
         command += (("--metrics", address) if address else ()) + (("--probes",) if probes else ())
         description = f"ovsvx agent for {host}: keeps this machine at its VXLAN overlay"
-        return cls(unit_name(host), f"--host {host}", command, description, python, environment, after_ovs=ovs)
+        return cls(unit_name(host), f"--host {host}", command, description, python, environment, after)
 
     @classmethod
     def reflector(cls, address: str, topology_file: Path, python: str, environment: Env = ()) -> AgentUnit:
@@ -115,7 +115,7 @@ class AgentUnit:
 
     def text(self) -> str:
         """The unit file."""
-        after = "network-online.target" + (" openvswitch-switch.service" if self.after_ovs else "")
+        after = " ".join(("network-online.target", *self.after))
         return "\n".join(
             [
                 f"# Written by `ovsvx enable {self.enabled_as}`; `ovsvx disable {self.enabled_as}` removes it.",

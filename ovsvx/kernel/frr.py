@@ -26,19 +26,20 @@ import contextlib
 import json
 import os
 import pwd
-import re
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 from ovsvx import waits
 from ovsvx.errors import ApplyError, PreconditionError
-from ovsvx.host import netstack, secretfile, systemd
+from ovsvx.host import netstack, systemd
+from ovsvx.host.processes import running_pid, site_dir, stop_pid
 from ovsvx.model import record, routepolicy
+from ovsvx.model.bgp import BgpView, EvpnRoute, Refused, Session
+from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, Topology
-from ovsvx.ovs.daemons import running_pid, stop_pid
 
 FRR_BIN = Path("/usr/lib/frr")
 FRR_USER = "frr"  # Debian's package makes it; the daemons run as it, as the frr service's do
@@ -84,35 +85,6 @@ class FrrHome:
 
 
 # --- the sessions' password ---------------------------------------------------------------
-
-PASSWORD_MAX = 80  # TCP MD5's key length (TCP_MD5SIG_MAXKEYLEN)
-_PASSWORD_RE = re.compile(rf"[!-~]{{1,{PASSWORD_MAX}}}")  # printable ASCII, no spaces: a word in FRR's syntax
-
-
-def password(topology: Topology) -> str | None:
-    """The BGP sessions' TCP MD5 password, from the topology's root-only `bgp.password_file`; None when it
-    names none.  The file is refused unless it is root's alone (another user could read or set it), and
-    its content is never shown: not in an error, `plan`, `status` or a log."""
-    path = topology.bgp.password_file if topology.bgp is not None else None
-    if path is None:
-        return None
-    try:
-        opened = secretfile.open_file(path)
-    except OSError as err:
-        raise PreconditionError(f"bgp.password_file {path}: cannot be read ({err.strerror})") from None
-    if not opened.regular or not opened.roots_alone:
-        raise PreconditionError(
-            f"bgp.password_file {path}: must be a file of root's that no one else may read or write"
-            f" (chown root {path}; chmod 600 {path})"
-        )
-    text = opened.data.decode(errors="replace").rstrip("\n")
-    if not _PASSWORD_RE.fullmatch(text):
-        raise PreconditionError(
-            f"bgp.password_file {path}: the password must be 1..{PASSWORD_MAX} printable ASCII characters,"
-            " no spaces, on one line"
-        )
-    return text
-
 
 #: What `plan` prints instead of the password.
 HIDDEN = "<bgp.password_file>"
@@ -332,29 +304,6 @@ def show(home: FrrHome, command: str, daemon: str = "bgpd") -> Any:
         return None
 
 
-@dataclass(frozen=True)
-class Session:
-    peer: str
-    state: str  # BGP's FSM state: Established, Active, Connect, ...
-    uptime: str  # "00:01:02", or how long it has been down
-    received: int  # EVPN prefixes received
-
-
-@dataclass(frozen=True)
-class EvpnRoute:
-    """A route as bgpd's EVPN table holds it: type 5 (a subnet) with its next hop (the VTEP) and router MAC."""
-
-    type: int
-    prefix: str  # "192.168.2.0/24" for type 5; "10.33.30.151" (the originator) for type 3
-    vtep: str
-    router_mac: str
-    origin: str  # "local", or the router id of the host that sent it
-
-    def describe(self) -> str:
-        what = f"type-{self.type} route of {self.prefix}"
-        return what + (f" (router MAC {self.router_mac})" if self.router_mac else "")
-
-
 def sessions(home: FrrHome) -> list[Session] | None:
     """The EVPN sessions, or None when bgpd does not answer."""
     data = show(home, "show bgp l2vpn evpn summary json")
@@ -408,7 +357,7 @@ def _route(rd: str, path: dict[str, Any]) -> EvpnRoute:
     return EvpnRoute(kind, prefix, str(hops[0].get("ip", "")), rmac, origin)
 
 
-def refused_routes(home: FrrHome, topology: Topology, host: Host) -> list[dict[str, str]]:
+def refused_routes(home: FrrHome, topology: Topology, host: Host) -> list[Refused]:
     """The routes from BGP that zebra holds inactive because `routepolicy`'s route-map denied them, each
     with why (FRR counts none itself); empty when zebra does not answer."""
     data = show(home, "show ip route bgp json", "zebra")
@@ -425,42 +374,27 @@ def refused_routes(home: FrrHome, topology: Topology, host: Host) -> list[dict[s
                 else f"its next hop {hop} is not an IPv4 address"
             )
             if why is not None:
-                refused.append({"prefix": prefix, "vtep": str(vtep or hop), "router_mac": "", "why": why})
+                refused.append(Refused(prefix, str(vtep or hop), why))
     return refused
 
 
-def summary(home: FrrHome, topology: Topology, host: Host) -> dict[str, Any]:
-    """What status shows of a host's BGP: its sessions, the EVPN routes it holds (received ones and its
-    own) and those it refused, as plain data; empty lists when bgpd does not answer."""
-    return {
-        "answering": (found := sessions(home)) is not None,
-        "sessions": [asdict(s) for s in found or []],
-        "routes": [asdict(r) for r in routes(home) or []],
-        "refused": refused_routes(home, topology, host),
-    }
-
-
-def describe_summary(found: dict[str, Any]) -> dict[str, str]:
-    """The summary as status's text lines."""
-    if not found["answering"]:
-        return {"bgp": "bgpd does not answer"}
-    sessions_text = "; ".join(
-        f"{s['peer']} {s['state']} ({'up' if s['state'] == 'Established' else 'down'} {s['uptime']}),"
-        f" {s['received']} received"
-        for s in found["sessions"]
-    )
-    received = [r for r in found["routes"] if r["origin"] != "local"]
-    routes_text = ", ".join(f"{r['prefix']} via {r['vtep']}" for r in received)
-    lines = {"bgp": sessions_text or "no sessions", "evpn routes": f"{len(received)} received: {routes_text or '-'}"}
-    if "refused" in found:  # what routepolicy turned down
-        refused = "; ".join(f"{r['prefix']} via {r['vtep']}: {r['why']}" for r in found["refused"])
-        lines["evpn routes refused"] = f"{len(found['refused'])}" + (f": {refused}" if refused else "")
-    return lines
+def summary(home: FrrHome, topology: Topology, host: Host) -> BgpView:
+    """What a host's bgpd knows: its sessions, the EVPN routes it holds (received ones and its own) and
+    those zebra refused; empty when bgpd does not answer."""
+    found = sessions(home)
+    if found is None:
+        return BgpView(answering=False)
+    return BgpView(True, found, routes(home) or [], refused_routes(home, topology, host))
 
 
 def host_home(site_folder: Path, netns: str | None) -> FrrHome:
     """A host's FRR, in ovsvx's folder for the host (named for it)."""
     return FrrHome(site_folder.name, site_folder / "frr", netns)
+
+
+def home(deployment: record.Deployment, site: Site) -> FrrHome:
+    """Where a deployed host's FRR lives: ovsvx's folder for the host (a lab host's, or this machine's)."""
+    return host_home(site_dir(deployment, site), site.netns)
 
 
 def reflector_home(folder: Path, address: str, netns: str | None) -> FrrHome:

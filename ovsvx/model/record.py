@@ -31,13 +31,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from ovsvx import waits
 from ovsvx.errors import NotDeployedError, PreconditionError, UsageError
 from ovsvx.model import topology as topo
-from ovsvx.model.settings import OvsSettings
 
 STATE_DIR = Path(os.environ.get("OVSVX_STATE_DIR", "/run/ovsvx"))
 HOST_RECORD_DIR = Path(os.environ.get("OVSVX_HOST_RECORD_DIR", "/var/lib/ovsvx"))
@@ -54,17 +54,25 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+class Kind(StrEnum):
+    """What a deployment is: a lab on this machine, or this machine as one host of the topology."""
+
+    LAB = "lab"
+    HOST = "host"
+
+
 @dataclass
 class Deployment:
     """What one `ovsvx deploy` made: a lab (kind 'lab') or this machine as one host (kind 'host')."""
 
-    kind: str
+    kind: Kind
     prefix: str
     topology: topo.Topology
     modes: dict[str, topo.Mode] = field(default_factory=dict)  # host name -> mode deployed
     netns: list[str] = field(default_factory=list)  # namespaces ovsvx created, real names
     sysctls: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # host -> key -> [before, set]
-    settings: dict[str, OvsSettings] = field(default_factory=dict)  # host -> what ovs mode decided there
+    # host -> what its mode decided there (its own words: only the mode reads them; ovs mode's datapath)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     firewall: bool = True  # the VXLAN port admits only the peer VTEPs (False: --no-firewall)
     unfinished_links: dict[str, list[str]] = field(default_factory=dict)  # host -> links made, not yet marked
     xdp_devices: dict[str, list[str]] = field(default_factory=dict)  # host -> where its OVS may attach XDP
@@ -78,7 +86,7 @@ class Deployment:
 
     @property
     def is_lab(self) -> bool:
-        return self.kind == "lab"
+        return self.kind is Kind.LAB
 
     @property
     def folder(self) -> Path:
@@ -133,7 +141,7 @@ class Deployment:
         last is gone (no modes): a switch cut short is then finished by the next deploy, or destroy."""
         self._keep(self.leaving, host, modes)
 
-    def set_settings(self, host: str, settings: OvsSettings | None) -> None:
+    def set_settings(self, host: str, settings: dict[str, Any] | None) -> None:
         """Keep what a host's mode decided (datapath, flows source, OVS settings before ovsvx); None
         forgets it."""
         self._keep(self.settings, host, settings)
@@ -157,7 +165,7 @@ class Deployment:
                 "modes": self.modes,
                 "netns": self.netns,
                 "sysctls": self.sysctls,
-                "settings": {host: chosen.to_record() for host, chosen in self.settings.items()},
+                "settings": self.settings,
                 "firewall": self.firewall,
                 "unfinished_links": self.unfinished_links,
                 "xdp_devices": self.xdp_devices,
@@ -174,13 +182,13 @@ class Deployment:
         self.path.unlink(missing_ok=True)
 
 
-def record_path(kind: str, prefix: str) -> Path:
-    if kind == "lab":
+def record_path(kind: Kind, prefix: str) -> Path:
+    if kind is Kind.LAB:
         return STATE_DIR / f"lab-{prefix or 'default'}.json"
     return HOST_RECORD_DIR / "host.json"
 
 
-def load(kind: str, prefix: str) -> Deployment | None:
+def load(kind: Kind, prefix: str) -> Deployment | None:
     path = record_path(kind, prefix)
     try:
         data = json.loads(path.read_text())
@@ -189,13 +197,13 @@ def load(kind: str, prefix: str) -> Deployment | None:
     except (OSError, ValueError) as err:
         raise NotDeployedError(f"{path}: unreadable deployment record ({err}); remove it by hand") from None
     return Deployment(
-        kind=data["kind"],
+        kind=Kind(data["kind"]),
         prefix=data["prefix"],
         topology=topo.parse(data["topology"]),
         modes={host: topo.Mode(mode) for host, mode in data.get("modes", {}).items()},
         netns=data.get("netns", []),
         sysctls=data.get("sysctls", {}),
-        settings={host: OvsSettings.from_record(chosen) for host, chosen in data.get("settings", {}).items()},
+        settings=data.get("settings", {}),
         firewall=data.get("firewall", True),
         unfinished_links=data.get("unfinished_links", {}),
         xdp_devices=data.get("xdp_devices", {}),
@@ -203,16 +211,16 @@ def load(kind: str, prefix: str) -> Deployment | None:
     )
 
 
-def require(kind: str, prefix: str) -> Deployment:
+def require(kind: Kind, prefix: str) -> Deployment:
     found = load(kind, prefix)
     if found is None:
-        where = f"lab (prefix {prefix!r})" if kind == "lab" and prefix else "lab" if kind == "lab" else "host"
+        where = f"lab (prefix {prefix!r})" if kind is Kind.LAB and prefix else str(kind)
         raise NotDeployedError(f"nothing is deployed in this {where}: run `ovsvx deploy` first")
     return found
 
 
 @contextmanager
-def locked(kind: str, prefix: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+def locked(kind: Kind, prefix: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
     """Hold the deployment's lock; wait up to `wait_s` for another ovsvx to finish, then refuse."""
     path = record_path(kind, prefix).with_suffix(".lock")
     path.parent.mkdir(parents=True, exist_ok=True)

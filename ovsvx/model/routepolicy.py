@@ -12,7 +12,7 @@ other VTEPs, or its own workloads.  So a type-5 route is taken only when
 - its next hop, the peer's VTEP, is a host address of the underlay;
 
 and, where it becomes a route in the host's table, it never replaces a route
-ovsvx did not make (`evpnspeaker.HostRoutes`).  That is os-ken's speaker,
+ovsvx did not make (`evpnroutes.HostRoutes`).  That is os-ken's speaker,
 in ovs mode, which logs each refusal and counts it for `status`.
 
 FRR, in kernel mode, holds every route to all of these rules in zebra, where

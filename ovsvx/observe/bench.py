@@ -26,21 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from ovsvx import waits
+from ovsvx.deploy.backends import Backend, backend, variants
 from ovsvx.deploy.deploy import Scope, deploy, destroy
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.host import netstack, preflight
 from ovsvx.model.options import DeployOptions
 from ovsvx.model.record import Deployment, check_prefix
 from ovsvx.model.site import Site
-from ovsvx.model.topology import Encryption, Ipsec, Mode, Topology
+from ovsvx.model.topology import Encryption, Ipsec, Topology
 from ovsvx.observe import verify
 from ovsvx.observe.figures import KERNEL, UNDERLAY, Figures, Summary, doubts, interleaved, ratio, rounds
-from ovsvx.ovs import daemons, ofctl
 
-#: Kernel mode with encryption = "ipsec": beside the kernel column, what ESP costs.
-IPSEC = "ipsec"
-# the columns a bench can measure: each mode, ovs mode on a datapath of its choosing, and kernel mode encrypted
-MODES = (*Mode, *(f"{Mode.OVS}:{datapath}" for datapath in ("system", "netdev")), IPSEC)
+#: The columns a bench can measure (each mode's `variants`): the baseline (kernel mode) first, then each
+#: mode's own in the registry's order, the encrypted ones last.
+COLUMNS = {v.column: v for v in sorted(variants().values(), key=lambda v: (v.column != KERNEL, v.encrypted))}
 IPERF_PORT = 5301
 PING_COUNT = 200
 PING_INTERVAL_S = 0.005
@@ -52,9 +51,9 @@ REPEAT = 3  # rounds by default: the fewest that have a median and a spread
 def parse_modes(text: str) -> list[str]:
     """The columns to measure, in order: kernel, ovs, ovs on a datapath (ovs:system, ovs:netdev), ipsec."""
     modes = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in modes if m not in MODES]
+    bad = [m for m in modes if m not in COLUMNS]
     if bad or not modes:
-        raise UsageError(f"--modes {text!r} is not allowed: a comma list of {', '.join(MODES)}")
+        raise UsageError(f"--modes {text!r} is not allowed: a comma list of {', '.join(COLUMNS)}")
     return list(dict.fromkeys(modes))
 
 
@@ -116,27 +115,25 @@ def measure_path(
     figures.rtt_min_ms, figures.rtt_median_ms, figures.rtt_p99_ms = latency(src_ns, address)
 
 
-def controller_to_first_packet(deployment: Deployment, site: Site, src_ns: str | None, address: str) -> float:
-    """Seconds from starting host1's controller on an empty bridge to ns1's first answered ping.
+def control_to_first_packet(lab: Lab) -> float:
+    """Seconds from starting host1's control plane (its controller) on an empty switch to ns1's first
+    answered ping.
 
-    The bridge is emptied twice over: its OpenFlow tables, and the flows its datapath caches.  After
-    `del-flows` the datapath keeps forwarding with the flows it cached until the revalidators catch up, so
-    the pings sent meanwhile were answered before any controller ran, and the figure came out negative.
-    A first answer from before the start is refused, not reported."""
-    home = daemons.ovs_home(deployment, site)
-    daemons.stop_controller(deployment, site)
-    ofctl.tool(home, "ovs-ofctl", "del-flows", site.host.bridge)
-    ofctl.tool(home, "ovs-appctl", "dpctl/del-flows")
+    The mode empties the switch (`Backend.stop_control`), its tables and what its datapath caches: with
+    flows cached, the pings sent meanwhile were answered before any controller ran, and the figure came
+    out negative.  A first answer from before the start is refused, not reported."""
+    chosen = _host1(lab)
+    chosen.stop_control()
     deadline = waits.scaled(FIRST_PACKET_S)
     pinger = netstack.popen(
-        src_ns,
-        ["ping", "-n", "-D", "-i", "0.01", "-w", f"{deadline:.0f}", "-c", "1", address],
+        lab.src_ns,
+        ["ping", "-n", "-D", "-i", "0.01", "-w", f"{deadline:.0f}", "-c", "1", lab.address],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
     time.sleep(KNOCK_S)
     started = time.time()  # the clock of ping's -D stamps
-    daemons.start_controller(deployment, site)
+    chosen.start_control()
     out, _ = pinger.communicate(timeout=deadline + waits.scaled(10))
     stamps = [float(s) for s in verify.STAMP_RE.findall(out)]
     if not stamps:
@@ -175,15 +172,11 @@ def _build(
     column: str, topology: Topology, prefix: str, options: DeployOptions, step: Callable[[str], None]
 ) -> tuple[Lab, float]:
     """Deploy one column's lab; the lab and how long its deploy took."""
-    mode, _, datapath = column.partition(":")
-    mode = Mode.KERNEL if column == IPSEC else mode
+    variant = COLUMNS[column]
     scope = Scope.lab(_lab_prefix(prefix, column))
     step(f"{column}: deploying a lab")
     started = time.monotonic()
-    chosen = DeployOptions()
-    if mode == Mode.OVS:
-        chosen = dataclasses.replace(options, datapath=datapath or options.datapath)
-    deployment = deploy(scope, topology, {"*": mode}, chosen).deployment
+    deployment = deploy(scope, topology, {"*": variant.mode}, variant.options(options)).deployment
     deploy_s = round(time.monotonic() - started, 2)
     src, dst = topology.hosts[0].namespaces[0], topology.hosts[1].namespaces[0]
     return Lab(scope, deployment, scope.prefix + src.name, scope.prefix + dst.name, str(dst.address)), deploy_s
@@ -196,27 +189,20 @@ def _underlay(kernel_lab: Lab, topology: Topology) -> Lab:
     return dataclasses.replace(kernel_lab, src_ns=prefix + src.name, dst_ns=prefix + dst.name, address=str(dst.vtep))
 
 
-def _measure(column: str, lab: Lab, seconds: float, options: DeployOptions, step: Callable[[str], None]) -> Figures:
-    """One round of one column's path (and, in ovs mode, what its lab was deployed with)."""
+def _measure(column: str, lab: Lab, seconds: float, step: Callable[[str], None]) -> Figures:
+    """One round of one column's path (and what its mode decided for its lab: ovs mode's datapath)."""
     figures = Figures()
     measure_path(lab.src_ns, lab.dst_ns, lab.address, seconds, figures, step)
-    if _is_ovs(column):
-        host = lab.deployment.topology.hosts[0].name
-        figures.extra["datapath"] = lab.deployment.settings[host].datapath
-        figures.extra["port_type"] = lab.deployment.settings[host].port_type
-        figures.extra["ovs_config"] = " ".join(options.ovs_config or ())
+    if column in COLUMNS:  # not the underlay
+        figures.extra.update(_host1(lab).settings_figures())
     return figures
 
 
-def _first_packet(lab: Lab) -> float:
-    """One round of an ovs column's controller start to first forwarded packet."""
+def _host1(lab: Lab) -> Backend:
+    """The backend of the lab's first host, whose namespace the bench's packets leave from."""
     host = lab.deployment.topology.hosts[0]
     site = Site(host, lab.scope.prefix + host.name, lab.scope.prefix)
-    return controller_to_first_packet(lab.deployment, site, lab.src_ns, lab.address)
-
-
-def _is_ovs(column: str) -> bool:
-    return column.partition(":")[0] == Mode.OVS
+    return backend(lab.deployment.modes[host.name], site, lab.deployment)
 
 
 def run(
@@ -229,8 +215,8 @@ def run(
     repeat: int = REPEAT,
 ) -> dict[str, list[Figures]]:
     """Each column's figures, one per round: every lab is built first, then the columns' paths are
-    measured interleaved, `repeat` rounds of underlay, kernel, ..., then each ovs column's controller
-    start in the same turns; every lab is destroyed, whatever happens."""
+    measured interleaved, `repeat` rounds of underlay, kernel, ..., then each column's controller start
+    (where its mode has one) in the same turns; every lab is destroyed, whatever happens."""
     preflight.require_root()
     preflight.require_tools("iperf3", "ping")
     check_prefix(prefix)
@@ -242,19 +228,20 @@ def run(
     key_folder = tempfile.TemporaryDirectory(prefix="ovsvx-bench-")  # the ipsec column's key, gone at the end
     try:
         for column in built:
-            wanted = _encrypted(topology, key_folder.name) if column == IPSEC else topology
+            wanted = _encrypted(topology, key_folder.name) if COLUMNS[column].encrypted else topology
             labs[column], deploy_s[column] = _build(column, wanted, prefix, options, step)
         labs[UNDERLAY] = _underlay(labs[KERNEL], topology)
         for round_, column in interleaved(columns, repeat):
             said = partial(_labelled, step, f"round {round_ + 1} of {repeat}, {column}")
-            figures = _measure(column, labs[column], seconds, options, said)
+            figures = _measure(column, labs[column], seconds, said)
             figures.deploy_s = deploy_s.get(column) if round_ == 0 else None  # a lab is deployed once
             samples[column].append(figures)
         # only after every path is measured: a controller that was just restarted is still busy starting
         # (under emulation for seconds), and the rounds measured meanwhile came out with 4x the RTT
-        for round_, column in interleaved([c for c in columns if _is_ovs(c)], repeat):
+        started = [c for c in columns if c in COLUMNS and COLUMNS[c].control_start]
+        for round_, column in interleaved(started, repeat):
             step(f"round {round_ + 1} of {repeat}, {column}: controller start to first forwarded packet")
-            samples[column][round_].controller_to_first_packet_s = _first_packet(labs[column])
+            samples[column][round_].controller_to_first_packet_s = control_to_first_packet(labs[column])
     finally:
         for column in reversed(built):
             if column in labs:

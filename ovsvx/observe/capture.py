@@ -35,12 +35,12 @@ from typing import Any
 
 from ovsvx import waits
 from ovsvx.deploy import lab
+from ovsvx.deploy.backends import backend
+from ovsvx.deploy.deploy import site_of
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.host import netstack, preflight
 from ovsvx.model.record import Deployment
-from ovsvx.model.settings import OvsSettings
-from ovsvx.model.topology import Host, Mode, Node, find_node
-from ovsvx.ovs.switch import kernel_tunnel_device
+from ovsvx.model.topology import Host, Node, find_node
 
 LISTEN_WAIT_S = 5.0
 SETTLE_S = 0.5  # after the ping's answer, for the last frames to reach every tcpdump
@@ -77,24 +77,14 @@ class Frame:
 
 
 def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Point]:
-    """A host's interfaces on the path, in the order a packet from namespace `ns` meets them.
-
-    OVS ports read with AF_XDP take frames before tcpdump's hook, so there
-    the wire is watched from its other end: the namespace's own veth (already
-    a point) and, in a lab, the underlay switch's port.
-    """
+    """A host's interfaces on the path, in the order a packet from namespace `ns` meets them, as its
+    mode says (`Backend.watched`).  Where the NIC does not show the wire (OVS's AF_XDP ports take frames
+    before tcpdump's hook), a lab watches it from its other end, the underlay switch's port."""
     where = lab.node_netns(deployment, host.name)
-    kernel = deployment.modes[host.name] == Mode.KERNEL
-    settings = deployment.settings.get(host.name, OvsSettings())
-    xdp = not kernel and settings.af_xdp
-    names = [] if xdp else [n.peer for n in host.namespaces if n.name == ns]
-    names.append(host.bridge)
-    if kernel:
-        names.append(host.vxlan)
-    elif settings.datapath == "system":
-        names.append(kernel_tunnel_device(deployment.topology.port))
-    found = [Point(host.name, name, where) for name in names]
-    if not xdp:
+    site = site_of(deployment, host.name)
+    watched = backend(deployment.modes[host.name], site, deployment).watched(ns)
+    found = [Point(host.name, name, where) for name in watched.devices]
+    if watched.nic:
         found.append(Point(host.name, host.nic, where))
     elif deployment.is_lab:
         found.append(Point(lab.UNDERLAY_SWITCH, lab.switch_port(deployment, host.name), lab.switch_netns(deployment)))
@@ -127,7 +117,7 @@ def flush_neighbours(netns: str | None) -> None:
     """Forget every learned IPv4 neighbour in a namespace (the tutorial's first ping starts cold)."""
     with netstack.stack(netns) as ipr:
         for entry in ipr.get_neighbours(family=AF_INET):
-            if entry["state"] & 0x80:  # NUD_PERMANENT: configured, not learned
+            if entry["state"] & netstack.NUD_PERMANENT:  # configured, not learned
                 continue
             address = entry.get("NDA_DST")
             if address:

@@ -24,31 +24,21 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx.deploy import lab
+from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import find_scope
 from ovsvx.host import ipsec, netstack, preflight
 from ovsvx.host.netlink import xdp_programs
 from ovsvx.host.netstack import RT_TABLE_MAIN
-from ovsvx.host.plan import LINK_ALIAS, PHYS_BRIDGE, RTPROT_OVSVX
-from ovsvx.kernel import frr
+from ovsvx.host.plan import LINK_ALIAS, RP_FILTER_ALL, RTPROT_OVSVX, Sysctl
 from ovsvx.model import record
+from ovsvx.model.findings import Diagnosis, Verdict
+from ovsvx.model.record import Kind
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Mode, Topology
 from ovsvx.model.topology import load as load_topology
-from ovsvx.ovs import daemons
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+OK, WARN, FAIL = Verdict
 KERNEL_PIECES = {"vxlan": "vxlan devices", "bridge": "Linux bridges", "veth": "veth pairs"}
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    state: str  # ok | warn (works, but mind it) | fail (deploy or traffic will not work)
-    what: str
-    fix: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.what + (f"; fix: {self.fix}" if self.fix else "")
 
 
 @dataclass(frozen=True)
@@ -180,27 +170,17 @@ def host(context: HostContext) -> list[Diagnosis]:
         _sysctls,
         _conflicts,
         _firewall,
-        _ovs_running,
-        _bgp,
+        _modes,
         _ipsec,
         _peers,
     ]
     return [d for check in checks for d in check(context)]
 
 
-def _bgp(context: HostContext) -> list[Diagnosis]:
-    """Under EVPN a host in kernel mode (or not yet deployed) runs FRR: it must be installed."""
-    if not context.topology.evpn or context.mode == Mode.OVS:
-        return []
-    if frr.installed():
-        return [Diagnosis(OK, "FRR installed: kernel mode speaks BGP EVPN with zebra and bgpd")]
-    return [
-        Diagnosis(
-            FAIL,
-            f"FRR is not installed (no zebra or bgpd in {frr.FRR_BIN}): kernel mode under EVPN runs them",
-            "apt-get install frr (scripts/setup does)",
-        )
-    ]
+def _modes(context: HostContext) -> list[Diagnosis]:
+    """What each mode needs of the machine (ovs mode: the system's OVS running; kernel mode under EVPN:
+    FRR installed), said as each mode judges it for the mode deployed here, if any."""
+    return [d for wing in BACKENDS.values() for d in wing.preconditions(context.topology, context.site, context.mode)]
 
 
 def _ipsec(context: HostContext) -> list[Diagnosis]:
@@ -242,7 +222,7 @@ def _nic_and_vtep(context: HostContext) -> list[Diagnosis]:
             )
         ]
     holders = [name for name, iface in context.stack.addresses if iface.ip == h.vtep]
-    allowed = {h.nic, PHYS_BRIDGE} if context.mode == Mode.OVS else {h.nic}
+    allowed = {h.nic} | (BACKENDS[context.mode].vtep_carriers(h) if context.mode else set())
     if not holders:
         return [
             Diagnosis(OK, f"underlay NIC {h.nic} present"),
@@ -298,8 +278,9 @@ def _xdp(context: HostContext) -> list[Diagnosis]:
         prog = context.stack.xdp.get(name)
         if prog is None:
             continue
-        if context.mode == Mode.OVS:
-            found.append(Diagnosis(OK, f"XDP program {prog} on {name}: ovs mode's AF_XDP port reads it"))
+        reader = BACKENDS[context.mode].xdp_reader if context.mode else None
+        if reader is not None:
+            found.append(Diagnosis(OK, f"XDP program {prog} on {name}: {reader} reads it"))
         else:
             found.append(
                 Diagnosis(
@@ -329,11 +310,11 @@ def _sysctls(context: HostContext) -> list[Diagnosis]:
             )
         )
     strict = [key for key in ("all", context.site.host.nic) if _read(context, f"net.ipv4.conf.{key}.rp_filter") == "1"]
-    if strict and context.mode == Mode.KERNEL and "all" in strict:
+    if "all" in strict and context.mode and _sets(context, RP_FILTER_ALL):
         found.append(
             Diagnosis(
                 FAIL,
-                "net.ipv4.conf.all.rp_filter=1 on a kernel-mode host, where ovsvx set 0",
+                f"net.ipv4.conf.all.rp_filter=1 on a {context.mode}-mode host, where ovsvx set 0",
                 "ovsvx deploy (or sysctl -w net.ipv4.conf.all.rp_filter=0)",
             )
         )
@@ -349,6 +330,13 @@ def _sysctls(context: HostContext) -> list[Diagnosis]:
     return found
 
 
+def _sets(context: HostContext, sysctl: Sysctl) -> bool:
+    """Whether the deployed mode's plan for this host sets `sysctl` (kernel mode, as the tutorial, turns
+    reverse-path filtering off everywhere)."""
+    assert context.mode is not None
+    return sysctl in BACKENDS[context.mode].pieces(context.topology, context.site.host, {})
+
+
 def _read(context: HostContext, key: str) -> str | None:
     try:
         return netstack.read_sysctl(context.site.netns, key)
@@ -359,10 +347,9 @@ def _read(context: HostContext, key: str) -> str | None:
 def _conflicts(context: HostContext) -> list[Diagnosis]:
     """Addresses and routes, not ovsvx's, inside the overlay subnets: traffic would go their way instead."""
     subnets = [h.subnet for h in context.topology.hosts]
-    # OVS's internal ports cannot carry an alias; on a deployed ovs host the record vouches for them
     ours = {name for name, (alias, _) in context.stack.links.items() if alias == LINK_ALIAS}
-    if context.mode == Mode.OVS:
-        ours |= {context.site.host.bridge, PHYS_BRIDGE}
+    if context.mode:  # links of the mode's own that carry no alias (OVS's internal ports)
+        ours |= BACKENDS[context.mode].unaliased_links(context.site.host)
     found = []
     for name, iface in context.stack.addresses:
         subnet = next((s for s in subnets if iface.ip in s), None)
@@ -393,22 +380,6 @@ def _firewall(context: HostContext) -> list[Diagnosis]:
     blockers = preflight.firewall_blockers(context.site.netns, context.topology.port, peers)
     found = [Diagnosis(FAIL, blocker.what, blocker.allow) for blocker in blockers]
     return found or [Diagnosis(OK, f"no firewall drops udp {context.topology.port} from the peers")]
-
-
-def _ovs_running(context: HostContext) -> list[Diagnosis]:
-    """A real host's ovs mode uses the system's OVS (a lab host runs its own, which `status` reports)."""
-    if context.site.is_lab:
-        return []
-    socket_path = daemons.SYSTEM_RUNDIR / "db.sock"
-    if socket_path.exists():
-        return [Diagnosis(OK, f"Open vSwitch running ({socket_path})")]
-    return [
-        Diagnosis(
-            FAIL if context.mode == Mode.OVS else WARN,
-            "Open vSwitch is not running (ovs mode needs it)",
-            "systemctl start openvswitch-switch",
-        )
-    ]
 
 
 def _peers(context: HostContext) -> list[Diagnosis]:
@@ -450,11 +421,11 @@ def examine(host_name: str | None, prefix: str | None, topology_file: Path | Non
     existing = record.load(scope.kind, scope.prefix)
     topology = existing.topology if existing and topology_file is None else load_topology(topology_file)
     modes = existing.modes if existing else {}
-    if scope.kind == "host":
+    if scope.kind is Kind.HOST:
         hosts = [(Site(topology.host(scope.host or ""), None), modes.get(scope.host or ""))]
     else:
         hosts = [(site, modes.get(site.host.name)) for site in lab.sites(existing)] if existing else []
-    return Examination(scope.describe(), scope.kind == "lab" and existing is None, diagnose(topology, hosts))
+    return Examination(scope.describe(), scope.kind is Kind.LAB and existing is None, diagnose(topology, hosts))
 
 
 def diagnose(topology: Topology, hosts: list[tuple[Site, Mode | None]]) -> dict[str, list[Diagnosis]]:

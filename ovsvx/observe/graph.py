@@ -37,7 +37,7 @@ MESH = "mesh"
 #: Graphviz cannot rank hundreds of lines between boxes), so one node stands for all of them.
 MESH_LINES = 4
 #: What a state looks like: Graphviz colour names (Mermaid takes the same).
-COLOURS = {OK: "forestgreen", MISSING: "red", DIFFERS: "darkorange", FOREIGN: "purple"}
+COLOURS: dict[str, str] = {OK: "forestgreen", MISSING: "red", DIFFERS: "darkorange", FOREIGN: "purple"}
 WORST_FIRST = (MISSING, FOREIGN, DIFFERS, OK)
 
 
@@ -119,7 +119,7 @@ def picture(
     topology: Topology,
     modes: Mapping[str, Mode],
     pieces: Mapping[str, Sequence[Resource | OvsBridge]],
-    datapaths: Mapping[str, str],
+    labels: Mapping[str, str],
     lab: bool,
 ) -> Picture:
     """The overlay's picture: every host's pieces, the underlay, the tunnels and the reflectors."""
@@ -130,8 +130,8 @@ def picture(
         host_nodes, host_edges = _host(topology, host, pieces[host.name])
         nodes += host_nodes
         edges += host_edges
-        datapath = f", {datapaths[host.name]} datapath" if modes[host.name] == Mode.OVS else ""
-        boxes.append((host.name, f"{host.name} · {modes[host.name]} mode{datapath}"))
+        label = f", {labels[host.name]}" if labels[host.name] else ""
+        boxes.append((host.name, f"{host.name} · {modes[host.name]} mode{label}"))
     if len(topology.hosts) <= MESH_LINES:
         edges += _tunnels(topology, {n.key: n for n in nodes})
     else:

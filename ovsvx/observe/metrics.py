@@ -37,12 +37,12 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ovsvx.deploy.backends import BACKENDS, Piece, backend
-from ovsvx.deploy.deploy import Scope, bgp_summary, sites
+from ovsvx.deploy.backends import BACKENDS, Piece, backend, decided
+from ovsvx.deploy.deploy import Scope, sites
 from ovsvx.errors import ConflictError, UsageError
 from ovsvx.model import record
+from ovsvx.model.bgp import BgpView
 from ovsvx.model.record import Deployment
-from ovsvx.model.settings import OvsSettings
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, Topology
 from ovsvx.model.traffic import Traffic
@@ -125,10 +125,8 @@ class OverlayCollector(Collector):
     def _host(self, families: Families, deployment: Deployment, site: Site) -> None:
         host, mode = site.host.name, deployment.modes[site.host.name]
         chosen = backend(mode, site, deployment)
-        datapath = deployment.settings.get(host, OvsSettings()).datapath
-        peers = tunnel_peers(
-            deployment.topology, site.host, BACKENDS[mode].pieces(deployment.topology, site.host, datapath)
-        )
+        pieces = BACKENDS[mode].pieces(deployment.topology, site.host, decided(deployment, host))
+        peers = tunnel_peers(deployment.topology, site.host, pieces)
         for tunnel, counted in chosen.tunnel_traffic().items():
             peer = peers.get(tunnel, EVERY_PEER)
             families.tunnel(host, peer, tunnel, counted, self._last_heard(host, tunnel, counted.received_packets))
@@ -137,7 +135,7 @@ class OverlayCollector(Collector):
         for peer, answered in sorted(chosen.answering().items()):
             families.answered.add_metric([host, peer], 1 if answered else 0)
         if deployment.topology.evpn:
-            families.bgp(host, bgp_summary(deployment, site))
+            families.bgp(host, chosen.bgp())
 
     def _last_heard(self, host: str, tunnel: str, received: int) -> float | None:
         """When the tunnel's received counter last grew, as seen between scrapes (None: not seen yet)."""
@@ -221,19 +219,16 @@ class Families:
         self.flow_packets.add_metric([host, purpose], counted.sent_packets)
         self.flow_bytes.add_metric([host, purpose], counted.sent_bytes)
 
-    def bgp(self, host: str, summary: dict[str, object]) -> None:
-        sessions = summary.get("sessions") or []
-        assert isinstance(sessions, list)
-        for session in sessions:
-            labels, up = [host, str(session["peer"])], session["state"] == "Established"
-            self.established.add_metric(labels, 1 if up else 0)
-            self.received_routes.add_metric(labels, int(session.get("received", 0)))
-            seconds = uptime_seconds(str(session.get("uptime", "")))
-            if up and seconds is not None:
+    def bgp(self, host: str, view: BgpView) -> None:
+        for session in view.sessions:
+            labels = [host, session.peer]
+            self.established.add_metric(labels, 1 if session.up else 0)
+            self.received_routes.add_metric(labels, session.received)
+            seconds = uptime_seconds(session.uptime)
+            if session.up and seconds is not None:
                 self.uptime.add_metric(labels, seconds)
-        refused = summary.get("refused")
-        if isinstance(refused, list):  # the speaker's (ovs mode) or zebra's (kernel mode)
-            self.refused_routes.add_metric([host], len(refused))
+        if view.answering:  # the speaker's (ovs mode) or zebra's (kernel mode) refusals
+            self.refused_routes.add_metric([host], len(view.refused))
 
     def probed(self, results: Iterable[verify.Result]) -> None:
         for result in results:

@@ -10,24 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ovsvx.deploy.backends import BACKENDS, backend
+from ovsvx.deploy.backends import BACKENDS, Decided, backend, decided
 from ovsvx.deploy.deploy import HostStatus, Scope, find_scope, resolve_modes, sites, status
 from ovsvx.model import record
 from ovsvx.model.findings import OK
+from ovsvx.model.options import DeployOptions
 from ovsvx.model.record import Deployment
-from ovsvx.model.settings import OvsSettings
 from ovsvx.model.topology import Mode, Topology
 from ovsvx.observe import graph
 from ovsvx.observe.graph import Live, Picture
-from ovsvx.ovs.backend import choose_datapath
 
 
-def sketched(topology: Topology, requested: Mapping[str, str], datapath: str) -> Picture:
-    """The topology alone, each host as deploy would make it (the datapath as `plan` would choose it,
-    without loading anything)."""
+def sketched(topology: Topology, requested: Mapping[str, str], options: DeployOptions) -> Picture:
+    """The topology alone, each host as deploy would make it (what its mode decides, as `plan` would
+    foresee it, without changing anything)."""
     modes = resolve_modes(topology, requested)
-    chosen, _ = choose_datapath(datapath, load_module=False)
-    return _drawn(topology, modes, dict.fromkeys(modes, chosen), lab=False)
+    return _drawn(topology, modes, {h: BACKENDS[mode].foresee(options) for h, mode in modes.items()}, lab=False)
 
 
 def deployed_here() -> Scope | None:
@@ -42,14 +40,15 @@ def observed(scope: Scope) -> Picture:
     deployment, hosts = status(scope)
     topology = deployment.topology
     modes = resolve_modes(topology, {}, deployment.modes)
-    datapaths = {h: deployment.settings.get(h, OvsSettings()).datapath for h in modes}
-    drawn = _drawn(topology, modes, datapaths, lab=deployment.is_lab)
+    drawn = _drawn(topology, modes, {h: decided(deployment, h) for h in modes}, lab=deployment.is_lab)
     return graph.with_live(drawn, _live(deployment, hosts))
 
 
-def _drawn(topology: Topology, modes: Mapping[str, Mode], datapaths: Mapping[str, str], lab: bool) -> Picture:
-    pieces = {h.name: BACKENDS[modes[h.name]].pieces(topology, h, datapaths[h.name]) for h in topology.hosts}
-    return graph.picture(topology, modes, pieces, datapaths, lab)
+def _drawn(topology: Topology, modes: Mapping[str, Mode], decisions: Mapping[str, Decided], lab: bool) -> Picture:
+    """Each host's pieces, and its box named with its mode and what the mode decided (a datapath)."""
+    pieces = {h.name: BACKENDS[modes[h.name]].pieces(topology, h, decisions[h.name]) for h in topology.hosts}
+    labels = {h: BACKENDS[mode].label(decisions[h])[0] for h, mode in modes.items()}
+    return graph.picture(topology, modes, pieces, labels, lab)
 
 
 def _live(deployment: Deployment, hosts: Mapping[str, HostStatus]) -> Live:
@@ -65,9 +64,9 @@ def _live(deployment: Deployment, hosts: Mapping[str, HostStatus]) -> Live:
         for tunnel, counted in backend(deployment.modes[site.host.name], site, deployment).tunnel_traffic().items()
     }
     sessions = {
-        (name, str(session["peer"])): str(session["state"])
+        (name, session.peer): session.state
         for name, found in hosts.items()
-        for session in (found.bgp or {}).get("sessions", [])
+        for session in (found.bgp.sessions if found.bgp else [])
     }
     host_states = {name: graph.worst(f.state for f in found.findings) for name, found in hosts.items()}
     return Live(states, host_states, traffic, sessions)

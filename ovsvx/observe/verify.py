@@ -24,7 +24,7 @@ from ovsvx.deploy import lab
 from ovsvx.errors import ApplyError
 from ovsvx.host import netstack, preflight
 from ovsvx.model import record
-from ovsvx.model.record import Deployment
+from ovsvx.model.record import Deployment, Kind
 from ovsvx.model.topology import Node, Topology, nodes
 
 INITIAL_TTL = 64
@@ -183,7 +183,7 @@ def run(deployment: Deployment, selected: list[Probe]) -> list[Result]:
     return results
 
 
-def check(kind: str, prefix: str) -> list[Result]:
+def check(kind: Kind, prefix: str) -> list[Result]:
     """Every probe that can run here, for the deployment of `kind` and `prefix`: all of them in a lab; on
     a real host, those that start on it (the peers' namespaces are on other machines)."""
     preflight.require_root()

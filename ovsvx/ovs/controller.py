@@ -26,6 +26,7 @@ from typing import Any
 from ovsvx.errors import OvsvxError, UsageError
 from ovsvx.model import record
 from ovsvx.model import topology as topo
+from ovsvx.model.record import Kind
 from ovsvx.model.topology import Host, Topology
 from ovsvx.ovs.daemons import check_port_free, claim_socket, controller_socket
 from ovsvx.ovs.flows import EvpnPeer, host_flows
@@ -82,13 +83,13 @@ def serve(
     """Run the controller for one host: of the lab `prefix`, of a topology file, or else of this machine's
     deployment (the default topology when there is none).  Without `listen`, on the socket that
     deploy gives the host's OVS."""
-    deployment = record.require("lab", record.check_prefix(prefix)) if prefix is not None else None
+    deployment = record.require(Kind.LAB, record.check_prefix(prefix)) if prefix is not None else None
     if deployment is not None:
         topology = deployment.topology
     elif topology_file is not None:
         topology = topo.load(topology_file)
     else:
-        deployment = record.load("host", "")
+        deployment = record.load(Kind.HOST, "")
         topology = deployment.topology if deployment else topo.default()
         host_name = host_name or (next(iter(deployment.modes)) if deployment else None)
     if host_name is None:
@@ -174,9 +175,9 @@ def _accept_unix_connections() -> None:
 
 def _speak_evpn(app: Any, topology: Topology, host: Host, state: Path | None) -> None:
     """Start the BGP speaker; each change of its routes gives the bridge new flows and the host new routes."""
-    from ovsvx.ovs import evpnspeaker
+    from ovsvx.ovs import evpnroutes, evpnspeaker
 
-    routes = evpnspeaker.HostRoutes(host.bridge)
+    routes = evpnroutes.HostRoutes(host.bridge)
 
     def on_peers(peers: tuple[EvpnPeer, ...]) -> None:
         app.replace_flows(host.bridge, host_flows(topology, host, peers))

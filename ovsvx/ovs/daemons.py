@@ -19,26 +19,29 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ovsvx import waits
-from ovsvx.errors import ApplyError, PreconditionError
+from ovsvx.errors import ApplyError, PreconditionError, UsageError
 from ovsvx.host import netstack, systemd
+from ovsvx.host.processes import running_pid, serving, site_dir, stop_pid
 from ovsvx.model import record
+from ovsvx.model.bgp import BgpView, EvpnRoute, Refused, Session
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
+from ovsvx.model.topology import Mode
+from ovsvx.ovs.switch import kernel_tunnel_device
 
 SYSTEM_RUNDIR = Path("/var/run/openvswitch")
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
+TUNNEL_DEVICE_GONE_S = 5.0  # OVS deletes its kernel tunnel device soon after the last vxlan port on its UDP port
 START_WAIT_S = 15.0  # ovsdb-server's socket appears within a second; scaled on a slow machine
-STOP_WAIT_S = 5.0  # after SIGTERM, before SIGKILL
 # How a controller's command line reads: as ovsvx starts one (`python -m ovsvx.ovs.controller`), and as a
 # user or systemd does (`ovsvx controller`).  A pid file of ovsvx's own is checked against the first.
 CONTROLLER_MARKERS = ("ovsvx.ovs.controller", "ovsvx controller")
@@ -69,51 +72,10 @@ class OvsHome:
         return self.rundir / f"{program}.log"
 
 
-def site_dir(deployment: Deployment, site: Site) -> Path:
-    """ovsvx's own folder for one host of a deployment (controller pid and log, a lab host's OVS)."""
-    return deployment.folder / site.host.name
-
-
 def ovs_home(deployment: Deployment, site: Site) -> OvsHome:
     if site.is_lab:
         return OvsHome(site_dir(deployment, site) / "ovs", site.netns, own=True)
     return OvsHome(SYSTEM_RUNDIR, None, own=False)
-
-
-# --- processes by pidfile ---------------------------------------------------------------
-
-
-def running_pid(pidfile: Path, marker: str) -> int | None:
-    """The pid in `pidfile` if that process is alive and its command line still contains `marker`."""
-    try:
-        pid = int(pidfile.read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if marker in cmdline else None  # a zombie's or a reused pid's command line does not match
-
-
-def rss_mib(pid: int) -> float | None:
-    """The resident memory of a process in MiB (VmRSS), or None if it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    found = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), None)
-    return None if found is None else int(found) / 1024
-
-
-def stop_pid(pidfile: Path, marker: str) -> bool:
-    """SIGTERM the process of `pidfile` (SIGKILL after STOP_WAIT_S); True if there was one."""
-    pid = running_pid(pidfile, marker)
-    if pid is None:
-        pidfile.unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
-    if not waits.until(lambda: running_pid(pidfile, marker) != pid, STOP_WAIT_S):
-        os.kill(pid, signal.SIGKILL)
-    pidfile.unlink(missing_ok=True)
-    return True
 
 
 def _wait_for(path: Path, what: str, log: Path) -> None:
@@ -191,17 +153,25 @@ def evpn_state_file(deployment: Deployment, site: Site) -> Path:
     return site_dir(deployment, site) / "evpn.json"
 
 
-def evpn_state(deployment: Deployment, site: Site) -> dict[str, Any]:
-    """What an ovs host's EVPN speaker last wrote (sessions, routes), in the shape of `frr.summary`;
-    answering is False when there is nothing to read."""
+def evpn_state(deployment: Deployment, site: Site) -> BgpView:
+    """What an ovs host's EVPN speaker last wrote (sessions, routes, refused ones); not answering when
+    there is nothing to read, or no controller runs."""
     try:
         data = json.loads(evpn_state_file(deployment, site).read_text())
     except (OSError, ValueError):
-        return {"answering": False, "sessions": [], "routes": []}
-    for session in data.get("sessions", []):  # how long in its state, as FRR shows it: 00:01:02
-        seconds = int(time.time() - session.pop("since", time.time()))
-        session["uptime"] = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    return {"answering": controller_pid(deployment, site) is not None, **data}
+        return BgpView(answering=False)
+    sessions = [
+        Session(s["peer"], s["state"], _uptime(time.time() - s["since"]), s["received"]) for s in data["sessions"]
+    ]
+    routes = [EvpnRoute(**r) for r in data["routes"]]
+    refused = [Refused(r["prefix"], r["vtep"], r["why"]) for r in data["refused"]]
+    return BgpView(controller_pid(deployment, site) is not None, sessions, routes, refused)
+
+
+def _uptime(seconds: float) -> str:
+    """How long in its state, as FRR shows it: 00:01:02."""
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def controller_pid(deployment: Deployment, site: Site) -> int | None:
@@ -235,16 +205,6 @@ def check_port_free(netns: str | None, host: str, port: int) -> None:
                 ) from None
 
     netstack.call_in(netns, probe)
-
-
-def serving(path: Path) -> bool:
-    """Whether something accepts connections on the Unix socket `path`."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 def claim_socket(path: Path) -> None:
@@ -301,6 +261,14 @@ def start_controller(deployment: Deployment, site: Site) -> bool:
     return True
 
 
+def ensure_controller(deployment: Deployment, site: Site) -> bool:
+    """Start the controller unless it runs (True: started), then wait until it listens: OVS then
+    connects at once when the bridge names it, instead of backing off."""
+    started = start_controller(deployment, site)
+    wait_serving(site.netns, controller_socket(deployment, site), CONTROLLER_START_S)
+    return started
+
+
 def wait_serving(netns: str | None, path: Path, seconds: float) -> None:
     """Until the controller listens on its socket (os-ken takes a moment to import and bind)."""
     if not waits.until(lambda: netstack.UNIX_LISTENING in netstack.unix_states(netns, path), seconds):
@@ -313,3 +281,31 @@ def stop_controller(deployment: Deployment, site: Site) -> bool:
     if stopped:
         controller_socket(deployment, site).unlink(missing_ok=True)
     return stopped
+
+
+def await_tunnel_device_gone(netns: str | None, port: int) -> None:
+    """On the kernel datapath OVS's tunnel device (vxlan_sys_PORT) holds the UDP port until OVS deletes
+    it, a moment after the last vxlan port on that port is gone; kernel mode's vxlan device cannot come
+    up before (EADDRINUSE), so a switch to kernel mode waits for it.  Another vxlan port of the
+    system's OVS on the same UDP port keeps the device: then kernel mode says so when it tries."""
+    device = kernel_tunnel_device(port)
+
+    def gone() -> bool:
+        with netstack.stack(netns) as ipr:
+            return not ipr.link_lookup(ifname=device)
+
+    waits.until(gone, TUNNEL_DEVICE_GONE_S, interval=0.1)
+
+
+def ovs_homes(deployment: Deployment, sites: list[Site], only: str | None = None) -> list[tuple[Site, OvsHome]]:
+    """The hosts of the deployment in ovs mode here (or only `only`), each with the OVS it runs."""
+    if only is not None:
+        deployment.topology.host(only)  # an unknown name is an error, not an empty listing
+    found = [
+        (site, ovs_home(deployment, site))
+        for site in sites
+        if deployment.modes[site.host.name] == Mode.OVS and only in (None, site.host.name)
+    ]
+    if not found:
+        raise UsageError("no host of this deployment runs in ovs mode" + (f" among {only}" if only else ""))
+    return found

@@ -46,14 +46,11 @@ from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 from os_ken.services.protocols.bgp.info_base.vrfevpn import VrfEvpnTable
 from os_ken.services.protocols.bgp.rtconf.common import BGP_CONN_RETRY_TIME
 
-from ovsvx.host import gtsm
-from ovsvx.host.netlink import RTNH_F_ONLINK
-from ovsvx.host.netstack import RT_TABLE_MAIN
-from ovsvx.host.plan import RTPROT_OVSVX
-from ovsvx.kernel import frr
+from ovsvx.host import gtsm, secretfile
 from ovsvx.model import routepolicy
+from ovsvx.model.bgp import Refused
 from ovsvx.model.topology import Host, Topology, mac_for
-from ovsvx.ovs.flows import EvpnPeer, route_data
+from ovsvx.ovs.flows import EvpnPeer, route_of
 
 LOG = logging.getLogger("ovsvx.evpn")
 ROUTER_MAC = (0x06, 0x03)  # EVPN extended community, Router's MAC sub-type (RFC 9135)
@@ -193,7 +190,7 @@ class Speaker:
         )
         # TCP MD5 (RFC 2385): os-ken packs the key into TCP_MD5SIG's struct as it is, so it must be bytes (a
         # str fails there, in the thread that dials, and no session ever comes up); it keeps it out of its log
-        secret = password.encode() if (password := frr.password(self.topology)) is not None else None
+        secret = password.encode() if (password := secretfile.bgp_password(self.topology)) is not None else None
         for rr in self.bgp.route_reflectors:
             self.speaker.neighbor_add(str(rr), self.bgp.asn, enable_ipv4=False, enable_evpn=True, password=secret)
         self._publish()
@@ -303,8 +300,8 @@ class Speaker:
             received = len(self.peers)
             data = {
                 "sessions": [{**asdict(s), "received": received} for s in self.sessions.values()],
-                "routes": [route_data(p) for p in self.peers.values()],
-                "refused": [{**route_data(p), "why": why} for p, why in self.refused.values()],
+                "routes": [asdict(route_of(p)) for p in self.peers.values()],
+                "refused": [asdict(Refused(str(p.subnet), str(p.vtep), why)) for p, why in self.refused.values()],
             }
             tmp = self.state_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(data) + "\n")
@@ -329,92 +326,3 @@ def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
         LOG.warning("EVPN: type-5 route of %s from %s has no router MAC: ignored", path.nlri.ip_prefix, path.nexthop)
         return None
     return EvpnPeer(IPv4Network(path.nlri.ip_prefix), vtep, mac)
-
-
-class HostRoutes:
-    """The host's own routes to the peers' subnets: via each peer's VTEP, onlink on the bridge, proto ovsvx.
-
-    The kernel takes an onlink route only through a device that is up, and
-    the controller starts (and learns routes) before deploy sets the bridge up:
-    what cannot be written yet is tried again every RETRY_S until it can.  One
-    netlink handle serves the controller's whole life.
-    """
-
-    RETRY_S = 1.0
-
-    def __init__(self, bridge: str):
-        from pyroute2 import IPRoute
-
-        self.bridge = bridge
-        self.ipr = IPRoute()
-        self.lock = threading.Lock()
-        self.wanted: tuple[EvpnPeer, ...] | None = None  # not written yet
-        self.in_the_way: set[IPv4Network] = set()  # peers' subnets another route holds (said once)
-        self.waiting = False
-        threading.Thread(target=self._retry, name="host-routes", daemon=True).start()
-
-    def want(self, peers: tuple[EvpnPeer, ...]) -> None:
-        with self.lock:
-            self.wanted = peers
-        self._write()
-
-    def _retry(self) -> None:
-        while True:
-            time.sleep(self.RETRY_S)
-            self._write()
-
-    def _write(self) -> None:
-        from pyroute2 import NetlinkError
-
-        with self.lock:
-            if self.wanted is None:
-                return
-            try:
-                changes = self.sync(self.wanted)
-            except (NetlinkError, LookupError) as err:
-                if not self.waiting:
-                    LOG.info("host routes wait for %s (%s); trying again every %g s", self.bridge, err, self.RETRY_S)
-                self.waiting = True
-                return
-            self.wanted, self.waiting = None, False
-        for change in changes:
-            LOG.info("%s: %s", self.bridge, change)
-
-    def sync(self, peers: tuple[EvpnPeer, ...]) -> list[str]:
-        """Add what `peers` need, drop such routes whose peer is gone; returns what changed.  A route to a
-        peer's subnet that ovsvx did not make is left in place, and the peer's route not written (said
-        once).  LookupError: the bridge does not exist yet."""
-        changes = []
-        wanted = {p.subnet: p for p in peers}
-        index = self.ipr.link_lookup(ifname=self.bridge)
-        if not index:
-            raise LookupError("OVS has not made it yet")
-        have, foreign = {}, set()
-        for r in self.ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN):
-            if r.get_attr("RTA_DST") is None:
-                continue
-            subnet = IPv4Network(f"{r.get_attr('RTA_DST')}/{r['dst_len']}")
-            if r["proto"] != RTPROT_OVSVX:
-                foreign.add(subnet)
-            elif r.get_attr("RTA_OIF") == index[0]:
-                have[subnet] = r
-        for subnet in set(have) - set(wanted):
-            self.ipr.route("del", dst=str(subnet), oif=index[0], proto=RTPROT_OVSVX)
-            changes.append(f"- route {subnet}")
-        for subnet in sorted(set(wanted) & foreign - self.in_the_way):
-            LOG.warning("EVPN: a route to %s that ovsvx did not make is in the way: left alone, not replaced", subnet)
-        self.in_the_way = set(wanted) & foreign
-        for subnet, peer in wanted.items():
-            if subnet in foreign:
-                continue
-            if subnet not in have or have[subnet].get_attr("RTA_GATEWAY") != str(peer.vtep):
-                self.ipr.route(
-                    "replace",
-                    dst=str(subnet),
-                    gateway=str(peer.vtep),
-                    oif=index[0],
-                    flags=RTNH_F_ONLINK,
-                    proto=RTPROT_OVSVX,
-                )
-                changes.append(f"+ route {subnet} via {peer.vtep} dev {self.bridge} onlink")
-        return changes

@@ -41,9 +41,9 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
 
 from ovsvx.errors import UsageError
+from ovsvx.model.bgp import BgpView, EvpnRoute
 from ovsvx.model.topology import Host, Namespace, Topology, mac_for
 from ovsvx.ovs.switch import evpn_tunnel_port, tunnel_ports, workload_ports
 
@@ -313,17 +313,17 @@ class EvpnPeer:
     router_mac: str
 
 
-def route_data(peer: EvpnPeer) -> dict[str, Any]:
-    """A received route as status shows it (the shape of `frr.EvpnRoute`)."""
+def route_of(peer: EvpnPeer) -> EvpnRoute:
+    """A received route as status shows it."""
     vtep = str(peer.vtep)
-    return {"type": 5, "prefix": str(peer.subnet), "vtep": vtep, "router_mac": peer.router_mac, "origin": vtep}
+    return EvpnRoute(5, str(peer.subnet), vtep, peer.router_mac, vtep)
 
 
-def peers_of(state: dict[str, Any]) -> tuple[EvpnPeer, ...]:
-    """The peers a published state names: what the flows were generated from."""
+def peers_of(view: BgpView) -> tuple[EvpnPeer, ...]:
+    """The peers a speaker's routes name: what the flows were generated from."""
     return tuple(
-        EvpnPeer(IPv4Network(r["prefix"]), IPv4Address(r["vtep"]), r["router_mac"])
-        for r in sorted(state.get("routes", []), key=lambda r: IPv4Network(r["prefix"]))
+        EvpnPeer(IPv4Network(r.prefix), IPv4Address(r.vtep), r.router_mac)
+        for r in sorted(view.routes, key=lambda r: IPv4Network(r.prefix))
     )
 
 

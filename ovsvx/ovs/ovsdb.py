@@ -285,3 +285,17 @@ def restore_config(api: Any, before: dict[str, str | None]) -> list[str]:
             api.db_set("Open_vSwitch", ".", ("other_config", {key: value})).execute(check_error=True)
         restored.append(f"ovs other_config:{key} " + (f"restored to {value}" if value is not None else "unset"))
     return restored
+
+
+def sync_config(
+    api: Any, wanted: dict[str, str], recorded: dict[str, str | None]
+) -> tuple[list[str], dict[str, str | None]]:
+    """Set the wanted other_config keys, and put back those a previous deploy set but this one does not
+    want; returns what changed, and what each wanted key held before ovsvx first set it (the record keeps
+    that, for destroy too: a real host's OVS outlives the deployment)."""
+    before = dict(recorded)
+    have = other_config(api)
+    before.update({k: have.get(k) for k in wanted if k not in before})
+    changes = restore_config(api, {k: v for k, v in before.items() if k not in wanted})
+    kept = {k: v for k, v in before.items() if k in wanted}
+    return changes + apply_config(api, wanted), kept

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from ovsvx.errors import UsageError
 from ovsvx.host.plan import PHYS_BRIDGE, Resource, Vxlan
 from ovsvx.model.topology import MAX_NAMESPACES, Host, Topology, mac_for
+from ovsvx.ovs.settings import AUTO, Datapath, PortType
 
 OWNER_KEY = "ovsvx"
 FIRST_TUNNEL_OFPORT = MAX_NAMESPACES + 1  # 100: after every namespace's port
@@ -85,10 +86,10 @@ def _tunnel_options(topology: Topology, csum: bool) -> tuple[tuple[str, str], ..
 
 
 #: --tunnel-csum: "auto" (on for the kernel datapath only), "on" or "off".
-TUNNEL_CSUM = ("auto", "on", "off")
+TUNNEL_CSUM = (AUTO, "on", "off")
 
 
-def tunnel_csum(datapath: str, asked: str = "auto") -> bool:
+def tunnel_csum(datapath: str, asked: str = AUTO) -> bool:
     """Whether the vxlan ports send an outer UDP checksum: as `asked` (--tunnel-csum), which by default
     ("auto") is on the kernel datapath only, for the reasons below.  OVS sends none by
     default; with one, a receiving NIC that checks it can vouch for the inner packet's checksum too, so
@@ -97,7 +98,7 @@ def tunnel_csum(datapath: str, asked: str = "auto") -> bool:
     show the gain: there the runs could not tell on from off (docs/performance.md).  Receivers take
     either (zero means none): kernel-mode, tutorial-built (`noudpcsum`) and EVPN peers were shown to
     interoperate.  On the userspace datapath ovs-vswitchd would compute it per packet in software: no."""
-    return datapath == "system" if asked == "auto" else asked == "on"
+    return Datapath(datapath) is Datapath.SYSTEM if asked == AUTO else asked == "on"
 
 
 def kernel_tunnel_device(port: int) -> str:
@@ -106,14 +107,9 @@ def kernel_tunnel_device(port: int) -> str:
     return f"vxlan_sys_{port}"
 
 
-#: How the userspace datapath reads a kernel device: "system" is a packet socket (AF_PACKET);
-#: "afxdp" and "afxdp-nonpmd" are AF_XDP sockets, polled by a PMD thread or by the main thread.
-PORT_TYPES = ("system", "afxdp", "afxdp-nonpmd")
-
-
-def workload_ports(host: Host, port_type: str = "system") -> dict[str, Port]:
+def workload_ports(host: Host, port_type: str = PortType.SYSTEM) -> dict[str, Port]:
     """The host end of each namespace's veth, by namespace name."""
-    kind = "" if port_type == "system" else port_type
+    kind = PortType(port_type).interface_type
     return {ns.name: Port(ns.peer, kind, i + 1) for i, ns in enumerate(host.namespaces)}
 
 
@@ -122,15 +118,14 @@ def switch_plan(
     host: Host,
     datapath: str,
     controller: str | None,
-    port_type: str = "system",
-    csum: str = "auto",
+    port_type: str = PortType.SYSTEM,
+    csum: str = AUTO,
 ) -> tuple[OvsBridge, ...]:
     """The bridges `host` needs in ovs mode (br-phy first, on the userspace datapath); `csum`: the
     tunnels' outer checksum as --tunnel-csum says it."""
     bridges = []
-    if datapath == "netdev":
-        kind = "" if port_type == "system" else port_type
-        bridges.append(OvsBridge(PHYS_BRIDGE, datapath, (Port(host.nic, kind, 1),)))
+    if Datapath(datapath) is Datapath.NETDEV:
+        bridges.append(OvsBridge(PHYS_BRIDGE, datapath, (Port(host.nic, PortType(port_type).interface_type, 1),)))
     tunnels = tunnel_ports(topology, host, tunnel_csum(datapath, csum))
     ports = (*workload_ports(host, port_type).values(), *tunnels.values())
     bridges.append(

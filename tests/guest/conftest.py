@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ovsvx.ovs.backend import choose_datapath
+from ovsvx.ovs.choices import choose_datapath
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

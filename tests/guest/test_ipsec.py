@@ -29,6 +29,7 @@ from ovsvx.deploy import lab
 from ovsvx.host import ipsec, netstack
 from ovsvx.host.firewall import Counters, Firewall
 from ovsvx.model import record, topology
+from ovsvx.model.record import Kind
 from ovsvx.model.site import Site
 from tests.conftest import TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import failed, status
@@ -156,7 +157,7 @@ def test_verify_passes_and_each_peer_has_its_sa(encrypted_lab: Lab) -> None:
         sa = sa_findings(prefix, host)[f"ipsec SA with {peer}"]
         assert sa["state"] == "ok" and sa["detail"].startswith("up for"), sa
     # the key is in no file ovsvx or charon wrote: the record, strongswan.conf, charon's log, ...
-    deployment = record.require("lab", prefix)
+    deployment = record.require(Kind.LAB, prefix)
     written = [p for p in deployment.folder.rglob("*") if p.is_file()] + [deployment.path]
     assert any(p.name == "charon.log" for p in written)
     assert not [p for p in written if KEY.encode() in p.read_bytes()]
@@ -182,7 +183,7 @@ def test_a_forged_peer_address_gets_nothing_in(encrypted_lab: Lab) -> None:
     intruder = f"{prefix}intruder"
     netstack.create_netns(intruder)
     try:
-        lab.plug(record.require("lab", prefix), "px", intruder, "eth0")
+        lab.plug(record.require(Kind.LAB, prefix), "px", intruder, "eth0")
         with netstack.stack(intruder) as ns:
             index = ns.link_lookup(ifname="eth0")[0]
             ns.link("set", index=index, state="up")
@@ -222,7 +223,7 @@ def test_a_peer_with_another_key_is_unreachable_and_status_says_why(
     encrypted_lab: Lab,
 ) -> None:
     prefix, encrypted = encrypted_lab.prefix, encrypted_lab.topology
-    deployment = record.require("lab", prefix)
+    deployment = record.require(Kind.LAB, prefix)
     homes = {h.name: ipsec.home(deployment, Site(h, prefix + h.name, prefix)) for h in encrypted.hosts}
     with ipsec.session(homes["host2"]) as vici:
         vici.load_shared(ipsec.shared_key(encrypted, HOST2, "some-other-key-of-host2s-own"))

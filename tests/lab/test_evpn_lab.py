@@ -18,6 +18,7 @@ from ovsvx.deploy import lab
 from ovsvx.host import gtsm, netstack
 from ovsvx.kernel import frr
 from ovsvx.model import record, topology
+from ovsvx.model.record import Kind
 from ovsvx.model.topology import Bgp, Control
 from ovsvx.ovs.evpnspeaker import CONNECT_RETRY_S
 from tests.conftest import STATE_DIR, Runner, leftover_netns
@@ -220,7 +221,7 @@ def stranger_on_the_underlay(prefix: str) -> str:
     netns = f"{prefix}stranger"
     if not netstack.netns_exists(netns):
         netstack.create_netns(netns)
-        lab.plug(record.require("lab", prefix), "pstr", netns, "eth0")
+        lab.plug(record.require(Kind.LAB, prefix), "pstr", netns, "eth0")
         with netstack.stack(netns) as ns:
             index = ns.link_lookup(ifname="eth0")[0]
             ns.link("set", index=index, state="up")
@@ -357,7 +358,7 @@ def test_bgp_from_beyond_one_hop_gets_no_session(ovsvx: Runner, fresh_prefix: st
         report, _ = until_verified(ovsvx, prefix, REACH_S)
         assert report["ok"], report
         reflector = IPv4Address("10.33.30.2")
-        rr_netns = lab.reflector_netns(record.require("lab", prefix), reflector)
+        rr_netns = lab.reflector_netns(record.require(Kind.LAB, prefix), reflector)
         before = gtsm.dropped(rr_netns, reflector)
         assert before is not None, "no GTSM table on the reflector"
         hosts = status(prefix)["hosts"]

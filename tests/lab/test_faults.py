@@ -25,6 +25,7 @@ import pytest
 
 from ovsvx.host import netstack, plan
 from ovsvx.model import record, topology
+from ovsvx.model.record import Kind
 from ovsvx.ovs import flows
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, processes_of, verify
@@ -69,7 +70,7 @@ def census(prefix: str) -> dict[str, Any]:
 
 
 def status_modes(prefix: str) -> dict[str, str]:
-    return record.require("lab", prefix).modes
+    return record.require(Kind.LAB, prefix).modes
 
 
 def destroy_leaves_nothing(prefix: str) -> None:
@@ -287,6 +288,6 @@ def test_a_mode_switch_killed_at_a_random_moment_is_finished_by_a_plain_deploy(o
         assert report["ok"], (where, failed(report))
         assert census(prefix) == wanted, where
         assert len(processes_of(prefix)) == len(running), (where, processes_of(prefix))
-        assert record.require("lab", prefix).leaving == {}, where
+        assert record.require(Kind.LAB, prefix).leaving == {}, where
     finally:
         destroy_leaves_nothing(prefix)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ovsvx.errors import ApplyError, PreconditionError
+from ovsvx.host import secretfile
 from ovsvx.kernel import frr
 from ovsvx.model import record, topology
 from tests.conftest import need_lab
@@ -79,11 +80,11 @@ def test_the_bgp_password_is_taken_only_from_a_file_of_roots_alone(tmp_path: Pat
     )
     secret.chmod(0o640)
     with pytest.raises(PreconditionError, match=r"must be a file of root's that no one else may read") as caught:
-        frr.password(topo)
+        secretfile.bgp_password(topo)
     assert "s3cret" not in str(caught.value)
     secret.chmod(0o600)
-    assert frr.password(topo) == "s3cret"
+    assert secretfile.bgp_password(topo) == "s3cret"
     secret.write_text("two words\n")
     with pytest.raises(PreconditionError, match=r"1\.\.80 printable ASCII characters, no spaces") as caught:
-        frr.password(topo)
+        secretfile.bgp_password(topo)
     assert "two words" not in str(caught.value)

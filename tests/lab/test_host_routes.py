@@ -1,4 +1,4 @@
-"""The routes an ovs-mode EVPN host writes for its peers (`evpnspeaker.HostRoutes`), in a scratch network
+"""The routes an ovs-mode EVPN host writes for its peers (`evpnroutes.HostRoutes`), in a scratch network
 namespace that vanishes with the test: added and removed with the peers, and never in place of a route
 ovsvx did not make."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 
 from ovsvx.host import netstack
-from ovsvx.ovs.evpnspeaker import HostRoutes
+from ovsvx.ovs.evpnroutes import HostRoutes
 from ovsvx.ovs.flows import EvpnPeer
 from tests.conftest import need_lab
 

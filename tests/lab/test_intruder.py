@@ -30,6 +30,7 @@ from ovsvx.deploy import lab
 from ovsvx.host import netstack
 from ovsvx.host.firewall import Counters, Firewall
 from ovsvx.model import record, topology
+from ovsvx.model.record import Kind
 from ovsvx.model.site import Site
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import in_host
@@ -47,7 +48,7 @@ def lab_with_intruder(request: pytest.FixtureRequest) -> Iterator[tuple[str, str
     intruder = f"{prefix}intruder"
     run_ovsvx("deploy", "--mode", mode, "--prefix", prefix)
     try:
-        deployment = record.require("lab", prefix)
+        deployment = record.require(Kind.LAB, prefix)
         netstack.create_netns(intruder)
         lab.plug(deployment, "px", intruder, "eth0")
         with netstack.stack(intruder) as ns:
@@ -90,13 +91,13 @@ def probe(prefix: str, intruder: str) -> dict[str, Any]:
 
 
 def mode_of(prefix: str) -> str:
-    return record.require("lab", prefix).modes["host1"]
+    return record.require(Kind.LAB, prefix).modes["host1"]
 
 
 def kernel_takes_the_tunnel(prefix: str) -> bool:
     """Kernel mode, or ovs mode on the kernel datapath: the tunnel's UDP socket is the kernel's, so
     netfilter sees it (the userspace datapath reads the NIC ahead of netfilter)."""
-    deployment = record.require("lab", prefix)
+    deployment = record.require(Kind.LAB, prefix)
     return mode_of(prefix) == "kernel" or deployment.settings["host1"].datapath == "system"
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from ovsvx.errors import PreconditionError
 from ovsvx.model import record
+from ovsvx.model.record import Kind
 from tests.conftest import leftover_netns, run_ovsvx, start_ovsvx
 
 
@@ -28,5 +29,5 @@ def test_a_destroy_during_a_deploy_waits_for_it_and_then_removes_everything(fres
 
 def test_a_second_operation_that_cannot_wait_is_refused_clearly(fresh_prefix: str) -> None:
     refused = pytest.raises(PreconditionError, match=r"another ovsvx is deploying or destroying this lab \(lock ")
-    with record.locked("lab", fresh_prefix), refused, record.locked("lab", fresh_prefix, wait_s=0.3):
+    with record.locked(Kind.LAB, fresh_prefix), refused, record.locked(Kind.LAB, fresh_prefix, wait_s=0.3):
         pass

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ovsvx import waits
-from ovsvx.ovs.backend import choose_datapath
+from ovsvx.ovs.choices import choose_datapath
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab
 
 KERNEL_DATAPATH = "## Ovs mode on OVS's kernel datapath"
