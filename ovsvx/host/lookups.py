@@ -33,7 +33,7 @@ def ifname(ipr: Any, index: int | None) -> str:
 
 
 def mac(ipr: Any, name: str) -> str:
-    found = ipr.linklookup(ifname=name)
+    found = ipr.link_lookup(ifname=name)
     return ipr.get_links(found[0])[0].get("IFLA_ADDRESS") if found else "?"
 
 
@@ -59,7 +59,7 @@ def lookup(
     """(output device, next hop) of a route lookup, as the kernel resolves it."""
     args: dict[str, Any] = {"dst": str(dst)}
     if iif is not None and src is not None:
-        args.update(src=str(src), iif=ipr.linklookup(ifname=iif)[0])
+        args.update(src=str(src), iif=ipr.link_lookup(ifname=iif)[0])
     result = ipr.route("get", **args)[0]
     gateway = result.get("RTA_GATEWAY")
     return ifname(ipr, result.get("RTA_OIF")), IPv4Address(gateway) if gateway else dst
@@ -67,7 +67,7 @@ def lookup(
 
 def neighbour(ipr: Any, address: IPv4Address, dev: str) -> tuple[str | None, str]:
     """(MAC, description) of the neighbour entry for address on dev, or the ARP that is needed."""
-    index = ipr.linklookup(ifname=dev)
+    index = ipr.link_lookup(ifname=dev)
     for entry in ipr.get_neighbours(family=AF_INET):
         if entry.get("NDA_DST") == str(address) and index and entry["ifindex"] == index[0]:
             state = NUD_STATES.get(entry["state"], hex(entry["state"]))
@@ -79,7 +79,7 @@ def neighbour(ipr: Any, address: IPv4Address, dev: str) -> tuple[str | None, str
 
 def bridge_port(ipr: Any, bridge: str, mac: str) -> str:
     """Which port of a Linux bridge a destination MAC leaves by, from its FDB."""
-    index = ipr.linklookup(ifname=bridge)[0]
+    index = ipr.link_lookup(ifname=bridge)[0]
     for entry in ipr.fdb("dump"):
         if entry.get("NDA_LLADDR") == mac and entry.get("NDA_MASTER") == index:
             port = ifname(ipr, entry["ifindex"])
@@ -92,7 +92,7 @@ def bridge_port(ipr: Any, bridge: str, mac: str) -> str:
 
 def vxlan_remote(ipr: Any, vxlan: str, mac: str | None) -> tuple[str, str]:
     """(remote VTEP, description) from the vxlan device's FDB: the MAC's own entry, else all-zero."""
-    entries = [e for e in fdb_entries(ipr, ipr.linklookup(ifname=vxlan)[0]) if e.get("NDA_DST")]
+    entries = [e for e in fdb_entries(ipr, ipr.link_lookup(ifname=vxlan)[0]) if e.get("NDA_DST")]
     for wanted in ([mac] if mac else []) + [ZERO_MAC]:
         for entry in entries:
             if entry.get("NDA_LLADDR") == wanted:
