@@ -30,7 +30,7 @@ from ovsvx.model.options import DeployOptions
 from ovsvx.model.record import Kind
 from ovsvx.observe import bench, capture, doctor, figures, graph, metrics, pictures, trace, verify
 from ovsvx.ovs import choices, controller, daemons, flows, ofctl
-from ovsvx.ovs.flowwatch import generated_flows
+from ovsvx.ovs.flowwatch import generated_by_cookie
 from ovsvx.ovs.switch import TUNNEL_CSUM
 
 out = render.console()
@@ -577,26 +577,7 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
     deployment, hosts = deployment_ops.status(scope)
     ok = all(h.ok for h in hosts.values())
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "scope": scope.kind,
-                    "prefix": deployment.prefix,
-                    "ok": ok,
-                    "hosts": {
-                        name: {
-                            "mode": h.mode,
-                            "ok": h.ok,
-                            "details": h.details,
-                            **({"bgp": h.bgp} if h.bgp is not None else {}),
-                            "resources": [{"what": f.what, "state": f.state, "detail": f.detail} for f in h.findings],
-                        }
-                        for name, h in hosts.items()
-                    },
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(deployment_ops.status_json(deployment, hosts), indent=2))
     else:
         out.print(render.status(hosts, scope.describe()))
     if not ok:
@@ -613,10 +594,7 @@ def doctor_cmd(topology_file: Path | None, host: str | None, prefix: str | None,
     """Check every precondition, changing nothing: one line per finding, with its fix (exit 1 on a failure)."""
     checked = doctor.examine(host, prefix, topology_file)
     if as_json:
-        findings = {
-            name: [{"state": d.state, "what": d.what, "fix": d.fix} for d in ds] for name, ds in checked.found.items()
-        }
-        click.echo(json.dumps({"scope": checked.scope, "ok": not checked.failed, "findings": findings}, indent=2))
+        click.echo(json.dumps(checked.to_json(), indent=2))
     else:
         out.print(render.doctor(checked.found, checked.scope, undeployed=checked.undeployed_lab), soft_wrap=True)
     if checked.failed:
@@ -682,7 +660,7 @@ def trace_cmd(prefix: str | None, src: str | None, dst: str | None, proto: str, 
     src, dst = _default_pair(deployment, src, dst)
     hops = trace.run(deployment, src, dst, proto)
     if as_json:
-        click.echo(json.dumps({"src": src, "dst": dst, "proto": proto, "hops": trace.to_json(hops)}, indent=2))
+        click.echo(json.dumps(trace.to_json(src, dst, proto, hops), indent=2))
         return
     out.print(render.trace(hops))
 
@@ -708,16 +686,7 @@ def capture_cmd(prefix: str | None, src: str | None, dst: str | None, pcap_dir: 
     src, dst = _default_pair(deployment, src, dst)
     frames = capture.run(deployment, src, dst, pcap_dir)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "src": src,
-                    "dst": dst,
-                    "frames": [{"time": f.time, "point": f.point, "layers": list(f.layers)} for f in frames],
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(capture.to_json(src, dst, frames), indent=2))
         return
     out.print(render.capture(frames, src, dst))
     if pcap_dir is not None:
@@ -908,7 +877,7 @@ def flows_cmd(
         if raw:
             click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
             continue
-        generated = {f.cookie: f for f in generated_flows(deployment, site)}
+        generated = generated_by_cookie(deployment, site)
         out.print(
             render.installed_flows(
                 f"{site.host.name}: {site.host.bridge}", ofctl.dump_flows(home, site.host.bridge), generated

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ovsvx import waits
 from ovsvx.deploy import lab
@@ -56,7 +56,7 @@ class Scope:
         return cls(Kind.HOST, "", host)
 
     def describe(self) -> str:
-        if self.kind is Kind.HOST:
+        if self.kind == Kind.HOST:
             return f"host {self.host}"
         return f"lab {self.prefix!r}" if self.prefix else "lab"
 
@@ -105,7 +105,7 @@ def _open(scope: Scope, topology: Topology) -> Deployment:
         raise ConflictError(
             f"the {scope.describe()} was deployed from a different topology{hint}; run `ovsvx destroy` first"
         )
-    if scope.kind is Kind.HOST and scope.host not in existing.modes:
+    if scope.kind == Kind.HOST and scope.host not in existing.modes:
         raise ConflictError(
             f"this machine is deployed as {', '.join(existing.modes)}, not {scope.host}; run `ovsvx destroy` first"
         )
@@ -141,13 +141,13 @@ def deploy(
     """
     preflight.require_root()
     warnings: list[str] = []
-    if scope.kind is Kind.HOST:
+    if scope.kind == Kind.HOST:
         warnings += preflight.check_real_host(topology, topology.host(scope.host or ""))
     with record.locked(scope.kind, scope.prefix):
         deployment = _open(scope, topology)
         retired = _retire(deployment, topology)
         modes = resolve_modes(topology, requested, deployment.modes)
-        if scope.kind is Kind.HOST:
+        if scope.kind == Kind.HOST:
             modes = {scope.host or "": modes[scope.host or ""]}
         fresh = not deployment.path.exists()
         leaving = _leaving(deployment, modes)
@@ -374,6 +374,25 @@ class HostStatus:
     @property
     def ok(self) -> bool:
         return all(f.state == OK for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "ok": self.ok,
+            "details": self.details,
+            **({"bgp": self.bgp.to_json()} if self.bgp is not None else {}),
+            "resources": [{"what": f.what, "state": f.state, "detail": f.detail} for f in self.findings],
+        }
+
+
+def status_json(deployment: Deployment, hosts: dict[str, HostStatus]) -> dict[str, Any]:
+    """`status --json`: the deployment, whether every piece is as wanted, and each host's findings."""
+    return {
+        "scope": deployment.kind,
+        "prefix": deployment.prefix,
+        "ok": all(h.ok for h in hosts.values()),
+        "hosts": {name: h.to_json() for name, h in hosts.items()},
+    }
 
 
 def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:

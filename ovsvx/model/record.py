@@ -86,7 +86,7 @@ class Deployment:
 
     @property
     def is_lab(self) -> bool:
-        return self.kind is Kind.LAB
+        return self.kind == Kind.LAB
 
     @property
     def folder(self) -> Path:
@@ -183,7 +183,7 @@ class Deployment:
 
 
 def record_path(kind: Kind, prefix: str) -> Path:
-    if kind is Kind.LAB:
+    if kind == Kind.LAB:
         return STATE_DIR / f"lab-{prefix or 'default'}.json"
     return HOST_RECORD_DIR / "host.json"
 
@@ -214,7 +214,7 @@ def load(kind: Kind, prefix: str) -> Deployment | None:
 def require(kind: Kind, prefix: str) -> Deployment:
     found = load(kind, prefix)
     if found is None:
-        where = f"lab (prefix {prefix!r})" if kind is Kind.LAB and prefix else str(kind)
+        where = f"lab (prefix {prefix!r})" if kind == Kind.LAB and prefix else str(kind)
         raise NotDeployedError(f"nothing is deployed in this {where}: run `ovsvx deploy` first")
     return found
 

@@ -288,3 +288,12 @@ def describe_layer(layer: dict[str, Any]) -> str:
         case "icmp":
             return f"ICMP {layer['type']} code {layer['code']}"
     return str(layer["layer"])
+
+
+def to_json(src: str, dst: str, frames: list[Frame]) -> dict[str, Any]:
+    """`capture --json`: the ping's ends, and every frame in time order with its layers."""
+    return {
+        "src": src,
+        "dst": dst,
+        "frames": [{"time": f.time, "point": f.point, "layers": list(f.layers)} for f in frames],
+    }

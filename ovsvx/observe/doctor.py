@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
@@ -413,6 +413,11 @@ class Examination:
     def failed(self) -> bool:
         return any(d.state == FAIL for ds in self.found.values() for d in ds)
 
+    def to_json(self) -> dict[str, Any]:
+        """`doctor --json`: where, whether all passed, and each finding with its fix."""
+        findings = {name: [asdict(d) for d in ds] for name, ds in self.found.items()}
+        return {"scope": self.scope, "ok": not self.failed, "findings": findings}
+
 
 def examine(host_name: str | None, prefix: str | None, topology_file: Path | None) -> Examination:
     """Examine what a command names: this machine as --host, the lab of --prefix, else the default lab
@@ -421,11 +426,11 @@ def examine(host_name: str | None, prefix: str | None, topology_file: Path | Non
     existing = record.load(scope.kind, scope.prefix)
     topology = existing.topology if existing and topology_file is None else load_topology(topology_file)
     modes = existing.modes if existing else {}
-    if scope.kind is Kind.HOST:
+    if scope.kind == Kind.HOST:
         hosts = [(Site(topology.host(scope.host or ""), None), modes.get(scope.host or ""))]
     else:
         hosts = [(site, modes.get(site.host.name)) for site in lab.sites(existing)] if existing else []
-    return Examination(scope.describe(), scope.kind is Kind.LAB and existing is None, diagnose(topology, hosts))
+    return Examination(scope.describe(), scope.kind == Kind.LAB and existing is None, diagnose(topology, hosts))
 
 
 def diagnose(topology: Topology, hosts: list[tuple[Site, Mode | None]]) -> dict[str, list[Diagnosis]]:

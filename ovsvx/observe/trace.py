@@ -142,5 +142,6 @@ def run(deployment: Deployment, src_name: str, dst_name: str, proto: str = "icmp
     return tracer.run_arp(src, dst) if proto == "arp" else tracer.run(src, dst)
 
 
-def to_json(hops: list[Hop]) -> list[dict[str, Any]]:
-    return [asdict(h) for h in hops]
+def to_json(src: str, dst: str, proto: str, hops: list[Hop]) -> dict[str, Any]:
+    """`trace --json`: what was traced, and each hop."""
+    return {"src": src, "dst": dst, "proto": proto, "hops": [asdict(h) for h in hops]}

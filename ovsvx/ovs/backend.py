@@ -115,7 +115,7 @@ class OvsBackend(OvsLayout):
                     removed += [f"{host.name}: {line}" for line in ovsdb.restore_config(api, before)]
             except OvsvxError:
                 pass  # a lab's OVS that is going away anyway; a real host's is checked by deploy
-        if self.settings.datapath is Datapath.SYSTEM:
+        if self.settings.datapath == Datapath.SYSTEM:
             daemons.await_tunnel_device_gone(self.site.netns, self.topology.port)
         removed += [f"{host.name}: {line}" for line in daemons.stop_ovs(self.home)]
         # stopped cleanly, OVS takes its XDP programs and its bridges' tap devices away; killed, it does not

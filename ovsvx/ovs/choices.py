@@ -58,7 +58,7 @@ def choose_port_type(
     if wanted not in PORT_TYPES:
         raise UsageError(f"--port-type {wanted!r} is not allowed: one of {', '.join(PORT_TYPES)}")
     xdp_fits = underlay_mtu <= AFXDP_MAX_MTU
-    userspace = Datapath(datapath) is Datapath.NETDEV
+    userspace = Datapath(datapath) == Datapath.NETDEV
     if wanted == AUTO:
         if not userspace:
             return PortType.SYSTEM, "the kernel datapath reads the devices itself"
@@ -98,7 +98,7 @@ def decide(deployment: Deployment, host: str, options: DeployOptions) -> OvsSett
     if wanted not in DATAPATHS:
         raise UsageError(f"--datapath {wanted!r} is not allowed: one of {', '.join(DATAPATHS)}")
     chosen, why = choose_datapath(wanted)
-    if topology.encrypted and chosen is not Datapath.SYSTEM:
+    if topology.encrypted and chosen != Datapath.SYSTEM:
         raise UsageError(
             f'encryption = "ipsec" is not allowed on OVS\'s userspace datapath ({host}: {why}): it sends its '
             "tunnel packets past the kernel's IPsec; use the kernel datapath (--datapath system, with the "

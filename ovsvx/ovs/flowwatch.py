@@ -26,6 +26,11 @@ def generated_flows(deployment: Deployment, site: Site) -> tuple[Flow, ...]:
     return host_flows(topology, site.host, peers)
 
 
+def generated_by_cookie(deployment: Deployment, site: Site) -> dict[int, Flow]:
+    """The generated flows by cookie: what `flows` and `trace` name an installed flow by."""
+    return {f.cookie: f for f in generated_flows(deployment, site)}
+
+
 class FlowWatch:
     """One ovs-mode host's switch, watched for its flows."""
 

@@ -21,7 +21,7 @@ def ovs_plan(topology: Topology, host: Host, datapath: Datapath) -> tuple[tuple[
     takes its ports' frames before the IP stack and tunnels through the
     kernel's own vxlan device, so it needs neither.
     """
-    userspace = datapath is Datapath.NETDEV
+    userspace = datapath == Datapath.NETDEV
     ports = [ns.peer for ns in host.namespaces] if userspace else []
     before: tuple[Resource, ...] = (
         *plan.workloads(host, master=None, mtu=topology.overlay_mtu, tx_offload=not userspace),

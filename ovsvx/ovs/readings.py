@@ -137,7 +137,7 @@ class OvsReadings:
         host, xdp = self.site.host, self.settings.af_xdp
         devices = [] if xdp else [n.peer for n in host.namespaces if n.name == namespace]
         devices.append(host.bridge)
-        if self.settings.datapath is Datapath.SYSTEM:
+        if self.settings.datapath == Datapath.SYSTEM:
             devices.append(switch.kernel_tunnel_device(self.deployment.topology.port))
         return Watched(devices, nic=not xdp)
 

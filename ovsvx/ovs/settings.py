@@ -35,12 +35,12 @@ class PortType(StrEnum):
 
     @property
     def af_xdp(self) -> bool:
-        return self is not PortType.SYSTEM
+        return self != PortType.SYSTEM
 
     @property
     def interface_type(self) -> str:
         """The OVSDB Interface type that reads a device this way ("" is a plain system port)."""
-        return "" if self is PortType.SYSTEM else self.value
+        return "" if self == PortType.SYSTEM else self.value
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class OvsSettings:
 
     @property
     def userspace(self) -> bool:
-        return self.datapath is Datapath.NETDEV
+        return self.datapath == Datapath.NETDEV
 
     @property
     def af_xdp(self) -> bool:

@@ -98,7 +98,7 @@ def tunnel_csum(datapath: str, asked: str = AUTO) -> bool:
     show the gain: there the runs could not tell on from off (docs/performance.md).  Receivers take
     either (zero means none): kernel-mode, tutorial-built (`noudpcsum`) and EVPN peers were shown to
     interoperate.  On the userspace datapath ovs-vswitchd would compute it per packet in software: no."""
-    return Datapath(datapath) is Datapath.SYSTEM if asked == AUTO else asked == "on"
+    return Datapath(datapath) == Datapath.SYSTEM if asked == AUTO else asked == "on"
 
 
 def kernel_tunnel_device(port: int) -> str:
@@ -124,7 +124,7 @@ def switch_plan(
     """The bridges `host` needs in ovs mode (br-phy first, on the userspace datapath); `csum`: the
     tunnels' outer checksum as --tunnel-csum says it."""
     bridges = []
-    if Datapath(datapath) is Datapath.NETDEV:
+    if Datapath(datapath) == Datapath.NETDEV:
         bridges.append(OvsBridge(PHYS_BRIDGE, datapath, (Port(host.nic, PortType(port_type).interface_type, 1),)))
     tunnels = tunnel_ports(topology, host, tunnel_csum(datapath, csum))
     ports = (*workload_ports(host, port_type).values(), *tunnels.values())

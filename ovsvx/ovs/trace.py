@@ -11,7 +11,7 @@ from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, mac_for
 from ovsvx.ovs import daemons, flows, ofctl
-from ovsvx.ovs.flowwatch import generated_flows
+from ovsvx.ovs.flowwatch import generated_by_cookie
 from ovsvx.ovs.switch import Port, tunnel_ports, workload_ports
 
 
@@ -29,8 +29,7 @@ class OvsForwarding:
     def _trace(self, spec: str) -> tuple[str, list[str], dict[str, str]]:
         """ofproto/trace of one packet: OVS's text, the matched flows named, and the final flow's fields."""
         text = ofctl.tool(self.home, "ovs-appctl", "ofproto/trace", self.host.bridge, spec)
-        generated = {f.cookie: f for f in generated_flows(self.deployment, self.site)}
-        matched, final = _read_trace(text, self.host.bridge, generated)
+        matched, final = _read_trace(text, self.host.bridge, generated_by_cookie(self.deployment, self.site))
         return text, matched, final
 
     def forward(self, packet: Packet, arrived_from: str | None, sender: Host | None = None) -> Forwarded:

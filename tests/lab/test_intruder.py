@@ -98,7 +98,7 @@ def kernel_takes_the_tunnel(prefix: str) -> bool:
     """Kernel mode, or ovs mode on the kernel datapath: the tunnel's UDP socket is the kernel's, so
     netfilter sees it (the userspace datapath reads the NIC ahead of netfilter)."""
     deployment = record.require(Kind.LAB, prefix)
-    return mode_of(prefix) == "kernel" or deployment.settings["host1"].datapath == "system"
+    return mode_of(prefix) == "kernel" or deployment.settings["host1"]["datapath"] == "system"
 
 
 def test_with_the_firewall_no_stranger_gets_in(lab_with_intruder: tuple[str, str]) -> None:
