@@ -350,7 +350,7 @@ def test_the_speaker_keeps_routes_while_no_reflector_answers_and_sweeps_the_unre
         speaker._session("10.33.30.2", "Down")  # the reflector dies: os-ken withdraws what it gave
         speaker._best_path(FakeEvent(host2, is_withdraw=True))
         speaker._best_path(FakeEvent(host3, is_withdraw=True))
-        assert len(told) == 2 and set(speaker.peers) == {PEER2.subnet, IPv4Network("192.168.3.0/24")}
+        assert len(told) == 2 and set(speaker.book.peers) == {PEER2.subnet, IPv4Network("192.168.3.0/24")}
 
         speaker._session("10.33.30.2", "Established")  # back: host2 announces again, host3 left meanwhile
         speaker._best_path(FakeEvent(host2))
@@ -440,14 +440,14 @@ def test_the_speaker_refuses_what_no_overlay_route_can_be_and_counts_it() -> Non
     rogue = route_of("0.0.0.0/0", "10.33.30.151", "02:00:c0:a8:02:fe")
     speaker._best_path(FakeEvent(route_of("192.168.2.0/24", "10.33.30.151", "02:00:c0:a8:02:fe")))
     speaker._best_path(FakeEvent(rogue))
-    assert told == [(PEER2,)] and list(speaker.refused) == [IPv4Network("0.0.0.0/0")]
+    assert told == [(PEER2,)] and list(speaker.book.refused) == [IPv4Network("0.0.0.0/0")]
 
     # host2's subnet announced again with a next hop off the underlay: refused, and the peer held goes
     speaker._best_path(FakeEvent(route_of("192.168.2.0/24", "172.16.0.9", "02:00:c0:a8:02:fe")))
-    assert told[-1] == () and set(speaker.refused) == {IPv4Network("0.0.0.0/0"), PEER2.subnet}
+    assert told[-1] == () and set(speaker.book.refused) == {IPv4Network("0.0.0.0/0"), PEER2.subnet}
 
     speaker._best_path(FakeEvent(rogue, is_withdraw=True))
-    assert set(speaker.refused) == {PEER2.subnet}
+    assert set(speaker.book.refused) == {PEER2.subnet}
 
 
 def test_the_speaker_publishes_what_it_refused_for_status(tmp_path: Path) -> None:

@@ -66,8 +66,7 @@ class Reply:
 
 @pytest.fixture
 def app() -> ofapp.FlowInstaller:
-    ofapp.FlowInstaller.flows_by_bridge = {HOST.bridge: FLOWS}
-    ofapp.FlowInstaller.probes_by_bridge = {HOST.bridge: peer_probes(TOPO, HOST, FLOWS)}
+    ofapp.FlowInstaller.serving = ofapp.Served({HOST.bridge: FLOWS}, {HOST.bridge: peer_probes(TOPO, HOST, FLOWS)})
     return ofapp.FlowInstaller()
 
 
@@ -106,7 +105,7 @@ def read(app: ofapp.FlowInstaller, datapath: FakeDatapath, sent: int, heard: int
     app._watch(None)
     requests = datapath.sent[before:]
     assert [type(r) for r in requests] == [parser.OFPFlowStatsRequest] * 2
-    probe = app.probes_by_bridge[HOST.bridge][0]
+    probe = app.serving.probes[HOST.bridge][0]
     app._read(datapath, Reply(requests[0].xid, [Stat(probe.sent_cookie, sent)]))
     app._read(datapath, Reply(requests[1].xid, [Stat(c, heard) for c in probe.heard_cookies]))
     return [m for m in datapath.sent[before + 2 :] if isinstance(m, parser.OFPPacketOut)]

@@ -142,7 +142,7 @@ class Agent:
 
     def run(self) -> None:
         """Converge, then keep converging on events and on the clock, until SIGTERM (or stop())."""
-        self._start_netlink_watch()
+        watch_netlink(self.wake, self.stopping)
         retry = RETRY_FIRST_S
         failing = ""
         while not self.stopping.is_set():
@@ -196,22 +196,6 @@ class Agent:
 
     # --- what wakes it ------------------------------------------------------------------------
 
-    def _start_netlink_watch(self) -> None:
-        """A thread that wakes the loop on every link, address or route notification of this stack.
-
-        pyroute2's socket is bound in the thread that reads it: its event loop belongs to one thread."""
-        from pyroute2 import IPRoute
-        from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK
-
-        def watch() -> None:
-            ipr = IPRoute()
-            ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE)
-            while not self.stopping.is_set():
-                if ipr.get():
-                    self.wake.set()
-
-        threading.Thread(target=watch, name="ovsvx-netlink", daemon=True).start()
-
     def _keep_change_feed(self) -> None:
         """Keep the mode's change feed running, if it has one (ovs mode: an `ovsdb-client monitor` of the
         interfaces): each line it prints is a change, and its end (the daemon restarting) is one too."""
@@ -245,6 +229,23 @@ class Agent:
         if self._feed is not None and self._feed.poll() is None:
             self._feed.terminate()
             self._feed.wait()
+
+
+def watch_netlink(wake: threading.Event, stopping: threading.Event) -> None:
+    """A thread that sets `wake` on every link, address or route notification of this stack, until
+    `stopping`.  pyroute2's socket is bound in the thread that reads it: its event loop belongs to one
+    thread."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK
+
+    def watch() -> None:
+        ipr = IPRoute()
+        ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE)
+        while not stopping.is_set():
+            if ipr.get():
+                wake.set()
+
+    threading.Thread(target=watch, name="ovsvx-netlink", daemon=True).start()
 
 
 def run(

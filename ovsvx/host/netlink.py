@@ -63,8 +63,9 @@ class _Stacks:
     tables that hold one entry per peer (routes, the vxlan device's flood list), each dumped once per
     pass rather than once per entry: a host of a 32-host topology has 31 of each to check."""
 
-    def __init__(self, site: Site):
+    def __init__(self, site: Site, deployment: Deployment):
         self.site = site
+        self.deployment = deployment
         self.handles: dict[str | None, Any] = {}
         self.route_dumps: dict[str | None, list[Any]] = {}
         self.flood_dumps: dict[str, set[str] | None] = {}
@@ -116,6 +117,11 @@ class _Stacks:
         self.exits.close()
         self.handles.clear()
 
+    @property
+    def unfinished(self) -> list[str]:
+        """Links of this host that a deploy created but died before marking."""
+        return self.deployment.unfinished_links.get(self.site.host.name, [])
+
 
 class Reconciler:
     """Brings one site's netlink state to a list of plan resources, and takes it away again."""
@@ -127,9 +133,9 @@ class Reconciler:
     # --- the verbs -------------------------------------------------------------
 
     def inspect(self, resources: tuple[Resource, ...]) -> list[Finding]:
-        stacks = _Stacks(self.site)
+        stacks = _Stacks(self.site, self.deployment)
         try:
-            return [self._inspect(stacks, r) for r in resources]
+            return [_inspect(stacks, r) for r in resources]
         finally:
             stacks.close()
 
@@ -141,14 +147,14 @@ class Reconciler:
     def apply(self, resources: tuple[Resource, ...]) -> list[str]:
         """Bring the site to `resources`; returns one line per change (none when already there)."""
         self.refuse_foreign(self.inspect(resources))
-        stacks = _Stacks(self.site)
+        stacks = _Stacks(self.site, self.deployment)
         changes = []
         try:
             for resource in resources:
-                finding = self._inspect(stacks, resource)
+                finding = _inspect(stacks, resource)
                 if finding.state != OK:
                     try:
-                        self._fix(stacks, finding)
+                        _fix(stacks, finding)
                     except NetlinkError as err:
                         why = _failed(resource, err)
                         raise ApplyError(f"{self.site.host.name}: {describe(resource)}: {why}") from None
@@ -170,7 +176,7 @@ class Reconciler:
                 removed += self._remove_routes(ipr)
                 for name in links:
                     link = _link(ipr, name)
-                    if link is not None and _ours(link, self._unfinished()):
+                    if link is not None and _ours(link, self.deployment.unfinished_links.get(host.name, [])):
                         ipr.link("del", index=link["index"])
                         removed.append(f"{host.name}: - link {name}")
                 for m in moved:
@@ -185,130 +191,6 @@ class Reconciler:
                 netstack.remove_netns(real)
                 removed.append(f"{host.name}: - netns {real}")
         return removed
-
-    # --- inspection ------------------------------------------------------------
-
-    def _inspect(self, stacks: _Stacks, r: Resource) -> Finding:
-        match r:
-            case Netns(name):
-                return self._inspect_netns(r, self.site.ns(name))
-            case Vxlan():
-                return _inspect_vxlan(stacks.get(None), r, self._unfinished())
-            case FloodEntry(dev, dst):
-                return _found(r, OK if str(dst) in (stacks.flood_targets(dev) or ()) else MISSING)
-            case Bridge(name):
-                return _inspect_bridge(stacks.get(None), r, self._unfinished())
-            case Veth():
-                return self._inspect_veth(stacks, r)
-            case Up():
-                return _inspect_up(stacks.get(None), r)
-            case MovedAddress(address, prefixlen, origin, dev):
-                ipr = stacks.get(None)
-                moved = _has_address(ipr, dev, address, prefixlen) and not _has_address(ipr, origin, address, prefixlen)
-                return _found(r, OK if moved else MISSING)
-            case Address():
-                return _inspect_address(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
-            case Route():
-                if not stacks.exists(r.netns):
-                    return _found(r, MISSING)
-                return _inspect_route(stacks.index(r.netns, r.dev), stacks.routes(r.netns), r)
-            case Sysctl(key, value):
-                current = self._read_sysctl(key)
-                return _found(r, OK if current == value else DIFFERS, "" if current == value else f"is {current}")
-        raise TypeError(r)
-
-    def _read_sysctl(self, key: str) -> str | None:
-        try:
-            return netstack.read_sysctl(self.site.netns, key)
-        except FileNotFoundError:
-            return None  # e.g. the bridge's conf does not exist yet
-
-    def _inspect_netns(self, r: Netns, real: str) -> Finding:
-        if not netstack.netns_exists(real):
-            return _found(r, MISSING)
-        if real not in self.deployment.netns:
-            return _found(r, FOREIGN, _foreign(f"network namespace {real}", "not in ovsvx's record"))
-        return _found(r, OK)
-
-    def _inspect_veth(self, stacks: _Stacks, r: Veth) -> Finding:
-        ipr = stacks.get(None)
-        base = _inspect_link(ipr, r, r.name, "veth", self._unfinished())
-        if base.state != OK:
-            return base
-        host_end = _link(ipr, r.name)
-        if host_end is None:
-            return _found(r, MISSING)
-        if r.master is not None:
-            bridge = ipr.link_lookup(ifname=r.master)
-            if not bridge or host_end.get("IFLA_MASTER") != bridge[0]:
-                return _recreate_it(r, f"not in {r.master}")
-        if not stacks.exists(r.netns):
-            return _recreate_it(r, "namespace end missing")
-        peer = _link(stacks.get(r.netns), r.peer)
-        if peer is None or not _is_up(peer):
-            return _recreate_it(r, f"{r.peer} missing or down in {r.netns}")
-        wrong = [f"mac {peer.get('IFLA_ADDRESS')}"] if peer.get("IFLA_ADDRESS") != r.mac else []
-        if r.mtu is not None:
-            wrong += [f"mtu {link.get('IFLA_MTU')}" for link in (peer, host_end) if link.get("IFLA_MTU") != r.mtu]
-        if not r.tx_offload and tx_offload(self.site.ns(r.netns), r.peer):
-            wrong.append("tx checksum offload on")
-        return _recreate_it(r, ", ".join(wrong)) if wrong else base
-
-    # --- fixing ----------------------------------------------------------------
-
-    def _fix(self, stacks: _Stacks, finding: Finding) -> None:
-        fixers: dict[type, Callable[[_Stacks, Any, Finding], None]] = {
-            Netns: self._fix_netns,
-            Vxlan: _fix_vxlan,
-            FloodEntry: _fix_flood,
-            Bridge: _fix_bridge,
-            Veth: self._fix_veth,
-            Up: _fix_up,
-            Address: _fix_address,
-            MovedAddress: _fix_moved,
-            Route: _fix_route,
-            Sysctl: self._fix_sysctl,
-        }
-        fix = fixers[type(finding.resource)]
-        if not isinstance(finding.resource, (Vxlan, Bridge, Veth)):
-            fix(stacks, finding.resource, finding)
-            return
-        # the kernel takes no alias when it creates a link, so the record claims it until the alias does
-        host, name = self.site.host.name, finding.resource.name
-        self.deployment.making_link(host, name, True)
-        fix(stacks, finding.resource, finding)
-        self.deployment.making_link(host, name, False)
-
-    def _unfinished(self) -> list[str]:
-        """Links of this host that a deploy created but died before marking."""
-        return self.deployment.unfinished_links.get(self.site.host.name, [])
-
-    def _fix_netns(self, stacks: _Stacks, r: Netns, _: Finding) -> None:
-        real = self.site.ns(r.name)
-        self.deployment.own_netns(real)  # recorded first, so a crash here still gets cleaned up
-        netstack.create_netns(real)
-
-    def _fix_veth(self, stacks: _Stacks, r: Veth, _: Finding) -> None:
-        ipr = stacks.get(None)
-        link = _link(ipr, r.name)
-        if link is not None:
-            ipr.link("del", index=link["index"])  # takes the namespace end with it
-        ipr.link("add", ifname=r.name, kind="veth", peer={"ifname": r.peer, "net_ns_fd": self.site.ns(r.netns)})
-        mtu = {"mtu": r.mtu} if r.mtu else {}
-        inner = stacks.get(r.netns)
-        inner.link(
-            "set", index=inner.link_lookup(ifname=r.peer)[0], ifalias=LINK_ALIAS, address=r.mac, state="up", **mtu
-        )
-        if not r.tx_offload:
-            set_tx_offload(self.site.ns(r.netns), r.peer, on=False)
-        master = {"master": ipr.link_lookup(ifname=r.master)[0]} if r.master else {}
-        ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, state="up", **mtu, **master)
-
-    def _fix_sysctl(self, stacks: _Stacks, r: Sysctl, _: Finding) -> None:
-        current = self._read_sysctl(r.key)
-        if current is not None:
-            self.deployment.remember_sysctl(self.site.host.name, r.key, current, r.value)
-        netstack.write_sysctl(self.site.netns, r.key, r.value)
 
     # --- removal ---------------------------------------------------------------
 
@@ -330,10 +212,135 @@ class Reconciler:
         """Put back what a sysctl held before ovsvx, unless someone changed it since (or it is gone)."""
         restored = []
         for key, (before, value) in self.deployment.sysctls.get(self.site.host.name, {}).items():
-            if before != value and self._read_sysctl(key) == value:
+            if before != value and _read_sysctl(self.site.netns, key) == value:
                 netstack.write_sysctl(self.site.netns, key, before)
                 restored.append(f"{self.site.host.name}: sysctl {key}={before} (restored)")
         return restored
+
+
+# --- inspecting and fixing one resource ------------------------------------------
+
+
+def _inspect(stacks: _Stacks, r: Resource) -> Finding:
+    match r:
+        case Netns(name):
+            return _inspect_netns(stacks, r, stacks.site.ns(name))
+        case Vxlan():
+            return _inspect_vxlan(stacks.get(None), r, stacks.unfinished)
+        case FloodEntry(dev, dst):
+            return _found(r, OK if str(dst) in (stacks.flood_targets(dev) or ()) else MISSING)
+        case Bridge(name):
+            return _inspect_bridge(stacks.get(None), r, stacks.unfinished)
+        case Veth():
+            return _inspect_veth(stacks, r)
+        case Up():
+            return _inspect_up(stacks.get(None), r)
+        case MovedAddress(address, prefixlen, origin, dev):
+            ipr = stacks.get(None)
+            moved = _has_address(ipr, dev, address, prefixlen) and not _has_address(ipr, origin, address, prefixlen)
+            return _found(r, OK if moved else MISSING)
+        case Address():
+            return _inspect_address(stacks.get(r.netns) if stacks.exists(r.netns) else None, r)
+        case Route():
+            if not stacks.exists(r.netns):
+                return _found(r, MISSING)
+            return _inspect_route(stacks.index(r.netns, r.dev), stacks.routes(r.netns), r)
+        case Sysctl(key, value):
+            current = _read_sysctl(stacks.site.netns, key)
+            return _found(r, OK if current == value else DIFFERS, "" if current == value else f"is {current}")
+    raise TypeError(r)
+
+
+def _read_sysctl(netns: str | None, key: str) -> str | None:
+    try:
+        return netstack.read_sysctl(netns, key)
+    except FileNotFoundError:
+        return None  # e.g. the bridge's conf does not exist yet
+
+
+def _inspect_netns(stacks: _Stacks, r: Netns, real: str) -> Finding:
+    if not netstack.netns_exists(real):
+        return _found(r, MISSING)
+    if real not in stacks.deployment.netns:
+        return _found(r, FOREIGN, _foreign(f"network namespace {real}", "not in ovsvx's record"))
+    return _found(r, OK)
+
+
+def _inspect_veth(stacks: _Stacks, r: Veth) -> Finding:
+    ipr = stacks.get(None)
+    base = _inspect_link(ipr, r, r.name, "veth", stacks.unfinished)
+    if base.state != OK:
+        return base
+    host_end = _link(ipr, r.name)
+    if host_end is None:
+        return _found(r, MISSING)
+    if r.master is not None:
+        bridge = ipr.link_lookup(ifname=r.master)
+        if not bridge or host_end.get("IFLA_MASTER") != bridge[0]:
+            return _recreate_it(r, f"not in {r.master}")
+    if not stacks.exists(r.netns):
+        return _recreate_it(r, "namespace end missing")
+    peer = _link(stacks.get(r.netns), r.peer)
+    if peer is None or not _is_up(peer):
+        return _recreate_it(r, f"{r.peer} missing or down in {r.netns}")
+    wrong = [f"mac {peer.get('IFLA_ADDRESS')}"] if peer.get("IFLA_ADDRESS") != r.mac else []
+    if r.mtu is not None:
+        wrong += [f"mtu {link.get('IFLA_MTU')}" for link in (peer, host_end) if link.get("IFLA_MTU") != r.mtu]
+    if not r.tx_offload and tx_offload(stacks.site.ns(r.netns), r.peer):
+        wrong.append("tx checksum offload on")
+    return _recreate_it(r, ", ".join(wrong)) if wrong else base
+
+
+def _fix(stacks: _Stacks, finding: Finding) -> None:
+    fixers: dict[type, Callable[[_Stacks, Any, Finding], None]] = {
+        Netns: _fix_netns,
+        Vxlan: _fix_vxlan,
+        FloodEntry: _fix_flood,
+        Bridge: _fix_bridge,
+        Veth: _fix_veth,
+        Up: _fix_up,
+        Address: _fix_address,
+        MovedAddress: _fix_moved,
+        Route: _fix_route,
+        Sysctl: _fix_sysctl,
+    }
+    fix = fixers[type(finding.resource)]
+    if not isinstance(finding.resource, (Vxlan, Bridge, Veth)):
+        fix(stacks, finding.resource, finding)
+        return
+    # the kernel takes no alias when it creates a link, so the record claims it until the alias does
+    host, name = stacks.site.host.name, finding.resource.name
+    stacks.deployment.making_link(host, name, True)
+    fix(stacks, finding.resource, finding)
+    stacks.deployment.making_link(host, name, False)
+
+
+def _fix_netns(stacks: _Stacks, r: Netns, _: Finding) -> None:
+    real = stacks.site.ns(r.name)
+    stacks.deployment.own_netns(real)  # recorded first, so a crash here still gets cleaned up
+    netstack.create_netns(real)
+
+
+def _fix_veth(stacks: _Stacks, r: Veth, _: Finding) -> None:
+    ipr = stacks.get(None)
+    link = _link(ipr, r.name)
+    if link is not None:
+        ipr.link("del", index=link["index"])  # takes the namespace end with it
+    ipr.link("add", ifname=r.name, kind="veth", peer={"ifname": r.peer, "net_ns_fd": stacks.site.ns(r.netns)})
+    mtu = {"mtu": r.mtu} if r.mtu else {}
+    inner = stacks.get(r.netns)
+    inner.link("set", index=inner.link_lookup(ifname=r.peer)[0], ifalias=LINK_ALIAS, address=r.mac, state="up", **mtu)
+    if not r.tx_offload:
+        set_tx_offload(stacks.site.ns(r.netns), r.peer, on=False)
+    master = {"master": ipr.link_lookup(ifname=r.master)[0]} if r.master else {}
+    ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, state="up", **mtu, **master)
+
+
+def _fix_sysctl(stacks: _Stacks, r: Sysctl, _: Finding) -> None:
+    current = _read_sysctl(stacks.site.netns, r.key)
+    if current is not None:
+        stacks.deployment.remember_sysctl(stacks.site.host.name, r.key, current, r.value)
+    netstack.write_sysctl(stacks.site.netns, r.key, r.value)
 
 
 # --- links -----------------------------------------------------------------------

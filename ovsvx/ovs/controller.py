@@ -130,14 +130,14 @@ def run(topology: Topology, host: Host, listen: Listen, evpn_state: Path | None 
     cfg.CONF.set_override("ofp_listen_host", listen.host)  # a path whose folder exists: os-ken's Unix socket
     cfg.CONF.set_override("ofp_tcp_listen_port", listen.port or 6653)  # (not used for a Unix socket)
     flows = host_flows(topology, host)
-    ofapp.FlowInstaller.flows_by_bridge = {host.bridge: flows}
     if topology.evpn:  # router MACs come with the routes: no peer to ask
-        ofapp.FlowInstaller.on_start = lambda app: _speak_evpn(app, topology, host, evpn_state)
+        served = ofapp.Served({host.bridge: flows}, on_start=lambda app: _speak_evpn(app, topology, host, evpn_state))
     else:
-        ofapp.FlowInstaller.probes_by_bridge = {host.bridge: peer_probes(topology, host, flows)}
+        served = ofapp.Served({host.bridge: flows}, {host.bridge: peer_probes(topology, host, flows)})
+    ofapp.FlowInstaller.serving = served
     logging.getLogger("ovsvx.ovs.controller").info(
         "serving %d flows for %s's bridge %s on %s",
-        len(ofapp.FlowInstaller.flows_by_bridge[host.bridge]),
+        len(flows),
         host.name,
         host.bridge,
         listen,

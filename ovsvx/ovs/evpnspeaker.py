@@ -142,6 +142,65 @@ class Session:
     since: float  # when it entered that state (seconds since the epoch): `status` shows how long
 
 
+class RouteBook:
+    """The peers a host's routes give: those taken, those refused (with why), and those kept stale while
+    no reflector answers.  The speaker holds its lock around every call."""
+
+    def __init__(self, topology: Topology, host: Host):
+        self.topology, self.host = topology, host
+        self.peers: dict[IPv4Network, EvpnPeer] = {}
+        self.refused: dict[IPv4Network, tuple[EvpnPeer, str]] = {}  # announced, not taken: why
+        self.stale: set[IPv4Network] = set()  # kept through a reflector's absence, not announced again yet
+
+    def current(self) -> tuple[EvpnPeer, ...]:
+        return tuple(sorted(self.peers.values(), key=lambda p: p.subnet))
+
+    def withdrawn(self, subnet: IPv4Network, answering: bool) -> bool:
+        """Forget a withdrawn route (a refused one too); True when the peers changed.  A route kept while
+        no reflector answers stays until the sweep: the reflector went away, not the route."""
+        self.refused.pop(subnet, None)
+        if subnet in self.stale and not answering:
+            return False
+        if self.peers.pop(subnet, None) is None:
+            return False
+        LOG.info("EVPN: type-5 route of %s withdrawn", subnet)
+        return True
+
+    def take(self, peer: EvpnPeer | None) -> bool:
+        """Hold an announced route's peer, unless no overlay route could be what it announces (then it
+        is refused, logged and counted, and a peer held for that prefix before goes).  True when the
+        peers changed."""
+        if peer is None:
+            return False
+        why = routepolicy.refusal(self.topology, self.host, peer.subnet, peer.vtep)
+        if why is not None:
+            if self.refused.get(peer.subnet) != (peer, why):
+                LOG.warning("EVPN: type-5 route of %s via VTEP %s refused: %s", peer.subnet, peer.vtep, why)
+            self.refused[peer.subnet] = (peer, why)
+            return self.peers.pop(peer.subnet, None) is not None
+        LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
+        self.refused.pop(peer.subnet, None)
+        self.peers[peer.subnet] = peer
+        self.stale.discard(peer.subnet)
+        return True
+
+    def sweep(self) -> list[IPv4Network]:
+        """Drop the kept routes nobody announced again; those dropped."""
+        gone = sorted(self.stale & set(self.peers))
+        for subnet in gone:
+            del self.peers[subnet]
+        self.stale.clear()
+        return gone
+
+    def published(self, sessions: list[Session]) -> dict[str, Any]:
+        """What `status` reads of the speaker (`daemons.evpn_state`)."""
+        return {
+            "sessions": [{**asdict(s), "received": len(self.peers)} for s in sessions],
+            "routes": [asdict(route_of(p)) for p in self.peers.values()],
+            "refused": [asdict(Refused(str(p.subnet), str(p.vtep), why)) for p, why in self.refused.values()],
+        }
+
+
 class Speaker:
     """One host's EVPN speaker: its sessions, the peers its routes give, and what follows from them."""
 
@@ -156,11 +215,9 @@ class Speaker:
         self.topology, self.host, self.bgp = topology, host, topology.bgp
         self.on_peers = on_peers
         self.state_file = state_file
-        self.peers: dict[IPv4Network, EvpnPeer] = {}
-        self.refused: dict[IPv4Network, tuple[EvpnPeer, str]] = {}  # announced, not taken: why
+        self.book = RouteBook(topology, host)
         self.sessions = {str(rr): Session(str(rr), "Down", time.time()) for rr in self.bgp.route_reflectors}
         self.lock = threading.Lock()
-        self.stale: set[IPv4Network] = set()  # kept through a reflector's absence, not announced again yet
         self.sweep: threading.Timer | None = None
         self.route_dist = f"{host.vtep}:1"
         self.route_target = f"{self.bgp.asn}:{topology.vni}"
@@ -201,11 +258,12 @@ class Speaker:
         LOG.info("BGP session with %s: %s", address, state)
         with self.lock:
             self.sessions[address] = Session(address, state, time.time())
-            if state != "Established" and not self._answering() and self.peers and not self.stale:
-                self.stale = set(self.peers)
-                LOG.info("EVPN: no reflector answers: keeping %d route(s) for up to %g s", len(self.stale), KEEP_S)
+            book = self.book
+            if state != "Established" and not self._answering() and book.peers and not book.stale:
+                book.stale = set(book.peers)
+                LOG.info("EVPN: no reflector answers: keeping %d route(s) for up to %g s", len(book.stale), KEEP_S)
                 self._sweep_in(KEEP_S)
-            elif state == "Established" and self.stale:
+            elif state == "Established" and book.stale:
                 self._sweep_in(REFRESH_S)
         self._publish()
 
@@ -222,11 +280,8 @@ class Speaker:
     def _sweep_stale(self) -> None:
         """Drop the kept routes nobody announced again."""
         with self.lock:
-            gone = sorted(self.stale & set(self.peers))
-            for subnet in gone:
-                del self.peers[subnet]
-            self.stale.clear()
-            current = tuple(sorted(self.peers.values(), key=lambda p: p.subnet))
+            gone = self.book.sweep()
+            current = self.book.current()
         if gone:
             LOG.info("EVPN: %s not announced again after the reflectors' return: dropped", ", ".join(map(str, gone)))
             try:
@@ -247,48 +302,19 @@ class Speaker:
         if not isinstance(nlri, bgp.EvpnIpPrefixNLRI):
             return
         with self.lock:
-            refused = dict(self.refused)
+            refused = dict(self.book.refused)
             changed = (
-                self._withdrawn(IPv4Network(nlri.ip_prefix))
+                self.book.withdrawn(IPv4Network(nlri.ip_prefix), self._answering())
                 if event.is_withdraw
-                else self._take(route_peer(event.path, str(self.host.vtep)))
+                else self.book.take(route_peer(event.path, str(self.host.vtep)))
             )
-            current = tuple(sorted(self.peers.values(), key=lambda p: p.subnet))
+            current = self.book.current()
         try:
             if changed:
                 self.on_peers(current)
         finally:
-            if changed or refused != self.refused:
+            if changed or refused != self.book.refused:
                 self._publish()
-
-    def _withdrawn(self, subnet: IPv4Network) -> bool:
-        """Forget a withdrawn route (a refused one too); True when the peers changed.  A route kept while
-        no reflector answers stays until the sweep: the reflector went away, not the route."""
-        self.refused.pop(subnet, None)
-        if subnet in self.stale and not self._answering():
-            return False
-        if self.peers.pop(subnet, None) is None:
-            return False
-        LOG.info("EVPN: type-5 route of %s withdrawn", subnet)
-        return True
-
-    def _take(self, peer: EvpnPeer | None) -> bool:
-        """Hold an announced route's peer, unless no overlay route could be what it announces (then it
-        is refused, logged and counted, and a peer held for that prefix before goes).  True when the
-        peers changed."""
-        if peer is None:
-            return False
-        why = routepolicy.refusal(self.topology, self.host, peer.subnet, peer.vtep)
-        if why is not None:
-            if self.refused.get(peer.subnet) != (peer, why):
-                LOG.warning("EVPN: type-5 route of %s via VTEP %s refused: %s", peer.subnet, peer.vtep, why)
-            self.refused[peer.subnet] = (peer, why)
-            return self.peers.pop(peer.subnet, None) is not None
-        LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
-        self.refused.pop(peer.subnet, None)
-        self.peers[peer.subnet] = peer
-        self.stale.discard(peer.subnet)
-        return True
 
     def _publish(self) -> None:
         """Write what the speaker knows for `status`, atomically (a controller run by hand keeps it).  The
@@ -297,12 +323,7 @@ class Speaker:
         if self.state_file is None:
             return
         with self.lock:
-            received = len(self.peers)
-            data = {
-                "sessions": [{**asdict(s), "received": received} for s in self.sessions.values()],
-                "routes": [asdict(route_of(p)) for p in self.peers.values()],
-                "refused": [asdict(Refused(str(p.subnet), str(p.vtep), why)) for p, why in self.refused.values()],
-            }
+            data = self.book.published(list(self.sessions.values()))
             tmp = self.state_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(data) + "\n")
             tmp.replace(self.state_file)

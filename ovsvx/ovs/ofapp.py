@@ -1,8 +1,8 @@
 """The os-ken OpenFlow 1.3 app: keeps each connected bridge at exactly its generated flows.
 
-A thin adapter.  The flows come from `flows.host_flows` (set on the class by
-`controller.run` before os-ken starts it); this app only turns them into
-OpenFlow messages and sends them from one place, `_sync`.  On every
+A thin adapter.  The flows come from `flows.host_flows` (`Served`, set on the
+class by `controller.run` before os-ken starts it); this app only turns them into
+OpenFlow messages and sends them from one place, `_send`.  On every
 connection (first start, controller restart, ovs-vswitchd restart) it asks
 the switch for its ports and flows, then adds the flows that are missing and
 deletes every flow whose cookie is not in the generated set: equal cookies
@@ -12,16 +12,15 @@ already right; flows the switch learned itself (a peer's router MAC) are
 kept.  It then asks each peer for its router MAC with an ARP request into the
 tunnel, and again whenever a packet for a peer meets the not-yet-learned flow
 (a copy comes to the controller), and whenever a peer is sent to but does not
-answer (`peerwatch`: the counters are read twice a second).  Errors from the
+answer (`peerwatch`, `peerasker`: the counters are read twice a second).  Errors from the
 switch are logged with their OpenFlow names.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, ClassVar
 
@@ -33,7 +32,6 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from ovsvx import waits
 from ovsvx.ovs.flows import (
-    CLASSIFY,
     CONTROLLER,
     ETH_IP,
     IN_PORT,
@@ -46,11 +44,11 @@ from ovsvx.ovs.flows import (
     LearnPeerMac,
     Move,
     Output,
-    Purpose,
     SetField,
     is_learned,
 )
-from ovsvx.ovs.peerwatch import PROBE_GAP_S, READINGS, WATCH_S, Counts, PeerProbe, counts, unanswered
+from ovsvx.ovs.peerasker import PeerAsker
+from ovsvx.ovs.peerwatch import WATCH_S, PeerProbe
 
 LOG = logging.getLogger("ovsvx.ovs.controller")
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF
@@ -182,30 +180,35 @@ class _NewFlows(event.EventBase):
         self.flows = flows
 
 
+@dataclass(frozen=True)
+class Served:
+    """What the app serves, set once before os-ken starts it: each bridge's generated flows, the ARP
+    requests that ask its peers for their router MACs, and what to run once the app is up (under EVPN:
+    start the BGP speaker, which calls `replace_flows`)."""
+
+    flows: Mapping[str, tuple[Flow, ...]]
+    probes: Mapping[str, list[PeerProbe]] = field(default_factory=dict)
+    on_start: Callable[[FlowInstaller], None] | None = None
+
+
 class FlowInstaller(app_manager.OSKenApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    #: bridge name -> its generated flows; set by controller.run before os-ken instantiates the app.
-    flows_by_bridge: ClassVar[dict[str, tuple[Flow, ...]]] = {}
-    #: bridge name -> the ARP request for each peer's vxlan address, its tunnel port, subnet and counters.
-    probes_by_bridge: ClassVar[dict[str, list[PeerProbe]]] = {}
-    #: Run once the app is up, with the app (under EVPN: start the BGP speaker, which calls `replace_flows`).
-    on_start: ClassVar[Callable[[FlowInstaller], None] | None] = None
+    #: Set by controller.run before os-ken instantiates the app (os-ken makes it; nothing can be passed in).
+    serving: ClassVar[Served] = Served({})
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.flows = dict(self.serving.flows)  # bridge -> its flows now (EVPN's routes change them)
+        self.asker = PeerAsker(self.serving.probes, LOG)
         self.ports: dict[int, dict[str, int]] = {}  # datapath id -> port name -> number
         self.cookies: dict[int, set[int]] = {}  # datapath id -> cookies seen in this flow dump
         self.synced: dict[int, tuple[Any, str]] = {}  # datapath id -> (datapath, bridge) once in sync
-        self.last_probe: dict[tuple[int, str], float] = {}  # (datapath id, tunnel port) -> when
-        self.reading: dict[int, tuple[set[int], dict[int, int]]] = {}  # datapath id -> (xids due, packets)
-        self.counts: dict[int, deque[dict[str, Counts]]] = {}  # datapath id -> the last readings, by tunnel port
 
     def start(self) -> None:
         super().start()
         self.threads.append(hub.spawn(self._clock))
-        hook = FlowInstaller.on_start  # read off the class: a function there is not a method of the app
-        if hook is not None:
-            hook(self)
+        if self.serving.on_start is not None:
+            self.serving.on_start(self)
 
     def replace_flows(self, bridge: str, flows: tuple[Flow, ...]) -> None:
         """New flows for `bridge`, from any thread: the event thread installs them."""
@@ -215,9 +218,9 @@ class FlowInstaller(app_manager.OSKenApp):
     def _new_flows(self, ev: _NewFlows) -> None:
         """Send a switch in sync only the difference between its flows and the new ones (a route brings
         or takes a handful); a switch not yet in sync gets them all when it is."""
-        old = {flow.cookie: flow for flow in self.flows_by_bridge.get(ev.bridge, ())}
+        old = {flow.cookie: flow for flow in self.flows.get(ev.bridge, ())}
         new = {flow.cookie: flow for flow in ev.flows}
-        self.flows_by_bridge[ev.bridge] = ev.flows
+        self.flows[ev.bridge] = ev.flows
         for datapath, bridge in list(self.synced.values()):
             if bridge == ev.bridge:
                 self._send(datapath, [new[c] for c in set(new) - set(old)], sorted(set(old) - set(new)))
@@ -231,63 +234,11 @@ class FlowInstaller(app_manager.OSKenApp):
     def _watch(self, _: _Tick) -> None:
         """Ask each switch in sync for the counters that say whether its peers answer."""
         for datapath, _bridge in list(self.synced.values()):
-            parser = datapath.ofproto_parser
-            requests = [  # what the learned flows sent, and what came in by any port
-                parser.OFPFlowStatsRequest(
-                    datapath, table_id=TO_PEER, cookie=Purpose.LEARNED << 32, cookie_mask=0xFF << 32
-                ),
-                parser.OFPFlowStatsRequest(datapath, table_id=CLASSIFY),
-            ]
-            for request in requests:
-                datapath.set_xid(request)
-            self.reading[datapath.id] = ({r.xid for r in requests}, {})
-            for request in requests:
-                datapath.send_msg(request)
+            self.asker.request_readings(datapath)
 
     def _read(self, datapath: Any, msg: Any) -> None:
-        """One part of a reading; with the last, probe the peers that were sent to and did not answer."""
-        xids, packets = self.reading[datapath.id]
-        packets.update((stat.cookie, stat.packet_count) for stat in msg.body)
-        if msg.flags & ofp.OFPMPF_REPLY_MORE:
-            return
-        xids.discard(msg.xid)
-        if xids or datapath.id not in self.synced:
-            return
-        bridge = self.synced[datapath.id][1]
-        probes = self.probes_by_bridge.get(bridge, [])
-        now = counts(probes, packets)
-        readings = self.counts.setdefault(datapath.id, deque(maxlen=READINGS))
-        readings.append(now)
-        silent = unanswered(probes, readings)
-        due = self._due(datapath, silent)
-        for probe in due:
-            LOG.info("bridge %s: %s was sent to and did not answer: asking for its MAC again", bridge, probe.peer)
-        self._probe(datapath, due)
-
-    def _due(self, datapath: Any, probes: list[PeerProbe]) -> list[PeerProbe]:
-        """Those of `probes` not asked within PROBE_GAP_S."""
-        now = time.monotonic()
-        return [p for p in probes if now - self.last_probe.get((datapath.id, p.port), 0.0) >= PROBE_GAP_S]
-
-    def _probe(self, datapath: Any, probes: list[PeerProbe], on_demand: bool = True) -> None:
-        """Send the ARP requests.  Only on-demand ones count against the rate limit: the ones sent when the
-        switch connects often find a peer still being deployed (hosts deploy in parallel), and the first
-        packet for that peer must be free to ask again."""
-        parser = datapath.ofproto_parser
-        ports = self.ports.get(datapath.id, {})
-        for probe in probes:
-            if probe.port in ports:
-                if on_demand:
-                    self.last_probe[(datapath.id, probe.port)] = time.monotonic()
-                datapath.send_msg(
-                    parser.OFPPacketOut(
-                        datapath,
-                        buffer_id=ofp.OFP_NO_BUFFER,
-                        in_port=ofp.OFPP_CONTROLLER,
-                        actions=[parser.OFPActionOutput(ports[probe.port])],
-                        data=probe.frame,
-                    )
-                )
+        synced = self.synced.get(datapath.id)
+        self.asker.read(datapath, msg, synced[1] if synced else None, self.ports.get(datapath.id, {}))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev: Any) -> None:
@@ -295,12 +246,10 @@ class FlowInstaller(app_manager.OSKenApp):
         datapath = ev.msg.datapath
         if ev.msg.table_id != TO_PEER or datapath.id not in self.synced:
             return
-        bridge = self.synced[datapath.id][1]
         destination = ipv4_destination(ev.msg.data)
-        wanted = [
-            p for p in self.probes_by_bridge.get(bridge, []) if destination is not None and destination in p.subnet
-        ]
-        self._probe(datapath, self._due(datapath, wanted))
+        probes = self.serving.probes.get(self.synced[datapath.id][1], [])
+        wanted = [p for p in probes if destination is not None and destination in p.subnet]
+        self.asker.ask(datapath, self.ports.get(datapath.id, {}), self.asker.due(datapath, wanted))
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _connected(self, ev: Any) -> None:
@@ -327,7 +276,7 @@ class FlowInstaller(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
         datapath = ev.msg.datapath
-        if ev.msg.xid in self.reading.get(datapath.id, (set(), {}))[0]:
+        if self.asker.answers(datapath, ev.msg.xid):
             self._read(datapath, ev.msg)
             return
         self.cookies.setdefault(datapath.id, set()).update(stat.cookie for stat in ev.msg.body)
@@ -356,7 +305,8 @@ class FlowInstaller(app_manager.OSKenApp):
         )
 
     def _send(self, datapath: Any, add: list[Flow], delete: list[int], ports: dict[str, int] | None = None) -> None:
-        """Delete the flows of the cookies `delete`, add the flows `add`, then a barrier."""
+        """The one place flows are sent from: delete the flows of the cookies `delete`, add the flows
+        `add`, then a barrier."""
         parser = datapath.ofproto_parser
         ports = self.ports.get(datapath.id, {}) if ports is None else ports
         for cookie in delete:
@@ -376,35 +326,36 @@ class FlowInstaller(app_manager.OSKenApp):
         datapath.send_msg(parser.OFPBarrierRequest(datapath))
 
     def _sync(self, datapath: Any) -> None:
-        """The one place flows are sent: add what is missing, delete what is not generated."""
+        """Bring a switch just dumped to its generated flows: add what is missing, delete what is not
+        generated (and keep what it learned), then ask its peers for their MACs."""
         ports = self.ports.get(datapath.id, {})
-        bridge = next((name for name, number in ports.items() if number == ofp.OFPP_LOCAL), None)
-        wanted = self.flows_by_bridge.get(bridge or "")
-        if bridge is None or wanted is None:
-            LOG.error(
-                "switch %016x is bridge %r, which this controller has no flows for (it knows %s)",
-                datapath.id,
-                bridge,
-                ", ".join(self.flows_by_bridge) or "none",
-            )
-            return
-        unknown = missing_ports(wanted, ports)
-        if unknown:
-            LOG.error(
-                "bridge %s lacks port(s) %s: not installing its flows until they exist (redeploy)",
-                bridge,
-                ", ".join(unknown),
-            )
+        bridge, refused = bridge_of(datapath.id, ports, self.flows)
+        if bridge is None:
+            LOG.error("%s", refused)
             return
         have = {c for c in self.cookies.pop(datapath.id, set()) if not is_learned(c)}
-        want = {flow.cookie: flow for flow in wanted}
+        want = {flow.cookie: flow for flow in self.flows[bridge]}
         self._send(datapath, [f for c, f in want.items() if c not in have], sorted(have - set(want)), ports)
-        LOG.info(
-            "bridge %s: %d flow(s) added, %d stale removed, %d kept",
-            bridge,
-            len(set(want) - have),
-            len(have - set(want)),
-            len(have & set(want)),
-        )
+        added, removed, kept = len(set(want) - have), len(have - set(want)), len(have & set(want))
+        LOG.info("bridge %s: %d flow(s) added, %d stale removed, %d kept", bridge, added, removed, kept)
         self.synced[datapath.id] = (datapath, bridge)
-        self._probe(datapath, self.probes_by_bridge.get(bridge, []), on_demand=False)
+        self.asker.ask(datapath, ports, self.serving.probes.get(bridge, []), on_demand=False)
+
+
+def bridge_of(dpid: int, ports: dict[str, int], flows: Mapping[str, tuple[Flow, ...]]) -> tuple[str | None, str]:
+    """The bridge a switch is (its LOCAL port's name), if this controller has its flows and the switch has
+    every port they name; else None and why not."""
+    bridge = next((name for name, number in ports.items() if number == ofp.OFPP_LOCAL), None)
+    if bridge is None or bridge not in flows:
+        known = ", ".join(flows) or "none"
+        return (
+            None,
+            f"switch {dpid:016x} is bridge {bridge!r}, which this controller has no flows for (it knows {known})",
+        )
+    unknown = missing_ports(flows[bridge], ports)
+    if unknown:
+        return (
+            None,
+            f"bridge {bridge} lacks port(s) {', '.join(unknown)}: not installing its flows until they exist (redeploy)",
+        )
+    return bridge, ""
