@@ -8,6 +8,7 @@ source: outside a wing, no module names the wing's mode, and none branches on OV
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,14 @@ def test_the_check_sees_a_branch() -> None:
     )
     assert mode_names(tree) == [(1, "OVS")]
     assert datapath_branches(tree) == [3, 5]
+
+
+def test_the_readme_code_map_names_every_package_and_module() -> None:
+    """The README's tree is the map an engineer reads first: it must not miss a module, nor name one that
+    is gone."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    tree = readme.split("## Layout of the code", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"(?:^ +|; )([a-z_]+(?:\.py|/))", tree, re.MULTILINE))  # each line's, and "; x.py:"
+    wanted = {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    wanted |= {p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    assert sorted(wanted - named) == [] and sorted(named - wanted - {"ovsvx/"}) == []

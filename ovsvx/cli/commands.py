@@ -612,7 +612,7 @@ def verify_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
     results = verify.check(scope.kind, scope.prefix)
     ok = all(r.ok for r in results)
     if as_json:
-        click.echo(json.dumps({"ok": ok, "checks": [r.to_json() for r in results]}, indent=2))
+        click.echo(json.dumps(verify.to_json(results), indent=2))
     else:
         out.print(render.verify(results))
     if not ok:

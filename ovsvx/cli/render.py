@@ -18,7 +18,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ovsvx.observe import doctor as diagnose
+from ovsvx.model.findings import State, Verdict
 from ovsvx.observe.figures import KERNEL, UNDERLAY, Summary, doubts, ratio, rounds
 from ovsvx.ovs import flows
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ovsvx.ovs.ofctl import InstalledFlow
 
 #: How each of doctor's states is marked: the word, padded to one width, and its colour.
-DOCTOR_MARKS = {diagnose.OK: ("ok  ", "green"), diagnose.WARN: ("warn", "yellow"), diagnose.FAIL: ("FAIL", "red")}
+DOCTOR_MARKS = {Verdict.OK: ("ok  ", "green"), Verdict.WARN: ("warn", "yellow"), Verdict.FAIL: ("FAIL", "red")}
 
 
 def console(stderr: bool = False) -> Console:
@@ -67,14 +67,14 @@ def topology(topo: Topology) -> Group:
 def status(hosts: dict[str, HostStatus], where: str) -> Group:
     parts: list[RenderableType] = []
     for name, h in hosts.items():
-        bad = sum(f.state != "ok" for f in h.findings)
+        bad = sum(f.state != State.OK for f in h.findings)
         state = Text("ok", style="green") if not bad else Text(f"{bad} not as wanted", style="red")
         parts.append(Text.assemble((name, "bold"), f" ({h.mode} mode, {where}): ", state))
         parts += [Text(f"  {key}: {value}") for key, value in h.details.items()]
         table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
         for f in h.findings:
             table.add_row(
-                f.what, Text.assemble((f.state, "green" if f.state == "ok" else "red"), f" {f.detail}".rstrip())
+                f.what, Text.assemble((f.state, "green" if f.state == State.OK else "red"), f" {f.detail}".rstrip())
             )
         parts.append(table)
     return Group(*parts)

@@ -1,12 +1,9 @@
-"""Desired netlink state of one host, as plain values, and its `ip` rendering.
+"""The netlink pieces of a host's desired state, as plain values, and their `ip` rendering.
 
-`kernel_plan(topology, host)` is a pure function: it lists, in the tutorial's
-order, every object the host must have in kernel mode (links, addresses,
-routes, sysctls, namespaces).  `ovs_plan` is the same layout for ovs mode,
-where an Open vSwitch bridge takes the Linux bridge's and the vxlan device's
-place: it is split in what must exist before the switch (namespaces, veths)
-and what needs the switch's internal port (the gateway address, the routes).
-The netlink reconciler compares each value with the machine and applies the
+Each mode's plan is a list of these (`kernel/plan.py`: the tutorial's layout,
+in its order; `ovs/plan.py`: the same around an Open vSwitch bridge, split in
+what must exist before the switch and what needs its internal port).  The
+netlink reconciler compares each value with the machine and applies the
 difference; `render` prints the same list as the `ip`/`sysctl` commands a
 person would type, so `ovsvx plan` reads like the tutorial.
 

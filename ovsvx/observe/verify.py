@@ -196,3 +196,8 @@ def local_probes(deployment: Deployment) -> list[Probe]:
     """The probes that can start here: all of them in a lab; on a real host, those that start on it (the
     peers' namespaces are on other machines)."""
     return probes(deployment.topology, None if deployment.is_lab else set(deployment.modes))
+
+
+def to_json(results: list[Result]) -> dict[str, Any]:
+    """`verify --json`: whether every check passed, and each check."""
+    return {"ok": all(r.ok for r in results), "checks": [r.to_json() for r in results]}
