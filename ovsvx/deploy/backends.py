@@ -64,6 +64,7 @@ class Backend(Protocol):
     name: Mode
     xdp_reader: str | None  # who reads an XDP program on the overlay's devices in this mode, if anyone
     system_services: tuple[str, ...]  # the system's services a real host's agent starts after
+    needs_loose_rp_filter: bool  # doctor fails a strict net.ipv4.conf.all.rp_filter on a host of this mode
 
     def __init__(self, site: Site, deployment: Deployment) -> None: ...
     @staticmethod

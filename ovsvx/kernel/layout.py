@@ -22,6 +22,7 @@ class KernelLayout:
     name = Mode.KERNEL
     xdp_reader: str | None = None  # nothing of kernel mode's reads through XDP: a program there is a leftover
     system_services: tuple[str, ...] = ()  # the kernel is there already
+    needs_loose_rp_filter = True  # the tutorial's layout: all.rp_filter=0, which a strict filter undoes
 
     @staticmethod
     def commands(topology: Topology, host: Host, decided: Mapping[str, Any]) -> list[str]:

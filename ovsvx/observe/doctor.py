@@ -29,7 +29,7 @@ from ovsvx.deploy.deploy import find_scope
 from ovsvx.host import ipsec, netstack, preflight
 from ovsvx.host.netlink import xdp_programs
 from ovsvx.host.netstack import RT_TABLE_MAIN
-from ovsvx.host.plan import LINK_ALIAS, RP_FILTER_ALL, RTPROT_OVSVX, Sysctl
+from ovsvx.host.plan import LINK_ALIAS, RTPROT_OVSVX
 from ovsvx.model import record
 from ovsvx.model.findings import Diagnosis, Verdict
 from ovsvx.model.record import Kind
@@ -310,7 +310,7 @@ def _sysctls(context: HostContext) -> list[Diagnosis]:
             )
         )
     strict = [key for key in ("all", context.site.host.nic) if _read(context, f"net.ipv4.conf.{key}.rp_filter") == "1"]
-    if "all" in strict and context.mode and _sets(context, RP_FILTER_ALL):
+    if "all" in strict and context.mode and BACKENDS[context.mode].needs_loose_rp_filter:
         found.append(
             Diagnosis(
                 FAIL,
@@ -328,13 +328,6 @@ def _sysctls(context: HostContext) -> list[Diagnosis]:
             )
         )
     return found
-
-
-def _sets(context: HostContext, sysctl: Sysctl) -> bool:
-    """Whether the deployed mode's plan for this host sets `sysctl` (kernel mode, as the tutorial, turns
-    reverse-path filtering off everywhere)."""
-    assert context.mode is not None
-    return sysctl in BACKENDS[context.mode].pieces(context.topology, context.site.host, {})
 
 
 def _read(context: HostContext, key: str) -> str | None:

@@ -26,6 +26,7 @@ class OvsLayout:
     name = Mode.OVS
     xdp_reader: str | None = "ovs mode's AF_XDP port"  # an XDP program on its devices is its own
     system_services: tuple[str, ...] = ("openvswitch-switch.service",)  # the system's Open vSwitch, on a real host
+    needs_loose_rp_filter = False  # its plan sets all.rp_filter=0 too, but the switch forwards either way
 
     @staticmethod
     def foresee(options: DeployOptions) -> dict[str, Any]:
