@@ -62,7 +62,7 @@ def sweep() -> None:
             run_ovsvx("destroy", "--prefix", prefix, check=False)
     if STATE_DIR.exists():  # a destroy that failed: stop what it started, by its own pidfiles
         for pidfile in STATE_DIR.rglob("*.pid"):
-            daemons.stop_pid(pidfile, daemons.CONTROLLER_MARKER if pidfile.stem == "controller" else pidfile.stem)
+            daemons.stop_pid(pidfile, daemons.CONTROLLER_PIDS if pidfile.stem == "controller" else pidfile.stem)
     for name in leftover_netns():
         netstack.remove_netns(name)
     shutil.rmtree(STATE_DIR, ignore_errors=True)

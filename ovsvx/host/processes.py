@@ -24,14 +24,18 @@ def site_dir(deployment: Deployment, site: Site) -> Path:
     return deployment.folder / site.host.name
 
 
-def running_pid(pidfile: Path, marker: str) -> int | None:
-    """The pid in `pidfile` if that process is alive and its command line still contains `marker`."""
+def running_pid(pidfile: Path, marker: str | tuple[str, ...]) -> int | None:
+    """The pid in `pidfile` if that process is alive and its command line still contains `marker` (or
+    one of them)."""
     try:
         pid = int(pidfile.read_text().split()[0])
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except (OSError, ValueError, IndexError):
         return None
-    return pid if marker in cmdline else None  # a zombie's or a reused pid's command line does not match
+    markers = (marker,) if isinstance(marker, str) else marker
+    return (
+        pid if any(m in cmdline for m in markers) else None
+    )  # a zombie's or a reused pid's command line does not match
 
 
 def rss_mib(pid: int) -> float | None:
@@ -44,7 +48,7 @@ def rss_mib(pid: int) -> float | None:
     return None if found is None else int(found) / 1024
 
 
-def stop_pid(pidfile: Path, marker: str) -> bool:
+def stop_pid(pidfile: Path, marker: str | tuple[str, ...]) -> bool:
     """SIGTERM the process of `pidfile` (SIGKILL after STOP_WAIT_S); True if there was one."""
     pid = running_pid(pidfile, marker)
     if pid is None:

@@ -42,10 +42,13 @@ SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
 TUNNEL_DEVICE_GONE_S = 5.0  # OVS deletes its kernel tunnel device soon after the last vxlan port on its UDP port
 START_WAIT_S = 15.0  # ovsdb-server's socket appears within a second; scaled on a slow machine
-# How a controller's command line reads: as ovsvx starts one (`python -m ovsvx.ovs.controller`), and as a
-# user or systemd does (`ovsvx controller`).  A pid file of ovsvx's own is checked against the first.
-CONTROLLER_MARKERS = ("ovsvx.ovs.controller", "ovsvx controller")
-CONTROLLER_MARKER = CONTROLLER_MARKERS[0]
+#: The controller's module, as ovsvx starts it (`python -m ovsvx.ovs.controller`).  Before the packages,
+#: ovsvx started `ovsvx.controller`, and a host upgraded while one runs still has it: its pid file is
+#: still ovsvx's, so deploy stops it instead of finding its socket taken.
+CONTROLLER_MODULE = "ovsvx.ovs.controller"
+CONTROLLER_PIDS = (CONTROLLER_MODULE, "ovsvx.controller")
+#: How a controller's command line reads: as ovsvx starts one, and as a user or systemd does (`ovsvx controller`).
+CONTROLLER_MARKERS = (*CONTROLLER_PIDS, "ovsvx controller")
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ def _uptime(seconds: float) -> str:
 
 
 def controller_pid(deployment: Deployment, site: Site) -> int | None:
-    return running_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
+    return running_pid(controller_files(deployment, site)[0], CONTROLLER_PIDS)
 
 
 def controller_socket(deployment: Deployment, site: Site) -> Path:
@@ -231,7 +234,7 @@ def start_controller(deployment: Deployment, site: Site) -> bool:
     listen = controller_socket(deployment, site)
     claim_socket(listen)
     # isolated (-I): as root, nothing from the caller's working directory or PYTHON* variables is imported
-    argv = [sys.executable, "-I", "-m", CONTROLLER_MARKER, "--listen", f"unix:{listen}"]
+    argv = [sys.executable, "-I", "-m", CONTROLLER_MODULE, "--listen", f"unix:{listen}"]
     argv += ["--serve", site.host.name]
     if deployment.is_lab:
         argv += ["--prefix", deployment.prefix]
@@ -277,7 +280,7 @@ def wait_serving(netns: str | None, path: Path, seconds: float) -> None:
 
 def stop_controller(deployment: Deployment, site: Site) -> bool:
     """Stop the host's controller, and remove its socket (os-ken leaves it behind)."""
-    stopped = stop_pid(controller_files(deployment, site)[0], CONTROLLER_MARKER)
+    stopped = stop_pid(controller_files(deployment, site)[0], CONTROLLER_PIDS)
     if stopped:
         controller_socket(deployment, site).unlink(missing_ok=True)
     return stopped
