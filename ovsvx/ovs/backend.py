@@ -46,15 +46,14 @@ class OvsBackend(OvsLayout):
         self.topology = deployment.topology
         self.settings = OvsSettings.of(deployment, site.host.name)
         self.home = daemons.ovs_home(deployment, site)
-        socket = daemons.controller_socket(deployment, site)
-        controller = f"unix:{socket}" if self.settings.from_controller else None
+        self.watch = FlowWatch(deployment, site, self.settings.from_controller)
+        controller = f"unix:{self.watch.socket}" if self.settings.from_controller else None
         self.before, self.after = ovs_plan(self.topology, site.host, self.settings.datapath)
         csum = self.settings.tunnel_csum_asked
         self.bridges = switch_plan(
             self.topology, site.host, self.settings.datapath, controller, self.settings.port_type, csum
         )
         self.netlink = Reconciler(site, deployment)
-        self.watch = FlowWatch(deployment, site, self.settings.from_controller)
         self.readings = OvsReadings(deployment, site, self.settings, self.bridges)
 
     # --- changing the host -------------------------------------------------------------

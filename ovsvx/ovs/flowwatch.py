@@ -46,17 +46,19 @@ class FlowWatch:
         is_connected column is refreshed only every few seconds)."""
         return netstack.UNIX_CONNECTED in netstack.unix_states(self.site.netns, self.socket)
 
-    def difference(self) -> tuple[int, int]:
-        """(generated flows missing from the bridge, installed flows not generated)."""
+    def difference(self, generated: tuple[Flow, ...] | None = None) -> tuple[int, int]:
+        """(generated flows missing from the bridge, installed flows not generated); `generated` when the
+        caller has them already."""
         installed = {f.cookie for f in ofctl.dump_flows(self.home, self.site.host.bridge) if not is_learned(f.cookie)}
-        wanted = {f.cookie for f in generated_flows(self.deployment, self.site)}
+        flows = generated_flows(self.deployment, self.site) if generated is None else generated
+        wanted = {f.cookie for f in flows}
         return len(wanted - installed), len(installed - wanted)
 
     def finding(self) -> Finding:
-        bridge = self.site.host.bridge
-        what = f"flows on {bridge} ({len(generated_flows(self.deployment, self.site))} generated)"
+        bridge, generated = self.site.host.bridge, generated_flows(self.deployment, self.site)
+        what = f"flows on {bridge} ({len(generated)} generated)"
         try:
-            missing, stale = self.difference()
+            missing, stale = self.difference(generated)
         except OvsvxError as err:
             return Finding(what, MISSING, str(err), piece=bridge)
         if (missing, stale) == (0, 0):
