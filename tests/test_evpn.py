@@ -133,7 +133,7 @@ def test_evpn_firewall_admits_the_underlay_not_a_list_of_peers() -> None:
     rules = firewall.rules(evpn(2), evpn(2).hosts[0])
     assert rules.peers == ("10.33.0.0/16",)
     assert "flags interval" in peers_set(rules.script())
-    assert rules.overlay == ("192.168.1.0/24",)  # the others' subnets are not known here: its own is guarded
+    assert rules.doors == ("br1", "vni100", "vxlan1")  # the way into the overlay, whoever's subnet is behind it
     static = topology.generate(2)
     assert "flags interval" not in peers_set(firewall.rules(static, static.hosts[0]).script())
 

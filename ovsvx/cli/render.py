@@ -69,7 +69,7 @@ def status(hosts: dict[str, HostStatus], where: str) -> Group:
     for name, h in hosts.items():
         bad = sum(f.state != State.OK for f in h.findings)
         state = Text("ok", style="green") if not bad else Text(f"{bad} not as wanted", style="red")
-        parts.append(Text.assemble((name, "bold"), f" ({h.mode} mode, {where}): ", state))
+        parts.append(Text.assemble((name, "bold"), f" ({h.title}, {where}): ", state))
         parts += [Text(f"  {key}: {value}") for key, value in h.details.items()]
         table = Table("resource", "state", show_header=False, box=None, padding=(0, 2))
         for f in h.findings:

@@ -370,6 +370,11 @@ class HostStatus:
     findings: list[Finding]
     details: dict[str, str]
     bgp: BgpView | None = None  # under EVPN: its sessions and routes
+    role: str = ""  # what it is when not a host of the overlay ("route reflector")
+
+    @property
+    def title(self) -> str:
+        return self.role or f"{self.mode} mode"
 
     @property
     def ok(self) -> bool:
@@ -416,6 +421,9 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         if bgp is not None:
             details.update(bgp.describe())
         found[site.host.name] = HostStatus(mode, findings, details, bgp)
+    if deployment.is_lab:  # a real machine's reflector is kept by its own unit (`ovsvx reflector`)
+        for name, guards in lab.reflector_findings(deployment).items():
+            found[name] = HostStatus("", guards, {}, role="route reflector")
     return deployment, found
 
 

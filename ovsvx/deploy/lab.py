@@ -21,6 +21,7 @@ from ovsvx.host import gtsm, netstack, secretfile
 from ovsvx.host.nic import set_tx_offload, tx_offload
 from ovsvx.host.plan import LINK_ALIAS
 from ovsvx.kernel import frr
+from ovsvx.model.findings import Finding
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Topology
@@ -181,6 +182,15 @@ def reflectors(deployment: Deployment) -> list[tuple[IPv4Address, frr.FrrHome]]:
     bgp = deployment.topology.bgp
     addresses = bgp.route_reflectors if bgp is not None else ()
     return [(a, frr.reflector_home(deployment.folder, str(a), reflector_netns(deployment, a))) for a in addresses]
+
+
+def reflector_findings(deployment: Deployment) -> dict[str, list[Finding]]:
+    """What `status` shows of each route reflector, by its namespace: whether its GTSM guard is there and
+    does what it should."""
+    return {
+        reflector_netns(deployment, address): [gtsm.inspect(reflector_netns(deployment, address), address)]
+        for address, _ in reflectors(deployment)
+    }
 
 
 def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:

@@ -20,12 +20,21 @@ What each datapath needs it for (checked by tests/lab/test_intruder.py):
   netfilter, so there the table sees nothing and OVS's check is the guard.
 
 A second chain guards the other door, plain IP: deploy turns forwarding on,
-so a neighbour on the underlay with a route `192.168.1.0/24 via <host1's
-VTEP>` could reach ns1 without VXLAN at all.  The forward chain lets a packet
-*to* an overlay subnet through only when it comes in by the host's own
-bridge or tunnel device; whatever else the host forwards is left alone.  In
-ovs mode on the userspace datapath OVS owns the NIC and the kernel never
-routes such a packet; on the kernel datapath it would, and the chain drops it.
+so a neighbour on the underlay with a route `192.168.2.0/24 via <host1's
+VTEP>` could use host1 as a relay into the overlay without VXLAN at all, to
+host1's own workloads or, through host1's tunnel, to another host's (whose
+vxlan device takes what host1 sends, as it comes from a peer).  So the rule
+is about the way *into* the overlay: nothing the host forwards leaves by one
+of its doors (the bridge, the vxlan device, EVPN's bridge of the routed VNI)
+unless it came in by one of them, from a local workload or from the tunnel.
+It holds for IPv6 as for IPv4 (the table is `inet`), in every mode and
+control; whatever else the host forwards is left alone.  In ovs mode on the
+userspace datapath OVS owns the NIC and the kernel never routes such a
+packet; on the kernel datapath it would, and the chain drops it.
+
+The table is judged by what it does (`nftables`): a table whose drops were
+turned into accepts is not "as meant", and deploy (and so the agent, which
+hears nftables' changes) loads it again.
 
 Neither stops a packet that forges a peer's source address: that needs the
 underlay to refuse spoofing, or IPsec.  With ``encryption = "ipsec"``
@@ -37,12 +46,10 @@ while its trap policies hold.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from ovsvx.errors import ApplyError
-from ovsvx.host import netstack, preflight
+from ovsvx.host import netstack, nftables, preflight
 from ovsvx.host.plan import routed_vni_bridge
 from ovsvx.model.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.model.site import Site
@@ -59,11 +66,10 @@ PRIORITY = -10  # before the usual filter chains (priority 0), so drops here are
 @dataclass(frozen=True)
 class Rules:
     """The desired table of one host: UDP `port` from `peers` passes, from anyone else is dropped; what
-    is forwarded to `overlay` comes in by one of `doors` (the bridge, the tunnel device) or is dropped."""
+    the host forwards leaves by one of `doors` (the bridge, the tunnel device) only when it came in by one."""
 
     port: int
     peers: tuple[str, ...]
-    overlay: tuple[str, ...]
     doors: tuple[str, ...]
     encrypted: bool = False  # VXLAN in and out only through ESP
 
@@ -106,14 +112,10 @@ class Rules:
                 f"        elements = {{ {elements} }}",
                 "    }",
                 *self._vxlan_chains(),
-                "    set overlay {",
-                "        type ipv4_addr",
-                "        flags interval",
-                f"        elements = {{ {', '.join(self.overlay)} }}",
-                "    }",
                 f"    chain {FORWARD_CHAIN} {{",
                 f"        type filter hook forward priority {PRIORITY}; policy accept;",
-                f"        ip daddr @overlay iifname != {{ {doors} }} counter drop",
+                f"        oifname {{ {doors} }} iifname != {{ {doors} }} counter drop"
+                ' comment "into the overlay only from a workload or the tunnel"',
                 "    }",
                 "}",
                 "",
@@ -123,33 +125,15 @@ class Rules:
 
 def rules(topology: Topology, host: Host) -> Rules:
     """The peers' VTEPs; under EVPN, where peers come and go by BGP, the whole underlay network: a host
-    that joins must not need a rule changed on every other.  The overlay: every host's subnet (under EVPN,
-    where the others are not known here, this host's own).  The doors: the host's bridge and its vxlan
+    that joins must not need a rule changed on every other.  The doors: the host's bridge and its vxlan
     device, and EVPN's bridge of the routed VNI (ovs mode has only the bridge; a name of no device
     matches nothing)."""
     # sets in the order nft lists them (sorted), so what is read back compares equal
     doors = tuple(sorted((host.bridge, host.vxlan, *((routed_vni_bridge(topology),) if topology.evpn else ()))))
     if topology.evpn:
-        return Rules(topology.port, (str(topology.underlay),), (str(host.subnet),), doors, topology.encrypted)
-    overlay = tuple(str(subnet) for subnet in sorted(h.subnet for h in topology.hosts))
+        return Rules(topology.port, (str(topology.underlay),), doors, topology.encrypted)
     peers = tuple(str(vtep) for vtep in sorted(p.vtep for p in topology.peers(host)))
-    return Rules(topology.port, peers, overlay, doors, topology.encrypted)
-
-
-def _element(item: Any) -> str | None:
-    """A set element from `nft -j`: an address as text, a prefix as {"prefix": {"addr", "len"}}."""
-    if isinstance(item, str):
-        return item
-    prefix = item.get("prefix") if isinstance(item, dict) else None
-    return f"{prefix['addr']}/{prefix['len']}" if isinstance(prefix, dict) else None
-
-
-def listed(netns: str | None, family: str, table: str) -> list[dict[str, Any]] | None:
-    """A table's objects from `nft -j` (its metainfo left out), or None when there is no such table."""
-    done = netstack.run(netns, ["nft", "-j", "list", "table", family, table])
-    if done.returncode != 0:
-        return None
-    return [item for item in json.loads(done.stdout).get("nftables", []) if "metainfo" not in item]
+    return Rules(topology.port, peers, doors, topology.encrypted)
 
 
 def commands(topology: Topology, host: Host) -> list[str]:
@@ -161,7 +145,7 @@ def commands(topology: Topology, host: Host) -> list[str]:
 class Counters:
     accepted: int
     dropped: int
-    forward_dropped: int  # plain IP to the overlay that came by another door
+    forward_dropped: int  # forwarded into the overlay from outside it (plain IP by another door)
     clear_dropped: int | None = None  # encrypted overlays: VXLAN to a peer that would have left without ESP
 
 
@@ -183,71 +167,49 @@ class Firewall:
             )
         return done.stdout
 
-    def installed(self) -> tuple[Rules, Counters | None] | None:
-        """The rules the table holds, read back in the shape they were written, with their counters;
-        None when there is no table (one `nft -j` listing for both)."""
-        table = listed(self.site.netns, FAMILY, TABLE)
-        if table is None:
-            return None
-        sets: dict[str, tuple[str, ...]] = {}
-        ports = set()
-        doors: tuple[str, ...] = ()
-        counts: dict[str, list[int]] = {CHAIN: [], FORWARD_CHAIN: [], OUT_CHAIN: []}
-        for item in table:
-            if "set" in item:
-                sets[item["set"]["name"]] = tuple(e for e in map(_element, item["set"].get("elem", [])) if e)
-            if "rule" in item:
-                for m in item["rule"]["expr"]:
-                    match = m.get("match", {})
-                    if match.get("left", {}).get("payload", {}).get("field") == "dport":
-                        ports.add(match["right"])
-                    if match.get("left", {}).get("meta", {}).get("key") == "iifname":
-                        doors = tuple(match["right"]["set"]) if isinstance(match["right"], dict) else (match["right"],)
-                    if "counter" in m:
-                        counts.setdefault(item["rule"]["chain"], []).append(m["counter"]["packets"])
-        encrypted = bool(counts[OUT_CHAIN])
-        shape = [len(counts[CHAIN]), len(counts[FORWARD_CHAIN]), len(counts[OUT_CHAIN])]
-        shape_ok = shape == [2, 1, 1 if encrypted else 0] and len(ports) == 1
-        found = Rules(ports.pop() if shape_ok else -1, sets.get("peers", ()), sets.get("overlay", ()), doors, encrypted)
-        if not shape_ok:
-            return found, None
-        (accepted, dropped), (forwarded,) = counts[CHAIN], counts[FORWARD_CHAIN]
-        return found, Counters(accepted, dropped, forwarded, counts[OUT_CHAIN][0] if encrypted else None)
+    def _reading(self) -> nftables.Reading | None:
+        return nftables.read(self.site.netns, FAMILY, TABLE, self.wanted.script())
 
     def counters(self) -> Counters | None:
-        """Packets to the VXLAN port accepted from peers and dropped from anyone else."""
-        found = self.installed()
-        return found[1] if found else None
+        """What the table counted, when it is there and does what the topology says (a changed table's
+        counters count something else)."""
+        found = self._reading()
+        return _counters(found.counts, self.wanted.encrypted) if found and found.as_meant else None
 
     def inspect(self) -> Finding:
         what = f"nftables table {FAMILY} {TABLE} (udp {self.wanted.port} only from {', '.join(self.wanted.peers)})"
-        found = self.installed()
+        found = self._reading()
         if found is None:
             return Finding(what, MISSING)
-        rules_found, counters = found
-        if rules_found != self.wanted:
-            return Finding(what, DIFFERS, "rules differ from the topology's")
+        if not found.as_meant:
+            return Finding(what, DIFFERS, "its rules do not do what the topology says (changed by hand?)")
+        counters = _counters(found.counts, self.wanted.encrypted)
         detail = (
             f"{counters.accepted} accepted, {counters.dropped} dropped; "
-            f"{counters.forward_dropped} forwarded to the overlay by another door dropped"
+            f"{counters.forward_dropped} forwarded into the overlay from outside it dropped"
             + (f"; {counters.clear_dropped} kept from leaving in clear" if counters.clear_dropped is not None else "")
-            if counters
-            else ""
         )
         return Finding(what, OK, detail)
 
     def apply(self) -> list[str]:
-        found = self.installed()
-        if found is not None and found[0] == self.wanted:
+        found = self._reading()
+        if found is not None and found.as_meant:
             return []
         self._nft(script=self.wanted.script())
+        again = "" if found is None else " (again: its rules had been changed)"
         return [
             f"{self.site.host.name}: nftables table {FAMILY} {TABLE}: udp {self.wanted.port} "
-            f"only from {', '.join(self.wanted.peers)}"
+            f"only from {', '.join(self.wanted.peers)}{again}"
         ]
 
     def remove(self) -> list[str]:
-        if listed(self.site.netns, FAMILY, TABLE) is None:
+        if nftables.listed(self.site.netns, FAMILY, TABLE) is None:
             return []
         self._nft("delete", "table", FAMILY, TABLE)
         return [f"{self.site.host.name}: - nftables table {FAMILY} {TABLE}"]
+
+
+def _counters(counts: dict[str, list[int]], encrypted: bool) -> Counters:
+    """The counters of a table as meant: two in the VXLAN chain, one forward, one out when encrypted."""
+    (accepted, dropped), (forwarded,) = counts[CHAIN], counts[FORWARD_CHAIN]
+    return Counters(accepted, dropped, forwarded, counts[OUT_CHAIN][0] if encrypted else None)

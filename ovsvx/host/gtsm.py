@@ -15,16 +15,18 @@ Each speaker does its part:
   not hold the clients of a listen range to it (tried on FRR 8.4: a client
   sending TTL 64 got its session).  So a reflector's stack gets an nftables
   table of its own, `inet ovsvx-gtsm-ADDRESS`, that drops BGP to its address
-  arriving with any other TTL, and counts it.
+  arriving with any other TTL, and counts it.  The table is judged by what
+  it does (`nftables`): one whose drop was turned into an accept is loaded
+  again by the reflector's next pass.
 """
 
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import Any
 
 from ovsvx.errors import ApplyError
-from ovsvx.host import firewall, netstack, preflight
+from ovsvx.host import netstack, nftables, preflight
+from ovsvx.model.findings import DIFFERS, MISSING, OK, Finding
 
 TTL = 255  # what every BGP packet leaves with, and the only TTL taken: one hop (RFC 5082)
 BGP_PORT = 179
@@ -57,37 +59,46 @@ def script(address: IPv4Address) -> str:
     )
 
 
-def _rule(netns: str | None, address: IPv4Address) -> dict[str, Any] | None:
-    """The table's one rule from `nft -j` ({} when the table holds another shape), or None when there is
-    no table."""
-    items = firewall.listed(netns, FAMILY, table(address))
-    if items is None:
-        return None
-    rules = [item["rule"] for item in items if "rule" in item]
-    return rules[0] if len(rules) == 1 else {}
+def _reading(netns: str | None, address: IPv4Address) -> nftables.Reading | None:
+    """The reflector's table as found, judged by what it does (`nftables`); None when it is not there."""
+    return nftables.read(netns, FAMILY, table(address), script(address))
 
 
 def dropped(netns: str | None, address: IPv4Address) -> int | None:
-    """BGP packets the table dropped (they came from beyond one hop); None when there is no table."""
-    rule = _rule(netns, address)
-    if rule is None:
+    """BGP packets the table dropped (they came from beyond one hop); None when there is no table, or one
+    that no longer does what it should (its counter counts something else)."""
+    found = _reading(netns, address)
+    if found is None or not found.as_meant:
         return None
-    return next((int(e["counter"]["packets"]) for e in rule.get("expr", []) if "counter" in e), 0)
+    return found.counts[CHAIN][0]
+
+
+def inspect(netns: str | None, address: IPv4Address) -> Finding:
+    """Whether the reflector's guard is there and does what it should, with what it dropped."""
+    what = f"nftables table {FAMILY} {table(address)} (BGP to {address} only with TTL {TTL})"
+    found = _reading(netns, address)
+    if found is None:
+        return Finding(what, MISSING)
+    if not found.as_meant:
+        return Finding(what, DIFFERS, "its rule does not do what it should (changed by hand?)")
+    return Finding(what, OK, f"{found.counts[CHAIN][0]} from beyond one hop dropped")
 
 
 def apply(netns: str | None, address: IPv4Address) -> list[str]:
-    """Guard the reflector at `address`; nothing when its table is there."""
+    """Guard the reflector at `address`; nothing when its table is there and does what it should."""
     preflight.require_tools("nft")
-    if _rule(netns, address):
+    found = _reading(netns, address)
+    if found is not None and found.as_meant:
         return []
     done = netstack.run(netns, ["nft", "-f", "-"], stdin=script(address))
     if done.returncode != 0:
         raise ApplyError(f"nft: the GTSM table for {address} failed: {done.stderr.strip() or done.returncode}")
-    return [f"+ nftables table {FAMILY} {table(address)}: BGP to {address} only with TTL {TTL} (one hop)"]
+    again = "" if found is None else " (again: its rule had been changed)"
+    return [f"+ nftables table {FAMILY} {table(address)}: BGP to {address} only with TTL {TTL} (one hop){again}"]
 
 
 def remove(netns: str | None, address: IPv4Address) -> list[str]:
-    if _rule(netns, address) is None:
+    if nftables.listed(netns, FAMILY, table(address)) is None:
         return []
     netstack.run(netns, ["nft", "delete", "table", FAMILY, table(address)])
     return [f"- nftables table {FAMILY} {table(address)}"]

@@ -3,6 +3,7 @@ overlay rides out a route reflector's restart and a host's lost session.  Kernel
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -16,14 +17,16 @@ import pytest
 from ovsvx import waits
 from ovsvx.deploy import lab
 from ovsvx.host import gtsm, netstack
+from ovsvx.host.firewall import Firewall
 from ovsvx.kernel import frr
 from ovsvx.model import record, topology
 from ovsvx.model.record import Kind
+from ovsvx.model.site import Site
 from ovsvx.model.topology import Bgp, Control
 from ovsvx.ovs.evpnspeaker import CONNECT_RETRY_S
 from tests.conftest import STATE_DIR, Runner, leftover_netns
 from tests.lab.helpers import in_host, ping_result, processes_of, start_ping, status, verify
-from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject
+from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject, open_up
 
 REACH_S = 10.0  # the issue's bound: a new host reaches every namespace within this of its deploy
 FORGET_S = frr.HOLD_S + 3.0  # a host that went silent is forgotten within the hold time (plus a poll's slack)
@@ -377,3 +380,65 @@ def test_bgp_from_beyond_one_hop_gets_no_session(ovsvx: Runner, fresh_prefix: st
         assert waits.until(lambda: established(stranger), REACH_S, interval=0.5), frr.sessions(stranger)
     finally:
         remove_stranger(prefix)
+
+
+@pytest.mark.parametrize("mode", ["kernel", "ovs"])
+def test_a_stranger_cannot_use_a_host_as_a_relay_into_another_hosts_workloads(
+    ovsvx: Runner, fresh_prefix: str, tmp_path: Path, mode: str
+) -> None:
+    """Security round 3, 1: a machine of the underlay routes host2's subnet via host1's VTEP and pings ns2
+    as plain IP.  host1 must not forward it into the overlay (host2 would take it: it comes through
+    host2's vxlan device, from a peer); its firewall counts the drop where the kernel routes it.  The
+    stranger's own route to host1's subnet is refused the same way, and the peers still talk."""
+    prefix = fresh_prefix
+    topo = topology.generate(2, Control.EVPN)
+    ovsvx("deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", mode)
+    try:
+        report, _ = until_verified(ovsvx, prefix, REACH_S)
+        assert report["ok"], report
+        host1, host2 = topo.hosts
+        stranger = stranger_on_the_underlay(prefix)
+        for host in (host1, host2):  # both subnets, through host1
+            routed = netstack.run(stranger, ["ip", "route", "add", str(host.subnet), "via", str(host1.vtep)])
+            assert routed.returncode == 0, routed.stderr
+        wall = Firewall(Site(host1, prefix + host1.name, prefix), topo)
+        before = wall.counters()
+        assert before is not None
+        for host in (host2, host1):
+            ns = host.namespaces[0]
+            ping = ["ping", "-c", "3", "-i", "0.2", "-W", "1", str(ns.address)]
+            assert netstack.run(stranger, ping).returncode != 0, f"the stranger reached {ns.name} through host1"
+        after = wall.counters()
+        assert after is not None
+        if mode == "kernel":  # host1's kernel routes them, so its forward chain drops (and counts) them
+            assert after.forward_dropped - before.forward_dropped >= 6, (before, after)
+        assert status(prefix)["hosts"]["host1"]["ok"]
+        assert verify(ovsvx, prefix)["ok"]
+    finally:
+        remove_stranger(prefix)
+
+
+def test_changed_tables_of_hosts_and_reflector_are_seen_and_mended(
+    ovsvx: Runner, fresh_prefix: str, tmp_path: Path
+) -> None:
+    """Security round 3, 2, under EVPN (host1 ovs, host2 kernel): each host's table and the reflector's
+    GTSM table rewritten in place to accept fail `status`; `deploy` loads each again."""
+    prefix = fresh_prefix
+    ovsvx("deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", "host1=ovs,host2=kernel")
+    reflector = IPv4Address("10.33.30.2")
+    rr_netns = lab.reflector_netns(record.require(Kind.LAB, prefix), reflector)
+    assert status(prefix)["ok"]
+    for host in ("host1", "host2"):
+        open_up(prefix + host, "inet", "ovsvx")
+    open_up(rr_netns, "inet", gtsm.table(reflector))
+    shown = ovsvx("status", "--prefix", prefix, "--json", check=False)
+    assert shown.returncode == 1
+    hosts = json.loads(shown.stdout)["hosts"]
+    assert not hosts["host1"]["ok"] and not hosts["host2"]["ok"] and not hosts[rr_netns]["ok"], hosts
+    assert gtsm.dropped(rr_netns, reflector) is None  # an opened guard counts nothing of ours
+    redeployed = ovsvx(
+        "deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", "host1=ovs,host2=kernel"
+    )
+    assert redeployed.stdout.count("had been changed") == 3, redeployed.stdout
+    assert status(prefix)["ok"]
+    assert gtsm.dropped(rr_netns, reflector) is not None

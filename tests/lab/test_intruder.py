@@ -34,7 +34,7 @@ from ovsvx.model.record import Kind
 from ovsvx.model.site import Site
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import in_host
-from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject
+from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject, open_up
 
 TOPO = topology.default()
 
@@ -145,24 +145,49 @@ def test_without_the_firewall_kernel_mode_lets_strangers_in_and_ovs_does_not(
 
 
 def test_plain_ip_to_a_namespace_gets_in_only_through_the_tunnel(lab_with_intruder: tuple[str, str]) -> None:
-    """The side door: a neighbour routes the overlay subnet via host1's VTEP and pings ns1 as plain IP."""
+    """The side door: a neighbour routes the overlay's subnets via host1's VTEP and pings, as plain IP,
+    ns1 (host1's own workload) and ns2 (host2's, which host1 would relay into its tunnel)."""
     prefix, intruder = lab_with_intruder
     mode = mode_of(prefix)
-    ns1 = TOPO.hosts[0].namespaces[0]
-    host1 = TOPO.hosts[0]
-    routed = netstack.run(intruder, ["ip", "route", "add", str(host1.subnet), "via", str(host1.vtep)])
-    assert routed.returncode == 0, routed.stderr
-    ping = ["ping", "-c", "3", "-i", "0.2", "-W", "1", str(ns1.address)]
+    host1, host2 = TOPO.hosts
+    for host in (host1, host2):
+        routed = netstack.run(intruder, ["ip", "route", "add", str(host.subnet), "via", str(host1.vtep)])
+        assert routed.returncode == 0, routed.stderr
+
+    def pings(ns: topology.Namespace) -> list[str]:
+        return ["ping", "-c", "3", "-i", "0.2", "-W", "1", str(ns.address)]
+
     run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--firewall")
     try:
         before = firewall_counters(prefix, host1.name)
-        assert netstack.run(intruder, ping).returncode != 0, f"the intruder reached {ns1.name} as plain IP"
+        for host in (host1, host2):
+            ns = host.namespaces[0]
+            assert netstack.run(intruder, pings(ns)).returncode != 0, f"the intruder reached {ns.name} as plain IP"
         if kernel_takes_the_tunnel(prefix):  # the host's own stack would route it: the forward chain drops it
-            assert firewall_counters(prefix, host1.name).forward_dropped - before.forward_dropped >= 3
-        if mode == "kernel":  # and without the table the door is open: the test can tell
+            assert firewall_counters(prefix, host1.name).forward_dropped - before.forward_dropped >= 6
+        if mode == "kernel":  # and without the table both doors are open: the test can tell
             run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--no-firewall")
-            assert netstack.run(intruder, ping).returncode == 0
+            for host in (host1, host2):
+                assert netstack.run(intruder, pings(host.namespaces[0])).returncode == 0
     finally:
-        netstack.run(intruder, ["ip", "route", "del", str(host1.subnet)])
+        for host in (host1, host2):
+            netstack.run(intruder, ["ip", "route", "del", str(host.subnet)])
         run_ovsvx("deploy", "--prefix", prefix, "--mode", mode, "--firewall")  # back, for the next test
-    assert run_ovsvx("exec", "--prefix", prefix, "ns1", "--", *ping[:-1], "192.168.2.100", check=False).returncode == 0
+    assert run_ovsvx("exec", "--prefix", prefix, "ns1", "--", *pings(host2.namespaces[0]), check=False).returncode == 0
+
+
+def test_a_table_whose_drops_were_made_accepts_is_seen_and_mended(lab_with_intruder: tuple[str, str]) -> None:
+    """Security round 3, 2: the table rewritten in place (drops made accepts, the same chains, sets and
+    counters) fails `status` and `deploy` loads it again; then strangers are kept out once more."""
+    prefix, intruder = lab_with_intruder
+    mode = mode_of(prefix)
+    open_up(prefix + "host1", "inet", "ovsvx")
+    shown = run_ovsvx("status", "--prefix", prefix, check=False)
+    assert shown.returncode == 1, shown.stdout
+    assert "do not do what the topology says" in shown.stdout
+    redeployed = run_ovsvx("deploy", "--prefix", prefix, "--mode", mode)
+    assert "its rules had been changed" in redeployed.stdout
+    assert run_ovsvx("status", "--prefix", prefix, check=False).returncode == 0
+    assert " drop" in in_host(prefix, "host1", "nft", "list", "table", "inet", "ovsvx")
+    result = probe(prefix, intruder)
+    assert result["seen"] == {"host1": [], "host2": []} and result["peers_talk"]
