@@ -10,11 +10,13 @@ reboot).  What the agent adds is *when* a pass runs:
   host is ready;
 - soon after anything that may have drifted: a netlink notification from this
   machine's stack (a link, an address or a route added or removed: a deleted
-  vxlan device, a NIC back with a new ifindex), or a change in OVSDB's
+  vxlan device, a NIC back with a new ifindex), a change in OVSDB's
   interfaces (a deleted port, an ovs-vswitchd restarted, which also ends the
-  monitor);
+  monitor), or a change to one of ovsvx's nftables tables (`nft monitor`: a
+  rule rewritten, a `flush ruleset` such as `systemctl restart nftables`
+  makes);
 - every FULL_CHECK_S in any case, the backstop for what sends no event (a
-  sysctl, an nftables rule, a flow, a workload namespace's own stack).
+  sysctl, a flow, a workload namespace's own stack).
 
 Events come in bursts (our own pass makes some), so a pass waits SETTLE_S
 after the first; a pass that changes nothing makes no events, so the agent
@@ -48,7 +50,7 @@ from ovsvx import waits
 from ovsvx.deploy.backends import backend
 from ovsvx.deploy.deploy import Scope, deploy, sites
 from ovsvx.errors import OvsvxError, UsageError, unexpected
-from ovsvx.host import netstack, systemd
+from ovsvx.host import netstack, nftables, systemd
 from ovsvx.model import record
 from ovsvx.model.options import DeployOptions
 from ovsvx.model.record import Kind
@@ -60,6 +62,47 @@ SETTLE_S = 0.3  # after an event, for the rest of its burst
 RETRY_FIRST_S = 1.0  # after a failed pass, doubling up to RETRY_MAX_S
 RETRY_MAX_S = 30.0
 FEED_RETRY_S = 1.0  # how soon the mode's change feed is started again after it ended (OVS restarting)
+
+
+class Feed:
+    """A command whose lines announce changes (OVSDB's monitor, `nft monitor`), kept running: each line
+    that `wanted` takes wakes the agent, and so does the command's end (its daemon restarting), after which
+    the next pass starts it again."""
+
+    def __init__(self, name: str, argv: Callable[[], list[str] | None], wanted: Callable[[str], bool]):
+        self.name = name
+        self.argv = argv  # None: nothing to watch (yet)
+        self.wanted = wanted
+        self.process: subprocess.Popen[str] | None = None
+
+    def keep(self, wake: threading.Event, stopping: threading.Event) -> None:
+        """Start the command unless it runs; a command not installed leaves the full checks to notice."""
+        if self.process is not None and self.process.poll() is None:
+            return
+        argv = self.argv()
+        if not argv:
+            return
+        try:
+            self.process = netstack.popen(
+                None, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+            )
+        except OSError:
+            return
+        threading.Thread(target=self._read, args=(self.process, wake, stopping), name=self.name, daemon=True).start()
+
+    def _read(self, process: subprocess.Popen[str], wake: threading.Event, stopping: threading.Event) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if self.wanted(line):
+                wake.set()
+        process.wait()
+        if not stopping.wait(waits.scaled(FEED_RETRY_S)):
+            wake.set()  # a pass starts the feed again, once its daemon is back
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
 
 
 @dataclass(frozen=True)
@@ -104,14 +147,15 @@ class Agent:
         self.name = name
         self.work = work
         self.full_check_s = full_check_s
-        self.watch_feed = watch_feed
         self.say = say
         self.wake = threading.Event()  # something may have drifted
         self.stopping = threading.Event()
         self.ready = False
         self.warned: set[str] = set()
         self.passes = metrics.Passes()  # what `--metrics` exports of the agent itself
-        self._feed: subprocess.Popen[str] | None = None  # the mode's change feed (ovs mode: OVSDB's)
+        self.feeds = [Feed("ovsvx-nft", lambda: list(nftables.MONITOR), nftables.touches_ours)]
+        if watch_feed:  # the mode's change feed (ovs mode: OVSDB's interfaces), every line a change
+            self.feeds.append(Feed("ovsvx-feed", self._mode_feed, lambda _line: True))
 
     # --- one pass -------------------------------------------------------------------------------
 
@@ -160,7 +204,7 @@ class Agent:
                 failing = done.error
                 systemd.notify(STATUS=f"not converged: {done.error}"[:400])
                 pause, retry = retry, min(retry * 2, RETRY_MAX_S)
-            self._keep_change_feed()
+            self._keep_feeds()
             if self.wake.wait(waits.scaled(pause)) and not self.stopping.is_set():
                 self.stopping.wait(SETTLE_S)  # the rest of the burst
         self._stop_watches()
@@ -196,39 +240,20 @@ class Agent:
 
     # --- what wakes it ------------------------------------------------------------------------
 
-    def _keep_change_feed(self) -> None:
-        """Keep the mode's change feed running, if it has one (ovs mode: an `ovsdb-client monitor` of the
-        interfaces): each line it prints is a change, and its end (the daemon restarting) is one too."""
-        if not self.watch_feed or (self._feed is not None and self._feed.poll() is None):
-            return
+    def _mode_feed(self) -> list[str] | None:
+        """The mode's change feed of the host deployed here, if it has one."""
         deployment = record.load(Kind.HOST, "")
         if deployment is None or self.name not in deployment.modes:
-            return
-        argv = backend(deployment.modes[self.name], sites(deployment)[0], deployment).change_feed()
-        try:
-            feed = (
-                netstack.popen(None, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-                if argv
-                else None
-            )
-        except OSError:
-            return  # not installed: the full checks still run
-        self._feed = feed
-        if feed is not None:
-            threading.Thread(target=self._read_feed, args=(feed,), name="ovsvx-feed", daemon=True).start()
+            return None
+        return backend(deployment.modes[self.name], sites(deployment)[0], deployment).change_feed()
 
-    def _read_feed(self, feed: subprocess.Popen[str]) -> None:
-        assert feed.stdout is not None
-        for _line in feed.stdout:
-            self.wake.set()
-        feed.wait()
-        if not self.stopping.wait(waits.scaled(FEED_RETRY_S)):
-            self.wake.set()  # a pass restarts the feed, once its daemon is back
+    def _keep_feeds(self) -> None:
+        for feed in self.feeds:
+            feed.keep(self.wake, self.stopping)
 
     def _stop_watches(self) -> None:
-        if self._feed is not None and self._feed.poll() is None:
-            self._feed.terminate()
-            self._feed.wait()
+        for feed in self.feeds:
+            feed.stop()
 
 
 def watch_netlink(wake: threading.Event, stopping: threading.Event) -> None:

@@ -25,9 +25,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ovsvx import waits
-from ovsvx.host import netstack
+from ovsvx.host import firewall, netstack, nftables
 from ovsvx.model import topology
 from tests.conftest import REPO, TEST_PREFIX, need_lab
+from tests.lab.intruders import open_up
 
 MACHINES = {"host1": f"{TEST_PREFIX}rh-a", "host2": f"{TEST_PREFIX}rh-b"}
 VTEPS = {"host1": "10.33.30.150", "host2": "10.33.30.151"}
@@ -306,6 +307,37 @@ def test_the_agent_converges_repairs_what_drifts_and_leaves_the_overlay_up(machi
         assert agent.stop() == 0
         assert "host1: SIGTERM: stopping; the overlay keeps forwarding" in agent.lines
         assert answers(NS1, "192.168.2.100")  # the agent is gone, the overlay is not
+    finally:
+        agent.stop()
+
+
+def test_the_agent_hears_its_firewall_changed_or_flushed_and_mends_it(machines: dict[str, Any]) -> None:
+    """Security round 3, 2: with a full check far away, only nftables' own events can wake the agent: a
+    table rewritten to accept, and a `flush ruleset` (what `systemctl restart nftables` does with Debian's
+    nftables.conf), are each mended within REPAIR_S.  Kernel mode: these machines have no system OVS (the
+    watch is the same in either mode; the two-machine suite runs both)."""
+    states, topo = machines["states"], machines["topology"]
+    a = MACHINES["host1"]
+    host1 = topology.load(Path(topo)).host("host1")
+    script = firewall.rules(topology.load(Path(topo)), host1).script()
+    agent = AgentProcess(a, states["host1"], "--host", "host1", "--mode", "kernel", "-t", topo, "--full-check", "600")
+
+    def as_meant() -> bool:
+        found = nftables.read(a, "inet", "ovsvx", script)
+        return found is not None and found.as_meant
+
+    try:
+        assert agent.said("host1: ready", 60), "\n".join(agent.lines)
+        assert as_meant()
+        for what, tamper in (
+            ("drops made accepts", lambda: open_up(a, "inet", "ovsvx")),
+            ("flush ruleset", lambda: run_on(a, "nft", "flush", "ruleset")),
+        ):
+            tamper()
+            assert not as_meant()
+            started = time.monotonic()
+            assert waits.until(as_meant, REPAIR_S, interval=0.05), (what, agent.lines[-5:])
+            print(f"\n{what}: the table as meant again after {time.monotonic() - started:.2f} s")
     finally:
         agent.stop()
 
