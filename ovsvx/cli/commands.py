@@ -575,11 +575,12 @@ def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
     """What is deployed, per host, and whether each piece is as wanted (exit 1 if not)."""
     scope = deployment_ops.find_scope(host, prefix)
     deployment, hosts = deployment_ops.status(scope)
-    ok = all(h.ok for h in hosts.values())
+    reflectors = deployment_ops.reflector_status(deployment)
+    ok = all(h.ok for h in (*hosts.values(), *reflectors.values()))
     if as_json:
-        click.echo(json.dumps(deployment_ops.status_json(deployment, hosts), indent=2))
+        click.echo(json.dumps(deployment_ops.status_json(deployment, hosts, reflectors), indent=2))
     else:
-        out.print(render.status(hosts, scope.describe()))
+        out.print(render.status({**hosts, **reflectors}, scope.describe()))
     if not ok:
         sys.exit(1)
 

@@ -390,13 +390,17 @@ class HostStatus:
         }
 
 
-def status_json(deployment: Deployment, hosts: dict[str, HostStatus]) -> dict[str, Any]:
-    """`status --json`: the deployment, whether every piece is as wanted, and each host's findings."""
+def status_json(
+    deployment: Deployment, hosts: dict[str, HostStatus], reflectors: dict[str, HostStatus]
+) -> dict[str, Any]:
+    """`status --json`: the deployment, whether every piece is as wanted, and each host's and route
+    reflector's findings."""
     return {
         "scope": deployment.kind,
         "prefix": deployment.prefix,
-        "ok": all(h.ok for h in hosts.values()),
+        "ok": all(h.ok for h in (*hosts.values(), *reflectors.values())),
         "hosts": {name: h.to_json() for name, h in hosts.items()},
+        "reflectors": {name: r.to_json() for name, r in reflectors.items()},
     }
 
 
@@ -421,10 +425,16 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         if bgp is not None:
             details.update(bgp.describe())
         found[site.host.name] = HostStatus(mode, findings, details, bgp)
-    if deployment.is_lab:  # a real machine's reflector is kept by its own unit (`ovsvx reflector`)
-        for name, guards in lab.reflector_findings(deployment).items():
-            found[name] = HostStatus("", guards, {}, role="route reflector")
     return deployment, found
+
+
+def reflector_status(deployment: Deployment) -> dict[str, HostStatus]:
+    """A lab's route reflectors, by namespace, each with its GTSM guard; none on a real machine, whose
+    reflector is kept by a unit of its own (`ovsvx reflector`)."""
+    if not deployment.is_lab:
+        return {}
+    found = lab.reflector_findings(deployment).items()
+    return {name: HostStatus("", guards, {}, role="route reflector") for name, guards in found}
 
 
 def _agent_state(host: str) -> str:
