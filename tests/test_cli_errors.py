@@ -36,13 +36,22 @@ def bad_file(tmp_path: Path) -> Path:
         (('gateway = "192.168.1.1"', 'gateway = "192.168.7.1"'), ["hosts[0].gateway", "inside subnet 192.168.1.0/24"]),
         (("vni = 100", "vni = 100\ncolour = 'red'"), ["colour: unknown key"]),
         (("vni = 100", "vni = = 100"), ["malformed TOML"]),
+        # security round 3, 7: names ovsvx derives, or every stack has; addresses no host lives at
+        (('peer = "tap2"', 'peer = "br-phy"'), ["hosts[0].namespaces[0].peer", "ovs mode's bridge"]),
+        (('veth = "tap1"', 'veth = "lo"'), ["hosts[0].namespaces[0].veth: 'lo' is not allowed", "loopback"]),
+        (('bridge = "br1"', 'bridge = "lo"'), ["hosts[0].bridge: 'lo' is not allowed", "loopback device"]),
+        (('nic = "ens160"', 'nic = "vxlan_sys_4789"'), ["hosts[0].nic", "Open vSwitch's tunnel device"]),
+        (('underlay = "10.33.30.0/24"', 'underlay = "127.0.0.0/8"'), ["underlay: 127.0.0.0/8", "loopback"]),
+        (('subnet = "192.168.1.0/24"', 'subnet = "224.1.1.0/24"'), ["hosts[0].subnet: 224.1.1.0/24", "multicast"]),
+        (('subnet = "192.168.1.0/24"', 'subnet = "169.254.1.0/24"'), ["hosts[0].subnet", "link-local"]),
+        (('underlay = "10.33.30.0/24"', 'underlay = "0.0.0.0/8"'), ["underlay: 0.0.0.0/8", "'this network'"]),
     ],
 )
 def test_bad_topology_file_creates_nothing(
     ovsvx: Runner, bad_file: Path, edit: tuple[str, str], fragments: list[str]
 ) -> None:
     before = leftover_netns()
-    bad_file.write_text(topology.default_text().replace(*edit, 1))
+    bad_file.write_text(topology.default_text().replace(edit[0], edit[1], 1))
     for command in (["deploy", "--prefix", "ovtbad-"], ["topology", "show"], ["plan"]):
         one_line_error(ovsvx(*command, "-t", str(bad_file), check=False), 2, str(bad_file), *fragments)
     assert leftover_netns() == before

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ovsvx import waits
 from ovsvx.errors import TopologyError, UsageError
 from ovsvx.host import firewall, plan
 from ovsvx.host.plan import Bridge, Route, Vxlan
@@ -45,8 +46,23 @@ def data_with(**bgp: Any) -> dict[str, Any]:
             {"route_reflectors": ["10.33.30.2", "10.33.30.2"]},
             r"^bgp\.route_reflectors\[1\]: 10\.33\.30\.2 is listed twice",
         ),
-        ({"peers": 1}, r"^bgp\.peers: unknown key; allowed here: asn, password_file, route_reflectors$"),
-        ({"password_file": "bgp.secret"}, r"^bgp\.password_file: 'bgp\.secret' is not allowed: an absolute path$"),
+        (
+            {"peers": 1},
+            r"^bgp\.peers: unknown key; allowed here: accept, asn, max_prefixes, max_prefixlen, password_file, "
+            r"route_reflectors$",
+        ),
+        ({"accept": []}, r"^bgp\.accept: \[\] is not allowed: a list of IPv4 networks, at least one$"),
+        ({"accept": ["192.168.0.0/16", "192.168.4.0/24"]}, r"^bgp\.accept\[1\]: 192\.168\.4\.0/24 overlaps 192"),
+        ({"accept": ["169.254.0.0/16"]}, r"^bgp\.accept\[0\]: 169\.254\.0\.0/16 is not allowed: it overlaps"),
+        ({"accept": ["10.0.0.0/8"]}, r"^bgp\.accept\[0\]: 10\.0\.0\.0/8 is not allowed: it overlaps the underlay"),
+        ({"accept": ["192.168.2.0/23"]}, r"^hosts\[0\]\.subnet: 192\.168\.1\.0/24 lies outside bgp\.accept"),
+        ({"max_prefixlen": 20}, r"^hosts\[0\]\.subnet: 192\.168\.1\.0/24 is longer than bgp\.max_prefixlen"),
+        ({"max_prefixlen": 33}, r"^bgp\.max_prefixlen: 33 is not allowed: an integer in 1\.\.32$"),
+        ({"max_prefixes": 0}, r"^bgp\.max_prefixes: 0 is not allowed: an integer in 1\.\.100000$"),
+        (
+            {"password_file": "bgp.secret"},
+            r"^bgp\.password_file: 'bgp\.secret' is not allowed: an absolute path of printable characters$",
+        ),
     ],
 )
 def test_bad_bgp_values_name_the_field(bgp: dict[str, Any], message: str) -> None:
@@ -59,7 +75,15 @@ def test_evpn_topology_round_trips_through_data_and_toml() -> None:
     topo = evpn()
     assert topology.parse(topology.to_data(topo)) == topo
     assert topology.parse_text(topology.to_toml(topo), "generated") == topo
-    assert topo.bgp == topology.Bgp(65000, (IPv4Address("10.33.30.2"),))
+    assert topo.bgp == topology.Bgp(65000, (IPv4Address("10.33.30.2"),), accept=(IPv4Network("192.168.0.0/16"),))
+    narrowed = replace(topo, bgp=replace(topo.bgp, accept=(), max_prefixlen=28, max_prefixes=64))
+    assert topology.parse_text(topology.to_toml(narrowed), "narrowed") == narrowed
+
+
+def test_the_overlays_range_defaults_to_the_smallest_that_covers_the_subnets() -> None:
+    topo = replace(evpn(3), bgp=replace(evpn(3).bgp, accept=()))  # type: ignore[type-var]
+    assert topo.overlay_range == (IPv4Network("192.168.0.0/22"),)
+    assert evpn(3).overlay_range == (IPv4Network("192.168.0.0/16"),)
 
 
 def test_static_is_the_default_and_writes_no_control_key() -> None:
@@ -379,14 +403,34 @@ OFF_UNDERLAY = "is not a host address of the underlay 10.33.0.0/16"
         ("192.168.2.0/24", "172.16.0.1", f"its next hop 172.16.0.1 {OFF_UNDERLAY}"),
         ("192.168.2.0/24", "10.33.255.255", f"its next hop 10.33.255.255 {OFF_UNDERLAY}"),
         ("192.168.2.0/24", "10.33.30.151", None),
-        ("172.20.0.0/22", "10.33.40.7", None),
+        ("192.168.200.0/22", "10.33.40.7", None),
+        # accepted before the positive form (security round 3, 3)
+        ("169.254.169.254/32", "10.33.30.151", "169.254.169.254/32 overlaps 169.254.0.0/16, link-local (cloud"),
+        ("127.0.0.0/8", "10.33.30.151", "127.0.0.0/8 overlaps 127.0.0.0/8, loopback: never an overlay route"),
+        ("224.0.0.0/4", "10.33.30.151", "224.0.0.0/4 overlaps 224.0.0.0/4, multicast: never an overlay route"),
+        ("8.8.8.8/32", "10.33.30.151", "8.8.8.8/32 lies outside the overlay's range 192.168.0.0/16 (bgp.accept)"),
+        ("128.0.0.0/2", "10.33.30.151", "128.0.0.0/2 overlaps 169.254.0.0/16"),  # it would take the metadata
+        ("172.20.0.0/22", "10.33.40.7", "172.20.0.0/22 lies outside the overlay's range 192.168.0.0/16 (bgp.accept)"),
+        ("192.168.2.7/32", "10.33.30.151", "192.168.2.7/32 is longer than /30 (bgp.max_prefixlen)"),
+        ("192.168.77.0/25", "10.33.30.151", "192.168.77.0/25 lies inside 192.168.77.0/24, a route ovsvx did not make"),
+        ("192.168.76.0/23", "10.33.30.151", "192.168.76.0/23 lies around 192.168.77.0/24, a route ovsvx did not make"),
     ],
 )
 def test_a_host_takes_only_what_an_overlay_route_can_be(prefix: str, vtep: str, why: str | None) -> None:
     from ovsvx.model import routepolicy
 
     topo = evpn(3)
-    assert routepolicy.refusal(topo, topo.hosts[0], IPv4Network(prefix), IPv4Address(vtep)) == why
+    foreign = (IPv4Network("192.168.77.0/24"),)  # say, a LAN of the host's own, inside the overlay's range
+    refused = routepolicy.refusal(topo, topo.hosts[0], IPv4Network(prefix), IPv4Address(vtep), foreign)
+    assert (refused is None) == (why is None)
+    assert refused is None or why is None or refused.startswith(why), refused
+
+
+def test_only_foreign_routes_in_or_around_the_overlays_range_count() -> None:
+    from ovsvx.model import routepolicy
+
+    found = [IPv4Network(n) for n in ("0.0.0.0/0", "10.99.0.0/16", "192.168.77.0/24", "192.0.0.0/8")]
+    assert routepolicy.in_range(evpn(3), found) == (IPv4Network("192.168.77.0/24"), IPv4Network("192.0.0.0/8"))
 
 
 def test_frr_holds_what_bgp_installs_to_the_same_policy_in_zebra() -> None:
@@ -401,8 +445,12 @@ def test_frr_holds_what_bgp_installs_to_the_same_policy_in_zebra() -> None:
     assert any(line.endswith(" permit 10.33.0.0/16 le 32") for line in listed)  # inside it
     assert any(line.endswith(" permit 192.168.0.0/23") for line in listed)  # around the host's subnet
     assert listed[-1].endswith(" permit 192.168.1.0/24 le 32")
-    assert len(listed) == 1 + 16 + 24  # /0, the underlay's 15 supernets and itself, the subnet's 23 and itself
-    assert lines[-18:] == [
+    # /0; each never-routed range's supernets and itself (8, 8, 16, 4, 4), the underlay's 16, the subnet's
+    # 24, less the 11 repeats of supernets they share (0.0.0.0/1 thrice, /2 to /4 twice; 128.0.0.0/1 four
+    # times, 192.0.0.0/2 thrice, 224.0.0.0/3 twice): each listed once
+    assert len(listed) == len(set(listed)) == 1 + 8 + 8 + 16 + 4 + 4 + 16 + 24 - 11
+    assert "ip prefix-list ovsvx-overlay seq 5 permit 192.168.0.0/16 le 30" in lines
+    assert lines[-20:] == [
         "ip prefix-list ovsvx-vteps seq 5 deny 10.33.0.0/32",
         "ip prefix-list ovsvx-vteps seq 10 deny 10.33.255.255/32",
         "ip prefix-list ovsvx-vteps seq 15 permit 10.33.0.0/16 ge 32",
@@ -413,9 +461,11 @@ def test_frr_holds_what_bgp_installs_to_the_same_policy_in_zebra() -> None:
         " match ip address prefix-list ovsvx-not-overlay",
         "exit",
         "route-map ovsvx-evpn-in permit 20",
+        " match ip address prefix-list ovsvx-overlay",
         " match ip next-hop prefix-list ovsvx-vteps",
         "exit",
         "route-map ovsvx-evpn-in permit 25",
+        " match ip address prefix-list ovsvx-overlay",
         " match ipv6 next-hop prefix-list ovsvx-vteps",
         "exit",
         "route-map ovsvx-evpn-in deny 30",
@@ -459,6 +509,7 @@ def test_the_speaker_publishes_what_it_refused_for_status(tmp_path: Path) -> Non
     state = tmp_path / "evpn.json"
     speaker = evpnspeaker.Speaker(topo, topo.hosts[0], lambda _: None, state)
     speaker._best_path(FakeEvent(route_of("10.0.0.0/8", "10.33.30.151", "02:00:c0:a8:02:fe")))
+    assert waits.until(lambda: state.exists() and json.loads(state.read_text())["refused"], 5)  # published soon
     published = json.loads(state.read_text())
     assert published["routes"] == []
     assert [(r["prefix"], r["vtep"], r["why"]) for r in published["refused"]] == [
@@ -517,3 +568,80 @@ def test_every_bgp_speaker_of_the_overlay_sends_and_takes_only_ttl_255() -> None
     rule = "ip daddr 10.33.30.2 tcp dport 179 ip ttl != 255 counter drop"
     assert rule in gtsm.script(IPv4Address("10.33.30.2"))
     assert "table inet ovsvx-gtsm-10.33.30.2 {" in gtsm.script(IPv4Address("10.33.30.2"))
+
+
+def test_the_speaker_takes_at_most_max_prefixes_and_counts_a_flood_without_listing_it() -> None:
+    """bgp.max_prefixes in os-ken's speaker: routes past the cap are refused and counted, not taken (so no
+    flows and no host routes); refusals past the cap are counted, not kept one by one."""
+    from ovsvx.ovs import evpnspeaker
+
+    base = evpn(3)
+    topo = replace(base, bgp=replace(base.bgp, max_prefixlen=32, max_prefixes=3))  # type: ignore[type-var]
+    book = evpnspeaker.RouteBook(topo, topo.hosts[0])
+    first = IPv4Address("192.168.100.0")
+    taken = [
+        book.take(flows.EvpnPeer(IPv4Network(f"{first + i}/32"), IPv4Address("10.33.30.151"), "02:00:0a:21:1e:97"))
+        for i in range(5)
+    ]
+    assert taken == [True, True, True, False, False]
+    assert len(book.current()) == 3
+    assert {why for _, why in book.refused.values()} == {"the speaker holds bgp.max_prefixes (3) routes already"}
+    for i in range(100):  # a flood the policy refuses (outside the range): listed up to the cap, then counted
+        book.take(flows.EvpnPeer(IPv4Network(f"172.16.{i}.0/24"), IPv4Address("10.33.30.151"), "02:00:0a:21:1e:97"))
+    assert len(book.refused) == 3 and len(book.unlisted) == 99  # the two over the cap and the flood's first
+    assert book.published([])["unlisted"] == 99
+    book.withdrawn(IPv4Network("172.16.99.0/24"), answering=True)
+    assert len(book.unlisted) == 98
+
+
+@pytest.mark.parametrize(
+    ("control", "field", "name", "message"),
+    [
+        (
+            Control.EVPN,
+            "bridge",
+            "vni100",
+            r"^hosts\[0\]\.bridge: 'vni100' is not allowed: .*EVPN's bridge of the routed",
+        ),
+        (Control.STATIC, "bridge", "vxlan1-2", r"^hosts\[0\]\.bridge: 'vxlan1-2' is not allowed: .*vxlan port towards"),
+        (Control.EVPN, "bridge", "vxlan1-2", None),  # under EVPN there is one flow-based port: the name is free
+    ],
+)
+def test_a_name_ovsvx_derives_is_refused_where_it_would_be_made(
+    control: Control, field: str, name: str, message: str | None
+) -> None:
+    """Security round 3, 7: `vni100` under EVPN, a static host's second tunnel port (three hosts)."""
+    data = topology.to_data(topology.generate(3, control))
+    data["hosts"][0][field] = name
+    if message is None:
+        assert topology.parse(data).hosts[0].bridge == name
+        return
+    with pytest.raises(TopologyError, match=message):
+        topology.parse(data)
+
+
+def test_a_nul_in_the_password_files_path_is_refused_in_one_line() -> None:
+    with pytest.raises(TopologyError, match=r"^bgp\.password_file: '/etc/a\\x00b' is not allowed: an absolute path"):
+        topology.parse(data_with(password_file="/etc/a\x00b"))
+
+
+def test_os_kens_processing_queue_asks_for_no_equality_of_routes() -> None:
+    """os-ken compared queued routes by their strings, which hold their whole table's: a flood's cost grew
+    with its square.  The speaker makes the check one of identity."""
+    from os_ken.services.protocols.bgp.utils.circlist import CircularListType
+
+    from ovsvx.ovs import evpnspeaker  # noqa: F401 - it patches os-ken on import
+
+    class Node:
+        def __eq__(self, other: object) -> bool:
+            raise AssertionError("compared by value")
+
+        __hash__ = object.__hash__
+
+    circle = CircularListType(next_attr_name="next", prev_attr_name="prev")
+    head, node = Node(), Node()
+    circle.node_init(head)
+    circle.node_init(node)
+    assert not circle.node_is_on_list(node)
+    circle.node_insert_after(head, node)
+    assert circle.node_is_on_list(node)

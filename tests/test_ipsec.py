@@ -68,6 +68,11 @@ def test_the_file_round_trips_and_the_overlay_makes_room_for_esp() -> None:
         ),
         ('encryption = "ipsec"\n[ipsec]\n', r"^ipsec.psk_file: missing: a pre-shared key file, or cert, key and ca$"),
         ('encryption = "ipsec"\n[ipsec]\npsk_file = "/k"\ncrl = "/c"\n', r"^ipsec.crl: unknown key"),
+        # security round 3, 7
+        (
+            'encryption = "ipsec"\n[ipsec]\npsk_file = "/etc/k\\u0000.psk"\n',
+            r"^ipsec.psk_file: '/etc/k\\x00.psk' is not allowed: an absolute path of printable characters$",
+        ),
     ],
 )
 def test_bad_encryption_fields_name_the_field(extra: str, message: str) -> None:
@@ -75,6 +80,16 @@ def test_bad_encryption_fields_name_the_field(extra: str, message: str) -> None:
     first_table = text.index("[[hosts]]")
     with pytest.raises(TopologyError, match=message):
         topology.parse(topology.tomllib.loads(text[:first_table] + extra + "\n" + text[first_table:]))
+
+
+def test_the_ike_nat_traversal_port_is_not_the_overlays_when_encrypted() -> None:
+    text = topology.default_text().replace("port = 4789", "port = 4500", 1)
+    first_table = text.index("[[hosts]]")
+    extra = 'encryption = "ipsec"\n[ipsec]\npsk_file = "/k"\n'
+    message = r'^port: 4500 is not allowed with encryption = "ipsec": it is IKE\'s NAT-traversal port$'
+    with pytest.raises(TopologyError, match=message):
+        topology.parse(topology.tomllib.loads(text[:first_table] + extra + "\n" + text[first_table:]))
+    assert topology.parse_text(text, "not encrypted").port == 4500  # a port like any other without IPsec
 
 
 def test_under_evpn_one_connection_covers_the_underlay_and_any_vtep_may_prove_itself() -> None:

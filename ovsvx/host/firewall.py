@@ -50,10 +50,9 @@ from dataclasses import dataclass
 
 from ovsvx.errors import ApplyError
 from ovsvx.host import netstack, nftables, preflight
-from ovsvx.host.plan import routed_vni_bridge
 from ovsvx.model.findings import DIFFERS, MISSING, OK, Finding
 from ovsvx.model.site import Site
-from ovsvx.model.topology import Host, Topology
+from ovsvx.model.topology import Host, Topology, routed_vni_bridge
 
 TABLE = "ovsvx"
 FAMILY = "inet"

@@ -24,8 +24,6 @@ RTPROT_OVSVX = 211
 #: Links ovsvx creates carry this alias (`ip link show` prints it), for the same reason.
 LINK_ALIAS = "ovsvx"
 ZERO_MAC = "00:00:00:00:00:00"
-#: The userspace datapath's bridge for the underlay NIC; the VTEP address moves onto it.
-PHYS_BRIDGE = "br-phy"
 
 
 @dataclass(frozen=True)
@@ -144,11 +142,6 @@ class Sysctl:
 
 
 Resource = Netns | Vxlan | FloodEntry | Bridge | Veth | Up | Address | MovedAddress | Route | Sysctl
-
-
-def routed_vni_bridge(topology: Topology) -> str:
-    """The bridge of EVPN's routed VNI on every kernel-mode host: `vni100` for VNI 100."""
-    return f"vni{topology.vni}"
 
 
 def workloads(host: Host, master: str | None, mtu: int | None, tx_offload: bool) -> list[Resource]:

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Collection
+from ipaddress import IPv4Network
 from socket import AF_INET
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from ovsvx.host import netstack
 from ovsvx.host.netstack import RT_TABLE_MAIN
 from ovsvx.host.plan import RTPROT_OVSVX, Route
 from ovsvx.model.findings import DIFFERS, FOREIGN, MISSING, OK, State
 
 RTNH_F_ONLINK = 4  # the gateway is on the link, whatever its subnet (the tutorial's `onlink`)
+RTPROT_ZEBRA, RTPROT_BGP = 11, 186  # FRR's routes: what zebra installs from BGP under EVPN (kernel mode)
 
 
 def table(ipr: Any) -> list[Any]:
@@ -49,6 +52,23 @@ def compare(dumped: list[Any], dev: int | None, wanted: Route) -> tuple[State, s
             return DIFFERS, "replace"
         return (OK, "") if onlink == wanted.onlink else (DIFFERS, "replace")
     return MISSING, ""
+
+
+def foreign(dumped: list[Any]) -> list[IPv4Network]:
+    """The destinations of the routes neither ovsvx nor FRR made (a LAN of the host's, a VPN's routes):
+    what EVPN's route policy must not let an overlay route shadow or cover (`routepolicy.refusal`)."""
+    found = {
+        IPv4Network(destination(route))
+        for route in dumped
+        if route["proto"] not in (RTPROT_OVSVX, RTPROT_ZEBRA, RTPROT_BGP)
+    }
+    return sorted(found)
+
+
+def foreign_in(netns: str | None) -> list[IPv4Network]:
+    """`foreign` of the main table of the stack `netns`."""
+    with netstack.stack(netns) as ipr:
+        return foreign(table(ipr))
 
 
 def write(ipr: Any, wanted: Route, dev: int | None) -> None:

@@ -8,9 +8,8 @@ FRR (`frr.py`), which adds the peers' routes as their BGP routes arrive.
 from __future__ import annotations
 
 from ovsvx.errors import UsageError
-from ovsvx.host import netstack, secretfile
+from ovsvx.host import netstack, routes, secretfile
 from ovsvx.host.netlink import Reconciler
-from ovsvx.host.plan import routed_vni_bridge
 from ovsvx.kernel import frr
 from ovsvx.kernel.layout import KernelLayout
 from ovsvx.kernel.plan import kernel_plan
@@ -20,6 +19,7 @@ from ovsvx.model.findings import MISSING, OK, Finding
 from ovsvx.model.path import Watched
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
+from ovsvx.model.topology import routed_vni_bridge
 from ovsvx.model.traffic import Traffic
 
 
@@ -45,7 +45,8 @@ class KernelBackend(KernelLayout):
     def apply(self) -> list[str]:
         changes = self.netlink.detach_recorded_xdp() + self.netlink.apply(self.plan)
         if self.frr is not None:
-            configs = frr.host_config(self.topology, self.site.host, secretfile.bgp_password(self.topology))
+            foreign = routes.foreign_in(self.site.netns)
+            configs = frr.host_config(self.topology, self.site.host, secretfile.bgp_password(self.topology), foreign)
             changes += [f"{self.site.host.name}: {line}" for line in frr.start(self.frr, configs)]
         return changes
 

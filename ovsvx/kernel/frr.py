@@ -27,6 +27,7 @@ import json
 import os
 import pwd
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -35,11 +36,12 @@ from typing import Any
 from ovsvx import waits
 from ovsvx.errors import ApplyError, PreconditionError
 from ovsvx.host import netstack, systemd
+from ovsvx.host import routes as host_routes
 from ovsvx.host.processes import running_pid, site_dir, stop_pid
 from ovsvx.model import record, routepolicy
 from ovsvx.model.bgp import BgpView, EvpnRoute, Refused, Session
 from ovsvx.model.site import Site
-from ovsvx.model.topology import Host, Topology
+from ovsvx.model.topology import Bgp, Host, Topology
 
 FRR_BIN = Path("/usr/lib/frr")
 FRR_USER = "frr"  # Debian's package makes it; the daemons run as it, as the frr service's do
@@ -47,6 +49,7 @@ START_WAIT_S = 15.0  # a daemon's vty socket appears within a second; scaled on 
 # BGP timers: keepalive and hold time (FRR's datacenter profile), and how soon a host retries a route
 # reflector it lost.  A host that vanishes without a word is forgotten within the hold time.
 KEEPALIVE_S, HOLD_S, CONNECT_RETRY_S = 3, 9, 2
+MAX_PREFIX_RESTART_MIN = 1  # a reflector tries a client that sent too many routes again after this (minutes)
 HOST_DAEMONS = ("zebra", "bgpd")
 REFLECTOR_DAEMONS = ("bgpd",)  # a reflector installs nothing: bgpd runs without zebra (-Z)
 
@@ -107,12 +110,16 @@ def _router(topology: Topology, name: str, router_id: str) -> list[str]:
     ]
 
 
-def host_config(topology: Topology, host: Host, secret: str | None = None) -> dict[str, str]:
+def host_config(
+    topology: Topology, host: Host, secret: str | None = None, foreign: Sequence[IPv4Network] = ()
+) -> dict[str, str]:
     """zebra's and bgpd's configuration for `host`: the routed VNI, and one iBGP session per reflector
-    (with `secret`, the sessions' TCP MD5 password)."""
+    (with `secret`, the sessions' TCP MD5 password).  `foreign`: the host's routes that ovsvx and FRR did
+    not make, which no overlay route may shadow or cover."""
     assert topology.bgp is not None
     zebra = [f"hostname {host.name}", "vrf default", f" vni {topology.vni}", "exit-vrf"]
-    zebra += routepolicy.frr_policy(topology, host)  # only what an overlay route can be reaches the kernel
+    # only what an overlay route can be reaches the kernel
+    zebra += routepolicy.frr_policy(topology, host, routepolicy.in_range(topology, foreign))
     bgpd = _router(topology, host.name, str(host.vtep))
     for rr in topology.bgp.route_reflectors:
         bgpd += [
@@ -150,15 +157,21 @@ def reflector_config(topology: Topology, address: str, secret: str | None = None
                 " address-family l2vpn evpn",
                 "  neighbor vteps activate",
                 "  neighbor vteps route-reflector-client",
+                # a client that announces more loses its session, tried again after a minute (`routepolicy`)
+                f"  neighbor vteps maximum-prefix {_bgp(topology).max_prefixes} restart {MAX_PREFIX_RESTART_MIN}",
                 " exit-address-family",
             ]
         )
     }
 
 
-def _asn(topology: Topology) -> int:
+def _bgp(topology: Topology) -> Bgp:
     assert topology.bgp is not None
-    return topology.bgp.asn
+    return topology.bgp
+
+
+def _asn(topology: Topology) -> int:
+    return _bgp(topology).asn
 
 
 def _text(lines: list[str]) -> str:
@@ -190,17 +203,18 @@ def require_installed() -> None:
 
 def start(home: FrrHome, configs: dict[str, str]) -> list[str]:
     """Run `home`'s daemons on `configs`: start what is not running, restart what runs an older
-    configuration; returns what it did (nothing when all is as wanted)."""
+    configuration, and every daemon after one (re)started (bgpd keeps no routes across a new zebra: it
+    installs nothing more, measured on FRR 8.4); returns what it did (nothing when all is as wanted)."""
     require_installed()
     if home.netns is None and "zebra" in home.daemons:
         _require_no_frr_service()
     _prepare(home)
-    done = []
-    for daemon in home.daemons:
+    done: list[str] = []
+    for daemon in home.daemons:  # in order: zebra first, whose clients (bgpd) must start after it
         text = configs[daemon]
         current = home.conf(daemon).read_text() if home.conf(daemon).exists() else None
         running = running_pid(home.pidfile(daemon), home.marker(daemon)) is not None
-        if running and current == text:
+        if running and current == text and not done:  # a new zebra: bgpd must register with it again
             continue
         if running:
             stop_pid(home.pidfile(daemon), home.marker(daemon))
@@ -357,25 +371,31 @@ def _route(rd: str, path: dict[str, Any]) -> EvpnRoute:
     return EvpnRoute(kind, prefix, str(hops[0].get("ip", "")), rmac, origin)
 
 
-def refused_routes(home: FrrHome, topology: Topology, host: Host) -> list[Refused]:
+def refused_routes(home: FrrHome, topology: Topology, host: Host) -> tuple[list[Refused], int]:
     """The routes from BGP that zebra holds inactive because `routepolicy`'s route-map denied them, each
-    with why (FRR counts none itself); empty when zebra does not answer."""
+    with why (FRR counts none itself), at most bgp.max_prefixes of them, and how many more there are;
+    empty when zebra does not answer."""
     data = show(home, "show ip route bgp json", "zebra")
-    refused = []
+    foreign = routepolicy.in_range(topology, host_routes.foreign_in(home.netns))
+    refused: list[Refused] = []
+    unlisted = 0
     for prefix, entries in (data if isinstance(data, dict) else {}).items():
         for entry in entries if isinstance(entries, list) else []:
             if entry.get("internalNextHopActiveNum") != 0:
                 continue  # a route zebra took
+            if len(refused) >= _bgp(topology).max_prefixes:
+                unlisted += 1  # a flood is counted, not listed
+                continue
             hop = str((entry.get("nexthops") or [{}])[0].get("ip", ""))
             vtep = routepolicy.vtep_of(hop)
             why = (  # none: inactive for a reason of FRR's own (its next hop unreachable, say)
-                routepolicy.refusal(topology, host, IPv4Network(prefix), vtep)
+                routepolicy.refusal(topology, host, IPv4Network(prefix), vtep, foreign)
                 if vtep is not None
                 else f"its next hop {hop} is not an IPv4 address"
             )
             if why is not None:
                 refused.append(Refused(prefix, str(vtep or hop), why))
-    return refused
+    return refused, unlisted
 
 
 def summary(home: FrrHome, topology: Topology, host: Host) -> BgpView:
@@ -384,7 +404,7 @@ def summary(home: FrrHome, topology: Topology, host: Host) -> BgpView:
     found = sessions(home)
     if found is None:
         return BgpView(answering=False)
-    return BgpView(True, found, routes(home) or [], refused_routes(home, topology, host))
+    return BgpView(True, found, routes(home) or [], *refused_routes(home, topology, host))
 
 
 def host_home(site_folder: Path, netns: str | None) -> FrrHome:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ovsvx.host import plan
-from ovsvx.host.plan import Address, Bridge, FloodEntry, Resource, Up, Vxlan, routed_vni_bridge
-from ovsvx.model.topology import Host, Topology, mac_for
+from ovsvx.host.plan import Address, Bridge, FloodEntry, Resource, Up, Vxlan
+from ovsvx.model.topology import Host, Topology, mac_for, routed_vni_bridge
 
 
 def kernel_plan(topology: Topology, host: Host) -> tuple[Resource, ...]:

@@ -8,12 +8,11 @@ from dataclasses import replace
 from ipaddress import IPv4Address, ip_network
 
 from ovsvx.host import lookups, netstack
-from ovsvx.host.plan import routed_vni_bridge
 from ovsvx.kernel import frr
 from ovsvx.model.path import Arp, Forwarded, Hop, Packet
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
-from ovsvx.model.topology import Host
+from ovsvx.model.topology import Host, routed_vni_bridge
 
 
 class KernelForwarding:

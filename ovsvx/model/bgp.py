@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ESTABLISHED = "Established"
+SHOWN_REFUSED = 10  # status lists this many refused routes, and counts the rest
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class BgpView:
     sessions: list[Session] = field(default_factory=list)
     routes: list[EvpnRoute] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    unlisted: int = 0  # refused beyond what the speaker keeps a record of (a flood of routes)
+
+    @property
+    def refused_count(self) -> int:
+        return len(self.refused) + self.unlisted
 
     @property
     def received(self) -> list[EvpnRoute]:
@@ -72,9 +78,12 @@ class BgpView:
             f"{s.peer} {s.state} ({'up' if s.up else 'down'} {s.uptime}), {s.received} received" for s in self.sessions
         )
         received = ", ".join(f"{r.prefix} via {r.vtep}" for r in self.received)
-        refused = "; ".join(f"{r.prefix} via {r.vtep}: {r.why}" for r in self.refused)
+        refused = "; ".join(f"{r.prefix} via {r.vtep}: {r.why}" for r in self.refused[:SHOWN_REFUSED])
+        more = self.refused_count - min(len(self.refused), SHOWN_REFUSED)
         return {
             "bgp": sessions or "no sessions",
             "evpn routes": f"{len(self.received)} received: {received or '-'}",
-            "evpn routes refused": f"{len(self.refused)}" + (f": {refused}" if refused else ""),
+            "evpn routes refused": f"{self.refused_count}"
+            + (f": {refused}" if refused else "")
+            + (f"; and {more} more" if more else ""),
         }

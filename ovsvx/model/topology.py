@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib import resources
@@ -70,7 +71,19 @@ MAX_NAMESPACES = 99
 #: of Open vSwitch's own control channels.  deploy drops the port for everyone but the peers.
 PORT_RANGE = (1024, 65535)
 RESERVED_PORTS = {6633: "OpenFlow", 6640: "OVSDB", 6653: "OpenFlow"}
+#: Ports charon takes for IKE under encryption = "ipsec" (500 is below PORT_RANGE already).
+IKE_PORTS = {500: "port", 4500: "NAT-traversal port"}
 SHOWN_CHARS = 60  # an error quotes at most this much of a bad value
+#: Addresses that are never an overlay's, nor an underlay's: no host of a network lives there (RFC 6890).
+NEVER_ROUTED = {
+    IPv4Network("0.0.0.0/8"): "'this network'",
+    IPv4Network("127.0.0.0/8"): "loopback",
+    IPv4Network("169.254.0.0/16"): "link-local (cloud metadata lives there)",
+    IPv4Network("224.0.0.0/4"): "multicast",
+    IPv4Network("240.0.0.0/4"): "reserved (and broadcast)",
+}
+#: bgp.max_prefixes: at least one route a session, and no more than a speaker's tables are sized for.
+MAX_PREFIXES_RANGE = (1, 100_000)
 
 
 def shown(value: object) -> str:
@@ -119,6 +132,11 @@ class Bgp:
     # A root-only file holding the sessions' TCP MD5 password (RFC 2385), read where a session is made and
     # never written anywhere else; None: the sessions have none.
     password_file: Path | None = None
+    # The overlay's address range: a route from BGP is taken only inside it (`routepolicy`).  Empty: the
+    # smallest range that covers the topology's own subnets (`Topology.overlay_range`).
+    accept: tuple[IPv4Network, ...] = ()
+    max_prefixlen: int = 30  # the longest prefix taken (a host's subnet is at most a /30)
+    max_prefixes: int = 1024  # the most routes one session brings; a speaker that sends more loses its session
 
 
 #: Stands for a host's name in an [ipsec] path, so that one topology serves every host of a lab.
@@ -189,6 +207,14 @@ class Topology:
         """The largest inner frame payload that fits the underlay after encapsulation."""
         return self.underlay_mtu - self.encapsulation
 
+    @property
+    def overlay_range(self) -> tuple[IPv4Network, ...]:
+        """Where the overlay's subnets lie, as EVPN's route policy takes them: `bgp.accept`, else the
+        smallest network that covers every host's subnet."""
+        if self.bgp is not None and self.bgp.accept:
+            return self.bgp.accept
+        return (covering(h.subnet for h in self.hosts),)
+
     def host(self, name: str) -> Host:
         for host in self.hosts:
             if host.name == name:
@@ -207,6 +233,15 @@ class Topology:
         raise UsageError(f"unknown namespace {name!r}")
 
 
+def covering(networks: Iterable[IPv4Network]) -> IPv4Network:
+    """The smallest network that holds every one of `networks`."""
+    every = list(networks)
+    found = every[0]
+    while not all(n.subnet_of(found) for n in every):
+        found = found.supernet()
+    return found
+
+
 def only_hosts_differ(old: Topology, new: Topology) -> bool:
     """True when `new` is `old` with hosts added or removed, and EVPN lets hosts learn each other: then
     a deploy of `new` touches only the hosts that came or went."""
@@ -216,6 +251,49 @@ def only_hosts_differ(old: Topology, new: Topology) -> bool:
         return False
     kept = {h.name: h for h in new.hosts}
     return all(kept[h.name] == h for h in old.hosts if h.name in kept)
+
+
+# --- the names ovsvx derives -------------------------------------------------------------
+
+#: The userspace datapath's bridge for the underlay NIC (ovs mode); the VTEP address moves onto it.
+PHYS_BRIDGE = "br-phy"
+#: Names every stack has, or Open vSwitch gives its datapaths: never one of the topology's.
+RESERVED_IFNAMES = {
+    "lo": "the loopback device",
+    PHYS_BRIDGE: "ovs mode's bridge for the underlay NIC",
+    "ovs-system": "Open vSwitch's kernel datapath",
+    "ovs-netdev": "Open vSwitch's userspace datapath",
+}
+
+
+def routed_vni_bridge(topology: Topology) -> str:
+    """The bridge of EVPN's routed VNI on every kernel-mode host: `vni100` for VNI 100."""
+    return f"vni{topology.vni}"
+
+
+def kernel_tunnel_device(port: int) -> str:
+    """The device OVS's kernel datapath makes for all its vxlan ports on UDP `port` (the userspace
+    datapath has none: it tunnels through its own stack)."""
+    return f"vxlan_sys_{port}"
+
+
+def tunnel_port_name(host: Host, index: int, peers: int) -> str:
+    """Ovs mode's vxlan port towards the `index`th of `peers` peers (static control): the tutorial's
+    vxlan1 for one peer, vxlan1-1, vxlan1-2, ... for more."""
+    return host.vxlan if peers == 1 else f"{host.vxlan[:11]}-{index + 1}"
+
+
+def derived_names(topology: Topology, host: Host) -> dict[str, str]:
+    """The interfaces ovsvx makes or meets on `host` beside those the topology names, each with what it is."""
+    names = dict(RESERVED_IFNAMES)
+    names[kernel_tunnel_device(topology.port)] = "Open vSwitch's tunnel device for the overlay's port"
+    if topology.evpn:
+        names[routed_vni_bridge(topology)] = "EVPN's bridge of the routed VNI"
+    else:
+        count = len(topology.peers(host))
+        for i in range(count if count > 1 else 0):
+            names[tunnel_port_name(host, i, count)] = "ovs mode's vxlan port towards a peer"
+    return names
 
 
 def mac_for(address: IPv4Address) -> str:
@@ -319,6 +397,9 @@ def _bgp(t: _Table) -> Bgp:
         asn=t.integer("asn", *ASN_RANGE),
         route_reflectors=tuple(t.addresses("route_reflectors")),
         password_file=t.absolute_path("password_file", default=None),
+        accept=tuple(t.networks("accept", any_length=True)) if "accept" in t.data else (),
+        max_prefixlen=t.integer("max_prefixlen", 1, 32, default=30),
+        max_prefixes=t.integer("max_prefixes", *MAX_PREFIXES_RANGE, default=1024),
     )
     t.done()
     return bgp
@@ -357,6 +438,19 @@ def _namespace(t: _Table) -> Namespace:
     )
     t.done()
     return ns
+
+
+def _network(value: str, field: str, longest: int = 30) -> IPv4Network:
+    """An IPv4 network with no host bits set, of /`longest` or shorter."""
+    try:
+        net = IPv4Network(value, strict=True)
+    except ValueError:
+        raise TopologyError(
+            f"{field}: {shown(value)} is not allowed: an IPv4 network such as 192.168.1.0/24 (no host bits set)"
+        ) from None
+    if net.prefixlen > longest:
+        raise TopologyError(f"{field}: {shown(value)} is not allowed: a prefix of /{longest} or shorter")
+    return net
 
 
 class _Table:
@@ -398,8 +492,10 @@ class _Table:
     def absolute_path(self, key: str, default: Any = ...) -> Any:
         """An absolute path of one line; None only for an optional key that is absent."""
         value = self.string(key, default)
-        if value is not None and not (value.startswith("/") and "\n" not in value):
-            raise TopologyError(f"{self.field(key)}: {shown(value)} is not allowed: an absolute path")
+        if value is not None and not (value.startswith("/") and value.isprintable()):
+            raise TopologyError(
+                f"{self.field(key)}: {shown(value)} is not allowed: an absolute path of printable characters"
+            )
         return Path(value) if value is not None else None
 
     def choice(self, key: str, allowed: tuple[str, ...], default: Any = ...) -> Any:
@@ -434,17 +530,22 @@ class _Table:
             raise TopologyError(f"{self.field(key)}: {shown(value)} is not allowed: an IPv4 address") from None
 
     def network(self, key: str) -> IPv4Network:
-        value = self.string(key)
-        try:
-            net = IPv4Network(value, strict=True)
-        except ValueError:
+        return _network(self.string(key), self.field(key))
+
+    def networks(self, key: str, any_length: bool = False) -> list[IPv4Network]:
+        """A non-empty list of IPv4 networks that do not overlap (`any_length`: up to /32)."""
+        value = self._get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise TopologyError(
-                f"{self.field(key)}: {shown(value)} is not allowed: an IPv4 network such as 192.168.1.0/24 "
-                "(no host bits set)"
-            ) from None
-        if net.prefixlen > 30:
-            raise TopologyError(f"{self.field(key)}: {shown(value)} is not allowed: a prefix of /30 or shorter")
-        return net
+                f"{self.field(key)}: {shown(value)} is not allowed: a list of IPv4 networks, at least one"
+            )
+        found: list[IPv4Network] = []
+        for i, text in enumerate(value):
+            net = _network(text, f"{self.field(key)}[{i}]", longest=32 if any_length else 30)
+            if clash := next((n for n in found if n.overlaps(net)), None):
+                raise TopologyError(f"{self.field(key)}[{i}]: {net} overlaps {clash}, listed before it")
+            found.append(net)
+        return found
 
     def addresses(self, key: str) -> list[IPv4Address]:
         """A non-empty list of distinct IPv4 addresses."""
@@ -492,6 +593,7 @@ def usable(addr: IPv4Address, net: IPv4Network) -> bool:
 
 def _check_host(host: Host, path: str) -> None:
     """Addresses inside their subnet and distinct; interface names distinct on the host."""
+    _routable(host.subnet, f"{path}.subnet")
     own = [("gateway", host.gateway), ("vxlan_address", host.vxlan_address)]
     own += [(f"namespaces[{i}].address", ns.address) for i, ns in enumerate(host.namespaces)]
     seen: dict[IPv4Address, str] = {}
@@ -515,8 +617,10 @@ def _check(topology: Topology) -> None:
     names: dict[str, str] = {}
     vteps: dict[IPv4Address, str] = {}
     nets: list[tuple[IPv4Network, str]] = [(topology.underlay, "underlay")]
+    _routable(topology.underlay, "underlay")
     for i, host in enumerate(topology.hosts):
         path = f"hosts[{i}]"
+        _check_names(topology, host, path)
         for field, name in [("name", host.name)] + [
             (f"namespaces[{j}].name", ns.name) for j, ns in enumerate(host.namespaces)
         ]:
@@ -536,6 +640,27 @@ def _check(topology: Topology) -> None:
         nets.append((host.subnet, f"{path}.subnet"))
     _check_control(topology, vteps)
     _check_encryption(topology)
+
+
+def _check_names(topology: Topology, host: Host, path: str) -> None:
+    """No interface the topology names on the host is one ovsvx derives there or one every stack has; a
+    namespace's own end is no `lo` (the namespace's loopback)."""
+    derived = derived_names(topology, host)
+    named = [("nic", host.nic), ("bridge", host.bridge), ("vxlan", host.vxlan)]
+    named += [(f"namespaces[{j}].peer", ns.peer) for j, ns in enumerate(host.namespaces)]
+    for field, name in named:
+        if name in derived:
+            raise TopologyError(f"{path}.{field}: {name!r} is not allowed: it is the name of {derived[name]}")
+    for j, ns in enumerate(host.namespaces):
+        if ns.veth == "lo":
+            raise TopologyError(f"{path}.namespaces[{j}].veth: 'lo' is not allowed: it is the namespace's loopback")
+
+
+def _routable(network: IPv4Network, field: str) -> None:
+    """A network where hosts can live: none of NEVER_ROUTED's ranges."""
+    for reserved, what in NEVER_ROUTED.items():
+        if network.overlaps(reserved):
+            raise TopologyError(f"{field}: {network} is not allowed: it overlaps {reserved}, {what}")
 
 
 #: Under EVPN the hosts' firewall admits the whole underlay to the VXLAN port (peers are not listed): a
@@ -565,6 +690,26 @@ def _check_control(topology: Topology, vteps: dict[IPv4Address, str]) -> None:
             )
         if address in vteps:
             raise TopologyError(f"{field}: {address} is already used by {vteps[address]}")
+    _check_route_policy(topology)
+
+
+def _check_route_policy(topology: Topology) -> None:
+    """The overlay's range holds every host's subnet (else the hosts would refuse each other's routes),
+    and is no underlay and nothing that is never routed."""
+    assert topology.bgp is not None
+    for i, network in enumerate(topology.bgp.accept):
+        field = f"bgp.accept[{i}]"
+        _routable(network, field)
+        if network.overlaps(topology.underlay):
+            raise TopologyError(f"{field}: {network} is not allowed: it overlaps the underlay {topology.underlay}")
+    for i, host in enumerate(topology.hosts):
+        if not any(host.subnet.subnet_of(network) for network in topology.overlay_range):
+            ranges = ", ".join(map(str, topology.overlay_range))
+            raise TopologyError(f"hosts[{i}].subnet: {host.subnet} lies outside bgp.accept ({ranges})")
+        if host.subnet.prefixlen > topology.bgp.max_prefixlen:
+            raise TopologyError(
+                f"hosts[{i}].subnet: {host.subnet} is longer than bgp.max_prefixlen (/{topology.bgp.max_prefixlen})"
+            )
 
 
 def _check_encryption(topology: Topology) -> None:
@@ -578,6 +723,10 @@ def _check_encryption(topology: Topology) -> None:
     if not topology.encrypted:
         raise TopologyError(
             'ipsec: only read with encryption = "ipsec" (encryption is "none"): remove [ipsec] or set it'
+        )
+    if topology.port in IKE_PORTS:
+        raise TopologyError(
+            f'port: {topology.port} is not allowed with encryption = "ipsec": it is IKE\'s {IKE_PORTS[topology.port]}'
         )
 
 
@@ -616,6 +765,11 @@ def to_data(topology: Topology) -> dict[str, Any]:
         data["bgp"] = {"asn": topology.bgp.asn, "route_reflectors": [str(a) for a in topology.bgp.route_reflectors]}
         if topology.bgp.password_file is not None:
             data["bgp"]["password_file"] = str(topology.bgp.password_file)
+        if topology.bgp.accept:
+            data["bgp"]["accept"] = [str(n) for n in topology.bgp.accept]
+        for key, default in (("max_prefixlen", 30), ("max_prefixes", 1024)):
+            if getattr(topology.bgp, key) != default:
+                data["bgp"][key] = getattr(topology.bgp, key)
     if topology.ipsec is not None:
         data["encryption"] = str(topology.encryption)
         fields = ("psk_file", *CERTIFICATE_FIELDS)
@@ -630,14 +784,16 @@ def to_data(topology: Topology) -> dict[str, Any]:
 MAX_GENERATED_HOSTS = 254
 GENERATED_UNDERLAY = IPv4Network("10.33.0.0/16")
 FIRST_GENERATED_VTEP = IPv4Address("10.33.30.150")
-GENERATED_BGP = Bgp(asn=65000, route_reflectors=(IPv4Address("10.33.30.2"),))
+#: Generated hosts take 192.168.i.0/24: the overlay's range holds them all, so a host that joins later
+#: (a bigger generated topology) is taken by those deployed before it.
+GENERATED_BGP = Bgp(asn=65000, route_reflectors=(IPv4Address("10.33.30.2"),), accept=(IPv4Network("192.168.0.0/16"),))
 
 
 def generate(count: int, control: Control = Control.STATIC) -> Topology:
     """The tutorial's pattern for `count` hosts: host i has NIC ens160 with VTEP 10.33.30.150 + i - 1
     (one /16 underlay), subnet 192.168.i.0/24 with gateway .1 on br<i>, vxlan<i> with .254, and one
     namespace ns<i> at .100 on tap1/tap2.  For labs of many hosts (`ovsvx topology init --hosts N`).
-    With EVPN, AS 65000 and one route reflector at 10.33.30.2."""
+    With EVPN, AS 65000, one route reflector at 10.33.30.2, and 192.168.0.0/16 as the overlay's range."""
     if not 2 <= count <= MAX_GENERATED_HOSTS:
         raise UsageError(f"--hosts {count} is not allowed: from 2 to {MAX_GENERATED_HOSTS}")
     hosts = []
@@ -676,6 +832,9 @@ def to_toml(topology: Topology) -> str:
         lines += ["", "[bgp]", f"asn = {data['bgp']['asn']}", f"route_reflectors = [{reflectors}]"]
         if "password_file" in data["bgp"]:
             lines.append(f"password_file = {value(data['bgp']['password_file'])}")
+        if "accept" in data["bgp"]:
+            lines.append(f"accept = [{', '.join(value(n) for n in data['bgp']['accept'])}]")
+        lines += [f"{key} = {data['bgp'][key]}" for key in ("max_prefixlen", "max_prefixes") if key in data["bgp"]]
     if "ipsec" in data:
         lines += ["", "[ipsec]", *(f"{name} = {value(path)}" for name, path in data["ipsec"].items())]
     for host in data["hosts"]:

@@ -228,7 +228,7 @@ class Families:
             if session.up and seconds is not None:
                 self.uptime.add_metric(labels, seconds)
         if view.answering:  # the speaker's (ovs mode) or zebra's (kernel mode) refusals
-            self.refused_routes.add_metric([host], len(view.refused))
+            self.refused_routes.add_metric([host], view.refused_count)
 
     def probed(self, results: Iterable[verify.Result]) -> None:
         for result in results:

@@ -183,7 +183,7 @@ def _speak_evpn(app: Any, topology: Topology, host: Host, state: Path | None) ->
         app.replace_flows(host.bridge, host_flows(topology, host, peers))
         routes.want(peers)
 
-    evpnspeaker.Speaker(topology, host, on_peers, state).start()
+    evpnspeaker.Speaker(topology, host, on_peers, state, lambda: routes.foreign(topology)).start()
 
 
 def main() -> int:

@@ -34,8 +34,7 @@ from ovsvx.model import record
 from ovsvx.model.bgp import BgpView, EvpnRoute, Refused, Session
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
-from ovsvx.model.topology import Mode
-from ovsvx.ovs.switch import kernel_tunnel_device
+from ovsvx.model.topology import Mode, kernel_tunnel_device
 
 SYSTEM_RUNDIR = Path("/var/run/openvswitch")
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
@@ -168,7 +167,8 @@ def evpn_state(deployment: Deployment, site: Site) -> BgpView:
     ]
     routes = [EvpnRoute(**r) for r in data["routes"]]
     refused = [Refused(r["prefix"], r["vtep"], r["why"]) for r in data["refused"]]
-    return BgpView(controller_pid(deployment, site) is not None, sessions, routes, refused)
+    answering = controller_pid(deployment, site) is not None
+    return BgpView(answering, sessions, routes, refused, int(data.get("unlisted", 0)))
 
 
 def _uptime(seconds: float) -> str:

@@ -7,12 +7,15 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from ipaddress import IPv4Network
 
 from ovsvx.host import netstack, routes
 from ovsvx.host.plan import Route
+from ovsvx.model import routepolicy
 from ovsvx.model.findings import FOREIGN, OK
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
+from ovsvx.model.topology import Topology
 from ovsvx.ovs import daemons
 from ovsvx.ovs.flows import EvpnPeer, peers_of
 
@@ -43,6 +46,7 @@ class HostRoutes:
     """
 
     RETRY_S = 1.0
+    FOREIGN_FRESH_S = 1.0  # how long a reading of the host's foreign routes serves a flood of announcements
 
     def __init__(self, bridge: str):
         from pyroute2 import IPRoute
@@ -53,7 +57,17 @@ class HostRoutes:
         self.wanted: tuple[EvpnPeer, ...] | None = None  # not written yet
         self.in_the_way: set[str] = set()  # peers' subnets another route holds (said once)
         self.waiting = False
+        self._foreign: tuple[float, tuple[IPv4Network, ...]] | None = None  # when read, and what
         threading.Thread(target=self._retry, name="host-routes", daemon=True).start()
+
+    def foreign(self, topology: Topology) -> tuple[IPv4Network, ...]:
+        """The host's routes in or around the overlay's range that ovsvx did not make (the route policy's
+        last rule), read again at most every FOREIGN_FRESH_S."""
+        with self.lock:
+            now = time.monotonic()
+            if self._foreign is None or now - self._foreign[0] > self.FOREIGN_FRESH_S:
+                self._foreign = (now, routepolicy.in_range(topology, routes.foreign(routes.table(self.ipr))))
+            return self._foreign[1]
 
     def want(self, peers: tuple[EvpnPeer, ...]) -> None:
         with self.lock:

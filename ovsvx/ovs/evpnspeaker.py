@@ -33,7 +33,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -45,6 +45,7 @@ from os_ken.services.protocols.bgp import base as bgp_base
 from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 from os_ken.services.protocols.bgp.info_base.vrfevpn import VrfEvpnTable
 from os_ken.services.protocols.bgp.rtconf.common import BGP_CONN_RETRY_TIME
+from os_ken.services.protocols.bgp.utils.circlist import CircularListType
 
 from ovsvx.host import gtsm, secretfile
 from ovsvx.model import routepolicy
@@ -60,6 +61,8 @@ CONNECT_RETRY_S = 10  # os-ken's shortest
 # within REFRESH_S (every host has redialled and re-advertised by then) is dropped.
 KEEP_S = 120.0
 REFRESH_S = 30.0
+PUBLISH_S = 0.2  # route changes are written for `status` at most this often
+MAX_UNLISTED = 100_000  # refused routes counted beyond those listed; past that, a flood is not even counted
 
 
 @bgp._ExtendedCommunity.register_type(ROUTER_MAC)
@@ -98,6 +101,18 @@ def _insert_with_router_mac(table: Any, path: Any) -> Any:
 
 _plain_insert = VrfEvpnTable.insert
 VrfEvpnTable.insert = _insert_with_router_mac
+
+
+def _on_some_list(circle: CircularListType, node: Any) -> bool:
+    """CircularListType.node_is_on_list, by identity: os-ken compares the node with its neighbour by `==`,
+    which for a route's Destination compares their strings, and a Destination's string holds its whole
+    table's: each route queued for processing cost as much as the table, and a flood of 50,000 routes
+    took minutes (measured with py-spy: 38% of the speaker's time in Destination.__str__)."""
+    following = circle.node_next(node)
+    return following is not node and following is not None
+
+
+CircularListType.node_is_on_list = _on_some_list
 
 
 #: Linux's IP_MINTTL (the socket module names it from Python 3.12 on): the lowest TTL a socket takes.
@@ -146,10 +161,14 @@ class RouteBook:
     """The peers a host's routes give: those taken, those refused (with why), and those kept stale while
     no reflector answers.  The speaker holds its lock around every call."""
 
-    def __init__(self, topology: Topology, host: Host):
+    def __init__(self, topology: Topology, host: Host, foreign: Callable[[], Sequence[IPv4Network]] = lambda: ()):
         self.topology, self.host = topology, host
+        self.foreign = foreign  # the host's routes that ovsvx did not make
+        assert topology.bgp is not None
+        self.cap = topology.bgp.max_prefixes
         self.peers: dict[IPv4Network, EvpnPeer] = {}
-        self.refused: dict[IPv4Network, tuple[EvpnPeer, str]] = {}  # announced, not taken: why
+        self.refused: dict[IPv4Network, tuple[EvpnPeer, str]] = {}  # announced, not taken: why (at most `cap`)
+        self.unlisted: set[IPv4Network] = set()  # refused beyond `cap`: only counted (the set bounds itself)
         self.stale: set[IPv4Network] = set()  # kept through a reflector's absence, not announced again yet
 
     def current(self) -> tuple[EvpnPeer, ...]:
@@ -159,6 +178,7 @@ class RouteBook:
         """Forget a withdrawn route (a refused one too); True when the peers changed.  A route kept while
         no reflector answers stays until the sweep: the reflector went away, not the route."""
         self.refused.pop(subnet, None)
+        self.unlisted.discard(subnet)
         if subnet in self.stale and not answering:
             return False
         if self.peers.pop(subnet, None) is None:
@@ -167,22 +187,46 @@ class RouteBook:
         return True
 
     def take(self, peer: EvpnPeer | None) -> bool:
-        """Hold an announced route's peer, unless no overlay route could be what it announces (then it
-        is refused, logged and counted, and a peer held for that prefix before goes).  True when the
-        peers changed."""
+        """Hold an announced route's peer, unless no overlay route could be what it announces, or the book
+        holds `cap` routes already (then it is refused, logged and counted, and a peer held for that prefix
+        before goes).  True when the peers changed."""
         if peer is None:
             return False
-        why = routepolicy.refusal(self.topology, self.host, peer.subnet, peer.vtep)
+        why = self.refusal(peer)
         if why is not None:
-            if self.refused.get(peer.subnet) != (peer, why):
-                LOG.warning("EVPN: type-5 route of %s via VTEP %s refused: %s", peer.subnet, peer.vtep, why)
-            self.refused[peer.subnet] = (peer, why)
+            self._refuse(peer, why)
             return self.peers.pop(peer.subnet, None) is not None
         LOG.info("EVPN: type-5 route of %s via VTEP %s, router MAC %s", *asdict(peer).values())
         self.refused.pop(peer.subnet, None)
+        self.unlisted.discard(peer.subnet)
         self.peers[peer.subnet] = peer
         self.stale.discard(peer.subnet)
         return True
+
+    def refusal(self, peer: EvpnPeer) -> str | None:
+        """Why the route is not taken: the policy's cheap rules first, the host's table (`foreign`) only for
+        a route they take, and the cap."""
+        policy = routepolicy.refusal(self.topology, self.host, peer.subnet, peer.vtep)
+        why = policy or routepolicy.refusal(self.topology, self.host, peer.subnet, peer.vtep, self.foreign())
+        if why is None and peer.subnet not in self.peers and len(self.peers) >= self.cap:
+            why = f"the speaker holds bgp.max_prefixes ({self.cap}) routes already"
+        return why
+
+    def _refuse(self, peer: EvpnPeer, why: str) -> None:
+        """Keep the refusal for status (logged once), or only count it once `cap` of them are kept: a flood
+        of routes must not grow the speaker without bound."""
+        if peer.subnet in self.refused or len(self.refused) < self.cap:
+            if self.refused.get(peer.subnet) != (peer, why):
+                LOG.warning("EVPN: type-5 route of %s via VTEP %s refused: %s", peer.subnet, peer.vtep, why)
+            self.refused[peer.subnet] = (peer, why)
+        elif len(self.unlisted) < MAX_UNLISTED:
+            if not self.unlisted:
+                LOG.warning("EVPN: %d routes refused and listed; more are only counted", self.cap)
+            self.unlisted.add(peer.subnet)
+
+    def refusals(self) -> tuple[dict[IPv4Network, tuple[EvpnPeer, str]], int]:
+        """What `status` shows of the refusals (listed, and how many more): a change in it is published."""
+        return dict(self.refused), len(self.unlisted)
 
     def sweep(self) -> list[IPv4Network]:
         """Drop the kept routes nobody announced again; those dropped."""
@@ -198,6 +242,7 @@ class RouteBook:
             "sessions": [{**asdict(s), "received": len(self.peers)} for s in sessions],
             "routes": [asdict(route_of(p)) for p in self.peers.values()],
             "refused": [asdict(Refused(str(p.subnet), str(p.vtep), why)) for p, why in self.refused.values()],
+            "unlisted": len(self.unlisted),
         }
 
 
@@ -210,15 +255,17 @@ class Speaker:
         host: Host,
         on_peers: Callable[[tuple[EvpnPeer, ...]], None],
         state_file: Path | None,
+        foreign: Callable[[], Sequence[IPv4Network]] = lambda: (),
     ):
         assert topology.bgp is not None
         self.topology, self.host, self.bgp = topology, host, topology.bgp
         self.on_peers = on_peers
         self.state_file = state_file
-        self.book = RouteBook(topology, host)
+        self.book = RouteBook(topology, host, foreign)
         self.sessions = {str(rr): Session(str(rr), "Down", time.time()) for rr in self.bgp.route_reflectors}
         self.lock = threading.Lock()
         self.sweep: threading.Timer | None = None
+        self._pending: threading.Timer | None = None  # a publish to come (`_publish_soon`)
         self.route_dist = f"{host.vtep}:1"
         self.route_target = f"{self.bgp.asn}:{topology.vni}"
 
@@ -302,7 +349,7 @@ class Speaker:
         if not isinstance(nlri, bgp.EvpnIpPrefixNLRI):
             return
         with self.lock:
-            refused = dict(self.book.refused)
+            refused = self.book.refusals()
             changed = (
                 self.book.withdrawn(IPv4Network(nlri.ip_prefix), self._answering())
                 if event.is_withdraw
@@ -313,8 +360,23 @@ class Speaker:
             if changed:
                 self.on_peers(current)
         finally:
-            if changed or refused != self.book.refused:
-                self._publish()
+            if changed or refused != self.book.refusals():
+                self._publish_soon()
+
+    def _publish_soon(self) -> None:
+        """Publish within PUBLISH_S: a flood of routes writes the file a few times a second, not once a
+        route (each write holds every refusal listed: once a route, the flood's cost grew with its square)."""
+        with self.lock:
+            if self._pending is not None:
+                return
+            self._pending = threading.Timer(PUBLISH_S, self._publish_pending)
+            self._pending.daemon = True
+            self._pending.start()
+
+    def _publish_pending(self) -> None:
+        with self.lock:
+            self._pending = None
+        self._publish()
 
     def _publish(self) -> None:
         """Write what the speaker knows for `status`, atomically (a controller run by hand keeps it).  The

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ovsvx.host.plan import PHYS_BRIDGE, Resource, render
+from ovsvx.host.plan import Resource, render
 from ovsvx.model.findings import Diagnosis, Verdict
 from ovsvx.model.options import DeployOptions, Variant
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
-from ovsvx.model.topology import Host, Mode, Topology
+from ovsvx.model.topology import PHYS_BRIDGE, Host, Mode, Topology
 from ovsvx.ovs import choices, daemons, switch
 from ovsvx.ovs.choices import choose_port_type
 from ovsvx.ovs.plan import ovs_plan

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ovsvx.host import plan
-from ovsvx.host.plan import PHYS_BRIDGE, Address, MovedAddress, Resource, Sysctl, Up
-from ovsvx.model.topology import Host, Topology
+from ovsvx.host.plan import Address, MovedAddress, Resource, Sysctl, Up
+from ovsvx.model.topology import PHYS_BRIDGE, Host, Topology
 from ovsvx.ovs.settings import Datapath
 
 

@@ -11,6 +11,7 @@ from ovsvx.model.findings import MISSING, OK, Finding
 from ovsvx.model.path import Watched
 from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
+from ovsvx.model.topology import kernel_tunnel_device
 from ovsvx.model.traffic import Traffic
 from ovsvx.ovs import daemons, ofctl, ovsdb, switch
 from ovsvx.ovs.flows import is_learned, learned_cookie, purpose_label
@@ -138,7 +139,7 @@ class OvsReadings:
         devices = [] if xdp else [n.peer for n in host.namespaces if n.name == namespace]
         devices.append(host.bridge)
         if self.settings.datapath == Datapath.SYSTEM:
-            devices.append(switch.kernel_tunnel_device(self.deployment.topology.port))
+            devices.append(kernel_tunnel_device(self.deployment.topology.port))
         return Watched(devices, nic=not xdp)
 
     def settings_figures(self) -> dict[str, str]:

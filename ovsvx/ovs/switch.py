@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ovsvx.errors import UsageError
-from ovsvx.host.plan import PHYS_BRIDGE, Resource, Vxlan
-from ovsvx.model.topology import MAX_NAMESPACES, Host, Topology, mac_for
+from ovsvx.host.plan import Resource, Vxlan
+from ovsvx.model.topology import MAX_NAMESPACES, PHYS_BRIDGE, Host, Topology, mac_for, tunnel_port_name
 from ovsvx.ovs.settings import AUTO, Datapath, PortType
 
 OWNER_KEY = "ovsvx"
@@ -69,7 +69,7 @@ def tunnel_ports(topology: Topology, host: Host, csum: bool = False) -> dict[str
     peers = topology.peers(host)
     ports = {}
     for i, peer in enumerate(peers):
-        name = host.vxlan if len(peers) == 1 else f"{host.vxlan[:11]}-{i + 1}"
+        name = tunnel_port_name(host, i, len(peers))
         options = (("remote_ip", str(peer.vtep)), *_tunnel_options(topology, csum))
         ports[peer.name] = Port(name, "vxlan", FIRST_TUNNEL_OFPORT + i, options)
     return ports
@@ -99,12 +99,6 @@ def tunnel_csum(datapath: str, asked: str = AUTO) -> bool:
     either (zero means none): kernel-mode, tutorial-built (`noudpcsum`) and EVPN peers were shown to
     interoperate.  On the userspace datapath ovs-vswitchd would compute it per packet in software: no."""
     return Datapath(datapath) == Datapath.SYSTEM if asked == AUTO else asked == "on"
-
-
-def kernel_tunnel_device(port: int) -> str:
-    """The device OVS's kernel datapath makes for all its vxlan ports on UDP `port` (the userspace
-    datapath has none: it tunnels through its own stack)."""
-    return f"vxlan_sys_{port}"
 
 
 def workload_ports(host: Host, port_type: str = PortType.SYSTEM) -> dict[str, Port]:

@@ -22,7 +22,7 @@ import pytest
 
 from ovsvx import waits
 from ovsvx.model import topology
-from ovsvx.ovs.switch import kernel_tunnel_device
+from ovsvx.model.topology import kernel_tunnel_device
 from tests.conftest import TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, ping_result, start_ping, status
 

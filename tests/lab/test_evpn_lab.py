@@ -34,7 +34,8 @@ FORGET_S = frr.HOLD_S + 3.0  # a host that went silent is forgotten within the h
 
 def evpn_file(tmp_path: Path, count: int, reflectors: tuple[str, ...] = ("10.33.30.2",)) -> Path:
     topo = topology.generate(count, Control.EVPN)
-    topo = replace(topo, bgp=Bgp(65000, tuple(IPv4Address(a) for a in reflectors)))
+    assert topo.bgp is not None  # the generated one, with its overlay range (192.168.0.0/16)
+    topo = replace(topo, bgp=replace(topo.bgp, route_reflectors=tuple(IPv4Address(a) for a in reflectors)))
     path = tmp_path / f"evpn-{count}-{len(reflectors)}.toml"
     path.write_text(topology.to_toml(topo))
     return path
@@ -434,7 +435,8 @@ def test_changed_tables_of_hosts_and_reflector_are_seen_and_mended(
     shown = ovsvx("status", "--prefix", prefix, "--json", check=False)
     assert shown.returncode == 1
     hosts = json.loads(shown.stdout)["hosts"]
-    assert not hosts["host1"]["ok"] and not hosts["host2"]["ok"] and not hosts[rr_netns]["ok"], hosts
+    reflectors = json.loads(shown.stdout)["reflectors"]
+    assert not hosts["host1"]["ok"] and not hosts["host2"]["ok"] and not reflectors[rr_netns]["ok"], shown.stdout
     assert gtsm.dropped(rr_netns, reflector) is None  # an opened guard counts nothing of ours
     redeployed = ovsvx(
         "deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", "host1=ovs,host2=kernel"
@@ -442,3 +444,77 @@ def test_changed_tables_of_hosts_and_reflector_are_seen_and_mended(
     assert redeployed.stdout.count("had been changed") == 3, redeployed.stdout
     assert status(prefix)["ok"]
     assert gtsm.dropped(rr_netns, reflector) is not None
+
+
+NAMED_ROGUE_ROUTES = {  # security round 3, 3: each was taken before the policy's positive form
+    "169.254.169.254/32": "overlaps 169.254.0.0/16, link-local",
+    "127.0.0.0/8": "overlaps 127.0.0.0/8, loopback",
+    "224.0.0.0/4": "overlaps 224.0.0.0/4, multicast",
+    "8.8.8.8/32": "lies outside the overlay's range 192.168.0.0/16",
+    "128.0.0.0/2": "overlaps 169.254.0.0/16",  # it covers the metadata service
+    "192.168.77.0/25": "lies inside 192.168.77.0/24, a route ovsvx did not make",
+    "192.168.76.0/23": "lies around 192.168.77.0/24, a route ovsvx did not make",
+}
+FLOOD = 50_000
+FLOOD_COUNTED_S = 150.0  # both hosts have refused (and counted) the whole flood; ~30 s here, two cores
+
+
+def test_a_rogue_speaker_with_the_password_gets_only_overlay_routes_and_a_flood_installs_nothing(
+    ovsvx: Runner, fresh_prefix: str, tmp_path: Path
+) -> None:
+    """Security round 3, 3, on a mixed lab (host1 ovs, host2 kernel) whose hosts each have a route of
+    their own inside the overlay's range (192.168.77.0/24): a rogue speaker that knows the password
+    announces the metadata service, loopback, multicast, 8.8.8.8, 128.0.0.0/2, a route more specific than
+    the host's own and one that covers it: both hosts refuse each, with why, and take 192.168.50.0/24
+    (so the test can tell).  Then it floods 50,000 /32s: none is installed, the refusals are counted
+    (the listing bounded by bgp.max_prefixes), and the overlay still verifies."""
+    secret = tmp_path / "bgp.secret"
+    secret.write_text("only-the-overlay-knows\n")
+    secret.chmod(0o600)
+    topo = topology.generate(2, Control.EVPN)
+    topo = replace(topo, bgp=replace(topo.bgp, password_file=secret))  # type: ignore[type-var]
+    path = tmp_path / "evpn-rogue.toml"
+    path.write_text(topology.to_toml(topo))
+    prefix = fresh_prefix
+    hosts = ("host1", "host2")
+    mode = ("--mode", "host1=ovs,host2=kernel")
+    ovsvx("deploy", "--prefix", prefix, "-t", str(path), *mode)
+    try:
+        for host in hosts:  # a route of the host's own (a LAN, say), before the policy is made
+            added = netstack.run(prefix + host, ["ip", "route", "add", "blackhole", "192.168.77.0/24"])
+            assert added.returncode == 0, added.stderr
+        ovsvx("deploy", "--prefix", prefix, "-t", str(path), *mode)
+        report, _ = until_verified(ovsvx, prefix, REACH_S)
+        assert report["ok"], [c for c in report["checks"] if not c["ok"]]
+        stranger_bgpd(prefix, "only-the-overlay-knows", (*NAMED_ROGUE_ROUTES, "192.168.50.0/24"))
+        taken = waits.until(lambda: all("192.168.50.0/24" in routes_of(prefix, h) for h in hosts), REACH_S * 3)
+        assert taken, {h: routes_of(prefix, h) for h in hosts}
+        shown = status(prefix)["hosts"]
+        for host in hosts:
+            table = routes_of(prefix, host)
+            for route in NAMED_ROGUE_ROUTES:
+                assert f"{route} " not in table and f"{route.removesuffix('/32')} " not in table, (host, table)
+            refused = {r["prefix"]: r["why"] for r in shown[host]["bgp"]["refused"]}
+            for route, why in NAMED_ROGUE_ROUTES.items():
+                assert why in refused.get(route, ""), (host, route, refused)
+
+        first = IPv4Address("192.168.60.0")
+        flood = tuple(f"{first + i}/32" for i in range(FLOOD))
+        stranger_bgpd(prefix, "only-the-overlay-knows", flood)
+
+        def counted() -> bool:
+            seen = status(prefix)["hosts"]
+            return all(len(seen[h]["bgp"]["refused"]) + seen[h]["bgp"]["unlisted"] >= FLOOD for h in hosts)
+
+        # seldom: each status has zebra list 50,000 routes as JSON, which slows what it waits for
+        assert waits.until(counted, FLOOD_COUNTED_S, interval=10), {
+            h: (len(b["refused"]), b["unlisted"]) for h, b in ((h, status(prefix)["hosts"][h]["bgp"]) for h in hosts)
+        }
+        cap = topo.bgp.max_prefixes  # type: ignore[union-attr]
+        for host in hosts:
+            table = routes_of(prefix, host)
+            assert "/32" not in table and "192.168.6" not in table, (host, table[:400])
+            assert len(status(prefix)["hosts"][host]["bgp"]["refused"]) <= cap
+        assert verify(ovsvx, prefix)["ok"]
+    finally:
+        remove_stranger(prefix)
