@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ovsvx.errors import UsageError
 from ovsvx.host import systemd
 from ovsvx.model.topology import Mode
 
@@ -78,3 +79,24 @@ def test_notify_sends_one_datagram_of_key_value_lines(tmp_path: Path, monkeypatc
         assert server.recv(4096) == b"READY=1\nSTATUS=host1 converged"
         assert server.recv(4096) == b"STATUS=host1 converged, last repair 10:00:00"
     systemd.notify_socket.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("word", "command", "written"),
+    [
+        ("/etc/ovsvx/host1.toml", True, "/etc/ovsvx/host1.toml"),
+        ("/srv/my venv/bin/python", True, '"/srv/my venv/bin/python"'),  # one argument, not two
+        ("/srv/100%/python", True, '"/srv/100%%/python"'),  # no specifier expanded
+        ("/srv/$HOME/python", True, '"/srv/$$HOME/python"'),  # no variable expanded
+        ('/srv/a"b\\c', True, '"/srv/a\\"b\\\\c"'),
+        ("OVSVX_STATE_DIR=/run/a b$", False, '"OVSVX_STATE_DIR=/run/a b$"'),  # Environment= expands no $
+    ],
+)
+def test_a_units_words_are_quoted_as_systemd_reads_them(word: str, command: bool, written: str) -> None:
+    """Security round 3, 7: ExecStart= and Environment= were written unquoted (a space split a path)."""
+    assert systemd.quoted(word, command) == written
+
+
+def test_a_control_character_in_a_units_word_is_refused_in_one_line() -> None:
+    with pytest.raises(UsageError, match=r"^'/srv/a\\nb' is not allowed in a systemd unit: printable characters"):
+        systemd.AgentUnit.host("host1", Path("/srv/a\nb"), None, (), "/usr/bin/python3").text()

@@ -75,6 +75,7 @@ def enable(
     python, env = sys.executable, systemd.carried_environment()
     after = BACKENDS[chosen].system_services
     unit = systemd.AgentUnit.host(host, topology_path(host), mode, after, python, env, (metrics, probes))
+    unit.text()  # a word no unit can hold is refused here, before anything changes
     changes = []
     if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
         changes += _stop(unit.unit)  # deploy takes no other topology over a deployed one: destroy first
@@ -94,6 +95,7 @@ def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enable
     reflector.require_local(address)
     stored = reflector_topology_path(address)
     unit = systemd.AgentUnit.reflector(str(address), stored, sys.executable, systemd.carried_environment())
+    unit.text()  # as for a host: refused before anything changes
     changes, superseded = _install(unit, _write(stored, _text(topology_file)))
     return Enabled(unit.unit, changes, [], _await_ready(unit.unit, superseded))
 

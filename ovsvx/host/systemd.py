@@ -21,13 +21,14 @@ deploy must write the sysctls it sets.  The README gives the unit's
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ovsvx.errors import ApplyError, PreconditionError
+from ovsvx.errors import ApplyError, PreconditionError, UsageError
 from ovsvx.host import netstack
 from ovsvx.model.topology import Mode
 
@@ -67,6 +68,22 @@ def reflector_unit_name(address: str) -> str:
 def unit_path(unit: str) -> Path:
     """A unit file of the instance's own name: systemd takes it over any template of that name."""
     return UNIT_DIR / unit
+
+
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+
+
+def quoted(word: str, command: bool = True) -> str:
+    """`word` as one argument of a unit's command line (`command`) or one Environment= assignment, whatever
+    it holds: in double quotes, with backslash and quote escaped and `%` doubled, so that systemd expands no
+    specifier in it; on a command line `$` is doubled too (Environment= expands no variable).  A control
+    character has no place in a path or setting: refused in one line."""
+    if not word.isprintable():
+        raise UsageError(f"{word!r} is not allowed in a systemd unit: printable characters only")
+    if _PLAIN_WORD.fullmatch(word):
+        return word  # nothing systemd reads specially: written as it is, as a person would
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{escaped.replace("$", "$$") if command else escaped}"'
 
 
 @dataclass(frozen=True)
@@ -128,7 +145,7 @@ class AgentUnit:
                 "[Service]",
                 "Type=notify",
                 "NotifyAccess=main",
-                "ExecStart=" + " ".join(self.argv()),
+                "ExecStart=" + " ".join(map(quoted, self.argv())),
                 "WorkingDirectory=/",
                 "Restart=always",
                 "RestartSec=1",
@@ -136,7 +153,7 @@ class AgentUnit:
                 "KillMode=mixed",
                 "Environment=PYTHONUNBUFFERED=1",
                 f"Environment={DAEMON_UNITS}=1",
-                *(f"Environment={key}={value}" for key, value in self.environment),
+                *(f"Environment={quoted(f'{key}={value}', command=False)}" for key, value in self.environment),
                 "UMask=0077",
                 "NoNewPrivileges=yes",
                 "CapabilityBoundingSet=" + " ".join(CAPABILITIES),
