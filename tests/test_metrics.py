@@ -4,6 +4,9 @@ real agent are lab tests (tests/lab/test_metrics_lab.py, tests/lab/test_real_hos
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -91,3 +94,23 @@ def test_an_agents_passes_are_counted_and_only_repairs_after_the_first_count_as_
         ("ovsvx_agent_last_pass_seconds", ()): 0.25,
         ("ovsvx_agent_last_pass_converged", ()): 0,
     }
+
+
+def test_only_a_non_loopback_endpoint_is_said_to_be_exposed() -> None:
+    from ovsvx.observe import metrics
+
+    assert metrics.exposure(("127.0.0.1", 9477)) is None
+    said = metrics.exposure(("0.0.0.0", 9477))
+    assert said is not None and "0.0.0.0:9477, not loopback: unauthenticated" in said
+
+
+def test_status_reads_where_the_agent_serves_its_metrics_from_its_unit(tmp_path: Path, monkeypatch: Any) -> None:
+    from ovsvx.host import systemd
+
+    monkeypatch.setattr(systemd, "UNIT_DIR", tmp_path)
+    unit = systemd.AgentUnit.host(
+        "host1", Path("/etc/ovsvx/host1.toml"), None, (), "/usr/bin/python3", (), ("0.0.0.0:9477", False)
+    )
+    (tmp_path / unit.unit).write_text(unit.text())
+    assert systemd.served_metrics(unit.unit) == "0.0.0.0:9477"
+    assert systemd.served_metrics("ovsvx@host9.service") is None

@@ -824,8 +824,10 @@ def metrics_cmd(host: str | None, prefix: str | None, metrics_text: str, once: b
     address = metrics.parse_address(metrics_text)
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # for sigwait, here and in the server's thread
-    metrics.serve(registry, address)
+    exposed = metrics.serve(registry, address)
     err_console.print(f"serving {scope.describe()}'s metrics on http://{address[0]}:{address[1]}/metrics")
+    if exposed:
+        err_console.print(f"warning: {exposed}")
     signal.sigwait(stop)
 
 

@@ -286,7 +286,9 @@ def run(
     topology.host(host)  # an unknown host is a usage error before anything runs
     agent = Agent(host, deploying(host, topology, mode), full_check_s=check_period(full_check_s))
     if metrics_at is not None:
-        metrics.serve(metrics.registry_for(Scope.real(host), agent.passes, probes), metrics_at)
+        exposed = metrics.serve(metrics.registry_for(Scope.real(host), agent.passes, probes), metrics_at)
+        if exposed:
+            agent.say(f"{host}: warning: {exposed}")
     keep(agent)
 
 

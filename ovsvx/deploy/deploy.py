@@ -421,6 +421,8 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
         details["listening"] = "; ".join(overlay_listeners(site.netns, deployment.topology.port)) or "nothing"
         if not deployment.is_lab:
             details["agent"] = _agent_state(site.host.name)
+            if (served := systemd.served_metrics(systemd.unit_name(site.host.name))) is not None:
+                details["metrics"] = _metrics_state(served)
         bgp = chosen.bgp() if deployment.topology.evpn else None
         if bgp is not None:
             details.update(bgp.describe())
@@ -435,6 +437,13 @@ def reflector_status(deployment: Deployment) -> dict[str, HostStatus]:
         return {}
     found = lab.reflector_findings(deployment).items()
     return {name: HostStatus("", guards, {}, role="route reflector") for name, guards in found}
+
+
+def _metrics_state(served: str) -> str:
+    """Where the agent serves its metrics, and a word when that is not loopback."""
+    address = served if ":" in served else f"127.0.0.1:{served}"
+    exposed = not address.startswith("127.")
+    return address + (": not loopback, unauthenticated: anyone who reaches it reads them" if exposed else "")
 
 
 def _agent_state(host: str) -> str:

@@ -61,6 +61,17 @@ def unit_name(host: str) -> str:
     return f"ovsvx@{host}.service"
 
 
+def served_metrics(unit: str) -> str | None:
+    """Where the agent of `unit` serves its metrics (`--metrics` on its command line), from its unit
+    file; None when it serves none or there is no unit."""
+    try:
+        text = unit_path(unit).read_text()
+    except OSError:
+        return None
+    found = re.search(r"^ExecStart=.* --metrics (\S+)", text, re.MULTILINE)
+    return found[1] if found else None
+
+
 def reflector_unit_name(address: str) -> str:
     return f"ovsvx-reflector@{address}.service"
 

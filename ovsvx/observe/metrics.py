@@ -32,8 +32,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -51,6 +54,10 @@ from ovsvx.ovs.switch import tunnel_remotes
 
 DEFAULT_PORT = 9477
 LOOPBACK = "127.0.0.1"
+READING_S = 1.0  # a reading serves every scrape within this
+PROBES_S = 15.0  # --probes pings are run again at most this often (a Prometheus scrape interval)
+MAX_SCRAPES = 4  # requests served at once; more are turned away, not queued on threads without bound
+SCRAPE_TIMEOUT_S = 5.0  # a client that sends its request slower than this is dropped
 EVERY_PEER = "*"
 
 
@@ -101,15 +108,31 @@ def repair_kind(change: str) -> str:
 
 
 class OverlayCollector(Collector):
-    """Reads one deployment (a lab, or this host) at each scrape."""
+    """Reads one deployment (a lab, or this host) at a scrape, at most once per READING_S.
+
+    The endpoint serves each request on a thread of its own: scrapes that come
+    together wait for one reading under the lock and share it, so a burst of
+    them costs what one scrape does.  `--probes` pings are kept for PROBES_S:
+    a scrape never starts more pings than one interval's.
+    """
 
     def __init__(self, scope: Scope, passes: Passes | None = None, probes: bool = False):
         self.scope = scope
         self.passes = passes
         self.probes = probes
         self.heard: dict[tuple[str, str], tuple[int, float | None]] = {}  # (host, tunnel) -> (received, when grew)
+        self.lock = threading.Lock()  # one reading at a time, and `heard` read and written by one thread
+        self.reading: tuple[float, list[Metric]] | None = None  # when it was read, and what
+        self.pinged: tuple[float, list[verify.Result]] | None = None
 
     def collect(self) -> Iterator[Metric]:
+        with self.lock:
+            now = time.monotonic()
+            if self.reading is None or now - self.reading[0] >= READING_S:
+                self.reading = (now, self._read())
+            yield from self.reading[1]
+
+    def _read(self) -> list[Metric]:
         families = Families()
         deployment = record.load(self.scope.kind, self.scope.prefix)
         families.deployed.add_metric([], 1 if deployment is not None else 0)
@@ -117,10 +140,18 @@ class OverlayCollector(Collector):
             for site in sites(deployment):
                 self._host(families, deployment, site)
             if self.probes:
-                families.probed(_pings(deployment))
+                families.probed(self._pings(deployment))
         if self.passes is not None:
             families.passes(self.passes)
-        yield from families.all()
+        return families.all()
+
+    def _pings(self, deployment: Deployment) -> list[verify.Result]:
+        """`verify`'s pings that can start here (its TCP probe would load the overlay at every scrape),
+        run again only once PROBES_S have passed."""
+        now = time.monotonic()
+        if self.pinged is None or now - self.pinged[0] >= PROBES_S:
+            self.pinged = (now, verify.run(deployment, [p for p in verify.local_probes(deployment) if p.kind != "tcp"]))
+        return self.pinged[1]
 
     def _host(self, families: Families, deployment: Deployment, site: Site) -> None:
         host, mode = site.host.name, deployment.modes[site.host.name]
@@ -144,11 +175,6 @@ class OverlayCollector(Collector):
             when = time.time()
         self.heard[(host, tunnel)] = (received, when)
         return when
-
-
-def _pings(deployment: Deployment) -> list[verify.Result]:
-    """`verify`'s pings that can start here (its TCP probe would load the overlay at every scrape)."""
-    return verify.run(deployment, [p for p in verify.local_probes(deployment) if p.kind != "tcp"])
 
 
 def tunnel_peers(topology: Topology, host: Host, pieces: Iterable[Piece]) -> dict[str, str]:
@@ -300,9 +326,55 @@ def scrape(registry: CollectorRegistry) -> str:
     return generate_latest(registry).decode()
 
 
-def serve(registry: CollectorRegistry, address: tuple[str, int]) -> None:
-    """Serve `registry` on http://ADDR:PORT/metrics from a thread of its own (it stops with the process)."""
+class _BoundedServer(ThreadingMixIn, WSGIServer):
+    """A WSGI server with a thread per request, at most MAX_SCRAPES at once: a request beyond them is
+    closed at once (the client sees a reset and scrapes again next interval)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[WSGIRequestHandler]):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_SCRAPES)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line per request on stderr (the journal), and no client may hold its thread for long."""
+
+    timeout = SCRAPE_TIMEOUT_S
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def serve(registry: CollectorRegistry, address: tuple[str, int]) -> str | None:
+    """Serve `registry` on http://ADDR:PORT/metrics from a thread of its own (it stops with the process);
+    a warning to say when ADDR is not loopback (the endpoint is unauthenticated)."""
     try:
-        start_http_server(address[1], address[0], registry)
+        server = make_server(address[0], address[1], make_wsgi_app(registry), _BoundedServer, _QuietHandler)
     except OSError as err:
         raise ConflictError(f"--metrics {address[0]}:{address[1]}: cannot listen there: {err.strerror}") from None
+    threading.Thread(target=server.serve_forever, name="ovsvx-metrics", daemon=True).start()
+    return exposure(address)
+
+
+def exposure(address: tuple[str, int]) -> str | None:
+    """What to say of serving at `address`: nothing on loopback; elsewhere, that anyone who reaches it
+    reads the metrics (they carry no secret, but they map the overlay)."""
+    if IPv4Address(address[0]).is_loopback:
+        return None
+    return (
+        f"metrics served on {address[0]}:{address[1]}, not loopback: unauthenticated, so anyone who reaches "
+        "that address reads them (the overlay's hosts, peers and counters)"
+    )

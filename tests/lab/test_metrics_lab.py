@@ -6,14 +6,19 @@ ovs mode (the default), so both kinds of counter are read: the vxlan ports' (OVS
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from ovsvx import waits
+from ovsvx.observe import metrics
 from tests.conftest import Runner, start_ovsvx
 from tests.lab.helpers import ping_result, start_ping
 
@@ -99,3 +104,43 @@ def test_probes_are_served_only_when_asked_and_say_what_verify_says(ovsvx: Runne
         if s.name == "ovsvx_probe_ok" and s.labels["kind"] == "ping"
     }
     assert said[("ns1", "ns2")] == 1 and len(said) == 12 and set(said.values()) == {1}  # 4 nodes, each to 3
+
+
+BURST = 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU a process spent, its own and that of the children it waited for (pings, ovs-ofctl)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def burst(url: str, count: int) -> list[bool]:
+    """`count` scrapes at once; whether each was answered (one turned away sees its connection closed)."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda _: scrape(url) is not None, range(count)))
+
+
+def test_a_burst_of_scrapes_costs_what_one_scrape_costs(ovsvx: Runner, fresh_prefix: str) -> None:
+    """Security round 3, 5: 100 scrapes at once, with --probes, read the deployment (and ping) once; the
+    endpoint serves a bounded number at a time and turns the rest away at once, and it still answers."""
+    ovsvx("deploy", "--prefix", fresh_prefix, "--mode", "kernel")
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    served = start_ovsvx("metrics", "--prefix", fresh_prefix, "--metrics", url.split("/")[2], "--probes")
+    try:
+        assert waits.until(lambda: scrape(url) is not None, SERVING_S), served.stderr
+        time.sleep(metrics.PROBES_S)  # the probes of that first scrape are stale now: the next pings again
+        start = cpu_seconds(served.pid)
+        assert scrape(url) is not None
+        one = cpu_seconds(served.pid) - start
+        time.sleep(metrics.PROBES_S)
+        start = cpu_seconds(served.pid)
+        answered = burst(url, BURST)
+        many = cpu_seconds(served.pid) - start
+        print(f"\none scrape (probes): {one:.2f} s CPU; {BURST} at once: {many:.2f} s, {sum(answered)} answered")
+        assert sum(answered) >= metrics.MAX_SCRAPES  # the ones let in were answered
+        assert many <= 2 * one + 0.5, (one, many)  # one reading and one round of pings, not a hundred
+        assert scrape(url) is not None  # and it serves on
+    finally:
+        served.send_signal(signal.SIGTERM)
+        served.wait(timeout=waits.scaled(10))
