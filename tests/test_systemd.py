@@ -100,3 +100,49 @@ def test_a_units_words_are_quoted_as_systemd_reads_them(word: str, command: bool
 def test_a_control_character_in_a_units_word_is_refused_in_one_line() -> None:
     with pytest.raises(UsageError, match=r"^'/srv/a\\nb' is not allowed in a systemd unit: printable characters"):
         systemd.AgentUnit.host("host1", Path("/srv/a\nb"), None, (), "/usr/bin/python3").text()
+
+
+def test_code_anyone_but_root_may_change_is_found_and_named(tmp_path: Path) -> None:
+    """Security round 3, 6: what enable would make root run at every boot, checked as sshd's StrictModes."""
+    from ovsvx.host import preflight
+
+    code = tmp_path / "venv" / "lib"
+    code.mkdir(parents=True)
+    (code / "module.py").write_text("")
+    for folder in (tmp_path, tmp_path / "venv", code):
+        folder.chmod(0o755)
+    if os.geteuid() != 0:
+        pytest.skip("the files must be root's: run as root")
+    assert preflight.untrusted_code([tmp_path / "venv"]) is None
+    (code / "module.py").chmod(0o666)
+    assert preflight.untrusted_code([tmp_path / "venv"]) == (
+        code / "module.py",
+        "group or others may write it (mode 0666)",
+    )
+    (code / "module.py").chmod(0o644)
+    os.chown(code, 1000, 1000)
+    assert preflight.untrusted_code([tmp_path / "venv"]) == (code, "it is owned by uid 1000, not root")
+    os.chown(code, 0, 0)
+    (tmp_path).chmod(0o777)  # a folder above that others may write: they could swap the venv
+    assert preflight.untrusted_code([tmp_path / "venv"]) == (tmp_path, "group or others may write it (mode 0777)")
+    (tmp_path).chmod(0o1777)  # sticky, as /tmp: root's entries stay root's
+    assert preflight.untrusted_code([tmp_path / "venv"]) is None
+
+
+def test_the_stored_topology_is_read_only_when_it_is_roots_alone(tmp_path: Path) -> None:
+    from ovsvx.errors import PreconditionError
+    from ovsvx.host import preflight
+
+    stored = tmp_path / "host1.toml"
+    stored.write_text("")
+    stored.chmod(0o600)
+    if os.geteuid() != 0:
+        pytest.skip("the file must be root's: run as root")
+    preflight.require_roots_alone(stored, "-t")
+    stored.chmod(0o620)
+    with pytest.raises(PreconditionError, match=r"^-t .*host1.toml: group or others may write it \(mode 0620\)"):
+        preflight.require_roots_alone(stored, "-t")
+    link = tmp_path / "link.toml"
+    link.symlink_to(stored)
+    with pytest.raises(PreconditionError, match=r"^-t .*link.toml: it is a link"):
+        preflight.require_roots_alone(link, "-t")

@@ -470,6 +470,7 @@ def _agent_metrics(metrics_text: str | None, probes: bool) -> tuple[str, int] | 
 def _agent_topology(topology_file: Path | None) -> topology.Topology:
     """-t FILE, else the topology this machine is deployed from, else the built-in one."""
     if topology_file is not None:
+        preflight.require_roots_alone(topology_file, "-t")  # read as root at every start
         return topology.load(topology_file)
     here = record.load(Kind.HOST, "")
     return here.topology if here is not None else topology.default()
@@ -493,6 +494,8 @@ def reflector_cmd(address_text: str, topology_file: Path | None, full_check_s: f
     """Keep a BGP EVPN route reflector (FRR's bgpd) running at ADDR, until SIGTERM.
 
     What `ovsvx enable --reflector ADDR` runs under systemd; one line per change on stdout."""
+    if topology_file is not None:
+        preflight.require_roots_alone(topology_file, "-t")  # read as root at every start
     reflector.run(topology.load(topology_file), _address("--address", address_text), full_check_s)
 
 

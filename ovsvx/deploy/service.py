@@ -19,6 +19,7 @@ route reflector of an EVPN topology (`reflector.py`): its own unit,
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -28,7 +29,8 @@ from ovsvx import waits
 from ovsvx.deploy import reflector
 from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import Scope, destroy, resolve_modes
-from ovsvx.errors import ApplyError, ConflictError
+from ovsvx.errors import ApplyError, ConflictError, PreconditionError
+from ovsvx.files import replace_file
 from ovsvx.host import preflight, systemd
 from ovsvx.kernel import frr
 from ovsvx.model import record
@@ -64,6 +66,7 @@ def enable(
     wanted = topo.load(topology_file)
     wanted.host(host)  # the user's values first: an unknown host is refused before anything else
     systemd.require_systemd()
+    preflight.require_trusted_code()
     warnings = preflight.check_real_host(wanted, wanted.host(host))
     deployed = record.load(Kind.HOST, "")
     if deployed is not None and host not in deployed.modes:
@@ -92,6 +95,7 @@ def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enable
     reflector.check(wanted, address)
     frr.require_installed()
     systemd.require_systemd()
+    preflight.require_trusted_code()
     reflector.require_local(address)
     stored = reflector_topology_path(address)
     unit = systemd.AgentUnit.reflector(str(address), stored, sys.executable, systemd.carried_environment())
@@ -126,13 +130,23 @@ def _write(path: Path, text: str) -> list[str]:
     """Write a root-only file if its content differs; the line saying so, or nothing."""
     if path.exists() and path.read_text() == text:
         return []
+    changes = _config_dir() if path.parent == CONFIG_DIR else []
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600 if path.suffix == ".toml" else 0o644)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    tmp.replace(path)
-    return [f"+ {path}"]
+    replace_file(path, text, 0o600 if path.suffix == ".toml" else 0o644)
+    return [*changes, f"+ {path}"]
+
+
+def _config_dir() -> list[str]:
+    """/etc/ovsvx, root's alone (0700): made so, or its mode set right; refused when it is not root's
+    folder (a link, a file, someone else's), since the agents read their topologies there as root."""
+    CONFIG_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    found = os.lstat(CONFIG_DIR)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != 0:
+        raise PreconditionError(f"{CONFIG_DIR}: must be a folder of root's (it is not): move it away first")
+    if stat.S_IMODE(found.st_mode) != 0o700:
+        os.chmod(CONFIG_DIR, 0o700)
+        return [f"~ {CONFIG_DIR} mode 0700 (was {stat.S_IMODE(found.st_mode):04o})"]
+    return []
 
 
 def _await_ready(unit: str, superseded: str | None) -> systemd.UnitState | None:

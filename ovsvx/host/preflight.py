@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -34,6 +37,69 @@ PACKAGES = {
     "ovs-appctl": "openvswitch-switch",
     "ovsdb-tool": "openvswitch-switch",
 }
+
+
+def changeable_by_others(path: Path, folder_above: bool = False) -> str | None:
+    """Why someone other than root could change `path`: its owner, or a group or world write bit; None
+    when only root can.  A link's own bits mean nothing (what it names is checked where it is code).  A
+    folder above (`folder_above`) may be world-writable with the sticky bit (/tmp): no one can replace
+    root's entry in it."""
+    found = os.lstat(path)
+    if stat.S_ISLNK(found.st_mode):
+        return None
+    if found.st_uid != 0:
+        return f"it is owned by uid {found.st_uid}, not root"
+    if found.st_mode & 0o022 and not (folder_above and found.st_mode & stat.S_ISVTX):
+        return f"group or others may write it (mode {stat.S_IMODE(found.st_mode):04o})"
+    return None
+
+
+def untrusted_code(roots: list[Path]) -> tuple[Path, str] | None:
+    """The first file or folder under `roots` (or a folder above one) that someone other than root could
+    change, with why; None when only root can change any of it.  As sshd's StrictModes: what root runs
+    at every boot must be root's to change alone."""
+    for root in roots:
+        for above in reversed(root.parents):
+            if (why := changeable_by_others(above, folder_above=True)) is not None:
+                return above, why
+        for path in _tree(root):
+            if (why := changeable_by_others(path)) is not None:
+                return path, why
+    return None
+
+
+def _tree(root: Path) -> Iterator[Path]:
+    """`root` and, for a folder, everything in it (links not followed)."""
+    yield root
+    if root.is_dir() and not root.is_symlink():
+        for folder, folders, files in os.walk(root):
+            yield from (Path(folder) / name for name in (*folders, *files))
+
+
+def require_trusted_code() -> None:
+    """`enable` makes root run this interpreter, its venv and ovsvx's package at every boot: refused (one
+    line naming the path) when anyone but root could change them."""
+    import ovsvx
+
+    roots = [Path(os.path.realpath(sys.executable)), Path(sys.prefix), Path(ovsvx.__file__).parent]
+    found = untrusted_code(roots)
+    if found is not None:
+        path, why = found
+        raise PreconditionError(
+            f"{path}: {why}; root would run this code at every boot, so enable refuses (as sshd's StrictModes):"
+            f" chown root and chmod go-w it"
+        )
+
+
+def require_roots_alone(path: Path, what: str) -> None:
+    """A file root reads at every start (the stored topology): root's, written by no one else, not a link."""
+    try:
+        found = os.lstat(path)
+    except OSError as err:
+        raise PreconditionError(f"{what} {path}: cannot be read ({err.strerror})") from None
+    why = "it is a link" if stat.S_ISLNK(found.st_mode) else changeable_by_others(path)
+    if why is not None:
+        raise PreconditionError(f"{what} {path}: {why}; the agent reads it as root: chown root and chmod 600 it")
 
 
 def require_root() -> None:

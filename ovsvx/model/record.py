@@ -37,6 +37,7 @@ from typing import Any
 
 from ovsvx import waits
 from ovsvx.errors import NotDeployedError, PreconditionError, UsageError
+from ovsvx.files import replace_file
 from ovsvx.model import topology as topo
 
 STATE_DIR = Path(os.environ.get("OVSVX_STATE_DIR", "/run/ovsvx"))
@@ -172,9 +173,7 @@ class Deployment:
                 "leaving": self.leaving,
             }
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data) + "\n")
-            tmp.replace(self.path)
+            replace_file(self.path, json.dumps(data) + "\n", 0o600)
 
     def forget(self) -> None:
         """Drop the record and the deployment's folder: everything they describe is gone."""

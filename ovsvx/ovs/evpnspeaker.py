@@ -47,6 +47,7 @@ from os_ken.services.protocols.bgp.info_base.vrfevpn import VrfEvpnTable
 from os_ken.services.protocols.bgp.rtconf.common import BGP_CONN_RETRY_TIME
 from os_ken.services.protocols.bgp.utils.circlist import CircularListType
 
+from ovsvx.files import replace_file
 from ovsvx.host import gtsm, secretfile
 from ovsvx.model import routepolicy
 from ovsvx.model.bgp import Refused
@@ -386,9 +387,7 @@ class Speaker:
             return
         with self.lock:
             data = self.book.published(list(self.sessions.values()))
-            tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data) + "\n")
-            tmp.replace(self.state_file)
+            replace_file(self.state_file, json.dumps(data) + "\n")
 
 
 def route_peer(path: Any, own_vtep: str) -> EvpnPeer | None:
