@@ -123,7 +123,8 @@ class FakeOvsdb:
     def set_controller(self, bridge: str, targets: list[str]) -> Command:
         def run() -> None:
             self.find("Bridge", bridge).controller = [
-                self.insert("Controller", target=t, max_backoff=[]) for t in targets
+                self.insert("Controller", target=t, max_backoff=[], controller_rate_limit=[], controller_burst_limit=[])
+                for t in targets
             ]
 
         return Command(run)

@@ -6,7 +6,7 @@ import pytest
 
 from ovsvx.errors import ConflictError
 from ovsvx.model import topology
-from ovsvx.model.findings import OK
+from ovsvx.model.findings import DIFFERS, OK
 from ovsvx.ovs import ovsdb
 from ovsvx.ovs.switch import OWNER_KEY, switch_plan
 from tests.fakeovsdb import FakeOvsdb
@@ -28,6 +28,8 @@ def test_a_new_bridge_is_made_in_one_transaction_as_planned_and_then_left_alone(
         ["unix:/var/run/openvswitch/ovsvx-host1.openflow"],
     )
     assert [c.max_backoff for c in row.controller] == [ovsdb.CONTROLLER_MAX_BACKOFF_MS]
+    # security round 3, 4: packet-ins to the controller are rate-limited by OVS
+    assert [(c.controller_rate_limit, c.controller_burst_limit) for c in row.controller] == [(100, 25)]
     vxlan, planned = db.find("Interface", "vxlan1"), next(p for p in BR1.ports if p.name == "vxlan1")
     assert (vxlan.type, vxlan.options["remote_ip"], vxlan.ofport_request) == ("vxlan", "10.33.30.151", planned.ofport)
     assert all(f.state == OK for f in ovsdb.inspect(db, BR1))
@@ -61,3 +63,13 @@ def test_a_bridge_someone_else_made_is_refused_and_never_deleted() -> None:
     with pytest.raises(ConflictError, match="ovs bridge br1 exists and was not made by ovsvx"):
         ovsdb.apply(db, BR1)
     assert ovsdb.remove(db, ["br1"]) == [] and db.find("Bridge", "br1") is not None
+
+
+def test_a_controller_whose_rate_limit_was_lifted_is_seen_and_set_again() -> None:
+    db = FakeOvsdb()
+    ovsdb.apply(db, BR1)
+    db.find("Bridge", "br1").controller[0].controller_rate_limit = []
+    bridge = next(f for f in ovsdb.inspect(db, BR1) if f.what.startswith("ovs bridge"))
+    assert bridge.state == DIFFERS and "controller controller_rate_limit None" in bridge.detail
+    ovsdb.apply(db, BR1)
+    assert db.find("Bridge", "br1").controller[0].controller_rate_limit == 100

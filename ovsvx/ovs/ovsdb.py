@@ -26,6 +26,14 @@ from ovsvx.ovs.switch import OWNER_KEY, OvsBridge, Port
 
 TIMEOUT_S = 10  # one OVSDB transaction
 CONTROLLER_MAX_BACKOFF_MS = 1000
+#: Packet-ins a second OVS sends the controller, and how many it queues beyond: the controller only asks an
+#: unanswered peer for its MAC (`ofapp`), which a few packets a second do as well as a flood.
+PACKET_IN_RATE, PACKET_IN_BURST = 100, 25
+CONTROLLER_SETTINGS = (
+    ("max_backoff", CONTROLLER_MAX_BACKOFF_MS),
+    ("controller_rate_limit", PACKET_IN_RATE),
+    ("controller_burst_limit", PACKET_IN_BURST),
+)
 OFPORT_WAIT_S = 10.0
 
 logging.getLogger("ovsdbapp").setLevel(logging.CRITICAL)  # its errors reach us as exceptions
@@ -115,6 +123,7 @@ def inspect(api: Any, bridge: OvsBridge) -> list[Finding]:
     targets = sorted(c.target for c in row.controller)
     if targets != ([bridge.controller] if bridge.controller else []):
         wrong.append(f"controller {', '.join(targets) or 'none'}")
+    wrong += _controller_differs(row)
     findings = [Finding(what, DIFFERS if wrong else OK, ", ".join(wrong), bridge, piece=bridge.name)]
     present = {p.name for p in row.ports} - {bridge.name}
     for port in bridge.ports:
@@ -197,20 +206,30 @@ def apply(api: Any, bridge: OvsBridge, reopen: Collection[str] = frozenset()) ->
                 txn.add(api.db_set("Interface", bridge.name, ("mtu_request", bridge.mtu)))
     except Exception as err:  # ovsdbapp raises its own and RuntimeError for a failed transaction
         raise ApplyError(f"OVSDB refused the change to {bridge.name}: {err}") from None
-    _quick_reconnect(api, bridge)
+    _controller_settings(api, bridge)
     _wait_for_ofports(api, bridge)
     return [f.text if f.state == DIFFERS else f"+ {f.what}" for f in changed]
 
 
-def _quick_reconnect(api: Any, bridge: OvsBridge) -> None:
-    """OVS backs off up to 8 s between tries to reach its controller; on loopback, 1 s is plenty, and a
-    restarted controller gets its switch back that much sooner."""
+def _controller_settings(api: Any, bridge: OvsBridge) -> None:
+    """How OVS treats its controller connection (`CONTROLLER_SETTINGS`): back off 1 s at most between tries
+    (a restarted controller gets its switch back that much sooner), and packet-ins rate-limited: a flood to
+    an unanswered peer sends the controller a few asks a second, not every packet."""
     row = _row(api, "Bridge", bridge.name)
     for controller in row.controller if row is not None else ():
-        if _one(controller.max_backoff) != CONTROLLER_MAX_BACKOFF_MS:
-            api.db_set("Controller", controller.uuid, ("max_backoff", CONTROLLER_MAX_BACKOFF_MS)).execute(
-                check_error=True
-            )
+        wrong = [(column, value) for column, value in CONTROLLER_SETTINGS if _one(getattr(controller, column)) != value]
+        if wrong:
+            api.db_set("Controller", controller.uuid, *wrong).execute(check_error=True)
+
+
+def _controller_differs(row: Any) -> list[str]:
+    """The controller settings a bridge's controllers do not hold, as inspect names them."""
+    return [
+        f"controller {column} {_one(getattr(c, column))}"
+        for c in row.controller
+        for column, value in CONTROLLER_SETTINGS
+        if _one(getattr(c, column)) != value
+    ]
 
 
 def _wait_for_ofports(api: Any, bridge: OvsBridge) -> None:
