@@ -217,19 +217,18 @@ def _controller_settings(api: Any, bridge: OvsBridge) -> None:
     an unanswered peer sends the controller a few asks a second, not every packet."""
     row = _row(api, "Bridge", bridge.name)
     for controller in row.controller if row is not None else ():
-        wrong = [(column, value) for column, value in CONTROLLER_SETTINGS if _one(getattr(controller, column)) != value]
-        if wrong:
+        if wrong := _settings_off(controller):
             api.db_set("Controller", controller.uuid, *wrong).execute(check_error=True)
 
 
 def _controller_differs(row: Any) -> list[str]:
     """The controller settings a bridge's controllers do not hold, as inspect names them."""
-    return [
-        f"controller {column} {_one(getattr(c, column))}"
-        for c in row.controller
-        for column, value in CONTROLLER_SETTINGS
-        if _one(getattr(c, column)) != value
-    ]
+    return [f"controller {column} {_one(getattr(c, column))}" for c in row.controller for column, _ in _settings_off(c)]
+
+
+def _settings_off(controller: Any) -> list[tuple[str, int]]:
+    """The CONTROLLER_SETTINGS a Controller row does not hold, each with the value it should."""
+    return [(column, value) for column, value in CONTROLLER_SETTINGS if _one(getattr(controller, column)) != value]
 
 
 def _wait_for_ofports(api: Any, bridge: OvsBridge) -> None:
