@@ -45,13 +45,13 @@ from os_ken.services.protocols.bgp import base as bgp_base
 from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
 from os_ken.services.protocols.bgp.info_base.vrfevpn import VrfEvpnTable
 from os_ken.services.protocols.bgp.rtconf.common import BGP_CONN_RETRY_TIME
-from os_ken.services.protocols.bgp.utils.circlist import CircularListType
 
 from ovsvx.files import replace_file
 from ovsvx.host import gtsm, secretfile
 from ovsvx.model import routepolicy
 from ovsvx.model.bgp import Refused
 from ovsvx.model.topology import Host, Topology, mac_for
+from ovsvx.ovs import oskenfixes  # noqa: F401 - mends os-ken's route processor on import
 from ovsvx.ovs.flows import EvpnPeer, route_of
 
 LOG = logging.getLogger("ovsvx.evpn")
@@ -102,18 +102,6 @@ def _insert_with_router_mac(table: Any, path: Any) -> Any:
 
 _plain_insert = VrfEvpnTable.insert
 VrfEvpnTable.insert = _insert_with_router_mac
-
-
-def _on_some_list(circle: CircularListType, node: Any) -> bool:
-    """CircularListType.node_is_on_list, by identity: os-ken compares the node with its neighbour by `==`,
-    which for a route's Destination compares their strings, and a Destination's string holds its whole
-    table's: each route queued for processing cost as much as the table, and a flood of 50,000 routes
-    took minutes (measured with py-spy: 38% of the speaker's time in Destination.__str__)."""
-    following = circle.node_next(node)
-    return following is not node and following is not None
-
-
-CircularListType.node_is_on_list = _on_some_list
 
 
 #: Linux's IP_MINTTL (the socket module names it from Python 3.12 on): the lowest TTL a socket takes.
