@@ -95,6 +95,8 @@ class OvsBackend(OvsLayout):
         changes += self.netlink.apply(self.after)
         if self.settings.from_controller:
             self.watch.wait_for_controller()
+            if self.watch.resync_if_changed():
+                changes.append(f"{host}: {self.site.host.bridge}'s flows differed: made it reconnect to its controller")
         elif self.watch.difference() != (0, 0):
             ofctl.tool(self.home, "ovs-ofctl", "replace-flows", self.site.host.bridge, self.settings.flows_file)
             changes.append(f"{host}: loaded {self.settings.flows_file}")

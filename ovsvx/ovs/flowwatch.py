@@ -16,6 +16,7 @@ from ovsvx.ovs.evpnroutes import routes_missing
 from ovsvx.ovs.flows import Flow, host_flows, is_learned, peers_of
 
 FLOWS_WAIT_S = 20.0  # OVS connects and the controller installs every flow
+FLOWS_SETTLE_S = 2.0  # a connected controller has sent the flows it syncs (or EVPN's routes change) by then
 
 
 def generated_flows(deployment: Deployment, site: Site) -> tuple[Flow, ...]:
@@ -91,6 +92,16 @@ class FlowWatch:
                 f"{self.site.host.name}: OVS did not connect to the controller within "
                 f"{waits.scaled(FLOWS_WAIT_S):g} s{self.controller_said()}"
             )
+
+    def resync_if_changed(self) -> bool:
+        """Make a bridge whose flows were changed behind its connected controller (a flow deleted or added
+        by hand) reconnect to it: the controller compares the switch with the generated flows on every
+        connection, and only then.  `fail_mode=secure` keeps the flows while it reconnects.  True when the
+        bridge was made to reconnect."""
+        if waits.until(lambda: self.difference() == (0, 0), FLOWS_SETTLE_S, interval=0.2):
+            return False
+        ofctl.tool(self.home, "ovs-appctl", "bridge/reconnect", self.site.host.bridge)
+        return True
 
     def wait_for_flows(self) -> None:
         """Until the bridge holds its flows and, under EVPN, the host its routes to the peers the
