@@ -84,6 +84,21 @@ def traffic(api: Any, names: Collection[str]) -> dict[str, Traffic]:
     return counted
 
 
+def packet_ins(api: Any, bridge: str) -> tuple[int, int] | None:
+    """(sent to the controller, dropped by the rate limit) of the packet-ins the bridge's flows asked for,
+    as OVS's limiter counted them (written to the Controller row every few seconds: none yet is 0, 0);
+    None when the bridge has no controller with a limit, which is when OVS counts nothing."""
+    row = _row(api, "Bridge", bridge)
+    for controller in row.controller if row is not None else ():
+        if _one(controller.controller_rate_limit) is None:
+            continue
+        counted = {k: int(v) for k, v in controller.status.items() if k.startswith("packet-in-action-")}
+        dropped = counted.get("packet-in-action-dropped", 0)
+        passed = counted.get("packet-in-action-bypassed", 0) + counted.get("packet-in-action-queued", 0)
+        return passed - dropped - counted.get("packet-in-action-backlog", 0), dropped
+    return None
+
+
 def _row(api: Any, table: str, name: str) -> Any | None:
     return idlutils.row_by_value(api.idl, table, "name", name, None)
 

@@ -78,9 +78,22 @@ class OvsReadings:
             log = daemons.controller_files(self.deployment, self.site)[1]
             socket = daemons.controller_socket(self.deployment, self.site)
             info["controller"] = f"pid {pid}, listening on unix:{socket}, log {log}" if pid else "not running"
+            info["packet-ins"] = self._packet_ins_text()
         else:
             info["flows"] = f"from {settings.flows_file} (no controller)"
         return info
+
+    def _packet_ins_text(self) -> str:
+        """What the flows copied to the controller, and what OVS's limit dropped of it."""
+        counted = None
+        if self.reachable():
+            with ovsdb.connect(self.home.db) as api:
+                counted = ovsdb.packet_ins(api, self.site.host.bridge)
+        if counted is None:
+            return "not counted: OVS has no rate limit on the controller"
+        sent, dropped = counted
+        limit = f"{ovsdb.PACKET_IN_RATE}/s, burst {ovsdb.PACKET_IN_BURST}"
+        return f"{sent} sent to the controller, {dropped} dropped by OVS's limit ({limit})"
 
     def _csum_text(self) -> str:
         asked = self.settings.tunnel_csum_asked

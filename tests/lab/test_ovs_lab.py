@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,25 @@ def test_a_reconnecting_controller_removes_stale_flows_and_restores_missing_ones
     os.kill(pid_of(lab, "host1", "controller"), signal.SIGKILL)
     run_ovsvx("deploy", "--prefix", lab)
     assert sorted(cookies(lab, "host1")) == sorted(GENERATED["host1"])
+
+
+def test_deploy_mends_flows_changed_behind_a_connected_controller(lab: str) -> None:
+    """A flow deleted and one added by hand while the controller stays connected (an agent's pass is a
+    deploy): deploy made the bridge reconnect, and the same controller put it back at its flows.  Deploy
+    used to wait for the controller to notice, which it does only on connecting, and fail."""
+    some = next(f for f in flows.host_flows(TOPO, TOPO.host("host1")) if f.purpose == flows.Purpose.ROUTE_IN)
+    ofctl = ("ovs-ofctl", "-O", "OpenFlow13")
+    controller = pid_of(lab, "host1", "controller")
+    in_host(lab, "host1", *ofctl, "add-flow", "br1", "cookie=0x98,table=0,priority=1,actions=drop")
+    in_host(lab, "host1", *ofctl, "del-flows", "br1", f"cookie={some.cookie:#x}/-1")
+    assert status(lab)["ok"] is False
+    assert (
+        "host1: br1's flows differed: made it reconnect to its controller"
+        in run_ovsvx("deploy", "--prefix", lab).stdout
+    )
+    assert sorted(cookies(lab, "host1")) == sorted(GENERATED["host1"])
+    assert pid_of(lab, "host1", "controller") == controller
+    assert status(lab)["ok"]
 
 
 def test_destroy_stops_every_process_and_removes_everything(lab: str) -> None:
@@ -445,3 +465,60 @@ def test_a_folder_named_ovsvx_where_the_operator_stands_is_never_imported(fresh_
     assert deployed.returncode == 0, deployed.stderr
     assert not marker.exists(), marker.read_text()
     assert not failed(verify(run_ovsvx, fresh_prefix))  # the controllers that run are ovsvx's own
+
+
+PACKET_INS_COUNTED_S = 20.0  # OVS writes its packet-in counters to the Controller row every few seconds
+
+
+def packet_ins(prefix: str) -> tuple[int, int]:
+    """(sent to host1's controller, dropped by OVS's limit), as status shows them."""
+    shown = status(prefix)["hosts"]["host1"]["details"]["packet-ins"]
+    found = re.match(r"(\d+) sent to the controller, (\d+) dropped by OVS's limit \(100/s, burst 25\)", shown)
+    assert found, shown
+    return int(found[1]), int(found[2])
+
+
+def test_a_flood_to_an_unanswered_peer_reaches_the_controller_at_ovs_rate_limit(fresh_prefix: str) -> None:
+    """Security round 3, 4: host2 dead (its NIC down, the MAC host1 learned for it gone), so every packet
+    ns1 sends to ns2 is copied to host1's controller (flows.py, TO_PEER).  OVS passes 100 a second (burst
+    25) and drops the rest, and status counts both; host1 still reaches ns1 meanwhile.  Before, nothing
+    limited or counted them: the controller decoded every packet (6 s of CPU in an 8 s flood,
+    scripts/packet-in-flood)."""
+    run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
+    in_host(fresh_prefix, "host2", "ip", "link", "set", TOPO.host("host2").nic, "down")
+    learned = f"cookie={flows.Purpose.LEARNED << 32:#x}/{0xFF << 32:#x}"
+    in_host(fresh_prefix, "host1", "ovs-ofctl", "-O", "OpenFlow13", "del-flows", "br1", learned)
+    before_sent, before_dropped = packet_ins(fresh_prefix)
+    bystander = start_ovsvx(
+        "exec",
+        "--prefix",
+        fresh_prefix,
+        "host1",
+        "--",
+        "ping",
+        "-n",
+        "-i",
+        "0.05",
+        "-c",
+        "60",
+        "-W",
+        "1",
+        "192.168.1.100",
+        stderr=subprocess.STDOUT,
+    )
+    started = time.monotonic()
+    flooder = [sys.executable, str(REPO / "scripts" / "udp-flood"), "192.168.2.100", "3"]
+    flooded = int(in_host(fresh_prefix, "ns1", *flooder))
+    elapsed = time.monotonic() - started
+    sent, got, _ = ping_result(bystander)
+
+    def counted() -> bool:
+        passed, dropped = packet_ins(fresh_prefix)
+        return passed - before_sent + dropped - before_dropped >= flooded * 0.8  # some never leave the datapath
+
+    assert waits.until(counted, PACKET_INS_COUNTED_S, interval=1), (flooded, packet_ins(fresh_prefix))
+    passed, dropped = packet_ins(fresh_prefix)
+    print(f"\n{flooded} packets in {elapsed:.1f} s: {passed - before_sent} to the controller, {dropped} dropped")
+    assert flooded > 10_000  # a flood, not a trickle the limit never meets
+    assert passed - before_sent <= 100 * (elapsed + 1) + 25
+    assert got >= sent * 0.9, (sent, got)

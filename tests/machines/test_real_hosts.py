@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -211,8 +212,59 @@ def test_enabled_hosts_in_every_mode_survive_a_reboot_drift_and_restarts_and_dis
     tunnel = ["ip", "link", "del", "vxlan1"]
     back, lost = struck(tunnel, REPAIR_S)
     print(f"{label} {' '.join(tunnel)}: dark {back} s, {lost} ping(s) lost")
+    print(f"{label} systemctl restart nftables (flush ruleset): table mended in {flushed_and_mended():.2f} s")
+    refused_untrusted_code_and_topology(label)
     killed("ovsvx@host1.service", f"{label} agent")
     disable_both(censuses)
+
+
+def ovsvx_table() -> str:
+    """ovsvx's nftables table on host1 as listed, counters left out (they count on)."""
+    listed = here("nft", "list", "table", "inet", "ovsvx").stdout
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", listed)
+
+
+def flushed_and_mended() -> float:
+    """Security round 3, 2: `systemctl restart nftables` (Debian's nftables.conf begins with `flush
+    ruleset`) takes ovsvx's table away; the agent hears it (`nft monitor`) and puts it back as it was.
+    The seconds from the restart's start to the table listed as before."""
+    before = ovsvx_table()
+    assert "chain" in before, before
+    started = time.monotonic()
+    done = here("systemctl", "restart", "nftables")
+    assert done.returncode == 0, done.stderr
+    assert waits.until(lambda: ovsvx_table() == before, REPAIR_S, interval=0.1), ovsvx_table()
+    return time.monotonic() - started
+
+
+def refused_untrusted_code_and_topology(label: str) -> None:
+    """Security round 3, 6: root runs this checkout at every boot, so `enable` refuses, in one line naming
+    the file, while anyone but root may change a file of the package, and the agent refuses a stored
+    topology others may write; neither changes the running agent.  /etc/ovsvx is root's alone."""
+    agent = here("systemctl", "show", "-p", "MainPID,InvocationID", "ovsvx@host1.service").stdout
+    code = REPO / "ovsvx" / "__init__.py"
+    mode = code.stat().st_mode
+    code.chmod(mode | 0o020)
+    try:
+        done = ovsvx_here("enable", "--host", "host1", "--mode", "kernel")
+    finally:
+        code.chmod(mode)
+    said = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(said) == 1, done.stdout + done.stderr
+    assert f"{code}: group or others may write it" in said[0] and "enable refuses" in said[0], said
+    print(f"{label} enable with a group-writable package file: {said[0]}")
+    assert oct(os.stat("/etc/ovsvx").st_mode & 0o777) == "0o700"
+    stored = Path("/etc/ovsvx/host1.toml")  # the topology the unit runs the agent with
+    stored_mode = stored.stat().st_mode
+    stored.chmod(stored_mode | 0o002)
+    try:
+        done = ovsvx_here("agent", "--host", "host1", "-t", str(stored))
+    finally:
+        stored.chmod(stored_mode)
+    said = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(said) == 1 and f"{stored}: group or others may write it" in said[0], said
+    print(f"{label} agent with a world-writable stored topology: {said[0]}")
+    assert here("systemctl", "show", "-p", "MainPID,InvocationID", "ovsvx@host1.service").stdout == agent
 
 
 def killed(unit: str, label: str) -> None:
