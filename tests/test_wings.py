@@ -74,11 +74,11 @@ def test_the_check_sees_a_branch() -> None:
     assert datapath_branches(tree) == [3, 5]
 
 
-def test_the_readme_code_map_names_every_package_and_module() -> None:
-    """The README's tree is the map an engineer reads first: it must not miss a module, nor name one that
-    is gone."""
-    readme = (PACKAGE.parent / "README.md").read_text()
-    tree = readme.split("## Layout of the code", 1)[1].split("```", 2)[1]
+def test_the_code_map_names_every_package_and_module() -> None:
+    """The code map (docs/design/layers.md) is what an engineer reads first: it must not miss a module,
+    nor name one that is gone."""
+    layers = (PACKAGE.parent / "docs" / "design" / "layers.md").read_text()
+    tree = layers.split("# Layout of the code", 1)[1].split("```", 2)[1]
     named = set(re.findall(r"(?:^ +|; )([a-z_]+(?:\.py|/))", tree, re.MULTILINE))  # each line's, and "; x.py:"
     wanted = {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     wanted |= {p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}

@@ -653,7 +653,13 @@ def _default_pair(deployment: record.Deployment, src: str | None, dst: str | Non
 @prefix_option
 @click.argument("src", required=False)
 @click.argument("dst", required=False)
-@click.option("--proto", default="icmp", show_default=True, type=click.Choice(list(path.PROTOCOLS)))
+@click.option(
+    "--proto",
+    default="icmp",
+    show_default=True,
+    type=click.Choice(list(path.PROTOCOLS)),
+    help="The packet traced: an ICMP echo request, a TCP or UDP segment to port 5201, or an ARP request.",
+)
 @json_option
 @reported
 def trace_cmd(prefix: str | None, src: str | None, dst: str | None, proto: str, as_json: bool) -> None:

@@ -14,7 +14,7 @@ namespace of its own (ProtectSystem, ProtectHome, PrivateTmp,
 ProtectKernelTunables, ...): a workload namespace is a bind mount under
 /run/netns, and made inside a private mount namespace it would be invisible
 to everyone else on the machine (`ip netns exec ns1` would not find it), and
-deploy must write the sysctls it sets.  The README gives the unit's
+deploy must write the sysctls it sets.  docs/guide/real-hosts.md gives the unit's
 `systemd-analyze security` score.
 """
 

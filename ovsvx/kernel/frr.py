@@ -6,7 +6,7 @@ another host, so a host joins or leaves without any other host's
 configuration changing.  A route reflector's (`reflector_config`) accepts any
 VTEP of the underlay (`bgp listen range`), for the same reason.
 
-What a host advertises, and why (README, "Growth: BGP EVPN"): the VNI is
+What a host advertises, and why (docs/guide/evpn.md): the VNI is
 EVPN's *routed* VNI (symmetric IRB, RFC 9135) in the default VRF, and each
 host sends one type-5 route (RFC 9136) for its subnet, whose next hop is its
 VTEP and whose Router's MAC community is the MAC of its vxlan address.  zebra
@@ -142,8 +142,8 @@ def reflector_config(topology: Topology, address: str, secret: str | None = None
     """bgpd's configuration for a route reflector: every VTEP of the underlay is welcome as a client.
 
     A host forgets the routes of a reflector it loses: FRR keeps no EVPN route
-    through a peer's graceful restart (FRRouting/frr#9749; README, "Growth: BGP
-    EVPN"), so the reflector asks for none."""
+    through a peer's graceful restart (FRRouting/frr#9749; docs/guide/evpn.md),
+    so the reflector asks for none."""
     return {
         "bgpd": _text(
             [

@@ -67,7 +67,7 @@ class TableInfo:
 
 CLASSIFY, ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL, TO_PEER = 0, 10, 20, 30, 40, 50
 
-#: The pipeline, declared once: README's table comes from here, and `check` holds every flow to it.
+#: The pipeline, declared once: docs/design/flows.md's table comes from here, and `check` holds every flow to it.
 TABLES: dict[int, TableInfo] = {
     t.id: t
     for t in (
