@@ -13,9 +13,8 @@ import pytest
 
 from ovsvx import waits
 from ovsvx.errors import TopologyError, UsageError
-from ovsvx.host import firewall, plan
+from ovsvx.host import firewall, frr, plan
 from ovsvx.host.plan import Bridge, Route, Vxlan
-from ovsvx.kernel import frr
 from ovsvx.kernel.plan import kernel_plan
 from ovsvx.model import topology
 from ovsvx.model.bgp import BgpView

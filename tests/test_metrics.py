@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ovsvx.deploy import agent
 from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import Scope
 from ovsvx.errors import UsageError
@@ -44,7 +45,7 @@ def test_a_bad_address_is_refused_naming_the_value(text: str) -> None:
     ],
 )
 def test_a_change_line_says_the_kind_of_piece_repaired(change: str, kind: str) -> None:
-    assert metrics.repair_kind(change) == kind
+    assert agent.repair_kind(change) == kind
 
 
 @pytest.mark.parametrize(
@@ -76,7 +77,7 @@ def test_each_tunnel_is_labelled_with_the_peer_it_goes_to() -> None:
 
 
 def test_an_agents_passes_are_counted_and_only_repairs_after_the_first_count_as_repairs() -> None:
-    passes = metrics.Passes()
+    passes = agent.Passes()
     passes.record(True, 2.5, ["host1: + vxlan vxlan1 (...)", "host1: + route 192.168.2.0/24"], repairing=False)
     passes.record(True, 0.5, ["host1: + route 192.168.2.0/24 via 192.168.2.254 dev vxlan1 onlink"], repairing=True)
     passes.record(False, 0.25, [], repairing=True)

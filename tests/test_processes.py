@@ -10,10 +10,10 @@ from ovsvx.host import processes
 from ovsvx.ovs import daemons
 
 
-def test_a_controller_started_before_the_packages_is_still_ovsvxs_and_stops(tmp_path: Path) -> None:
-    """An upgraded host may still run `python -m ovsvx.controller` (the flat layout's module): deploy
-    must know its pid file, or it would find the controller's socket taken and refuse."""
-    old = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "ovsvx.controller"])
+def test_a_pid_file_names_the_controller_only_while_its_process_runs_the_controller(tmp_path: Path) -> None:
+    """A controller's pid file is believed only when that pid runs the controller's module: a pid the
+    kernel gave to another process since is not stopped."""
+    old = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", daemons.CONTROLLER_MODULE])
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "something.else"])
     try:
         pidfile, other = tmp_path / "controller.pid", tmp_path / "other.pid"

@@ -18,10 +18,10 @@ from ovsvx.errors import ConflictError
 from ovsvx.host import netstack
 from ovsvx.host.netlink import Reconciler
 from ovsvx.host.plan import RTPROT_OVSVX, Route
+from ovsvx.host.record import Deployment, Kind
 from ovsvx.host.routes import RTNH_F_ONLINK
 from ovsvx.kernel.plan import kernel_plan
 from ovsvx.model import topology
-from ovsvx.model.record import Deployment, Kind
 from ovsvx.model.site import Site
 
 TOPO = topology.generate(8)

@@ -24,10 +24,10 @@ from ovsvx.deploy import agent, lab, reflector, service
 from ovsvx.deploy import deploy as deployment_ops
 from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, check_mode
 from ovsvx.errors import OvsvxError, UsageError, unexpected
-from ovsvx.host import netstack, plan, preflight
-from ovsvx.model import path, record, topology
+from ovsvx.host import netstack, plan, preflight, record
+from ovsvx.host.record import Kind
+from ovsvx.model import path, topology
 from ovsvx.model.options import DeployOptions
-from ovsvx.model.record import Kind
 from ovsvx.observe import bench, capture, doctor, figures, graph, metrics, pictures, trace, verify
 from ovsvx.ovs import choices, controller, daemons, flows, ofctl
 from ovsvx.ovs.flowwatch import generated_by_cookie
@@ -457,7 +457,14 @@ def agent_cmd(
     What `ovsvx enable` runs under systemd; one line per change on stdout."""
     metrics_at = _agent_metrics(metrics_text, probes)
     topo = _agent_topology(topology_file)
-    agent.run(host, topo, check_mode(mode_text) if mode_text else None, full_check_s, metrics_at, probes)
+
+    def exposing(passes: agent.Passes) -> str | None:
+        """The host's metrics and the agent's own, served at `metrics_at`."""
+        assert metrics_at is not None
+        return metrics.serve(metrics.registry_for(deployment_ops.Scope.real(host), passes, probes), metrics_at)
+
+    mode = check_mode(mode_text) if mode_text else None
+    agent.run(host, topo, mode, full_check_s, exposing if metrics_at is not None else None)
 
 
 def _agent_metrics(metrics_text: str | None, probes: bool) -> tuple[str, int] | None:
@@ -885,7 +892,7 @@ def flows_cmd(
         return
     preflight.require_root()
     deployment = _deployment(prefix)
-    for site, home in daemons.ovs_homes(deployment, deployment_ops.sites(deployment), host):
+    for site, home in daemons.ovs_homes(deployment, deployment.sites(), host):
         if raw:
             click.echo(ofctl.tool(home, "ovs-ofctl", "dump-flows", "--names", site.host.bridge), nl=False)
             continue

@@ -38,30 +38,57 @@ failure and each recovery from one.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import FrameType
 
 from ovsvx import waits
 from ovsvx.deploy.backends import backend
-from ovsvx.deploy.deploy import Scope, deploy, sites
+from ovsvx.deploy.deploy import Scope, deploy
 from ovsvx.errors import OvsvxError, UsageError, unexpected
-from ovsvx.host import netstack, nftables, systemd
-from ovsvx.model import record
+from ovsvx.host import netstack, nftables, record, systemd
+from ovsvx.host.record import Kind
 from ovsvx.model.options import DeployOptions
-from ovsvx.model.record import Kind
 from ovsvx.model.topology import Mode, Topology
-from ovsvx.observe import metrics
 
 FULL_CHECK_S = 30.0  # a pass this often even when nothing announced a change
 SETTLE_S = 0.3  # after an event, for the rest of its burst
 RETRY_FIRST_S = 1.0  # after a failed pass, doubling up to RETRY_MAX_S
 RETRY_MAX_S = 30.0
 FEED_RETRY_S = 1.0  # how soon the mode's change feed is started again after it ended (OVS restarting)
+
+
+@dataclass
+class Passes:
+    """What an agent's passes did, as it goes: the metrics of the agent that keeps the host."""
+
+    converged: int = 0
+    failed: int = 0
+    repairs: Counter[str] = field(default_factory=Counter)
+    last_seconds: float = 0.0
+    last_ok: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, ok: bool, seconds: float, changes: Sequence[str], repairing: bool) -> None:
+        """One pass; its changes count as repairs once the host was ready (the first pass is the deploy)."""
+        with self.lock:
+            self.converged += ok
+            self.failed += not ok
+            self.last_seconds, self.last_ok = seconds, ok
+            if repairing:
+                self.repairs.update(repair_kind(change) for change in changes)
+
+
+def repair_kind(change: str) -> str:
+    """What a change line made, removed or set right: "host1: + link vxlan1 ..." -> "link"."""
+    found = re.match(r"^(?:\S+: )?[+~-] (\w+)", change)
+    return found[1] if found else "other"
 
 
 class Feed:
@@ -152,7 +179,7 @@ class Agent:
         self.stopping = threading.Event()
         self.ready = False
         self.warned: set[str] = set()
-        self.passes = metrics.Passes()  # what `--metrics` exports of the agent itself
+        self.passes = Passes()  # what `--metrics` exports of the agent itself
         self.feeds = [Feed("ovsvx-nft", lambda: list(nftables.MONITOR), nftables.touches_ours)]
         if watch_feed:  # the mode's change feed (ovs mode: OVSDB's interfaces), every line a change
             self.feeds.append(Feed("ovsvx-feed", self._mode_feed, lambda _line: True))
@@ -245,7 +272,7 @@ class Agent:
         deployment = record.load(Kind.HOST, "")
         if deployment is None or self.name not in deployment.modes:
             return None
-        return backend(deployment.modes[self.name], sites(deployment)[0], deployment).change_feed()
+        return backend(deployment.modes[self.name], deployment.sites()[0], deployment).change_feed()
 
     def _keep_feeds(self) -> None:
         for feed in self.feeds:
@@ -278,17 +305,14 @@ def run(
     topology: Topology,
     mode: Mode | None,
     full_check_s: float = FULL_CHECK_S,
-    metrics_at: tuple[str, int] | None = None,
-    probes: bool = False,
+    exposing: Callable[[Passes], str | None] | None = None,
 ) -> None:
-    """`ovsvx agent`: the agent in the foreground until SIGTERM or Ctrl-C; with `metrics_at`, the host's
-    metrics and the agent's own served there."""
+    """`ovsvx agent`: the agent in the foreground until SIGTERM or Ctrl-C.  `exposing`, given the agent's
+    passes before they start, serves the metrics and returns a warning to log, or None."""
     topology.host(host)  # an unknown host is a usage error before anything runs
     agent = Agent(host, deploying(host, topology, mode), full_check_s=check_period(full_check_s))
-    if metrics_at is not None:
-        exposed = metrics.serve(metrics.registry_for(Scope.real(host), agent.passes, probes), metrics_at)
-        if exposed:
-            agent.say(f"{host}: warning: {exposed}")
+    if exposing is not None and (warning := exposing(agent.passes)):
+        agent.say(f"{host}: warning: {warning}")
     keep(agent)
 
 

@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 from ovsvx.errors import UsageError
 from ovsvx.host.plan import Resource
+from ovsvx.host.record import Deployment
 from ovsvx.kernel.backend import KernelBackend
 from ovsvx.model.bgp import BgpView
 from ovsvx.model.findings import Diagnosis, Finding
 from ovsvx.model.options import DeployOptions, Variant
 from ovsvx.model.path import Forwarding, Watched
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, Mode, Topology
 from ovsvx.model.traffic import Traffic

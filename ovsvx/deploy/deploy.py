@@ -22,16 +22,15 @@ from ovsvx import waits
 from ovsvx.deploy import lab
 from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
-from ovsvx.host import ipsec, netstack, preflight, systemd
+from ovsvx.host import ipsec, netstack, preflight, record, systemd
 from ovsvx.host.firewall import Firewall
 from ovsvx.host.firewall import commands as firewall_commands
 from ovsvx.host.listeners import overlay_listeners
-from ovsvx.model import record
+from ovsvx.host.record import Deployment, Kind
 from ovsvx.model import topology as topo
 from ovsvx.model.bgp import BgpView
 from ovsvx.model.findings import OK, Finding
 from ovsvx.model.options import DeployOptions
-from ovsvx.model.record import Deployment, Kind
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Mode, Topology
 
@@ -86,12 +85,6 @@ def resolve_modes(
         h.name: check_mode(requested.get(h.name) or fallback or deployed.get(h.name) or h.mode or default)
         for h in topology.hosts
     }
-
-
-def sites(deployment: Deployment) -> list[Site]:
-    if deployment.is_lab:
-        return lab.sites(deployment)
-    return [Site(deployment.topology.host(name), None) for name in deployment.modes]
 
 
 def _open(scope: Scope, topology: Topology) -> Deployment:
@@ -186,7 +179,7 @@ def deploy(
 
         try:
             changes = retired + (lab.build(deployment) if deployment.is_lab else [])
-            changes += each_site(sites(deployment), build)
+            changes += each_site(deployment.sites(), build)
         except (Exception, KeyboardInterrupt) as caught:
             _failed(caught, deployment, fresh)
         if deployment.is_lab and topology.evpn:
@@ -200,7 +193,7 @@ def _retire(deployment: Deployment, topology: Topology) -> list[str]:
     if deployment.topology == topology:
         return []
     names = {h.name for h in topology.hosts}
-    gone = [site for site in sites(deployment) if site.host.name not in names]
+    gone = [site for site in deployment.sites() if site.host.name not in names]
     removed = each_site(gone, lambda site: _take_down(deployment, site)) if gone else []
     for site in gone:
         if deployment.is_lab:
@@ -224,7 +217,7 @@ def bgp_view(deployment: Deployment, site: Site) -> BgpView:
 def unconverged(deployment: Deployment) -> dict[str, int]:
     """The lab's hosts that do not hold a route of every other host yet, with how many they hold."""
     expected = len(deployment.topology.hosts) - 1
-    held = {site.host.name: len(bgp_view(deployment, site).received) for site in sites(deployment)}
+    held = {site.host.name: len(bgp_view(deployment, site).received) for site in deployment.sites()}
     return {name: count for name, count in held.items() if count < expected}
 
 
@@ -271,7 +264,7 @@ def _leaving(deployment: Deployment, modes: Mapping[str, Mode]) -> dict[str, lis
     mode deployed now, when another is wanted, and those of a switch that was cut short (the record keeps
     them until they are gone).  Made before the new mode's `configure`, so each sees its own settings."""
     found = {}
-    for site in sites(deployment):
+    for site in deployment.sites():
         name = site.host.name
         going = dict.fromkeys([*deployment.leaving.get(name, []), deployment.modes.get(name)])
         old = [backend(mode, site, deployment) for mode in going if mode is not None and mode != modes.get(name)]
@@ -349,7 +342,7 @@ def _take_down(deployment: Deployment, site: Site) -> list[str]:
 
 
 def _remove(deployment: Deployment) -> list[str]:
-    removed = each_site(sites(deployment), lambda site: _take_down(deployment, site))
+    removed = each_site(deployment.sites(), lambda site: _take_down(deployment, site))
     if deployment.is_lab:
         removed += lab.teardown(deployment)
     deployment.forget()
@@ -409,7 +402,7 @@ def status(scope: Scope) -> tuple[Deployment, dict[str, HostStatus]]:
     preflight.require_root()
     deployment = record.require(scope.kind, scope.prefix)
     found = {}
-    for site in sites(deployment):
+    for site in deployment.sites():
         mode = deployment.modes[site.host.name]
         chosen = backend(mode, site, deployment)
         findings = chosen.inspect() + ipsec.HostIpsec(site, deployment).inspect()
@@ -453,20 +446,12 @@ def _agent_state(host: str) -> str:
     return f"{systemd.unit_name(host)} {unit.describe()}"
 
 
-def site_of(deployment: Deployment, host: str) -> Site:
-    """Where `host` lives in this deployment; a real host's peers are on other machines."""
-    for site in sites(deployment):
-        if site.host.name == host:
-            return site
-    raise UsageError(f"{host} is not deployed on this machine: run the command on {host}")
-
-
 def node_env(deployment: Deployment, node: str) -> dict[str, str] | None:
     """The environment for a command on `node`: a host's mode may point its own tools somewhere (a lab
     host's OVS); a namespace needs nothing."""
     if node not in deployment.modes:
         return None
-    return backend(deployment.modes[node], site_of(deployment, node), deployment).tool_env()
+    return backend(deployment.modes[node], deployment.site_of(node), deployment).tool_env()
 
 
 def find_scope(host: str | None, prefix: str | None) -> Scope:

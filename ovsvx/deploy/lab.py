@@ -17,24 +17,17 @@ from ipaddress import IPv4Address
 
 from ovsvx.deploy.backends import BACKENDS, decided
 from ovsvx.errors import ConflictError, UsageError
-from ovsvx.host import gtsm, netstack, secretfile
+from ovsvx.host import frr, gtsm, netstack, secretfile
 from ovsvx.host.nic import set_tx_offload, tx_offload
 from ovsvx.host.plan import LINK_ALIAS
-from ovsvx.kernel import frr
+from ovsvx.host.record import Deployment
 from ovsvx.model.findings import Finding
-from ovsvx.model.record import Deployment
-from ovsvx.model.site import Site
 from ovsvx.model.topology import Topology
 
 UNDERLAY_SWITCH = "underlay"
 SWITCH_BRIDGE = "sw0"
 MACHINE = "*"  # the record's sysctls of the machine itself, not of one host
 NEIGH_GC = "net.ipv4.neigh.default.gc_thresh{}"
-
-
-def sites(deployment: Deployment) -> list[Site]:
-    prefix = deployment.prefix
-    return [Site(h, prefix + h.name, prefix) for h in deployment.topology.hosts]
 
 
 def node_netns(deployment: Deployment, node: str) -> str | None:

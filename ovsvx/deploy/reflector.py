@@ -24,9 +24,7 @@ from ipaddress import IPv4Address
 
 from ovsvx.deploy.agent import Agent, Converged, check_period, keep
 from ovsvx.errors import PreconditionError, UsageError
-from ovsvx.host import gtsm, netstack, secretfile
-from ovsvx.kernel import frr
-from ovsvx.model import record
+from ovsvx.host import frr, gtsm, netstack, record, secretfile
 from ovsvx.model.topology import Topology
 
 

@@ -31,11 +31,9 @@ from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import Scope, destroy, resolve_modes
 from ovsvx.errors import ApplyError, ConflictError, PreconditionError
 from ovsvx.files import replace_file
-from ovsvx.host import preflight, systemd
-from ovsvx.kernel import frr
-from ovsvx.model import record
+from ovsvx.host import frr, preflight, record, systemd
+from ovsvx.host.record import Kind
 from ovsvx.model import topology as topo
-from ovsvx.model.record import Kind
 from ovsvx.model.topology import Mode
 
 CONFIG_DIR = Path(os.environ.get("OVSVX_CONFIG_DIR", "/etc/ovsvx"))

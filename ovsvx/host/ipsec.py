@@ -46,8 +46,8 @@ from ovsvx import waits
 from ovsvx.errors import ApplyError, PreconditionError, TopologyError
 from ovsvx.host import netstack, secretfile, systemd
 from ovsvx.host.processes import running_pid, serving, site_dir, stop_pid
+from ovsvx.host.record import Deployment
 from ovsvx.model.findings import MISSING, OK, Finding
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, Topology
 

@@ -10,6 +10,7 @@ it.  Sockets with no process are the kernel's own (a vxlan device's UDP port).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ from pathlib import Path
 
 from ovsvx.host import netstack
 from ovsvx.host.netstack import TCP_LISTEN
-from ovsvx.ovs.daemons import CONTROLLER_MARKERS
 
 UDP_UNCONNECTED = "07"
+#: An ovsvx process, as it is started (`python -m ovsvx.ovs.controller`) or typed (`ovsvx controller`):
+#: named "ovsvx controller" by the last word, whichever part of ovsvx it runs.
+OVSVX_PROCESS = re.compile(r"-m ovsvx\.(?:\w+\.)*(\w+)|\bovsvx (\w+)")
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ def _socket_owners() -> dict[int, str]:
         try:
             name = (entry / "comm").read_text().strip()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if any(marker in cmdline for marker in CONTROLLER_MARKERS):
-                name = "ovsvx controller"
+            if ovsvx := OVSVX_PROCESS.search(cmdline):
+                name = f"ovsvx {ovsvx[1] or ovsvx[2]}"
             for fd in (entry / "fd").iterdir():
                 target = os.readlink(fd)
                 if target.startswith("socket:["):

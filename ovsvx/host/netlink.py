@@ -42,8 +42,8 @@ from ovsvx.host.plan import (
     describe,
     piece_of,
 )
+from ovsvx.host.record import Deployment
 from ovsvx.model.findings import DIFFERS, FOREIGN, MISSING, OK, RECREATE, SET_UP, Finding, Remedy, State
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 
 IFF_UP = 1

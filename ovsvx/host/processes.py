@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 
 from ovsvx import waits
-from ovsvx.model.record import Deployment
+from ovsvx.host.record import Deployment
 from ovsvx.model.site import Site
 
 STOP_WAIT_S = 5.0  # after SIGTERM, before SIGKILL

@@ -8,16 +8,15 @@ FRR (`frr.py`), which adds the peers' routes as their BGP routes arrive.
 from __future__ import annotations
 
 from ovsvx.errors import UsageError
-from ovsvx.host import netstack, routes, secretfile
+from ovsvx.host import frr, netstack, routes, secretfile
 from ovsvx.host.netlink import Reconciler
-from ovsvx.kernel import frr
+from ovsvx.host.record import Deployment
 from ovsvx.kernel.layout import KernelLayout
 from ovsvx.kernel.plan import kernel_plan
 from ovsvx.kernel.trace import KernelForwarding
 from ovsvx.model.bgp import BgpView
 from ovsvx.model.findings import MISSING, OK, Finding
 from ovsvx.model.path import Watched
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import routed_vni_bridge
 from ovsvx.model.traffic import Traffic

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ovsvx.host import frr
 from ovsvx.host.plan import Resource, render
-from ovsvx.kernel import frr
+from ovsvx.host.record import Deployment
 from ovsvx.kernel.plan import kernel_plan
 from ovsvx.model.findings import Diagnosis, Verdict
 from ovsvx.model.options import DeployOptions, Variant
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, Mode, Topology
 

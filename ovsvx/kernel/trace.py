@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from ipaddress import IPv4Address, ip_network
 
-from ovsvx.host import lookups, netstack
-from ovsvx.kernel import frr
+from ovsvx.host import frr, lookups, netstack
+from ovsvx.host.record import Deployment
 from ovsvx.model.path import Arp, Forwarded, Hop, Packet
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, routed_vni_bridge
 

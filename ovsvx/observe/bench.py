@@ -30,8 +30,8 @@ from ovsvx.deploy.backends import Backend, backend, variants
 from ovsvx.deploy.deploy import Scope, deploy, destroy
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.host import netstack, preflight
+from ovsvx.host.record import Deployment, check_prefix
 from ovsvx.model.options import DeployOptions
-from ovsvx.model.record import Deployment, check_prefix
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Encryption, Ipsec, Topology
 from ovsvx.observe import verify

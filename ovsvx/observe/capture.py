@@ -36,10 +36,9 @@ from typing import Any
 from ovsvx import waits
 from ovsvx.deploy import lab
 from ovsvx.deploy.backends import backend
-from ovsvx.deploy.deploy import site_of
 from ovsvx.errors import ApplyError, UsageError
 from ovsvx.host import netstack, preflight
-from ovsvx.model.record import Deployment
+from ovsvx.host.record import Deployment
 from ovsvx.model.topology import Host, Node, find_node
 
 LISTEN_WAIT_S = 5.0
@@ -81,7 +80,7 @@ def _host_points(deployment: Deployment, host: Host, ns: str | None) -> list[Poi
     mode says (`Backend.watched`).  Where the NIC does not show the wire (OVS's AF_XDP ports take frames
     before tcpdump's hook), a lab watches it from its other end, the underlay switch's port."""
     where = lab.node_netns(deployment, host.name)
-    site = site_of(deployment, host.name)
+    site = deployment.site_of(host.name)
     watched = backend(deployment.modes[host.name], site, deployment).watched(ns)
     found = [Point(host.name, name, where) for name in watched.devices]
     if watched.nic:

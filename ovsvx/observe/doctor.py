@@ -23,16 +23,14 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from ovsvx.deploy import lab
 from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import find_scope
-from ovsvx.host import ipsec, netstack, preflight
+from ovsvx.host import ipsec, netstack, preflight, record
 from ovsvx.host.netlink import xdp_programs
 from ovsvx.host.netstack import RT_TABLE_MAIN
 from ovsvx.host.plan import LINK_ALIAS, RTPROT_OVSVX
-from ovsvx.model import record
+from ovsvx.host.record import Kind
 from ovsvx.model.findings import Diagnosis, Verdict
-from ovsvx.model.record import Kind
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Mode, Topology
 from ovsvx.model.topology import load as load_topology
@@ -422,7 +420,7 @@ def examine(host_name: str | None, prefix: str | None, topology_file: Path | Non
     if scope.kind == Kind.HOST:
         hosts = [(Site(topology.host(scope.host or ""), None), modes.get(scope.host or ""))]
     else:
-        hosts = [(site, modes.get(site.host.name)) for site in lab.sites(existing)] if existing else []
+        hosts = [(site, modes.get(site.host.name)) for site in existing.sites()] if existing else []
     return Examination(scope.describe(), scope.kind == Kind.LAB and existing is None, diagnose(topology, hosts))
 
 

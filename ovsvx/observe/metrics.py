@@ -28,9 +28,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from ipaddress import IPv4Address
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -40,12 +38,13 @@ from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ovsvx.deploy.agent import Passes
 from ovsvx.deploy.backends import BACKENDS, Piece, backend, decided
-from ovsvx.deploy.deploy import Scope, sites
+from ovsvx.deploy.deploy import Scope
 from ovsvx.errors import ConflictError, UsageError
-from ovsvx.model import record
+from ovsvx.host import record
+from ovsvx.host.record import Deployment
 from ovsvx.model.bgp import BgpView
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, Topology
 from ovsvx.model.traffic import Traffic
@@ -72,36 +71,6 @@ def parse_address(text: str) -> tuple[str, int]:
     if not 1 <= port <= 65535:
         raise UsageError(f"--metrics {text!r} is not allowed: PORT or ADDR:PORT (an IPv4 address, a port 1-65535)")
     return address, port
-
-
-# --- the agent's passes ----------------------------------------------------------------------------
-
-
-@dataclass
-class Passes:
-    """What an agent's passes did, as it goes: the metrics of the agent that keeps the host."""
-
-    converged: int = 0
-    failed: int = 0
-    repairs: Counter[str] = field(default_factory=Counter)
-    last_seconds: float = 0.0
-    last_ok: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, ok: bool, seconds: float, changes: Sequence[str], repairing: bool) -> None:
-        """One pass; its changes count as repairs once the host was ready (the first pass is the deploy)."""
-        with self.lock:
-            self.converged += ok
-            self.failed += not ok
-            self.last_seconds, self.last_ok = seconds, ok
-            if repairing:
-                self.repairs.update(repair_kind(change) for change in changes)
-
-
-def repair_kind(change: str) -> str:
-    """What a change line made, removed or set right: "host1: + link vxlan1 ..." -> "link"."""
-    found = re.match(r"^(?:\S+: )?[+~-] (\w+)", change)
-    return found[1] if found else "other"
 
 
 # --- the collector ---------------------------------------------------------------------------------
@@ -137,7 +106,7 @@ class OverlayCollector(Collector):
         deployment = record.load(self.scope.kind, self.scope.prefix)
         families.deployed.add_metric([], 1 if deployment is not None else 0)
         if deployment is not None:
-            for site in sites(deployment):
+            for site in deployment.sites():
                 self._host(families, deployment, site)
             if self.probes:
                 families.probed(self._pings(deployment))

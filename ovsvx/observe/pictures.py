@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ovsvx.deploy.backends import BACKENDS, Decided, backend, decided
-from ovsvx.deploy.deploy import HostStatus, Scope, find_scope, resolve_modes, sites, status
-from ovsvx.model import record
+from ovsvx.deploy.deploy import HostStatus, Scope, find_scope, resolve_modes, status
+from ovsvx.host import record
+from ovsvx.host.record import Deployment
 from ovsvx.model.findings import OK
 from ovsvx.model.options import DeployOptions
-from ovsvx.model.record import Deployment
 from ovsvx.model.topology import Mode, Topology
 from ovsvx.observe import graph
 from ovsvx.observe.graph import Live, Picture
@@ -60,7 +60,7 @@ def _live(deployment: Deployment, hosts: Mapping[str, HostStatus]) -> Live:
                 states[piece] = graph.worst([states.get(piece, OK), finding.state])
     traffic = {
         graph.key(site.host.name, tunnel): counted
-        for site in sites(deployment)
+        for site in deployment.sites()
         for tunnel, counted in backend(deployment.modes[site.host.name], site, deployment).tunnel_traffic().items()
     }
     sessions = {

@@ -24,11 +24,10 @@ from typing import Any
 
 from ovsvx.deploy import lab
 from ovsvx.deploy.backends import backend
-from ovsvx.deploy.deploy import site_of
 from ovsvx.errors import UsageError
 from ovsvx.host import ipsec, lookups, netstack
+from ovsvx.host.record import Deployment
 from ovsvx.model.path import PROTOCOLS, Arp, Dropped, Forwarding, Hop, Packet
-from ovsvx.model.record import Deployment
 from ovsvx.model.topology import Host, Node, find_node
 
 
@@ -48,7 +47,7 @@ class Tracer:
 
     def forwarding(self, host: Host) -> Forwarding:
         """How `host` forwards: its mode's own explanation."""
-        site = site_of(self.deployment, host.name)
+        site = self.deployment.site_of(host.name)
         return backend(self.deployment.modes[host.name], site, self.deployment).forwarding()
 
     def run(self, src: Node, dst: Node) -> list[Hop]:
@@ -121,7 +120,7 @@ class Tracer:
         esp = ""
         carried = f"VXLAN over UDP {self.topology.port}"
         if self.topology.encrypted:
-            sealed = ipsec.esp_on_the_way(self.deployment, site_of(self.deployment, src_host.name), dst_host)
+            sealed = ipsec.esp_on_the_way(self.deployment, self.deployment.site_of(src_host.name), dst_host)
             esp, carried = sealed.header, f"ESP (transport mode) carrying {carried}"
             why.append(sealed.why)
         outer = (

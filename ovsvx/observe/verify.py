@@ -22,9 +22,8 @@ from typing import Any
 
 from ovsvx.deploy import lab
 from ovsvx.errors import ApplyError
-from ovsvx.host import netstack, preflight
-from ovsvx.model import record
-from ovsvx.model.record import Deployment, Kind
+from ovsvx.host import netstack, preflight, record
+from ovsvx.host.record import Deployment, Kind
 from ovsvx.model.topology import Node, Topology, nodes
 
 INITIAL_TTL = 64

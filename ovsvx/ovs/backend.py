@@ -19,10 +19,10 @@ from ovsvx.errors import OvsvxError
 from ovsvx.host import processes, secretfile
 from ovsvx.host.netlink import Reconciler, remove_stale_taps
 from ovsvx.host.plan import MovedAddress, Veth
+from ovsvx.host.record import Deployment
 from ovsvx.model.bgp import BgpView
 from ovsvx.model.findings import MISSING, Finding
 from ovsvx.model.path import Watched
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.traffic import Traffic
 from ovsvx.ovs import daemons, ofctl, ovsdb

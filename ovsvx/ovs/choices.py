@@ -13,8 +13,8 @@ from typing import Any
 
 from ovsvx.errors import UsageError
 from ovsvx.host import preflight
+from ovsvx.host.record import Deployment
 from ovsvx.model.options import DeployOptions
-from ovsvx.model.record import Deployment
 from ovsvx.ovs import switch
 from ovsvx.ovs.flows import render_file
 from ovsvx.ovs.settings import AUTO, Datapath, OvsSettings, PortType

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ovsvx.errors import OvsvxError, UsageError
-from ovsvx.model import record
+from ovsvx.host import record
+from ovsvx.host.record import Kind
 from ovsvx.model import topology as topo
-from ovsvx.model.record import Kind
 from ovsvx.model.topology import Host, Topology
 from ovsvx.ovs.daemons import check_port_free, claim_socket, controller_socket
 from ovsvx.ovs.flows import EvpnPeer, host_flows
@@ -109,9 +109,7 @@ def serve(
 
 
 def _socket_of(deployment: record.Deployment, host: Host) -> Path:
-    from ovsvx.deploy.deploy import site_of
-
-    return controller_socket(deployment, site_of(deployment, host.name))
+    return controller_socket(deployment, deployment.site_of(host.name))
 
 
 def run(topology: Topology, host: Host, listen: Listen, evpn_state: Path | None = None) -> None:

@@ -28,11 +28,10 @@ from pathlib import Path
 
 from ovsvx import waits
 from ovsvx.errors import ApplyError, PreconditionError, UsageError
-from ovsvx.host import netstack, systemd
+from ovsvx.host import netstack, record, systemd
 from ovsvx.host.processes import running_pid, serving, site_dir, stop_pid
-from ovsvx.model import record
+from ovsvx.host.record import Deployment
 from ovsvx.model.bgp import BgpView, EvpnRoute, Refused, Session
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Mode, kernel_tunnel_device
 
@@ -41,13 +40,10 @@ SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 CONTROLLER_START_S = 5.0  # os-ken imports and binds its port; ~1 s here, 15 s in an emulated guest
 TUNNEL_DEVICE_GONE_S = 5.0  # OVS deletes its kernel tunnel device soon after the last vxlan port on its UDP port
 START_WAIT_S = 15.0  # ovsdb-server's socket appears within a second; scaled on a slow machine
-#: The controller's module, as ovsvx starts it (`python -m ovsvx.ovs.controller`).  Before the packages,
-#: ovsvx started `ovsvx.controller`, and a host upgraded while one runs still has it: its pid file is
-#: still ovsvx's, so deploy stops it instead of finding its socket taken.
+#: The controller's module, as ovsvx starts it (`python -m ovsvx.ovs.controller`): what a pid file's process
+#: must be running for the pid to be the controller's, not a reused one.
 CONTROLLER_MODULE = "ovsvx.ovs.controller"
-CONTROLLER_PIDS = (CONTROLLER_MODULE, "ovsvx.controller")
-#: How a controller's command line reads: as ovsvx starts one, and as a user or systemd does (`ovsvx controller`).
-CONTROLLER_MARKERS = (*CONTROLLER_PIDS, "ovsvx controller")
+CONTROLLER_PIDS = (CONTROLLER_MODULE,)
 
 
 @dataclass(frozen=True)

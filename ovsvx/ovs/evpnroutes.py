@@ -11,9 +11,9 @@ from ipaddress import IPv4Network
 
 from ovsvx.host import netstack, routes
 from ovsvx.host.plan import Route
+from ovsvx.host.record import Deployment
 from ovsvx.model import routepolicy
 from ovsvx.model.findings import FOREIGN, OK
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Topology
 from ovsvx.ovs import daemons

@@ -7,8 +7,8 @@ from __future__ import annotations
 from ovsvx import waits
 from ovsvx.errors import ApplyError, OvsvxError
 from ovsvx.host import netstack
+from ovsvx.host.record import Deployment
 from ovsvx.model.findings import DIFFERS, MISSING, OK, Finding
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.ovs import daemons, ofctl
 from ovsvx.ovs.controller import logged_errors

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ovsvx.host.plan import Resource, render
+from ovsvx.host.record import Deployment
 from ovsvx.model.findings import Diagnosis, Verdict
 from ovsvx.model.options import DeployOptions, Variant
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import PHYS_BRIDGE, Host, Mode, Topology
 from ovsvx.ovs import choices, daemons, switch

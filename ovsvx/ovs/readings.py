@@ -7,9 +7,9 @@ from __future__ import annotations
 from functools import cached_property
 
 from ovsvx.host import processes
+from ovsvx.host.record import Deployment
 from ovsvx.model.findings import MISSING, OK, Finding
 from ovsvx.model.path import Watched
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import kernel_tunnel_device
 from ovsvx.model.traffic import Traffic

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ovsvx.model.record import Deployment
+    from ovsvx.host.record import Deployment
 
 AUTO = "auto"  # what --datapath, --port-type and --tunnel-csum mean when not given: the machine decides
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from ovsvx.host.record import Deployment
 from ovsvx.model.path import PROBE_PORT, Arp, Dropped, Forwarded, Hop, Packet
-from ovsvx.model.record import Deployment
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Host, mac_for
 from ovsvx.ovs import daemons, flows, ofctl

@@ -26,10 +26,10 @@ import pytest
 
 from ovsvx import waits
 from ovsvx.deploy import lab
-from ovsvx.host import ipsec, netstack
+from ovsvx.host import ipsec, netstack, record
 from ovsvx.host.firewall import Counters, Firewall
-from ovsvx.model import record, topology
-from ovsvx.model.record import Kind
+from ovsvx.host.record import Kind
+from ovsvx.model import topology
 from ovsvx.model.site import Site
 from tests.conftest import TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import failed, status

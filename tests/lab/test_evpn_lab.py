@@ -16,11 +16,10 @@ import pytest
 
 from ovsvx import waits
 from ovsvx.deploy import lab
-from ovsvx.host import gtsm, netstack
+from ovsvx.host import frr, gtsm, netstack, record
 from ovsvx.host.firewall import Firewall
-from ovsvx.kernel import frr
-from ovsvx.model import record, topology
-from ovsvx.model.record import Kind
+from ovsvx.host.record import Kind
+from ovsvx.model import topology
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Bgp, Control
 from ovsvx.ovs.evpnspeaker import CONNECT_RETRY_S

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from ovsvx.host import netstack, plan
-from ovsvx.model import record, topology
-from ovsvx.model.record import Kind
+from ovsvx.host import netstack, plan, record
+from ovsvx.host.record import Kind
+from ovsvx.model import topology
 from ovsvx.ovs import flows
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, processes_of, verify

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from ovsvx.errors import ApplyError, PreconditionError
-from ovsvx.host import secretfile
-from ovsvx.kernel import frr
-from ovsvx.model import record, topology
+from ovsvx.host import frr, record, secretfile
+from ovsvx.model import topology
 from tests.conftest import need_lab
 
 

@@ -29,9 +29,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ovsvx.deploy.deploy import UNDONE, Scope, deploy, destroy
 from ovsvx.errors import OvsvxError
 from ovsvx.host import netstack
+from ovsvx.host.record import record_path
 from ovsvx.model import topology
 from ovsvx.model.options import DeployOptions
-from ovsvx.model.record import record_path
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab
 from tests.lab.helpers import processes_of
 

@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from ovsvx.deploy import lab
-from ovsvx.host import netstack
+from ovsvx.host import netstack, record
 from ovsvx.host.firewall import Counters, Firewall
-from ovsvx.model import record, topology
-from ovsvx.model.record import Kind
+from ovsvx.host.record import Kind
+from ovsvx.model import topology
 from ovsvx.model.site import Site
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import in_host

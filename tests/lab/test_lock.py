@@ -7,8 +7,8 @@ import time
 import pytest
 
 from ovsvx.errors import PreconditionError
-from ovsvx.model import record
-from ovsvx.model.record import Kind
+from ovsvx.host import record
+from ovsvx.host.record import Kind
 from tests.conftest import leftover_netns, run_ovsvx, start_ovsvx
 
 

@@ -39,6 +39,7 @@ from ovsvx import waits
 from ovsvx.errors import NotDeployedError, PreconditionError, UsageError
 from ovsvx.files import replace_file
 from ovsvx.model import topology as topo
+from ovsvx.model.site import Site
 
 STATE_DIR = Path(os.environ.get("OVSVX_STATE_DIR", "/run/ovsvx"))
 HOST_RECORD_DIR = Path(os.environ.get("OVSVX_HOST_RECORD_DIR", "/var/lib/ovsvx"))
@@ -88,6 +89,20 @@ class Deployment:
     @property
     def is_lab(self) -> bool:
         return self.kind == Kind.LAB
+
+    def sites(self) -> list[Site]:
+        """Where each deployed host lives: in a lab, every host in its namespace; on a real host, this
+        machine (its peers are on other machines)."""
+        if self.is_lab:
+            return [Site(h, self.prefix + h.name, self.prefix) for h in self.topology.hosts]
+        return [Site(self.topology.host(name), None) for name in self.modes]
+
+    def site_of(self, host: str) -> Site:
+        """Where `host` lives in this deployment."""
+        for site in self.sites():
+            if site.host.name == host:
+                return site
+        raise UsageError(f"{host} is not deployed on this machine: run the command on {host}")
 
     @property
     def folder(self) -> Path:

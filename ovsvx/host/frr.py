@@ -35,10 +35,10 @@ from typing import Any
 
 from ovsvx import waits
 from ovsvx.errors import ApplyError, PreconditionError
-from ovsvx.host import netstack, systemd
+from ovsvx.host import netstack, record, systemd
 from ovsvx.host import routes as host_routes
 from ovsvx.host.processes import running_pid, site_dir, stop_pid
-from ovsvx.model import record, routepolicy
+from ovsvx.model import routepolicy
 from ovsvx.model.bgp import BgpView, EvpnRoute, Refused, Session
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Bgp, Host, Topology
