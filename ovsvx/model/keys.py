@@ -9,7 +9,6 @@ key the parser reads that is not here, or one here that it does not read, fails 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,34 +100,28 @@ def samples() -> dict[str, dict[str, Any]]:
     return {"static": static, "evpn": evpn, "psk": psk, "certs": certs}
 
 
+#: The sample a key is tried in: by its path, else by its table; the rest are in the built-in topology.
+SAMPLE_OF = {"bgp": "evpn", "ipsec": "psk", "ipsec.cert": "certs", "ipsec.key": "certs", "ipsec.ca": "certs"}
+
+
 def _sample_for(key: Key) -> dict[str, Any]:
-    kind = {"bgp": "evpn", "ipsec": "psk"}.get(key.table, "static")
-    if key.path in ("ipsec.cert", "ipsec.key", "ipsec.ca"):
-        kind = "certs"
-    if key.path == "bgp":
-        kind = "evpn"
-    if key.path == "ipsec":
-        kind = "psk"
+    kind = SAMPLE_OF.get(key.path) or SAMPLE_OF.get(key.table, "static")
     return copy.deepcopy(samples()[kind])
 
 
-def _tables_of(data: dict[str, Any], table: str) -> Iterator[dict[str, Any]]:
+def _table_of(data: dict[str, Any], table: str) -> dict[str, Any]:
     """The first table at `table` ("hosts[]" is the first host's)."""
-    if table == "":
-        yield data
-    elif table == "hosts[]":
-        yield data["hosts"][0]
-    elif table == "hosts[].namespaces[]":
-        yield data["hosts"][0]["namespaces"][0]
-    else:
-        yield data[table]
+    if table == "hosts[]":
+        return data["hosts"][0]  # type: ignore[no-any-return]
+    if table == "hosts[].namespaces[]":
+        return data["hosts"][0]["namespaces"][0]  # type: ignore[no-any-return]
+    return data[table] if table else data
 
 
 def refusal(key: Key) -> str:
     """The parser's one line for the key's bad value, in a sample that is otherwise valid."""
     data = _sample_for(key)
-    for table in _tables_of(data, key.table):
-        table[key.name] = key.bad
+    _table_of(data, key.table)[key.name] = key.bad
     try:
         topology.parse(data)
     except TopologyError as err:
@@ -139,8 +132,7 @@ def refusal(key: Key) -> str:
 def default(key: Key) -> str | None:
     """What the parser makes of the key left out, shown; None when it must be given."""
     data = _sample_for(key)
-    for table in _tables_of(data, key.table):
-        table.pop(key.name, None)
+    _table_of(data, key.table).pop(key.name, None)
     try:
         parsed = topology.parse(data)
     except TopologyError:

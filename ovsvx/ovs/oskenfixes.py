@@ -66,7 +66,6 @@ def _run(self: Any, *_args: Any, **_kwargs: Any) -> None:
         with RIB:
             while self._dest_queue.is_empty() and self._rtdest_queue.is_empty():
                 RIB.wait()
-        with RIB:
             self._plain_process_rtdest()
         self._process_dest()
         time.sleep(0)  # as os-ken's pause(0): the sessions' threads run between batches
