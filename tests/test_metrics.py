@@ -4,6 +4,7 @@ real agent are lab tests (tests/lab/test_metrics_lab.py, tests/lab/test_real_hos
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ def test_an_agents_passes_are_counted_and_only_repairs_after_the_first_count_as_
     passes = agent.Passes()
     passes.record(True, 2.5, ["host1: + vxlan vxlan1 (...)", "host1: + route 192.168.2.0/24"], repairing=False)
     passes.record(True, 0.5, ["host1: + route 192.168.2.0/24 via 192.168.2.254 dev vxlan1 onlink"], repairing=True)
+    before = time.time()
     passes.record(False, 0.25, [], repairing=True)
     registry = metrics.registry_for(Scope.lab("ovtnone-"), passes)  # nothing deployed under that prefix
     said = {
@@ -87,6 +89,7 @@ def test_an_agents_passes_are_counted_and_only_repairs_after_the_first_count_as_
         for family in text_string_to_metric_families(metrics.scrape(registry))
         for sample in family.samples
     }
+    assert before <= said.pop(("ovsvx_agent_last_pass_timestamp_seconds", ())) <= time.time()
     assert said == {
         ("ovsvx_deployed", ()): 0,
         ("ovsvx_agent_passes_total", (("result", "converged"),)): 2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,10 @@ def test_a_reflector_is_a_unit_of_its_own_as_hardened_as_a_hosts() -> None:
         "/usr/bin/python3 -I -m ovsvx reflector --address 10.33.30.2 -t /etc/ovsvx/reflector-10.33.30.2.toml"
     )
     assert unit["After"] == "network-online.target" and unit["Type"] == "notify"
-    hardening = {k: v for k, v in lines(UNIT.text()).items() if k not in ("ExecStart", "Description")}
-    assert {k: v for k, v in unit.items() if k not in ("ExecStart", "Description")} == hardening
+    assert unit["ExecReload"] == "/usr/bin/python3 -I -m ovsvx reload --reflector 10.33.30.2"
+    own = ("ExecStart", "ExecReload", "Description")
+    hardening = {k: v for k, v in lines(UNIT.text()).items() if k not in own}
+    assert {k: v for k, v in unit.items() if k not in own} == hardening
 
 
 def test_notify_sends_one_datagram_of_key_value_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,3 +149,27 @@ def test_the_stored_topology_is_read_only_when_it_is_roots_alone(tmp_path: Path)
     link.symlink_to(stored)
     with pytest.raises(PreconditionError, match=r"^-t .*link.toml: it is a link"):
         preflight.require_roots_alone(link, "-t")
+
+
+def test_the_unit_reloads_through_ovsvx_bounds_its_start_and_has_a_watchdog() -> None:
+    """Issue 34: `systemctl reload` runs `ovsvx reload`, which waits for the agent's pass; a start is
+    bounded (a boot waits for no host); the watchdog restarts an agent whose event thread died."""
+    timed = replace(UNIT, timing=systemd.UnitTiming(start_s=180, watchdog_s=30))
+    unit = lines(timed.text())
+    assert unit["ExecReload"] == "/opt/x/.venv/bin/python -I -m ovsvx reload --host host1"
+    assert (unit["TimeoutStartSec"], unit["WatchdogSec"], unit["RestartSec"]) == ("180", "30", "1")
+    assert "WatchdogSec" not in lines(UNIT.text())  # none unless enable asks for one
+    assert "infinity" not in UNIT.text()
+
+
+def test_the_watchdog_period_is_read_once_and_only_when_meant_for_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    systemd.watchdog_period.cache_clear()
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert systemd.watchdog_period() == 30.0
+    assert "WATCHDOG_USEC" not in os.environ  # the processes the agent starts do not inherit it
+    systemd.watchdog_period.cache_clear()
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert systemd.watchdog_period() is None
+    systemd.watchdog_period.cache_clear()

@@ -464,7 +464,7 @@ def agent_cmd(
         return metrics.serve(metrics.registry_for(deployment_ops.Scope.real(host), passes, probes), metrics_at)
 
     mode = check_mode(mode_text) if mode_text else None
-    agent.run(host, topo, mode, full_check_s, exposing if metrics_at is not None else None)
+    agent.run(host, topo, mode, full_check_s, exposing if metrics_at is not None else None, topology_file)
 
 
 def _agent_metrics(metrics_text: str | None, probes: bool) -> tuple[str, int] | None:
@@ -477,8 +477,7 @@ def _agent_metrics(metrics_text: str | None, probes: bool) -> tuple[str, int] | 
 def _agent_topology(topology_file: Path | None) -> topology.Topology:
     """-t FILE, else the topology this machine is deployed from, else the built-in one."""
     if topology_file is not None:
-        preflight.require_roots_alone(topology_file, "-t")  # read as root at every start
-        return topology.load(topology_file)
+        return agent.stored_topology(topology_file)  # read as root at every start
     here = record.load(Kind.HOST, "")
     return here.topology if here is not None else topology.default()
 
@@ -501,9 +500,8 @@ def reflector_cmd(address_text: str, topology_file: Path | None, full_check_s: f
     """Keep a BGP EVPN route reflector (FRR's bgpd) running at ADDR, until SIGTERM.
 
     What `ovsvx enable --reflector ADDR` runs under systemd; one line per change on stdout."""
-    if topology_file is not None:
-        preflight.require_roots_alone(topology_file, "-t")  # read as root at every start
-    reflector.run(topology.load(topology_file), _address("--address", address_text), full_check_s)
+    topo = agent.stored_topology(topology_file) if topology_file is not None else topology.default()
+    reflector.run(topo, _address("--address", address_text), full_check_s, topology_file)
 
 
 def _address(option: str, text: str) -> IPv4Address:
@@ -529,6 +527,11 @@ def _role(host: str | None, reflector_text: str | None) -> IPv4Address | None:
 @single_mode_option
 @metrics_option(None, "The agent serves the host's metrics there (as `ovsvx agent --metrics`).")
 @probes_option
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="On an enabled host, take a topology that does not apply in place: destroy the host, build it anew.",
+)
 @reported
 def enable_cmd(
     host: str | None,
@@ -537,26 +540,43 @@ def enable_cmd(
     mode_text: str | None,
     metrics_text: str | None,
     probes: bool,
+    rebuild: bool,
 ) -> None:
     """Keep this machine as HOST for good: a systemd unit (ovsvx@HOST) that deploys at boot and repairs.
 
-    With --reflector ADDR instead: the topology's route reflector at ADDR (ovsvx-reflector@ADDR)."""
+    On an enabled host, a topology with hosts or namespaces added is applied in place (the agent reloads
+    it); any other change needs --rebuild.  With --reflector ADDR instead: the topology's route reflector
+    at ADDR (ovsvx-reflector@ADDR)."""
     address = _role(host, reflector_text)
     if address is not None:
-        if mode_text is not None or metrics_text is not None or probes:
-            raise UsageError("--mode, --metrics and --probes are for a host: a route reflector has none")
+        if mode_text is not None or metrics_text is not None or probes or rebuild:
+            raise UsageError("--mode, --metrics, --probes and --rebuild are for a host: a route reflector has none")
         enabled = service.enable_reflector(address, topology_file)
     else:
         assert host is not None
         _agent_metrics(metrics_text, probes)  # refused here, not by the unit at its start
         mode = check_mode(mode_text) if mode_text else None
-        enabled = service.enable(host, topology_file, mode, metrics_text, probes)
+        enabled = service.enable(host, topology_file, mode, metrics_text, probes, rebuild)
     for warning in enabled.warnings:
         err_console.print(f"ovsvx: warning: {warning}", soft_wrap=True)
     for line in enabled.changes:
         out.print(line)
     said = enabled.status.describe() if enabled.status else "?"
     out.print(f"{enabled.unit}: {said}" if enabled.changes else f"{enabled.unit} already as wanted: {said}")
+
+
+@main.command("reload")
+@host_option
+@reflector_option
+@reported
+def reload_cmd(host: str | None, reflector_text: str | None) -> None:
+    """Make the enabled agent read its stored topology again and apply the difference (ExecReload).
+
+    What `systemctl reload ovsvx@HOST` runs; returns once the agent's pass over it has ended.  A stored
+    topology that changes more than hosts or namespaces added is refused, and nothing changes."""
+    address = _role(host, reflector_text)
+    for line in service.reload(host, address) if address is None else service.reload(address=address):
+        out.print(line)
 
 
 @main.command("disable")

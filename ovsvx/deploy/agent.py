@@ -6,24 +6,36 @@ fix only what differs, adopt what the on-disk record says ovsvx made before a
 reboot).  What the agent adds is *when* a pass runs:
 
 - at start, and again with a growing pause while it fails (a NIC not up yet,
-  Open vSwitch still starting): the first pass that succeeds tells systemd the
-  host is ready;
-- soon after anything that may have drifted: a netlink notification from this
-  machine's stack (a link, an address or a route added or removed: a deleted
-  vxlan device, a NIC back with a new ifindex), a change in OVSDB's
-  interfaces (a deleted port, an ovs-vswitchd restarted, which also ends the
-  monitor), or a change to one of ovsvx's nftables tables (`nft monitor`: a
-  rule rewritten, a `flush ruleset` such as `systemctl restart nftables`
-  makes);
+  Open vSwitch still starting).  The first pass that succeeds tells systemd
+  the host is ready; if none has after START_BOUND_S, the agent says it is
+  ready all the same, with why it is not converged in its status line, so a
+  renamed NIC never keeps the boot from reaching multi-user;
+- soon after anything of ovsvx's that may have drifted (`watches.py`): a
+  netlink event of its devices, routes or addresses; a change in OVSDB's
+  interfaces of its bridge (an ovs-vswitchd restarted ends the monitor, which
+  counts too); a change to one of its nftables tables (`nft monitor`: a rule
+  rewritten, `systemctl restart nftables`'s `flush ruleset`); the exit of a
+  daemon it started (the controller, zebra, bgpd, charon), which the pass
+  starts again;
+- on SIGHUP (`systemctl reload`, through `ovsvx reload`): the stored topology
+  is read again and, when it changes only what applies in place
+  (`model/changes.py`: hosts or namespaces added), applied as a difference;
+  otherwise refused, and the agent keeps the topology it has;
 - every FULL_CHECK_S in any case, the backstop for what sends no event (a
   sysctl, a flow, a workload namespace's own stack).
 
-Events come in bursts (our own pass makes some), so a pass waits SETTLE_S
-after the first; a pass that changes nothing makes no events, so the agent
-comes to rest.  The pass starts the daemons the host needs when they are not
-running, as deploy does: the os-ken controller in ovs mode, FRR's zebra and
-bgpd in kernel mode under EVPN; under ovsvx's unit, each is a service of
-its own (`systemd.start_service`), so they outlive the agent.  SIGTERM ends the
+Events come in bursts (our own pass makes some, a flapping NIC makes many): a
+pass waits SETTLE_S after the first event and starts no sooner than EVENT_GAP_S
+after the last one ended, so a burst of any length costs a pass a EVENT_GAP_S
+or so; a pass that changes nothing makes no events, so the agent comes to rest.
+
+Under systemd's watchdog (WatchdogSec=) a thread of the agent's says it is
+alive only while the netlink watch lives and no pass has run longer than
+PASS_BOUND_S: otherwise systemd kills the agent and starts it again.  An agent
+that keeps crashing waits longer before each new start (`agentreport.py`).
+After every pass it rewrites its report (last pass, reloads, crashes), which
+`status` shows.  Under ovsvx's unit each daemon the pass starts is a service of
+its own (`systemd.start_service`), so it outlives the agent.  SIGTERM ends the
 agent after the pass under way and leaves them all: the flows stay in OVS
 (`fail_mode=secure`), the devices and BGP sessions stay, so the overlay keeps
 forwarding while the agent is away.
@@ -40,28 +52,34 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import FrameType
 
 from ovsvx import waits
+from ovsvx.deploy import agentreport, watches
 from ovsvx.deploy.backends import backend
-from ovsvx.deploy.deploy import Scope, deploy
-from ovsvx.errors import OvsvxError, UsageError, unexpected
-from ovsvx.host import netstack, nftables, record, systemd
+from ovsvx.deploy.deploy import Scope, daemon_pids, deploy, own_devices
+from ovsvx.errors import ConflictError, OvsvxError, UsageError, unexpected
+from ovsvx.host import nftables, preflight, record, systemd
 from ovsvx.host.record import Kind
+from ovsvx.model import changes
+from ovsvx.model import topology as topo
 from ovsvx.model.options import DeployOptions
 from ovsvx.model.topology import Mode, Topology
 
 FULL_CHECK_S = 30.0  # a pass this often even when nothing announced a change
 SETTLE_S = 0.3  # after an event, for the rest of its burst
+EVENT_GAP_S = 1.0  # at least this long between the end of a pass and the start of one an event asked for
 RETRY_FIRST_S = 1.0  # after a failed pass, doubling up to RETRY_MAX_S
 RETRY_MAX_S = 30.0
-FEED_RETRY_S = 1.0  # how soon the mode's change feed is started again after it ended (OVS restarting)
+START_BOUND_S = 90.0  # the longest the agent keeps systemd (and the boot) waiting for a first converged pass
+PASS_BOUND_S = 300.0  # a pass running longer is stuck: the watchdog is no longer told the agent is alive
+WATCHDOG_S = 30.0  # the unit's WatchdogSec, scaled when `enable` writes it; kicked three times as often
 
 
 @dataclass
@@ -73,6 +91,7 @@ class Passes:
     repairs: Counter[str] = field(default_factory=Counter)
     last_seconds: float = 0.0
     last_ok: bool = False
+    last_at: float = 0.0  # when the last pass ended, wall clock
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, ok: bool, seconds: float, changes: Sequence[str], repairing: bool) -> None:
@@ -80,7 +99,7 @@ class Passes:
         with self.lock:
             self.converged += ok
             self.failed += not ok
-            self.last_seconds, self.last_ok = seconds, ok
+            self.last_seconds, self.last_ok, self.last_at = seconds, ok, time.time()
             if repairing:
                 self.repairs.update(repair_kind(change) for change in changes)
 
@@ -89,47 +108,6 @@ def repair_kind(change: str) -> str:
     """What a change line made, removed or set right: "host1: + link vxlan1 ..." -> "link"."""
     found = re.match(r"^(?:\S+: )?[+~-] (\w+)", change)
     return found[1] if found else "other"
-
-
-class Feed:
-    """A command whose lines announce changes (OVSDB's monitor, `nft monitor`), kept running: each line
-    that `wanted` takes wakes the agent, and so does the command's end (its daemon restarting), after which
-    the next pass starts it again."""
-
-    def __init__(self, name: str, argv: Callable[[], list[str] | None], wanted: Callable[[str], bool]):
-        self.name = name
-        self.argv = argv  # None: nothing to watch (yet)
-        self.wanted = wanted
-        self.process: subprocess.Popen[str] | None = None
-
-    def keep(self, wake: threading.Event, stopping: threading.Event) -> None:
-        """Start the command unless it runs; a command not installed leaves the full checks to notice."""
-        if self.process is not None and self.process.poll() is None:
-            return
-        argv = self.argv()
-        if not argv:
-            return
-        try:
-            self.process = netstack.popen(
-                None, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-            )
-        except OSError:
-            return
-        threading.Thread(target=self._read, args=(self.process, wake, stopping), name=self.name, daemon=True).start()
-
-    def _read(self, process: subprocess.Popen[str], wake: threading.Event, stopping: threading.Event) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if self.wanted(line):
-                wake.set()
-        process.wait()
-        if not stopping.wait(waits.scaled(FEED_RETRY_S)):
-            wake.set()  # a pass starts the feed again, once its daemon is back
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait()
 
 
 @dataclass(frozen=True)
@@ -143,21 +121,61 @@ class Pass:
 
 @dataclass(frozen=True)
 class Converged:
-    """What a pass's work returns: the changes it made and what to warn about."""
+    """What a pass's work returns: the changes it made, what to warn about, the daemons it keeps running
+    (what -> pid: their exit wakes the agent) and the devices that are ovsvx's (None: not known)."""
 
     changes: list[str]
     warnings: list[str]
+    daemons: dict[str, int] = field(default_factory=dict)
+    devices: frozenset[str] | None = None
 
 
-def deploying(host: str, topology: Topology, mode: Mode | None) -> Callable[[], Converged]:
-    """A host agent's pass: `ovsvx deploy --host HOST`, with its repair semantics."""
-    requested = {host: str(mode)} if mode else {}
+class Work:
+    """What an agent keeps: its pass (`__call__`) and what SIGHUP does (`reload`: a line saying what it
+    took, or an OvsvxError saying why it took nothing)."""
 
-    def work() -> Converged:
-        report = deploy(Scope.real(host), topology, requested, DeployOptions())
-        return Converged(report.changes, report.warnings)
+    def __call__(self) -> Converged:
+        raise NotImplementedError
 
-    return work
+    def reload(self) -> str:
+        raise UsageError("this agent has nothing to read again")
+
+
+def stored_topology(path: Path) -> Topology:
+    """A topology the agent reads as root at every start and reload: refused while others may write it."""
+    preflight.require_roots_alone(path, "-t")
+    return topo.load(path)
+
+
+class HostWork(Work):
+    """A host agent's pass, `ovsvx deploy --host HOST` with its repair semantics, of the topology it was
+    started with or last reloaded from its file."""
+
+    def __init__(self, host: str, topology: Topology, mode: Mode | None, topology_file: Path | None = None):
+        self.host, self.topology, self.topology_file = host, topology, topology_file
+        self.requested = {host: str(mode)} if mode else {}
+
+    def __call__(self) -> Converged:
+        scope = Scope.real(self.host)
+        report = deploy(scope, self.topology, self.requested, DeployOptions())
+        deployment = report.deployment
+        return Converged(report.changes, report.warnings, daemon_pids(deployment), own_devices(deployment))
+
+    def reload(self) -> str:
+        """The stored topology again: taken when it is the same, or applies in place over what is deployed."""
+        if self.topology_file is None:
+            raise UsageError("the agent was started without -t: there is no file to read again")
+        new = stored_topology(self.topology_file)
+        new.host(self.host)
+        deployed = record.load(Kind.HOST, "")
+        if (why := changes.refusal(deployed.topology if deployed else self.topology, new)) is not None:
+            raise ConflictError(
+                f"{self.topology_file}: {why}, which does not apply in place (only hosts and namespaces "
+                "added do): kept the topology deployed; `ovsvx enable --rebuild` rebuilds the host"
+            )
+        same = new == self.topology
+        self.topology = new
+        return f"read {self.topology_file} again: " + ("no change" if same else "applying the difference")
 
 
 class Agent:
@@ -166,7 +184,7 @@ class Agent:
     def __init__(
         self,
         name: str,
-        work: Callable[[], Converged],
+        work: Work,
         say: Callable[[str], None] = lambda line: print(line, flush=True),
         full_check_s: float = FULL_CHECK_S,
         watch_feed: bool = True,
@@ -177,20 +195,32 @@ class Agent:
         self.say = say
         self.wake = threading.Event()  # something may have drifted
         self.stopping = threading.Event()
-        self.ready = False
+        self.reloading = threading.Event()  # SIGHUP: read the topology again
+        self.ready = False  # converged once (later changes are repairs)
+        self.told_ready = False  # systemd was told (converged, or START_BOUND_S passed)
         self.warned: set[str] = set()
         self.passes = Passes()  # what `--metrics` exports of the agent itself
-        self.feeds = [Feed("ovsvx-nft", lambda: list(nftables.MONITOR), nftables.touches_ours)]
-        if watch_feed:  # the mode's change feed (ovs mode: OVSDB's interfaces), every line a change
-            self.feeds.append(Feed("ovsvx-feed", self._mode_feed, lambda _line: True))
+        self.report = agentreport.starting(name, time.time())
+        self.passing_since = 0.0  # monotonic start of the pass under way; 0 between passes
+        self.own = watches.Own()
+        self.netlink = watches.NetlinkWatch(self.wake, self.stopping, self.own)
+        self.daemons = watches.DaemonWatch(self.wake, self.stopping, self.say)
+        self.feeds = [watches.Feed("ovsvx-nft", lambda: list(nftables.MONITOR), nftables.touches_ours)]
+        if watch_feed:  # the mode's change feed (ovs mode: OVSDB's interfaces of ovsvx's bridge)
+            self.feeds.append(watches.Feed("ovsvx-feed", self._mode_feed, watches.names_a_device_of(self.own)))
 
     # --- one pass -------------------------------------------------------------------------------
 
     def converge(self) -> Pass:
-        """One pass, counted in `passes`."""
+        """One pass, counted in `passes` and in the agent's report."""
         started = time.monotonic()
+        self.passing_since = started
         done = self._pass()
-        self.passes.record(done.ok, time.monotonic() - started, done.changes, repairing=self.ready)
+        took = time.monotonic() - started
+        self.passing_since = 0.0
+        self.passes.record(done.ok, took, done.changes, repairing=self.ready)
+        self.report = agentreport.passed(self.report, done.ok, took, done.error, time.time())
+        agentreport.save(self.report)
         return done
 
     def _pass(self) -> Pass:
@@ -207,17 +237,35 @@ class Agent:
         self.warned = set(report.warnings)
         for line in report.changes:
             self.say(line)
+        self.own.names = report.devices
+        self.daemons.watch(report.daemons)
         return Pass(True, report.changes)
+
+    def reload(self) -> None:
+        """Take the topology again (SIGHUP); the pass that follows applies it."""
+        try:
+            said, refused = self.work.reload(), ""
+        except OvsvxError as err:
+            said = refused = str(err)
+        self.say(f"{self.name}: reload: {said}")
+        self.report = replace(
+            self.report, reloads=self.report.reloads + 1, reload_refused=refused, reloaded_after=self.report.passes
+        )
+        agentreport.save(self.report)
 
     # --- the loop -------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Converge, then keep converging on events and on the clock, until SIGTERM (or stop())."""
-        watch_netlink(self.wake, self.stopping)
-        retry = RETRY_FIRST_S
-        failing = ""
+        self.netlink.start()
+        self.daemons.start()
+        self._back_off()
+        started, retry, failing = time.monotonic(), RETRY_FIRST_S, ""
         while not self.stopping.is_set():
             self.wake.clear()
+            if self.reloading.is_set():
+                self.reloading.clear()
+                self.reload()
             done = self.converge()
             if done.ok:
                 if failing:
@@ -229,28 +277,76 @@ class Agent:
                 if done.error != failing:
                     self.say(f"{self.name}: error: {done.error} (trying again)")
                 failing = done.error
-                systemd.notify(STATUS=f"not converged: {done.error}"[:400])
+                self._on_failed(done, time.monotonic() - started)
                 pause, retry = retry, min(retry * 2, RETRY_MAX_S)
             self._keep_feeds()
-            if self.wake.wait(waits.scaled(pause)) and not self.stopping.is_set():
-                self.stopping.wait(SETTLE_S)  # the rest of the burst
+            self._rest(pause)
         self._stop_watches()
+        agentreport.save(replace(self.report, stopped=True))
+
+    def _rest(self, pause: float) -> None:
+        """Until the next pass: the clock's `pause`, or an event, then the rest of its burst and the gap a
+        pass keeps from the one before."""
+        ended = time.monotonic()
+        if self.wake.wait(waits.scaled(pause)) and not self.stopping.is_set():
+            self.stopping.wait(max(SETTLE_S, EVENT_GAP_S - (time.monotonic() - ended)))
+
+    def _back_off(self) -> None:
+        """In a crash loop, wait before the first pass, longer each time (`agentreport.restart_delay`)."""
+        delay = agentreport.restart_delay(self.report.crashes)
+        if delay:
+            self.say(f"{self.name}: {self.report.crashes} crashes in a row: waiting {delay:g} s before starting")
+            systemd.notify(STATUS=f"waiting {delay:g} s after {self.report.crashes} crashes in a row")
+            self.stopping.wait(delay)
+        agentreport.save(self.report)
 
     def _on_converged(self, done: Pass) -> None:
         if not self.ready:
             self.ready = True
             self.say(f"{self.name}: ready ({len(done.changes)} change(s) to get there)")
-            systemd.notify(READY="1", STATUS=f"{self.name} converged")
         elif done.changes:
             self.say(f"{self.name}: repaired: {len(done.changes)} change(s)")
-            systemd.notify(STATUS=f"{self.name} converged, last repair {time.strftime('%H:%M:%S')}")
+        self.told_ready = True
+        systemd.notify(READY="1", STATUS=f"{self.name} converged; {self.report.describe()}"[:400])
+
+    def _on_failed(self, done: Pass, trying_for: float) -> None:
+        """Say why in the unit's status line; once START_BOUND_S have passed without converging, tell
+        systemd the agent is up all the same (it keeps trying): a boot waits for no host."""
+        fields = {"STATUS": f"not converged: {done.error} (trying again)"[:400]}
+        if not self.told_ready and trying_for >= waits.scaled(START_BOUND_S):
+            self.told_ready = True
+            self.say(f"{self.name}: not converged after {trying_for:.0f} s: the boot goes on, the agent keeps trying")
+            fields["READY"] = "1"
+        systemd.notify(**fields)
+
+    def healthy(self) -> str:
+        """ "" while the agent works as it should; else why not (the watchdog then stays silent)."""
+        if not self.netlink.alive():
+            return "the netlink watch has ended"
+        if self.passing_since and time.monotonic() - self.passing_since > waits.scaled(PASS_BOUND_S):
+            return f"a pass has run for more than {waits.scaled(PASS_BOUND_S):.0f} s"
+        return ""
+
+    def watchdog(self, period: float) -> None:
+        """Tell systemd's watchdog the agent lives, three times a `period`, while it is `healthy`; the first
+        time it is not, say why and stop: systemd kills the agent and starts it again."""
+
+        def kick() -> None:
+            while not self.stopping.wait(period / 3):
+                if why := self.healthy():
+                    self.say(f"{self.name}: watchdog: {why}: no longer telling systemd the agent is alive")
+                    return
+                systemd.notify(WATCHDOG="1")
+
+        threading.Thread(target=kick, name="ovsvx-watchdog", daemon=True).start()
 
     def stop(self, *_: object) -> None:
         self.stopping.set()
         self.wake.set()
 
     def install_signals(self) -> None:
-        """SIGTERM and Ctrl-C stop the loop.  Children forked by pyroute2 to reach a namespace inherit the
+        """SIGTERM and Ctrl-C stop the loop, SIGHUP reloads; with OVSVX_TEST_HOOKS=1, SIGUSR2 ends the
+        netlink watch (`watches.TEST_HOOKS`).  Children forked by pyroute2 to reach a namespace inherit the
         handler, and are ended with SIGTERM: in them it must be the default, death."""
         me = os.getpid()
 
@@ -259,11 +355,19 @@ class Agent:
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
                 return
-            self.say(f"{self.name}: {signal.Signals(signum).name}: stopping; the overlay keeps forwarding")
-            self.stop()
+            if signum == signal.SIGHUP:
+                self.reloading.set()
+                self.wake.set()
+            elif signum == signal.SIGUSR2:
+                self.netlink.ending.set()
+            else:
+                self.say(f"{self.name}: {signal.Signals(signum).name}: stopping; the overlay keeps forwarding")
+                self.stop()
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, handler)
+        if os.environ.get(watches.TEST_HOOKS) == "1":
+            signal.signal(signal.SIGUSR2, handler)
 
     # --- what wakes it ------------------------------------------------------------------------
 
@@ -283,34 +387,20 @@ class Agent:
             feed.stop()
 
 
-def watch_netlink(wake: threading.Event, stopping: threading.Event) -> None:
-    """A thread that sets `wake` on every link, address or route notification of this stack, until
-    `stopping`.  pyroute2's socket is bound in the thread that reads it: its event loop belongs to one
-    thread."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK
-
-    def watch() -> None:
-        ipr = IPRoute()
-        ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE)
-        while not stopping.is_set():
-            if ipr.get():
-                wake.set()
-
-    threading.Thread(target=watch, name="ovsvx-netlink", daemon=True).start()
-
-
 def run(
     host: str,
     topology: Topology,
     mode: Mode | None,
     full_check_s: float = FULL_CHECK_S,
     exposing: Callable[[Passes], str | None] | None = None,
+    topology_file: Path | None = None,
 ) -> None:
     """`ovsvx agent`: the agent in the foreground until SIGTERM or Ctrl-C.  `exposing`, given the agent's
-    passes before they start, serves the metrics and returns a warning to log, or None."""
+    passes before they start, serves the metrics and returns a warning to log, or None.  SIGHUP reads
+    `topology_file` again."""
     topology.host(host)  # an unknown host is a usage error before anything runs
-    agent = Agent(host, deploying(host, topology, mode), full_check_s=check_period(full_check_s))
+    work = HostWork(host, topology, mode, topology_file)
+    agent = Agent(host, work, full_check_s=check_period(full_check_s))
     if exposing is not None and (warning := exposing(agent.passes)):
         agent.say(f"{host}: warning: {warning}")
     keep(agent)
@@ -326,5 +416,7 @@ def keep(agent: Agent) -> None:
     """Run `agent` in the foreground until SIGTERM or Ctrl-C."""
     systemd.notify_socket()  # kept from the processes the agent starts
     agent.install_signals()
+    if (period := systemd.watchdog_period()) is not None:
+        agent.watchdog(period)
     agent.say(f"{agent.name}: agent started (pid {os.getpid()}); full check every {agent.full_check_s:g} s")
     agent.run()

@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ovsvx import waits
-from ovsvx.deploy import lab
-from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode
+from ovsvx.deploy import agentreport, lab
+from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode, decided
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
 from ovsvx.host import ipsec, netstack, preflight, record, systemd
 from ovsvx.host.firewall import Firewall
 from ovsvx.host.firewall import commands as firewall_commands
 from ovsvx.host.listeners import overlay_listeners
+from ovsvx.host.plan import Bridge, Resource, Veth, Vxlan
 from ovsvx.host.record import Deployment, Kind
+from ovsvx.model import changes
 from ovsvx.model import topology as topo
 from ovsvx.model.bgp import BgpView
 from ovsvx.model.findings import OK, Finding
@@ -88,15 +90,15 @@ def resolve_modes(
 
 
 def _open(scope: Scope, topology: Topology) -> Deployment:
-    """The deployment's record, or a new one; a record of another topology is refused, unless under EVPN
-    only hosts were added or removed (the caller retires those that left)."""
+    """The deployment's record, or a new one; a record of another topology is refused unless the change
+    applies in place (`changes.refusal`: hosts or namespaces added; the caller retires hosts that left)."""
     existing = record.load(scope.kind, scope.prefix)
     if existing is None:
         return Deployment(scope.kind, scope.prefix, topology)
-    if existing.topology != topology and not topo.only_hosts_differ(existing.topology, topology):
-        hint = " (under EVPN, hosts may be added or removed, nothing else changed)" if topology.evpn else ""
+    if (why := changes.refusal(existing.topology, topology)) is not None:
         raise ConflictError(
-            f"the {scope.describe()} was deployed from a different topology{hint}; run `ovsvx destroy` first"
+            f"the {scope.describe()} was deployed from another topology, and {why}: only hosts and namespaces "
+            "added apply in place; run `ovsvx destroy` first"
         )
     if scope.kind == Kind.HOST and scope.host not in existing.modes:
         raise ConflictError(
@@ -443,7 +445,34 @@ def _agent_state(host: str) -> str:
     unit = systemd.unit_state(systemd.unit_name(host))
     if unit is None:
         return f"none: nothing repairs this host or brings it back after a reboot (`ovsvx enable --host {host}` does)"
-    return f"{systemd.unit_name(host)} {unit.describe()}"
+    report = agentreport.load(host)
+    last = f"; {report.describe()}" if report is not None and report.pid == unit.pid else ""
+    return f"{systemd.unit_name(host)} {unit.describe()}{last}"
+
+
+def daemon_pids(deployment: Deployment) -> dict[str, int]:
+    """The daemons the deployment's hosts keep running (the controller, FRR's, charon), what -> pid."""
+    found: dict[str, int] = {}
+    for site in deployment.sites():
+        found |= backend(deployment.modes[site.host.name], site, deployment).daemons()
+        found |= ipsec.HostIpsec(site, deployment).daemons()
+    return found
+
+
+def own_devices(deployment: Deployment) -> frozenset[str]:
+    """The names of the devices the deployment's hosts are made of on their stacks, and what they stand on
+    (the NIC, Open vSwitch's tunnel device): what the agent's watches count as ovsvx's."""
+    names: set[str] = set()
+    for site in deployment.sites():
+        host, mode = site.host, deployment.modes[site.host.name]
+        names |= {host.nic, topo.kernel_tunnel_device(deployment.topology.port)}
+        names |= BACKENDS[mode].vtep_carriers(host)
+        for piece in BACKENDS[mode].pieces(deployment.topology, host, decided(deployment, host.name)):
+            if isinstance(piece, (Vxlan, Bridge, Veth)):
+                names.add(piece.name)
+            elif not isinstance(piece, Resource):  # an OVS bridge, with its ports
+                names |= {piece.name, *(port.name for port in piece.ports)}
+    return frozenset(names)
 
 
 def node_env(deployment: Deployment, node: str) -> dict[str, str] | None:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from dataclasses import replace
 from ipaddress import IPv4Address
+from pathlib import Path
 
-from ovsvx.deploy.agent import Agent, Converged, check_period, keep
+from ovsvx.deploy.agent import Agent, Converged, Work, check_period, keep, stored_topology
 from ovsvx.errors import PreconditionError, UsageError
 from ovsvx.host import frr, gtsm, netstack, record, secretfile
 from ovsvx.model.topology import Topology
@@ -68,10 +70,35 @@ def stop(address: IPv4Address) -> list[str]:
     return stopped
 
 
-def run(topology: Topology, address: IPv4Address, full_check_s: float) -> None:
+class ReflectorWork(Work):
+    """The reflector keeper's pass (`converge`), and its reload: the topology file read again (a new
+    password, a host's subnet more in the range) and its bgpd's configuration with it."""
+
+    def __init__(self, topology: Topology, address: IPv4Address, topology_file: Path | None):
+        self.topology, self.address, self.topology_file = topology, address, topology_file
+
+    def __call__(self) -> Converged:
+        done = converge(self.topology, self.address)
+        return replace(done, daemons={f"reflector {self.address}'s bgpd": pid for pid in _pids(self.address)})
+
+    def reload(self) -> str:
+        if self.topology_file is None:
+            raise UsageError("the reflector was started without -t: there is no file to read again")
+        new = stored_topology(self.topology_file)
+        check(new, self.address)
+        same, self.topology = new == self.topology, new
+        return f"read {self.topology_file} again: " + ("no change" if same else "applying it")
+
+
+def _pids(address: IPv4Address) -> list[int]:
+    return [pid for pid in frr.running(home(address)).values() if pid]
+
+
+def run(topology: Topology, address: IPv4Address, full_check_s: float, topology_file: Path | None = None) -> None:
     """`ovsvx reflector`: keep the reflector running, in the foreground, until SIGTERM or Ctrl-C (which
-    leave bgpd running: its clients keep their routes while the keeper is away)."""
+    leave bgpd running: its clients keep their routes while the keeper is away); SIGHUP reads
+    `topology_file` again."""
     frr.require_installed()
     check(topology, address)
-    work = lambda: converge(topology, address)  # noqa: E731 - the pass, named by the agent's line
+    work = ReflectorWork(topology, address, topology_file)
     keep(Agent(f"reflector {address}", work, full_check_s=check_period(full_check_s), watch_feed=False))

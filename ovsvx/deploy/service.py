@@ -6,7 +6,11 @@ then keeps the topology under /etc/ovsvx (root's, 0600), writes the unit
 `ovsvx@HOST.service` for this installation's interpreter, and starts it, and
 returns once the agent says the host is ready.  Enabled again with another
 mode, the agent restarts and switches the host in place; with another
-topology, the host is destroyed first (as `deploy` asks), then deployed anew.
+topology that applies in place (hosts or namespaces added), the running agent
+reloads it (`reload`, which is also the unit's ExecReload, so `systemctl
+reload ovsvx@H` does the same) and deploys the difference; a topology that
+does not is refused, unless `--rebuild`: the host is then destroyed first
+and deployed anew.
 
 disable stops and removes the unit, destroys the deployment and removes the
 stored topology: afterwards the machine is as it was before enable.
@@ -19,20 +23,22 @@ route reflector of an EVPN topology (`reflector.py`): its own unit,
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from ovsvx import waits
-from ovsvx.deploy import reflector
+from ovsvx.deploy import agent, agentreport, reflector
 from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import Scope, destroy, resolve_modes
 from ovsvx.errors import ApplyError, ConflictError, PreconditionError
 from ovsvx.files import replace_file
 from ovsvx.host import frr, preflight, record, systemd
 from ovsvx.host.record import Kind
+from ovsvx.model import changes
 from ovsvx.model import topology as topo
 from ovsvx.model.topology import Mode
 
@@ -57,9 +63,19 @@ class Enabled:
 
 
 def enable(
-    host: str, topology_file: Path | None, mode: Mode | None, metrics: str | None = None, probes: bool = False
+    host: str,
+    topology_file: Path | None,
+    mode: Mode | None,
+    metrics: str | None = None,
+    probes: bool = False,
+    rebuild: bool = False,
 ) -> Enabled:
-    """Make this machine `host` of the topology for good: stored, unit installed and started, ready."""
+    """Make this machine `host` of the topology for good: stored, unit installed and started, ready.
+
+    On an enabled host, another topology that applies in place (`changes.refusal`) is stored and the
+    running agent reloads it (or, when the unit changes too, a new agent starts with it): either way a
+    deploy of the difference, nothing that stays is touched.  One that does not apply in place is refused,
+    unless `rebuild`: then the host is destroyed first and built anew."""
     preflight.require_root()
     wanted = topo.load(topology_file)
     wanted.host(host)  # the user's values first: an unknown host is refused before anything else
@@ -76,14 +92,91 @@ def enable(
     python, env = sys.executable, systemd.carried_environment()
     after = BACKENDS[chosen].system_services
     unit = systemd.AgentUnit.host(host, topology_path(host), mode, after, python, env, (metrics, probes))
+    unit = replace(unit, timing=unit_timing())
     unit.text()  # a word no unit can hold is refused here, before anything changes
-    changes = []
-    if deployed is not None and deployed.topology != wanted and not topo.only_hosts_differ(deployed.topology, wanted):
-        changes += _stop(unit.unit)  # deploy takes no other topology over a deployed one: destroy first
-        changes += destroy(Scope.real(host))
-    changes += _write(topology_path(host), _text(topology_file))
-    changes, superseded = _install(unit, changes)
-    return Enabled(unit.unit, changes, warnings, _await_ready(unit.unit, superseded))
+    done: list[str] = []
+    why = changes.refusal(deployed.topology, wanted) if deployed is not None else None
+    if why is not None and not rebuild:
+        raise ConflictError(
+            f"{host} is deployed from another topology, and {why}: only hosts and namespaces added apply in "
+            f"place; `ovsvx enable --rebuild` destroys {host} and builds it anew (its workloads are cut off meanwhile)"
+        )
+    if why is not None:
+        done += _stop(unit.unit)  # deploy takes no such topology over a deployed one: destroy first
+        done += destroy(Scope.real(host))
+    done += _write(topology_path(host), _text(topology_file))
+    if done and why is None and _reloadable(unit):
+        done += reload(host)
+        return Enabled(unit.unit, done, warnings, systemd.unit_state(unit.unit))
+    done, superseded = _install(unit, done)
+    return Enabled(unit.unit, done, warnings, _await_ready(unit.unit, host, superseded))
+
+
+def unit_timing() -> systemd.UnitTiming:
+    """The unit's clocks for this machine: the agent's own bounds, scaled as its waits are (the unit
+    carries OVSVX_WAIT_SCALE to it), the start given room for a crash loop's longest wait too."""
+    start = agent.START_BOUND_S + agentreport.RESTART_DELAY_MAX_S + 30
+    return systemd.UnitTiming(start_s=waits.scaled(start), watchdog_s=waits.scaled(agent.WATCHDOG_S))
+
+
+def _reloadable(unit: systemd.AgentUnit) -> bool:
+    """Whether the running agent can take a new stored topology by a reload: it runs, from this very
+    unit file (a changed unit needs a new agent)."""
+    state = systemd.unit_state(unit.unit)
+    path = systemd.unit_path(unit.unit)
+    running = state is not None and state.active == "active"
+    return running and path.exists() and path.read_text() == unit.text()
+
+
+RELOAD_S = 120.0  # the agent's pass over a new topology: a deploy of the difference (a controller restart)
+
+
+def reload(host: str | None = None, address: IPv4Address | None = None) -> list[str]:
+    """Make the running agent of `host` (or the reflector's keeper at `address`) read its stored topology
+    again, and return once the pass that applies it has ended: what `systemctl reload` runs.  A stored
+    topology that does not apply in place is refused here, before the agent is told anything."""
+    preflight.require_root()
+    systemd.require_systemd()
+    unit = systemd.unit_name(host) if host is not None else systemd.reflector_unit_name(str(address))
+    name = host if host is not None else f"reflector {address}"
+    state = systemd.unit_state(unit)
+    if state is None or state.active not in ("active", "reloading") or not state.pid:
+        said = state.describe() if state else "not installed"
+        raise PreconditionError(f"{unit} is not running ({said}): `ovsvx enable` starts it")
+    if host is not None:
+        _check_in_place(host)
+    before = agentreport.load(name)
+    taken = before.reloads if before is not None and before.pid == state.pid else 0
+    os.kill(state.pid, signal.SIGHUP)
+
+    def applied() -> agentreport.AgentReport | None:
+        now = agentreport.load(name)
+        if now is None or now.pid != state.pid or now.reloads <= taken:
+            return None
+        return now if now.reload_refused or now.passes > now.reloaded_after else None
+
+    if not waits.until(lambda: applied() is not None, RELOAD_S, interval=0.1):
+        within = f"{waits.scaled(RELOAD_S):.0f} s"
+        raise ApplyError(f"{unit} did not take its topology within {within}: see journalctl -u {unit}")
+    report = applied()
+    assert report is not None
+    if report.reload_refused:
+        raise ConflictError(report.reload_refused)
+    if not report.last_ok:
+        raise ApplyError(f"{unit} took its topology, but its pass failed: {report.last_error}")
+    return [f"reloaded {unit}: {report.describe()}"]
+
+
+def _check_in_place(host: str) -> None:
+    """The stored topology loads, names `host`, and applies in place over what is deployed."""
+    stored = agent.stored_topology(topology_path(host))
+    stored.host(host)
+    deployed = record.load(Kind.HOST, "")
+    if deployed is not None and (why := changes.refusal(deployed.topology, stored)) is not None:
+        raise ConflictError(
+            f"{topology_path(host)}: {why}, which does not apply in place (only hosts and namespaces added do): "
+            f"nothing reloaded; `ovsvx enable --rebuild -t FILE` rebuilds {host}"
+        )
 
 
 def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enabled:
@@ -98,8 +191,13 @@ def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enable
     stored = reflector_topology_path(address)
     unit = systemd.AgentUnit.reflector(str(address), stored, sys.executable, systemd.carried_environment())
     unit.text()  # as for a host: refused before anything changes
-    changes, superseded = _install(unit, _write(stored, _text(topology_file)))
-    return Enabled(unit.unit, changes, [], _await_ready(unit.unit, superseded))
+    unit = replace(unit, timing=unit_timing())
+    done = _write(stored, _text(topology_file))
+    if done and _reloadable(unit):
+        done += reload(address=address)
+        return Enabled(unit.unit, done, [], systemd.unit_state(unit.unit))
+    done, superseded = _install(unit, done)
+    return Enabled(unit.unit, done, [], _await_ready(unit.unit, f"reflector {address}", superseded))
 
 
 def _text(topology_file: Path | None) -> str:
@@ -147,15 +245,22 @@ def _config_dir() -> list[str]:
     return []
 
 
-def _await_ready(unit: str, superseded: str | None) -> systemd.UnitState | None:
-    """Wait until the agent has converged (the unit is active: Type=notify), or say why not.  An agent
-    (re)started by enable counts only once systemd runs a new invocation, not the `superseded` one."""
+def _await_ready(unit: str, name: str, superseded: str | None) -> systemd.UnitState | None:
+    """Wait until the agent has converged (the unit is active: Type=notify, and the agent's report says
+    its last pass converged), or say why not.  An agent (re)started by enable counts only once systemd
+    runs a new invocation, not the `superseded` one.  An agent that told systemd it is up without having
+    converged (START_BOUND_S passed) is an error: it keeps trying, and says why."""
 
     def ready() -> bool:
         state = systemd.unit_state(unit)
         return state is not None and state.active == "active" and state.invocation != superseded
 
     if waits.until(ready, READY_S, interval=0.3):
+        report = agentreport.load(name)
+        if report is not None and report.passes and not report.last_ok:
+            raise ApplyError(
+                f"{unit} is up but has not converged: {report.last_error}; it keeps trying (journalctl -u {unit})"
+            )
         return systemd.unit_state(unit)
     now = systemd.unit_state(unit)
     said = now.describe() if now else "no unit"

@@ -569,6 +569,11 @@ class HostIpsec:
             changes.append(f"{name}: ipsec: IKEv2 and ESP with {peers} (udp {self.topology.port}, transport mode)")
         return changes
 
+    def daemons(self) -> dict[str, int]:
+        """The charon it keeps running, by pid, when the host is encrypted and charon runs."""
+        pid = charon_pid(self.home) if self.topology.encrypted else None
+        return {f"{self.site.host.name}'s charon": pid} if pid else {}
+
     def remove(self) -> list[str]:
         """Stop charon (it deletes its SAs and policies), then delete any it could not (it was killed), and
         its folder; nothing when the host never had IPsec."""

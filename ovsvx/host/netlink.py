@@ -425,9 +425,11 @@ def _inspect_vxlan(ipr: Any, r: Vxlan, unfinished: Collection[str]) -> Finding:
         "learning": data.get("IFLA_VXLAN_LEARNING"),
         "master": link.get("IFLA_MASTER"),
     }
-    wrong = [f"{k} {have[k]} (want {want[k]})" for k in want if have[k] != want[k]]
+    wrong = {k: f"{k} {have[k]} (want {want[k]})" for k in want if have[k] != want[k]}
+    if list(wrong) == ["remote"]:  # the kernel changes a vxlan device's remote in place (its default entry)
+        return _found(r, DIFFERS, wrong["remote"], Remedy.RETARGET)
     if wrong:
-        return _recreate_it(r, ", ".join(wrong))
+        return _recreate_it(r, ", ".join(wrong.values()))
     return base
 
 
@@ -474,6 +476,9 @@ def _fix_vxlan(stacks: _Stacks, r: Vxlan, finding: Finding) -> None:
         if not r.learning:
             spec["vxlan_learning"] = 0
         ipr.link("add", **spec)
+    elif finding.remedy == Remedy.RETARGET:  # no traffic is cut: the device, its routes and addresses stay
+        remote = str(r.remote) if r.remote is not None else "0.0.0.0"
+        ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], kind="vxlan", vxlan_group=remote)
     extra = {"master": ipr.link_lookup(ifname=r.master)[0]} if r.master else {}
     ipr.link("set", index=ipr.link_lookup(ifname=r.name)[0], ifalias=LINK_ALIAS, address=r.mac, state="up", **extra)
 

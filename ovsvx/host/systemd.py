@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -98,6 +98,17 @@ def quoted(word: str, command: bool = True) -> str:
 
 
 @dataclass(frozen=True)
+class UnitTiming:
+    """The unit's clocks, in seconds, as `enable` scales them for this machine: the longest start (the
+    agent says it is ready by then, converged or not: a boot waits for no host) and the watchdog's period
+    (0: none)."""
+
+    start_s: float = 180.0
+    watchdog_s: float = 0.0
+    restart_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class AgentUnit:
     """What one unit of ovsvx's says: which ovsvx command it keeps running, and after what."""
 
@@ -108,6 +119,8 @@ class AgentUnit:
     python: str  # this installation's interpreter, so the unit runs the ovsvx that wrote it
     environment: Env = ()  # ovsvx's settings the enabling command ran with
     after: tuple[str, ...] = ()  # the system's services it is ordered after (its mode's: Open vSwitch)
+    reload: tuple[str, ...] = ()  # ovsvx's arguments that make the agent read its topology again, and wait
+    timing: UnitTiming = field(default_factory=lambda: UnitTiming())
 
     @classmethod
     def host(
@@ -127,19 +140,22 @@ class AgentUnit:
         address, probes = metrics
         command += (("--metrics", address) if address else ()) + (("--probes",) if probes else ())
         description = f"ovsvx agent for {host}: keeps this machine at its VXLAN overlay"
-        return cls(unit_name(host), f"--host {host}", command, description, python, environment, after)
+        reload = ("reload", "--host", host)
+        return cls(unit_name(host), f"--host {host}", command, description, python, environment, after, reload)
 
     @classmethod
     def reflector(cls, address: str, topology_file: Path, python: str, environment: Env = ()) -> AgentUnit:
         """A route reflector's keeper (`ovsvx reflector`): bgpd for the overlay's hosts at `address`."""
         command = ("reflector", "--address", address, "-t", str(topology_file))
         description = f"ovsvx BGP EVPN route reflector at {address}"
-        return cls(reflector_unit_name(address), f"--reflector {address}", command, description, python, environment)
+        reload = ("reload", "--reflector", address)
+        name = reflector_unit_name(address)
+        return cls(name, f"--reflector {address}", command, description, python, environment, reload=reload)
 
-    def argv(self) -> list[str]:
-        """The command line: isolated (-I), so nothing from a working directory or PYTHON* variable is
-        imported as root."""
-        return [self.python, "-I", "-m", "ovsvx", *self.command]
+    def argv(self, command: tuple[str, ...] | None = None) -> list[str]:
+        """A command line of ovsvx's (the agent's, by default): isolated (-I), so nothing from a working
+        directory or PYTHON* variable is imported as root."""
+        return [self.python, "-I", "-m", "ovsvx", *(self.command if command is None else command)]
 
     def text(self) -> str:
         """The unit file."""
@@ -157,10 +173,12 @@ class AgentUnit:
                 "Type=notify",
                 "NotifyAccess=main",
                 "ExecStart=" + " ".join(map(quoted, self.argv())),
+                *(["ExecReload=" + " ".join(map(quoted, self.argv(self.reload)))] if self.reload else []),
                 "WorkingDirectory=/",
                 "Restart=always",
-                "RestartSec=1",
-                "TimeoutStartSec=infinity",
+                f"RestartSec={self.timing.restart_s:g}",
+                f"TimeoutStartSec={self.timing.start_s:.0f}",
+                *([f"WatchdogSec={self.timing.watchdog_s:.0f}"] if self.timing.watchdog_s else []),
                 "KillMode=mixed",
                 "Environment=PYTHONUNBUFFERED=1",
                 f"Environment={DAEMON_UNITS}=1",
@@ -200,6 +218,16 @@ def notify_socket() -> str | None:
     unset_environment does: it is the unit's main process's alone (NotifyAccess=main), and a child that
     inherits it (OVS's tools notify when they start) is refused by systemd with a warning in the journal."""
     return os.environ.pop("NOTIFY_SOCKET", None)
+
+
+@cache
+def watchdog_period() -> float | None:
+    """The unit's WatchdogSec in seconds ($WATCHDOG_USEC, meant for this process: $WATCHDOG_PID), taken
+    out of the environment as `sd_watchdog_enabled` does; None when systemd watches nothing."""
+    usec, pid = os.environ.pop("WATCHDOG_USEC", None), os.environ.pop("WATCHDOG_PID", None)
+    if not usec or not usec.isdigit() or (pid is not None and pid != str(os.getpid())):
+        return None
+    return int(usec) / 1e6
 
 
 def notify(**fields: str) -> bool:

@@ -60,6 +60,12 @@ class KernelBackend(KernelLayout):
     def details(self) -> dict[str, str]:
         return {}
 
+    def daemons(self) -> dict[str, int]:
+        """FRR's zebra and bgpd under EVPN, by pid (kernel mode runs nothing else)."""
+        if self.frr is None:
+            return {}
+        return {f"{self.site.host.name}'s {d}": pid for d, pid in frr.running(self.frr).items() if pid}
+
     def tunnel_traffic(self) -> dict[str, Traffic]:
         """The vxlan device's counters (one device for every peer)."""
         counted = netstack.link_traffic(self.site.netns, self.site.host.vxlan)

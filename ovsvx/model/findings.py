@@ -24,10 +24,13 @@ class State(StrEnum):
 
 class Remedy(StrEnum):
     """How a piece that differs is put right, where its kind of repair matters to the fixer: a link that
-    is only down is set up; one whose kind or attributes differ is deleted and made again."""
+    is only down is set up; a vxlan device whose only difference is its remote (a static overlay grown
+    from two hosts to more) is given the new one in place; one whose kind or other attributes differ is
+    deleted and made again."""
 
     NONE = ""
     SET_UP = "set up"
+    RETARGET = "set its remote"
     RECREATE = "recreate"
 
 

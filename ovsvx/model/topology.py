@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 from ipaddress import IPv4Address, IPv4Network
@@ -240,17 +240,6 @@ def covering(networks: Iterable[IPv4Network]) -> IPv4Network:
     while not all(n.subnet_of(found) for n in every):
         found = found.supernet()
     return found
-
-
-def only_hosts_differ(old: Topology, new: Topology) -> bool:
-    """True when `new` is `old` with hosts added or removed, and EVPN lets hosts learn each other: then
-    a deploy of `new` touches only the hosts that came or went."""
-    if not (old.evpn and new.evpn):
-        return False
-    if replace(old, hosts=()) != replace(new, hosts=()):
-        return False
-    kept = {h.name: h for h in new.hosts}
-    return all(kept[h.name] == h for h in old.hosts if h.name in kept)
 
 
 # --- the names ovsvx derives -------------------------------------------------------------

@@ -244,7 +244,9 @@ class Families:
             last.add_metric([], passes.last_seconds)
             ok = GaugeMetricFamily("ovsvx_agent_last_pass_converged", "1 if the last pass converged the host")
             ok.add_metric([], 1 if passes.last_ok else 0)
-            self.agent = [done, repairs, last, ok]
+            at = GaugeMetricFamily("ovsvx_agent_last_pass_timestamp_seconds", "When the agent's last pass ended")
+            at.add_metric([], passes.last_at)
+            self.agent = [done, repairs, last, ok, at]
 
     def all(self) -> list[Metric]:
         """The families with something to say (a lab has no agent; static control, no sessions)."""

@@ -81,8 +81,9 @@ class OvsBackend(OvsLayout):
         if self.settings.af_xdp:  # the devices OVS reads through AF_XDP: the NIC and the namespaces' veth ends
             self.deployment.note_xdp(host, [self.site.host.nic, *(ns.peer for ns in self.site.host.namespaces)])
         changes = [f"{host}: started {program}" for program in daemons.start_ovs(self.home)]
-        if self.settings.from_controller and daemons.ensure_controller(self.deployment, self.site):
-            changes.append(f"{host}: started controller on unix:{self.watch.socket}")
+        if self.settings.from_controller and (done := daemons.ensure_controller(self.deployment, self.site)):
+            why = " (the topology changed)" if done == "restarted" else ""
+            changes.append(f"{host}: {done} controller on unix:{self.watch.socket}{why}")
         remade = self._devices_to_make()
         changes += self.netlink.apply(self.before)
         with ovsdb.connect(self.home.db) as api:
@@ -138,6 +139,11 @@ class OvsBackend(OvsLayout):
 
     def details(self) -> dict[str, str]:
         return self.readings.details()
+
+    def daemons(self) -> dict[str, int]:
+        """The controller it starts, by pid (OVS's daemons are the system's, or the lab's)."""
+        pid = daemons.controller_pid(self.deployment, self.site) if self.settings.from_controller else None
+        return {f"{self.site.host.name}'s controller": pid} if pid else {}
 
     def tunnel_traffic(self) -> dict[str, Traffic]:
         return self.readings.tunnel_traffic()

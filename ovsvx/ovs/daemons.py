@@ -17,13 +17,14 @@ when /proc confirms the pid is still the program that wrote it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ovsvx import waits
@@ -146,6 +147,20 @@ def controller_files(deployment: Deployment, site: Site) -> tuple[Path, Path]:
     return folder / "controller.pid", folder / "controller.log"
 
 
+def served_topology(deployment: Deployment, site: Site) -> str:
+    """A digest of what the host's controller computes its flows from, read from the record when it
+    starts: the whole topology when static (every peer has flows), under EVPN only the host itself and
+    the range its speaker takes routes in (peers come by BGP).  A controller that serves another digest
+    is restarted (`ensure_controller`); OVS keeps forwarding by the flows it has meanwhile."""
+    topology = deployment.topology
+    view = (replace(topology, hosts=(site.host,)), topology.overlay_range) if topology.evpn else topology
+    return hashlib.sha256(repr(view).encode()).hexdigest()[:16]
+
+
+def _served_file(deployment: Deployment, site: Site) -> Path:
+    return site_dir(deployment, site) / "controller.serves"
+
+
 def evpn_state_file(deployment: Deployment, site: Site) -> Path:
     """Where an ovs host's controller writes what its EVPN speaker knows (sessions, routes)."""
     return site_dir(deployment, site) / "evpn.json"
@@ -260,12 +275,27 @@ def start_controller(deployment: Deployment, site: Site) -> bool:
     return True
 
 
-def ensure_controller(deployment: Deployment, site: Site) -> bool:
-    """Start the controller unless it runs (True: started), then wait until it listens: OVS then
-    connects at once when the bridge names it, instead of backing off."""
+def ensure_controller(deployment: Deployment, site: Site) -> str | None:
+    """Start the controller unless it runs, or restart it when it serves another topology than the
+    record's; then wait until it listens: OVS then connects at once when the bridge names it, instead of
+    backing off.  What it did ("started", "restarted"), or None."""
+    served = _served_file(deployment, site)
+    wanted = served_topology(deployment, site)
+    restarting = controller_pid(deployment, site) is not None and _read(served) != wanted
+    if restarting:
+        stop_controller(deployment, site)
     started = start_controller(deployment, site)
+    if started:
+        served.write_text(wanted + "\n")
     wait_serving(site.netns, controller_socket(deployment, site), CONTROLLER_START_S)
-    return started
+    return "restarted" if restarting else "started" if started else None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def wait_serving(netns: str | None, path: Path, seconds: float) -> None:

@@ -305,10 +305,14 @@ class FlowInstaller(app_manager.OSKenApp):
         )
 
     def _send(self, datapath: Any, add: list[Flow], delete: list[int], ports: dict[str, int] | None = None) -> None:
-        """The one place flows are sent from: delete the flows of the cookies `delete`, add the flows
-        `add`, then a barrier."""
+        """The one place flows are sent from: add the flows `add`, then delete the flows of the cookies
+        `delete`, then a barrier.  Made before broken: a flow whose content changed (a new peer in a
+        flood's outputs) has a new cookie, and its new version, added with the old one's match and
+        priority, takes the old one's place, so no packet meets neither."""
         parser = datapath.ofproto_parser
         ports = self.ports.get(datapath.id, {}) if ports is None else ports
+        for flow in add:
+            datapath.send_msg(flow_mod(datapath, flow, ports))
         for cookie in delete:
             datapath.send_msg(
                 parser.OFPFlowMod(
@@ -321,8 +325,6 @@ class FlowInstaller(app_manager.OSKenApp):
                     out_group=ofp.OFPG_ANY,
                 )
             )
-        for flow in add:
-            datapath.send_msg(flow_mod(datapath, flow, ports))
         datapath.send_msg(parser.OFPBarrierRequest(datapath))
 
     def _sync(self, datapath: Any) -> None:
