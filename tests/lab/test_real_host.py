@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ovsvx import waits
+from ovsvx.deploy import agent as agent_module
 from ovsvx.host import firewall, netstack, nftables
 from ovsvx.model import topology
 from tests.conftest import REPO, TEST_PREFIX, need_lab
@@ -373,3 +376,89 @@ def test_a_host_deployed_before_a_reboot_is_still_known_and_the_agent_brings_it_
     gone = ovsvx_on(a, states["host1"], "destroy", "--host", "host1")
     assert "destroyed host host1" in gone.stdout
     assert run_on(a, "ip", "-br", "link").stdout.count("\n") == 2  # lo and ens160, as before
+
+
+# --- the agent as operators expect: reload, quiet under churn (issue 34) ---------------------------------
+
+NS3 = f"{TEST_PREFIX}rh-ns3"
+FLAP_S = 10.0  # the NIC flaps ten times a second for this long
+
+
+def agent_report(state: Path) -> dict[str, Any]:
+    """What the agent running with `state` last wrote of itself (agentreport.py)."""
+    try:
+        return dict(json.loads((state / "agent-host1.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def reloaded(agent: AgentProcess, state: Path, count: int) -> dict[str, Any]:
+    """SIGHUP the agent; its report once the reload is taken (or refused) and, when taken, applied."""
+    agent.process.send_signal(signal.SIGHUP)
+
+    def done() -> bool:
+        now = agent_report(state)
+        return now.get("reloads") == count and bool(now["reload_refused"] or now["passes"] > now["reloaded_after"])
+
+    assert waits.until(done, REPAIR_S * 4), (agent_report(state), agent.lines[-5:])
+    return agent_report(state)
+
+
+def test_the_agent_reloads_a_namespace_added_without_a_lost_packet_and_a_flapping_nic_costs_few_passes(
+    machines: dict[str, Any], tmp_path: Path
+) -> None:
+    """SIGHUP (what `systemctl reload` ends in) takes the stored topology again: a namespace added on
+    host1 is made while ns1 pings ns2 with nothing lost, and a change that does not apply in place is
+    refused and leaves the agent as it was.  Then host1's NIC flaps ten times a second for ten seconds:
+    the agent's passes stay near one a second (EVENT_GAP_S), not one an event, and the overlay is back."""
+    states, a = machines["states"], MACHINES["host1"]
+    stored = tmp_path / "host1.toml"
+    base = topology.load(Path(machines["topology"]))
+    stored.write_text(topology.to_toml(base))
+    stored.chmod(0o600)
+    ovsvx_on(MACHINES["host2"], states["host2"], "deploy", "--host", "host2", "--mode", "kernel", "-t", str(stored))
+    agent = AgentProcess(a, states["host1"], "--host", "host1", "--mode", "kernel", "-t", str(stored))
+    pinger: subprocess.Popen[str] | None = None
+    try:
+        assert agent.said("host1: ready", 60), "\n".join(agent.lines)
+        host1 = base.hosts[0]
+        added = topology.Namespace(NS3, host1.subnet[101], "tap3", "tap4")
+        grown = replace(base, hosts=(replace(host1, namespaces=(*host1.namespaces, added)), base.hosts[1]))
+        pinger = netstack.popen(NS1, ["ping", "-n", "-i", "0.05", "-W", "1", "192.168.2.100"], stdout=subprocess.PIPE)
+        stored.write_text(topology.to_toml(grown))
+        report = reloaded(agent, states["host1"], 1)
+        assert report["reload_refused"] == "" and report["last_ok"], report
+        assert answers(NS3, "192.168.2.100")
+        pinger.send_signal(signal.SIGINT)
+        said = pinger.communicate(timeout=waits.scaled(10))[0]
+        sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", said).groups())
+        print(f"\nreload adding {NS3}: ns1 -> ns2 {got} of {sent}; {report['last_seconds']:.2f} s pass")
+        assert sent >= 5 and got == sent, said
+
+        moved = replace(grown, hosts=(replace(grown.hosts[0], vxlan_address=host1.subnet[253]), grown.hosts[1]))
+        stored.write_text(topology.to_toml(moved))
+        refused = reloaded(agent, states["host1"], 2)
+        assert "host1's vxlan_address changed" in refused["reload_refused"], refused
+        assert any("reload: " in line and "does not apply in place" in line for line in agent.lines)
+        assert answers(NS3, "192.168.2.100") and agent.process.poll() is None
+
+        before, flaps = agent_report(states["host1"])["passes"], 0
+        with netstack.stack(a) as ipr:
+            nic = ipr.link_lookup(ifname="ens160")[0]
+            began = time.monotonic()
+            while time.monotonic() - began < FLAP_S:
+                ipr.link("set", index=nic, state="down")
+                time.sleep(0.05)
+                ipr.link("set", index=nic, state="up")
+                time.sleep(0.05)
+                flaps += 1
+        assert waits.until(lambda: answers(NS1, "192.168.2.100"), REPAIR_S * 2), agent.lines[-5:]
+        passes = agent_report(states["host1"])["passes"] - before
+        print(f"{flaps} flaps of ens160 in {FLAP_S:g} s: {passes} pass(es)")
+        assert 1 <= passes <= FLAP_S / agent_module.EVENT_GAP_S + 4, passes
+    finally:
+        if pinger is not None and pinger.poll() is None:
+            pinger.kill()
+            pinger.wait()
+        agent.stop()
+        netstack.remove_netns(NS3)
