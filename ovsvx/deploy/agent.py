@@ -7,9 +7,10 @@ reboot).  What the agent adds is *when* a pass runs:
 
 - at start, and again with a growing pause while it fails (a NIC not up yet,
   Open vSwitch still starting).  The first pass that succeeds tells systemd
-  the host is ready; if none has after START_BOUND_S, the agent says it is
-  ready all the same, with why it is not converged in its status line, so a
-  renamed NIC never keeps the boot from reaching multi-user;
+  the host is ready; after START_TRIES failed passes in a row (or
+  START_BOUND_S), the agent says it is up all the same, with why it is not
+  converged in its status line, so a renamed NIC never keeps the boot from
+  reaching multi-user;
 - soon after anything of ovsvx's that may have drifted (`watches.py`): a
   netlink event of its devices, routes or addresses; a change in OVSDB's
   interfaces of its bridge (an ovs-vswitchd restarted ends the monitor, which
@@ -78,8 +79,9 @@ EVENT_GAP_S = 1.0  # at least this long between the end of a pass and the start 
 RETRY_FIRST_S = 1.0  # after a failed pass, doubling up to RETRY_MAX_S
 RETRY_MAX_S = 30.0
 START_BOUND_S = 90.0  # the longest the agent keeps systemd (and the boot) waiting for a first converged pass
+START_TRIES = 4  # or this many failed passes in a row (0, 1, 3, 7 s): a renamed NIC is not coming back by itself
 PASS_BOUND_S = 300.0  # a pass running longer is stuck: the watchdog is no longer told the agent is alive
-WATCHDOG_S = 30.0  # the unit's WatchdogSec, scaled when `enable` writes it; kicked three times as often
+WATCHDOG_S = 30.0  # the unit's WatchdogSec (not scaled: a thread that only kicks); kicked three times as often
 
 
 @dataclass
@@ -260,7 +262,7 @@ class Agent:
         self.netlink.start()
         self.daemons.start()
         self._back_off()
-        started, retry, failing = time.monotonic(), RETRY_FIRST_S, ""
+        started, retry, failing, failures = time.monotonic(), RETRY_FIRST_S, "", 0
         while not self.stopping.is_set():
             self.wake.clear()
             if self.reloading.is_set():
@@ -270,14 +272,14 @@ class Agent:
             if done.ok:
                 if failing:
                     self.say(f"{self.name}: repaired after: {failing}")
-                failing, retry = "", RETRY_FIRST_S
+                failing, retry, failures = "", RETRY_FIRST_S, 0
                 self._on_converged(done)
                 pause = self.full_check_s
             else:
                 if done.error != failing:
                     self.say(f"{self.name}: error: {done.error} (trying again)")
-                failing = done.error
-                self._on_failed(done, time.monotonic() - started)
+                failing, failures = done.error, failures + 1
+                self._on_failed(done, time.monotonic() - started, failures)
                 pause, retry = retry, min(retry * 2, RETRY_MAX_S)
             self._keep_feeds()
             self._rest(pause)
@@ -309,11 +311,12 @@ class Agent:
         self.told_ready = True
         systemd.notify(READY="1", STATUS=f"{self.name} converged; {self.report.describe()}"[:400])
 
-    def _on_failed(self, done: Pass, trying_for: float) -> None:
-        """Say why in the unit's status line; once START_BOUND_S have passed without converging, tell
-        systemd the agent is up all the same (it keeps trying): a boot waits for no host."""
+    def _on_failed(self, done: Pass, trying_for: float, failures: int) -> None:
+        """Say why in the unit's status line; once START_TRIES passes in a row have failed, or START_BOUND_S
+        have passed, without converging, tell systemd the agent is up all the same (it keeps trying): a
+        boot waits for no host."""
         fields = {"STATUS": f"not converged: {done.error} (trying again)"[:400]}
-        if not self.told_ready and trying_for >= waits.scaled(START_BOUND_S):
+        if not self.told_ready and (failures >= START_TRIES or trying_for >= waits.scaled(START_BOUND_S)):
             self.told_ready = True
             self.say(f"{self.name}: not converged after {trying_for:.0f} s: the boot goes on, the agent keeps trying")
             fields["READY"] = "1"

@@ -77,6 +77,9 @@ def enable(
     deploy of the difference, nothing that stays is touched.  One that does not apply in place is refused,
     unless `rebuild`: then the host is destroyed first and built anew."""
     preflight.require_root()
+    if topology_file is None and topology_path(host).exists():
+        topology_file = topology_path(host)  # enabled already: another --mode keeps its topology
+        preflight.require_roots_alone(topology_file, "the stored topology")
     wanted = topo.load(topology_file)
     wanted.host(host)  # the user's values first: an unknown host is refused before anything else
     systemd.require_systemd()
@@ -113,10 +116,11 @@ def enable(
 
 
 def unit_timing() -> systemd.UnitTiming:
-    """The unit's clocks for this machine: the agent's own bounds, scaled as its waits are (the unit
-    carries OVSVX_WAIT_SCALE to it), the start given room for a crash loop's longest wait too."""
+    """The unit's clocks for this machine: the start bounded as the agent's own start is, scaled as its
+    waits are (the unit carries OVSVX_WAIT_SCALE to it), with room for a crash loop's longest wait; the
+    watchdog's period as it is (the thread that kicks it does nothing slow)."""
     start = agent.START_BOUND_S + agentreport.RESTART_DELAY_MAX_S + 30
-    return systemd.UnitTiming(start_s=waits.scaled(start), watchdog_s=waits.scaled(agent.WATCHDOG_S))
+    return systemd.UnitTiming(start_s=waits.scaled(start), watchdog_s=agent.WATCHDOG_S)
 
 
 def _reloadable(unit: systemd.AgentUnit) -> bool:
@@ -249,19 +253,25 @@ def _await_ready(unit: str, name: str, superseded: str | None) -> systemd.UnitSt
     """Wait until the agent has converged (the unit is active: Type=notify, and the agent's report says
     its last pass converged), or say why not.  An agent (re)started by enable counts only once systemd
     runs a new invocation, not the `superseded` one.  An agent that told systemd it is up without having
-    converged (START_BOUND_S passed) is an error: it keeps trying, and says why."""
+    converged (its start bound passed) and does not converge within READY_S is an error: it keeps
+    trying, and the error says why it fails."""
 
-    def ready() -> bool:
+    def active() -> systemd.UnitState | None:
         state = systemd.unit_state(unit)
-        return state is not None and state.active == "active" and state.invocation != superseded
+        up = state is not None and state.active == "active" and state.invocation != superseded
+        return state if up else None
 
-    if waits.until(ready, READY_S, interval=0.3):
-        report = agentreport.load(name)
-        if report is not None and report.passes and not report.last_ok:
-            raise ApplyError(
-                f"{unit} is up but has not converged: {report.last_error}; it keeps trying (journalctl -u {unit})"
-            )
+    def converged() -> bool:
+        state, report = active(), agentreport.load(name)
+        return state is not None and report is not None and report.pid == state.pid and report.last_ok
+
+    if waits.until(converged, READY_S, interval=0.3):
         return systemd.unit_state(unit)
+    report = agentreport.load(name)
+    if active() is not None and report is not None and report.passes and not report.last_ok:
+        raise ApplyError(
+            f"{unit} is up but has not converged: {report.last_error}; it keeps trying (journalctl -u {unit})"
+        )
     now = systemd.unit_state(unit)
     said = now.describe() if now else "no unit"
     raise ApplyError(f"{unit} is not ready after {waits.scaled(READY_S):.0f} s: {said}; see journalctl -u {unit}")

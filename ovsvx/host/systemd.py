@@ -204,8 +204,8 @@ class AgentUnit:
 
 
 #: The settings `enable` carries from its own environment into the unit, so the agent waits as long, and
-#: keeps its state where, the command that enabled it does.
-CARRIED = ("OVSVX_WAIT_SCALE", "OVSVX_STATE_DIR", "OVSVX_HOST_RECORD_DIR")
+#: keeps its state where, the command that enabled it does (and a test's hooks: `watches.TEST_HOOKS`).
+CARRIED = ("OVSVX_WAIT_SCALE", "OVSVX_STATE_DIR", "OVSVX_HOST_RECORD_DIR", "OVSVX_TEST_HOOKS")
 
 
 def carried_environment() -> Env:

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,8 +48,10 @@ echo xfrm; ip xfrm state; ip xfrm policy | grep -v '^src 0.0.0.0/0 dst 0.0.0.0/0
 
 
 def local_env() -> dict[str, str]:
-    """These machines are the tests' own: ovsvx keeps its state where it would on any real host."""
-    return {k: v for k, v in os.environ.items() if k not in ("OVSVX_STATE_DIR", "OVSVX_HOST_RECORD_DIR")}
+    """These machines are the tests' own: ovsvx keeps its state where it would on any real host.  host1's
+    agent takes the test hook (SIGUSR2 ends its netlink watch: `watchdog_restarts`)."""
+    kept = {k: v for k, v in os.environ.items() if k not in ("OVSVX_STATE_DIR", "OVSVX_HOST_RECORD_DIR")}
+    return {**kept, "OVSVX_TEST_HOOKS": "1"}
 
 
 def here(*argv: str, seconds: float = remote.REQUEST_S) -> subprocess.CompletedProcess[str]:
@@ -201,6 +203,9 @@ def test_enabled_hosts_in_every_mode_survive_a_reboot_drift_and_restarts_and_dis
     back, lost = struck(["systemctl", "restart", "openvswitch-switch"], REPAIR_S * 4)
     print(f"{label} systemctl restart openvswitch-switch: dark {back} s, {lost} lost")
     killed("ovsvx@host1.service", f"{label} agent")
+    grown_on_host2(label)
+    daemon_killed("ovsvx-host1-controller.service", controller_connected, f"{label} controller")
+    watchdog_restarts(label)
 
     label = "[ovs/kernel]"
     switched("host2", "kernel", label)
@@ -215,6 +220,7 @@ def test_enabled_hosts_in_every_mode_survive_a_reboot_drift_and_restarts_and_dis
     print(f"{label} systemctl restart nftables (flush ruleset): table mended in {flushed_and_mended():.2f} s")
     refused_untrusted_code_and_topology(label)
     killed("ovsvx@host1.service", f"{label} agent")
+    renamed_nic_boot(label)
     disable_both(censuses)
 
 
@@ -296,6 +302,151 @@ def killed(unit: str, label: str) -> None:
         _, sent, received = pinger.stop()
     print(f"{label} killed -9: restarted by systemd, {sent - received} of {sent} lost")
     assert sent - received <= 1  # the one ping that may be in flight when ping is stopped
+
+
+# --- issue 34: the agent as operators expect ---------------------------------------------------------
+
+DAEMON_BACK_S = 5.0  # a daemon killed -9 -> running again (the issue's target, scaled: emulated times printed)
+WATCHDOG_KILL_S = 60.0  # the netlink watch ended -> systemd's watchdog (30 s) killed the agent and it runs again
+
+
+def with_namespaces(*added: tuple[str, int]) -> str:
+    """The built-in topology with namespaces (name, last octet) added on host2 after its ns2, as TOML."""
+    from dataclasses import replace
+
+    from ovsvx.model import topology
+
+    base = topology.default()
+    host2 = base.hosts[1]
+    more = tuple(
+        topology.Namespace(name, host2.subnet[octet], f"tap{2 * i + 3}", f"tap{2 * i + 4}")
+        for i, (name, octet) in enumerate(added)
+    )
+    grown = replace(base, hosts=(base.hosts[0], replace(host2, namespaces=(*host2.namespaces, *more))))
+    return topology.to_toml(grown)
+
+
+def unbroken(step: str, label: str) -> str:
+    """Run `step` on host2 while ns1 pings ns2: it succeeds and the pings go on (at most the one in flight
+    when ping is stopped unanswered, and no silence of a second).  What it printed."""
+    pinger = Pinger()
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        done = remote.on_host2(step)
+        took = time.monotonic() - started
+        time.sleep(1)
+    finally:
+        replies, sent, received = pinger.stop()
+    assert done.returncode == 0, done.stdout
+    silence = max(b - a for a, b in zip(replies, replies[1:], strict=False))
+    print(
+        f"{label} {step.splitlines()[-1]}: {took:.1f} s; ns1 -> ns2 {received} of {sent}, longest gap {silence:.2f} s"
+    )
+    print(done.stdout.rstrip())
+    assert sent - received <= 1 and silence < 1, pinger.text[-800:]
+    return done.stdout
+
+
+def grown_on_host2(label: str) -> None:
+    """Issue 34, 1: a namespace added to host2's topology by `enable -t`, then another by editing the
+    stored topology and `systemctl reload`, each applied as a difference while ns1 pings ns2."""
+    (remote.CTL / "grown.toml").write_text(with_namespaces(("ns3", 101)))
+    (remote.CTL / "grown2.toml").write_text(with_namespaces(("ns3", 101), ("ns4", 102)))
+    said = unbroken(".venv/bin/ovsvx enable --host host2 --mode ovs -t /ctl/grown.toml", label)
+    assert "reloaded ovsvx@host2.service" in said, said  # the running agent took it: no restart
+    assert remote.on_host2("ip netns exec ns3 ping -c 1 -W 2 192.168.1.100").returncode == 0
+    unbroken("install -m 600 /ctl/grown2.toml /etc/ovsvx/host2.toml\nsystemctl reload ovsvx@host2", label)
+    assert remote.on_host2("ip netns exec ns4 ping -c 1 -W 2 192.168.1.100").returncode == 0
+    status = remote.on_host2(".venv/bin/ovsvx status --host host2").stdout
+    assert "reload(s)" in status, status  # the agent's report: its last pass, after a reload
+    refused = remote.on_host2(
+        "sed -i 's/192.168.2.254/192.168.2.253/' /etc/ovsvx/host2.toml\nsystemctl reload ovsvx@host2; echo rc=$?\n"
+        "install -m 600 /ctl/grown2.toml /etc/ovsvx/host2.toml"
+    )
+    assert "rc=0" not in refused.stdout and "vxlan_address changed" in refused.stdout, refused.stdout
+    print(f"{label} a reload that does not apply in place: {refused.stdout.strip().splitlines()[0]}")
+
+
+def main_pid(unit: str) -> int:
+    return int(here("systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip() or 0)
+
+
+def controller_connected() -> bool:
+    return here("ovs-vsctl", "--bare", "--columns=is_connected", "list", "controller").stdout.split() == ["true"]
+
+
+def daemon_killed(unit: str, back: Callable[[], bool], label: str) -> None:
+    """Issue 34, 2: `kill -9` of a daemon the agent started, while ns1 pings ns2: the agent hears its exit
+    and starts it again.  Printed: when its process runs again, when it serves again (`back`)."""
+    old = main_pid(unit)
+    assert old, unit
+    pinger = Pinger()
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        os.kill(old, signal.SIGKILL)
+        assert waits.until(lambda: main_pid(unit) not in (0, old), DAEMON_BACK_S, interval=0.1), unit
+        running = time.monotonic() - started
+        assert waits.until(back, DAEMON_BACK_S * 4, interval=0.2), f"{unit} runs again but does not serve"
+        serving = time.monotonic() - started
+        time.sleep(1)
+    finally:
+        _, sent, received = pinger.stop()
+    print(f"{label} kill -9: running again in {running:.1f} s, serving in {serving:.1f} s; {sent - received} lost")
+
+
+def host1_holds(what: str, state: str) -> bool:
+    """Whether host1's status has its BGP sessions in `state` (what = "sessions"), or its IPsec SA with
+    host2 with a detail starting so (what = "SA")."""
+    shown = json.loads(ovsvx_here("status", "--json").stdout)["hosts"]["host1"]
+    if what == "sessions":
+        return bool(shown["bgp"]["sessions"]) and all(s["state"] == state for s in shown["bgp"]["sessions"])
+    found = [r for r in shown["resources"] if r["what"].startswith("ipsec SA with host2")]
+    return bool(found) and found[0]["state"] == "ok" and found[0]["detail"].startswith(state)
+
+
+def watchdog_restarts(label: str) -> None:
+    """Issue 34, 3: host1's agent loses its netlink watch (the test hook, SIGUSR2), stops telling systemd's
+    watchdog it is alive, and systemd kills it and starts it again."""
+    unit = "ovsvx@host1.service"
+    old, since = main_pid(unit), int(time.time())
+    started = time.monotonic()
+    assert here("systemctl", "kill", "--kill-who=main", "-s", "USR2", unit).returncode == 0
+    assert waits.until(lambda: main_pid(unit) not in (0, old), WATCHDOG_KILL_S, interval=0.5)
+    took = time.monotonic() - started
+    journal = here("journalctl", "--no-pager", "-u", unit, "--since", f"@{since}").stdout
+    assert "netlink watch has ended" in journal and "watchdog" in journal.lower(), journal[-1500:]
+    said = next(line for line in journal.splitlines() if "Watchdog" in line or "watchdog timeout" in line.lower())
+    print(f"{label} netlink watch ended: restarted by the watchdog in {took:.1f} s ({said.split(': ', 1)[-1]})")
+    assert waits.until(lambda: here("systemctl", "is-active", unit).stdout.strip() == "active", RESTART_S)
+
+
+RENAME_LINK = "/etc/systemd/network/05-ovsvx-test-rename.link"
+
+
+def renamed_nic_boot(label: str) -> None:
+    """Issue 34, 4: host2's NIC comes up as ens199 (a .link file before the image's): the agent never
+    converges, the boot reaches multi-user all the same, and `systemctl status ovsvx@host2` says why.
+    The NIC's name back and one more boot, and host2 is in the overlay again."""
+    rename = f"printf '[Match]\\nMACAddress=52:54:00:33:30:51\\n[Link]\\nName=ens199\\n' > {RENAME_LINK}"
+    assert remote.on_host2(rename).returncode == 0
+    booted = remote.boots()
+    started = time.monotonic()
+    remote.submit("systemctl reboot")
+    assert waits.until(lambda: remote.boots() > booted, REBOOT_S, interval=1)
+    said = remote.on_host2(
+        "systemctl is-system-running --wait; systemctl is-active multi-user.target;"
+        " systemctl show -p StatusText --value ovsvx@host2.service; ip -o link show ens199 | wc -l",
+        seconds=REBOOT_S * 2,
+    ).stdout.split("\n")
+    took = time.monotonic() - started
+    print(f"{label} host2 booted with its NIC renamed: {said[0]}, multi-user {said[1]} {took:.0f} s after the reboot")
+    print(f"{label} systemctl status ovsvx@host2: {said[2]}")
+    assert said[0] in ("running", "degraded") and said[1] == "active" and said[3] == "1", said
+    assert said[2].startswith("not converged:") and "ens160" in said[2], said
+    assert remote.on_host2(f"rm {RENAME_LINK}").returncode == 0
+    rebooted_host2(label)
 
 
 def rebooted_host2(label: str) -> float:
@@ -393,6 +544,8 @@ def test_an_evpn_overlay_of_real_machines_needs_nothing_but_ovsvx_and_frr(
 
     killed("ovsvx@host1.service", f"{label} agent")
     killed(f"ovsvx-reflector@{REFLECTOR}.service", f"{label} reflector's keeper")
+    if host1_mode == "kernel":  # FRR's bgpd; os-ken's speaker is the controller's (the ovs test kills that)
+        daemon_killed("ovsvx-host1-bgpd.service", lambda: host1_holds("sessions", "Established"), f"{label} bgpd")
     rebooted_host2(label)
 
     assert ovsvx_here("disable", "--reflector", REFLECTOR).returncode == 0
@@ -452,5 +605,6 @@ def test_an_encrypted_overlay_of_a_kernel_and_an_ovs_machine_comes_back_after_a_
         assert sa["state"] == "ok" and sa["detail"].startswith("up for"), sa
         print(f"{label} {host}: {found['charon']['detail']}; SA with {peer}: {sa['detail']}")
     assert "proto esp" in here("ip", "xfrm", "state").stdout
+    daemon_killed("ovsvx-host1-charon.service", lambda: host1_holds("SA", "up for"), f"{label} charon")
     rebooted_host2(label)
     disable_both(censuses)
