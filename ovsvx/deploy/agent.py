@@ -149,6 +149,20 @@ def stored_topology(path: Path) -> Topology:
     return topo.load(path)
 
 
+def reloadable_topology(path: Path, host: str) -> Topology:
+    """The stored topology a reload would take for `host`: it loads, names the host, and applies in place
+    over what is deployed here (`changes.refusal`); else refused in one line, and nothing is taken."""
+    new = stored_topology(path)
+    new.host(host)
+    deployed = record.load(Kind.HOST, "")
+    if deployed is not None and (why := changes.refusal(deployed.topology, new)) is not None:
+        raise ConflictError(
+            f"{path}: {why}, which does not apply in place (only hosts and namespaces added do): nothing "
+            f"reloaded; `ovsvx enable --rebuild -t FILE` rebuilds {host}"
+        )
+    return new
+
+
 class HostWork(Work):
     """A host agent's pass, `ovsvx deploy --host HOST` with its repair semantics, of the topology it was
     started with or last reloaded from its file."""
@@ -167,14 +181,7 @@ class HostWork(Work):
         """The stored topology again: taken when it is the same, or applies in place over what is deployed."""
         if self.topology_file is None:
             raise UsageError("the agent was started without -t: there is no file to read again")
-        new = stored_topology(self.topology_file)
-        new.host(self.host)
-        deployed = record.load(Kind.HOST, "")
-        if (why := changes.refusal(deployed.topology if deployed else self.topology, new)) is not None:
-            raise ConflictError(
-                f"{self.topology_file}: {why}, which does not apply in place (only hosts and namespaces "
-                "added do): kept the topology deployed; `ovsvx enable --rebuild` rebuilds the host"
-            )
+        new = reloadable_topology(self.topology_file, self.host)
         same = new == self.topology
         self.topology = new
         return f"read {self.topology_file} again: " + ("no change" if same else "applying the difference")

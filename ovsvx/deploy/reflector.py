@@ -79,7 +79,7 @@ class ReflectorWork(Work):
 
     def __call__(self) -> Converged:
         done = converge(self.topology, self.address)
-        return replace(done, daemons={f"reflector {self.address}'s bgpd": pid for pid in _pids(self.address)})
+        return replace(done, daemons=frr.live(home(self.address), f"reflector {self.address}"))
 
     def reload(self) -> str:
         if self.topology_file is None:
@@ -88,10 +88,6 @@ class ReflectorWork(Work):
         check(new, self.address)
         same, self.topology = new == self.topology, new
         return f"read {self.topology_file} again: " + ("no change" if same else "applying it")
-
-
-def _pids(address: IPv4Address) -> list[int]:
-    return [pid for pid in frr.running(home(address)).values() if pid]
 
 
 def run(topology: Topology, address: IPv4Address, full_check_s: float, topology_file: Path | None = None) -> None:

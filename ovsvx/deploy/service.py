@@ -148,7 +148,7 @@ def reload(host: str | None = None, address: IPv4Address | None = None) -> list[
         said = state.describe() if state else "not installed"
         raise PreconditionError(f"{unit} is not running ({said}): `ovsvx enable` starts it")
     if host is not None:
-        _check_in_place(host)
+        agent.reloadable_topology(topology_path(host), host)  # refused here, before the agent is told
     before = agentreport.load(name)
     taken = before.reloads if before is not None and before.pid == state.pid else 0
     os.kill(state.pid, signal.SIGHUP)
@@ -169,18 +169,6 @@ def reload(host: str | None = None, address: IPv4Address | None = None) -> list[
     if not report.last_ok:
         raise ApplyError(f"{unit} took its topology, but its pass failed: {report.last_error}")
     return [f"reloaded {unit}: {report.describe()}"]
-
-
-def _check_in_place(host: str) -> None:
-    """The stored topology loads, names `host`, and applies in place over what is deployed."""
-    stored = agent.stored_topology(topology_path(host))
-    stored.host(host)
-    deployed = record.load(Kind.HOST, "")
-    if deployed is not None and (why := changes.refusal(deployed.topology, stored)) is not None:
-        raise ConflictError(
-            f"{topology_path(host)}: {why}, which does not apply in place (only hosts and namespaces added do): "
-            f"nothing reloaded; `ovsvx enable --rebuild -t FILE` rebuilds {host}"
-        )
 
 
 def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enabled:

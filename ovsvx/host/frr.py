@@ -303,6 +303,11 @@ def running(home: FrrHome) -> dict[str, int | None]:
     return {d: running_pid(home.pidfile(d), home.marker(d)) for d in home.daemons}
 
 
+def live(home: FrrHome, owner: str) -> dict[str, int]:
+    """The daemons of `home` that run, as the agent watches them: "OWNER's bgpd" -> pid."""
+    return {f"{owner}'s {daemon}": pid for daemon, pid in running(home).items() if pid}
+
+
 # --- what bgpd knows ---------------------------------------------------------------------
 
 

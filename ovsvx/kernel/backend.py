@@ -62,9 +62,7 @@ class KernelBackend(KernelLayout):
 
     def daemons(self) -> dict[str, int]:
         """FRR's zebra and bgpd under EVPN, by pid (kernel mode runs nothing else)."""
-        if self.frr is None:
-            return {}
-        return {f"{self.site.host.name}'s {d}": pid for d, pid in frr.running(self.frr).items() if pid}
+        return frr.live(self.frr, self.site.host.name) if self.frr is not None else {}
 
     def tunnel_traffic(self) -> dict[str, Traffic]:
         """The vxlan device's counters (one device for every peer)."""
