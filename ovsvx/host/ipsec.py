@@ -394,6 +394,15 @@ def session(home: CharonHome) -> Iterator[Any]:
         sock.close()
 
 
+def given(home: CharonHome) -> bool:
+    """Whether the charon running now has been given ovsvx's connections (by this pid): a charon that has
+    not is new, and whatever SAs and policies the kernel holds for its peers are a dead charon's."""
+    try:
+        return json.loads(home.loaded.read_text()).get("pid") == charon_pid(home)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def load(home: CharonHome, topology: Topology, host: Host, credentials: Credentials) -> bool:
     """Give charon the host's connections and credentials, and drop connections of peers that left; then
     start IKE with each peer rather than wait for the first packet.  True if anything was loaded."""
@@ -564,6 +573,10 @@ class HostIpsec:
         credentials = read_credentials(self.topology, self.site.host)  # a bad file: refused before charon starts
         name = self.site.host.name
         changes = [f"{name}: + charon ({self.home.conf})"] if start(self.home) else []
+        if not given(self.home):
+            # a charon killed -9 leaves its SAs in the kernel: the VXLAN to a peer would go on by an SA the
+            # peer forgets at its next restart, with no acquire to start IKE again (seen on the machines)
+            changes += self._leftovers()
         if load(self.home, self.topology, self.site.host, credentials):
             peers = ", ".join(p.name for p in self.topology.peers(self.site.host))
             changes.append(f"{name}: ipsec: IKEv2 and ESP with {peers} (udp {self.topology.port}, transport mode)")

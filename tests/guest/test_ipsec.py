@@ -219,6 +219,25 @@ def test_charon_stopped_nothing_leaves_in_clear_and_deploy_repairs(
     assert status(prefix)["ok"]
 
 
+def test_a_charon_killed_leaves_no_sa_that_outlives_the_peers_restart(encrypted_lab: Lab) -> None:
+    """charon killed -9 leaves its SAs in the kernel; the one ovsvx starts next must not send by them.
+    Once host2's charon starts afresh (as at its reboot) it knows none of them, so an SA kept on host1
+    would be ESP nobody can read, with no acquire to start IKE again."""
+    prefix = encrypted_lab.prefix
+    charon = sa_findings(prefix, "host1")["charon"]
+    os.kill(int(charon["detail"].split()[1]), signal.SIGKILL)
+    assert waits.until(lambda: sa_findings(prefix, "host1")["charon"]["state"] == "missing", 10)
+    redeployed = run_ovsvx("deploy", "--prefix", prefix, "-t", str(encrypted_lab.path)).stdout
+    assert "host1: + charon" in redeployed and "host1: - xfrm SAs and policies" in redeployed, redeployed
+    assert waits.until(lambda: ping_ns2(prefix, count=1), 20)
+    charon = sa_findings(prefix, "host2")["charon"]
+    os.kill(int(charon["detail"].split()[1]), signal.SIGTERM)  # host2's SAs go with it, as at a reboot
+    assert waits.until(lambda: sa_findings(prefix, "host2")["charon"]["state"] == "missing", 10)
+    assert "host2: + charon" in run_ovsvx("deploy", "--prefix", prefix, "-t", str(encrypted_lab.path)).stdout
+    assert waits.until(lambda: ping_ns2(prefix, count=1), 20), sa_findings(prefix, "host1")
+    assert status(prefix)["ok"]
+
+
 def test_a_peer_with_another_key_is_unreachable_and_status_says_why(
     encrypted_lab: Lab,
 ) -> None:
