@@ -398,9 +398,10 @@ def given(home: CharonHome) -> bool:
     """Whether the charon running now has been given ovsvx's connections (by this pid): a charon that has
     not is new, and whatever SAs and policies the kernel holds for its peers are a dead charon's."""
     try:
-        return json.loads(home.loaded.read_text()).get("pid") == charon_pid(home)
+        pid: object = json.loads(home.loaded.read_text()).get("pid")
     except (OSError, ValueError, AttributeError):
         return False
+    return pid == charon_pid(home)
 
 
 def load(home: CharonHome, topology: Topology, host: Host, credentials: Credentials) -> bool:
