@@ -281,23 +281,23 @@ class Agent:
                     self.say(f"{self.name}: repaired after: {failing}")
                 failing, retry, failures = "", RETRY_FIRST_S, 0
                 self._on_converged(done)
-                pause = self.full_check_s
+                pause = waits.scaled(self.full_check_s)  # a slow machine's pass costs more: fewer of them
             else:
                 if done.error != failing:
                     self.say(f"{self.name}: error: {done.error} (trying again)")
                 failing, failures = done.error, failures + 1
                 self._on_failed(done, time.monotonic() - started, failures)
-                pause, retry = retry, min(retry * 2, RETRY_MAX_S)
+                pause, retry = retry, min(retry * 2, RETRY_MAX_S)  # not scaled: a retry is not a deadline
             self._keep_feeds()
             self._rest(pause)
         self._stop_watches()
         agentreport.save(replace(self.report, stopped=True))
 
     def _rest(self, pause: float) -> None:
-        """Until the next pass: the clock's `pause`, or an event, then the rest of its burst and the gap a
-        pass keeps from the one before."""
+        """Until the next pass: `pause` seconds, or an event, then the rest of its burst and the gap a pass
+        keeps from the one before."""
         ended = time.monotonic()
-        if self.wake.wait(waits.scaled(pause)) and not self.stopping.is_set():
+        if self.wake.wait(pause) and not self.stopping.is_set():
             self.stopping.wait(max(SETTLE_S, EVENT_GAP_S - (time.monotonic() - ended)))
 
     def _back_off(self) -> None:
