@@ -116,6 +116,13 @@ def sa_findings(prefix: str, host: str) -> dict[str, dict[str, Any]]:
     return {f["what"].split(" (")[0]: f for f in findings if f["what"].startswith(("ipsec SA", "charon"))}
 
 
+def charon_stopped(prefix: str, host: str, sig: signal.Signals) -> None:
+    """Send `host`'s charon `sig`, and wait until status finds it gone."""
+    charon = sa_findings(prefix, host)["charon"]
+    os.kill(int(charon["detail"].split()[1]), sig)
+    assert waits.until(lambda: sa_findings(prefix, host)["charon"]["state"] == "missing", 10)
+
+
 def counters(prefix: str, encrypted: topology.Topology, host: topology.Host) -> Counters:
     found = Firewall(Site(host, prefix + host.name, prefix), encrypted).counters()
     assert found is not None and found.clear_dropped is not None, f"no encrypted ovsvx table on {host.name}"
@@ -205,9 +212,7 @@ def test_charon_stopped_nothing_leaves_in_clear_and_deploy_repairs(
     encrypted_lab: Lab,
 ) -> None:
     prefix, encrypted = encrypted_lab.prefix, encrypted_lab.topology
-    charon = sa_findings(prefix, "host1")["charon"]
-    os.kill(int(charon["detail"].split()[1]), signal.SIGTERM)  # it takes its SAs and policies with it
-    assert waits.until(lambda: sa_findings(prefix, "host1")["charon"]["state"] == "missing", 10)
+    charon_stopped(prefix, "host1", signal.SIGTERM)  # it takes its SAs and policies with it
     before = counters(prefix, encrypted, HOST1)
     answered: list[bool] = []
     seen = clear_vxlan_on_the_underlay(encrypted_lab, lambda: answered.append(ping_ns2(prefix)))
@@ -224,15 +229,11 @@ def test_a_charon_killed_leaves_no_sa_that_outlives_the_peers_restart(encrypted_
     Once host2's charon starts afresh (as at its reboot) it knows none of them, so an SA kept on host1
     would be ESP nobody can read, with no acquire to start IKE again."""
     prefix = encrypted_lab.prefix
-    charon = sa_findings(prefix, "host1")["charon"]
-    os.kill(int(charon["detail"].split()[1]), signal.SIGKILL)
-    assert waits.until(lambda: sa_findings(prefix, "host1")["charon"]["state"] == "missing", 10)
+    charon_stopped(prefix, "host1", signal.SIGKILL)
     redeployed = run_ovsvx("deploy", "--prefix", prefix, "-t", str(encrypted_lab.path)).stdout
     assert "host1: + charon" in redeployed and "host1: - xfrm SAs and policies" in redeployed, redeployed
     assert waits.until(lambda: ping_ns2(prefix, count=1), 20)
-    charon = sa_findings(prefix, "host2")["charon"]
-    os.kill(int(charon["detail"].split()[1]), signal.SIGTERM)  # host2's SAs go with it, as at a reboot
-    assert waits.until(lambda: sa_findings(prefix, "host2")["charon"]["state"] == "missing", 10)
+    charon_stopped(prefix, "host2", signal.SIGTERM)  # host2's SAs go with it, as at a reboot
     assert "host2: + charon" in run_ovsvx("deploy", "--prefix", prefix, "-t", str(encrypted_lab.path)).stdout
     assert waits.until(lambda: ping_ns2(prefix, count=1), 20), sa_findings(prefix, "host1")
     assert status(prefix)["ok"]
