@@ -8,7 +8,7 @@ def run() -> None:
     try:
         import click
 
-        from ovsvx.cli.commands import main
+        from ovsvx.cli.main import main
     except KeyboardInterrupt:  # interrupted before any work began: nothing to undo, nothing to say
         sys.exit(130)
     try:

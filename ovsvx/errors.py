@@ -5,6 +5,8 @@ one-line message and an exit status.  Each message says what is wrong and,
 where there is one, what to do next.
 """
 
+import logging
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -64,3 +66,11 @@ def unexpected(err: BaseException) -> OvsvxError:
         frame = frame.tb_next
     said = str(err) or repr(err)
     return ApplyError(f"unexpected {type(err).__name__}: {said}{where}")
+
+
+def quiet_after_interrupt() -> None:
+    """Ctrl-C can land inside one of pyroute2's asyncio loops; its half-run coroutines then complain as
+    they are collected (asyncio's log, "Exception ignored").  They hold no state of ours: once the
+    interrupt is being handled, say nothing of them."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    sys.unraisablehook = lambda _: None

@@ -11,7 +11,7 @@ import click
 import pytest
 from mkdocs_click._docs import make_command_docs
 
-from ovsvx.cli.commands import main
+from ovsvx.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,4 +39,4 @@ def test_each_command_and_option_is_on_the_reference_page_with_its_help(path: st
 
 def test_the_commands_page_is_rendered_from_the_cli() -> None:
     page = (REPO / "docs" / "reference" / "commands.md").read_text()
-    assert ":module: ovsvx.cli.commands" in page and ":command: main" in page
+    assert ":module: ovsvx.cli.main" in page and ":command: main" in page

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from ovsvx import waits
 from ovsvx.deploy import agentreport, lab
 from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode, decided
-from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, unexpected
+from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, quiet_after_interrupt, unexpected
 from ovsvx.host import ipsec, netstack, preflight, record, systemd
 from ovsvx.host.firewall import Firewall
 from ovsvx.host.firewall import commands as firewall_commands
@@ -244,7 +244,7 @@ def _failed(caught: BaseException, deployment: Deployment, fresh: bool) -> NoRet
     undoes itself (a machine as it was), a repair or a switch says it is partly done."""
     interrupted = isinstance(caught, KeyboardInterrupt)
     if interrupted:
-        netstack.quiet_after_interrupt()
+        quiet_after_interrupt()
     failure = caught if isinstance(caught, (OvsvxError, KeyboardInterrupt)) else unexpected(caught)
     if not fresh:
         if interrupted or not isinstance(failure, ApplyError):  # a refusal comes before its host changes

@@ -11,12 +11,10 @@ setns(2).
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,14 +33,6 @@ CLONE_NEWNET = 0x40000000
 T = TypeVar("T")
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def quiet_after_interrupt() -> None:
-    """Ctrl-C can land inside one of pyroute2's asyncio loops; its half-run coroutines then complain as
-    they are collected (asyncio's log, "Exception ignored").  They hold no state of ours: once the
-    interrupt is being handled, say nothing of them."""
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-    sys.unraisablehook = lambda _: None
 
 
 def netns_exists(name: str) -> bool:
