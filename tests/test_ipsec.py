@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ovsvx.errors import TopologyError
-from ovsvx.host import firewall, ipsec, netstack
+from ovsvx.host import charon, credentials, firewall, netstack, swanctl
 from ovsvx.model import topology
 from ovsvx.model.site import Site
 from ovsvx.observe import doctor
@@ -98,13 +98,13 @@ def test_under_evpn_one_connection_covers_the_underlay_and_any_vtep_may_prove_it
     evpn = topology.generate(3, topology.Control.EVPN)
     topo = replace(evpn, encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(Path("/k")))
     assert topology.parse(topology.to_data(topo)) == topo
-    conns = ipsec.connections(topo, topo.hosts[0])
+    conns = swanctl.connections(topo, topo.hosts[0])
     assert list(conns) == ["ovsvx-evpn"]
     conn = conns["ovsvx-evpn"]
     assert conn["remote_addrs"] == ["10.33.0.0/16"] and "id" not in conn["remote"]
     assert conn["children"]["to-any"]["remote_ts"] == ["10.33.0.0/16[udp/4789]"]
     assert conn["children"]["from-any"]["local_ts"] == ["dynamic[udp/4789]"]
-    assert "owners" not in ipsec.shared_key(topo, topo.hosts[0], "k")
+    assert "owners" not in swanctl.shared_key(topo, topo.hosts[0], "k")
     script = firewall.rules(topo, topo.hosts[0]).script()
     assert "ip saddr @peers meta ipsec exists" in script and "rt ipsec missing" in script
 
@@ -115,7 +115,7 @@ def test_under_evpn_one_connection_covers_the_underlay_and_any_vtep_may_prove_it
 def test_each_peer_gets_a_connection_with_a_child_sa_each_way() -> None:
     topo = encrypted(3)
     host1 = topo.hosts[0]
-    conns = ipsec.connections(topo, host1)
+    conns = swanctl.connections(topo, host1)
     assert sorted(conns) == ["ovsvx-host2", "ovsvx-host3"]
     conn = conns["ovsvx-host3"]
     assert (conn["local_addrs"], conn["remote_addrs"]) == (["10.33.30.150"], ["10.33.30.152"])
@@ -124,7 +124,7 @@ def test_each_peer_gets_a_connection_with_a_child_sa_each_way() -> None:
     assert (to["local_ts"], to["remote_ts"]) == (["dynamic[udp]"], ["dynamic[udp/4789]"])
     assert (back["local_ts"], back["remote_ts"]) == (["dynamic[udp/4789]"], ["dynamic[udp]"])
     assert {to["mode"], back["mode"]} == {"transport"} and {to["start_action"], back["start_action"]} == {"trap"}
-    assert ipsec.shared_key(topo, host1, "k")["owners"] == ["10.33.30.150", "10.33.30.151", "10.33.30.152"]
+    assert swanctl.shared_key(topo, host1, "k")["owners"] == ["10.33.30.150", "10.33.30.151", "10.33.30.152"]
 
 
 def certified(hosts: int = 2) -> topology.Topology:
@@ -137,16 +137,16 @@ def certified(hosts: int = 2) -> topology.Topology:
 def test_certificates_name_each_hosts_own_files_and_ask_the_peer_for_its_vtep() -> None:
     topo = certified()
     assert topology.parse_text(topology.to_toml(topo), "x") == topo
-    conn = ipsec.connections(topo, topo.hosts[1])["ovsvx-host1"]
+    conn = swanctl.connections(topo, topo.hosts[1])["ovsvx-host1"]
     assert conn["local"] == {"auth": "pubkey", "certs": ["/etc/ovsvx/host2.pem"], "id": "10.33.30.151"}
     assert conn["remote"] == {"auth": "pubkey", "cacerts": ["/etc/ca.pem"], "id": "10.33.30.150"}
-    commands = ipsec.commands(topo, topo.hosts[1])
+    commands = swanctl.commands(topo, topo.hosts[1])
     assert commands[0] == "install -m 600 /etc/ovsvx/host2.key /etc/swanctl/private/"
     assert "secrets {" not in commands and "secret" not in " ".join(commands)
 
 
 def test_the_swanctl_configuration_elides_the_key() -> None:
-    text = ipsec.swanctl_conf(encrypted(), topology.generate(2).hosts[0])
+    text = swanctl.swanctl_conf(encrypted(), topology.generate(2).hosts[0])
     assert text.startswith("connections {\n    ovsvx-host2 {\n")
     assert "        to-host2 {\n                mode = transport\n                local_ts = dynamic[udp]\n" in text
     assert "secret = <elided> (from /etc/ovsvx/ipsec.psk)" in text
@@ -165,16 +165,16 @@ def test_the_key_file_must_be_roots_alone_and_long_enough(tmp_path: Path) -> Non
     topo = encrypted(psk=key_file(tmp_path))
     host = topo.hosts[0]
     if os.geteuid() == 0:
-        assert ipsec.read_credentials(topo, host).secret == KEY
+        assert credentials.read_credentials(topo, host).secret == KEY
     os.chmod(topo.ipsec.psk_file, 0o644)  # type: ignore[arg-type, union-attr]
     with pytest.raises(TopologyError, match=r"must be root's and closed to others .*mode 0644.*chmod 600") as caught:
-        ipsec.read_credentials(topo, host)
+        credentials.read_credentials(topo, host)
     assert KEY not in str(caught.value)
     (tmp_path / "short").mkdir()
     short = encrypted(psk=key_file(tmp_path / "short", "tiny-key"))
     if os.geteuid() == 0:  # root's file: only its length is wrong
         with pytest.raises(TopologyError, match="the key is shorter than 16 characters") as caught:
-            ipsec.read_credentials(short, short.hosts[0])
+            credentials.read_credentials(short, short.hosts[0])
         assert "tiny-key" not in str(caught.value)
 
 
@@ -229,7 +229,7 @@ def test_doctor_checks_strongswan_and_the_key_files_permissions(tmp_path: Path) 
     topo = encrypted(psk=key_file(tmp_path, mode=0o640))
     found = doctor._ipsec(doctor.HostContext(topo, Site(topo.hosts[0], None), topology.Mode.KERNEL))
     states = {d.what.split(" ")[0]: d.state for d in found}
-    assert states["strongSwan"] == (doctor.OK if ipsec.installed() else doctor.FAIL)
+    assert states["strongSwan"] == (doctor.OK if charon.installed() else doctor.FAIL)
     assert states["ipsec.psk_file"] == doctor.FAIL and "mode 0640" in found[-1].what
     assert KEY not in " ".join(d.text for d in found)
     assert doctor._ipsec(doctor.HostContext(topology.default(), Site(topology.default().hosts[0], None), None)) == []

@@ -22,7 +22,7 @@ from ovsvx import waits
 from ovsvx.deploy import agentreport, lab
 from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode, decided
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, quiet_after_interrupt, unexpected
-from ovsvx.host import ipsec, netstack, preflight, record, systemd
+from ovsvx.host import charon, credentials, ipsec, netstack, preflight, record, swanctl, systemd
 from ovsvx.host.firewall import Firewall
 from ovsvx.host.firewall import commands as firewall_commands
 from ovsvx.host.listeners import overlay_listeners
@@ -118,7 +118,7 @@ def planned(
         chosen = BACKENDS[modes[h.name]]
         decided = chosen.foresee(options)
         what, why = chosen.label(decided)
-        commands = [*firewall_commands(topology, h), *ipsec.commands(topology, h)]
+        commands = [*firewall_commands(topology, h), *swanctl.commands(topology, h)]
         commands += chosen.commands(topology, h, decided)
         sections.append((f"on {h.name} ({modes[h.name]} mode{f', {what}: {why}' if what else ''})", commands))
     return sections
@@ -160,9 +160,9 @@ def deploy(
         else:
             warnings.append(NO_FIREWALL_WARNING.format(port=topology.port, vni=topology.vni))
         if topology.encrypted:
-            ipsec.require_installed()
+            charon.require_installed()
             for name in modes:  # a file that cannot serve is refused before anything changes
-                ipsec.read_credentials(topology, topology.host(name))
+                credentials.read_credentials(topology, topology.host(name))
         for name, mode in modes.items():
             BACKENDS[mode].configure(deployment, name, options)
         deployment.save()  # the record exists before the first change

@@ -27,7 +27,7 @@ from ovsvx.errors import TopologyError, UsageError
 
 #: Bytes VXLAN adds to every frame on an IPv4 underlay: outer Ethernet 14, IP 20, UDP 8, VXLAN 8.
 VXLAN_OVERHEAD = 50
-#: Bytes ESP in transport mode adds to each VXLAN packet with AES-GCM-16 (ipsec.py's only proposal): header
+#: Bytes ESP in transport mode adds to each VXLAN packet with AES-GCM-16 (swanctl.py's only proposal): header
 #: 8, IV 8, padding 0-3 with its length and next-header bytes 2, ICV 16: at most 37, rounded up.  NAT
 #: traversal's UDP header is not counted: ovsvx turns it off (the VTEPs reach each other directly).
 ESP_OVERHEAD = 40

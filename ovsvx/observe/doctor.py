@@ -25,7 +25,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import find_scope
-from ovsvx.host import ipsec, netstack, preflight, record
+from ovsvx.host import charon, credentials, netstack, preflight, record
 from ovsvx.host.netlink import xdp_programs
 from ovsvx.host.netstack import RT_TABLE_MAIN
 from ovsvx.host.plan import LINK_ALIAS, RTPROT_OVSVX
@@ -187,18 +187,18 @@ def _ipsec(context: HostContext) -> list[Diagnosis]:
     if topology.ipsec is None:
         return []
     found = []
-    if ipsec.installed():
-        found.append(Diagnosis(OK, f"strongSwan installed: {ipsec.CHARON} keys the overlay's ESP"))
+    if charon.installed():
+        found.append(Diagnosis(OK, f"strongSwan installed: {charon.CHARON} keys the overlay's ESP"))
     else:
         found.append(
             Diagnosis(
                 FAIL,
-                f'strongSwan is not installed (no {ipsec.CHARON}): encryption = "ipsec" runs it',
-                ipsec.INSTALL,
+                f'strongSwan is not installed (no {charon.CHARON}): encryption = "ipsec" runs it',
+                charon.INSTALL,
             )
         )
     for name, path, secret in topology.ipsec.files(context.site.host.name):
-        problem = ipsec.file_problem(path, secret)
+        problem = credentials.file_problem(path, secret)
         if problem:
             fix = "write the key there, root's, mode 0600" if secret else "put the file there"
             found.append(Diagnosis(FAIL, f"ipsec.{name} {path}: {problem}", fix))

@@ -26,7 +26,7 @@ import pytest
 
 from ovsvx import waits
 from ovsvx.deploy import lab
-from ovsvx.host import ipsec, netstack, record
+from ovsvx.host import charon, netstack, record, swanctl
 from ovsvx.host.firewall import Counters, Firewall
 from ovsvx.host.record import Kind
 from ovsvx.model import topology
@@ -106,7 +106,7 @@ def charons_of(prefix: str) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if ipsec.MARKER.encode() in cmdline and f"lab-{prefix}/".encode() in environ:
+        if charon.MARKER.encode() in cmdline and f"lab-{prefix}/".encode() in environ:
             found.append(int(entry.name))
     return found
 
@@ -244,11 +244,11 @@ def test_a_peer_with_another_key_is_unreachable_and_status_says_why(
 ) -> None:
     prefix, encrypted = encrypted_lab.prefix, encrypted_lab.topology
     deployment = record.require(Kind.LAB, prefix)
-    homes = {h.name: ipsec.home(deployment, Site(h, prefix + h.name, prefix)) for h in encrypted.hosts}
-    with ipsec.session(homes["host2"]) as vici:
-        vici.load_shared(ipsec.shared_key(encrypted, HOST2, "some-other-key-of-host2s-own"))
-    with ipsec.session(homes["host1"]) as vici:  # a DELETE to host2: both forget the SAs
-        list(vici.terminate({"ike": ipsec.conn_name(encrypted, HOST2), "timeout": -1}))
+    homes = {h.name: charon.home(deployment, Site(h, prefix + h.name, prefix)) for h in encrypted.hosts}
+    with charon.session(homes["host2"]) as vici:
+        vici.load_shared(swanctl.shared_key(encrypted, HOST2, "some-other-key-of-host2s-own"))
+    with charon.session(homes["host1"]) as vici:  # a DELETE to host2: both forget the SAs
+        list(vici.terminate({"ike": swanctl.conn_name(encrypted, HOST2), "timeout": -1}))
     assert waits.until(lambda: sa_findings(prefix, "host2")["ipsec SA with host1"]["state"] == "missing", 10)
     assert not ping_ns2(prefix)
 
