@@ -7,7 +7,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from ovsvx.model import changes, topology
+from ovsvx.model import changes, generated
 from ovsvx.model.topology import Control, Namespace, Topology
 
 
@@ -22,7 +22,7 @@ def with_namespace(base: Topology, host: int, name: str, last_octet: int) -> Top
 
 @pytest.mark.parametrize("control", [Control.STATIC, Control.EVPN])
 def test_hosts_and_namespaces_added_after_the_others_apply_in_place(control: Control) -> None:
-    two, three = topology.generate(2, control), topology.generate(3, control)
+    two, three = generated.generate(2, control), generated.generate(3, control)
     assert changes.refusal(two, two) is None
     assert changes.refusal(two, three) is None  # a third host
     assert changes.refusal(two, with_namespace(two, 1, "ns3", 101)) is None  # a namespace on host2
@@ -30,20 +30,20 @@ def test_hosts_and_namespaces_added_after_the_others_apply_in_place(control: Con
 
 
 def test_a_host_leaves_in_place_only_under_evpn() -> None:
-    assert changes.refusal(topology.generate(3, Control.EVPN), topology.generate(2, Control.EVPN)) is None
-    said = changes.refusal(topology.generate(3), topology.generate(2))
+    assert changes.refusal(generated.generate(3, Control.EVPN), generated.generate(2, Control.EVPN)) is None
+    said = changes.refusal(generated.generate(3), generated.generate(2))
     assert said == "host3 left a static overlay (only EVPN's peers forget a host by themselves)"
 
 
 def test_what_changes_or_reorders_a_piece_is_refused_naming_it() -> None:
-    two = topology.generate(2)
+    two = generated.generate(2)
     assert changes.refusal(two, replace(two, vni=200)) == "the topology's vni changed"
-    assert changes.refusal(two, replace(two, control=Control.EVPN, bgp=topology.GENERATED_BGP)) == (
+    assert changes.refusal(two, replace(two, control=Control.EVPN, bgp=generated.GENERATED_BGP)) == (
         "the topology's control changed"
     )
     moved = replace(two, hosts=(replace(two.hosts[0], gateway=IPv4Address("192.168.1.2")), two.hosts[1]))
     assert changes.refusal(two, moved) == "host1's gateway changed"
-    three = topology.generate(3)
+    three = generated.generate(3)
     reordered = replace(three, hosts=(three.hosts[2], *three.hosts[:2]))
     assert changes.refusal(two, reordered) == "the hosts' order changed (new hosts go after the others)"
     before = with_namespace(two, 1, "ns3", 101)

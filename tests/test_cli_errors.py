@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx.model import topology
+from ovsvx.model import reader
 from tests.conftest import Runner, leftover_netns
 
 
@@ -51,7 +51,7 @@ def test_bad_topology_file_creates_nothing(
     ovsvx: Runner, bad_file: Path, edit: tuple[str, str], fragments: list[str]
 ) -> None:
     before = leftover_netns()
-    bad_file.write_text(topology.default_text().replace(edit[0], edit[1], 1))
+    bad_file.write_text(reader.default_text().replace(edit[0], edit[1], 1))
     for command in (["deploy", "--prefix", "ovtbad-"], ["topology", "show"], ["plan"]):
         one_line_error(ovsvx(*command, "-t", str(bad_file), check=False), 2, str(bad_file), *fragments)
     assert leftover_netns() == before
@@ -114,7 +114,7 @@ def test_bad_command_line_values(ovsvx: Runner, argv: list[str], code: int, frag
 def test_topology_init_refuses_to_overwrite(ovsvx: Runner, tmp_path: Path) -> None:
     target = tmp_path / "mine.toml"
     ovsvx("topology", "init", str(target))
-    assert topology.load(target) == topology.default()
+    assert reader.load(target) == reader.default()
     one_line_error(ovsvx("topology", "init", str(target), check=False), 2, "exists", "--force")
 
 

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.model.site import Site
 from ovsvx.observe import doctor
 
-TOPO = topology.default()
+TOPO = reader.default()
 
 
 def test_a_finding_reads_as_one_line_with_its_fix() -> None:

@@ -16,7 +16,7 @@ from ovsvx.errors import TopologyError, UsageError
 from ovsvx.host import firewall, frr, plan
 from ovsvx.host.plan import Bridge, Route, Vxlan
 from ovsvx.kernel.plan import kernel_plan
-from ovsvx.model import topology
+from ovsvx.model import generated, reader, topology, writer
 from ovsvx.model.bgp import BgpView
 from ovsvx.model.topology import Control
 from ovsvx.ovs import flows, switch
@@ -24,11 +24,11 @@ from tests import fakeswitch
 
 
 def evpn(count: int = 3) -> topology.Topology:
-    return topology.generate(count, Control.EVPN)
+    return generated.generate(count, Control.EVPN)
 
 
 def data_with(**bgp: Any) -> dict[str, Any]:
-    data = topology.to_data(evpn())
+    data = writer.to_data(evpn())
     data["bgp"].update(bgp)
     return data
 
@@ -67,17 +67,17 @@ def data_with(**bgp: Any) -> dict[str, Any]:
 )
 def test_bad_bgp_values_name_the_field(bgp: dict[str, Any], message: str) -> None:
     with pytest.raises(TopologyError, match=message) as caught:
-        topology.parse(data_with(**bgp))
+        reader.parse(data_with(**bgp))
     assert "\n" not in str(caught.value)
 
 
 def test_evpn_topology_round_trips_through_data_and_toml() -> None:
     topo = evpn()
-    assert topology.parse(topology.to_data(topo)) == topo
-    assert topology.parse_text(topology.to_toml(topo), "generated") == topo
+    assert reader.parse(writer.to_data(topo)) == topo
+    assert reader.parse_text(writer.to_toml(topo), "generated") == topo
     assert topo.bgp == topology.Bgp(65000, (IPv4Address("10.33.30.2"),), accept=(IPv4Network("192.168.0.0/16"),))
     narrowed = replace(topo, bgp=replace(topo.bgp, accept=(), max_prefixlen=28, max_prefixes=64))
-    assert topology.parse_text(topology.to_toml(narrowed), "narrowed") == narrowed
+    assert reader.parse_text(writer.to_toml(narrowed), "narrowed") == narrowed
 
 
 def test_the_overlays_range_defaults_to_the_smallest_that_covers_the_subnets() -> None:
@@ -87,9 +87,9 @@ def test_the_overlays_range_defaults_to_the_smallest_that_covers_the_subnets() -
 
 
 def test_static_is_the_default_and_writes_no_control_key() -> None:
-    topo = topology.default()
+    topo = reader.default()
     assert topo.control == Control.STATIC and topo.bgp is None
-    assert "control" not in topology.to_data(topo)
+    assert "control" not in writer.to_data(topo)
 
 
 def test_a_hosts_evpn_plan_and_frr_config_do_not_depend_on_the_other_hosts() -> None:
@@ -138,7 +138,7 @@ def test_frr_config_advertises_the_subnet_as_type_5_to_every_reflector() -> None
 
 def test_a_password_goes_into_every_session_and_never_into_the_plan() -> None:
     topo = replace(evpn(2), bgp=topology.Bgp(65000, (IPv4Address("10.33.30.2"),), Path("/etc/ovsvx/bgp.secret")))
-    assert topology.parse_text(topology.to_toml(topo), "generated") == topo
+    assert reader.parse_text(writer.to_toml(topo), "generated") == topo
     assert " neighbor 10.33.30.2 password s3cret" in frr.host_config(topo, topo.hosts[0], "s3cret")["bgpd"].splitlines()
     assert " neighbor vteps password s3cret" in frr.reflector_config(topo, "10.33.30.2", "s3cret")["bgpd"].splitlines()
     assert "password" not in frr.host_config(evpn(2), topo.hosts[0])["bgpd"]
@@ -158,7 +158,7 @@ def test_evpn_firewall_admits_the_underlay_not_a_list_of_peers() -> None:
     assert rules.peers == ("10.33.0.0/16",)
     assert "flags interval" in peers_set(rules.script())
     assert rules.doors == ("br1", "vni100", "vxlan1")  # the way into the overlay, whoever's subnet is behind it
-    static = topology.generate(2)
+    static = generated.generate(2)
     assert "flags interval" not in peers_set(firewall.rules(static, static.hosts[0]).script())
 
 
@@ -602,18 +602,18 @@ def test_a_name_ovsvx_derives_is_refused_where_it_would_be_made(
     control: Control, field: str, name: str, message: str | None
 ) -> None:
     """Security round 3, 7: `vni100` under EVPN, a static host's second tunnel port (three hosts)."""
-    data = topology.to_data(topology.generate(3, control))
+    data = writer.to_data(generated.generate(3, control))
     data["hosts"][0][field] = name
     if message is None:
-        assert topology.parse(data).hosts[0].bridge == name
+        assert reader.parse(data).hosts[0].bridge == name
         return
     with pytest.raises(TopologyError, match=message):
-        topology.parse(data)
+        reader.parse(data)
 
 
 def test_a_nul_in_the_password_files_path_is_refused_in_one_line() -> None:
     with pytest.raises(TopologyError, match=r"^bgp\.password_file: '/etc/a\\x00b' is not allowed: an absolute path"):
-        topology.parse(data_with(password_file="/etc/a\x00b"))
+        reader.parse(data_with(password_file="/etc/a\x00b"))
 
 
 def test_os_kens_processing_queue_asks_for_no_equality_of_routes() -> None:

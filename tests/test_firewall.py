@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 from ovsvx.host import firewall, nftables
-from ovsvx.model import topology
+from ovsvx.model import reader
 from tests.topologies import three_hosts
 
-TOPO = topology.default()
+TOPO = reader.default()
 
-THREE_HOSTS = topology.parse({**three_hosts(), "port": 4790})
+THREE_HOSTS = reader.parse({**three_hosts(), "port": 4790})
 
 
 def test_each_host_admits_exactly_its_peers_on_the_topologys_port() -> None:

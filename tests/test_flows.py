@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx.model import topology
+from ovsvx.model import generated, reader, topology
 from ovsvx.ovs import flows, switch
 from ovsvx.ovs.flows import ETH_ARP, ETH_IP, LOCAL, Purpose
 from tests import fakeswitch
 from tests.topologies import three_hosts
 
 REPO = Path(__file__).resolve().parent.parent
-TOPO = topology.default()
+TOPO = reader.default()
 HOST1 = TOPO.host("host1")
 FLOWS1 = flows.host_flows(TOPO, HOST1)
 
@@ -48,7 +48,7 @@ def test_check_refuses_an_undeclared_table_or_jump() -> None:
 
 
 def test_three_hosts_get_a_tunnel_port_per_peer() -> None:
-    topo = topology.parse(three_hosts())
+    topo = reader.parse(three_hosts())
     ports = switch.tunnel_ports(topo, topo.hosts[0])
     assert [(p.name, p.ofport, dict(p.options)["remote_ip"]) for p in ports.values()] == [
         ("vxlan1-1", 100, "10.33.30.151"),
@@ -257,7 +257,7 @@ def test_the_kernel_datapath_tunnel_carries_an_outer_checksum_and_the_userspace_
 
     assert vxlan_options("system") == {"remote_ip": "10.33.30.151", "key": "100", "dst_port": "4789", "csum": "true"}
     assert "csum" not in vxlan_options("netdev")
-    assert vxlan_options("system", topology.generate(2, topology.Control.EVPN))["csum"] == "true"
+    assert vxlan_options("system", generated.generate(2, topology.Control.EVPN))["csum"] == "true"
     plan = OvsBackend.commands(TOPO, HOST1, {"datapath": "system"})
     assert [line for line in plan if "add-port br1 vxlan1" in line and "options:csum=true" in line]
     # --tunnel-csum says otherwise, on either datapath

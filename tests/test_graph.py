@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ovsvx.deploy.backends import BACKENDS
-from ovsvx.model import topology
+from ovsvx.model import generated, reader
 from ovsvx.model.findings import MISSING, OK
 from ovsvx.model.topology import Control, Mode, Topology
 from ovsvx.model.traffic import Traffic
@@ -47,9 +47,9 @@ def matches_golden(text: str, name: str, folder: Path = GOLDEN) -> None:
     assert text == path.read_text(), f"{name} differs; OVSVX_GOLDEN=write rewrites it"
 
 
-TUTORIAL = topology.default()
+TUTORIAL = reader.default()
 MIXED = {"host1": Mode.KERNEL, "host2": Mode.OVS}
-EVPN = topology.generate(3, Control.EVPN)
+EVPN = generated.generate(3, Control.EVPN)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ EVPN = topology.generate(3, Control.EVPN)
         ("tutorial-ovs-system", TUTORIAL, every(TUTORIAL, Mode.OVS), "system"),
         ("tutorial-kernel", TUTORIAL, every(TUTORIAL, Mode.KERNEL), "system"),
         ("tutorial-mixed-netdev", TUTORIAL, MIXED, "netdev"),
-        ("three-hosts-ovs", topology.parse(three_hosts()), every(topology.parse(three_hosts()), Mode.OVS), "system"),
+        ("three-hosts-ovs", reader.parse(three_hosts()), every(reader.parse(three_hosts()), Mode.OVS), "system"),
         ("evpn-kernel", EVPN, every(EVPN, Mode.KERNEL), "system"),
     ],
 )
@@ -91,7 +91,7 @@ def test_the_tutorials_pieces_are_all_drawn_with_their_names_and_addresses() -> 
 
 
 def test_ovs_mode_draws_one_port_per_peer_and_the_userspace_datapaths_br_phy() -> None:
-    three = topology.parse(three_hosts())
+    three = reader.parse(three_hosts())
     picture = drawn(three, every(three, Mode.OVS), "netdev")
     ports = sorted(n.key for n in picture.nodes if n.kind == Kind.TUNNEL and n.host == "host1")
     assert ports == ["host1/vxlan1-1", "host1/vxlan1-2"]
@@ -134,7 +134,7 @@ def test_live_state_colours_the_pieces_and_labels_packets_and_sessions() -> None
 
 
 def test_thirty_two_hosts_share_one_mesh_node_instead_of_496_lines() -> None:
-    big = topology.generate(32)
+    big = generated.generate(32)
     picture = drawn(big, every(big, Mode.KERNEL))
     tunnels = [e for e in picture.edges if e.kind == Line.TUNNEL]
     assert len(tunnels) == 32 and {e.b for e in tunnels} == {graph.MESH}

@@ -5,6 +5,7 @@ that comes before anything is built.  The encrypted labs themselves run where th
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from ovsvx.errors import TopologyError
 from ovsvx.host import charon, credentials, firewall, netstack, swanctl
-from ovsvx.model import topology
+from ovsvx.model import generated, reader, topology, writer
 from ovsvx.model.site import Site
 from ovsvx.observe import doctor
 from tests.conftest import Runner
@@ -23,7 +24,7 @@ IPSEC_TABLE = '\nencryption = "ipsec"\n\n[ipsec]\npsk_file = "{path}"\n'
 
 
 def encrypted(hosts: int = 2, psk: Path = Path("/etc/ovsvx/ipsec.psk")) -> topology.Topology:
-    return replace(topology.generate(hosts), encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(psk))
+    return replace(generated.generate(hosts), encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(psk))
 
 
 def key_file(folder: Path, text: str = KEY, mode: int = 0o600) -> Path:
@@ -36,7 +37,7 @@ def key_file(folder: Path, text: str = KEY, mode: int = 0o600) -> Path:
 
 def with_ipsec(psk: Path) -> str:
     """The default topology file with IPsec switched on (the keys go before its first table)."""
-    text = topology.default_text()
+    text = reader.default_text()
     first_table = text.index("[[hosts]]")
     return text[:first_table] + IPSEC_TABLE.format(path=psk) + "\n" + text[first_table:]
 
@@ -46,9 +47,9 @@ def with_ipsec(psk: Path) -> str:
 
 def test_the_file_round_trips_and_the_overlay_makes_room_for_esp() -> None:
     topo = encrypted()
-    assert topology.parse_text(topology.to_toml(topo), "x") == topo
+    assert reader.parse_text(writer.to_toml(topo), "x") == topo
     assert topo.overlay_mtu == 1500 - topology.VXLAN_OVERHEAD - topology.ESP_OVERHEAD == 1410
-    assert topology.default().overlay_mtu == 1450
+    assert reader.default().overlay_mtu == 1450
 
 
 @pytest.mark.parametrize(
@@ -76,28 +77,28 @@ def test_the_file_round_trips_and_the_overlay_makes_room_for_esp() -> None:
     ],
 )
 def test_bad_encryption_fields_name_the_field(extra: str, message: str) -> None:
-    text = topology.default_text()
+    text = reader.default_text()
     first_table = text.index("[[hosts]]")
     with pytest.raises(TopologyError, match=message):
-        topology.parse(topology.tomllib.loads(text[:first_table] + extra + "\n" + text[first_table:]))
+        reader.parse(tomllib.loads(text[:first_table] + extra + "\n" + text[first_table:]))
 
 
 def test_the_ike_nat_traversal_port_is_not_the_overlays_when_encrypted() -> None:
-    text = topology.default_text().replace("port = 4789", "port = 4500", 1)
+    text = reader.default_text().replace("port = 4789", "port = 4500", 1)
     first_table = text.index("[[hosts]]")
     extra = 'encryption = "ipsec"\n[ipsec]\npsk_file = "/k"\n'
     message = r'^port: 4500 is not allowed with encryption = "ipsec": it is IKE\'s NAT-traversal port$'
     with pytest.raises(TopologyError, match=message):
-        topology.parse(topology.tomllib.loads(text[:first_table] + extra + "\n" + text[first_table:]))
-    assert topology.parse_text(text, "not encrypted").port == 4500  # a port like any other without IPsec
+        reader.parse(tomllib.loads(text[:first_table] + extra + "\n" + text[first_table:]))
+    assert reader.parse_text(text, "not encrypted").port == 4500  # a port like any other without IPsec
 
 
 def test_under_evpn_one_connection_covers_the_underlay_and_any_vtep_may_prove_itself() -> None:
     """The peers are whoever BGP announces: the trap policies cover the whole underlay, and charon dials
     the VTEP the first packet is for; nothing is reloaded when a host joins or leaves."""
-    evpn = topology.generate(3, topology.Control.EVPN)
+    evpn = generated.generate(3, topology.Control.EVPN)
     topo = replace(evpn, encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(Path("/k")))
-    assert topology.parse(topology.to_data(topo)) == topo
+    assert reader.parse(writer.to_data(topo)) == topo
     conns = swanctl.connections(topo, topo.hosts[0])
     assert list(conns) == ["ovsvx-evpn"]
     conn = conns["ovsvx-evpn"]
@@ -131,12 +132,12 @@ def certified(hosts: int = 2) -> topology.Topology:
     paths = topology.Ipsec(
         cert=Path("/etc/ovsvx/{host}.pem"), key=Path("/etc/ovsvx/{host}.key"), ca=Path("/etc/ca.pem")
     )
-    return replace(topology.generate(hosts), encryption=topology.Encryption.IPSEC, ipsec=paths)
+    return replace(generated.generate(hosts), encryption=topology.Encryption.IPSEC, ipsec=paths)
 
 
 def test_certificates_name_each_hosts_own_files_and_ask_the_peer_for_its_vtep() -> None:
     topo = certified()
-    assert topology.parse_text(topology.to_toml(topo), "x") == topo
+    assert reader.parse_text(writer.to_toml(topo), "x") == topo
     conn = swanctl.connections(topo, topo.hosts[1])["ovsvx-host1"]
     assert conn["local"] == {"auth": "pubkey", "certs": ["/etc/ovsvx/host2.pem"], "id": "10.33.30.151"}
     assert conn["remote"] == {"auth": "pubkey", "cacerts": ["/etc/ca.pem"], "id": "10.33.30.150"}
@@ -146,7 +147,7 @@ def test_certificates_name_each_hosts_own_files_and_ask_the_peer_for_its_vtep() 
 
 
 def test_the_swanctl_configuration_elides_the_key() -> None:
-    text = swanctl.swanctl_conf(encrypted(), topology.generate(2).hosts[0])
+    text = swanctl.swanctl_conf(encrypted(), generated.generate(2).hosts[0])
     assert text.startswith("connections {\n    ovsvx-host2 {\n")
     assert "        to-host2 {\n                mode = transport\n                local_ts = dynamic[udp]\n" in text
     assert "secret = <elided> (from /etc/ovsvx/ipsec.psk)" in text
@@ -158,7 +159,7 @@ def test_the_firewall_admits_vxlan_only_through_esp_and_lets_none_leave_in_clear
     assert "udp dport 4789 ip saddr @peers meta ipsec exists counter accept" in script
     assert "type filter hook output priority -10" in script
     assert "udp dport 4789 ip daddr @peers rt ipsec missing counter drop" in script
-    assert "meta ipsec" not in firewall.rules(topology.default(), topology.default().hosts[0]).script()
+    assert "meta ipsec" not in firewall.rules(reader.default(), reader.default().hosts[0]).script()
 
 
 def test_the_key_file_must_be_roots_alone_and_long_enough(tmp_path: Path) -> None:
@@ -232,4 +233,4 @@ def test_doctor_checks_strongswan_and_the_key_files_permissions(tmp_path: Path) 
     assert states["strongSwan"] == (doctor.OK if charon.installed() else doctor.FAIL)
     assert states["ipsec.psk_file"] == doctor.FAIL and "mode 0640" in found[-1].what
     assert KEY not in " ".join(d.text for d in found)
-    assert doctor._ipsec(doctor.HostContext(topology.default(), Site(topology.default().hosts[0], None), None)) == []
+    assert doctor._ipsec(doctor.HostContext(reader.default(), Site(reader.default().hosts[0], None), None)) == []

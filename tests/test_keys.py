@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ovsvx.model import keys, topology
+from ovsvx.model import keys, reader
 
 
 def normalized(path: str) -> str:
@@ -18,15 +18,15 @@ def normalized(path: str) -> str:
 def read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     """Every key the parser asks for, in every sample (each table of the file is in one)."""
     seen: set[str] = set()
-    plain_done = topology._Table.done
+    plain_done = reader._Table.done
 
     def done(table: Any) -> None:
         seen.update(normalized(table.field(key)) for key in table.used)
         plain_done(table)
 
-    monkeypatch.setattr(topology._Table, "done", done)
+    monkeypatch.setattr(reader._Table, "done", done)
     for sample in keys.samples().values():
-        topology.parse(sample)
+        reader.parse(sample)
     return seen
 
 

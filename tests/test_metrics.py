@@ -15,7 +15,7 @@ from ovsvx.deploy import agent
 from ovsvx.deploy.backends import BACKENDS
 from ovsvx.deploy.deploy import Scope
 from ovsvx.errors import UsageError
-from ovsvx.model import topology
+from ovsvx.model import generated, reader
 from ovsvx.model.topology import Control, Mode
 from ovsvx.observe import metrics
 from tests.topologies import three_hosts
@@ -58,12 +58,12 @@ def test_frr_uptimes_become_seconds(text: str, seconds: float | None) -> None:
 
 
 def test_each_tunnel_is_labelled_with_the_peer_it_goes_to() -> None:
-    two = topology.default()
+    two = reader.default()
     host1 = two.host("host1")
     assert metrics.tunnel_peers(two, host1, BACKENDS[Mode.KERNEL].pieces(two, host1, {"datapath": "system"})) == {
         "vxlan1": "host2"
     }
-    three = topology.parse(three_hosts())
+    three = reader.parse(three_hosts())
     ovs = metrics.tunnel_peers(
         three, three.host("host1"), BACKENDS[Mode.OVS].pieces(three, three.host("host1"), {"datapath": "system"})
     )
@@ -72,7 +72,7 @@ def test_each_tunnel_is_labelled_with_the_peer_it_goes_to() -> None:
         three, three.host("host1"), BACKENDS[Mode.KERNEL].pieces(three, three.host("host1"), {"datapath": "system"})
     )
     assert kernel == {"vxlan1": metrics.EVERY_PEER}  # one device floods to both
-    evpn = topology.generate(3, Control.EVPN)
+    evpn = generated.generate(3, Control.EVPN)
     pieces = BACKENDS[Mode.OVS].pieces(evpn, evpn.hosts[0], {"datapath": "system"})
     assert metrics.tunnel_peers(evpn, evpn.hosts[0], pieces) == {evpn.hosts[0].vxlan: metrics.EVERY_PEER}
 

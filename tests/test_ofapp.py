@@ -18,12 +18,12 @@ os.environ.setdefault("OSKEN_HUB_TYPE", "native")
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.ovs import ofapp
 from ovsvx.ovs.flows import host_flows, learned_cookie
 from ovsvx.ovs.peerwatch import peer_probes
 
-TOPO = topology.default()
+TOPO = reader.default()
 HOST = TOPO.host("host1")
 FLOWS = host_flows(TOPO, HOST)
 PORTS = {"br1": ofp.OFPP_LOCAL, "tap2": 2, "vxlan1": 1}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ovsvx.errors import ConflictError
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.model.findings import DIFFERS, OK
 from ovsvx.ovs import ovsdb
 from ovsvx.ovs.switch import OWNER_KEY, switch_plan
 from tests.fakeovsdb import FakeOvsdb
 
-TOPO = topology.default()
+TOPO = reader.default()
 HOST = TOPO.host("host1")
 BRIDGES = switch_plan(TOPO, HOST, "netdev", "unix:/var/run/openvswitch/ovsvx-host1.openflow", "system")
 BR1 = next(b for b in BRIDGES if b.name == HOST.bridge)

@@ -10,10 +10,10 @@ import pytest
 from ovsvx.deploy.deploy import PARALLEL_HOSTS, each_site
 from ovsvx.deploy.lab import neighbour_entries
 from ovsvx.errors import ApplyError
-from ovsvx.model import topology
+from ovsvx.model import generated, reader
 from ovsvx.model.site import Site
 
-TOPO = topology.generate(12)
+TOPO = generated.generate(12)
 SITES = [Site(host, f"t-{host.name}", "t-") for host in TOPO.hosts]
 
 
@@ -60,5 +60,5 @@ def test_the_first_failing_site_in_order_is_reported_after_every_started_site_en
 
 
 def test_a_lab_makes_room_for_its_arp_entries_only_when_it_is_big() -> None:
-    assert neighbour_entries(topology.default()) == 12  # far below the kernel's default gc_thresh2 of 512
-    assert neighbour_entries(topology.generate(32)) == 2112  # above its hard limit, gc_thresh3 = 1024
+    assert neighbour_entries(reader.default()) == 12  # far below the kernel's default gc_thresh2 of 512
+    assert neighbour_entries(generated.generate(32)) == 2112  # above its hard limit, gc_thresh3 = 1024

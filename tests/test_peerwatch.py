@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from scapy.layers.l2 import ARP, Ether
 
-from ovsvx.model import topology
+from ovsvx.model import generated
 from ovsvx.ovs.flows import CLASSIFY, host_flows, learned_cookie
 from ovsvx.ovs.peerwatch import Counts, counts, peer_probes, unanswered
 
-TOPO = topology.generate(3)
+TOPO = generated.generate(3)
 HOST = TOPO.hosts[0]
 PROBES = peer_probes(TOPO, HOST, host_flows(TOPO, HOST))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ovsvx.deploy.deploy import planned, resolve_modes
 from ovsvx.host import plan
 from ovsvx.kernel.plan import kernel_plan
-from ovsvx.model import topology
+from ovsvx.model import reader, topology
 from ovsvx.model.options import DeployOptions
 from ovsvx.ovs.plan import ovs_plan
 from ovsvx.ovs.settings import Datapath
@@ -38,11 +38,11 @@ def rendered(topo: topology.Topology, host: str) -> str:
 
 
 def test_host1_renders_as_the_tutorial() -> None:
-    assert rendered(topology.default(), "host1") == TUTORIAL_HOST1
+    assert rendered(reader.default(), "host1") == TUTORIAL_HOST1
 
 
 def test_ovs_mode_keeps_the_layout_on_the_switchs_internal_port() -> None:
-    topo = topology.default()
+    topo = reader.default()
     before, after = ovs_plan(topo, topo.hosts[0], Datapath.NETDEV)
     text = "\n".join(line for r in before + after for line in plan.render(r))
     assert "ip netns exec ns1 ip link set dev tap1 address 02:00:c0:a8:01:64 mtu 1450 up" in text
@@ -61,7 +61,7 @@ def test_ovs_mode_keeps_the_layout_on_the_switchs_internal_port() -> None:
 
 def test_the_kernel_datapath_keeps_offloads_and_leaves_the_ip_stack_alone() -> None:
     """Only the userspace datapath needs TX checksums in software and the host's stack kept off its ports."""
-    topo = topology.default()
+    topo = reader.default()
     before, after = ovs_plan(topo, topo.hosts[0], Datapath.SYSTEM)
     text = "\n".join(line for r in before + after for line in plan.render(r))
     assert "ethtool" not in text and "arp_ignore" not in text and "br-phy" not in text
@@ -71,7 +71,7 @@ def test_the_kernel_datapath_keeps_offloads_and_leaves_the_ip_stack_alone() -> N
 
 
 def test_host2_is_the_mirror_image() -> None:
-    text = rendered(topology.default(), "host2")
+    text = rendered(reader.default(), "host2")
     assert "ip link add vxlan2 type vxlan id 100 dstport 4789 remote 10.33.30.150 local 10.33.30.151 dev ens160" in text
     assert "ip addr add 192.168.2.254/32 dev vxlan2" in text
     assert text.endswith("ip route add 192.168.1.0/24 via 192.168.1.254 dev vxlan2 onlink")
@@ -79,13 +79,13 @@ def test_host2_is_the_mirror_image() -> None:
 
 def test_vxlan_address_is_a_host_route() -> None:
     """The tutorial's question 1: a /24 on vxlan1 would compete with br1's connected route."""
-    topo = topology.default()
+    topo = reader.default()
     addresses = [r for r in kernel_plan(topo, topo.hosts[0]) if isinstance(r, plan.Address)]
     assert [(a.dev, a.prefixlen) for a in addresses] == [("vxlan1", 32), ("br1", 24), ("tap1", 24)]
 
 
 def test_three_hosts_flood_to_each_peer_and_route_each_subnet() -> None:
-    topo = topology.parse(three_hosts())
+    topo = reader.parse(three_hosts())
     steps = kernel_plan(topo, topo.hosts[0])
     vxlan = next(r for r in steps if isinstance(r, plan.Vxlan))
     assert vxlan.remote is None
@@ -98,13 +98,13 @@ def test_three_hosts_flood_to_each_peer_and_route_each_subnet() -> None:
 
 
 def test_every_resource_describes_itself() -> None:
-    topo = topology.parse(three_hosts())
+    topo = reader.parse(three_hosts())
     for r in kernel_plan(topo, topo.hosts[0]):
         assert plan.describe(r) and plan.render(r)
 
 
 def test_a_plain_deploy_keeps_the_deployed_mode_and_the_command_line_wins() -> None:
-    topo = topology.default()
+    topo = reader.default()
     assert resolve_modes(topo, {}) == {"host1": "ovs", "host2": "ovs"}
     assert resolve_modes(topo, {}, {"host1": "kernel", "host2": "ovs"}) == {"host1": "kernel", "host2": "ovs"}
     assert resolve_modes(topo, {"*": "ovs"}, {"host1": "kernel"}) == {"host1": "ovs", "host2": "ovs"}
@@ -119,13 +119,13 @@ def test_ovs_config_specs_apply_to_every_host_or_to_the_one_named() -> None:
 
 
 def test_plan_gives_each_host_its_mode_and_commands_firewall_first() -> None:
-    sections = planned(topology.default(), {"host2": "kernel"}, DeployOptions(datapath="netdev"))
+    sections = planned(reader.default(), {"host2": "kernel"}, DeployOptions(datapath="netdev"))
     assert [heading for heading, _ in sections] == [
         "on host1 (ovs mode, netdev datapath: asked for (--datapath netdev))",
         "on host2 (kernel mode)",
     ]
     host2 = sections[1][1]
     assert host2[0].startswith("nft -f -") and any(line.startswith("ip link add vxlan2 type vxlan") for line in host2)
-    assert planned(topology.default(), {}, DeployOptions(datapath="netdev"), "host2")[0][0].startswith(
+    assert planned(reader.default(), {}, DeployOptions(datapath="netdev"), "host2")[0][0].startswith(
         "on host2 (ovs mode"
     )

@@ -21,10 +21,10 @@ from ovsvx.host.plan import RTPROT_OVSVX, Route
 from ovsvx.host.record import Deployment, Kind
 from ovsvx.host.routes import RTNH_F_ONLINK
 from ovsvx.kernel.plan import kernel_plan
-from ovsvx.model import topology
+from ovsvx.model import generated
 from ovsvx.model.site import Site
 
-TOPO = topology.generate(8)
+TOPO = generated.generate(8)
 HOST = TOPO.hosts[0]
 ROUTES = tuple(r for r in kernel_plan(TOPO, HOST) if isinstance(r, Route) and r.netns is None)
 

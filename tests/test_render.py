@@ -10,7 +10,7 @@ from rich.console import RenderableType
 
 from ovsvx.cli import render
 from ovsvx.deploy.deploy import HostStatus
-from ovsvx.model import topology
+from ovsvx.model import reader, topology
 from ovsvx.model.findings import Finding
 from ovsvx.model.path import Hop
 from ovsvx.observe.capture import Frame
@@ -87,7 +87,7 @@ def test_doctor_flows_and_bench_show_text_verbatim() -> None:
         render.installed_flows(
             f"host1: br1 {TAGGED}",
             [InstalledFlow(0x99, 0, 3, 180, rule)],
-            {f.cookie: f for f in flows.host_flows(topology.default(), topology.default().hosts[0])},
+            {f.cookie: f for f in flows.host_flows(reader.default(), reader.default().hosts[0])},
         )
     )
     assert_verbatim(text, rule, "not generated", f"host1: br1 {TAGGED}")
@@ -109,7 +109,7 @@ def test_doctor_flows_and_bench_show_text_verbatim() -> None:
 
 
 def test_topology_show_keeps_each_hosts_mode_tag() -> None:
-    topo = topology.default()
+    topo = reader.default()
     tagged = topology.Topology(
         **{
             **vars(topo),

@@ -8,7 +8,7 @@ import pytest
 
 from ovsvx.errors import TopologyError
 from ovsvx.host.preflight import Blocker
-from ovsvx.model import topology
+from ovsvx.model import reader, writer
 from ovsvx.model.topology import Mode
 from ovsvx.ovs.controller import logged_errors
 from ovsvx.ovs.settings import OvsSettings
@@ -46,9 +46,9 @@ def test_ovs_settings_round_trip_through_the_record_and_read_older_records() -> 
 
 
 def test_a_topologys_mode_is_a_mode_and_a_bad_one_is_named() -> None:
-    text = topology.to_toml(topology.default()).replace(
+    text = writer.to_toml(reader.default()).replace(
         '[[hosts]]\nname = "host2"', '[[hosts]]\nname = "host2"\nmode = "kernel"'
     )
-    assert topology.parse_text(text, "t.toml").host("host2").mode is Mode.KERNEL
+    assert reader.parse_text(text, "t.toml").host("host2").mode is Mode.KERNEL
     with pytest.raises(TopologyError, match=r"hosts\[1\]\.mode: 'bridge' is not allowed: one of kernel, ovs"):
-        topology.parse_text(text.replace('mode = "kernel"', 'mode = "bridge"'), "t.toml")
+        reader.parse_text(text.replace('mode = "kernel"', 'mode = "bridge"'), "t.toml")

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from ovsvx.errors import TopologyError, UsageError
-from ovsvx.model import topology
+from ovsvx.model import generated, reader, writer
 from tests.topologies import default_data, three_hosts
 
 
 def test_default_is_the_tutorial_layout() -> None:
-    topo = topology.default()
+    topo = reader.default()
     assert (topo.vni, topo.port, topo.overlay_mtu) == (100, 4789, 1450)
     h1, h2 = topo.hosts
     assert (h1.name, h1.nic, h1.vtep, h1.bridge, h1.vxlan) == (
@@ -37,22 +37,22 @@ def test_default_is_the_tutorial_layout() -> None:
 
 def test_init_text_parses_to_the_default(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
-    path.write_text(topology.default_text())
-    assert topology.load(path) == topology.default()
+    path.write_text(reader.default_text())
+    assert reader.load(path) == reader.default()
 
 
 def test_round_trip_through_plain_data() -> None:
-    assert topology.parse(default_data()) == topology.default()
+    assert reader.parse(default_data()) == reader.default()
 
 
 def test_more_than_two_hosts() -> None:
-    topo = topology.parse(three_hosts())
+    topo = reader.parse(three_hosts())
     assert [p.name for p in topo.peers(topo.hosts[0])] == ["host2", "host3"]
 
 
 def test_unknown_host_names_the_choices() -> None:
     with pytest.raises(UsageError, match="unknown host 'host9'.*host1, host2"):
-        topology.default().host("host9")
+        reader.default().host("host9")
 
 
 def mutate(path: str, value: object) -> dict:
@@ -132,7 +132,7 @@ BAD = [
 @pytest.mark.parametrize(("path", "value", "message"), BAD, ids=[f"{p}={v!r}" for p, v, _ in BAD])
 def test_bad_values_name_the_field_and_what_is_allowed(path: str, value: object, message: str) -> None:
     with pytest.raises(TopologyError, match=message) as caught:
-        topology.parse(mutate(path, value))
+        reader.parse(mutate(path, value))
     assert "\n" not in str(caught.value)
 
 
@@ -142,7 +142,7 @@ def test_overlapping_subnets() -> None:
     data["hosts"][0]["vxlan_address"] = "192.168.1.126"
     data["hosts"][1]["namespaces"][0]["address"] = "192.168.1.200"
     with pytest.raises(TopologyError, match=r"^hosts\[1\]\.subnet: 192\.168\.1\.128/25 overlaps hosts\[0\]\.subnet"):
-        topology.parse(data)
+        reader.parse(data)
 
 
 def test_subnet_overlapping_the_underlay() -> None:
@@ -150,7 +150,7 @@ def test_subnet_overlapping_the_underlay() -> None:
     data.update(underlay="192.168.0.0/16")
     data["hosts"][0]["vtep"], data["hosts"][1]["vtep"] = "192.168.100.1", "192.168.100.2"
     with pytest.raises(TopologyError, match=r"^hosts\[0\]\.subnet: 192\.168\.1\.0/24 overlaps underlay"):
-        topology.parse(data)
+        reader.parse(data)
 
 
 def test_an_evpn_underlay_wider_than_a_16_is_refused() -> None:
@@ -158,9 +158,9 @@ def test_an_evpn_underlay_wider_than_a_16_is_refused() -> None:
     data = default_data()
     data.update(control="evpn", underlay="10.0.0.0/8", bgp={"asn": 65000, "route_reflectors": ["10.33.30.2"]})
     with pytest.raises(TopologyError, match=r"^underlay: 10\.0\.0\.0/8 is too wide under EVPN: at most a /16 "):
-        topology.parse(data)
+        reader.parse(data)
     data.update(underlay="10.33.0.0/16")
-    assert topology.parse(data).underlay.prefixlen == 16
+    assert reader.parse(data).underlay.prefixlen == 16
 
 
 @pytest.mark.parametrize("field", ["name", "nic", "vtep", "subnet", "mode"])
@@ -169,14 +169,14 @@ def test_an_explicit_null_is_refused_like_any_wrong_type(field: str) -> None:
     data = default_data()
     data["hosts"][0][field] = None
     with pytest.raises(TopologyError, match=rf"^hosts\[0\]\.{field}: None is not allowed: a string$"):
-        topology.parse(data)
+        reader.parse(data)
 
 
 def test_one_host_is_not_an_overlay() -> None:
     data = default_data()
     data["hosts"] = data["hosts"][:1]
     with pytest.raises(TopologyError, match=r"^hosts: expected at least 2"):
-        topology.parse(data)
+        reader.parse(data)
 
 
 @pytest.mark.parametrize("text", ["vni = ", "[[hosts]\nname='x'", "vni = 100\nvni = 101"])
@@ -184,7 +184,7 @@ def test_malformed_toml_is_one_line(tmp_path: Path, text: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(TopologyError, match=rf"^{path}: malformed TOML: .+ \(at (line \d+|end of document)") as caught:
-        topology.load(path)
+        reader.load(path)
     assert "\n" not in str(caught.value)
 
 
@@ -192,19 +192,19 @@ def test_deeply_nested_arrays_are_malformed_toml_not_a_crash(tmp_path: Path) -> 
     path = tmp_path / "deep.toml"
     path.write_text("vni = " + "[" * 50_000 + "]" * 50_000 + "\n")
     with pytest.raises(TopologyError, match=r"deep\.toml: malformed TOML: arrays or tables nested too deeply$"):
-        topology.load(path)
+        reader.load(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(TopologyError, match="cannot read: No such file"):
-        topology.load(tmp_path / "absent.toml")
+        reader.load(tmp_path / "absent.toml")
 
 
 def test_generated_topologies_follow_the_tutorial_and_read_back_the_same() -> None:
-    for count in (2, 3, 32, topology.MAX_GENERATED_HOSTS):
-        generated = topology.generate(count)
-        assert topology.parse_text(topology.to_toml(generated), "generated") == generated
-    last = topology.generate(32).hosts[-1]
+    for count in (2, 3, 32, generated.MAX_GENERATED_HOSTS):
+        made = generated.generate(count)
+        assert reader.parse_text(writer.to_toml(made), "generated") == made
+    last = generated.generate(32).hosts[-1]
     assert (last.name, str(last.vtep), str(last.subnet), last.bridge, last.vxlan, str(last.vxlan_address)) == (
         "host32",
         "10.33.30.181",
@@ -216,6 +216,6 @@ def test_generated_topologies_follow_the_tutorial_and_read_back_the_same() -> No
     assert [(ns.name, str(ns.address), ns.veth, ns.peer) for ns in last.namespaces] == [
         ("ns32", "192.168.32.100", "tap1", "tap2")
     ]
-    for bad in (1, topology.MAX_GENERATED_HOSTS + 1):
+    for bad in (1, generated.MAX_GENERATED_HOSTS + 1):
         with pytest.raises(UsageError, match=f"--hosts {bad} is not allowed: from 2 to 254"):
-            topology.generate(bad)
+            generated.generate(bad)

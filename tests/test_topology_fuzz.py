@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ovsvx.errors import TopologyError
-from ovsvx.model import topology
+from ovsvx.model import reader, writer
 
-DEFAULT = topology.to_data(topology.default())
+DEFAULT = writer.to_data(reader.default())
 
 scalars = st.one_of(
     st.none(),
@@ -55,17 +55,17 @@ def loads_or_refuses_cleanly(load: Any) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=5), values)
 def test_any_value_anywhere_is_accepted_or_refused_in_one_line(path: list[int], value: Any) -> None:
-    loads_or_refuses_cleanly(lambda: topology.parse(mutated(DEFAULT, path, value)))
+    loads_or_refuses_cleanly(lambda: reader.parse(mutated(DEFAULT, path, value)))
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=300))
 def test_any_text_is_accepted_or_refused_in_one_line(text: str) -> None:
-    loads_or_refuses_cleanly(lambda: topology.parse_text(text, "fuzz.toml"))
+    loads_or_refuses_cleanly(lambda: reader.parse_text(text, "fuzz.toml"))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=0, max_value=len(topology.default_text())), st.text(max_size=20))
+@given(st.integers(min_value=0, max_value=len(reader.default_text())), st.text(max_size=20))
 def test_the_default_file_spliced_with_junk_is_accepted_or_refused_in_one_line(at: int, junk: str) -> None:
-    text = topology.default_text()
-    loads_or_refuses_cleanly(lambda: topology.parse_text(text[:at] + junk + text[at:], "fuzz.toml"))
+    text = reader.default_text()
+    loads_or_refuses_cleanly(lambda: reader.parse_text(text[:at] + junk + text[at:], "fuzz.toml"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ovsvx.errors import UsageError
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.observe.bench import _lab_prefix, parse_modes
 from ovsvx.ovs.switch import tunnel_ports
 from ovsvx.ovs.trace import _datapath_summary, _tunnel_peer
@@ -78,7 +78,7 @@ def test_bench_columns_name_a_mode_or_ovs_on_a_datapath_each_in_its_own_lab() ->
 
 def test_the_tunnel_is_found_by_the_port_the_flows_output_to() -> None:
     """Native tunnelling (userspace) says "tunneling to"; the kernel datapath does not: the port decides."""
-    topo = topology.default()
+    topo = reader.default()
     tunnels = tunnel_ports(topo, topo.host("host1"))
     matched = ["table 50 (to-peer) learned: ...", "    load:0x200c0a802fe->NXM_OF_ETH_DST[]", "    output:100"]
     assert _tunnel_peer(matched, tunnels) == "host2"
@@ -91,7 +91,7 @@ def test_a_drop_at_the_end_of_a_table_is_named_and_is_the_trace_s_last_word() ->
     from ovsvx.ovs import flows
     from ovsvx.ovs.trace import _datapath_actions, _read_trace
 
-    topo = topology.default()
+    topo = reader.default()
     generated = {f.cookie: f for f in flows.host_flows(topo, topo.hosts[1])}
     drop = next(f for f in generated.values() if f.purpose == flows.Purpose.DROP and f.table == flows.CLASSIFY)
     text = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.observe import verify
 
 
@@ -11,7 +11,7 @@ def by_pair(probes: list[verify.Probe], kind: str = "ping") -> dict[tuple[str, s
 
 
 def test_ttls_follow_the_tutorials_routing() -> None:
-    ttl = by_pair(verify.probes(topology.default()))
+    ttl = by_pair(verify.probes(reader.default()))
     assert ttl[("ns1", "ns2")] == 62 and ttl[("ns2", "ns1")] == 62  # host1 and host2 both route
     assert ttl[("ns1", "host1")] == 64  # the gateway answers itself
     assert ttl[("ns1", "host2")] == 63 and ttl[("host1", "ns2")] == 63  # one host routes
@@ -21,7 +21,7 @@ def test_ttls_follow_the_tutorials_routing() -> None:
 
 
 def test_full_size_df_ping_and_tcp_between_namespaces() -> None:
-    probes = verify.probes(topology.default())
+    probes = verify.probes(reader.default())
     df = [(p.src, p.dst, p.size) for p in probes if p.kind == "ping-df"]
     assert df == [("ns1", "ns2", 1422), ("ns2", "ns1", 1422)]  # 1450 overlay MTU - 28
     assert [(p.src, p.dst) for p in probes if p.kind == "tcp"] == [("ns1", "ns2")]
@@ -29,6 +29,6 @@ def test_full_size_df_ping_and_tcp_between_namespaces() -> None:
 
 
 def test_a_real_host_probes_from_itself_only() -> None:
-    probes = verify.probes(topology.default(), sources={"host1"})
+    probes = verify.probes(reader.default(), sources={"host1"})
     assert {p.src for p in probes} == {"host1", "ns1"}
     assert not [p for p in probes if p.kind == "tcp"]

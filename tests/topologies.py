@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ovsvx.model import topology
+from ovsvx.model import reader, writer
 
 
 def default_data() -> dict[str, Any]:
-    return topology.to_data(topology.default())
+    return writer.to_data(reader.default())
 
 
 def three_hosts() -> dict[str, Any]:

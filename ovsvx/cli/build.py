@@ -20,7 +20,7 @@ from ovsvx.cli.edge import (
 )
 from ovsvx.deploy import deploy as deployment_ops
 from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.model.options import DeployOptions
 from ovsvx.ovs import choices
 
@@ -88,7 +88,7 @@ def deploy_cmd(
     firewall: bool | None,
 ) -> None:
     """Build the overlay: the whole lab, or this machine as --host HOST."""
-    topo = topology.load(topology_file)
+    topo = reader.load(topology_file)
     scope = deployment_ops.Scope.real(host) if host else deployment_ops.Scope.lab(prefix or "")
     options = DeployOptions(
         controller=not no_controller,

@@ -24,7 +24,7 @@ from ovsvx.cli.edge import (
 from ovsvx.deploy import deploy as deployment_ops
 from ovsvx.errors import UsageError
 from ovsvx.host import plan
-from ovsvx.model import topology
+from ovsvx.model import generated, reader, topology, writer
 from ovsvx.model.options import DeployOptions
 from ovsvx.observe import graph, pictures
 from ovsvx.ovs import choices
@@ -41,9 +41,9 @@ def topology_group() -> None:
 @reported
 def topology_show(topology_file: Path | None, as_json: bool) -> None:
     """Print the resolved topology."""
-    topo = topology.load(topology_file)
+    topo = reader.load(topology_file)
     if as_json:
-        click.echo(json.dumps(topology.to_data(topo), indent=2))
+        click.echo(json.dumps(writer.to_data(topo), indent=2))
         return
     out.print(render.topology(topo))
 
@@ -73,7 +73,7 @@ def topology_init(path: Path, force: bool, count: int | None, control: str | Non
     if control is not None and count is None:
         raise UsageError("--control is only read with --hosts N")
     chosen = topology.Control(control or topology.Control.STATIC)
-    path.write_text(topology.default_text() if count is None else topology.to_toml(topology.generate(count, chosen)))
+    path.write_text(reader.default_text() if count is None else writer.to_toml(generated.generate(count, chosen)))
     out.print(f"wrote {path}: edit it, then `ovsvx deploy -t {path}`")
 
 
@@ -96,7 +96,7 @@ planned_datapath_option = click.option(
 @reported
 def plan_cmd(topology_file: Path | None, host: str | None, mode_text: str | None, datapath: str) -> None:
     """Print, without changing anything, the commands equivalent to a deployment (kernel mode: the tutorial's)."""
-    topo = topology.load(topology_file)
+    topo = reader.load(topology_file)
     click.echo(
         f"# ovsvx tags each link it makes with alias '{plan.LINK_ALIAS}' and each route with "
         f"proto {plan.RTPROT_OVSVX}, so destroy removes only its own."
@@ -145,7 +145,7 @@ def graph_cmd(
         drawn = pictures.observed(scope)  # as status: the default lab, else this host's deployment
     else:
         asked = DeployOptions(datapath=datapath)
-        drawn = pictures.sketched(topology.load(topology_file), parse_modes(mode_text), asked)
+        drawn = pictures.sketched(reader.load(topology_file), parse_modes(mode_text), asked)
     picture = graph.rendered(drawn, fmt)
     if output is None:
         sys.stdout.buffer.write(picture)

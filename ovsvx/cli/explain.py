@@ -15,7 +15,7 @@ from ovsvx.cli.edge import json_option, out, prefix_option, reported, topology_o
 from ovsvx.deploy import deploy as deployment_ops
 from ovsvx.deploy import lab
 from ovsvx.host import netstack, preflight, record
-from ovsvx.model import path, topology
+from ovsvx.model import path, reader
 from ovsvx.observe import capture, trace
 from ovsvx.ovs import daemons, flows, ofctl
 from ovsvx.ovs.flowwatch import generated_by_cookie
@@ -126,7 +126,7 @@ def flows_cmd(
 ) -> None:
     """The installed flows of each ovs-mode host, grouped by purpose with packet counters."""
     if write_files:
-        for path in flows.write_files(topology.load(topology_file), out_dir, host):
+        for path in flows.write_files(reader.load(topology_file), out_dir, host):
             out.print(f"wrote {path}")
         return
     preflight.require_root()

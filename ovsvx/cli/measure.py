@@ -26,7 +26,7 @@ from ovsvx.cli.edge import (
 )
 from ovsvx.deploy import deploy as deployment_ops
 from ovsvx.host import preflight, record
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.model.options import DeployOptions
 from ovsvx.observe import bench, figures, metrics
 from ovsvx.ovs import choices
@@ -98,7 +98,7 @@ def bench_cmd(
 ) -> None:
     """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
     its own that the bench builds and destroys (also on Ctrl-C), round after round, interleaved."""
-    topo = topology.load(topology_file)
+    topo = reader.load(topology_file)
     modes = bench.parse_modes(modes_text)
     if plot_path is not None:
         bench.require_matplotlib()

@@ -25,7 +25,7 @@ from ovsvx.deploy.backends import DEFAULT_MODE, check_mode
 from ovsvx.errors import UsageError
 from ovsvx.host import record
 from ovsvx.host.record import Kind
-from ovsvx.model import topology
+from ovsvx.model import reader, topology
 from ovsvx.observe import metrics
 from ovsvx.ovs import controller
 
@@ -96,7 +96,7 @@ def _agent_topology(topology_file: Path | None) -> topology.Topology:
     if topology_file is not None:
         return agent.stored_topology(topology_file)  # read as root at every start
     here = record.load(Kind.HOST, "")
-    return here.topology if here is not None else topology.default()
+    return here.topology if here is not None else reader.default()
 
 
 reflector_option = click.option(
@@ -117,7 +117,7 @@ def reflector_cmd(address_text: str, topology_file: Path | None, full_check_s: f
     """Keep a BGP EVPN route reflector (FRR's bgpd) running at ADDR, until SIGTERM.
 
     What `ovsvx enable --reflector ADDR` runs under systemd; one line per change on stdout."""
-    topo = agent.stored_topology(topology_file) if topology_file is not None else topology.default()
+    topo = agent.stored_topology(topology_file) if topology_file is not None else reader.default()
     reflector.run(topo, _address("--address", address_text), full_check_s, topology_file)
 
 

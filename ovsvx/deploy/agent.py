@@ -68,8 +68,7 @@ from ovsvx.deploy.deploy import Scope, daemon_pids, deploy, own_devices
 from ovsvx.errors import ConflictError, OvsvxError, UsageError, unexpected
 from ovsvx.host import nftables, preflight, record, systemd
 from ovsvx.host.record import Kind
-from ovsvx.model import changes
-from ovsvx.model import topology as topo
+from ovsvx.model import changes, reader
 from ovsvx.model.options import DeployOptions
 from ovsvx.model.topology import Mode, Topology
 
@@ -146,7 +145,7 @@ class Work:
 def stored_topology(path: Path) -> Topology:
     """A topology the agent reads as root at every start and reload: refused while others may write it."""
     preflight.require_roots_alone(path, "-t")
-    return topo.load(path)
+    return reader.load(path)
 
 
 def reloadable_topology(path: Path, host: str) -> Topology:

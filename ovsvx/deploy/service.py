@@ -38,8 +38,7 @@ from ovsvx.errors import ApplyError, ConflictError, PreconditionError
 from ovsvx.files import replace_file
 from ovsvx.host import frr, preflight, record, systemd
 from ovsvx.host.record import Kind
-from ovsvx.model import changes
-from ovsvx.model import topology as topo
+from ovsvx.model import changes, reader
 from ovsvx.model.topology import Mode
 
 CONFIG_DIR = Path(os.environ.get("OVSVX_CONFIG_DIR", "/etc/ovsvx"))
@@ -80,7 +79,7 @@ def enable(
     if topology_file is None and topology_path(host).exists():
         topology_file = topology_path(host)  # enabled already: another --mode keeps its topology
         preflight.require_roots_alone(topology_file, "the stored topology")
-    wanted = topo.load(topology_file)
+    wanted = reader.load(topology_file)
     wanted.host(host)  # the user's values first: an unknown host is refused before anything else
     systemd.require_systemd()
     preflight.require_trusted_code()
@@ -174,7 +173,7 @@ def reload(host: str | None = None, address: IPv4Address | None = None) -> list[
 def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enabled:
     """Make this machine the topology's route reflector at `address` for good, as `enable` a host."""
     preflight.require_root()
-    wanted = topo.load(topology_file)
+    wanted = reader.load(topology_file)
     reflector.check(wanted, address)
     frr.require_installed()
     systemd.require_systemd()
@@ -193,7 +192,7 @@ def enable_reflector(address: IPv4Address, topology_file: Path | None) -> Enable
 
 
 def _text(topology_file: Path | None) -> str:
-    return topology_file.read_text() if topology_file is not None else topo.default_text()
+    return topology_file.read_text() if topology_file is not None else reader.default_text()
 
 
 def _install(unit: systemd.AgentUnit, changes: list[str]) -> tuple[list[str], str | None]:

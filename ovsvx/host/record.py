@@ -38,6 +38,7 @@ from typing import Any
 from ovsvx import waits
 from ovsvx.errors import NotDeployedError, PreconditionError, UsageError
 from ovsvx.files import replace_file
+from ovsvx.model import reader, writer
 from ovsvx.model import topology as topo
 from ovsvx.model.site import Site
 
@@ -177,7 +178,7 @@ class Deployment:
             data: dict[str, Any] = {
                 "kind": self.kind,
                 "prefix": self.prefix,
-                "topology": topo.to_data(self.topology),
+                "topology": writer.to_data(self.topology),
                 "modes": self.modes,
                 "netns": self.netns,
                 "sysctls": self.sysctls,
@@ -213,7 +214,7 @@ def load(kind: Kind, prefix: str) -> Deployment | None:
     return Deployment(
         kind=Kind(data["kind"]),
         prefix=data["prefix"],
-        topology=topo.parse(data["topology"]),
+        topology=reader.parse(data["topology"]),
         modes={host: topo.Mode(mode) for host, mode in data.get("modes", {}).items()},
         netns=data.get("netns", []),
         sysctls=data.get("sysctls", {}),

@@ -1,7 +1,7 @@
 """The topology file's keys, described: the reference page is generated from these and from the parser.
 
 Each key has what it means and a value the parser must refuse; its default and its refusal are not
-written here but asked of `topology.parse` (a sample with the key left out, a sample with the bad
+written here but asked of `reader.parse` (a sample with the key left out, a sample with the bad
 value), so the page says what the code does.  `tests/test_keys.py` holds the list to the parser: a
 key the parser reads that is not here, or one here that it does not read, fails it.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ovsvx.errors import TopologyError
-from ovsvx.model import topology
+from ovsvx.model import generated, reader, writer
 from ovsvx.model.topology import Control
 
 
@@ -93,8 +93,8 @@ KEYS = (
 def samples() -> dict[str, dict[str, Any]]:
     """A valid topology, as data, that holds each table: the built-in one; the generated EVPN one; and
     the built-in one encrypted, with a pre-shared key and with certificates."""
-    static = topology.to_data(topology.default())
-    evpn = topology.to_data(topology.generate(2, Control.EVPN))
+    static = writer.to_data(reader.default())
+    evpn = writer.to_data(generated.generate(2, Control.EVPN))
     psk = {**static, "encryption": "ipsec", "ipsec": {"psk_file": "/etc/ovsvx/psk"}}
     certs = {**static, "encryption": "ipsec", "ipsec": {n: f"/etc/ovsvx/{n}.pem" for n in ("cert", "key", "ca")}}
     return {"static": static, "evpn": evpn, "psk": psk, "certs": certs}
@@ -123,7 +123,7 @@ def refusal(key: Key) -> str:
     data = _sample_for(key)
     _table_of(data, key.table)[key.name] = key.bad
     try:
-        topology.parse(data)
+        reader.parse(data)
     except TopologyError as err:
         return str(err)
     raise AssertionError(f"{key.path}: the parser took {key.bad!r}")
@@ -134,7 +134,7 @@ def default(key: Key) -> str | None:
     data = _sample_for(key)
     _table_of(data, key.table).pop(key.name, None)
     try:
-        parsed = topology.parse(data)
+        parsed = reader.parse(data)
     except TopologyError:
         return None
     holder: Any = {"": parsed, "bgp": parsed.bgp, "ipsec": parsed.ipsec}.get(key.table)

@@ -30,10 +30,10 @@ from ovsvx.host.netlink import xdp_programs
 from ovsvx.host.netstack import RT_TABLE_MAIN
 from ovsvx.host.plan import LINK_ALIAS, RTPROT_OVSVX
 from ovsvx.host.record import Kind
+from ovsvx.model import reader
 from ovsvx.model.findings import Diagnosis, Verdict
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Mode, Topology
-from ovsvx.model.topology import load as load_topology
 
 OK, WARN, FAIL = Verdict
 KERNEL_PIECES = {"vxlan": "vxlan devices", "bridge": "Linux bridges", "veth": "veth pairs"}
@@ -415,7 +415,7 @@ def examine(host_name: str | None, prefix: str | None, topology_file: Path | Non
     or this machine's deployment; with the deployment's topology unless a file is given."""
     scope = find_scope(host_name, prefix)
     existing = record.load(scope.kind, scope.prefix)
-    topology = existing.topology if existing and topology_file is None else load_topology(topology_file)
+    topology = existing.topology if existing and topology_file is None else reader.load(topology_file)
     modes = existing.modes if existing else {}
     if scope.kind == Kind.HOST:
         hosts = [(Site(topology.host(scope.host or ""), None), modes.get(scope.host or ""))]

@@ -26,6 +26,7 @@ from typing import Any
 from ovsvx.errors import OvsvxError, UsageError
 from ovsvx.host import record
 from ovsvx.host.record import Kind
+from ovsvx.model import reader
 from ovsvx.model import topology as topo
 from ovsvx.model.topology import Host, Topology
 from ovsvx.ovs.daemons import check_port_free, claim_socket, controller_socket
@@ -87,10 +88,10 @@ def serve(
     if deployment is not None:
         topology = deployment.topology
     elif topology_file is not None:
-        topology = topo.load(topology_file)
+        topology = reader.load(topology_file)
     else:
         deployment = record.load(Kind.HOST, "")
-        topology = deployment.topology if deployment else topo.default()
+        topology = deployment.topology if deployment else reader.default()
         host_name = host_name or (next(iter(deployment.modes)) if deployment else None)
     if host_name is None:
         raise UsageError(f"--serve is needed: one of {', '.join(h.name for h in topology.hosts)}")

@@ -29,7 +29,7 @@ from ovsvx.deploy import lab
 from ovsvx.host import charon, netstack, record, swanctl
 from ovsvx.host.firewall import Counters, Firewall
 from ovsvx.host.record import Kind
-from ovsvx.model import topology
+from ovsvx.model import generated, reader, topology, writer
 from ovsvx.model.site import Site
 from tests.conftest import TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import failed, status
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.lab
 # (scripts/test's guest selection) keeps both.
 MODES = {"kernel-mode": "kernel", "mixed": "host1=ovs,host2=kernel"}
 KEY = "ovsvx-test-key-" + os.urandom(12).hex()
-HOST1, HOST2 = topology.default().hosts
+HOST1, HOST2 = reader.default().hosts
 
 
 def esp_missing() -> str:
@@ -78,9 +78,9 @@ def encrypted_topology(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     psk = folder / "ipsec.psk"
     with os.fdopen(os.open(psk, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
         out.write(KEY + "\n")
-    encrypted = replace(topology.default(), encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(psk))
+    encrypted = replace(reader.default(), encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(psk))
     path = folder / "ipsec.toml"
-    path.write_text(topology.to_toml(encrypted))
+    path.write_text(writer.to_toml(encrypted))
     return path, encrypted
 
 
@@ -310,7 +310,7 @@ def certificates(folder: Path) -> tuple[str, str, str]:
         signed(ca_name, ca_key, ca_name, ca_key, True, []).public_bytes(serialization.Encoding.PEM),
         0o644,
     )
-    for host in topology.default().hosts:
+    for host in reader.default().hosts:
         key = ec.generate_private_key(ec.SECP256R1())
         san = [x509.IPAddress(host.vtep), x509.DNSName(host.name)]
         cert = signed(name(host.name), key, ca_name, ca_key, False, san)
@@ -328,7 +328,7 @@ def test_certificates_signed_by_one_ca_key_the_overlay(fresh_prefix: str, tmp_pa
     if esp_missing():
         pytest.skip("this kernel has no ESP: run it with scripts/guest")
     cert, key, ca = certificates(tmp_path)
-    text = topology.default_text()
+    text = reader.default_text()
     first_table = text.index("[[hosts]]")
     table = f'encryption = "ipsec"\n\n[ipsec]\ncert = "{cert}"\nkey = "{key}"\nca = "{ca}"\n\n'
     path = tmp_path / "certs.toml"
@@ -353,10 +353,10 @@ def test_under_evpn_ike_follows_the_hosts_bgp_brings_and_takes(fresh_prefix: str
         out.write(KEY + "\n")
 
     def evpn(count: int) -> str:
-        hosts = topology.generate(count, topology.Control.EVPN)
+        hosts = generated.generate(count, topology.Control.EVPN)
         encrypted = replace(hosts, encryption=topology.Encryption.IPSEC, ipsec=topology.Ipsec(psk))
         path = tmp_path / f"evpn-{count}.toml"
-        path.write_text(topology.to_toml(encrypted))
+        path.write_text(writer.to_toml(encrypted))
         return str(path)
 
     def verified() -> bool:

@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 
 from ovsvx import waits
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.model.topology import kernel_tunnel_device
 from tests.conftest import TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, ping_result, start_ping, status
 
 pytestmark = pytest.mark.lab
 
-TOPO = topology.default()
+TOPO = reader.default()
 TUNNEL_DEVICE = kernel_tunnel_device(TOPO.port)
 
 

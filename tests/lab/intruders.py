@@ -9,9 +9,9 @@ import time
 
 from ovsvx import waits
 from ovsvx.host import netstack
-from ovsvx.model import topology
+from ovsvx.model import reader, topology
 
-TOPO = topology.default()
+TOPO = reader.default()
 INTRUDER_ADDRESS = "10.33.30.200"  # a machine of the underlay that is no VTEP of the topology
 INTRUDER_MAC = "02:66:66:66:66:66"
 ECHO_ID = 0x6666

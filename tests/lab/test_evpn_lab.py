@@ -19,7 +19,7 @@ from ovsvx.deploy import lab
 from ovsvx.host import frr, gtsm, netstack, record
 from ovsvx.host.firewall import Firewall
 from ovsvx.host.record import Kind
-from ovsvx.model import topology
+from ovsvx.model import generated, topology, writer
 from ovsvx.model.site import Site
 from ovsvx.model.topology import Bgp, Control
 from ovsvx.ovs.evpnspeaker import CONNECT_RETRY_S
@@ -32,11 +32,11 @@ FORGET_S = frr.HOLD_S + 3.0  # a host that went silent is forgotten within the h
 
 
 def evpn_file(tmp_path: Path, count: int, reflectors: tuple[str, ...] = ("10.33.30.2",)) -> Path:
-    topo = topology.generate(count, Control.EVPN)
+    topo = generated.generate(count, Control.EVPN)
     assert topo.bgp is not None  # the generated one, with its overlay range (192.168.0.0/16)
     topo = replace(topo, bgp=replace(topo.bgp, route_reflectors=tuple(IPv4Address(a) for a in reflectors)))
     path = tmp_path / f"evpn-{count}-{len(reflectors)}.toml"
-    path.write_text(topology.to_toml(topo))
+    path.write_text(writer.to_toml(topo))
     return path
 
 
@@ -272,10 +272,10 @@ def test_with_a_password_only_who_knows_it_gets_a_session(ovsvx: Runner, fresh_p
     secret = tmp_path / "bgp.secret"
     secret.write_text("only-the-overlay-knows\n")
     secret.chmod(0o600)
-    topo = topology.generate(2, topology.Control.EVPN)
+    topo = generated.generate(2, topology.Control.EVPN)
     topo = replace(topo, bgp=Bgp(65000, (IPv4Address("10.33.30.2"),), secret))
     path = tmp_path / "evpn-secret.toml"
-    path.write_text(topology.to_toml(topo))
+    path.write_text(writer.to_toml(topo))
     prefix = fresh_prefix
     ovsvx("deploy", "--prefix", prefix, "-t", str(path), "--mode", "host1=ovs,host2=kernel")
     try:
@@ -311,7 +311,7 @@ def test_a_rogue_speaker_gets_no_default_route_and_an_unannounced_vtep_no_frames
     try:
         report, _ = until_verified(ovsvx, prefix, REACH_S)
         assert report["ok"], report
-        host1 = topology.generate(2, Control.EVPN).hosts[0]
+        host1 = generated.generate(2, Control.EVPN).hosts[0]
 
         def frames_seen_in_ns1() -> list[str]:
             listener = Listener(prefix, host1.namespaces[0])
@@ -391,7 +391,7 @@ def test_a_stranger_cannot_use_a_host_as_a_relay_into_another_hosts_workloads(
     host2's vxlan device, from a peer); its firewall counts the drop where the kernel routes it.  The
     stranger's own route to host1's subnet is refused the same way, and the peers still talk."""
     prefix = fresh_prefix
-    topo = topology.generate(2, Control.EVPN)
+    topo = generated.generate(2, Control.EVPN)
     ovsvx("deploy", "--prefix", prefix, "-t", str(evpn_file(tmp_path, 2)), "--mode", mode)
     try:
         report, _ = until_verified(ovsvx, prefix, REACH_S)
@@ -470,10 +470,10 @@ def test_a_rogue_speaker_with_the_password_gets_only_overlay_routes_and_a_flood_
     secret = tmp_path / "bgp.secret"
     secret.write_text("only-the-overlay-knows\n")
     secret.chmod(0o600)
-    topo = topology.generate(2, Control.EVPN)
+    topo = generated.generate(2, Control.EVPN)
     topo = replace(topo, bgp=replace(topo.bgp, password_file=secret))  # type: ignore[type-var]
     path = tmp_path / "evpn-rogue.toml"
-    path.write_text(topology.to_toml(topo))
+    path.write_text(writer.to_toml(topo))
     prefix = fresh_prefix
     hosts = ("host1", "host2")
     mode = ("--mode", "host1=ovs,host2=kernel")

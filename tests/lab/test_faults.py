@@ -25,12 +25,12 @@ import pytest
 
 from ovsvx.host import netstack, plan, record
 from ovsvx.host.record import Kind
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.ovs import flows
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, processes_of, verify
 
-TOPO = topology.default()
+TOPO = reader.default()
 HOST1 = TOPO.host("host1")
 
 

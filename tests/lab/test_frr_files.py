@@ -15,7 +15,7 @@ import pytest
 
 from ovsvx.errors import ApplyError, PreconditionError
 from ovsvx.host import frr, record, secretfile
-from ovsvx.model import topology
+from ovsvx.model import generated, topology
 from tests.conftest import need_lab
 
 
@@ -74,7 +74,7 @@ def test_the_bgp_password_is_taken_only_from_a_file_of_roots_alone(tmp_path: Pat
     secret = tmp_path / "bgp.secret"
     secret.write_text("s3cret\n")
     topo = replace(
-        topology.generate(2, topology.Control.EVPN),
+        generated.generate(2, topology.Control.EVPN),
         bgp=topology.Bgp(65000, (IPv4Address("10.33.30.2"),), secret),
     )
     secret.chmod(0o640)

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from ovsvx.model import topology
+from ovsvx.model import generated, reader, writer
 from ovsvx.model.topology import Namespace, Topology
 from tests.conftest import Runner, run_ovsvx
 from tests.lab.helpers import failed, ping_result, start_ping, status, verify
 
-BASE = topology.default()
+BASE = reader.default()
 
 
 def grown() -> Topology:
     """The tutorial's two hosts with a second namespace on host2 and a third host after them."""
     host2 = BASE.hosts[1]
     added = Namespace("ns2b", host2.subnet[101], "tap3", "tap4")
-    host3 = replace(topology.generate(3).hosts[2], vtep=BASE.hosts[1].vtep + 1)
+    host3 = replace(generated.generate(3).hosts[2], vtep=BASE.hosts[1].vtep + 1)
     return replace(BASE, hosts=(BASE.hosts[0], replace(host2, namespaces=(*host2.namespaces, added)), host3))
 
 
@@ -33,7 +33,7 @@ def test_hosts_and_namespaces_added_apply_in_place_while_ns1_pings_ns2(
 ) -> None:
     ovsvx("deploy", "--mode", mode, "--prefix", fresh_prefix)
     bigger = tmp_path / "grown.toml"
-    bigger.write_text(topology.to_toml(grown()))
+    bigger.write_text(writer.to_toml(grown()))
     ping = start_ping(fresh_prefix, count=100)  # 10 s, across the whole deploy
     done = ovsvx("deploy", "--mode", mode, "-t", str(bigger), "--prefix", fresh_prefix)
     sent, got, _ = ping_result(ping)
@@ -54,7 +54,7 @@ def test_a_topology_that_changes_a_piece_is_refused_in_one_line_and_nothing_chan
     ovsvx("deploy", "--mode", "kernel", "--prefix", fresh_prefix)
     before = status(fresh_prefix)["hosts"]
     other = tmp_path / "other.toml"
-    other.write_text(topology.to_toml(replace(grown(), vni=200)))
+    other.write_text(writer.to_toml(replace(grown(), vni=200)))
     done = run_ovsvx("deploy", "-t", str(other), "--prefix", fresh_prefix, check=False)
     said = done.stderr.strip().splitlines()
     assert done.returncode != 0 and len(said) == 1, done.stderr

@@ -30,12 +30,12 @@ from ovsvx.deploy.deploy import UNDONE, Scope, deploy, destroy
 from ovsvx.errors import OvsvxError
 from ovsvx.host import netstack
 from ovsvx.host.record import record_path
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.model.options import DeployOptions
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab
 from tests.lab.helpers import processes_of
 
-TOPO = topology.default()
+TOPO = reader.default()
 
 
 class _Netlink:

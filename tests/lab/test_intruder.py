@@ -30,13 +30,13 @@ from ovsvx.deploy import lab
 from ovsvx.host import netstack, record
 from ovsvx.host.firewall import Counters, Firewall
 from ovsvx.host.record import Kind
-from ovsvx.model import topology
+from ovsvx.model import reader, topology
 from ovsvx.model.site import Site
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx
 from tests.lab.helpers import in_host
 from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject, open_up
 
-TOPO = topology.default()
+TOPO = reader.default()
 
 
 @pytest.fixture(scope="module", params=["kernel", "ovs"])

@@ -24,12 +24,12 @@ import pytest
 from ovsvx import waits
 from ovsvx.host import netstack
 from ovsvx.host.netlink import xdp_programs
-from ovsvx.model import topology
+from ovsvx.model import reader
 from ovsvx.ovs import flows
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, ping_result, start_ping, status, verify
 
-TOPO = topology.default()
+TOPO = reader.default()
 GENERATED = {h.name: {f.cookie for f in flows.host_flows(TOPO, h)} for h in TOPO.hosts}
 
 
@@ -320,7 +320,7 @@ def test_packet_socket_ports_carry_the_overlay_too_and_a_plain_deploy_keeps_them
 
 def test_af_xdp_is_refused_for_a_jumbo_underlay(fresh_prefix: str, tmp_path: Path) -> None:
     jumbo = tmp_path / "jumbo.toml"
-    jumbo.write_text(topology.default_text().replace("underlay_mtu = 1500", "underlay_mtu = 9000"))
+    jumbo.write_text(reader.default_text().replace("underlay_mtu = 1500", "underlay_mtu = 9000"))
     refused = run_ovsvx(
         "deploy", "-t", str(jumbo), "--port-type", "afxdp-nonpmd", "--prefix", fresh_prefix, check=False
     )

@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ovsvx import waits
 from ovsvx.deploy import agent as agent_module
 from ovsvx.host import firewall, netstack, nftables
-from ovsvx.model import topology
+from ovsvx.model import reader, topology, writer
 from tests.conftest import REPO, TEST_PREFIX, need_lab
 from tests.lab.intruders import open_up
 
@@ -90,7 +90,7 @@ def machines(tmp_path: Path) -> Iterator[dict[str, Any]]:
     states = {host: tmp_path / host for host in MACHINES}
     topo_file = tmp_path / "topology.toml"
     topo_file.write_text(
-        topology.default_text().replace('"ns1"', f'"{TEST_PREFIX}rh-ns1"').replace('"ns2"', f'"{TEST_PREFIX}rh-ns2"')
+        reader.default_text().replace('"ns1"', f'"{TEST_PREFIX}rh-ns1"').replace('"ns2"', f'"{TEST_PREFIX}rh-ns2"')
     )
     try:
         cable()
@@ -321,8 +321,8 @@ def test_the_agent_hears_its_firewall_changed_or_flushed_and_mends_it(machines: 
     watch is the same in either mode; the two-machine suite runs both)."""
     states, topo = machines["states"], machines["topology"]
     a = MACHINES["host1"]
-    host1 = topology.load(Path(topo)).host("host1")
-    script = firewall.rules(topology.load(Path(topo)), host1).script()
+    host1 = reader.load(Path(topo)).host("host1")
+    script = firewall.rules(reader.load(Path(topo)), host1).script()
     agent = AgentProcess(a, states["host1"], "--host", "host1", "--mode", "kernel", "-t", topo, "--full-check", "600")
 
     def as_meant() -> bool:
@@ -413,8 +413,8 @@ def test_the_agent_reloads_a_namespace_added_without_a_lost_packet_and_a_flappin
     the agent's passes stay near one a second (EVENT_GAP_S), not one an event, and the overlay is back."""
     states, a = machines["states"], MACHINES["host1"]
     stored = tmp_path / "host1.toml"
-    base = topology.load(Path(machines["topology"]))
-    stored.write_text(topology.to_toml(base))
+    base = reader.load(Path(machines["topology"]))
+    stored.write_text(writer.to_toml(base))
     stored.chmod(0o600)
     ovsvx_on(MACHINES["host2"], states["host2"], "deploy", "--host", "host2", "--mode", "kernel", "-t", str(stored))
     agent = AgentProcess(a, states["host1"], "--host", "host1", "--mode", "kernel", "-t", str(stored))
@@ -425,7 +425,7 @@ def test_the_agent_reloads_a_namespace_added_without_a_lost_packet_and_a_flappin
         added = topology.Namespace(NS3, host1.subnet[101], "tap3", "tap4")
         grown = replace(base, hosts=(replace(host1, namespaces=(*host1.namespaces, added)), base.hosts[1]))
         pinger = netstack.popen(NS1, ["ping", "-n", "-i", "0.05", "-W", "1", "192.168.2.100"], stdout=subprocess.PIPE)
-        stored.write_text(topology.to_toml(grown))
+        stored.write_text(writer.to_toml(grown))
         report = reloaded(agent, states["host1"], 1)
         assert report["reload_refused"] == "" and report["last_ok"], report
         assert answers(NS3, "192.168.2.100")
@@ -436,7 +436,7 @@ def test_the_agent_reloads_a_namespace_added_without_a_lost_packet_and_a_flappin
         assert sent >= 5 and got == sent, said
 
         moved = replace(grown, hosts=(replace(grown.hosts[0], vxlan_address=host1.subnet[253]), grown.hosts[1]))
-        stored.write_text(topology.to_toml(moved))
+        stored.write_text(writer.to_toml(moved))
         refused = reloaded(agent, states["host1"], 2)
         assert "host1's vxlan_address changed" in refused["reload_refused"], refused
         assert any("reload: " in line and "does not apply in place" in line for line in agent.lines)

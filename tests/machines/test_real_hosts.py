@@ -20,11 +20,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ovsvx import waits
+from ovsvx.model import reader, writer
+from ovsvx.model.topology import Namespace
 from tests.conftest import REPO
 from tests.machines import remote
 
@@ -311,18 +314,14 @@ WATCHDOG_KILL_S = 60.0  # the netlink watch ended -> systemd's watchdog (30 s) k
 
 def with_namespaces(*added: tuple[str, int]) -> str:
     """The built-in topology with namespaces (name, last octet) added on host2 after its ns2, as TOML."""
-    from dataclasses import replace
-
-    from ovsvx.model import topology
-
-    base = topology.default()
+    base = reader.default()
     host2 = base.hosts[1]
     more = tuple(
-        topology.Namespace(name, host2.subnet[octet], f"tap{2 * i + 3}", f"tap{2 * i + 4}")
+        Namespace(name, host2.subnet[octet], f"tap{2 * i + 3}", f"tap{2 * i + 4}")
         for i, (name, octet) in enumerate(added)
     )
     grown = replace(base, hosts=(base.hosts[0], replace(host2, namespaces=(*host2.namespaces, *more))))
-    return topology.to_toml(grown)
+    return writer.to_toml(grown)
 
 
 def unbroken(step: str, label: str) -> str:
@@ -527,10 +526,9 @@ route_reflectors = ["{REFLECTOR}"]
 def reflector_on_host1() -> Iterator[str]:
     """host1 holds the reflector's address and runs it (`enable --reflector`), from a topology file both
     machines read; afterwards neither the unit nor the address is left."""
-    from ovsvx.model import topology
 
     path = remote.CTL / "evpn.toml"
-    path.write_text(EVPN_TOPOLOGY.format(default=topology.default_text()))
+    path.write_text(EVPN_TOPOLOGY.format(default=reader.default_text()))
     assert here("ip", "addr", "add", f"{REFLECTOR}/24", "dev", "ens160").returncode == 0
     try:
         done = ovsvx_here("enable", "--reflector", REFLECTOR, "-t", str(path))
@@ -590,9 +588,8 @@ psk_file = "{KEY_FILE}"
 def encrypted_topology() -> Iterator[str]:
     """The tutorial's topology with `encryption = "ipsec"`, in a file both machines read, and the same key
     on each machine in a root-only file; afterwards no key file is left."""
-    from ovsvx.model import topology
 
-    text = topology.default_text()
+    text = reader.default_text()
     first_table = text.index("[[hosts]]")
     path = remote.CTL / "ipsec.toml"
     path.write_text(IPSEC_TOPOLOGY.format(head=text[:first_table], hosts=text[first_table:]))
