@@ -12,19 +12,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from ovsvx.ovs.flows import (
-    CONTROLLER,
-    ETH_IP,
-    IN_PORT,
-    DecTtl,
-    Flow,
-    Goto,
-    LearnPeerMac,
-    Move,
-    Output,
-    Purpose,
-    SetField,
-)
+from ovsvx.ovs.openflow import DecTtl, Flow, Goto, LearnPeerMac, Move, Output, SetField
+from ovsvx.ovs.tables import CONTROLLER, ETH_IP, IN_PORT, Purpose
 
 
 @dataclass

@@ -19,7 +19,7 @@ from ovsvx.kernel.plan import kernel_plan
 from ovsvx.model import generated, reader, topology, writer
 from ovsvx.model.bgp import BgpView
 from ovsvx.model.topology import Control
-from ovsvx.ovs import flows, switch
+from ovsvx.ovs import flows, openflow, switch, tables
 from tests import fakeswitch
 
 
@@ -234,7 +234,7 @@ def test_ovs_evpn_flows_route_a_namespace_to_the_routes_vtep_and_router_mac() ->
         table,
         {
             "in_port": "tap2",
-            "eth_type": flows.ETH_IP,
+            "eth_type": tables.ETH_IP,
             "ipv4_dst": "192.168.2.100",
             "ttl": 64,
             "eth_src": "02:00:c0:a8:01:64",
@@ -243,7 +243,7 @@ def test_ovs_evpn_flows_route_a_namespace_to_the_routes_vtep_and_router_mac() ->
     )
     assert [port for port, _ in sent.outputs] == ["vxlan1"]
     out = sent.outputs[0][1]
-    assert (out["eth_src"], out["eth_dst"], out[flows.TUNNEL_DST], out["ttl"]) == (
+    assert (out["eth_src"], out["eth_dst"], out[openflow.TUNNEL_DST], out["ttl"]) == (
         "02:00:c0:a8:01:fe",
         "02:00:c0:a8:02:fe",
         "10.33.30.151",
@@ -251,8 +251,8 @@ def test_ovs_evpn_flows_route_a_namespace_to_the_routes_vtep_and_router_mac() ->
     )
     came = {
         "in_port": "vxlan1",
-        flows.TUNNEL_SRC: "10.33.30.151",
-        "eth_type": flows.ETH_IP,
+        openflow.TUNNEL_SRC: "10.33.30.151",
+        "eth_type": tables.ETH_IP,
         "ipv4_dst": "192.168.1.100",
         "ttl": 63,
         "eth_src": "02:00:c0:a8:02:fe",
@@ -260,8 +260,10 @@ def test_ovs_evpn_flows_route_a_namespace_to_the_routes_vtep_and_router_mac() ->
     }
     assert [(port, p["ttl"]) for port, p in fakeswitch.run(table, came).outputs] == [("tap2", 62)]
     # the same frame from a VTEP that no route names (a stranger of the underlay) is dropped at the door
-    stranger = fakeswitch.run(table, {**came, flows.TUNNEL_SRC: "10.33.30.200"})
-    assert stranger.dropped and [(f.table, f.purpose) for f in stranger.path] == [(flows.CLASSIFY, flows.Purpose.DROP)]
+    stranger = fakeswitch.run(table, {**came, openflow.TUNNEL_SRC: "10.33.30.200"})
+    assert stranger.dropped and [(f.table, f.purpose) for f in stranger.path] == [
+        (tables.CLASSIFY, tables.Purpose.DROP)
+    ]
 
 
 def test_ovs_evpn_flows_without_routes_reach_no_peer_and_name_no_other_host() -> None:
@@ -273,7 +275,7 @@ def test_ovs_evpn_flows_without_routes_reach_no_peer_and_name_no_other_host() ->
         alone,
         {
             "in_port": "tap2",
-            "eth_type": flows.ETH_IP,
+            "eth_type": tables.ETH_IP,
             "ipv4_dst": "192.168.2.100",
             "ttl": 64,
             "eth_src": "x",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ovsvx.model import generated, reader, topology
-from ovsvx.ovs import flows, switch
-from ovsvx.ovs.flows import ETH_ARP, ETH_IP, LOCAL, Purpose
+from ovsvx.ovs import flows, openflow, switch, tables
+from ovsvx.ovs.tables import ETH_ARP, ETH_IP, LOCAL, Purpose
 from tests import fakeswitch
 from tests.topologies import three_hosts
 
@@ -34,17 +34,17 @@ def test_cookies_name_the_purpose_and_tell_flows_apart() -> None:
 
 
 def test_every_table_is_declared_and_ends_in_a_counted_drop() -> None:
-    assert {f.table for f in FLOWS1} == set(flows.TABLES)
-    for table in flows.TABLES:
+    assert {f.table for f in FLOWS1} == set(tables.TABLES)
+    for table in tables.TABLES:
         last = [f for f in FLOWS1 if f.table == table][-1]
         assert (last.priority, last.match, last.actions, last.purpose) == (0, (), (), Purpose.DROP)
 
 
 def test_check_refuses_an_undeclared_table_or_jump() -> None:
     with pytest.raises(ValueError, match="undeclared table 99"):
-        flows.check([flows.Flow(99, 0, (), (), Purpose.DROP)])
+        openflow.check([openflow.Flow(99, 0, (), (), Purpose.DROP)])
     with pytest.raises(ValueError, match="may not go to table 40"):
-        flows.check([flows.Flow(flows.ARP, 1, (), (flows.Goto(40),), Purpose.CLASSIFY)])
+        openflow.check([openflow.Flow(tables.ARP, 1, (), (openflow.Goto(40),), Purpose.CLASSIFY)])
 
 
 def test_three_hosts_get_a_tunnel_port_per_peer() -> None:
@@ -56,7 +56,7 @@ def test_three_hosts_get_a_tunnel_port_per_peer() -> None:
     ]
     generated = flows.host_flows(topo, topo.hosts[0])
     to_peer = {f.match[1][1]: f.actions[1] for f in generated if f.purpose == Purpose.TO_PEER and f.table == 50}
-    assert to_peer == {"192.168.2.0/24": flows.Output("vxlan1-1"), "192.168.3.0/24": flows.Output("vxlan1-2")}
+    assert to_peer == {"192.168.2.0/24": openflow.Output("vxlan1-1"), "192.168.3.0/24": openflow.Output("vxlan1-2")}
 
 
 # --- behaviour, through the simulated pipeline -------------------------------------------
@@ -207,7 +207,7 @@ def test_switch_errors_are_decoded_into_names() -> None:
 
 def test_the_flows_page_documents_every_table_and_cookie_purpose() -> None:
     page = (REPO / "docs" / "design" / "flows.md").read_text()
-    for table in flows.TABLES.values():
+    for table in tables.TABLES.values():
         assert f"| {table.id} | {table.name} |" in page
     for purpose in Purpose:
         assert f"| `{purpose.value:#x}…` | {purpose.label}" in page
@@ -269,6 +269,6 @@ def test_an_installed_flow_is_named_by_its_cookie_for_flows_and_trace_alike() ->
     host = TOPO.host("host1")
     generated = {f.cookie: f for f in flows.host_flows(TOPO, host)}
     some = next(iter(generated.values()))
-    assert flows.explain(some.cookie, generated) == (some.purpose.label, some.note)
-    assert flows.explain(flows.learned_cookie(0), generated) == ("learned", flows.LEARNED_NOTE)
-    assert flows.explain(0x1234, generated) is None  # not ovsvx's: "not generated"
+    assert openflow.explain(some.cookie, generated) == (some.purpose.label, some.note)
+    assert openflow.explain(openflow.learned_cookie(0), generated) == ("learned", openflow.LEARNED_NOTE)
+    assert openflow.explain(0x1234, generated) is None  # not ovsvx's: "not generated"

@@ -20,7 +20,8 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from ovsvx.model import reader
 from ovsvx.ovs import ofapp
-from ovsvx.ovs.flows import host_flows, learned_cookie
+from ovsvx.ovs.flows import host_flows
+from ovsvx.ovs.openflow import learned_cookie
 from ovsvx.ovs.peerwatch import peer_probes
 
 TOPO = reader.default()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from scapy.layers.l2 import ARP, Ether
 
 from ovsvx.model import generated
-from ovsvx.ovs.flows import CLASSIFY, host_flows, learned_cookie
+from ovsvx.ovs.flows import host_flows
+from ovsvx.ovs.openflow import learned_cookie
 from ovsvx.ovs.peerwatch import Counts, counts, peer_probes, unanswered
+from ovsvx.ovs.tables import CLASSIFY
 
 TOPO = generated.generate(3)
 HOST = TOPO.hosts[0]

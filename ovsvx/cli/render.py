@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ovsvx.model.findings import State, Verdict
 from ovsvx.observe.figures import KERNEL, UNDERLAY, Summary, doubts, ratio, rounds
-from ovsvx.ovs import flows
+from ovsvx.ovs import openflow, tables
 
 if TYPE_CHECKING:
     from ovsvx.deploy.deploy import HostStatus
@@ -127,12 +127,12 @@ def capture(frames: list[Frame], src: str, dst: str) -> Table:
     return table
 
 
-def installed_flows(title: str, installed: Iterable[InstalledFlow], generated: dict[int, flows.Flow]) -> Table:
+def installed_flows(title: str, installed: Iterable[InstalledFlow], generated: dict[int, openflow.Flow]) -> Table:
     """A bridge's flows by purpose: what ovsvx generated, what the switch learned, and anything else."""
     table = Table("purpose", "table", "why", "rule", "packets", "bytes", title=title, title_justify="left")
     for flow in sorted(installed, key=lambda f: (f.cookie >> 32, f.table)):
-        name = flows.TABLES[flow.table].name if flow.table in flows.TABLES else "?"
-        known = flows.explain(flow.cookie, generated)
+        name = tables.TABLES[flow.table].name if flow.table in tables.TABLES else "?"
+        known = openflow.explain(flow.cookie, generated)
         purpose: Text | str = known[0] if known else Text("not generated", style="red")
         why = known[1] if known else ""
         table.add_row(purpose, f"{flow.table} {name}", why, flow.rule, str(flow.n_packets), str(flow.n_bytes))

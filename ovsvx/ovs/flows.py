@@ -1,4 +1,4 @@
-"""OpenFlow 1.3 flows for ovs mode: plain values, generated from the topology, rendered as text.
+"""OpenFlow 1.3 flows for ovs mode, generated from the topology, and the flow files rendered from them.
 
 The flows reproduce the tutorial's kernel routing hop for hop, with no
 packet-in on the way:
@@ -28,228 +28,50 @@ packet-in on the way:
   takes packets only from the VTEPs the routes name: any other sender of the
   underlay is dropped in table 0.
 
-A flow's cookie is its purpose code in bits 32..39 and a CRC-32 of the flow's
-text below: `ovs-ofctl dump-flows` tells each flow's purpose by its first hex
-digit, and identical cookies mean identical flows, which is how the
-controller compares a switch with the generated set.
+Each flow is an `openflow.Flow` in one of `tables`' tables, its cookie naming its purpose.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, replace
-from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from ovsvx.errors import UsageError
 from ovsvx.model.bgp import BgpView, EvpnRoute
 from ovsvx.model.topology import Host, Namespace, Topology, mac_for
+from ovsvx.ovs.openflow import (
+    TUNNEL_DST,
+    TUNNEL_SRC,
+    Action,
+    DecTtl,
+    Flow,
+    Goto,
+    LearnPeerMac,
+    Move,
+    Output,
+    SetField,
+    check,
+    learned_cookie,
+)
 from ovsvx.ovs.switch import evpn_tunnel_port, tunnel_ports, workload_ports
-
-ETH_ARP = 0x0806
-ETH_IP = 0x0800
-ARP_REQUEST = 1
-ARP_REPLY = 2
-LOCAL = "LOCAL"  # the bridge's internal port: the host itself
-IN_PORT = "IN_PORT"
-CONTROLLER = "CONTROLLER"  # a copy to the controller (packet-in), cut to its headers
-PACKET_IN_BYTES = 64  # enough for the Ethernet and IPv4 headers: the controller only reads the destination
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    id: int
-    name: str
-    does: str
-    next: tuple[int, ...] = ()
-
-
-CLASSIFY, ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL, TO_PEER = 0, 10, 20, 30, 40, 50
-
-#: The pipeline, declared once: docs/design/flows.md's table comes from here, and `check` holds every flow to it.
-TABLES: dict[int, TableInfo] = {
-    t.id: t
-    for t in (
-        TableInfo(
-            CLASSIFY,
-            "classify",
-            "sorts by ingress port: a namespace, the host (LOCAL) or the tunnel; ARP to table 10, IPv4 to 20/30/40",
-            (ARP, FROM_WORKLOAD, FROM_HOST, FROM_TUNNEL),
-        ),
-        TableInfo(ARP, "arp", "answers ARP requests in the datapath"),
-        TableInfo(
-            FROM_WORKLOAD,
-            "from-workload",
-            "routes what a namespace sends (to the host, another namespace here, or towards a peer with TTL-1)",
-            (TO_PEER,),
-        ),
-        TableInfo(
-            FROM_HOST,
-            "from-host",
-            "forwards what the host itself sends (to a namespace, or towards a peer)",
-            (TO_PEER,),
-        ),
-        TableInfo(
-            FROM_TUNNEL,
-            "from-tunnel",
-            "routes what arrives from the tunnel (to a namespace with TTL-1, or to the host)",
-        ),
-        TableInfo(
-            TO_PEER,
-            "to-peer",
-            "sets the peer's router MAC (learned from its ARP, else ovsvx's) and sends into its tunnel",
-        ),
-    )
-}
-
-
-class Purpose(IntEnum):
-    """What a flow is for; the value is the cookie's purpose code (cookie >> 32)."""
-
-    CLASSIFY = 0x1
-    ARP_RESPONDER = 0x2
-    ROUTE_OUT = 0x3  # routed by this host into the tunnel (TTL - 1)
-    HOST_OUT = 0x4  # the host's own traffic into the tunnel
-    ROUTE_IN = 0x5  # routed by this host from the tunnel to a namespace (TTL - 1)
-    TO_HOST = 0x6  # delivered to the host's own addresses (LOCAL)
-    LOCAL_L2 = 0x7  # between the host and its namespaces, as the Linux bridge does
-    LEARNED = 0x8  # written by the switch itself: a peer's router MAC learned from its ARP (low bits: peer)
-    TO_PEER = 0x9  # the peer's router MAC and tunnel, and the ARP flows that learn that MAC
-    DROP = 0xF  # the end of every table: counted, dropped
-
-    @property
-    def label(self) -> str:
-        return self.name.lower().replace("_", "-")
-
-
-# --- actions -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Output:
-    port: str  # a port name, LOCAL or IN_PORT
-
-
-@dataclass(frozen=True)
-class Goto:
-    table: int
-
-
-@dataclass(frozen=True)
-class SetField:
-    field: str  # OXM name as os-ken and ovs-ofctl spell it: eth_src, arp_op, ...
-    value: str | int
-
-
-@dataclass(frozen=True)
-class Move:
-    """Copy one field to another (Nicira reg_move): how an ARP reply swaps sender and target."""
-
-    src: str
-    dst: str
-    bits: int
-
-
-@dataclass(frozen=True)
-class DecTtl:
-    pass
-
-
-@dataclass(frozen=True)
-class LearnPeerMac:
-    """Write (or rewrite) the flow in `table` that sends IPv4 for `subnet` to the MAC in this ARP
-    packet's sender field, out of the port it came in by: the switch learns a peer's router MAC.
-    It expires, so a peer whose MAC changed (rebuilt by hand) is asked again."""
-
-    table: int
-    priority: int
-    cookie: int
-    subnet: IPv4Network
-    hard_timeout: int = 300  # forget it after 5 min: the next packet asks the peer again
-
-
-Action = Output | Goto | SetField | Move | DecTtl | LearnPeerMac
-
-#: The tunnel's remote and sending addresses, as os-ken names the Nicira fields (ovs-ofctl: tun_dst, tun_src).
-TUNNEL_DST = "tun_ipv4_dst"
-TUNNEL_SRC = "tun_ipv4_src"
-#: Where ovs-ofctl spells a field differently from OXM.
-OFCTL_FIELDS = {"ipv4_dst": "nw_dst", TUNNEL_DST: "tun_dst", TUNNEL_SRC: "tun_src"}
-
-#: Nicira names of the fields `Move` copies, as ovs-ofctl writes them.
-NXM_NAMES = {
-    "eth_src": "NXM_OF_ETH_SRC",
-    "eth_dst": "NXM_OF_ETH_DST",
-    "arp_sha": "NXM_NX_ARP_SHA",
-    "arp_tha": "NXM_NX_ARP_THA",
-    "arp_spa": "NXM_OF_ARP_SPA",
-    "arp_tpa": "NXM_OF_ARP_TPA",
-    "eth_type": "NXM_OF_ETH_TYPE",
-    "ipv4_dst": "NXM_OF_IP_DST",
-    "in_port": "NXM_OF_IN_PORT",
-}
-
-
-@dataclass(frozen=True)
-class Flow:
-    """One flow: where it sits, what it matches, what it does, and why."""
-
-    table: int
-    priority: int
-    match: tuple[tuple[str, str | int], ...]  # OXM names: in_port (a port name), eth_type, arp_op, arp_tpa, ipv4_dst
-    actions: tuple[Action, ...]
-    purpose: Purpose
-    note: str = ""  # a person's reading of it, for the flows/ files and `ovsvx flows`
-
-    @property
-    def text(self) -> str:
-        """The flow in `ovs-ofctl add-flow` syntax, without its cookie."""
-        parts = [f"table={self.table}", f"priority={self.priority}", *(_match_text(k, v) for k, v in self.match)]
-        return ",".join(parts) + ",actions=" + (",".join(_action_text(a) for a in self.actions) or "drop")
-
-    @property
-    def cookie(self) -> int:
-        return (int(self.purpose) << 32) | zlib.crc32(self.text.encode())
-
-    @property
-    def line(self) -> str:
-        return f"cookie={self.cookie:#x},{self.text}"
-
-
-def _match_text(field: str, value: str | int) -> str:
-    if field == "eth_type":
-        return {ETH_ARP: "arp", ETH_IP: "ip"}[int(value)]
-    return f"{OFCTL_FIELDS.get(field, field)}={value}"
-
-
-def _action_text(action: Action) -> str:
-    match action:
-        case Output(port):
-            return {LOCAL: "LOCAL", IN_PORT: "in_port", CONTROLLER: f"CONTROLLER:{PACKET_IN_BYTES}"}.get(
-                port, f"output:{port}"
-            )
-        case Goto(table):
-            return f"goto_table:{table}"
-        case SetField(field, value):
-            return f"set_field:{value}->{OFCTL_FIELDS.get(field, field)}"
-        case Move(src, dst, _):
-            return f"move:{NXM_NAMES[src]}[]->{NXM_NAMES[dst]}[]"
-        case DecTtl():
-            return "dec_ttl"
-        case LearnPeerMac(table, priority, cookie, subnet, hard_timeout):
-            net_bits = subnet.prefixlen
-            network = int(subnet.network_address) >> (32 - net_bits)
-            return (
-                f"learn(table={table},hard_timeout={hard_timeout},priority={priority},cookie={cookie:#x},"
-                f"{NXM_NAMES['eth_type']}[]={ETH_IP:#x},"
-                f"{NXM_NAMES['ipv4_dst']}[{32 - net_bits}..31]={network:#x},"
-                f"load:{NXM_NAMES['arp_sha']}[]->{NXM_NAMES['eth_dst']}[],output:{NXM_NAMES['in_port']}[])"
-            )
-    raise TypeError(action)
-
-
-# --- generation -------------------------------------------------------------------
+from ovsvx.ovs.tables import (
+    ARP,
+    ARP_REPLY,
+    ARP_REQUEST,
+    CLASSIFY,
+    CONTROLLER,
+    ETH_ARP,
+    ETH_IP,
+    FROM_HOST,
+    FROM_TUNNEL,
+    FROM_WORKLOAD,
+    IN_PORT,
+    LOCAL,
+    TABLES,
+    TO_PEER,
+    Purpose,
+)
 
 
 def _arp_reply(address: IPv4Address, mac: str) -> tuple[Action, ...]:
@@ -497,56 +319,6 @@ def _evpn_flows(topology: Topology, host: Host, peers: tuple[EvpnPeer, ...]) -> 
             )
         )
     return flows
-
-
-LEARNED_NOTE = "the peer's router MAC, learned from its ARP"
-
-
-def explain(cookie: int, generated: dict[int, Flow]) -> tuple[str, str] | None:
-    """What an installed flow is, by its cookie: (purpose, why) for a flow ovsvx generated or one the
-    switch learned; None for a flow ovsvx did not make.  `flows` and `trace` both name flows by it."""
-    flow = generated.get(cookie)
-    if flow is not None:
-        return flow.purpose.label, flow.note
-    if is_learned(cookie):
-        return Purpose.LEARNED.label, LEARNED_NOTE
-    return None
-
-
-def purpose_label(cookie: int) -> str:
-    """The purpose a cookie says (its top bits), by label; "foreign" for a flow ovsvx did not make."""
-    try:
-        return Purpose(cookie >> 32).label
-    except ValueError:
-        return "foreign"
-
-
-def learned_cookie(peer_index: int) -> int:
-    """The cookie of the flow the switch learns for the peer at `peer_index` (see LearnPeerMac)."""
-    return (int(Purpose.LEARNED) << 32) | peer_index
-
-
-def is_learned(cookie: int) -> bool:
-    """Flows the switch wrote itself: not generated, and kept when the controller syncs."""
-    return cookie >> 32 == Purpose.LEARNED
-
-
-def check(flows: list[Flow]) -> None:
-    """Every flow sits in a declared table and goes only where that table may go; no two collide."""
-    seen: dict[tuple[int, int, tuple[tuple[str, str | int], ...]], Flow] = {}
-    for flow in flows:
-        table = TABLES.get(flow.table)
-        if table is None:
-            raise ValueError(f"flow in undeclared table {flow.table}: {flow.text}")
-        for action in flow.actions:
-            if isinstance(action, Goto) and action.table not in table.next:
-                raise ValueError(f"table {table.name} may not go to table {action.table}: {flow.text}")
-            if isinstance(action, LearnPeerMac) and action.table not in TABLES:
-                raise ValueError(f"flow learns into undeclared table {action.table}: {flow.text}")
-        key = (flow.table, flow.priority, flow.match)
-        if key in seen and seen[key] != flow:
-            raise ValueError(f"two flows with one match: {flow.text} / {seen[key].text}")
-        seen[key] = flow
 
 
 def render_file(topology: Topology, host: Host) -> str:

@@ -13,7 +13,8 @@ from ovsvx.model.site import Site
 from ovsvx.ovs import daemons, ofctl
 from ovsvx.ovs.controller import logged_errors
 from ovsvx.ovs.evpnroutes import routes_missing
-from ovsvx.ovs.flows import Flow, host_flows, is_learned, peers_of
+from ovsvx.ovs.flows import host_flows, peers_of
+from ovsvx.ovs.openflow import Flow, is_learned
 
 FLOWS_WAIT_S = 20.0  # OVS connects and the controller installs every flow
 FLOWS_SETTLE_S = 2.0  # a connected controller has sent the flows it syncs (or EVPN's routes change) by then

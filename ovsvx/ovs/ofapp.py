@@ -6,7 +6,7 @@ OpenFlow messages and sends them from one place, `_send`.  On every
 connection (first start, controller restart, ovs-vswitchd restart) it asks
 the switch for its ports and flows, then adds the flows that are missing and
 deletes every flow whose cookie is not in the generated set: equal cookies
-mean equal flows (see flows.py), so the switch ends with exactly the
+mean equal flows (see openflow.py), so the switch ends with exactly the
 generated set, no duplicates, and untouched counters on flows that were
 already right; flows the switch learned itself (a peer's router MAC) are
 kept.  It then asks each peer for its router MAC with an ARP request into the
@@ -31,24 +31,10 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from ovsvx import waits
-from ovsvx.ovs.flows import (
-    CONTROLLER,
-    ETH_IP,
-    IN_PORT,
-    LOCAL,
-    PACKET_IN_BYTES,
-    TO_PEER,
-    DecTtl,
-    Flow,
-    Goto,
-    LearnPeerMac,
-    Move,
-    Output,
-    SetField,
-    is_learned,
-)
+from ovsvx.ovs.openflow import DecTtl, Flow, Goto, LearnPeerMac, Move, Output, SetField, is_learned
 from ovsvx.ovs.peerasker import PeerAsker
 from ovsvx.ovs.peerwatch import WATCH_S, PeerProbe
+from ovsvx.ovs.tables import CONTROLLER, ETH_IP, IN_PORT, LOCAL, PACKET_IN_BYTES, TO_PEER
 
 LOG = logging.getLogger("ovsvx.ovs.controller")
 ALL_COOKIES = 0xFFFFFFFFFFFFFFFF

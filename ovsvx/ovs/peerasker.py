@@ -11,8 +11,8 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from ovsvx.ovs.flows import CLASSIFY, TO_PEER, Purpose
 from ovsvx.ovs.peerwatch import PROBE_GAP_S, READINGS, Counts, PeerProbe, counts, unanswered
+from ovsvx.ovs.tables import CLASSIFY, TO_PEER, Purpose
 
 
 class PeerAsker:

@@ -34,8 +34,9 @@ from ipaddress import IPv4Network
 
 from ovsvx.host.plan import ZERO_MAC
 from ovsvx.model.topology import Host, Topology, mac_for
-from ovsvx.ovs.flows import CLASSIFY, Flow, learned_cookie
+from ovsvx.ovs.openflow import Flow, learned_cookie
 from ovsvx.ovs.switch import tunnel_ports
+from ovsvx.ovs.tables import CLASSIFY
 
 WATCH_S = 0.5  # how often the counters are read (scaled): a changed peer MAC is asked for within three of these
 READINGS = 3  # what `unanswered` decides from: a period with traffic sent, and the period after it

@@ -14,7 +14,7 @@ from ovsvx.model.site import Site
 from ovsvx.model.topology import kernel_tunnel_device
 from ovsvx.model.traffic import Traffic
 from ovsvx.ovs import daemons, ofctl, ovsdb, switch
-from ovsvx.ovs.flows import is_learned, learned_cookie, purpose_label
+from ovsvx.ovs.openflow import is_learned, learned_cookie, purpose_label
 from ovsvx.ovs.settings import AUTO, Datapath, OvsSettings
 from ovsvx.ovs.switch import OvsBridge
 

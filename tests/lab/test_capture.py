@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ovsvx.ovs import flows
+from ovsvx.ovs import openflow
 from tests.conftest import Runner
 
 
@@ -184,7 +184,7 @@ def test_trace_names_the_route_and_flows_a_real_packet_then_takes(ovsvx: Runner,
     before = {host: packets(ovsvx, fresh_prefix, host) for host in cookies}
     ovsvx("exec", "--prefix", fresh_prefix, "ns1", "--", "ping", "-c", "1", "192.168.2.100")
     for host, traced in cookies.items():
-        generated = [c for c in traced if not flows.is_learned(c)]  # a learned flow is rewritten, counters too
+        generated = [c for c in traced if not openflow.is_learned(c)]  # a learned flow is rewritten, counters too
         deadline = time.monotonic() + 5  # OVS folds datapath stats into flow counters every ~0.5 s
         while True:
             after = packets(ovsvx, fresh_prefix, host)

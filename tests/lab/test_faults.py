@@ -26,7 +26,7 @@ import pytest
 from ovsvx.host import netstack, plan, record
 from ovsvx.host.record import Kind
 from ovsvx.model import reader
-from ovsvx.ovs import flows
+from ovsvx.ovs import openflow
 from tests.conftest import STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, processes_of, verify
 
@@ -65,7 +65,7 @@ def census(prefix: str) -> dict[str, Any]:
             )
             dump = in_host(prefix, host.name, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", host.bridge)
             cookies = [int(c, 16) for c in re.findall(r"^\s*cookie=(0x[0-9a-f]+)", dump, re.MULTILINE)]
-            held[f"{host.name} flows"] = sorted(c for c in cookies if not flows.is_learned(c))
+            held[f"{host.name} flows"] = sorted(c for c in cookies if not openflow.is_learned(c))
     return held
 
 

@@ -25,7 +25,7 @@ from ovsvx import waits
 from ovsvx.host import netstack
 from ovsvx.host.netlink import xdp_programs
 from ovsvx.model import reader
-from ovsvx.ovs import flows
+from ovsvx.ovs import flows, openflow, tables
 from tests.conftest import REPO, STATE_DIR, TEST_PREFIX, leftover_netns, need_lab, run_ovsvx, start_ovsvx
 from tests.lab.helpers import failed, in_host, pid_of, ping_result, start_ping, status, verify
 
@@ -51,7 +51,7 @@ def installed(prefix: str, host: str) -> list[str]:
     return sorted(
         line.strip()
         for line in dump.splitlines()
-        if "actions=" in line and not flows.is_learned(int(line.split(",")[0].split("=")[1], 16))
+        if "actions=" in line and not openflow.is_learned(int(line.split(",")[0].split("=")[1], 16))
     )
 
 
@@ -60,7 +60,7 @@ def cookies(prefix: str, host: str, learned: bool = False) -> list[int]:
     bridge = TOPO.host(host).bridge
     dump = in_host(prefix, host, "ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge)
     found = [int(c, 16) for c in re.findall(r"^\s*cookie=(0x[0-9a-f]+)", dump, re.MULTILINE)]  # not learn()'s
-    return [c for c in found if flows.is_learned(c) == learned]
+    return [c for c in found if openflow.is_learned(c) == learned]
 
 
 def wait_for_log(prefix: str, host: str, timeout_s: float = 5.0) -> str:
@@ -130,7 +130,7 @@ def test_flows_shows_each_bridge_by_purpose_with_learned_and_generated_flows(lab
     assert "host1: br1" in shown and "host2: br2" in shown
     for purpose in ("classify", "arp-responder", "route-out", "route-in", "to-peer", "drop"):
         assert purpose in shown, shown
-    assert flows.LEARNED_NOTE in shown  # the switch's own flow, labelled as such
+    assert openflow.LEARNED_NOTE in shown  # the switch's own flow, labelled as such
     only = run_ovsvx("flows", "--prefix", lab, "--only", "host2").stdout
     assert "host2: br2" in only and "host1: br1" not in only
 
@@ -150,7 +150,7 @@ def test_traffic_survives_a_killed_controller_and_a_restart_adds_nothing(lab: st
 
 
 def test_a_reconnecting_controller_removes_stale_flows_and_restores_missing_ones(lab: str) -> None:
-    some = next(f for f in flows.host_flows(TOPO, TOPO.host("host1")) if f.purpose == flows.Purpose.ROUTE_OUT)
+    some = next(f for f in flows.host_flows(TOPO, TOPO.host("host1")) if f.purpose == tables.Purpose.ROUTE_OUT)
     ofctl = ("ovs-ofctl", "-O", "OpenFlow13")
     in_host(lab, "host1", *ofctl, "add-flow", "br1", "cookie=0x99,table=0,priority=1,actions=drop")
     in_host(lab, "host1", *ofctl, "del-flows", "br1", f"cookie={some.cookie:#x}/-1")
@@ -164,7 +164,7 @@ def test_deploy_mends_flows_changed_behind_a_connected_controller(lab: str) -> N
     """A flow deleted and one added by hand while the controller stays connected (an agent's pass is a
     deploy): deploy made the bridge reconnect, and the same controller put it back at its flows.  Deploy
     used to wait for the controller to notice, which it does only on connecting, and fail."""
-    some = next(f for f in flows.host_flows(TOPO, TOPO.host("host1")) if f.purpose == flows.Purpose.ROUTE_IN)
+    some = next(f for f in flows.host_flows(TOPO, TOPO.host("host1")) if f.purpose == tables.Purpose.ROUTE_IN)
     ofctl = ("ovs-ofctl", "-O", "OpenFlow13")
     controller = pid_of(lab, "host1", "controller")
     in_host(lab, "host1", *ofctl, "add-flow", "br1", "cookie=0x98,table=0,priority=1,actions=drop")
@@ -480,13 +480,13 @@ def packet_ins(prefix: str) -> tuple[int, int]:
 
 def test_a_flood_to_an_unanswered_peer_reaches_the_controller_at_ovs_rate_limit(fresh_prefix: str) -> None:
     """Security round 3, 4: host2 dead (its NIC down, the MAC host1 learned for it gone), so every packet
-    ns1 sends to ns2 is copied to host1's controller (flows.py, TO_PEER).  OVS passes 100 a second (burst
+    ns1 sends to ns2 is copied to host1's controller (tables.py, TO_PEER).  OVS passes 100 a second (burst
     25) and drops the rest, and status counts both; host1 still reaches ns1 meanwhile.  Before, nothing
     limited or counted them: the controller decoded every packet (6 s of CPU in an 8 s flood,
     scripts/packet-in-flood)."""
     run_ovsvx("deploy", "--mode", "ovs", "--prefix", fresh_prefix)
     in_host(fresh_prefix, "host2", "ip", "link", "set", TOPO.host("host2").nic, "down")
-    learned = f"cookie={flows.Purpose.LEARNED << 32:#x}/{0xFF << 32:#x}"
+    learned = f"cookie={tables.Purpose.LEARNED << 32:#x}/{0xFF << 32:#x}"
     in_host(fresh_prefix, "host1", "ovs-ofctl", "-O", "OpenFlow13", "del-flows", "br1", learned)
     before_sent, before_dropped = packet_ins(fresh_prefix)
     bystander = start_ovsvx(
