@@ -13,7 +13,7 @@ import pytest
 
 from ovsvx import waits
 from ovsvx.errors import TopologyError, UsageError
-from ovsvx.host import firewall, frr, plan
+from ovsvx.host import firewall, frr, frrconf, plan
 from ovsvx.host.plan import Bridge, Route, Vxlan
 from ovsvx.kernel.plan import kernel_plan
 from ovsvx.model import generated, reader, topology, writer
@@ -97,9 +97,9 @@ def test_a_hosts_evpn_plan_and_frr_config_do_not_depend_on_the_other_hosts() -> 
     two, three = evpn(2), evpn(3)
     host1 = three.hosts[0]
     assert kernel_plan(two, host1) == kernel_plan(three, host1)
-    assert frr.host_config(two, host1) == frr.host_config(three, host1)
+    assert frrconf.host_config(two, host1) == frrconf.host_config(three, host1)
     assert firewall.rules(two, host1) == firewall.rules(three, host1)
-    assert "10.33.30.151" not in frr.host_config(three, host1)["bgpd"]
+    assert "10.33.30.151" not in frrconf.host_config(three, host1)["bgpd"]
 
 
 def test_evpn_kernel_plan_makes_the_vni_a_routed_vni_with_the_vxlan_address_as_router() -> None:
@@ -119,7 +119,7 @@ def test_evpn_kernel_plan_makes_the_vni_a_routed_vni_with_the_vxlan_address_as_r
 
 def test_frr_config_advertises_the_subnet_as_type_5_to_every_reflector() -> None:
     topo = replace(evpn(2), bgp=topology.Bgp(64512, (IPv4Address("10.33.30.2"), IPv4Address("10.33.30.3"))))
-    config = frr.host_config(topo, topo.hosts[0])
+    config = frrconf.host_config(topo, topo.hosts[0])
     assert config["zebra"].splitlines()[1:4] == ["vrf default", " vni 100", "exit-vrf"]
     bgpd = config["bgpd"]
     for line in (
@@ -131,7 +131,7 @@ def test_frr_config_advertises_the_subnet_as_type_5_to_every_reflector() -> None
         "  advertise ipv4 unicast",
     ):
         assert line in bgpd.splitlines()
-    reflector = frr.reflector_config(topo, "10.33.30.2")["bgpd"]
+    reflector = frrconf.reflector_config(topo, "10.33.30.2")["bgpd"]
     assert " bgp listen range 10.33.0.0/16 peer-group vteps" in reflector.splitlines()
     assert "  neighbor vteps route-reflector-client" in reflector.splitlines()
 
@@ -139,13 +139,20 @@ def test_frr_config_advertises_the_subnet_as_type_5_to_every_reflector() -> None
 def test_a_password_goes_into_every_session_and_never_into_the_plan() -> None:
     topo = replace(evpn(2), bgp=topology.Bgp(65000, (IPv4Address("10.33.30.2"),), Path("/etc/ovsvx/bgp.secret")))
     assert reader.parse_text(writer.to_toml(topo), "generated") == topo
-    assert " neighbor 10.33.30.2 password s3cret" in frr.host_config(topo, topo.hosts[0], "s3cret")["bgpd"].splitlines()
-    assert " neighbor vteps password s3cret" in frr.reflector_config(topo, "10.33.30.2", "s3cret")["bgpd"].splitlines()
-    assert "password" not in frr.host_config(evpn(2), topo.hosts[0])["bgpd"]
+    assert (
+        " neighbor 10.33.30.2 password s3cret"
+        in frrconf.host_config(topo, topo.hosts[0], "s3cret")["bgpd"].splitlines()
+    )
+    assert (
+        " neighbor vteps password s3cret" in frrconf.reflector_config(topo, "10.33.30.2", "s3cret")["bgpd"].splitlines()
+    )
+    assert "password" not in frrconf.host_config(evpn(2), topo.hosts[0])["bgpd"]
     from ovsvx.kernel.backend import KernelBackend
 
     plan_text = "\n".join(KernelBackend.commands(topo, topo.hosts[0], {}))
-    assert f" neighbor 10.33.30.2 password {frr.HIDDEN}" in plan_text.splitlines()  # the file is read only to deploy
+    assert (
+        f" neighbor 10.33.30.2 password {frrconf.HIDDEN}" in plan_text.splitlines()
+    )  # the file is read only to deploy
 
 
 def peers_set(script: str) -> str:
@@ -465,7 +472,7 @@ def test_frr_holds_what_bgp_installs_to_the_same_policy_in_zebra() -> None:
         "exit",
         "ip protocol bgp route-map ovsvx-evpn-in",
     ]
-    config = frr.host_config(topo, topo.hosts[0])
+    config = frrconf.host_config(topo, topo.hosts[0])
     assert "\n".join(lines) in config["zebra"]  # zebra holds what bgpd hands it to the policy
     assert "route-map" not in config["bgpd"]  # bgpd's inbound route-maps match no EVPN prefix on FRR 8.4
     # and every prefix the list names is one refusal() turns down
@@ -550,8 +557,8 @@ def test_every_bgp_speaker_of_the_overlay_sends_and_takes_only_ttl_255() -> None
     from ovsvx.ovs import evpnspeaker
 
     topo = evpn(2)
-    assert " neighbor 10.33.30.2 ttl-security hops 1" in frr.host_config(topo, topo.hosts[0])["bgpd"].splitlines()
-    assert " neighbor vteps ttl-security hops 1" in frr.reflector_config(topo, "10.33.30.2")["bgpd"].splitlines()
+    assert " neighbor 10.33.30.2 ttl-security hops 1" in frrconf.host_config(topo, topo.hosts[0])["bgpd"].splitlines()
+    assert " neighbor vteps ttl-security hops 1" in frrconf.reflector_config(topo, "10.33.30.2")["bgpd"].splitlines()
     sock = base.socket.socket(socket.AF_INET)  # as os-ken's dialling code makes it
     try:
         assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 255

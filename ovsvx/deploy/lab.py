@@ -17,7 +17,7 @@ from ipaddress import IPv4Address
 
 from ovsvx.deploy.backends import BACKENDS, decided
 from ovsvx.errors import ConflictError, UsageError
-from ovsvx.host import frr, gtsm, netstack, secretfile
+from ovsvx.host import frr, frrconf, gtsm, netstack, secretfile
 from ovsvx.host.nic import set_tx_offload, tx_offload
 from ovsvx.host.plan import LINK_ALIAS
 from ovsvx.host.record import Deployment
@@ -194,7 +194,7 @@ def _reflectors(deployment: Deployment, topology: Topology) -> list[str]:
         netns = reflector_netns(deployment, address)
         _cable(deployment, netns, REFLECTOR_NIC, reflector_port(address), address)
         started = gtsm.apply(netns, address)
-        started += frr.start(home, frr.reflector_config(topology, str(address), secretfile.bgp_password(topology)))
+        started += frr.start(home, frrconf.reflector_config(topology, str(address), secretfile.bgp_password(topology)))
         changes += [f"lab: route reflector {netns} {address}: {line}" for line in started]
     return changes
 

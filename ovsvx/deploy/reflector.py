@@ -4,7 +4,7 @@ An EVPN overlay of real machines needs one (or more) of the topology's
 `bgp.route_reflectors` to run somewhere: on a host of the overlay, under an
 address of its own beside the VTEP, or on any machine of the underlay.
 `ovsvx reflector --address ADDR` keeps FRR's bgpd running there, with the
-configuration `frr.reflector_config` computes (every VTEP of the underlay
+configuration `frrconf.reflector_config` computes (every VTEP of the underlay
 welcome as a client), listening on ADDR only; `ovsvx enable --reflector ADDR`
 makes it a unit of its own (`ovsvx-reflector@ADDR.service`), back at every
 boot.  The keeper is the agent's loop (`agent.Agent`), so a bgpd that died is
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ovsvx.deploy.agent import Agent, Converged, Work, check_period, keep, stored_topology
 from ovsvx.errors import PreconditionError, UsageError
-from ovsvx.host import frr, gtsm, netstack, record, secretfile
+from ovsvx.host import frr, frrconf, gtsm, netstack, record, secretfile
 from ovsvx.model.topology import Topology
 
 
@@ -56,7 +56,9 @@ def converge(topology: Topology, address: IPv4Address) -> Converged:
     """The reflector's bgpd running on its configuration: started, restarted on a new one, or left be."""
     require_local(address)
     started = gtsm.apply(None, address)
-    started += frr.start(home(address), frr.reflector_config(topology, str(address), secretfile.bgp_password(topology)))
+    started += frr.start(
+        home(address), frrconf.reflector_config(topology, str(address), secretfile.bgp_password(topology))
+    )
     return Converged([f"reflector {address}: {line}" for line in started], [])
 
 

@@ -8,7 +8,7 @@ FRR (`frr.py`), which adds the peers' routes as their BGP routes arrive.
 from __future__ import annotations
 
 from ovsvx.errors import UsageError
-from ovsvx.host import frr, netstack, routes, secretfile
+from ovsvx.host import frr, frrconf, netstack, routes, secretfile
 from ovsvx.host.netlink import Reconciler
 from ovsvx.host.record import Deployment
 from ovsvx.kernel.layout import KernelLayout
@@ -45,7 +45,9 @@ class KernelBackend(KernelLayout):
         changes = self.netlink.detach_recorded_xdp() + self.netlink.apply(self.plan)
         if self.frr is not None:
             foreign = routes.foreign_in(self.site.netns)
-            configs = frr.host_config(self.topology, self.site.host, secretfile.bgp_password(self.topology), foreign)
+            configs = frrconf.host_config(
+                self.topology, self.site.host, secretfile.bgp_password(self.topology), foreign
+            )
             changes += [f"{self.site.host.name}: {line}" for line in frr.start(self.frr, configs)]
         return changes
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ovsvx.host import frr
+from ovsvx.host import frr, frrconf
 from ovsvx.host.plan import Resource, render
 from ovsvx.host.record import Deployment
 from ovsvx.kernel.plan import kernel_plan
@@ -29,8 +29,8 @@ class KernelLayout:
         """The deployment of `host` as the tutorial's commands, in its order (then FRR's, under EVPN)."""
         lines = [line for r in kernel_plan(topology, host) for line in render(r)]
         if topology.evpn:
-            hidden = frr.HIDDEN if topology.bgp and topology.bgp.password_file else None
-            lines += frr.render("/etc/frr", frr.host_config(topology, host, hidden))
+            hidden = frrconf.HIDDEN if topology.bgp and topology.bgp.password_file else None
+            lines += frrconf.render("/etc/frr", frrconf.host_config(topology, host, hidden))
         return lines
 
     @staticmethod
@@ -72,7 +72,7 @@ class KernelLayout:
         return [
             Diagnosis(
                 Verdict.FAIL,
-                f"FRR is not installed (no zebra or bgpd in {frr.FRR_BIN}): kernel mode under EVPN runs them",
+                f"FRR is not installed (no zebra or bgpd in {frrconf.FRR_BIN}): kernel mode under EVPN runs them",
                 "apt-get install frr (scripts/setup does)",
             )
         ]

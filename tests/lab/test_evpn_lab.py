@@ -16,7 +16,7 @@ import pytest
 
 from ovsvx import waits
 from ovsvx.deploy import lab
-from ovsvx.host import frr, gtsm, netstack, record
+from ovsvx.host import frr, frrconf, gtsm, netstack, record
 from ovsvx.host.firewall import Firewall
 from ovsvx.host.record import Kind
 from ovsvx.model import generated, topology, writer
@@ -28,7 +28,7 @@ from tests.lab.helpers import in_host, ping_result, processes_of, start_ping, st
 from tests.lab.intruders import INTRUDER_ADDRESS, Listener, inject, open_up
 
 REACH_S = 10.0  # the bound: a new host reaches every namespace within this of its deploy
-FORGET_S = frr.HOLD_S + 3.0  # a host that went silent is forgotten within the hold time (plus a poll's slack)
+FORGET_S = frrconf.HOLD_S + 3.0  # a host that went silent is forgotten within the hold time (plus a poll's slack)
 
 
 def evpn_file(tmp_path: Path, count: int, reflectors: tuple[str, ...] = ("10.33.30.2",)) -> Path:
@@ -288,7 +288,7 @@ def test_with_a_password_only_who_knows_it_gets_a_session(ovsvx: Runner, fresh_p
             return [s.state for s in frr.sessions(home) or []] == ["Established"]
 
         stranger = stranger_bgpd(prefix, None)
-        time.sleep(waits.scaled(3 * frr.CONNECT_RETRY_S + 1))  # three dials refused by TCP MD5
+        time.sleep(waits.scaled(3 * frrconf.CONNECT_RETRY_S + 1))  # three dials refused by TCP MD5
         assert not established(stranger), frr.sessions(stranger)
         stranger = stranger_bgpd(prefix, "only-the-overlay-knows")
         assert waits.until(lambda: established(stranger), REACH_S, interval=0.5), frr.sessions(stranger)
@@ -373,7 +373,7 @@ def test_bgp_from_beyond_one_hop_gets_no_session(ovsvx: Runner, fresh_prefix: st
         lowered = netstack.run(stranger_on_the_underlay(prefix), ["nft", "-f", "-"], stdin=ONE_ROUTER_AWAY)
         assert lowered.returncode == 0, lowered.stderr
         stranger = stranger_bgpd(prefix, None)
-        time.sleep(waits.scaled(3 * frr.CONNECT_RETRY_S + 1))  # three dials, each dropped by the reflector
+        time.sleep(waits.scaled(3 * frrconf.CONNECT_RETRY_S + 1))  # three dials, each dropped by the reflector
         assert not established(stranger), frr.sessions(stranger)
         assert (gtsm.dropped(rr_netns, reflector) or 0) >= before + 3
         netstack.run(f"{prefix}stranger", ["nft", "delete", "table", "ip", "one-router-away"])
