@@ -7,8 +7,8 @@ FRR (`frr.py`), which adds the peers' routes as their BGP routes arrive.
 
 from __future__ import annotations
 
-from ovsvx.errors import UsageError
 from ovsvx.host import frr, frrconf, netstack, routes, secretfile
+from ovsvx.host.defaults import BackendDefaults
 from ovsvx.host.netlink import Reconciler
 from ovsvx.host.record import Deployment
 from ovsvx.kernel.layout import KernelLayout
@@ -22,7 +22,7 @@ from ovsvx.model.topology import routed_vni_bridge
 from ovsvx.model.traffic import Traffic
 
 
-class KernelBackend(KernelLayout):
+class KernelBackend(KernelLayout, BackendDefaults):
     """Deploys one host of the topology in kernel mode at a site."""
 
     def __init__(self, site: Site, deployment: Deployment):
@@ -59,9 +59,6 @@ class KernelBackend(KernelLayout):
             links.append(routed_vni_bridge(self.topology))
         return removed + self.netlink.detach_recorded_xdp() + self.netlink.remove(links)
 
-    def details(self) -> dict[str, str]:
-        return {}
-
     def daemons(self) -> dict[str, int]:
         """FRR's zebra and bgpd under EVPN, by pid (kernel mode runs nothing else)."""
         return frr.live(self.frr, self.site.host.name) if self.frr is not None else {}
@@ -70,10 +67,6 @@ class KernelBackend(KernelLayout):
         """The vxlan device's counters (one device for every peer)."""
         counted = netstack.link_traffic(self.site.netns, self.site.host.vxlan)
         return {self.site.host.vxlan: counted} if counted is not None else {}
-
-    def flow_traffic(self) -> dict[str, Traffic]:
-        """Kernel mode has no flows."""
-        return {}
 
     def answering(self) -> dict[str, bool]:
         """Each peer, by name: whether the kernel holds a live neighbour entry for its vxlan address (it
@@ -87,12 +80,6 @@ class KernelBackend(KernelLayout):
     def bgp(self) -> BgpView:
         return frr.summary(frr.home(self.deployment, self.site), self.topology, self.site.host)
 
-    def tool_env(self) -> dict[str, str] | None:
-        return None  # the host's own iproute2 and bridge tools
-
-    def change_feed(self) -> list[str] | None:
-        return None  # netlink's events say it all
-
     def forwarding(self) -> KernelForwarding:
         return KernelForwarding(self.site, self.deployment)
 
@@ -101,12 +88,3 @@ class KernelBackend(KernelLayout):
         decapsulation) and the NIC."""
         host = self.site.host
         return Watched([*(n.peer for n in host.namespaces if n.name == namespace), host.bridge, host.vxlan])
-
-    def settings_figures(self) -> dict[str, str]:
-        return {}
-
-    def stop_control(self) -> None:
-        raise UsageError("kernel mode has no controller to stop")
-
-    def start_control(self) -> None:
-        raise UsageError("kernel mode has no controller to start")
