@@ -5,7 +5,7 @@ ready, so the deadline only matters when something is wrong.  Deadlines are
 named constants in the module that waits, written for a normal machine and
 passed through `scaled`, which multiplies them by OVSVX_WAIT_SCALE (default
 1).  An emulated guest, where a controller takes 15 s to start instead of 1,
-sets it to 10 or more (scripts/guest does) and nothing else changes: the fast
+sets it to 10 or more (scripts/vm/guest does) and nothing else changes: the fast
 path is exactly as fast, a stuck one is found as late as it must be.  The
 timeouts of external commands are deadlines too and go through the same
 function.

@@ -1,7 +1,7 @@
 """The overlay encrypted (encryption = "ipsec", ipsec.py), where the kernel has ESP.
 
 Our build machines' kernel has no ESP (xfrm's esp4), Debian's stock kernel has: `scripts/test` runs
-these in the guest (scripts/guest), and elsewhere they skip, saying why.  Two labs: kernel mode, and
+these in the guest (scripts/vm/guest), and elsewhere they skip, saying why.  Two labs: kernel mode, and
 one host of each mode (host1, which the tests strike, in ovs mode on OVS's kernel datapath).  Each
 is checked as a user would: verify (TTL 62 across, the full-size DF ping), `status` (each peer's SA
 up), a capture on the underlay (ESP, never UDP 4789 in clear), a stranger forging the peer's address
@@ -73,7 +73,7 @@ def encrypted_topology(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     if why:
         if os.environ.get("OVSVX_IN_GUEST"):
             pytest.fail(f"the guest's kernel has no ESP: {why}")
-        pytest.skip(f"this kernel has no ESP ({why}): run it with scripts/guest")
+        pytest.skip(f"this kernel has no ESP ({why}): run it with scripts/vm/guest")
     folder = tmp_path_factory.mktemp("ipsec")
     psk = folder / "ipsec.psk"
     with os.fdopen(os.open(psk, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
@@ -326,7 +326,7 @@ def test_certificates_signed_by_one_ca_key_the_overlay(fresh_prefix: str, tmp_pa
     """cert, key and ca instead of a pre-shared key: each host proves its VTEP address with a
     certificate the CA signed; verify passes and each peer's SA is up."""
     if esp_missing():
-        pytest.skip("this kernel has no ESP: run it with scripts/guest")
+        pytest.skip("this kernel has no ESP: run it with scripts/vm/guest")
     cert, key, ca = certificates(tmp_path)
     text = reader.default_text()
     first_table = text.index("[[hosts]]")
@@ -347,7 +347,7 @@ def test_under_evpn_ike_follows_the_hosts_bgp_brings_and_takes(fresh_prefix: str
     on the others (an ovs host on the kernel datapath and a kernel host); one that leaves takes its SAs
     with it."""
     if esp_missing():
-        pytest.skip("this kernel has no ESP: run it with scripts/guest")
+        pytest.skip("this kernel has no ESP: run it with scripts/vm/guest")
     psk = tmp_path / "ipsec.psk"
     with os.fdopen(os.open(psk, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
         out.write(KEY + "\n")

@@ -1,4 +1,4 @@
-"""Ovs mode on OVS's kernel datapath, as every stock kernel runs it (in the guest: scripts/guest).
+"""Ovs mode on OVS's kernel datapath, as every stock kernel runs it (in the guest: scripts/vm/guest).
 
 One ovs-mode lab serves the tests that look, trace, capture and kill the
 controller; the mixed-mode lab and the bench build their own.  What is

@@ -1,4 +1,4 @@
-"""scripts/guest: a command in a guest with Debian's stock kernel, its status and output passed through,
+"""scripts/vm/guest: a command in a guest with Debian's stock kernel, its status and output passed through,
 nothing left behind, and a plain refusal where no guest can run."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from ovsvx import waits
 from tests.conftest import REPO, need_lab
 
-GUEST = str(REPO / "scripts" / "guest")
+GUEST = str(REPO / "scripts" / "vm" / "guest")
 BOOT_S = 60.0  # the guest is up in ~10 s under TCG; the image may need building first (scaled below)
 
 

@@ -11,7 +11,7 @@ Documented behaviour (README, "Only peers get in"), asserted here:
 
 - with ovsvx's firewall, nothing reaches ns1/ns2 in either mode, and where the
   kernel owns the tunnel's socket (kernel mode, and ovs mode on OVS's kernel
-  datapath, which the guest suite runs: scripts/guest) nftables counts the drops;
+  datapath, which the guest suite runs: scripts/vm/guest) nftables counts the drops;
 - without it (`--no-firewall`), kernel mode lets the frames through (the vxlan
   device takes any source); ovs mode still drops them (a port with a fixed
   `remote_ip` receives only from that address).

@@ -1,4 +1,4 @@
-"""The two-machine suite: ovsvx on two machines that boot with systemd, run by `scripts/machines` on host1.
+"""The two-machine suite: ovsvx on two machines that boot with systemd, run by `scripts/vm/machines` on host1.
 
 Elsewhere these tests skip, saying how to run them.
 """
@@ -13,7 +13,7 @@ import pytest
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("OVSVX_MACHINE") == "host1":
         return
-    skip = pytest.mark.skip(reason="needs the two machines: scripts/machines .venv/bin/python -m pytest tests/machines")
+    skip = pytest.mark.skip(reason="needs the two machines: scripts/vm/machines .venv/bin/python -m pytest tests/machines")
     for item in items:
         if "tests/machines/" in item.nodeid:
             item.add_marker(skip)

@@ -1,4 +1,4 @@
-"""Run commands on host2 from host1, through the control folder that `scripts/machines` shares.
+"""Run commands on host2 from host1, through the control folder that `scripts/vm/machines` shares.
 
 A request is a shell script dropped as rpc/N.sh; host2 runs it and leaves N.out and N.rc.  host2's
 server comes back after a reboot, and a request cut short by one ends with status 255.

@@ -1,6 +1,6 @@
 """Two machines that boot with systemd, each made a host of the tutorial's topology by `ovsvx enable`.
 
-Run on host1 by `scripts/machines`; host2 is driven through `remote`.  Each test enables both
+Run on host1 by `scripts/vm/machines`; host2 is driven through `remote`.  Each test enables both
 machines (ovs, then mixed, then kernel mode, switched in place; or under EVPN), checks what a user
 would (verify from both ends, TTL 62, the datapath), strikes the faults a real host meets (a reboot,
 drift, Open vSwitch restarted, the agent killed) while ns1 pings ns2, and ends with `disable` on
