@@ -32,6 +32,8 @@ NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 T = TypeVar("T")
 
+#: The C library, given to pyroute2 too: left to find it, pyroute2 runs `ldconfig -p` in every process that
+#: enters a namespace (ctypes.util.find_library), two programs a pass for nothing.
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -62,14 +64,14 @@ def _forking() -> Iterator[None]:
 
 def create_netns(name: str) -> None:
     with _forking():
-        netns.create(name)
+        netns.create(name, libc=_libc)
 
 
 def remove_netns(name: str) -> None:
     """Remove a named namespace; one that is already gone is fine."""
     if netns_exists(name):
         with _forking():
-            netns.remove(name)
+            netns.remove(name, libc=_libc)
 
 
 def enter(name: str | None) -> None:
@@ -129,7 +131,7 @@ def stack(name: str | None) -> Iterator[IPRoute | NetNS]:
         handle: IPRoute | NetNS = IPRoute()
     else:
         with _forking():
-            handle = NetNS(name, flags=0)
+            handle = NetNS(name, flags=0, libc=_libc)
     try:
         yield handle
     finally:

@@ -13,7 +13,8 @@ import pytest
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("OVSVX_MACHINE") == "host1":
         return
-    skip = pytest.mark.skip(reason="needs the two machines: scripts/vm/machines .venv/bin/python -m pytest tests/machines")
+    reason = "needs the two machines: scripts/vm/machines .venv/bin/python -m pytest tests/machines"
+    skip = pytest.mark.skip(reason=reason)
     for item in items:
         if "tests/machines/" in item.nodeid:
             item.add_marker(skip)
