@@ -9,7 +9,7 @@ from ipaddress import IPv4Address
 from rich.console import RenderableType
 
 from ovsvx.cli import render
-from ovsvx.deploy.deploy import HostStatus
+from ovsvx.deploy.status import HostStatus
 from ovsvx.model import reader, topology
 from ovsvx.model.findings import Finding
 from ovsvx.model.path import Hop

@@ -12,6 +12,7 @@ import click
 from ovsvx.cli import render
 from ovsvx.cli.edge import host_option, json_option, out, prefix_option, reported, topology_option
 from ovsvx.deploy import deploy as deployment_ops
+from ovsvx.deploy import status as host_status
 from ovsvx.observe import doctor, verify
 
 
@@ -23,11 +24,11 @@ from ovsvx.observe import doctor, verify
 def status_cmd(host: str | None, prefix: str | None, as_json: bool) -> None:
     """What is deployed, per host, and whether each piece is as wanted (exit 1 if not)."""
     scope = deployment_ops.find_scope(host, prefix)
-    deployment, hosts = deployment_ops.status(scope)
-    reflectors = deployment_ops.reflector_status(deployment)
+    deployment, hosts = host_status.status(scope)
+    reflectors = host_status.reflector_status(deployment)
     ok = all(h.ok for h in (*hosts.values(), *reflectors.values()))
     if as_json:
-        click.echo(json.dumps(deployment_ops.status_json(deployment, hosts, reflectors), indent=2))
+        click.echo(json.dumps(host_status.status_json(deployment, hosts, reflectors), indent=2))
     else:
         out.print(render.status({**hosts, **reflectors}, scope.describe()))
     if not ok:

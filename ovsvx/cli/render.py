@@ -23,7 +23,7 @@ from ovsvx.observe.figures import KERNEL, UNDERLAY, Summary, doubts, ratio, roun
 from ovsvx.ovs import openflow, tables
 
 if TYPE_CHECKING:
-    from ovsvx.deploy.deploy import HostStatus
+    from ovsvx.deploy.status import HostStatus
     from ovsvx.model.findings import Diagnosis
     from ovsvx.model.path import Hop
     from ovsvx.model.topology import Topology

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ovsvx.deploy.backends import BACKENDS, Decided, backend, decided
-from ovsvx.deploy.deploy import HostStatus, Scope, find_scope, resolve_modes, status
+from ovsvx.deploy.deploy import Scope, find_scope, resolve_modes
+from ovsvx.deploy.status import HostStatus, status
 from ovsvx.host import record
 from ovsvx.host.record import Deployment
 from ovsvx.model.findings import OK
