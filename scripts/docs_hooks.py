@@ -2,13 +2,16 @@
 
 - `index.md` is README.md, its links into `docs/` made relative to the site;
 - `reference/topology.md` is `ovsvx.model.keys.reference_markdown()`: every key, its default and
-  its refusal, asked of the parser.
+  its refusal, asked of the parser;
+- a page's `<!-- bench: FILE.json -->` is the table of that bench JSON file (`ovsvx bench --json-file`)
+  beside the page, as `ovsvx.observe.figures.markdown` renders it: a page shows what its file holds.
 (`reference/commands.md` is mkdocs-click's, from the click commands; an option with no default shows
 none, not click's `Sentinel.UNSET`, which mkdocs-click 0.9 prints.)
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -33,3 +36,13 @@ def on_files(files: Files, config: Any) -> Files:
 
 def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
     return html.replace("<code>Sentinel.UNSET</code>", "")
+
+
+BENCH_MARK = re.compile(r"<!-- bench: ([\w./-]+\.json) -->")
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    from ovsvx.observe import figures
+
+    folder = Path(config["docs_dir"]) / Path(page.file.src_path).parent
+    return BENCH_MARK.sub(lambda m: figures.markdown(json.loads((folder / m.group(1)).read_text())), markdown)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ovsvx.observe import bench
+from ovsvx.observe import bench, figures
 from ovsvx.observe.figures import Figures, Summary, doubts, interleaved, summarize
 
 
@@ -78,3 +78,29 @@ def test_the_report_keeps_every_sample_and_takes_its_ratios_from_the_medians() -
         "rtt_median_vs_kernel": None,
     }
     assert report["doubts"] == []
+
+
+def test_a_bench_json_file_gives_back_its_summaries_and_its_table() -> None:
+    """The docs' bench tables are rendered from the JSON files the bench wrote (`figures.markdown`): the
+    summaries read back from `to_json` are the ones it was written from, lab settings included."""
+    samples = {
+        "underlay": [Figures(tcp_1stream_gbps=g) for g in (10.0, 12.0, 11.0)],
+        "kernel": [Figures(tcp_1stream_gbps=g) for g in (6.0, 5.0, 7.0)],
+        "ovs": [
+            Figures(tcp_1stream_gbps=1.2, extra={"datapath": "netdev", "port_type": "afxdp-nonpmd"}),
+            Figures(tcp_1stream_gbps=1.0),
+            Figures(tcp_1stream_gbps=1.1),
+        ],
+    }
+    data = bench.to_json(summarize(samples), 5.0)
+    back = figures.from_json(data)
+    assert bench.to_json(back, 5.0) == data
+    table = figures.markdown(data).splitlines()
+    assert (
+        table[0]
+        == "| figure (5 s per iperf3 run, median [min-max] of 3 interleaved rounds) | underlay | kernel | ovs |"
+    )
+    assert table[2] == (
+        "| TCP 1 stream, Gbit/s | 11 [10-12] | 6 [5-7] (0.55x underlay) | 1.1 [1-1.2] (0.10x underlay, 0.18x kernel) |"
+    )
+    assert "- ovs datapath: netdev, port type: afxdp-nonpmd" in table

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from ovsvx.model.findings import State, Verdict
-from ovsvx.observe.figures import KERNEL, UNDERLAY, Summary, doubts, ratio, rounds
+from ovsvx.observe.figures import Summary, doubts, grid, rounds, settings
 from ovsvx.ovs import openflow, tables
 
 if TYPE_CHECKING:
@@ -139,52 +139,15 @@ def installed_flows(title: str, installed: Iterable[InstalledFlow], generated: d
     return table
 
 
-BENCH_ROWS = [
-    ("TCP 1 stream, Gbit/s", "tcp_1stream_gbps"),
-    ("TCP 1 stream reverse, Gbit/s", "tcp_1stream_reverse_gbps"),
-    ("TCP 4 streams, Gbit/s", "tcp_4stream_gbps"),
-    ("TCP 4 streams reverse, Gbit/s", "tcp_4stream_reverse_gbps"),
-    ("RTT min, ms", "rtt_min_ms"),
-    ("RTT median, ms", "rtt_median_ms"),
-    ("RTT p99, ms", "rtt_p99_ms"),
-    ("CPU s per Gbit (machine)", "cpu_s_per_gbit"),
-    ("deploy, s", "deploy_s"),
-    ("controller start to first packet, s", "controller_to_first_packet_s"),
-]
-
-
-def _cell(summary: Summary, key: str, *bases: tuple[str, float | None]) -> str:
-    """The median, its runs' range when they differ, and its ratios (of medians) to the bases."""
-    value = getattr(summary.median, key)
-    if value is None:
-        return "-"
-    low, high = getattr(summary.low, key), getattr(summary.high, key)
-    # three significant digits: repeated runs differ in the third already
-    shown = f"{value:.3g}" + (f" [{low:.3g}-{high:.3g}]" if low != high else "")
-    ratios = [f"{ratio(value, base):.2f}x {name}" for name, base in bases if base]
-    return shown + (f" ({', '.join(ratios)})" if ratios else "")
-
-
 def bench(summaries: dict[str, Summary], duration: float) -> Group:
     """Each figure per column: the median of the rounds with their [min-max], its ratio to the underlay
     and to kernel mode; then what the runs cannot be trusted for."""
-    under, kern = summaries[UNDERLAY].median, summaries[KERNEL].median if KERNEL in summaries else None
     repeated = rounds(summaries)
     how = f"median [min-max] of {repeated} interleaved rounds" if repeated > 1 else "one round"
     title = f"ovsvx bench ({duration:g} s per iperf3 run, {how})"
     table = Table("figure", *summaries, title=title, title_justify="left")
-    for label, key in BENCH_ROWS:
-        cells = []
-        for name, summary in summaries.items():
-            bases: list[tuple[str, Any]] = [] if name == UNDERLAY else [(UNDERLAY, getattr(under, key))]
-            if kern is not None and name not in (UNDERLAY, KERNEL):
-                bases.append((KERNEL, getattr(kern, key)))
-            cells.append(_cell(summary, key, *bases))
+    for label, cells in grid(summaries):
         table.add_row(label, *cells)
-    notes = [
-        Text(f"{name} datapath: {s.median.extra['datapath']}, port type: {s.median.extra['port_type']}")
-        for name, s in summaries.items()
-        if "datapath" in s.median.extra
-    ]
+    notes = [Text(line) for line in settings(summaries)]
     notes += [Text(f"not to be trusted: {doubt}", style="yellow") for doubt in doubts(summaries)]
     return Group(table, *notes)

@@ -130,3 +130,84 @@ def doubts(summaries: dict[str, Summary]) -> list[str]:
 def _gap(one: Summary, other: Summary) -> float | None:
     a, b = one.median.tcp_1stream_gbps, other.median.tcp_1stream_gbps
     return None if a is None or b is None else round(abs(a - b), 3)
+
+
+# --- bench's table ---------------------------------------------------------------------------
+
+#: bench's rows: what each says, and the figure it shows.
+ROWS = [
+    ("TCP 1 stream, Gbit/s", "tcp_1stream_gbps"),
+    ("TCP 1 stream reverse, Gbit/s", "tcp_1stream_reverse_gbps"),
+    ("TCP 4 streams, Gbit/s", "tcp_4stream_gbps"),
+    ("TCP 4 streams reverse, Gbit/s", "tcp_4stream_reverse_gbps"),
+    ("RTT min, ms", "rtt_min_ms"),
+    ("RTT median, ms", "rtt_median_ms"),
+    ("RTT p99, ms", "rtt_p99_ms"),
+    ("CPU s per Gbit (machine)", "cpu_s_per_gbit"),
+    ("deploy, s", "deploy_s"),
+    ("controller start to first packet, s", "controller_to_first_packet_s"),
+]
+
+
+def cell(summary: Summary, key: str, *bases: tuple[str, float | None]) -> str:
+    """The median, its runs' range when they differ, and its ratios (of medians) to the bases."""
+    value = getattr(summary.median, key)
+    if value is None:
+        return "-"
+    low, high = getattr(summary.low, key), getattr(summary.high, key)
+    # three significant digits: repeated runs differ in the third already
+    shown = f"{value:.3g}" + (f" [{low:.3g}-{high:.3g}]" if low != high else "")
+    ratios = [f"{ratio(value, base):.2f}x {name}" for name, base in bases if base]
+    return shown + (f" ({', '.join(ratios)})" if ratios else "")
+
+
+def grid(summaries: dict[str, Summary]) -> list[tuple[str, list[str]]]:
+    """bench's table as text: each row's label and one cell per column, the median with its rounds'
+    [min-max] and its ratios to the underlay and, for an overlay other than kernel mode's, to kernel mode."""
+    under, kern = summaries[UNDERLAY].median, summaries[KERNEL].median if KERNEL in summaries else None
+    table = []
+    for label, key in ROWS:
+        cells = []
+        for name, summary in summaries.items():
+            bases: list[tuple[str, Any]] = [] if name == UNDERLAY else [(UNDERLAY, getattr(under, key))]
+            if kern is not None and name not in (UNDERLAY, KERNEL):
+                bases.append((KERNEL, getattr(kern, key)))
+            cells.append(cell(summary, key, *bases))
+        table.append((label, cells))
+    return table
+
+
+def settings(summaries: dict[str, Summary]) -> list[str]:
+    """How each ovs column's lab was built (its datapath and port type), where the bench recorded it."""
+    return [
+        f"{name} datapath: {s.median.extra['datapath']}, port type: {s.median.extra['port_type']}"
+        for name, s in summaries.items()
+        if "datapath" in s.median.extra
+    ]
+
+
+def from_json(data: dict[str, Any]) -> dict[str, Summary]:
+    """The summaries a bench's JSON (`bench.to_json`, `bench --json-file`) was written from: each column's
+    rounds, with what the bench recorded of its lab."""
+    named = {f.name for f in fields(Figures)} | {"min", "max", "samples"}
+    found = {}
+    for column, mode in data["modes"].items():
+        extra = {key: value for key, value in mode.items() if key not in named}
+        samples = [Figures(**sample) for sample in mode["samples"]]
+        found[column] = Summary((replace(samples[0], extra=extra), *samples[1:]))
+    return found
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """A bench's JSON as a Markdown table, with how its lab was built and the doubts under it (the docs'
+    figures, so that a page shows exactly what its JSON file holds)."""
+    summaries = from_json(data)
+    repeated = rounds(summaries)
+    how = f"median [min-max] of {repeated} interleaved rounds" if repeated > 1 else "one round"
+    lines = [
+        f"| figure ({data['duration_s']:g} s per iperf3 run, {how}) | " + " | ".join(summaries) + " |",
+        "|---" * (len(summaries) + 1) + "|",
+        *(f"| {label} | " + " | ".join(cells) + " |" for label, cells in grid(summaries)),
+    ]
+    notes = settings(summaries) + [f"not to be trusted: {doubt}" for doubt in doubts(summaries)]
+    return "\n".join(lines) + ("\n\n" + "\n".join(f"- {note}" for note in notes) if notes else "") + "\n"
