@@ -21,7 +21,7 @@ from socket import AF_INET
 
 from ovsvx.errors import PreconditionError
 from ovsvx.host import netstack
-from ovsvx.model.topology import Host, Topology
+from ovsvx.model.topology import PHYS_BRIDGE, Host, Topology
 
 #: The Debian package that provides each program ovsvx runs.
 PACKAGES = {
@@ -142,7 +142,11 @@ def check_real_host(topology: Topology, host: Host) -> list[str]:
                 "(fix hosts[].nic in the topology)"
             )
         addresses = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=index[0], family=AF_INET)}
-        if str(host.vtep) not in addresses:
+        # ovs mode on the userspace datapath moves the VTEP onto its bridge for the NIC (br-phy): there it is
+        # still this host's, and a second deploy (the agent's every pass) must not take it for missing
+        moved = ipr.link_lookup(ifname=PHYS_BRIDGE)
+        carried = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=moved[0], family=AF_INET)} if moved else set()
+        if str(host.vtep) not in addresses | carried:
             raise PreconditionError(
                 f"{host.name}: VTEP address {host.vtep} is not on {host.nic} "
                 f"(it has {', '.join(sorted(addresses)) or 'none'}); fix hosts[].vtep or the NIC's address"

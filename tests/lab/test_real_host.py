@@ -28,7 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ovsvx import waits
 from ovsvx.deploy import agent as agent_module
-from ovsvx.host import firewall, netstack, nftables
+from ovsvx.errors import PreconditionError
+from ovsvx.host import firewall, netstack, nftables, preflight
 from ovsvx.model import reader, topology, writer
 from tests.conftest import REPO, TEST_PREFIX, need_lab
 from tests.lab.intruders import open_up
@@ -154,6 +155,21 @@ def test_a_machine_without_the_nic_is_told_so(machines: dict[str, Any]) -> None:
     )
     assert done.returncode == 3
     assert "host1: underlay NIC ens160 does not exist here; is this machine host1?" in done.stderr
+
+
+def test_a_vtep_that_ovs_mode_moved_onto_br_phy_is_still_this_machines(machines: dict[str, Any]) -> None:
+    """On the userspace datapath ovs mode moves the VTEP from the NIC onto its bridge for it (br-phy), so
+    every later deploy, the agent's every pass, finds it there: that is this machine, not another.  Seen
+    with scripts/pass-cost: the agent's second pass was refused ("VTEP address ... is not on ens160")."""
+    machine, vtep = MACHINES["host1"], VTEPS["host1"]
+    run_on(machine, "ip", "addr", "del", f"{vtep}/24", "dev", "ens160")
+    run_on(machine, "ip", "link", "add", "br-phy", "type", "veth", "peer", "name", "br-phy-end")
+    run_on(machine, "ip", "addr", "add", f"{vtep}/24", "dev", "br-phy")
+    topo = reader.load(Path(machines["topology"]))
+    assert netstack.call_in(machine, lambda: preflight.check_real_host(topo, topo.hosts[0])) == []
+    run_on(machine, "ip", "addr", "del", f"{vtep}/24", "dev", "br-phy")
+    with pytest.raises(PreconditionError, match=f"VTEP address {vtep} is not on ens160"):
+        netstack.call_in(machine, lambda: preflight.check_real_host(topo, topo.hosts[0]))
 
 
 def test_a_dropping_firewall_gets_the_exact_rule_and_that_rule_is_enough(machines: dict[str, Any]) -> None:
