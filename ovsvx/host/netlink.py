@@ -286,9 +286,11 @@ def _inspect_veth(stacks: _Stacks, r: Veth) -> Finding:
     wrong = [f"mac {peer.get('IFLA_ADDRESS')}"] if peer.get("IFLA_ADDRESS") != r.mac else []
     if r.mtu is not None:
         wrong += [f"mtu {link.get('IFLA_MTU')}" for link in (peer, host_end) if link.get("IFLA_MTU") != r.mtu]
+    if wrong:
+        return _recreate_it(r, ", ".join(wrong))
     if not r.tx_offload and tx_offload(stacks.site.ns(r.netns), r.peer):
-        wrong.append("tx checksum offload on")
-    return _recreate_it(r, ", ".join(wrong)) if wrong else base
+        return _found(r, DIFFERS, "tx checksum offload on", Remedy.OFFLOAD_OFF)
+    return base
 
 
 def _fix(stacks: _Stacks, finding: Finding) -> None:
@@ -321,7 +323,10 @@ def _fix_netns(stacks: _Stacks, r: Netns, _: Finding) -> None:
     netstack.create_netns(real)
 
 
-def _fix_veth(stacks: _Stacks, r: Veth, _: Finding) -> None:
+def _fix_veth(stacks: _Stacks, r: Veth, finding: Finding) -> None:
+    if finding.remedy == Remedy.OFFLOAD_OFF:  # the veth is as wanted but for that: its traffic goes on
+        set_tx_offload(stacks.site.ns(r.netns), r.peer, on=False)
+        return
     ipr = stacks.get(None)
     link = _link(ipr, r.name)
     if link is not None:

@@ -25,12 +25,14 @@ class State(StrEnum):
 class Remedy(StrEnum):
     """How a piece that differs is put right, where its kind of repair matters to the fixer: a link that
     is only down is set up; a vxlan device whose only difference is its remote (a static overlay grown
-    from two hosts to more) is given the new one in place; one whose kind or other attributes differ is
-    deleted and made again."""
+    from two hosts to more) is given the new one in place; a veth whose only difference is its checksum
+    offload (turned back on) has it turned off, traffic unbroken; one whose kind or other attributes
+    differ is deleted and made again."""
 
     NONE = ""
     SET_UP = "set up"
     RETARGET = "set its remote"
+    OFFLOAD_OFF = "turn its tx checksum offload off"
     RECREATE = "recreate"
 
 

@@ -188,6 +188,25 @@ def test_workload_veth_deleted(lab: tuple[str, dict[str, Any]]) -> None:
     assert "tap2" in said
 
 
+@ovs_only
+def test_a_workload_veth_checksumming_again_is_seen_and_mended(lab: tuple[str, dict[str, Any]]) -> None:
+    """The userspace datapath needs the namespaces' veths to checksum in software (deploy turns their TX
+    offload off); one turned back on is a finding of status (read through ethtool's ioctl) and deploy mends it."""
+    prefix, before = lab
+    if record.require(Kind.LAB, prefix).settings["host1"].get("datapath") != "netdev":
+        pytest.skip("the kernel datapath leaves the veths' offloads on")
+    ns1, dev = prefix + HOST1.namespaces[0].name, HOST1.namespaces[0].veth
+
+    def offload_on() -> None:
+        assert netstack.run(ns1, ["ethtool", "-K", dev, "tx", "on"]).returncode == 0
+        shown = run_ovsvx("status", "--prefix", prefix, "--json", check=False).stdout
+        assert "tx checksum offload on" in shown, shown
+
+    said = strike(prefix, before, offload_on)
+    assert dev in said or HOST1.namespaces[0].peer in said, said
+    assert "tx-checksumming: off" in netstack.run(ns1, ["ethtool", "-k", dev]).stdout
+
+
 def test_underlay_down_and_up_heals_by_itself(lab: tuple[str, dict[str, Any]]) -> None:
     prefix, before = lab
 
