@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ovsvx.observe import bench, figures
+from ovsvx.model import reader
+from ovsvx.observe import bench, figures, levers
 from ovsvx.observe.figures import Figures, Summary, doubts, interleaved, summarize
 
 
@@ -104,3 +105,14 @@ def test_a_bench_json_file_gives_back_its_summaries_and_its_table() -> None:
         "| TCP 1 stream, Gbit/s | 11 [10-12] | 6 [5-7] (0.55x underlay) | 1.1 [1-1.2] (0.10x underlay, 0.18x kernel) |"
     )
     assert "- ovs datapath: netdev, port type: afxdp-nonpmd" in table
+
+
+def test_a_lever_is_deploys_own_choices_or_the_underlays_mtu() -> None:
+    """`bench --lever NAME` builds the ovs lab from the lever's choices; the jumbo lever's topology is the
+    base with a 9000-byte underlay, checked as a file's would be (its overlay MTU follows)."""
+    pinned = levers.LEVERS["afxdp-pmd-pinned"].options()
+    assert (pinned.port_type, pinned.ovs_config) == ("afxdp", levers.PINNED)
+    base = reader.default()
+    assert levers.LEVERS["afxdp-nonpmd"].topology(base) is base
+    jumbo = levers.LEVERS["jumbo"].topology(base)
+    assert (jumbo.underlay_mtu, jumbo.overlay_mtu) == (9000, 8950) and jumbo.hosts == base.hosts

@@ -93,6 +93,7 @@ def test_bad_topology_file_creates_nothing(
         (["enable", "--host", "host9"], 2, ["unknown host 'host9'"]),
         (["flows", "--host", "host1"], 2, ["ovsvx: error: No such option '--host'"]),
         (["bench", "--json", "out.json"], 2, ["ovsvx: error: Got unexpected extra argument (out.json)"]),
+        (["bench", "--lever", "jumbo", "--port-type", "afxdp"], 2, ["--lever jumbo sets the ovs lab's choices"]),
         (["graph", "-o", "overlay.jpg"], 2, ["-o overlay.jpg", "suffix '.jpg'", ".svg, .png"]),
         (["graph", "--format", "gif"], 2, ["'gif' is not one of", "mermaid"]),
         (["graph", "--prefix", "ovtnone-", "--mode", "kernel"], 2, ["--prefix draw what is deployed"]),

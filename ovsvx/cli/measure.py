@@ -25,10 +25,11 @@ from ovsvx.cli.edge import (
     tunnel_csum_option,
 )
 from ovsvx.deploy import deploy as deployment_ops
+from ovsvx.errors import UsageError
 from ovsvx.host import preflight, record
 from ovsvx.model import reader
 from ovsvx.model.options import DeployOptions
-from ovsvx.observe import bench, figures, metrics
+from ovsvx.observe import bench, figures, levers, metrics
 from ovsvx.ovs import choices
 
 
@@ -82,6 +83,14 @@ from ovsvx.ovs import choices
 )
 @ovs_config_option
 @tunnel_csum_option
+@click.option(
+    "--lever",
+    "lever_name",
+    default=None,
+    type=click.Choice(list(levers.LEVERS)),
+    help="Build the ovs lab as this lever of ovs mode's speed says (its port type, OVS tuning, tunnel checksum "
+    "or underlay MTU), instead of --port-type, --ovs-config and --tunnel-csum.",
+)
 @reported
 def bench_cmd(
     topology_file: Path | None,
@@ -95,10 +104,20 @@ def bench_cmd(
     port_type: str,
     ovs_config: tuple[str, ...],
     tunnel_csum: str | None,
+    lever_name: str | None,
 ) -> None:
     """Measure the raw underlay, kernel vxlan and OVS side by side on this machine, each in a lab of
     its own that the bench builds and destroys (also on Ctrl-C), round after round, interleaved."""
     topo = reader.load(topology_file)
+    options = DeployOptions(port_type=port_type, ovs_config=ovs_config, tunnel_csum=tunnel_csum)
+    if lever_name is not None:
+        if port_type != "auto" or ovs_config or tunnel_csum is not None:
+            raise UsageError(
+                f"--lever {lever_name} sets the ovs lab's choices: give it, or --port-type, --ovs-config and "
+                "--tunnel-csum"
+            )
+        lever = levers.LEVERS[lever_name]
+        topo, options = lever.topology(topo), lever.options()
     modes = bench.parse_modes(modes_text)
     if plot_path is not None:
         bench.require_matplotlib()
@@ -112,11 +131,11 @@ def bench_cmd(
             duration,
             prefix,
             lambda what: progress.update(task, description=what),
-            DeployOptions(port_type=port_type, ovs_config=ovs_config, tunnel_csum=tunnel_csum),
+            options,
             repeat,
         )
     summaries = figures.summarize(samples)
-    data = bench.to_json(summaries, duration)
+    data = bench.to_json(summaries, duration) | ({"lever": lever_name} if lever_name else {})
     if json_path is not None:
         json_path.write_text(json.dumps(data, indent=2) + "\n")
     if plot_path is not None:
