@@ -119,6 +119,12 @@ def check_mode(mode: str) -> Mode:
     return Mode(mode)
 
 
+def vtep_carriers(host: Host) -> set[str]:
+    """The links any mode may have moved `host`'s VTEP address onto from its NIC (ovs mode's br-phy on the
+    userspace datapath): there the address is still this machine's."""
+    return set().union(*(mode.vtep_carriers(host) for mode in BACKENDS.values()))
+
+
 def backend(mode: str, site: Site, deployment: Deployment) -> Backend:
     return BACKENDS[check_mode(mode)](site, deployment)
 

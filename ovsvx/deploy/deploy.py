@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from ovsvx import waits
 from ovsvx.deploy import lab
-from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode, decided
+from ovsvx.deploy.backends import BACKENDS, DEFAULT_MODE, Backend, backend, check_mode, decided, vtep_carriers
 from ovsvx.errors import ApplyError, ConflictError, OvsvxError, UsageError, quiet_after_interrupt, unexpected
 from ovsvx.host import charon, credentials, ipsec, netstack, preflight, record, swanctl
 from ovsvx.host.firewall import Firewall
@@ -135,7 +135,8 @@ def deploy(
     preflight.require_root()
     warnings: list[str] = []
     if scope.kind == Kind.HOST:
-        warnings += preflight.check_real_host(topology, topology.host(scope.host or ""))
+        this = topology.host(scope.host or "")
+        warnings += preflight.check_real_host(topology, this, vtep_carriers(this))
     with record.locked(scope.kind, scope.prefix):
         deployment = _open(scope, topology)
         retired = _retire(deployment, topology)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ovsvx import waits
 from ovsvx.deploy import agent, agentreport, reflector
-from ovsvx.deploy.backends import BACKENDS
+from ovsvx.deploy.backends import BACKENDS, vtep_carriers
 from ovsvx.deploy.deploy import Scope, destroy, resolve_modes
 from ovsvx.errors import ApplyError, ConflictError, PreconditionError
 from ovsvx.files import replace_file
@@ -83,7 +83,8 @@ def enable(
     wanted.host(host)  # the user's values first: an unknown host is refused before anything else
     systemd.require_systemd()
     preflight.require_trusted_code()
-    warnings = preflight.check_real_host(wanted, wanted.host(host))
+    this = wanted.host(host)
+    warnings = preflight.check_real_host(wanted, this, vtep_carriers(this))
     deployed = record.load(Kind.HOST, "")
     if deployed is not None and host not in deployed.modes:
         raise ConflictError(

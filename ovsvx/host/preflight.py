@@ -13,7 +13,7 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -21,7 +21,7 @@ from socket import AF_INET
 
 from ovsvx.errors import PreconditionError
 from ovsvx.host import netstack
-from ovsvx.model.topology import PHYS_BRIDGE, Host, Topology
+from ovsvx.model.topology import Host, Topology
 
 #: The Debian package that provides each program ovsvx runs.
 PACKAGES = {
@@ -132,8 +132,10 @@ def require_tools(*tools: str) -> None:
             )
 
 
-def check_real_host(topology: Topology, host: Host) -> list[str]:
-    """A real host must already have its underlay NIC with the VTEP address; returns warnings."""
+def check_real_host(topology: Topology, host: Host, carriers: Collection[str] = ()) -> list[str]:
+    """A real host must already have its underlay NIC with the VTEP address (or one of `carriers`, the
+    links a mode moves it onto: `backends.vtep_carriers`, so that a second deploy, the agent's every pass,
+    finds it); returns warnings."""
     with netstack.stack(None) as ipr:
         index = ipr.link_lookup(ifname=host.nic)
         if not index:
@@ -142,10 +144,12 @@ def check_real_host(topology: Topology, host: Host) -> list[str]:
                 "(fix hosts[].nic in the topology)"
             )
         addresses = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=index[0], family=AF_INET)}
-        # ovs mode on the userspace datapath moves the VTEP onto its bridge for the NIC (br-phy): there it is
-        # still this host's, and a second deploy (the agent's every pass) must not take it for missing
-        moved = ipr.link_lookup(ifname=PHYS_BRIDGE)
-        carried = {a.get("IFA_ADDRESS") for a in ipr.get_addr(index=moved[0], family=AF_INET)} if moved else set()
+        carried = {
+            a.get("IFA_ADDRESS")
+            for name in carriers
+            for moved in ipr.link_lookup(ifname=name)
+            for a in ipr.get_addr(index=moved, family=AF_INET)
+        }
         if str(host.vtep) not in addresses | carried:
             raise PreconditionError(
                 f"{host.name}: VTEP address {host.vtep} is not on {host.nic} "

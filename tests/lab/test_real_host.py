@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ovsvx import waits
 from ovsvx.deploy import agent as agent_module
+from ovsvx.deploy.backends import vtep_carriers
 from ovsvx.errors import PreconditionError
 from ovsvx.host import firewall, netstack, nftables, preflight
 from ovsvx.model import reader, topology, writer
@@ -166,10 +167,12 @@ def test_a_vtep_that_ovs_mode_moved_onto_br_phy_is_still_this_machines(machines:
     run_on(machine, "ip", "link", "add", "br-phy", "type", "veth", "peer", "name", "br-phy-end")
     run_on(machine, "ip", "addr", "add", f"{vtep}/24", "dev", "br-phy")
     topo = reader.load(Path(machines["topology"]))
-    assert netstack.call_in(machine, lambda: preflight.check_real_host(topo, topo.hosts[0])) == []
+    host1 = topo.hosts[0]
+    carriers = vtep_carriers(host1)  # what deploy and enable hand the check
+    assert netstack.call_in(machine, lambda: preflight.check_real_host(topo, host1, carriers)) == []
     run_on(machine, "ip", "addr", "del", f"{vtep}/24", "dev", "br-phy")
     with pytest.raises(PreconditionError, match=f"VTEP address {vtep} is not on ens160"):
-        netstack.call_in(machine, lambda: preflight.check_real_host(topo, topo.hosts[0]))
+        netstack.call_in(machine, lambda: preflight.check_real_host(topo, host1, carriers))
 
 
 def test_a_dropping_firewall_gets_the_exact_rule_and_that_rule_is_enough(machines: dict[str, Any]) -> None:
