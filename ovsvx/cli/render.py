@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ovsvx.model.findings import State, Verdict
-from ovsvx.observe.figures import Summary, doubts, grid, rounds, settings
+from ovsvx.observe.figures import Summary, described, grid, settings, untrusted
 from ovsvx.ovs import openflow, tables
 
 if TYPE_CHECKING:
@@ -142,12 +142,10 @@ def installed_flows(title: str, installed: Iterable[InstalledFlow], generated: d
 def bench(summaries: dict[str, Summary], duration: float) -> Group:
     """Each figure per column: the median of the rounds with their [min-max], its ratio to the underlay
     and to kernel mode; then what the runs cannot be trusted for."""
-    repeated = rounds(summaries)
-    how = f"median [min-max] of {repeated} interleaved rounds" if repeated > 1 else "one round"
-    title = f"ovsvx bench ({duration:g} s per iperf3 run, {how})"
+    title = f"ovsvx bench ({described(summaries, duration)})"
     table = Table("figure", *summaries, title=title, title_justify="left")
     for label, cells in grid(summaries):
         table.add_row(label, *cells)
     notes = [Text(line) for line in settings(summaries)]
-    notes += [Text(f"not to be trusted: {doubt}", style="yellow") for doubt in doubts(summaries)]
+    notes += [Text(line, style="yellow") for line in untrusted(summaries)]
     return Group(table, *notes)

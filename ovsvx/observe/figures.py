@@ -177,6 +177,18 @@ def grid(summaries: dict[str, Summary]) -> list[tuple[str, list[str]]]:
     return table
 
 
+def described(summaries: dict[str, Summary], duration: float) -> str:
+    """How the figures were taken, as the table's heading says it."""
+    repeated = rounds(summaries)
+    how = f"median [min-max] of {repeated} interleaved rounds" if repeated > 1 else "one round"
+    return f"{duration:g} s per iperf3 run, {how}"
+
+
+def untrusted(summaries: dict[str, Summary]) -> list[str]:
+    """The doubts, as the table's notes say them."""
+    return [f"not to be trusted: {doubt}" for doubt in doubts(summaries)]
+
+
 def settings(summaries: dict[str, Summary]) -> list[str]:
     """How each ovs column's lab was built (its datapath and port type), where the bench recorded it."""
     return [
@@ -202,12 +214,10 @@ def markdown(data: dict[str, Any]) -> str:
     """A bench's JSON as a Markdown table, with how its lab was built and the doubts under it (the docs'
     figures, so that a page shows exactly what its JSON file holds)."""
     summaries = from_json(data)
-    repeated = rounds(summaries)
-    how = f"median [min-max] of {repeated} interleaved rounds" if repeated > 1 else "one round"
     lines = [
-        f"| figure ({data['duration_s']:g} s per iperf3 run, {how}) | " + " | ".join(summaries) + " |",
+        f"| figure ({described(summaries, data['duration_s'])}) | " + " | ".join(summaries) + " |",
         "|---" * (len(summaries) + 1) + "|",
         *(f"| {label} | " + " | ".join(cells) + " |" for label, cells in grid(summaries)),
     ]
-    notes = settings(summaries) + [f"not to be trusted: {doubt}" for doubt in doubts(summaries)]
+    notes = settings(summaries) + untrusted(summaries)
     return "\n".join(lines) + ("\n\n" + "\n".join(f"- {note}" for note in notes) if notes else "") + "\n"
