@@ -31,6 +31,7 @@ from ovsvx.model import reader
 from ovsvx.model.options import DeployOptions
 from ovsvx.observe import bench, figures, levers, metrics
 from ovsvx.ovs import choices
+from ovsvx.ovs.settings import AUTO
 
 
 @click.command("bench")
@@ -76,7 +77,7 @@ from ovsvx.ovs import choices
 )
 @click.option(
     "--port-type",
-    default="auto",
+    default=AUTO,
     show_default=True,
     type=click.Choice(list(choices.PORT_TYPES)),
     help="As for deploy: how the ovs lab's userspace datapath reads its devices.",
@@ -111,7 +112,7 @@ def bench_cmd(
     topo = reader.load(topology_file)
     options = DeployOptions(port_type=port_type, ovs_config=ovs_config, tunnel_csum=tunnel_csum)
     if lever_name is not None:
-        if port_type != "auto" or ovs_config or tunnel_csum is not None:
+        if port_type != AUTO or ovs_config or tunnel_csum is not None:
             raise UsageError(
                 f"--lever {lever_name} sets the ovs lab's choices: give it, or --port-type, --ovs-config and "
                 "--tunnel-csum"
